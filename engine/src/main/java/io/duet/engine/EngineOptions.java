@@ -1,0 +1,128 @@
+package io.duet.engine;
+
+import java.nio.file.Path;
+
+/**
+ * How to open an {@link Engine}. Chainable setters; every value has a {@code DEFAULT_*}.
+ */
+public final class EngineOptions {
+
+  public static final int DEFAULT_BLOCK_SIZE = 16;
+  public static final long DEFAULT_KV_CACHE_BYTES = 256L << 20;
+  public static final int DEFAULT_MAX_BATCH_TOKENS = 512;
+  public static final int DEFAULT_MAX_SEQUENCES = 64;
+
+  private Path modelPath;
+  private Path tokenizerPath;
+  private int blockSize = DEFAULT_BLOCK_SIZE;
+  private long kvCacheBytes = DEFAULT_KV_CACHE_BYTES;
+  private int kvBlocks;
+  private int maxBatchTokens = DEFAULT_MAX_BATCH_TOKENS;
+  private int maxSequences = DEFAULT_MAX_SEQUENCES;
+  private int threads = Runtime.getRuntime().availableProcessors();
+
+  public Path modelPath() {
+    return modelPath;
+  }
+
+  /** The llama2.c checkpoint. Required. */
+  public EngineOptions modelPath(Path value) {
+    this.modelPath = value;
+    return this;
+  }
+
+  public Path tokenizerPath() {
+    return tokenizerPath;
+  }
+
+  /** A llama2.c {@code tokenizer.bin}; without one the engine works on token ids only. */
+  public EngineOptions tokenizerPath(Path value) {
+    this.tokenizerPath = value;
+    return this;
+  }
+
+  public int blockSize() {
+    return blockSize;
+  }
+
+  /** Tokens per KV block. */
+  public EngineOptions blockSize(int value) {
+    this.blockSize = requirePositive(value, "blockSize");
+    return this;
+  }
+
+  public long kvCacheBytes() {
+    return kvCacheBytes;
+  }
+
+  /** Heap given to the KV cache, used when {@link #kvBlocks} is not set. */
+  public EngineOptions kvCacheBytes(long value) {
+    this.kvCacheBytes = requirePositive(value, "kvCacheBytes");
+    return this;
+  }
+
+  public int kvBlocks() {
+    return kvBlocks;
+  }
+
+  /** An exact number of KV blocks; 0 (the default) derives it from {@link #kvCacheBytes}. */
+  public EngineOptions kvBlocks(int value) {
+    if (value < 0) {
+      throw new IllegalArgumentException("kvBlocks must not be negative");
+    }
+    this.kvBlocks = value;
+    return this;
+  }
+
+  public int maxBatchTokens() {
+    return maxBatchTokens;
+  }
+
+  /** Token rows in one forward pass; longer prompts are prefilled in several passes. */
+  public EngineOptions maxBatchTokens(int value) {
+    this.maxBatchTokens = requirePositive(value, "maxBatchTokens");
+    return this;
+  }
+
+  public int maxSequences() {
+    return maxSequences;
+  }
+
+  /** Sequences that receive logits from one forward pass. */
+  public EngineOptions maxSequences(int value) {
+    this.maxSequences = requirePositive(value, "maxSequences");
+    return this;
+  }
+
+  public int threads() {
+    return threads;
+  }
+
+  /** Threads of the forward pass, the calling thread included. */
+  public EngineOptions threads(int value) {
+    this.threads = requirePositive(value, "threads");
+    return this;
+  }
+
+  private static int requirePositive(int value, String name) {
+    if (value <= 0) {
+      throw new IllegalArgumentException(name + " must be positive, was " + value);
+    }
+    return value;
+  }
+
+  private static long requirePositive(long value, String name) {
+    if (value <= 0) {
+      throw new IllegalArgumentException(name + " must be positive, was " + value);
+    }
+    return value;
+  }
+
+  @Override
+  public String toString() {
+    return "EngineOptions{model=" + modelPath + ", tokenizer=" + tokenizerPath + ", blockSize="
+        + blockSize + ", kvCacheBytes=" + kvCacheBytes + ", kvBlocks=" + kvBlocks
+        + ", maxBatchTokens=" + maxBatchTokens + ", maxSequences=" + maxSequences + ", threads="
+        + threads + "}";
+  }
+}

@@ -1,0 +1,137 @@
+package io.duet.engine;
+
+import java.util.Arrays;
+
+/**
+ * The token-by-token bookkeeping of one request: picks the next token from the sequence's
+ * logits, and turns each token into a text delta while watching for every way to stop (EOS or
+ * a stop token, a stop string, {@code maxTokens}, a full context).
+ *
+ * <p>llama2.c models end a text with BOS (run.c stops on it) as often as with EOS, so both end a
+ * generation unless {@link SamplingParams#ignoreEos()} is set.
+ */
+public final class Generation {
+
+  /** What one token added. {@code finish} is null while the generation goes on. */
+  public record Delta(int token, String text, FinishReason finish) {
+  }
+
+  private final Engine engine;
+  private final Sequence sequence;
+  private final SamplingParams params;
+  private final Sampler sampler;
+  private final StreamingDetokenizer detokenizer;
+  private final StopStringFilter stopStrings;
+  private final StringBuilder text = new StringBuilder();
+  private int[] outputTokens = new int[16];
+  private int outputCount;
+  private FinishReason finish;
+
+  /**
+   * @param sampler the sampler to draw with; a fresh one from {@code params}, or one restored
+   *     from the state another engine left it in
+   */
+  public Generation(Engine engine, Sequence sequence, SamplingParams params, Sampler sampler) {
+    this.engine = engine;
+    this.sequence = sequence;
+    this.params = params;
+    this.sampler = sampler;
+    Tokenizer tokenizer = engine.tokenizer();
+    this.detokenizer = tokenizer == null ? null
+        : new StreamingDetokenizer(tokenizer, sequence.lastToken());
+    this.stopStrings = new StopStringFilter(params.stopStrings());
+  }
+
+  public Sequence sequence() {
+    return sequence;
+  }
+
+  /** Samples the next token from the sequence's current logits. */
+  public int sampleNext() {
+    return sampler.sample(sequence.logits());
+  }
+
+  /**
+   * Records a generated token: decides whether it ends the generation and what text it adds.
+   * When the generation goes on, the caller appends the token to the sequence and steps it.
+   */
+  public Delta accept(int token) {
+    if (finish != null) {
+      throw new IllegalStateException("generation already finished: " + finish);
+    }
+    if (isStopToken(token)) {
+      finish = FinishReason.STOP;
+      String rest = flushText();
+      text.append(rest);
+      return new Delta(token, rest, finish);
+    }
+    if (outputCount == outputTokens.length) {
+      outputTokens = Arrays.copyOf(outputTokens, outputCount * 2);
+    }
+    outputTokens[outputCount++] = token;
+    String delta = "";
+    if (detokenizer != null) {
+      StopStringFilter.Result result = stopStrings.accept(detokenizer.accept(token));
+      delta = result.text();
+      if (result.stopped()) {
+        finish = FinishReason.STOP;
+      }
+    }
+    if (finish == null && (outputCount >= params.maxTokens()
+        || engine.contextRemaining(sequence) <= 0)) {
+      finish = FinishReason.LENGTH;
+      delta += flushText();
+    }
+    text.append(delta);
+    return new Delta(token, delta, finish);
+  }
+
+  private boolean isStopToken(int token) {
+    if (!params.ignoreEos() && (token == Tokenizer.EOS || token == Tokenizer.BOS)) {
+      return true;
+    }
+    return params.stopTokenIds().contains(token);
+  }
+
+  /** Text held back by the detokenizer and the stop-string filter, released at the end. */
+  private String flushText() {
+    if (detokenizer == null) {
+      return "";
+    }
+    StopStringFilter.Result tail = stopStrings.accept(detokenizer.flush());
+    return tail.stopped() ? tail.text() : tail.text() + stopStrings.flush();
+  }
+
+  /** Ends the generation early (cancel, error): later calls to {@link #accept} are refused. */
+  public void abort(FinishReason reason) {
+    if (finish == null) {
+      finish = reason;
+    }
+  }
+
+  public boolean isFinished() {
+    return finish != null;
+  }
+
+  public FinishReason finishReason() {
+    return finish;
+  }
+
+  /** Generated tokens so far (a stop token that ended the generation is not included). */
+  public int[] outputTokens() {
+    return Arrays.copyOf(outputTokens, outputCount);
+  }
+
+  public int outputTokenCount() {
+    return outputCount;
+  }
+
+  /** All text emitted so far. */
+  public String text() {
+    return text.toString();
+  }
+
+  public long samplerState() {
+    return sampler.state();
+  }
+}

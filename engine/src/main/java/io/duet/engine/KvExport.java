@@ -1,0 +1,91 @@
+package io.duet.engine;
+
+import io.duet.engine.impl.KvStorage;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+
+/**
+ * One sequence's KV blocks laid out in the {@link KvWireFormat}: a header, then one chunk per
+ * block, each encoded on demand so that a sender can stream them without holding the whole
+ * transfer in memory.
+ */
+public final class KvExport {
+
+  private final KvStorage storage;
+  private final int[] blocks;
+  private final int tokenCount;
+  private final int layers;
+  private final byte[] header;
+
+  KvExport(KvLayout layout, KvStorage storage, int[] tokens, int computedTokens, int[] blocks) {
+    this.storage = storage;
+    this.tokenCount = computedTokens;
+    this.layers = layout.layers();
+    int blockSize = storage.blockSize();
+    int chunkCount = (computedTokens + blockSize - 1) / blockSize;
+    this.blocks = java.util.Arrays.copyOf(blocks, chunkCount);
+    this.header = KvWireFormat.encodeHeader(layout, java.util.Arrays.copyOf(tokens, computedTokens),
+        chunkCount);
+  }
+
+  /** The header bytes (the receiver passes them to {@link Engine#beginImport}). */
+  public byte[] header() {
+    return header.clone();
+  }
+
+  public int tokenCount() {
+    return tokenCount;
+  }
+
+  public int chunkCount() {
+    return blocks.length;
+  }
+
+  /** Token slots carried by chunk {@code index}. */
+  private int slots(int index) {
+    return Math.min(storage.blockSize(), tokenCount - index * storage.blockSize());
+  }
+
+  /** Bytes of the whole stream: header and every chunk. */
+  public long totalBytes() {
+    long total = header.length;
+    for (int i = 0; i < blocks.length; i++) {
+      total += KvWireFormat.CHUNK_PREFIX_BYTES + payloadBytes(i) + KvWireFormat.CRC_BYTES;
+    }
+    return total;
+  }
+
+  private int payloadBytes(int index) {
+    return layers * 2 * slots(index) * storage.kvDim() * Float.BYTES;
+  }
+
+  /** Encodes chunk {@code index}: block {@code index} of the sequence, with its CRC32C. */
+  public byte[] chunk(int index) {
+    int slots = slots(index);
+    int floats = slots * storage.kvDim();
+    int payload = payloadBytes(index);
+    byte[] bytes = new byte[KvWireFormat.CHUNK_PREFIX_BYTES + payload + KvWireFormat.CRC_BYTES];
+    ByteBuffer b = ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN);
+    b.putInt(index).putInt(slots).putInt(payload);
+    int block = blocks[index];
+    var out = b.slice().order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
+    for (int l = 0; l < layers; l++) {
+      float[] layer = storage.layer(l);
+      out.put(layer, storage.keyOffset(block, 0), floats);
+      out.put(layer, storage.valueOffset(block, 0), floats);
+    }
+    int crcAt = KvWireFormat.CHUNK_PREFIX_BYTES + payload;
+    b.putInt(crcAt, KvWireFormat.crc(bytes, 0, crcAt));
+    return bytes;
+  }
+
+  /** Writes the header and every chunk. */
+  public void writeTo(OutputStream out) throws IOException {
+    out.write(header);
+    for (int i = 0; i < blocks.length; i++) {
+      out.write(chunk(i));
+    }
+  }
+}

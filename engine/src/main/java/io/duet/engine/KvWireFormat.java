@@ -1,0 +1,196 @@
+package io.duet.engine;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.util.zip.CRC32C;
+
+/**
+ * The self-describing byte stream one sequence's KV blocks travel in. All integers and floats
+ * are little-endian.
+ *
+ * <pre>
+ * header  = "DUETKV" u16:version u32:bodyLength body u32:crc32c(body)
+ * body    = str:modelHash str:dtype u32:layers u32:kvHeads u32:headDim u32:blockSize
+ *           u32:tokenCount u32:chunkCount u32[tokenCount]:tokens
+ * str     = u16:length utf8-bytes
+ * chunk   = u32:index u32:slots u32:payloadLength payload u32:crc32c(index..payload)
+ * payload = for each layer: keys f32[slots * kvDim], values f32[slots * kvDim]
+ * </pre>
+ *
+ * Chunk {@code i} carries block {@code i} of the sequence: {@code blockSize} token slots, fewer
+ * in the last one. Every length is checked against the header before it is trusted.
+ */
+public final class KvWireFormat {
+
+  static final byte[] MAGIC = "DUETKV".getBytes(StandardCharsets.US_ASCII);
+  static final int VERSION = 1;
+  /** Magic, version and body length: what must be read to know the header's size. */
+  public static final int HEADER_PREFIX_BYTES = MAGIC.length + 2 + 4;
+  /** Index, slots and payload length: what must be read to know a chunk's size. */
+  public static final int CHUNK_PREFIX_BYTES = 12;
+  static final int CRC_BYTES = 4;
+  private static final int MAX_HEADER_BODY = 64 << 20;
+  private static final int MAX_CHUNK_PAYLOAD = 1 << 30;
+
+  private KvWireFormat() {
+  }
+
+  /** The parsed header: the sender's layout and the tokens whose KV follows. */
+  public record Header(KvLayout layout, int[] tokens, int chunkCount) {
+  }
+
+  /**
+   * The whole header's length given its first {@link #HEADER_PREFIX_BYTES} bytes.
+   *
+   * @throws KvTransferException when the prefix is not a KV stream of this version
+   */
+  public static int headerLength(ByteBuffer prefix) {
+    ByteBuffer b = prefix.duplicate().order(ByteOrder.LITTLE_ENDIAN);
+    for (byte m : MAGIC) {
+      if (b.get() != m) {
+        throw malformed("not a KV stream (bad magic)");
+      }
+    }
+    int version = Short.toUnsignedInt(b.getShort());
+    if (version != VERSION) {
+      throw malformed("KV stream version " + version + ", this engine reads version " + VERSION);
+    }
+    int body = b.getInt();
+    if (body < 0 || body > MAX_HEADER_BODY) {
+      throw malformed("header body length " + body + " out of range");
+    }
+    return HEADER_PREFIX_BYTES + body + CRC_BYTES;
+  }
+
+  /**
+   * A whole chunk's length given its first {@link #CHUNK_PREFIX_BYTES} bytes.
+   */
+  public static int chunkLength(ByteBuffer prefix) {
+    int payload = prefix.duplicate().order(ByteOrder.LITTLE_ENDIAN).getInt(8);
+    if (payload < 0 || payload > MAX_CHUNK_PAYLOAD) {
+      throw malformed("chunk payload length " + payload + " out of range");
+    }
+    return CHUNK_PREFIX_BYTES + payload + CRC_BYTES;
+  }
+
+  static byte[] encodeHeader(KvLayout layout, int[] tokens, int chunkCount) {
+    byte[] hash = layout.modelHash().getBytes(StandardCharsets.UTF_8);
+    byte[] dtype = layout.dtype().getBytes(StandardCharsets.UTF_8);
+    int body = 2 + hash.length + 2 + dtype.length + 6 * 4 + 4 * tokens.length;
+    ByteBuffer b = ByteBuffer.allocate(HEADER_PREFIX_BYTES + body + CRC_BYTES)
+        .order(ByteOrder.LITTLE_ENDIAN);
+    b.put(MAGIC).putShort((short) VERSION).putInt(body);
+    int bodyStart = b.position();
+    b.putShort((short) hash.length).put(hash).putShort((short) dtype.length).put(dtype);
+    b.putInt(layout.layers()).putInt(layout.kvHeads()).putInt(layout.headDim())
+        .putInt(layout.blockSize()).putInt(tokens.length).putInt(chunkCount);
+    for (int token : tokens) {
+      b.putInt(token);
+    }
+    b.putInt(crc(b.array(), bodyStart, body));
+    return b.array();
+  }
+
+  /** Parses and checks a whole header. */
+  public static Header parseHeader(byte[] header) {
+    if (header.length < HEADER_PREFIX_BYTES) {
+      throw truncated("header of " + header.length + " bytes is shorter than its prefix");
+    }
+    int length = headerLength(ByteBuffer.wrap(header, 0, HEADER_PREFIX_BYTES));
+    if (header.length < length) {
+      throw truncated("header needs " + length + " bytes, got " + header.length);
+    }
+    int body = length - HEADER_PREFIX_BYTES - CRC_BYTES;
+    ByteBuffer b = ByteBuffer.wrap(header, 0, length).order(ByteOrder.LITTLE_ENDIAN);
+    if (b.getInt(length - CRC_BYTES) != crc(header, HEADER_PREFIX_BYTES, body)) {
+      throw new KvTransferException(KvTransferException.Reason.CORRUPTED,
+          "header CRC32C mismatch");
+    }
+    b.position(HEADER_PREFIX_BYTES);
+    try {
+      String hash = string(b);
+      String dtype = string(b);
+      int layers = b.getInt();
+      int kvHeads = b.getInt();
+      int headDim = b.getInt();
+      int blockSize = b.getInt();
+      int tokenCount = b.getInt();
+      int chunks = b.getInt();
+      if (tokenCount <= 0 || blockSize <= 0 || tokenCount * 4L != b.remaining() - CRC_BYTES
+          || chunks != (tokenCount + blockSize - 1) / blockSize) {
+        throw malformed("inconsistent header: " + tokenCount + " tokens, block size " + blockSize
+            + ", " + chunks + " chunks");
+      }
+      int[] tokens = new int[tokenCount];
+      for (int i = 0; i < tokenCount; i++) {
+        tokens[i] = b.getInt();
+      }
+      return new Header(new KvLayout(hash, dtype, layers, kvHeads, headDim, blockSize), tokens,
+          chunks);
+    } catch (java.nio.BufferUnderflowException e) {
+      throw malformed("header fields run past its declared length");
+    }
+  }
+
+  private static String string(ByteBuffer b) {
+    int length = Short.toUnsignedInt(b.getShort());
+    byte[] bytes = new byte[length];
+    b.get(bytes);
+    return new String(bytes, StandardCharsets.UTF_8);
+  }
+
+  static int crc(byte[] data, int offset, int length) {
+    CRC32C crc = new CRC32C();
+    crc.update(data, offset, length);
+    return (int) crc.getValue();
+  }
+
+  /** Reads one header from a stream, failing with TRUNCATED if the stream ends inside it. */
+  static byte[] readHeader(InputStream in) throws IOException {
+    byte[] prefix = readFully(in, HEADER_PREFIX_BYTES, "header");
+    int length = headerLength(ByteBuffer.wrap(prefix));
+    byte[] header = new byte[length];
+    System.arraycopy(prefix, 0, header, 0, prefix.length);
+    readInto(in, header, prefix.length, length - prefix.length, "header");
+    return header;
+  }
+
+  /** Reads one chunk from a stream, failing with TRUNCATED if the stream ends inside it. */
+  static byte[] readChunk(InputStream in) throws IOException {
+    byte[] prefix = readFully(in, CHUNK_PREFIX_BYTES, "chunk");
+    int length = chunkLength(ByteBuffer.wrap(prefix));
+    byte[] chunk = new byte[length];
+    System.arraycopy(prefix, 0, chunk, 0, prefix.length);
+    readInto(in, chunk, prefix.length, length - prefix.length, "chunk");
+    return chunk;
+  }
+
+  private static byte[] readFully(InputStream in, int length, String what) throws IOException {
+    byte[] bytes = new byte[length];
+    readInto(in, bytes, 0, length, what);
+    return bytes;
+  }
+
+  private static void readInto(InputStream in, byte[] bytes, int offset, int length, String what)
+      throws IOException {
+    int done = 0;
+    while (done < length) {
+      int n = in.read(bytes, offset + done, length - done);
+      if (n < 0) {
+        throw truncated("stream ended " + (length - done) + " bytes before the end of a " + what);
+      }
+      done += n;
+    }
+  }
+
+  static KvTransferException malformed(String message) {
+    return new KvTransferException(KvTransferException.Reason.MALFORMED, message);
+  }
+
+  static KvTransferException truncated(String message) {
+    return new KvTransferException(KvTransferException.Reason.TRUNCATED, message);
+  }
+}

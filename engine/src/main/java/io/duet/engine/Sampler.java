@@ -1,0 +1,171 @@
+package io.duet.engine;
+
+import java.util.Arrays;
+
+/**
+ * Picks the next token from logits, as llama2.c's run.c does: argmax at temperature 0;
+ * otherwise softmax of logits / temperature, then multinomial sampling or, with top-p in
+ * (0, 1), nucleus sampling, both driven by run.c's xorshift generator, so a seed gives the same
+ * tokens as run.c. Top-k, when set, keeps only the k most likely tokens before top-p.
+ *
+ * <p>The generator's state can be read and restored ({@link #state()},
+ * {@link #Sampler(SamplingParams, long, int)}), so a sequence prefilled on one engine and
+ * decoded on another draws the very numbers it would have drawn on one.
+ */
+public final class Sampler {
+
+  private final SamplingParams params;
+  private long state;
+  /** Candidates for top-k/top-p: probability bits (descending) and token id packed in a long. */
+  private final long[] candidates;
+
+  /** A sampler whose generator starts from {@code params.seed()}. */
+  public Sampler(SamplingParams params, int vocabSize) {
+    this(params, params.seed(), vocabSize);
+  }
+
+  /** A sampler whose generator continues from a saved {@link #state()}. */
+  public Sampler(SamplingParams params, long state, int vocabSize) {
+    this.params = params;
+    this.state = state;
+    this.candidates = params.temperature() > 0 ? new long[vocabSize] : null;
+  }
+
+  public long state() {
+    return state;
+  }
+
+  /** Samples a token; may overwrite {@code logits} with probabilities. */
+  public int sample(float[] logits) {
+    if (params.temperature() == 0f) {
+      return argmax(logits);
+    }
+    float temperature = params.temperature();
+    for (int i = 0; i < logits.length; i++) {
+      logits[i] /= temperature;
+    }
+    softmax(logits);
+    float coin = nextFloat();
+    boolean topP = params.topP() > 0 && params.topP() < 1;
+    if (params.topK() > 0 && params.topK() < logits.length) {
+      return sampleTopKTopP(logits, params.topK(), topP ? params.topP() : 1f, coin);
+    }
+    return topP ? sampleTopP(logits, params.topP(), coin) : sampleMultinomial(logits, coin);
+  }
+
+  static int argmax(float[] values) {
+    int best = 0;
+    for (int i = 1; i < values.length; i++) {
+      if (values[i] > values[best]) {
+        best = i;
+      }
+    }
+    return best;
+  }
+
+  static void softmax(float[] x) {
+    float max = x[0];
+    for (int i = 1; i < x.length; i++) {
+      if (x[i] > max) {
+        max = x[i];
+      }
+    }
+    float sum = 0f;
+    for (int i = 0; i < x.length; i++) {
+      x[i] = (float) Math.exp(x[i] - max);
+      sum += x[i];
+    }
+    for (int i = 0; i < x.length; i++) {
+      x[i] /= sum;
+    }
+  }
+
+  private static int sampleMultinomial(float[] probabilities, float coin) {
+    float cdf = 0f;
+    for (int i = 0; i < probabilities.length; i++) {
+      cdf += probabilities[i];
+      if (coin < cdf) {
+        return i;
+      }
+    }
+    return probabilities.length - 1;
+  }
+
+  /**
+   * run.c's nucleus sampling: tokens below {@code (1 - p) / (n - 1)} cannot be in the nucleus
+   * and are dropped before sorting; ties keep ascending token order (glibc's stable qsort).
+   */
+  private int sampleTopP(float[] probabilities, float topP, float coin) {
+    float cutoff = (1.0f - topP) / (probabilities.length - 1);
+    int n = 0;
+    for (int i = 0; i < probabilities.length; i++) {
+      if (probabilities[i] >= cutoff) {
+        candidates[n++] = pack(probabilities[i], i);
+      }
+    }
+    Arrays.sort(candidates, 0, n);
+    return pickFromSorted(n, topP, 1f, coin);
+  }
+
+  private int sampleTopKTopP(float[] probabilities, int k, float topP, float coin) {
+    for (int i = 0; i < probabilities.length; i++) {
+      candidates[i] = pack(probabilities[i], i);
+    }
+    Arrays.sort(candidates, 0, probabilities.length);
+    float mass = 0f;
+    for (int i = 0; i < k; i++) {
+      mass += probability(candidates[i]);
+    }
+    return pickFromSorted(k, topP, mass, coin);
+  }
+
+  /** Cuts the sorted candidates at cumulative probability {@code topP * mass}, then draws. */
+  private int pickFromSorted(int n, float topP, float mass, float coin) {
+    float cumulative = 0f;
+    int last = n - 1;
+    float threshold = topP * mass;
+    for (int i = 0; i < n; i++) {
+      cumulative += probability(candidates[i]);
+      if (cumulative > threshold) {
+        last = i;
+        break;
+      }
+    }
+    float r = coin * cumulative;
+    float cdf = 0f;
+    for (int i = 0; i <= last; i++) {
+      cdf += probability(candidates[i]);
+      if (r < cdf) {
+        return token(candidates[i]);
+      }
+    }
+    return token(candidates[last]);
+  }
+
+  /** Sorting these ascending orders by probability descending, then token id ascending. */
+  private static long pack(float probability, int token) {
+    long inverted = Integer.MAX_VALUE - Float.floatToRawIntBits(probability);
+    return (inverted << 32) | token;
+  }
+
+  private static float probability(long packed) {
+    return Float.intBitsToFloat((int) (Integer.MAX_VALUE - (packed >> 32)));
+  }
+
+  private static int token(long packed) {
+    return (int) packed;
+  }
+
+  /** run.c's xorshift64* step. */
+  private int nextInt() {
+    state ^= state >>> 12;
+    state ^= state << 25;
+    state ^= state >>> 27;
+    return (int) ((state * 0x2545F4914F6CDD1DL) >>> 32);
+  }
+
+  /** A float in [0, 1) from the top 24 bits, as run.c's random_f32. */
+  private float nextFloat() {
+    return (nextInt() >>> 8) / 16777216.0f;
+  }
+}

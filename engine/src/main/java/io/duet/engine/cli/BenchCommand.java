@@ -1,0 +1,171 @@
+package io.duet.engine.cli;
+
+import io.duet.engine.Engine;
+import io.duet.engine.EngineOptions;
+import io.duet.engine.KvExport;
+import io.duet.engine.Sequence;
+import java.io.ByteArrayInputStream;
+import java.io.ByteArrayOutputStream;
+import java.lang.management.ManagementFactory;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Random;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+/**
+ * Speed figures of the engine on one model: single-stream decode, aggregate decode of a batch,
+ * prefill of a long prompt, KV export+import throughput, and the heap the model costs. Prompts
+ * are random token ids (the figures do not depend on the text); each figure is the median of
+ * {@code --repeat} runs after one warm-up run.
+ */
+@Command(name = "bench", mixinStandardHelpOptions = true,
+    description = "Measure decode, batched decode, prefill and KV transfer speed.")
+final class BenchCommand implements Callable<Integer> {
+
+  @Parameters(index = "0", description = "llama2.c checkpoint")
+  Path model;
+
+  @Option(names = "--batch", description = "concurrent sequences for batched decode "
+      + "(default: ${DEFAULT-VALUE})")
+  int batch = 32;
+
+  @Option(names = "--decode-tokens", description = "tokens per decode run (default: ${DEFAULT-VALUE})")
+  int decodeTokens = 128;
+
+  @Option(names = "--prompt-tokens", description = "prompt length for prefill (default: ${DEFAULT-VALUE})")
+  int promptTokens = 256;
+
+  @Option(names = "--repeat", description = "measured runs per figure (default: ${DEFAULT-VALUE})")
+  int repeat = 3;
+
+  @Option(names = "--threads", description = "compute threads (default: all cores)")
+  Integer threads;
+
+  private final Random random = new Random(42);
+
+  @Override
+  public Integer call() throws Exception {
+    EngineOptions options = new EngineOptions().modelPath(model)
+        .maxSequences(Math.max(batch, 1)).maxBatchTokens(Math.max(512, promptTokens));
+    if (threads != null) {
+      options.threads(threads);
+    }
+    long heapBefore = usedHeap();
+    try (Engine engine = Engine.open(options); Engine peer = Engine.open(options)) {
+      long heapWithEngines = usedHeap();
+      int seqLen = engine.config().seqLen();
+      int prompt = Math.min(promptTokens, seqLen - 1);
+      int decode = Math.min(decodeTokens, seqLen - 9);
+      System.out.printf("model %s %s%nkernels: %s, threads: %d%n", model.getFileName(),
+          engine.config(), engine.kernelsDescription(), engine.options().threads());
+
+      double single = median("single-stream decode", () -> decodeRate(engine, 1, decode));
+      double batched = median("decode x" + batch, () -> decodeRate(engine, batch, decode));
+      double prefill = median("prefill " + prompt, () -> prefillRate(engine, prompt));
+      double transfer = median("KV export+import", () -> transferRate(engine, peer, prompt));
+
+      System.out.printf("%-34s %10.1f tok/s  (%.2f ms/token)%n", "single-stream decode", single,
+          1000 / single);
+      System.out.printf("%-34s %10.1f tok/s  (%.1fx single)%n",
+          "aggregate decode, " + batch + " sequences", batched, batched / single);
+      System.out.printf("%-34s %10.1f tok/s  (%.1fx single decode)%n",
+          "prefill, " + prompt + "-token prompt", prefill, prefill / single);
+      System.out.printf("%-34s %10.1f MB/s   (%d tokens, %.2f MB)%n", "KV export+import", transfer,
+          prompt, prompt * engine.layout().bytesPerToken() / 1e6);
+      System.out.printf("%-34s %10.1f MB     (model file %.1f MB, mapped off-heap; KV cache "
+          + "and activations of two engines included)%n", "heap in use",
+          (heapWithEngines - heapBefore) / 1e6, engine.model().fileSize() / 1e6);
+    }
+    return 0;
+  }
+
+  private interface Run {
+    double rate() throws Exception;
+  }
+
+  private double median(String label, Run run) throws Exception {
+    run.rate();
+    double[] rates = new double[repeat];
+    for (int i = 0; i < repeat; i++) {
+      System.err.printf("\r[bench] %-28s run %d/%d", label, i + 1, repeat);
+      rates[i] = run.rate();
+    }
+    System.err.printf("\r[bench] %-28s done          %n", label);
+    Arrays.sort(rates);
+    return rates[repeat / 2];
+  }
+
+  private int[] randomPrompt(Engine engine, int length) {
+    int[] tokens = new int[length];
+    tokens[0] = 1;
+    for (int i = 1; i < length; i++) {
+      tokens[i] = 3 + random.nextInt(engine.config().vocabSize() - 3);
+    }
+    return tokens;
+  }
+
+  /** Tokens per second of {@code sequences} sequences decoding {@code tokens} steps together. */
+  private double decodeRate(Engine engine, int sequences, int tokens) {
+    List<Sequence> running = new ArrayList<>();
+    for (int i = 0; i < sequences; i++) {
+      running.add(engine.allocate(randomPrompt(engine, 8)));
+    }
+    engine.step(running);
+    long start = System.nanoTime();
+    for (int t = 0; t < tokens; t++) {
+      for (Sequence s : running) {
+        engine.append(s, argmax(s.logits()));
+      }
+      engine.step(running);
+    }
+    long nanos = System.nanoTime() - start;
+    running.forEach(engine::release);
+    return (double) sequences * tokens / (nanos / 1e9);
+  }
+
+  private double prefillRate(Engine engine, int length) {
+    Sequence s = engine.allocate(randomPrompt(engine, length));
+    long start = System.nanoTime();
+    engine.step(List.of(s));
+    long nanos = System.nanoTime() - start;
+    engine.release(s);
+    return length / (nanos / 1e9);
+  }
+
+  /** MB/s of serializing a prefilled sequence's KV and importing it into another engine. */
+  private double transferRate(Engine engine, Engine peer, int length) throws Exception {
+    Sequence s = engine.allocate(randomPrompt(engine, length));
+    engine.step(List.of(s));
+    long start = System.nanoTime();
+    KvExport export = engine.exportKv(s);
+    ByteArrayOutputStream bytes = new ByteArrayOutputStream((int) export.totalBytes());
+    export.writeTo(bytes);
+    Sequence imported = peer.importKv(new ByteArrayInputStream(bytes.toByteArray()));
+    long nanos = System.nanoTime() - start;
+    engine.release(s);
+    peer.release(imported);
+    return bytes.size() / 1e6 / (nanos / 1e9);
+  }
+
+  private static int argmax(float[] values) {
+    int best = 0;
+    for (int i = 1; i < values.length; i++) {
+      if (values[i] > values[best]) {
+        best = i;
+      }
+    }
+    return best;
+  }
+
+  private static long usedHeap() {
+    for (int i = 0; i < 3; i++) {
+      System.gc();
+    }
+    return ManagementFactory.getMemoryMXBean().getHeapMemoryUsage().getUsed();
+  }
+}

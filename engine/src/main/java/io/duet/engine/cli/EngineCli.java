@@ -1,0 +1,23 @@
+package io.duet.engine.cli;
+
+import io.duet.engine.launch.VectorLauncher;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+/** {@code java -jar engine.jar generate|bench ...}. */
+@Command(name = "engine.jar", mixinStandardHelpOptions = true,
+    description = "Pure-Java Llama inference on llama2.c checkpoints.",
+    subcommands = {GenerateCommand.class, BenchCommand.class})
+public final class EngineCli {
+
+  private static final String LOGBACK_CONFIG = "logback.configurationFile";
+
+  public static void main(String[] args) {
+    VectorLauncher.ensureVectorApi(EngineCli.class, args);
+    if (System.getProperty(LOGBACK_CONFIG) == null) {
+      System.setProperty(LOGBACK_CONFIG, "logback-cli.xml");
+    }
+    int exit = new CommandLine(new EngineCli()).execute(args);
+    System.exit(exit);
+  }
+}

@@ -1,0 +1,312 @@
+package io.duet.engine.impl;
+
+import io.duet.engine.Model;
+import io.duet.engine.ModelConfig;
+
+/**
+ * The Llama forward pass (RMSNorm, GQA attention with RoPE, SwiGLU feed-forward) over a batch of
+ * token rows that may belong to many sequences, each row at its own position: a prompt being
+ * prefilled contributes many rows, a decoding sequence one. Keys and values are written into and
+ * read from the paged {@link KvStorage} through each row's block table.
+ *
+ * <p>Every buffer is allocated up front for {@code maxTokens} rows; the parallel jobs are bound
+ * once to methods of this class and read the current step from fields, so a step allocates
+ * nothing. Every output element is computed by one thread with the same code whatever the batch,
+ * which keeps results bit-identical between a sequence alone and inside a batch.
+ */
+public final class Transformer {
+
+  private final Model model;
+  private final ModelConfig c;
+  private final Kernels kernels;
+  private final WorkerPool pool;
+  private final KvStorage kv;
+  private final int maxTokens;
+  private final int maxLogitRows;
+
+  private final float[] x;
+  private final float[] xb;
+  private final float[] xb2;
+  private final float[] q;
+  private final float[] k;
+  private final float[] v;
+  private final float[] hb;
+  private final float[] hb2;
+  private final float[] finalRows;
+  private final float[][] attentionScratch;
+  private final float[] ropeCos;
+  private final float[] ropeSin;
+  private final float attentionScale;
+
+  private final ChunkPlan qkvPlan;
+  private final ChunkPlan outputPlan;
+  private final ChunkPlan ffnUpPlan;
+  private final ChunkPlan ffnDownPlan;
+  private final ChunkPlan classifierPlan;
+  private final WorkerPool.Task qkvTask = this::qkvChunk;
+  private final WorkerPool.Task attentionTask = this::attentionChunk;
+  private final WorkerPool.Task outputTask = this::outputChunk;
+  private final WorkerPool.Task ffnUpTask = this::ffnUpChunk;
+  private final WorkerPool.Task ffnDownTask = this::ffnDownChunk;
+  private final WorkerPool.Task classifierTask = this::classifierChunk;
+
+  // The step being computed; written by the calling thread before each parallel job.
+  private int tokenCount;
+  private int[] positions;
+  private int[] rowSegment;
+  private int[][] blockTables;
+  private Model.Layer layer;
+  private float[] layerCache;
+  private int logitRows;
+  private float[] logitsOut;
+
+  public Transformer(Model model, Kernels kernels, WorkerPool pool, KvStorage kv, int maxTokens,
+      int maxLogitRows) {
+    this.model = model;
+    this.c = model.config();
+    this.kernels = kernels;
+    this.pool = pool;
+    this.kv = kv;
+    this.maxTokens = maxTokens;
+    this.maxLogitRows = maxLogitRows;
+    int dim = c.dim();
+    x = new float[maxTokens * dim];
+    xb = new float[maxTokens * dim];
+    xb2 = new float[maxTokens * dim];
+    q = new float[maxTokens * dim];
+    k = new float[maxTokens * c.kvDim()];
+    v = new float[maxTokens * c.kvDim()];
+    hb = new float[maxTokens * c.hiddenDim()];
+    hb2 = new float[maxTokens * c.hiddenDim()];
+    finalRows = new float[maxLogitRows * dim];
+    attentionScratch = new float[pool.size()][c.seqLen()];
+    int half = c.headSize() / 2;
+    ropeCos = new float[c.seqLen() * half];
+    ropeSin = new float[c.seqLen() * half];
+    fillRopeTables(c, ropeCos, ropeSin);
+    attentionScale = (float) Math.sqrt(c.headSize());
+    int threads = pool.size();
+    Model.Layer first = model.layer(0);
+    qkvPlan = ChunkPlan.of(threads, first.wq().rows(), first.wk().rows(), first.wv().rows());
+    outputPlan = ChunkPlan.of(threads, first.wo().rows());
+    ffnUpPlan = ChunkPlan.of(threads, first.w1().rows());
+    ffnDownPlan = ChunkPlan.of(threads, first.w2().rows());
+    classifierPlan = ChunkPlan.of(threads, model.classifier().rows());
+  }
+
+  /** RoPE rotation angles exactly as llama2.c computes them, in float. */
+  private static void fillRopeTables(ModelConfig c, float[] cos, float[] sin) {
+    int half = c.headSize() / 2;
+    for (int pos = 0; pos < c.seqLen(); pos++) {
+      for (int i = 0; i < half; i++) {
+        float freq = 1.0f / (float) Math.pow(10000.0f, (2 * i) / (float) c.headSize());
+        float angle = pos * freq;
+        cos[pos * half + i] = (float) Math.cos(angle);
+        sin[pos * half + i] = (float) Math.sin(angle);
+      }
+    }
+  }
+
+  public int maxTokens() {
+    return maxTokens;
+  }
+
+  public int maxLogitRows() {
+    return maxLogitRows;
+  }
+
+  /**
+   * Runs the model over {@code count} token rows. Row {@code t} holds token {@code tokens[t]} at
+   * position {@code positions[t]} of the sequence whose block table is
+   * {@code blockTables[rowSegment[t]]}; its key and value are stored there. Rows of one sequence
+   * must be in position order and every earlier position of it must already be cached or be an
+   * earlier row of this batch.
+   *
+   * @param logitSourceRows the rows whose next-token logits are wanted, in output order
+   * @param logits receives {@code logitSourceRows.length} rows of {@code vocabSize} logits
+   */
+  public void forward(int count, int[] tokens, int[] positions, int[] rowSegment,
+      int[][] blockTables, int logitRowCount, int[] logitSourceRows, float[] logits) {
+    if (count > maxTokens || logitRowCount > maxLogitRows) {
+      throw new IllegalArgumentException("batch of " + count + " rows / " + logitRowCount
+          + " logit rows exceeds " + maxTokens + " / " + maxLogitRows);
+    }
+    this.tokenCount = count;
+    this.positions = positions;
+    this.rowSegment = rowSegment;
+    this.blockTables = blockTables;
+    int dim = c.dim();
+    for (int t = 0; t < count; t++) {
+      model.tokenEmbedding().copyRow(tokens[t], x, t * dim);
+    }
+    for (int l = 0; l < c.layers(); l++) {
+      layer = model.layer(l);
+      layerCache = kv.layer(l);
+      for (int t = 0; t < count; t++) {
+        rmsNorm(xb, t * dim, x, t * dim, layer.attentionNorm(), dim);
+      }
+      pool.run(qkvPlan.chunks(), qkvTask);
+      for (int t = 0; t < count; t++) {
+        rotate(t);
+        storeKeyValue(t);
+      }
+      pool.run(count * c.heads(), attentionTask);
+      pool.run(outputPlan.chunks(), outputTask);
+      addInto(x, xb2, count * dim);
+      for (int t = 0; t < count; t++) {
+        rmsNorm(xb, t * dim, x, t * dim, layer.ffnNorm(), dim);
+      }
+      pool.run(ffnUpPlan.chunks(), ffnUpTask);
+      pool.run(ffnDownPlan.chunks(), ffnDownTask);
+      addInto(x, xb, count * dim);
+    }
+    for (int r = 0; r < logitRowCount; r++) {
+      rmsNorm(finalRows, r * dim, x, logitSourceRows[r] * dim, model.finalNorm(), dim);
+    }
+    this.logitRows = logitRowCount;
+    this.logitsOut = logits;
+    pool.run(classifierPlan.chunks(), classifierTask);
+    this.logitsOut = null;
+    this.layer = null;
+    this.layerCache = null;
+  }
+
+  private void qkvChunk(int chunk, int worker) {
+    int dim = c.dim();
+    int kvDim = c.kvDim();
+    int matrix = qkvPlan.matrix(chunk);
+    int from = qkvPlan.from(chunk);
+    int to = qkvPlan.to(chunk);
+    switch (matrix) {
+      case 0 -> kernels.matmul(layer.wq(), xb, dim, tokenCount, q, 0, dim, from, to);
+      case 1 -> kernels.matmul(layer.wk(), xb, dim, tokenCount, k, 0, kvDim, from, to);
+      default -> kernels.matmul(layer.wv(), xb, dim, tokenCount, v, 0, kvDim, from, to);
+    }
+  }
+
+  /** Rotary position embedding of one row's query and key, pairwise as llama2.c does it. */
+  private void rotate(int t) {
+    int headSize = c.headSize();
+    int half = headSize / 2;
+    int tableBase = positions[t] * half;
+    int dim = c.dim();
+    int kvDim = c.kvDim();
+    for (int i = 0; i < dim; i += 2) {
+      int pair = (i % headSize) / 2;
+      float fcr = ropeCos[tableBase + pair];
+      float fci = ropeSin[tableBase + pair];
+      rotatePair(q, t * dim + i, fcr, fci);
+      if (i < kvDim) {
+        rotatePair(k, t * kvDim + i, fcr, fci);
+      }
+    }
+  }
+
+  private static void rotatePair(float[] vec, int i, float fcr, float fci) {
+    float v0 = vec[i];
+    float v1 = vec[i + 1];
+    vec[i] = v0 * fcr - v1 * fci;
+    vec[i + 1] = v0 * fci + v1 * fcr;
+  }
+
+  private void storeKeyValue(int t) {
+    int kvDim = c.kvDim();
+    int position = positions[t];
+    int block = blockTables[rowSegment[t]][position / kv.blockSize()];
+    int slot = position % kv.blockSize();
+    System.arraycopy(k, t * kvDim, layerCache, kv.keyOffset(block, slot), kvDim);
+    System.arraycopy(v, t * kvDim, layerCache, kv.valueOffset(block, slot), kvDim);
+  }
+
+  /** Attention of one (row, head) pair over every cached position up to the row's own. */
+  private void attentionChunk(int chunk, int worker) {
+    int heads = c.heads();
+    int t = chunk / heads;
+    int h = chunk % heads;
+    int headSize = c.headSize();
+    int kvHead = h / (heads / c.kvHeads());
+    int headOffset = kvHead * headSize;
+    int position = positions[t];
+    int[] table = blockTables[rowSegment[t]];
+    int blockSize = kv.blockSize();
+    float[] att = attentionScratch[worker];
+    int qOffset = t * c.dim() + h * headSize;
+    float max = Float.NEGATIVE_INFINITY;
+    for (int p = 0; p <= position; p++) {
+      int keyAt = kv.keyOffset(table[p / blockSize], p % blockSize) + headOffset;
+      float score = kernels.dot(q, qOffset, layerCache, keyAt, headSize) / attentionScale;
+      att[p] = score;
+      if (score > max) {
+        max = score;
+      }
+    }
+    float sum = 0f;
+    for (int p = 0; p <= position; p++) {
+      float e = (float) Math.exp(att[p] - max);
+      att[p] = e;
+      sum += e;
+    }
+    int out = t * c.dim() + h * headSize;
+    java.util.Arrays.fill(xb, out, out + headSize, 0f);
+    for (int p = 0; p <= position; p++) {
+      int valueAt = kv.valueOffset(table[p / blockSize], p % blockSize) + headOffset;
+      kernels.axpy(att[p] / sum, layerCache, valueAt, xb, out, headSize);
+    }
+  }
+
+  private void outputChunk(int chunk, int worker) {
+    int dim = c.dim();
+    kernels.matmul(layer.wo(), xb, dim, tokenCount, xb2, 0, dim,
+        outputPlan.from(chunk), outputPlan.to(chunk));
+  }
+
+  /** Gate and up projections of one range of hidden units, then SwiGLU on that range. */
+  private void ffnUpChunk(int chunk, int worker) {
+    int dim = c.dim();
+    int hidden = c.hiddenDim();
+    int from = ffnUpPlan.from(chunk);
+    int to = ffnUpPlan.to(chunk);
+    kernels.matmul(layer.w1(), xb, dim, tokenCount, hb, 0, hidden, from, to);
+    kernels.matmul(layer.w3(), xb, dim, tokenCount, hb2, 0, hidden, from, to);
+    for (int t = 0; t < tokenCount; t++) {
+      int base = t * hidden;
+      for (int i = base + from; i < base + to; i++) {
+        float gate = hb[i];
+        hb[i] = gate * (1.0f / (1.0f + (float) Math.exp(-gate))) * hb2[i];
+      }
+    }
+  }
+
+  private void ffnDownChunk(int chunk, int worker) {
+    int dim = c.dim();
+    kernels.matmul(layer.w2(), hb, c.hiddenDim(), tokenCount, xb, 0, dim,
+        ffnDownPlan.from(chunk), ffnDownPlan.to(chunk));
+  }
+
+  private void classifierChunk(int chunk, int worker) {
+    int vocab = c.vocabSize();
+    kernels.matmul(model.classifier(), finalRows, c.dim(), logitRows, logitsOut, 0, vocab,
+        classifierPlan.from(chunk), classifierPlan.to(chunk));
+  }
+
+  private static void rmsNorm(float[] out, int outOffset, float[] in, int inOffset, float[] weight,
+      int size) {
+    float ss = 0f;
+    for (int j = 0; j < size; j++) {
+      float value = in[inOffset + j];
+      ss += value * value;
+    }
+    ss /= size;
+    ss += 1e-5f;
+    ss = 1.0f / (float) Math.sqrt(ss);
+    for (int j = 0; j < size; j++) {
+      out[outOffset + j] = weight[j] * (ss * in[inOffset + j]);
+    }
+  }
+
+  private static void addInto(float[] target, float[] delta, int length) {
+    for (int i = 0; i < length; i++) {
+      target[i] += delta[i];
+    }
+  }
+}

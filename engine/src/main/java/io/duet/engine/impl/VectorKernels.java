@@ -1,0 +1,134 @@
+package io.duet.engine.impl;
+
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * Kernels on the incubating Vector API with 256-bit float vectors (one vector = {@link #LANES}
+ * canonical partial sums). The matrix product walks the weights one row at a time (a single
+ * sequential stream, which the hardware prefetcher follows best; interleaving rows measured
+ * slower from the mapped file) and reuses each loaded row chunk for four tokens, which turns
+ * batched decode and prefill into compute-bound work.
+ *
+ * <p>Only loaded through {@link KernelsProvider}, so a JVM without the incubator module never
+ * links this class.
+ */
+final class VectorKernels implements Kernels {
+
+  private static final VectorSpecies<Float> S = FloatVector.SPECIES_256;
+  private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
+
+  static boolean supported() {
+    return S.length() == LANES && FloatVector.SPECIES_PREFERRED.length() >= LANES;
+  }
+
+  @Override
+  public String description() {
+    return "Vector API kernels (" + S + ")";
+  }
+
+  @Override
+  public void matmul(WeightMatrix w, float[] x, int xStride, int tokens,
+      float[] out, int outOffset, int outStride, int rowFrom, int rowTo) {
+    ByteBuffer data = w.data();
+    int cols = w.cols();
+    for (int n = rowFrom; n < rowTo; n++) {
+      int rowByte = n * cols * Float.BYTES;
+      int t = 0;
+      for (; t + 4 <= tokens; t += 4) {
+        tile1x4(data, rowByte, cols, x, t * xStride, xStride, out,
+            t * outStride + outOffset + n, outStride);
+      }
+      for (; t < tokens; t++) {
+        out[t * outStride + outOffset + n] = rowDot(data, rowByte, cols, x, t * xStride);
+      }
+    }
+  }
+
+  /** One weight row against four tokens: the row is read from memory once for all four. */
+  private static void tile1x4(ByteBuffer w, int rowByte, int cols, float[] x, int x0, int xStride,
+      float[] out, int o0, int outStride) {
+    int x1 = x0 + xStride;
+    int x2 = x1 + xStride;
+    int x3 = x2 + xStride;
+    FloatVector a0 = FloatVector.zero(S);
+    FloatVector a1 = FloatVector.zero(S);
+    FloatVector a2 = FloatVector.zero(S);
+    FloatVector a3 = FloatVector.zero(S);
+    int bound = S.loopBound(cols);
+    int k = 0;
+    for (; k < bound; k += LANES) {
+      FloatVector wv = FloatVector.fromByteBuffer(S, w, rowByte + k * Float.BYTES, LE);
+      a0 = wv.fma(FloatVector.fromArray(S, x, x0 + k), a0);
+      a1 = wv.fma(FloatVector.fromArray(S, x, x1 + k), a1);
+      a2 = wv.fma(FloatVector.fromArray(S, x, x2 + k), a2);
+      a3 = wv.fma(FloatVector.fromArray(S, x, x3 + k), a3);
+    }
+    if (k < cols) {
+      VectorMask<Float> m = S.indexInRange(k, cols);
+      FloatVector wv = FloatVector.fromByteBuffer(S, w, rowByte + k * Float.BYTES, LE, m);
+      a0 = wv.fma(FloatVector.fromArray(S, x, x0 + k, m), a0);
+      a1 = wv.fma(FloatVector.fromArray(S, x, x1 + k, m), a1);
+      a2 = wv.fma(FloatVector.fromArray(S, x, x2 + k, m), a2);
+      a3 = wv.fma(FloatVector.fromArray(S, x, x3 + k, m), a3);
+    }
+    out[o0] = sum(a0);
+    out[o0 + outStride] = sum(a1);
+    out[o0 + 2 * outStride] = sum(a2);
+    out[o0 + 3 * outStride] = sum(a3);
+  }
+
+  private static float rowDot(ByteBuffer w, int rowByte, int cols, float[] x, int x0) {
+    FloatVector acc = FloatVector.zero(S);
+    int bound = S.loopBound(cols);
+    int k = 0;
+    for (; k < bound; k += LANES) {
+      acc = FloatVector.fromByteBuffer(S, w, rowByte + k * Float.BYTES, LE)
+          .fma(FloatVector.fromArray(S, x, x0 + k), acc);
+    }
+    if (k < cols) {
+      VectorMask<Float> m = S.indexInRange(k, cols);
+      acc = FloatVector.fromByteBuffer(S, w, rowByte + k * Float.BYTES, LE, m)
+          .fma(FloatVector.fromArray(S, x, x0 + k, m), acc);
+    }
+    return sum(acc);
+  }
+
+  @Override
+  public float dot(float[] a, int aOffset, float[] b, int bOffset, int length) {
+    FloatVector acc = FloatVector.zero(S);
+    int bound = S.loopBound(length);
+    int k = 0;
+    for (; k < bound; k += LANES) {
+      acc = FloatVector.fromArray(S, a, aOffset + k).fma(FloatVector.fromArray(S, b, bOffset + k), acc);
+    }
+    if (k < length) {
+      VectorMask<Float> m = S.indexInRange(k, length);
+      acc = FloatVector.fromArray(S, a, aOffset + k, m).fma(FloatVector.fromArray(S, b, bOffset + k, m), acc);
+    }
+    return sum(acc);
+  }
+
+  @Override
+  public void axpy(float alpha, float[] x, int xOffset, float[] y, int yOffset, int length) {
+    FloatVector a = FloatVector.broadcast(S, alpha);
+    int bound = S.loopBound(length);
+    int i = 0;
+    for (; i < bound; i += LANES) {
+      a.fma(FloatVector.fromArray(S, x, xOffset + i), FloatVector.fromArray(S, y, yOffset + i))
+          .intoArray(y, yOffset + i);
+    }
+    for (; i < length; i++) {
+      y[yOffset + i] = Math.fma(alpha, x[xOffset + i], y[yOffset + i]);
+    }
+  }
+
+  /** The canonical fixed-order reduction of {@link Kernels#sumLanes}, without leaving registers. */
+  private static float sum(FloatVector v) {
+    return ((v.lane(0) + v.lane(1)) + (v.lane(2) + v.lane(3)))
+        + ((v.lane(4) + v.lane(5)) + (v.lane(6) + v.lane(7)));
+  }
+}

@@ -1,0 +1,51 @@
+package io.duet.engine.impl;
+
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.FloatBuffer;
+
+/**
+ * A row-major float32 matrix that lives outside the Java heap (a region of the memory-mapped
+ * checkpoint). Row {@code r} holds the weights producing output {@code r}. Safe for concurrent
+ * readers: every access is absolute.
+ */
+public final class WeightMatrix {
+
+  private final ByteBuffer data;
+  private final FloatBuffer floats;
+  private final int rows;
+  private final int cols;
+
+  public WeightMatrix(ByteBuffer data, int rows, int cols) {
+    if ((long) rows * cols * Float.BYTES != data.capacity()) {
+      throw new IllegalArgumentException(
+          "matrix " + rows + "x" + cols + " does not fit a buffer of " + data.capacity() + " bytes");
+    }
+    this.data = data.duplicate().order(ByteOrder.LITTLE_ENDIAN);
+    this.floats = this.data.asFloatBuffer();
+    this.rows = rows;
+    this.cols = cols;
+  }
+
+  /** The raw little-endian bytes, for the kernels. */
+  public ByteBuffer data() {
+    return data;
+  }
+
+  public int rows() {
+    return rows;
+  }
+
+  public int cols() {
+    return cols;
+  }
+
+  public float get(int row, int col) {
+    return floats.get(row * cols + col);
+  }
+
+  /** Copies one row onto the heap (the embedding look-up). */
+  public void copyRow(int row, float[] dst, int dstOffset) {
+    floats.get(row * cols, dst, dstOffset, cols);
+  }
+}

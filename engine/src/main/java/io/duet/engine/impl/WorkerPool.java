@@ -1,0 +1,140 @@
+package io.duet.engine.impl;
+
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicIntegerArray;
+import java.util.concurrent.locks.LockSupport;
+
+/**
+ * A fork-join barrier for the forward pass: {@link #run} splits a job into chunks that the
+ * calling thread and the pool's workers claim one at a time, and returns when all are done.
+ *
+ * <p>A decode step issues some thirty such jobs of a few tens of microseconds each, so waking a
+ * parked thread per job would cost more than the job. Workers therefore spin for a short while
+ * after each job before they park; an idle engine costs no CPU after {@link #SPIN_NANOS}.
+ * Nothing is allocated per job.
+ */
+public final class WorkerPool implements AutoCloseable {
+
+  /** One unit of a job. {@code worker} is in {@code [0, size())}, for per-thread scratch space. */
+  @FunctionalInterface
+  public interface Task {
+    void run(int chunk, int worker);
+  }
+
+  private static final long SPIN_NANOS = TimeUnit.MICROSECONDS.toNanos(200);
+
+  private final Thread[] workers;
+  private final AtomicInteger nextChunk = new AtomicInteger();
+  private final AtomicInteger busyWorkers = new AtomicInteger();
+  private volatile long generation;
+  private volatile boolean closed;
+  private volatile Task task;
+  private volatile int chunks;
+  private volatile Throwable failure;
+  /** 1 while worker i+1 is parked or about to park. */
+  private final AtomicIntegerArray waiting;
+
+  /** @param threads total parallelism including the calling thread; at least 1 */
+  public WorkerPool(int threads, String name) {
+    if (threads < 1) {
+      throw new IllegalArgumentException("threads must be at least 1, was " + threads);
+    }
+    workers = new Thread[threads - 1];
+    waiting = new AtomicIntegerArray(threads - 1);
+    for (int i = 0; i < workers.length; i++) {
+      int index = i + 1;
+      workers[i] = new Thread(() -> workLoop(index), name + "-" + index);
+      workers[i].setDaemon(true);
+      workers[i].start();
+    }
+  }
+
+  public int size() {
+    return workers.length + 1;
+  }
+
+  /** Runs {@code task} for every chunk in {@code [0, chunkCount)} and waits for all of them. */
+  public void run(int chunkCount, Task job) {
+    if (workers.length == 0 || chunkCount == 1) {
+      for (int c = 0; c < chunkCount; c++) {
+        job.run(c, 0);
+      }
+      return;
+    }
+    task = job;
+    chunks = chunkCount;
+    failure = null;
+    nextChunk.set(0);
+    busyWorkers.set(workers.length);
+    generation++;
+    for (int i = 0; i < workers.length; i++) {
+      if (waiting.get(i) == 1) {
+        LockSupport.unpark(workers[i]);
+      }
+    }
+    claimChunks(job, chunkCount, 0);
+    while (busyWorkers.get() != 0) {
+      Thread.onSpinWait();
+    }
+    task = null;
+    Throwable error = failure;
+    if (error != null) {
+      throw new IllegalStateException("forward-pass worker failed: " + error, error);
+    }
+  }
+
+  private void claimChunks(Task job, int chunkCount, int worker) {
+    int c;
+    while ((c = nextChunk.getAndIncrement()) < chunkCount) {
+      job.run(c, worker);
+    }
+  }
+
+  private void workLoop(int index) {
+    long seen = 0;
+    while (!closed) {
+      long current = awaitGeneration(seen, index);
+      if (closed) {
+        return;
+      }
+      seen = current;
+      try {
+        claimChunks(task, chunks, index);
+      } catch (Throwable t) {
+        failure = t;
+        nextChunk.set(Integer.MAX_VALUE / 2);
+      } finally {
+        busyWorkers.decrementAndGet();
+      }
+    }
+  }
+
+  private long awaitGeneration(long seen, int index) {
+    long spinUntil = System.nanoTime() + SPIN_NANOS;
+    long current;
+    while ((current = generation) == seen && !closed) {
+      if (System.nanoTime() < spinUntil) {
+        Thread.onSpinWait();
+        continue;
+      }
+      // Publish the intent to park before the last look at the generation, so that a caller
+      // publishing a job at the same moment either is seen here or sees this flag and unparks.
+      waiting.set(index - 1, 1);
+      if (generation == seen && !closed) {
+        LockSupport.park(this);
+      }
+      waiting.set(index - 1, 0);
+      spinUntil = System.nanoTime() + SPIN_NANOS;
+    }
+    return current;
+  }
+
+  @Override
+  public void close() {
+    closed = true;
+    for (Thread worker : workers) {
+      LockSupport.unpark(worker);
+    }
+  }
+}

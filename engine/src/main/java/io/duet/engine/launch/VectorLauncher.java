@@ -1,0 +1,82 @@
+package io.duet.engine.launch;
+
+import java.io.IOException;
+import java.lang.management.ManagementFactory;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Gives {@code java -jar} the Vector API without flags the user must remember. The incubator
+ * module {@code jdk.incubator.vector} can only be added when a JVM starts and a jar manifest
+ * cannot ask for it, so a main method that finds it missing starts its own JVM again with
+ * {@code --add-modules jdk.incubator.vector} (keeping every other JVM option), relays the exit
+ * code and forwards termination to the child. This is the one place that adds JVM flags.
+ *
+ * <p>For application entry points only: it may end the process.
+ */
+public final class VectorLauncher {
+
+  /** Set to {@code false} to stay in the current JVM (scalar kernels unless the module is there). */
+  public static final String RELAUNCH_PROPERTY = "duet.relaunch";
+  private static final String MODULE = "jdk.incubator.vector";
+
+  private VectorLauncher() {
+  }
+
+  /**
+   * Returns when this JVM already has the Vector API (or relaunching is switched off or
+   * impossible); otherwise runs {@code mainClass} in a child JVM that has it and exits with the
+   * child's exit code.
+   */
+  public static void ensureVectorApi(Class<?> mainClass, String[] args) {
+    if (ModuleLayer.boot().findModule(MODULE).isPresent()
+        || "false".equalsIgnoreCase(System.getProperty(RELAUNCH_PROPERTY))) {
+      return;
+    }
+    List<String> command = childCommand(mainClass, args);
+    if (command == null) {
+      return;
+    }
+    try {
+      Process child = new ProcessBuilder(command).inheritIO().start();
+      Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+        if (child.isAlive()) {
+          child.destroy();
+          try {
+            child.waitFor(30, java.util.concurrent.TimeUnit.SECONDS);
+          } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+          }
+        }
+      }, "duet-relaunch-forward"));
+      int exit = child.waitFor();
+      Runtime.getRuntime().halt(exit);
+    } catch (IOException e) {
+      System.err.println("[duet] could not start a JVM with " + MODULE + " (" + e.getMessage()
+          + "); continuing with scalar kernels");
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      Runtime.getRuntime().halt(130);
+    }
+  }
+
+  private static List<String> childCommand(Class<?> mainClass, String[] args) {
+    String javaHome = System.getProperty("java.home");
+    String classPath = System.getProperty("java.class.path");
+    if (javaHome == null || classPath == null || classPath.isEmpty()) {
+      return null;
+    }
+    List<String> command = new ArrayList<>();
+    command.add(Path.of(javaHome, "bin", "java").toString());
+    command.add("--add-modules");
+    command.add(MODULE);
+    command.addAll(ManagementFactory.getRuntimeMXBean().getInputArguments());
+    command.add("-D" + RELAUNCH_PROPERTY + "=false");
+    command.add("-cp");
+    command.add(classPath);
+    command.add(mainClass.getName());
+    command.addAll(List.of(args));
+    return command;
+  }
+}

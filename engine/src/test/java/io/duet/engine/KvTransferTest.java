@@ -1,0 +1,146 @@
+package io.duet.engine;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.ByteArrayInputStream;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.List;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Damaged or foreign KV streams are refused with an exception naming the cause, and the
+ * receiving engine holds no block afterwards.
+ */
+class KvTransferTest {
+
+  private Engine sender;
+  private Engine receiver;
+  private Sequence prefilled;
+  private byte[] wire;
+
+  @BeforeEach
+  void prefill() throws IOException {
+    sender = Engines.aidreams();
+    receiver = Engines.aidreams();
+    prefilled = sender.allocate(sender.tokenizer().encode(
+        "Once upon a time, pixels unfolding like petals and a kaleidoscope", true, false));
+    sender.step(List.of(prefilled));
+    ByteArrayOutputStream out = new ByteArrayOutputStream();
+    sender.exportKv(prefilled).writeTo(out);
+    wire = out.toByteArray();
+  }
+
+  @AfterEach
+  void close() {
+    sender.close();
+    receiver.close();
+  }
+
+  private KvTransferException refused(byte[] bytes) {
+    KvTransferException e = assertThrows(KvTransferException.class,
+        () -> receiver.importKv(new ByteArrayInputStream(bytes)));
+    assertEquals(0, receiver.kvStats().usedBlocks(), "blocks left allocated after " + e);
+    return e;
+  }
+
+  @Test
+  void intactStreamImportsEveryTokenAndTheLogitsMatch() throws IOException {
+    KvExport export = sender.exportKv(prefilled);
+    assertEquals(wire.length, export.totalBytes());
+    Sequence imported = receiver.importKv(new ByteArrayInputStream(wire));
+    assertEquals(prefilled.length(), imported.computedTokens());
+    int next = Sampler.argmax(prefilled.logits());
+    sender.append(prefilled, next);
+    receiver.append(imported, next);
+    sender.step(List.of(prefilled));
+    receiver.step(List.of(imported));
+    assertTrue(Arrays.equals(prefilled.logits(), imported.logits()));
+  }
+
+  @Test
+  void truncatedStreamIsRefused() {
+    KvTransferException e = refused(Arrays.copyOf(wire, wire.length - 100));
+    assertEquals(KvTransferException.Reason.TRUNCATED, e.reason());
+    assertTrue(e.getMessage().contains("stream ended"), e.getMessage());
+  }
+
+  @Test
+  void corruptedChunkIsRefused() {
+    byte[] damaged = wire.clone();
+    damaged[damaged.length - 200] ^= 0x10;
+    KvTransferException e = refused(damaged);
+    assertEquals(KvTransferException.Reason.CORRUPTED, e.reason());
+    assertTrue(e.getMessage().contains("CRC32C"), e.getMessage());
+  }
+
+  @Test
+  void corruptedHeaderIsRefused() {
+    byte[] damaged = wire.clone();
+    damaged[KvWireFormat.HEADER_PREFIX_BYTES + 3] ^= 0x01;
+    assertEquals(KvTransferException.Reason.CORRUPTED, refused(damaged).reason());
+  }
+
+  @Test
+  void garbageIsRefusedAsMalformed() {
+    byte[] garbage = "GET / HTTP/1.1\r\nHost: x\r\n\r\n".getBytes();
+    assertEquals(KvTransferException.Reason.MALFORMED, refused(garbage).reason());
+  }
+
+  @Test
+  void otherWeightsOfTheSameShapeAreRefusedByFingerprint(@TempDir Path dir) throws IOException {
+    byte[] model = Files.readAllBytes(TestFiles.shared("models/aidreams260K.bin"));
+    model[model.length / 2] ^= 0x01;
+    Path other = Files.write(dir.resolve("other.bin"), model);
+    try (Engine foreign = Engine.open(Engines.aidreamsOptions().modelPath(other))) {
+      KvTransferException e = assertThrows(KvTransferException.class,
+          () -> foreign.importKv(new ByteArrayInputStream(wire)));
+      assertEquals(KvTransferException.Reason.FINGERPRINT_MISMATCH, e.reason());
+      assertTrue(e.getMessage().contains("model hash"), e.getMessage());
+      assertEquals(0, foreign.kvStats().usedBlocks());
+    }
+  }
+
+  @Test
+  void otherBlockSizeIsRefusedByFingerprint() {
+    try (Engine other = Engines.open(Engines.aidreamsOptions().blockSize(8))) {
+      KvTransferException e = assertThrows(KvTransferException.class,
+          () -> other.importKv(new ByteArrayInputStream(wire)));
+      assertEquals(KvTransferException.Reason.FINGERPRINT_MISMATCH, e.reason());
+      assertTrue(e.getMessage().contains("block size"), e.getMessage());
+    }
+  }
+
+  @Test
+  void receiverWithoutRoomAllocatesNothing() {
+    try (Engine small = Engines.open(Engines.aidreamsOptions().kvBlocks(1))) {
+      assertThrows(KvCacheFullException.class,
+          () -> small.importKv(new ByteArrayInputStream(wire)));
+      assertEquals(0, small.kvStats().usedBlocks());
+    }
+  }
+
+  @Test
+  void chunksOutOfOrderAreRefusedAndAbortFreesTheBlocks() {
+    KvExport export = sender.exportKv(prefilled);
+    KvImport kvImport = receiver.beginImport(export.header());
+    assertTrue(receiver.kvStats().usedBlocks() > 0);
+    KvTransferException e = assertThrows(KvTransferException.class,
+        () -> kvImport.acceptChunk(export.chunk(1)));
+    assertEquals(KvTransferException.Reason.MALFORMED, e.reason());
+    assertEquals(0, receiver.kvStats().usedBlocks());
+
+    KvImport abandoned = receiver.beginImport(export.header());
+    abandoned.acceptChunk(export.chunk(0));
+    abandoned.abort();
+    assertEquals(0, receiver.kvStats().usedBlocks());
+  }
+}
