@@ -1,0 +1,34 @@
+package io.duet.cluster.protocol;
+
+/**
+ * Every event-bus address the services use. Per-instance addresses embed the instance id, so a
+ * client that has read the registry can talk to one instance directly.
+ */
+public final class Addresses {
+
+  /** Published {@link InstanceInfo} heartbeats of every instance. */
+  public static final String REGISTRY = "duet.registry";
+
+  private Addresses() {
+  }
+
+  /** Request/reply: {@link PrefillRequest} in, {@link PrefillResult} out. */
+  public static String prefill(String instanceId) {
+    return "duet.prefill." + instanceId;
+  }
+
+  /** Fire-and-forget {@link Cancel} of a prefill or of its KV lease. */
+  public static String prefillControl(String instanceId) {
+    return "duet.prefill." + instanceId + ".control";
+  }
+
+  /** Request/reply: {@link DecodeRequest} in, {@link DecodeAccepted} out; tokens follow as a stream. */
+  public static String decode(String instanceId) {
+    return "duet.decode." + instanceId;
+  }
+
+  /** Fire-and-forget {@link StreamCredit} and {@link Cancel} for running decodes. */
+  public static String decodeControl(String instanceId) {
+    return "duet.decode." + instanceId + ".control";
+  }
+}

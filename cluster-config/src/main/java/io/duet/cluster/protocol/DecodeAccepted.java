@@ -1,0 +1,18 @@
+package io.duet.cluster.protocol;
+
+import io.vertx.core.json.JsonObject;
+
+/** The decode instance took the request; {@code waiting} requests are queued ahead of it. */
+public record DecodeAccepted(String requestId, String decodeInstanceId, int waiting) {
+
+  public JsonObject toJson() {
+    return Messages.envelope().put("requestId", requestId)
+        .put("decodeInstanceId", decodeInstanceId).put("waiting", waiting);
+  }
+
+  public static DecodeAccepted fromJson(JsonObject json) {
+    Messages.checked(json, "decode accepted");
+    return new DecodeAccepted(json.getString("requestId"), json.getString("decodeInstanceId"),
+        json.getInteger("waiting"));
+  }
+}
