@@ -23,9 +23,10 @@ import org.slf4j.LoggerFactory;
  * {@link #release}. Between engines, {@link #exportKv} and {@link #beginImport} move a sequence's
  * KV blocks.
  *
- * <p>Threading: allocate, append, step and release belong to one thread at a time (the engine
- * thread). Export and import may run on other threads for sequences the engine thread is not
- * stepping; the block allocator is shared safely.
+ * <p>Threading: allocate, append and step belong to one thread at a time (the engine thread).
+ * Export, import and release may run on other threads for sequences the engine thread is not
+ * stepping (a prefilled sequence under lease, an import in progress); the block allocator is
+ * shared safely.
  */
 public final class Engine implements AutoCloseable {
 

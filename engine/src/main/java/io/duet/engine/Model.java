@@ -6,7 +6,6 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.MappedByteBuffer;
 import java.nio.channels.FileChannel;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.security.MessageDigest;
@@ -32,7 +31,6 @@ public final class Model {
   private final Path path;
   private final ModelConfig config;
   private final long fileSize;
-  private final MappedByteBuffer[] regions;
   private final WeightMatrix tokenEmbedding;
   private final WeightMatrix classifier;
   private final Layer[] layers;
@@ -44,12 +42,10 @@ public final class Model {
       WeightMatrix wo, float[] ffnNorm, WeightMatrix w1, WeightMatrix w2, WeightMatrix w3) {
   }
 
-  private Model(Path path, ModelConfig config, long fileSize, MappedByteBuffer[] regions,
-      WeightMatrix tokenEmbedding, WeightMatrix classifier, Layer[] layers, float[] finalNorm) {
+  private Model(Path path, ModelConfig config, long fileSize, WeightMatrix tokenEmbedding, WeightMatrix classifier, Layer[] layers, float[] finalNorm) {
     this.path = path;
     this.config = config;
     this.fileSize = fileSize;
-    this.regions = regions;
     this.tokenEmbedding = tokenEmbedding;
     this.classifier = classifier;
     this.layers = layers;
@@ -128,14 +124,13 @@ public final class Model {
     for (int i = 0; i < n; i++) {
       layers[i] = new Layer(attNorm[i], wq[i], wk[i], wv[i], wo[i], ffnNorm[i], w1[i], w2[i], w3[i]);
     }
-    return new Model(path, c, size, m.regions(), embedding, classifier, layers, finalNorm);
+    return new Model(path, c, size, embedding, classifier, layers, finalNorm);
   }
 
   /** Walks the file front to back, mapping each tensor as its own region (each under 2 GiB). */
   private static final class Mapper {
     private final FileChannel channel;
     private long position;
-    private final java.util.List<MappedByteBuffer> regions = new java.util.ArrayList<>();
 
     Mapper(FileChannel channel, long position) {
       this.channel = channel;
@@ -155,7 +150,6 @@ public final class Model {
       WeightMatrix[] out = new WeightMatrix[count];
       for (int i = 0; i < count; i++) {
         MappedByteBuffer region = channel.map(FileChannel.MapMode.READ_ONLY, position, bytesEach);
-        regions.add(region);
         out[i] = new WeightMatrix(region, rows, cols);
         position += bytesEach;
       }
@@ -182,10 +176,6 @@ public final class Model {
 
     void skip(long bytes) {
       position += bytes;
-    }
-
-    MappedByteBuffer[] regions() {
-      return regions.toArray(MappedByteBuffer[]::new);
     }
   }
 
@@ -254,10 +244,5 @@ public final class Model {
     } catch (NoSuchAlgorithmException e) {
       throw new IllegalStateException("SHA-256 is a required JDK algorithm", e);
     }
-  }
-
-  /** Whether a file looks like it can be opened, without mapping it (for friendly CLI errors). */
-  static boolean exists(Path path) {
-    return Files.isRegularFile(path);
   }
 }

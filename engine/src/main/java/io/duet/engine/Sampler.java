@@ -14,6 +14,8 @@ import java.util.Arrays;
  */
 public final class Sampler {
 
+  private static final long ZERO_SEED_STATE = 0x9E3779B97F4A7C15L;
+
   private final SamplingParams params;
   private long state;
   /** Candidates for top-k/top-p: probability bits (descending) and token id packed in a long. */
@@ -24,10 +26,14 @@ public final class Sampler {
     this(params, params.seed(), vocabSize);
   }
 
-  /** A sampler whose generator continues from a saved {@link #state()}. */
+  /**
+   * A sampler whose generator continues from a saved {@link #state()}. A state (or seed) of 0
+   * would make xorshift return 0 forever; it is replaced by a fixed non-zero constant, so seed 0
+   * is as reproducible as any other (run.c instead replaces it with the time).
+   */
   public Sampler(SamplingParams params, long state, int vocabSize) {
     this.params = params;
-    this.state = state;
+    this.state = state != 0 ? state : ZERO_SEED_STATE;
     this.candidates = params.temperature() > 0 ? new long[vocabSize] : null;
   }
 

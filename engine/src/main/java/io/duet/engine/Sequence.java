@@ -89,7 +89,8 @@ public final class Sequence {
     return blocks;
   }
 
-  int blockCount() {
+  /** KV blocks the sequence holds. */
+  public int blockCount() {
     return blockCount;
   }
 

@@ -24,8 +24,9 @@ public final class Messages {
     if (json == null) {
       throw new IllegalArgumentException(what + ": empty message");
     }
-    Integer version = json.getInteger("v");
-    if (version == null || version != VERSION) {
+    // getValue, not getInteger: a non-numeric "v" must be refused, not throw ClassCastException
+    Object version = json.getValue("v");
+    if (!(version instanceof Number number) || number.doubleValue() != VERSION) {
       throw new IllegalArgumentException(what + ": contract version " + version
           + " is not the supported version " + VERSION);
     }

@@ -106,6 +106,9 @@ public final class BlockAllocator {
    * already cached wins; this one then simply is not published.
    */
   public synchronized void publish(int block, long hash, int[] tokens, int from) {
+    if (refCounts[block] <= 0) {
+      throw new IllegalStateException("block " + block + " is published without being held");
+    }
     if (hashed[block] || byHash.containsKey(hash)) {
       return;
     }

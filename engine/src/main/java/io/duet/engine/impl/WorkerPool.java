@@ -54,11 +54,22 @@ public final class WorkerPool implements AutoCloseable {
     return workers.length + 1;
   }
 
-  /** Runs {@code task} for every chunk in {@code [0, chunkCount)} and waits for all of them. */
+  /**
+   * Runs {@code task} for every chunk in {@code [0, chunkCount)} and waits for all of them. A
+   * chunk that throws stops the job (chunks not yet started are skipped) and surfaces as an
+   * {@link IllegalStateException} once every thread has left the job.
+   */
   public void run(int chunkCount, Task job) {
+    if (closed) {
+      throw new IllegalStateException("worker pool is closed");
+    }
     if (workers.length == 0 || chunkCount == 1) {
-      for (int c = 0; c < chunkCount; c++) {
-        job.run(c, 0);
+      try {
+        for (int c = 0; c < chunkCount; c++) {
+          job.run(c, 0);
+        }
+      } catch (RuntimeException | Error e) {
+        throw new IllegalStateException("forward-pass task failed: " + e, e);
       }
       return;
     }
@@ -73,14 +84,19 @@ public final class WorkerPool implements AutoCloseable {
         LockSupport.unpark(workers[i]);
       }
     }
-    claimChunks(job, chunkCount, 0);
+    try {
+      claimChunks(job, chunkCount, 0);
+    } catch (Throwable t) {
+      failure = t;
+      nextChunk.set(Integer.MAX_VALUE / 2);
+    }
     while (busyWorkers.get() != 0) {
       Thread.onSpinWait();
     }
     task = null;
     Throwable error = failure;
     if (error != null) {
-      throw new IllegalStateException("forward-pass worker failed: " + error, error);
+      throw new IllegalStateException("forward-pass task failed: " + error, error);
     }
   }
 

@@ -30,11 +30,20 @@ public final class VectorLauncher {
    * child's exit code.
    */
   public static void ensureVectorApi(Class<?> mainClass, String[] args) {
+    ensureVectorApi(mainClass, args, List.of());
+  }
+
+  /**
+   * As {@link #ensureVectorApi(Class, String[])}; a relaunched JVM also gets
+   * {@code extraJvmFlags} (what the application's libraries want, e.g. module opens).
+   */
+  public static void ensureVectorApi(Class<?> mainClass, String[] args,
+      List<String> extraJvmFlags) {
     if (ModuleLayer.boot().findModule(MODULE).isPresent()
         || "false".equalsIgnoreCase(System.getProperty(RELAUNCH_PROPERTY))) {
       return;
     }
-    List<String> command = childCommand(mainClass, args);
+    List<String> command = childCommand(mainClass, args, extraJvmFlags);
     if (command == null) {
       return;
     }
@@ -61,7 +70,8 @@ public final class VectorLauncher {
     }
   }
 
-  private static List<String> childCommand(Class<?> mainClass, String[] args) {
+  private static List<String> childCommand(Class<?> mainClass, String[] args,
+      List<String> extraJvmFlags) {
     String javaHome = System.getProperty("java.home");
     String classPath = System.getProperty("java.class.path");
     if (javaHome == null || classPath == null || classPath.isEmpty()) {
@@ -71,6 +81,7 @@ public final class VectorLauncher {
     command.add(Path.of(javaHome, "bin", "java").toString());
     command.add("--add-modules");
     command.add(MODULE);
+    command.addAll(extraJvmFlags);
     command.addAll(ManagementFactory.getRuntimeMXBean().getInputArguments());
     command.add("-D" + RELAUNCH_PROPERTY + "=false");
     command.add("-cp");

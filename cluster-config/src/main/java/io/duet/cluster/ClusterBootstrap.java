@@ -1,0 +1,137 @@
+package io.duet.cluster;
+
+import com.hazelcast.config.Config;
+import com.hazelcast.config.JoinConfig;
+import com.hazelcast.config.NetworkConfig;
+import io.vertx.core.Future;
+import io.vertx.core.Vertx;
+import io.vertx.core.VertxOptions;
+import io.vertx.core.eventbus.EventBusOptions;
+import io.vertx.spi.cluster.hazelcast.HazelcastClusterManager;
+import java.net.InetAddress;
+import java.net.UnknownHostException;
+import java.util.List;
+import java.util.Objects;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Starts a clustered Vert.x on Hazelcast from a {@link DuetConfig}, with the Hazelcast
+ * configuration built in code (no {@code hazelcast.xml}): cluster name, a port range with
+ * auto-increment (several members per host), sockets bound to {@code cluster.host} only,
+ * TCP-IP join over {@code cluster.members} with multicast and auto-detection off, phone-home
+ * off and logging through SLF4J. The event bus listens on {@code cluster.host} too, on an
+ * ephemeral port. {@code cluster.host} must therefore be an address of this machine that the
+ * other members can reach (a wildcard address such as 0.0.0.0 is not supported).
+ */
+public final class ClusterBootstrap {
+
+  /** How long the shutdown hook of {@link #closeOnSignal} waits for Vert.x to close. */
+  public static final long CLOSE_TIMEOUT_SECONDS = 20;
+
+  private static final Logger log = LoggerFactory.getLogger(ClusterBootstrap.class);
+
+  private ClusterBootstrap() {
+  }
+
+  /** Starts a clustered Vert.x with default {@link VertxOptions}. */
+  public static Future<Vertx> start(DuetConfig config) {
+    return start(config, new VertxOptions());
+  }
+
+  /**
+   * Starts a clustered Vert.x with {@code options} (worker pool sizes and the like). The event
+   * bus is bound to {@code cluster.host} on an ephemeral port unless {@code options} set a host.
+   */
+  public static Future<Vertx> start(DuetConfig config, VertxOptions options) {
+    Objects.requireNonNull(config, "config");
+    VertxOptions vertxOptions = new VertxOptions(options);
+    EventBusOptions eventBus = vertxOptions.getEventBusOptions();
+    if (eventBus.getHost() == null) {
+      // Needed: with a Hazelcast public address set, the cluster manager reports no cluster
+      // host and Vert.x would bind the event bus to the first non-loopback interface.
+      eventBus.setHost(config.clusterHost());
+    }
+    Config hazelcast;
+    try {
+      hazelcast = hazelcastConfig(config);
+    } catch (IllegalArgumentException e) {
+      return Future.failedFuture(e);
+    }
+    log.info("Joining cluster '{}' as {}:{}+ with members {}", config.clusterName(),
+        config.clusterHost(), config.clusterPort(), config.members());
+    return Vertx.builder()
+        .with(vertxOptions)
+        .withClusterManager(new HazelcastClusterManager(hazelcast))
+        .buildClustered();
+  }
+
+  /**
+   * The Hazelcast configuration {@link #start} uses; a fresh object on every call (the cluster
+   * manager writes into it, so one must never be shared by two members).
+   */
+  public static Config hazelcastConfig(DuetConfig config) {
+    Config hz = new Config();
+    hz.setClusterName(config.clusterName());
+    hz.setProperty("hazelcast.phone.home.enabled", "false");
+    hz.setProperty("hazelcast.logging.type", "slf4j");
+    // a "host" member without a port is tried on this many ports from cluster.port
+    hz.setProperty("hazelcast.tcp.join.port.try.count", String.valueOf(config.clusterPortCount()));
+
+    String host = config.clusterHost();
+    hz.setProperty("hazelcast.socket.bind.any", "false");
+
+    NetworkConfig network = hz.getNetworkConfig();
+    network.setPort(config.clusterPort())
+        .setPortAutoIncrement(true)
+        .setPortCount(config.clusterPortCount());
+    network.setPublicAddress(host);
+    network.getInterfaces().setEnabled(true).addInterface(resolve(host));
+
+    JoinConfig join = network.getJoin();
+    join.getMulticastConfig().setEnabled(false);
+    join.getAutoDetectionConfig().setEnabled(false);
+    List<String> members = config.members().isEmpty() ? List.of(host) : config.members();
+    join.getTcpIpConfig().setEnabled(true).setMembers(members);
+
+    // last, so that a topology can tune failure detection, join waits, ...
+    config.hazelcastProperties().forEach(hz::setProperty);
+    return hz;
+  }
+
+  /**
+   * Registers a JVM shutdown hook (SIGTERM, SIGINT, normal exit) that closes {@code vertx},
+   * which leaves the cluster cleanly, and waits for it at most {@value #CLOSE_TIMEOUT_SECONDS}
+   * seconds. Needed because the Hazelcast cluster manager turns Hazelcast's own hook off.
+   *
+   * @return the hook, for {@link Runtime#removeShutdownHook} when Vert.x is closed otherwise
+   */
+  public static Thread closeOnSignal(Vertx vertx) {
+    Objects.requireNonNull(vertx, "vertx");
+    Thread hook = new Thread(() -> {
+      log.info("Shutting down: closing Vert.x and leaving the cluster");
+      try {
+        vertx.close().toCompletionStage().toCompletableFuture()
+            .get(CLOSE_TIMEOUT_SECONDS, TimeUnit.SECONDS);
+      } catch (TimeoutException e) {
+        log.warn("Vert.x did not close within {} s", CLOSE_TIMEOUT_SECONDS);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      } catch (Exception e) {
+        log.warn("Closing Vert.x failed", e);
+      }
+    }, "duet-shutdown");
+    Runtime.getRuntime().addShutdownHook(hook);
+    return hook;
+  }
+
+  private static String resolve(String host) {
+    try {
+      return InetAddress.getByName(host).getHostAddress();
+    } catch (UnknownHostException e) {
+      throw new IllegalArgumentException("cluster.host " + host + " does not resolve", e);
+    }
+  }
+}

@@ -1,0 +1,121 @@
+package io.duet.cluster;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.duet.cluster.Registry.Change;
+import io.duet.cluster.Registry.ChangeKind;
+import io.duet.cluster.protocol.Addresses;
+import io.duet.cluster.protocol.InstanceInfo;
+import io.duet.cluster.protocol.Role;
+import io.vertx.core.Vertx;
+import io.vertx.core.json.JsonObject;
+import io.vertx.junit5.Checkpoint;
+import io.vertx.junit5.VertxExtension;
+import io.vertx.junit5.VertxTestContext;
+import java.util.List;
+import java.util.Optional;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.extension.ExtendWith;
+
+/** The registry and heartbeat on one non-clustered Vert.x (publish reaches local consumers). */
+@ExtendWith(VertxExtension.class)
+@Timeout(value = 10, unit = TimeUnit.SECONDS)
+class RegistryTest {
+
+  static final DuetConfig FAST = DuetConfig.defaults()
+      .with("cluster.heartbeat-millis", 100)
+      .with("cluster.heartbeat-timeout-millis", 500);
+
+  static InstanceInfo info(String id, Role role, int running) {
+    return new InstanceInfo(id, role, 0, "127.0.0.1", 8000, role == Role.PREFILL ? 9000 : 0,
+        "stories15M", "fp-1", 16, new InstanceInfo.Load(running, 0, 0, 0, 64), 0);
+  }
+
+  @Test
+  void heartbeatsAddUpdateAndExpire(Vertx vertx, VertxTestContext ctx) {
+    Registry registry = Registry.create(vertx, FAST);
+    AtomicInteger load = new AtomicInteger();
+    List<Change> changes = new CopyOnWriteArrayList<>();
+    Checkpoint added = ctx.checkpoint();
+    Checkpoint updated = ctx.laxCheckpoint();
+    Heartbeat[] heartbeat = new Heartbeat[1];
+    long[] stoppedAt = new long[1];
+    registry.onChange(change -> {
+      changes.add(change);
+      switch (change.kind()) {
+        case ADDED -> ctx.verify(() -> {
+          assertEquals(List.of(change.instance()), registry.instances());
+          assertEquals(List.of(change.instance()), registry.instances(Role.PREFILL));
+          assertEquals(List.of(), registry.instances(Role.DECODE));
+          assertTrue(change.instance().heartbeatMillis() > 0, "stamped by the heartbeat");
+          added.flag();
+        });
+        case UPDATED -> {
+          if (change.instance().load().running() >= 2 && stoppedAt[0] == 0) {
+            ctx.verify(() -> assertEquals(Optional.of(change.instance()), registry.get("p-1")));
+            heartbeat[0].stop();
+            heartbeat[0].stop(); // idempotent
+            stoppedAt[0] = System.nanoTime();
+            updated.flag();
+          }
+        }
+        case REMOVED -> ctx.verify(() -> {
+          long silentMillis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - stoppedAt[0]);
+          assertTrue(stoppedAt[0] != 0, "removed only after the heartbeat stopped");
+          assertTrue(silentMillis >= 400 && silentMillis < 2000, "removed after " + silentMillis);
+          assertTrue(change.reason().contains("no heartbeat"), change.reason());
+          assertEquals(List.of(), registry.instances());
+          assertEquals(Optional.empty(), registry.get("p-1"));
+          long removals = changes.stream().filter(c -> c.kind() == ChangeKind.REMOVED).count();
+          assertEquals(1, removals);
+          registry.close().onComplete(ctx.succeedingThenComplete());
+        });
+        default -> throw new IllegalStateException();
+      }
+    });
+    registry.ready().onComplete(ctx.succeeding(v ->
+        heartbeat[0] = Heartbeat.start(vertx, FAST, () -> info("p-1", Role.PREFILL, load.getAndIncrement()))));
+  }
+
+  @Test
+  void invalidAndStaleHeartbeatsAreIgnored(Vertx vertx, VertxTestContext ctx) {
+    Registry registry = Registry.create(vertx, FAST);
+    List<Change> changes = new CopyOnWriteArrayList<>();
+    registry.onChange(change -> {
+      throw new IllegalStateException("a failing handler does not stop the others");
+    });
+    registry.onChange(change -> {
+      changes.add(change);
+      if (!change.instance().instanceId().equals("sentinel")) {
+        return;
+      }
+      // one consumer gets its messages in order: everything before the sentinel was handled
+      ctx.verify(() -> {
+        assertEquals(List.of("d-1", "d-2", "sentinel"),
+            changes.stream().map(c -> c.instance().instanceId()).toList());
+        assertEquals(1, registry.get("d-1").orElseThrow().load().running());
+        assertEquals(List.of("d-1", "d-2", "sentinel"),
+            registry.instances(Role.DECODE).stream().map(InstanceInfo::instanceId).toList());
+        registry.close().onComplete(ctx.succeedingThenComplete());
+      });
+    });
+    registry.ready().onComplete(ctx.succeeding(v -> {
+      var bus = vertx.eventBus();
+      bus.publish(Addresses.REGISTRY, "not json");
+      bus.publish(Addresses.REGISTRY, info("d-1", Role.DECODE, 0).toJson().put("v", 99));
+      bus.publish(Addresses.REGISTRY, new JsonObject().put("v", 1));
+      bus.publish(Addresses.REGISTRY, info("d-1", Role.DECODE, 1).withLoad(
+          new InstanceInfo.Load(1, 0, 0, 0, 64), 2000).toJson());
+      bus.publish(Addresses.REGISTRY, info("d-1", Role.DECODE, 2).withLoad(
+          new InstanceInfo.Load(2, 0, 0, 0, 64), 1000).toJson()); // older: ignored
+      bus.publish(Addresses.REGISTRY, info("d-2", Role.DECODE, 3).withLoad(
+          new InstanceInfo.Load(3, 0, 0, 0, 64), 1000).toJson());
+      bus.publish(Addresses.REGISTRY, info("sentinel", Role.DECODE, 0).toJson());
+    }));
+  }
+}

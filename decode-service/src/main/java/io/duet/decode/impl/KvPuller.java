@@ -1,0 +1,279 @@
+package io.duet.decode.impl;
+
+import io.duet.cluster.protocol.Failure;
+import io.duet.cluster.protocol.KvHandle;
+import io.duet.cluster.transfer.KvFrame;
+import io.duet.cluster.transfer.KvFrameParser;
+import io.duet.engine.Engine;
+import io.duet.engine.KvCacheFullException;
+import io.duet.engine.KvImport;
+import io.duet.engine.KvTransferException;
+import io.duet.engine.Sequence;
+import io.vertx.core.Future;
+import io.vertx.core.Promise;
+import io.vertx.core.Vertx;
+import io.vertx.core.net.NetClient;
+import io.vertx.core.net.NetClientOptions;
+import io.vertx.core.net.NetSocket;
+import java.util.ArrayDeque;
+import java.util.HashMap;
+import java.util.Map;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Pulls leased KV from prefill instances over pooled TCP connections and imports it into the
+ * local engine. A connection serves one transfer at a time; when all of a peer's connections
+ * are busy, pulls wait for one. Any failure aborts the import (its blocks are freed) and closes
+ * the connection, whose state can no longer be trusted. Use from one Vert.x context only.
+ */
+public final class KvPuller {
+
+  private static final Logger LOG = LoggerFactory.getLogger(KvPuller.class);
+
+  /** A failed pull, with the protocol failure to report. */
+  public static final class PullFailure extends RuntimeException {
+    private final Failure failure;
+
+    PullFailure(Failure failure, String message) {
+      super(message);
+      this.failure = failure;
+    }
+
+    public Failure failure() {
+      return failure;
+    }
+  }
+
+  private final Vertx vertx;
+  private final Engine engine;
+  private final int connectionsPerPeer;
+  private final long timeoutMillis;
+  // Kept in a field: Vert.x may close a client that nothing references.
+  private final NetClient client;
+  private final Map<String, Peer> peers = new HashMap<>();
+
+  public KvPuller(Vertx vertx, Engine engine, int connectionsPerPeer, long timeoutMillis) {
+    this.vertx = vertx;
+    this.engine = engine;
+    this.connectionsPerPeer = connectionsPerPeer;
+    this.timeoutMillis = timeoutMillis;
+    this.client = vertx.createNetClient(new NetClientOptions().setTcpNoDelay(true)
+        .setReceiveBufferSize(4 << 20).setConnectTimeout((int) Math.min(timeoutMillis, 10_000)));
+  }
+
+  /** Pulls the KV named by {@code handle}; the result is a sequence with every token computed. */
+  public Future<Sequence> pull(KvHandle handle) {
+    String fingerprint = engine.layout().fingerprint();
+    if (!fingerprint.equals(handle.fingerprint())) {
+      return Future.failedFuture(new PullFailure(Failure.INCOMPATIBLE_KV, "KV layout "
+          + handle.fingerprint() + " does not match this decode instance's " + fingerprint));
+    }
+    Transfer transfer = new Transfer(handle);
+    transfer.timer = vertx.setTimer(timeoutMillis, t -> transfer.fail(new PullFailure(
+        Failure.TIMEOUT, "KV pull of " + handle.tokenCount() + " tokens from " + handle.host()
+        + ":" + handle.port() + " took longer than " + timeoutMillis + " ms")));
+    peers.computeIfAbsent(handle.host() + ":" + handle.port(), k -> new Peer(handle.host(),
+        handle.port())).submit(transfer);
+    return transfer.promise.future();
+  }
+
+  public Future<Void> close() {
+    return client.close();
+  }
+
+  /** The pooled connections to one prefill instance. */
+  private final class Peer {
+    final String host;
+    final int port;
+    final ArrayDeque<Connection> idle = new ArrayDeque<>();
+    final ArrayDeque<Transfer> waiting = new ArrayDeque<>();
+    int open;
+
+    Peer(String host, int port) {
+      this.host = host;
+      this.port = port;
+    }
+
+    void submit(Transfer transfer) {
+      waiting.add(transfer);
+      dispatch();
+    }
+
+    void dispatch() {
+      while (!waiting.isEmpty()) {
+        if (waiting.peek().done) {
+          waiting.poll();
+          continue;
+        }
+        Connection connection = idle.poll();
+        if (connection != null) {
+          connection.start(waiting.poll());
+        } else if (open < connectionsPerPeer) {
+          open++;
+          Transfer first = waiting.poll();
+          client.connect(port, host).onComplete(result -> {
+            if (result.succeeded()) {
+              new Connection(this, result.result()).start(first);
+            } else {
+              open--;
+              first.fail(new PullFailure(Failure.KV_TRANSFER, "cannot connect to the prefill "
+                  + "instance's KV endpoint " + host + ":" + port + ": "
+                  + result.cause().getMessage()));
+              dispatch();
+            }
+          });
+        } else {
+          return;
+        }
+      }
+    }
+
+    void closed(Connection connection) {
+      open--;
+      idle.remove(connection);
+      dispatch();
+    }
+  }
+
+  /** One TCP connection and the transfer it is serving. */
+  private final class Connection {
+    final Peer peer;
+    final NetSocket socket;
+    Transfer current;
+    boolean closed;
+
+    Connection(Peer peer, NetSocket socket) {
+      this.peer = peer;
+      this.socket = socket;
+      socket.handler(new KvFrameParser(this::onFrame, error -> broken(error.getMessage())));
+      socket.closeHandler(v -> {
+        closed = true;
+        if (current != null) {
+          current.fail(new PullFailure(Failure.KV_TRANSFER, "the prefill instance closed the "
+              + "KV connection mid-transfer"));
+          current = null;
+        }
+        peer.closed(this);
+      });
+    }
+
+    void start(Transfer transfer) {
+      if (transfer.done) {
+        idle();
+        return;
+      }
+      current = transfer;
+      transfer.connection = this;
+      socket.write(KvFrame.text(KvFrame.Type.PULL, transfer.handle.transferId()).encode());
+    }
+
+    void onFrame(KvFrame frame) {
+      Transfer transfer = current;
+      if (transfer == null) {
+        broken("unexpected " + frame.type() + " frame on an idle connection");
+        return;
+      }
+      try {
+        switch (frame.type()) {
+          case HEADER -> transfer.kvImport = engine.beginImport(frame.payload().getBytes());
+          case CHUNK -> transfer.kvImport().acceptChunk(frame.payload().getBytes());
+          case END -> {
+            Sequence sequence = transfer.kvImport().finish();
+            transfer.kvImport = null;
+            socket.write(KvFrame.text(KvFrame.Type.RELEASE, transfer.handle.transferId()).encode());
+            transfer.succeed(sequence);
+          }
+          case RELEASED -> {
+            current = null;
+            idle();
+          }
+          case ERROR -> {
+            current = null;
+            transfer.fail(new PullFailure(Failure.KV_TRANSFER, "prefill instance refused the "
+                + "pull: " + frame.payloadText()));
+            idle();
+          }
+          default -> broken("unexpected " + frame.type() + " frame");
+        }
+      } catch (KvTransferException e) {
+        transfer.fail(new PullFailure(e.reason() == KvTransferException.Reason.FINGERPRINT_MISMATCH
+            ? Failure.INCOMPATIBLE_KV : Failure.KV_TRANSFER, e.getMessage()));
+        close();
+      } catch (KvCacheFullException e) {
+        transfer.fail(new PullFailure(Failure.OVERLOADED, e.getMessage()));
+        close();
+      } catch (IllegalStateException e) {
+        broken(e.getMessage());
+      }
+    }
+
+    void idle() {
+      if (!closed) {
+        peer.idle.add(this);
+        peer.dispatch();
+      }
+    }
+
+    void broken(String why) {
+      if (current != null) {
+        current.fail(new PullFailure(Failure.KV_TRANSFER, "KV transfer protocol error: " + why));
+      }
+      close();
+    }
+
+    void close() {
+      current = null;
+      socket.close();
+    }
+  }
+
+  /** One pull in progress. */
+  private final class Transfer {
+    final KvHandle handle;
+    final Promise<Sequence> promise = Promise.promise();
+    Connection connection;
+    KvImport kvImport;
+    long timer;
+    boolean done;
+
+    Transfer(KvHandle handle) {
+      this.handle = handle;
+    }
+
+    KvImport kvImport() {
+      if (kvImport == null) {
+        throw new IllegalStateException("KV chunk before the KV header");
+      }
+      return kvImport;
+    }
+
+    void succeed(Sequence sequence) {
+      if (done) {
+        engine.release(sequence);
+        return;
+      }
+      done = true;
+      vertx.cancelTimer(timer);
+      promise.complete(sequence);
+    }
+
+    void fail(Throwable error) {
+      if (done) {
+        return;
+      }
+      done = true;
+      vertx.cancelTimer(timer);
+      if (kvImport != null) {
+        kvImport.abort();
+        kvImport = null;
+      }
+      if (connection != null && connection.current == this) {
+        connection.close();
+      }
+      LOG.warn("KV pull {} from {}:{} failed: {}", handle.transferId(), handle.host(),
+          handle.port(), error.getMessage());
+      promise.fail(error);
+    }
+  }
+}

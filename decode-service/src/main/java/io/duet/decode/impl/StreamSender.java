@@ -1,0 +1,77 @@
+package io.duet.decode.impl;
+
+import io.duet.cluster.protocol.DecodeEvent;
+import io.vertx.core.eventbus.EventBus;
+
+/**
+ * The event-bus side of one request's token stream, with credit-based flow control: it sends
+ * at most as many {@link DecodeEvent}s as the requester granted; while it has no credit, new
+ * text and tokens are coalesced into the next event, so decoding never waits for a slow
+ * client and the requester's consumer never overflows. Event-loop confined.
+ */
+final class StreamSender {
+
+  private final EventBus eventBus;
+  private final String requestId;
+  private final String address;
+  private final int promptTokens;
+  private final long decodeStartMicros;
+  private int credits;
+  private int sequence;
+  private final StringBuilder text = new StringBuilder();
+  private int tokens;
+  private int completionTokens;
+  private String finishReason;
+  private String failure;
+  private String error;
+  private boolean closed;
+
+  StreamSender(EventBus eventBus, String requestId, String address, int promptTokens,
+      int credits, long decodeStartMicros) {
+    this.eventBus = eventBus;
+    this.requestId = requestId;
+    this.address = address;
+    this.promptTokens = promptTokens;
+    this.credits = credits;
+    this.decodeStartMicros = decodeStartMicros;
+  }
+
+  void add(String delta, int newTokens, String finish) {
+    text.append(delta);
+    tokens += newTokens;
+    completionTokens += newTokens;
+    if (finish != null) {
+      finishReason = finish;
+    }
+    flush();
+  }
+
+  void fail(String failureName, String message) {
+    failure = failureName;
+    error = message;
+    flush();
+  }
+
+  void credit(int granted) {
+    credits += granted;
+    flush();
+  }
+
+  /** True once the last event went out. */
+  boolean isClosed() {
+    return closed;
+  }
+
+  private void flush() {
+    boolean terminal = finishReason != null || failure != null;
+    if (closed || credits <= 0 || (tokens == 0 && text.length() == 0 && !terminal)) {
+      return;
+    }
+    credits--;
+    eventBus.send(address, new DecodeEvent(requestId, sequence++, text.toString(), tokens,
+        completionTokens, promptTokens, finishReason, failure, error, decodeStartMicros).toJson());
+    text.setLength(0);
+    tokens = 0;
+    closed = terminal;
+  }
+}

@@ -1,0 +1,24 @@
+package io.duet.prefill;
+
+import io.duet.cluster.DuetConfig;
+
+/**
+ * Settings of one prefill instance.
+ *
+ * @param host address the KV and status servers bind to and announce
+ * @param kvPort KV transfer port, 0 for any free port
+ * @param httpPort status (health, metrics) port, 0 for any free port
+ * @param maxBatchTokens prompt tokens prefilled together in one scheduling round
+ * @param maxWaiting requests queued beyond which new ones are refused as overloaded
+ * @param leaseMillis how long prefilled KV is held for a decode instance to pull it
+ */
+public record PrefillOptions(String instanceId, String modelName, String host, int kvPort,
+    int httpPort, int maxBatchTokens, int maxWaiting, long leaseMillis) {
+
+  /** The prefill settings of a configuration (keys under {@code prefill.}). */
+  public static PrefillOptions from(DuetConfig config, String modelName) {
+    return new PrefillOptions(config.instanceId(), modelName, config.clusterHost(),
+        config.prefillKvPort(), config.prefillHttpPort(), config.prefillMaxBatchTokens(),
+        config.prefillMaxWaiting(), config.prefillLeaseSeconds() * 1000L);
+  }
+}

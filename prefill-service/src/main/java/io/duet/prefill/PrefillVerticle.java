@@ -1,0 +1,174 @@
+package io.duet.prefill;
+
+import io.duet.cluster.protocol.Addresses;
+import io.duet.cluster.protocol.Cancel;
+import io.duet.cluster.protocol.Failure;
+import io.duet.cluster.protocol.InstanceInfo;
+import io.duet.cluster.protocol.KvHandle;
+import io.duet.cluster.protocol.PrefillRequest;
+import io.duet.cluster.protocol.PrefillResult;
+import io.duet.cluster.protocol.Role;
+import io.duet.engine.Engine;
+import io.duet.engine.SamplingParams;
+import io.duet.engine.Tokenizer;
+import io.duet.prefill.impl.KvTransferServer;
+import io.duet.prefill.impl.LeaseTable;
+import io.duet.prefill.impl.PrefillScheduler;
+import io.duet.service.EngineMetrics;
+import io.duet.service.Sampling;
+import io.duet.service.StatusServer;
+import io.micrometer.core.instrument.Gauge;
+import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
+import io.vertx.core.AbstractVerticle;
+import io.vertx.core.Future;
+import io.vertx.core.Promise;
+import io.vertx.core.eventbus.Message;
+import io.vertx.core.eventbus.MessageConsumer;
+import io.vertx.core.http.HttpServer;
+import io.vertx.core.json.JsonObject;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import org.slf4j.MDC;
+
+/**
+ * One prefill instance: takes {@link PrefillRequest}s on its event-bus address, prefills them
+ * in batches on its engine thread, leases the KV and serves it to decode instances over its
+ * KV transfer server.
+ */
+public final class PrefillVerticle extends AbstractVerticle {
+
+  private static final Logger LOG = LoggerFactory.getLogger(PrefillVerticle.class);
+
+  private final Engine engine;
+  private final PrefillOptions options;
+  private final PrometheusMeterRegistry metrics;
+  private LeaseTable leases;
+  private PrefillScheduler scheduler;
+  private KvTransferServer kvServer;
+  private HttpServer statusServer;
+  private MessageConsumer<JsonObject> requests;
+  private MessageConsumer<JsonObject> control;
+
+  public PrefillVerticle(Engine engine, PrefillOptions options, PrometheusMeterRegistry metrics) {
+    this.engine = engine;
+    this.options = options;
+    this.metrics = metrics;
+  }
+
+  @Override
+  public void start(Promise<Void> startPromise) {
+    PrefillScheduler[] holder = new PrefillScheduler[1];
+    leases = new LeaseTable(vertx, engine, options.leaseMillis(), () -> holder[0].wake());
+    scheduler = new PrefillScheduler(engine, leases, options.maxBatchTokens(), options.maxWaiting());
+    holder[0] = scheduler;
+    scheduler.start();
+    EngineMetrics.bind(engine, metrics);
+    Gauge.builder("duet_prefill_waiting", scheduler, PrefillScheduler::waiting).register(metrics);
+    Gauge.builder("duet_kv_leases", leases, LeaseTable::size).register(metrics);
+    kvServer = new KvTransferServer(vertx, leases);
+    requests = vertx.eventBus().consumer(Addresses.prefill(options.instanceId()), this::handlePrefill);
+    control = vertx.eventBus().consumer(Addresses.prefillControl(options.instanceId()),
+        this::handleControl);
+    Future.all(kvServer.listen(options.host(), options.kvPort()),
+            StatusServer.start(vertx, options.host(), options.httpPort(), metrics, this::health)
+                .onSuccess(server -> statusServer = server),
+            requests.completion(), control.completion())
+        .onSuccess(v -> LOG.info("prefill {} ready: KV on {}:{}, status on port {}, model {} ({})",
+            options.instanceId(), options.host(), kvServer.actualPort(), statusServer.actualPort(),
+            options.modelName(), engine.layout().fingerprint()))
+        .<Void>mapEmpty().onComplete(startPromise);
+  }
+
+  @Override
+  public void stop(Promise<Void> stopPromise) {
+    scheduler.close();
+    leases.releaseAll();
+    Future.all(kvServer.close(), statusServer == null ? Future.succeededFuture()
+        : statusServer.close()).<Void>mapEmpty().onComplete(stopPromise);
+  }
+
+  /** This instance as the registry should see it now. */
+  public InstanceInfo info() {
+    var kv = engine.kvStats();
+    return new InstanceInfo(options.instanceId(), Role.PREFILL, 0, options.host(),
+        statusServer == null ? 0 : statusServer.actualPort(), kvServer.actualPort(),
+        options.modelName(), engine.layout().fingerprint(), options.maxBatchTokens(),
+        new InstanceInfo.Load(scheduler.running(), scheduler.waiting(), scheduler.inFlightTokens(),
+            kv.usedBlocks(), kv.totalBlocks()), System.currentTimeMillis());
+  }
+
+  private JsonObject health() {
+    return new JsonObject().put("status", "ok").put("instance", info().toJson());
+  }
+
+  private void handlePrefill(Message<JsonObject> message) {
+    PrefillRequest request;
+    int[] prompt;
+    SamplingParams params;
+    try {
+      request = PrefillRequest.fromJson(message.body());
+      params = Sampling.toParams(request.sampling());
+      prompt = tokenize(request);
+    } catch (IllegalArgumentException | NullPointerException | ClassCastException e) {
+      message.fail(Failure.BAD_REQUEST.code(), Failure.BAD_REQUEST.message(
+          "bad prefill request: " + e.getMessage()));
+      return;
+    }
+    Promise<PrefillScheduler.Outcome> promise = Promise.promise();
+    scheduler.enqueue(new PrefillScheduler.Job(request.requestId(), prompt, params, promise,
+        vertx.getOrCreateContext()));
+    promise.future().onComplete(result -> {
+      MDC.put("requestId", request.requestId());
+      try {
+        if (result.succeeded()) {
+          message.reply(toResult(request.requestId(), result.result()).toJson());
+        } else if (result.cause() instanceof PrefillScheduler.PrefillFailure failure) {
+          message.fail(failure.failure().code(), failure.failure().message(failure.getMessage()));
+        } else {
+          LOG.error("prefill failed", result.cause());
+          message.fail(Failure.INTERNAL.code(), Failure.INTERNAL.message(
+              String.valueOf(result.cause().getMessage())));
+        }
+      } finally {
+        MDC.remove("requestId");
+      }
+    });
+  }
+
+  private int[] tokenize(PrefillRequest request) {
+    if (request.promptTokens().length > 0) {
+      return request.promptTokens();
+    }
+    Tokenizer tokenizer = engine.tokenizer();
+    if (tokenizer == null) {
+      throw new IllegalArgumentException("this instance has no tokenizer; send token ids");
+    }
+    return tokenizer.encode(request.prompt() == null ? "" : request.prompt(), true, false);
+  }
+
+  private PrefillResult toResult(String requestId, PrefillScheduler.Outcome outcome) {
+    KvHandle handle = new KvHandle(options.instanceId(), options.host(), kvServer.actualPort(),
+        outcome.transferId(), outcome.blockCount(), outcome.promptTokens(),
+        engine.layout().fingerprint(), leases.expiresAt(outcome.transferId()));
+    return new PrefillResult(requestId, outcome.firstToken(), outcome.samplerState(),
+        outcome.promptTokens(), outcome.cachedPromptTokens(), handle, outcome.queueMicros(),
+        outcome.prefillMicros());
+  }
+
+  private void handleControl(Message<JsonObject> message) {
+    Cancel cancel;
+    try {
+      cancel = Cancel.fromJson(message.body());
+    } catch (IllegalArgumentException e) {
+      LOG.warn("ignoring bad control message: {}", e.getMessage());
+      return;
+    }
+    if (cancel.requestId() != null) {
+      scheduler.cancel(cancel.requestId());
+      leases.releaseRequest(cancel.requestId());
+    }
+    if (cancel.transferId() != null) {
+      leases.release(cancel.transferId());
+    }
+  }
+}

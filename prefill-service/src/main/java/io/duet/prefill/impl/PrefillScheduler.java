@@ -1,0 +1,243 @@
+package io.duet.prefill.impl;
+
+import io.duet.cluster.protocol.Failure;
+import io.duet.engine.Engine;
+import io.duet.engine.KvCacheFullException;
+import io.duet.engine.Sampler;
+import io.duet.engine.SamplingParams;
+import io.duet.engine.Sequence;
+import io.duet.service.EngineThread;
+import io.vertx.core.Context;
+import io.vertx.core.Promise;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Batches queued prompts within a token budget, prefills them together, samples each one's
+ * first token and leases its KV. Runs on its own engine thread; results are completed on the
+ * Vert.x context that submitted them.
+ */
+public final class PrefillScheduler extends EngineThread {
+
+  private static final Logger LOG = LoggerFactory.getLogger(PrefillScheduler.class);
+
+  /** A prompt to prefill. */
+  public static final class Job {
+    final String requestId;
+    final int[] prompt;
+    final SamplingParams params;
+    final Promise<Outcome> promise;
+    final Context context;
+    final long queuedNanos = System.nanoTime();
+    volatile boolean cancelled;
+
+    public Job(String requestId, int[] prompt, SamplingParams params, Promise<Outcome> promise,
+        Context context) {
+      this.requestId = requestId;
+      this.prompt = prompt;
+      this.params = params;
+      this.promise = promise;
+      this.context = context;
+    }
+
+    public int promptTokens() {
+      return prompt.length;
+    }
+  }
+
+  /** A prefilled prompt and its lease. */
+  public record Outcome(int firstToken, long samplerState, int promptTokens,
+      int cachedPromptTokens, String transferId, int blockCount, long queueMicros,
+      long prefillMicros) {
+  }
+
+  /** Failures that carry the protocol code to answer with. */
+  public static final class PrefillFailure extends RuntimeException {
+    private final Failure failure;
+
+    public PrefillFailure(Failure failure, String message) {
+      super(message);
+      this.failure = failure;
+    }
+
+    public Failure failure() {
+      return failure;
+    }
+  }
+
+  private final Engine engine;
+  private final LeaseTable leases;
+  private final int maxBatchTokens;
+  private final int maxWaiting;
+  private final ArrayDeque<Job> queue = new ArrayDeque<>();
+  private final AtomicInteger waiting = new AtomicInteger();
+  private final AtomicInteger running = new AtomicInteger();
+  private final AtomicLong inFlightTokens = new AtomicLong();
+  private final Map<String, Job> jobs = new ConcurrentHashMap<>();
+
+  public PrefillScheduler(Engine engine, LeaseTable leases, int maxBatchTokens, int maxWaiting) {
+    super("duet-prefill-engine");
+    this.engine = engine;
+    this.leases = leases;
+    this.maxBatchTokens = maxBatchTokens;
+    this.maxWaiting = maxWaiting;
+  }
+
+  /** Queues a job, or fails it at once when the queue is full or the prompt cannot fit. */
+  public void enqueue(Job job) {
+    int seqLen = engine.config().seqLen();
+    if (job.prompt.length >= seqLen) {
+      job.promise.fail(new PrefillFailure(Failure.CONTEXT_LENGTH, "the prompt has "
+          + job.prompt.length + " tokens; this model's context is " + seqLen
+          + " tokens, which leaves no room to generate"));
+      return;
+    }
+    if (waiting.incrementAndGet() > maxWaiting) {
+      waiting.decrementAndGet();
+      job.promise.fail(new PrefillFailure(Failure.OVERLOADED, maxWaiting
+          + " prompts are already waiting for prefill"));
+      return;
+    }
+    inFlightTokens.addAndGet(job.prompt.length);
+    jobs.put(job.requestId, job);
+    submit(() -> queue.add(job));
+  }
+
+  /**
+   * Cancels a request: a queued job is dropped, a job being prefilled releases its KV right
+   * after. The caller also ends the request's lease if it already has one.
+   */
+  public void cancel(String requestId) {
+    Job active = jobs.get(requestId);
+    if (active != null) {
+      active.cancelled = true;
+    }
+    submit(() -> {
+      for (Iterator<Job> it = queue.iterator(); it.hasNext(); ) {
+        Job job = it.next();
+        if (job.requestId.equals(requestId)) {
+          it.remove();
+          finish(job);
+          complete(job, null, new PrefillFailure(Failure.CANCELLED, "cancelled"));
+        }
+      }
+    });
+  }
+
+  public int waiting() {
+    return waiting.get();
+  }
+
+  public int running() {
+    return running.get();
+  }
+
+  public long inFlightTokens() {
+    return inFlightTokens.get();
+  }
+
+  /** Wakes the engine thread when blocks were freed elsewhere. */
+  public void wake() {
+    submit(() -> { });
+  }
+
+  @Override
+  protected boolean iteration() {
+    if (queue.isEmpty()) {
+      return false;
+    }
+    List<Job> batch = new ArrayList<>();
+    List<Sequence> sequences = new ArrayList<>();
+    int tokens = 0;
+    while (!queue.isEmpty() && (batch.isEmpty() || tokens + queue.peek().prompt.length
+        <= maxBatchTokens)) {
+      Job job = queue.peek();
+      Sequence sequence;
+      try {
+        sequence = engine.allocate(job.prompt);
+      } catch (KvCacheFullException e) {
+        if (batch.isEmpty() && leases.size() == 0) {
+          queue.poll();
+          finish(job);
+          complete(job, null, new PrefillFailure(Failure.OVERLOADED,
+              "the prompt does not fit into this prefill instance's KV cache"));
+          continue;
+        }
+        // Leases will end (pulled or expired) and free blocks; their release wakes us.
+        break;
+      }
+      queue.poll();
+      batch.add(job);
+      sequences.add(sequence);
+      tokens += job.prompt.length;
+    }
+    if (batch.isEmpty()) {
+      return false;
+    }
+    running.set(batch.size());
+    long start = System.nanoTime();
+    try {
+      engine.step(sequences);
+    } catch (RuntimeException e) {
+      LOG.error("prefill of {} prompts failed", batch.size(), e);
+      for (int i = 0; i < batch.size(); i++) {
+        engine.release(sequences.get(i));
+        finish(batch.get(i));
+        complete(batch.get(i), null, new PrefillFailure(Failure.INTERNAL,
+            "prefill failed: " + e.getMessage()));
+      }
+      running.set(0);
+      return !queue.isEmpty();
+    }
+    long prefillMicros = (System.nanoTime() - start) / 1000;
+    for (int i = 0; i < batch.size(); i++) {
+      Job job = batch.get(i);
+      Sequence sequence = sequences.get(i);
+      finish(job);
+      if (job.cancelled) {
+        engine.release(sequence);
+        complete(job, null, new PrefillFailure(Failure.CANCELLED, "cancelled"));
+        continue;
+      }
+      Sampler sampler = new Sampler(job.params, engine.config().vocabSize());
+      int first = sampler.sample(sequence.logits());
+      String transferId = leases.lease(job.requestId, sequence);
+      if (job.cancelled) {
+        // The cancel may have looked for this lease before it existed.
+        leases.release(transferId);
+        complete(job, null, new PrefillFailure(Failure.CANCELLED, "cancelled"));
+        continue;
+      }
+      Outcome outcome = new Outcome(first, sampler.state(), job.prompt.length,
+          sequence.cachedPrefixTokens(), transferId, sequence.blockCount(),
+          (start - job.queuedNanos) / 1000, prefillMicros);
+      complete(job, outcome, null);
+    }
+    running.set(0);
+    return !queue.isEmpty();
+  }
+
+  private void finish(Job job) {
+    jobs.remove(job.requestId, job);
+    waiting.decrementAndGet();
+    inFlightTokens.addAndGet(-job.prompt.length);
+  }
+
+  private static void complete(Job job, Outcome outcome, Throwable error) {
+    job.context.runOnContext(v -> {
+      if (error != null) {
+        job.promise.tryFail(error);
+      } else {
+        job.promise.tryComplete(outcome);
+      }
+    });
+  }
+}

@@ -1,0 +1,41 @@
+package io.duet.proxy;
+
+import io.vertx.core.Future;
+
+import java.util.List;
+
+/**
+ * Runs one completion through the cluster (prefill on a P instance, decode on a D instance).
+ * The HTTP layer ({@link OpenAiApi}) only talks to the cluster through this seam.
+ */
+public interface CompletionBackend {
+
+  /**
+   * Starts a job. The returned stream emits {@link io.duet.cluster.protocol.DecodeEvent}s on the
+   * caller's Vert.x context; {@code pause()}/{@code resume()} apply backpressure (they map to
+   * stream credits); the stream ends after the event whose {@code isLast()} is true. A failure
+   * before any event (no instance, prefill failed, bad prompt) is reported through the stream's
+   * {@code exceptionHandler} with a {@link CompletionException} carrying a
+   * {@link io.duet.cluster.protocol.Failure}.
+   */
+  CompletionStream start(CompletionJob job);
+
+  /**
+   * Models currently served (from the live registry): the names of the models that at least one
+   * prefill and one decode instance serve.
+   */
+  List<String> models();
+
+  /**
+   * Called on the proxy verticle's context before it serves requests: a backend confined to one
+   * context registers its consumers and timers here. Completes when the backend is ready.
+   */
+  default Future<Void> open() {
+    return Future.succeededFuture();
+  }
+
+  /** Called on the proxy verticle's context when it stops. */
+  default Future<Void> close() {
+    return Future.succeededFuture();
+  }
+}

@@ -1,0 +1,37 @@
+package io.duet.proxy;
+
+import io.duet.proxy.impl.OpenAiApiImpl;
+import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
+import io.vertx.core.Vertx;
+import io.vertx.ext.web.Router;
+
+/**
+ * The OpenAI-compatible HTTP API in front of a {@link CompletionBackend}:
+ * <ul>
+ *   <li>{@code POST /v1/completions} and {@code POST /v1/chat/completions}, whole or streamed as
+ *   server-sent events ({@code stream_options: {include_usage, continuous_usage_stats}});</li>
+ *   <li>{@code GET /v1/models} and {@code GET /v1/models/{model}};</li>
+ *   <li>{@code GET /health}: 200 {@code {"status":"ok"}} while at least one model is served,
+ *   else 503 with the reason;</li>
+ *   <li>{@code GET /metrics}: the Prometheus registry's scrape.</li>
+ * </ul>
+ * With an API key set in the options, {@code /v1/*} requires {@code Authorization: Bearer <key>}.
+ * Errors use OpenAI's body {@code {"error":{"message","type","param","code"}}}.
+ */
+public interface OpenAiApi {
+
+  /**
+   * An API over {@code backend}. Metrics ({@code duet_requests_total}, {@code duet_ttft_seconds},
+   * {@code duet_tpot_seconds}, {@code duet_e2e_seconds}, {@code duet_requests_in_flight}) go to
+   * {@code registry}, which {@code /metrics} also serves.
+   *
+   * @throws IllegalArgumentException if the options name an unknown chat template
+   */
+  static OpenAiApi create(Vertx vertx, CompletionBackend backend, ProxyOptions options,
+      PrometheusMeterRegistry registry) {
+    return new OpenAiApiImpl(vertx, backend, new ProxyOptions(options), registry);
+  }
+
+  /** The router serving the API; mount it on an HTTP server or into another router. */
+  Router router();
+}

@@ -1,0 +1,148 @@
+package io.duet.proxy;
+
+import io.vertx.core.json.JsonObject;
+import java.util.Objects;
+
+/** Options of the OpenAI-compatible HTTP front end ({@link OpenAiApi}, {@link ProxyVerticle}). */
+public class ProxyOptions {
+
+  /** Listen on every interface. */
+  public static final String DEFAULT_HOST = "0.0.0.0";
+  /** The port of the reference deployment's proxy. */
+  public static final int DEFAULT_PORT = 7000;
+  /** No API key: {@code /v1/*} is open. */
+  public static final String DEFAULT_API_KEY = null;
+  /** The llama2.c chat format ({@code [INST] ... [/INST]}); see {@link ChatTemplate#LLAMA2}. */
+  public static final String DEFAULT_CHAT_TEMPLATE = ChatTemplate.LLAMA2;
+  /** Request bodies above 1 MiB are refused with 413. */
+  public static final long DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
+  /** OpenAI's default {@code max_tokens} of {@code /v1/completions}. */
+  public static final int DEFAULT_COMPLETION_MAX_TOKENS = 16;
+  /**
+   * {@code /v1/chat/completions} has no default limit in OpenAI's API; this cap stands in for it
+   * (the model's context length cuts earlier, with {@code finish_reason: "length"}).
+   */
+  public static final int DEFAULT_CHAT_MAX_TOKENS = 4096;
+
+  private String host = DEFAULT_HOST;
+  private int port = DEFAULT_PORT;
+  private String apiKey = DEFAULT_API_KEY;
+  private String chatTemplate = DEFAULT_CHAT_TEMPLATE;
+  private long maxBodyBytes = DEFAULT_MAX_BODY_BYTES;
+  private int completionMaxTokens = DEFAULT_COMPLETION_MAX_TOKENS;
+  private int chatMaxTokens = DEFAULT_CHAT_MAX_TOKENS;
+
+  public ProxyOptions() {
+  }
+
+  public ProxyOptions(ProxyOptions other) {
+    host = other.host;
+    port = other.port;
+    apiKey = other.apiKey;
+    chatTemplate = other.chatTemplate;
+    maxBodyBytes = other.maxBodyBytes;
+    completionMaxTokens = other.completionMaxTokens;
+    chatMaxTokens = other.chatMaxTokens;
+  }
+
+  /** Reads the fields {@link #toJson()} writes; absent fields keep their defaults. */
+  public ProxyOptions(JsonObject json) {
+    setHost(json.getString("host", DEFAULT_HOST));
+    setPort(json.getInteger("port", DEFAULT_PORT));
+    setApiKey(json.getString("apiKey", DEFAULT_API_KEY));
+    setChatTemplate(json.getString("chatTemplate", DEFAULT_CHAT_TEMPLATE));
+    setMaxBodyBytes(json.getLong("maxBodyBytes", DEFAULT_MAX_BODY_BYTES));
+    setCompletionMaxTokens(json.getInteger("completionMaxTokens", DEFAULT_COMPLETION_MAX_TOKENS));
+    setChatMaxTokens(json.getInteger("chatMaxTokens", DEFAULT_CHAT_MAX_TOKENS));
+  }
+
+  public JsonObject toJson() {
+    return new JsonObject().put("host", host).put("port", port).put("apiKey", apiKey)
+        .put("chatTemplate", chatTemplate).put("maxBodyBytes", maxBodyBytes)
+        .put("completionMaxTokens", completionMaxTokens).put("chatMaxTokens", chatMaxTokens);
+  }
+
+  public String getHost() {
+    return host;
+  }
+
+  public ProxyOptions setHost(String host) {
+    this.host = Objects.requireNonNull(host, "host");
+    return this;
+  }
+
+  public int getPort() {
+    return port;
+  }
+
+  /** The port to listen on; 0 picks a free one (see {@link ProxyVerticle#actualPort()}). */
+  public ProxyOptions setPort(int port) {
+    if (port < 0 || port > 65535) {
+      throw new IllegalArgumentException("port must be in 0..65535: " + port);
+    }
+    this.port = port;
+    return this;
+  }
+
+  public String getApiKey() {
+    return apiKey;
+  }
+
+  /**
+   * When set (non-empty), every {@code /v1/*} request must carry {@code Authorization: Bearer
+   * <key>}; {@code /health} and {@code /metrics} stay open.
+   */
+  public ProxyOptions setApiKey(String apiKey) {
+    this.apiKey = apiKey == null || apiKey.isEmpty() ? null : apiKey;
+    return this;
+  }
+
+  public String getChatTemplate() {
+    return chatTemplate;
+  }
+
+  /** The {@link ChatTemplate} name that renders chat messages into a prompt. */
+  public ProxyOptions setChatTemplate(String chatTemplate) {
+    ChatTemplate.forName(chatTemplate);
+    this.chatTemplate = chatTemplate;
+    return this;
+  }
+
+  public long getMaxBodyBytes() {
+    return maxBodyBytes;
+  }
+
+  public ProxyOptions setMaxBodyBytes(long maxBodyBytes) {
+    if (maxBodyBytes <= 0) {
+      throw new IllegalArgumentException("maxBodyBytes must be positive: " + maxBodyBytes);
+    }
+    this.maxBodyBytes = maxBodyBytes;
+    return this;
+  }
+
+  public int getCompletionMaxTokens() {
+    return completionMaxTokens;
+  }
+
+  /** {@code max_tokens} of a {@code /v1/completions} request that gives none. */
+  public ProxyOptions setCompletionMaxTokens(int completionMaxTokens) {
+    if (completionMaxTokens <= 0) {
+      throw new IllegalArgumentException("completionMaxTokens must be positive");
+    }
+    this.completionMaxTokens = completionMaxTokens;
+    return this;
+  }
+
+  public int getChatMaxTokens() {
+    return chatMaxTokens;
+  }
+
+  /** {@code max_tokens} of a {@code /v1/chat/completions} request that gives none. */
+  public ProxyOptions setChatMaxTokens(int chatMaxTokens) {
+    if (chatMaxTokens <= 0) {
+      throw new IllegalArgumentException("chatMaxTokens must be positive");
+    }
+    this.chatMaxTokens = chatMaxTokens;
+    return this;
+  }
+}

@@ -1,0 +1,295 @@
+package io.duet.proxy.cluster;
+
+import io.duet.cluster.protocol.Addresses;
+import io.duet.cluster.protocol.Cancel;
+import io.duet.cluster.protocol.DecodeEvent;
+import io.duet.cluster.protocol.DecodeRequest;
+import io.duet.cluster.protocol.Failure;
+import io.duet.cluster.protocol.InstanceInfo;
+import io.duet.cluster.protocol.PrefillRequest;
+import io.duet.cluster.protocol.PrefillResult;
+import io.duet.cluster.protocol.Role;
+import io.duet.cluster.protocol.StreamCredit;
+import io.duet.proxy.CompletionBackend;
+import io.duet.proxy.CompletionJob;
+import io.duet.proxy.CompletionStream;
+import io.vertx.core.Future;
+import io.vertx.core.Vertx;
+import io.vertx.core.eventbus.DeliveryOptions;
+import io.vertx.core.eventbus.EventBus;
+import io.vertx.core.eventbus.Message;
+import io.vertx.core.eventbus.MessageConsumer;
+import io.vertx.core.json.JsonObject;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.function.Supplier;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Runs completions through the cluster: picks a prefill instance, has it prefill the prompt,
+ * picks a decode instance with the same KV layout, hands it the KV handle and relays the token
+ * stream. Decode events of every request arrive on one address per proxy and are routed by
+ * request id, so no per-request event-bus registration is needed.
+ *
+ * <p>Failure detection: every request has a deadline, and a request whose prefill or decode
+ * instance leaves the registry fails at once instead of waiting for the deadline. Whatever
+ * ends a request (success, failure, cancel) releases what it holds on the instances. Use from
+ * one Vert.x context only.
+ */
+public final class ClusterBackend implements CompletionBackend, ClusterStream.Control {
+
+  private static final Logger LOG = LoggerFactory.getLogger(ClusterBackend.class);
+  private static final long LIVENESS_CHECK_MILLIS = 500;
+
+  private final Vertx vertx;
+  private final EventBus eventBus;
+  private final Supplier<List<InstanceInfo>> registry;
+  private final String streamAddress;
+  private final int credits;
+  private final long requestTimeoutMillis;
+  private final InstancePicker picker = new InstancePicker();
+  private final Map<String, Job> jobs = new HashMap<>();
+  private MessageConsumer<JsonObject> events;
+  private long livenessTimer;
+
+  /** The state of one request as it moves through the cluster. */
+  private static final class Job {
+    final CompletionJob completion;
+    final ClusterStream stream;
+    final long estimatedPromptTokens;
+    InstanceInfo prefill;
+    InstanceInfo decode;
+    String transferId;
+    long deadlineTimer;
+
+    Job(CompletionJob completion, ClusterStream stream) {
+      this.completion = completion;
+      this.stream = stream;
+      // The reference deployment balances prefill by in-flight prompt length; before the
+      // prefill instance has tokenized, characters / 4 stands in for tokens.
+      this.estimatedPromptTokens = Math.max(1, completion.prompt().length() / 4);
+    }
+  }
+
+  /**
+   * @param registry the live instances (the registry's view)
+   * @param proxyInstanceId names this proxy's stream address
+   * @param credits decode events in flight per request before the proxy grants more
+   */
+  public ClusterBackend(Vertx vertx, Supplier<List<InstanceInfo>> registry, String proxyInstanceId,
+      int credits, long requestTimeoutMillis) {
+    this.vertx = vertx;
+    this.eventBus = vertx.eventBus();
+    this.registry = registry;
+    this.streamAddress = "duet.proxy." + proxyInstanceId + ".stream";
+    this.credits = credits;
+    this.requestTimeoutMillis = requestTimeoutMillis;
+  }
+
+  /** Registers the stream address; completes once the cluster can route to it. */
+  @Override
+  public Future<Void> open() {
+    events = eventBus.consumer(streamAddress, this::onEvent);
+    livenessTimer = vertx.setPeriodic(LIVENESS_CHECK_MILLIS, t -> failJobsOfLostInstances());
+    return events.completion();
+  }
+
+  @Override
+  public Future<Void> close() {
+    vertx.cancelTimer(livenessTimer);
+    for (Job job : new ArrayList<>(jobs.values())) {
+      job.stream.cancel();
+    }
+    return events == null ? Future.succeededFuture() : events.unregister();
+  }
+
+  @Override
+  public List<String> models() {
+    Set<String> prefill = new TreeSet<>();
+    Set<String> served = new TreeSet<>();
+    List<InstanceInfo> instances = registry.get();
+    for (InstanceInfo i : instances) {
+      if (i.role() == Role.PREFILL) {
+        prefill.add(i.modelName() + "\u0000" + i.fingerprint());
+      }
+    }
+    for (InstanceInfo i : instances) {
+      if (i.role() == Role.DECODE && prefill.contains(i.modelName() + "\u0000" + i.fingerprint())) {
+        served.add(i.modelName());
+      }
+    }
+    return List.copyOf(served);
+  }
+
+  @Override
+  public CompletionStream start(CompletionJob completion) {
+    ClusterStream stream = new ClusterStream(completion.requestId(), credits, this);
+    Job job = new Job(completion, stream);
+    if (jobs.containsKey(completion.requestId())) {
+      stream.fail(Failure.BAD_REQUEST, "request id " + completion.requestId() + " is in use");
+      return stream;
+    }
+    jobs.put(completion.requestId(), job);
+    job.deadlineTimer = vertx.setTimer(requestTimeoutMillis, t -> fail(job, Failure.TIMEOUT,
+        "no answer within " + requestTimeoutMillis + " ms"));
+    vertx.runOnContext(v -> prefill(job));
+    return stream;
+  }
+
+  private void prefill(Job job) {
+    if (job.stream.isDone()) {
+      return;
+    }
+    List<InstanceInfo> instances = registry.get();
+    String model = job.completion.model();
+    var candidate = picker.prefill(instances, model);
+    if (candidate.isEmpty()) {
+      fail(job, Failure.UNAVAILABLE, "no prefill instance serves model " + model);
+      return;
+    }
+    job.prefill = candidate.get();
+    picker.prefillStarted(job.prefill.instanceId(), job.estimatedPromptTokens);
+    PrefillRequest request = new PrefillRequest(job.completion.requestId(),
+        job.completion.prompt(), new int[0], job.completion.sampling());
+    eventBus.<JsonObject>request(Addresses.prefill(job.prefill.instanceId()), request.toJson(),
+            new DeliveryOptions().setSendTimeout(requestTimeoutMillis))
+        .onComplete(reply -> {
+          picker.prefillEnded(job.prefill.instanceId(), job.estimatedPromptTokens);
+          if (reply.failed()) {
+            fail(job, Failure.of(reply.cause()), "prefill on " + job.prefill.instanceId()
+                + " failed: " + Failure.text(reply.cause()));
+            return;
+          }
+          PrefillResult result = PrefillResult.fromJson(reply.result().body());
+          job.transferId = result.kv().transferId();
+          if (job.stream.isDone()) {
+            releaseLease(job);
+            return;
+          }
+          decode(job, result);
+        });
+  }
+
+  private void decode(Job job, PrefillResult result) {
+    var candidate = picker.decode(registry.get(), job.completion.model(), result.kv().fingerprint());
+    if (candidate.isEmpty()) {
+      fail(job, Failure.UNAVAILABLE, "no decode instance of model " + job.completion.model()
+          + " has KV layout " + result.kv().fingerprint());
+      return;
+    }
+    job.decode = candidate.get();
+    picker.decodeStarted(job.decode.instanceId());
+    DecodeRequest request = new DecodeRequest(job.completion.requestId(), result.kv(),
+        result.firstToken(), result.samplerState(), result.promptTokens(),
+        job.completion.sampling(), streamAddress, credits);
+    eventBus.<JsonObject>request(Addresses.decode(job.decode.instanceId()), request.toJson(),
+            new DeliveryOptions().setSendTimeout(requestTimeoutMillis))
+        .onFailure(error -> fail(job, Failure.of(error), "decode on " + job.decode.instanceId()
+            + " refused the request: " + Failure.text(error)));
+  }
+
+  private void onEvent(Message<JsonObject> message) {
+    DecodeEvent event;
+    try {
+      event = DecodeEvent.fromJson(message.body());
+    } catch (IllegalArgumentException e) {
+      LOG.warn("dropping a bad decode event: {}", e.getMessage());
+      return;
+    }
+    Job job = jobs.get(event.requestId());
+    if (job == null) {
+      return;
+    }
+    if (event.failure() != null) {
+      fail(job, Failure.valueOf(event.failure()), event.error());
+      return;
+    }
+    job.stream.deliver(event);
+    if (event.isLast()) {
+      end(job);
+    }
+  }
+
+  private void failJobsOfLostInstances() {
+    if (jobs.isEmpty()) {
+      return;
+    }
+    Set<String> live = new TreeSet<>();
+    for (InstanceInfo i : registry.get()) {
+      live.add(i.instanceId());
+    }
+    for (Job job : new ArrayList<>(jobs.values())) {
+      if (job.decode != null && !live.contains(job.decode.instanceId())) {
+        fail(job, Failure.UNAVAILABLE, "decode instance " + job.decode.instanceId()
+            + " left the cluster mid-request");
+      } else if (job.decode == null && job.prefill != null
+          && !live.contains(job.prefill.instanceId())) {
+        fail(job, Failure.UNAVAILABLE, "prefill instance " + job.prefill.instanceId()
+            + " left the cluster mid-request");
+      }
+    }
+  }
+
+  @Override
+  public void grant(ClusterStream stream, int granted) {
+    Job job = jobs.get(stream.requestId);
+    if (job != null && job.decode != null) {
+      eventBus.send(Addresses.decodeControl(job.decode.instanceId()),
+          new StreamCredit(stream.requestId, granted).toJson());
+    }
+  }
+
+  @Override
+  public void cancel(ClusterStream stream) {
+    Job job = jobs.get(stream.requestId);
+    if (job == null) {
+      return;
+    }
+    Cancel cancel = new Cancel(stream.requestId, null, "client went away");
+    if (job.decode != null) {
+      eventBus.send(Addresses.decodeControl(job.decode.instanceId()), cancel.toJson());
+    } else if (job.prefill != null) {
+      eventBus.send(Addresses.prefillControl(job.prefill.instanceId()), cancel.toJson());
+    }
+    releaseLease(job);
+    end(job);
+  }
+
+  private void fail(Job job, Failure failure, String message) {
+    if (jobs.get(job.completion.requestId()) != job) {
+      return;
+    }
+    LOG.warn("request {} failed: {}", job.completion.requestId(), message);
+    Cancel cancel = new Cancel(job.completion.requestId(), null, message);
+    if (job.decode != null) {
+      eventBus.send(Addresses.decodeControl(job.decode.instanceId()), cancel.toJson());
+    } else if (job.prefill != null) {
+      eventBus.send(Addresses.prefillControl(job.prefill.instanceId()), cancel.toJson());
+    }
+    releaseLease(job);
+    end(job);
+    job.stream.fail(failure, message);
+  }
+
+  /** Frees the prefill instance's KV lease; harmless when it already ended. */
+  private void releaseLease(Job job) {
+    if (job.transferId != null && job.prefill != null) {
+      eventBus.send(Addresses.prefillControl(job.prefill.instanceId()),
+          new Cancel(job.completion.requestId(), job.transferId, "request ended").toJson());
+    }
+  }
+
+  private void end(Job job) {
+    if (jobs.remove(job.completion.requestId(), job)) {
+      vertx.cancelTimer(job.deadlineTimer);
+      if (job.decode != null) {
+        picker.decodeEnded(job.decode.instanceId());
+      }
+    }
+  }
+}

@@ -1,0 +1,138 @@
+package io.duet.proxy.cluster;
+
+import io.duet.cluster.protocol.DecodeEvent;
+import io.duet.cluster.protocol.Failure;
+import io.duet.proxy.CompletionException;
+import io.duet.proxy.CompletionStream;
+import io.vertx.core.Handler;
+import java.util.ArrayDeque;
+
+/**
+ * The proxy's end of one request's decode stream: buffers events while the HTTP side is paused
+ * and hands credit back to the decode instance as events are consumed, so neither side can be
+ * flooded. Event-loop confined; {@link ClusterBackend} feeds it.
+ */
+final class ClusterStream implements CompletionStream {
+
+  /** What the backend does when the stream is cancelled or grants credit. */
+  interface Control {
+    void grant(ClusterStream stream, int credits);
+
+    void cancel(ClusterStream stream);
+  }
+
+  final String requestId;
+  private final Control control;
+  private final int creditBatch;
+  private final ArrayDeque<DecodeEvent> pending = new ArrayDeque<>();
+  private Handler<DecodeEvent> handler;
+  private Handler<Throwable> exceptionHandler;
+  private Handler<Void> endHandler;
+  private long demand = Long.MAX_VALUE;
+  private int consumedSinceGrant;
+  private boolean ended;
+  private boolean cancelled;
+  private Throwable failure;
+
+  ClusterStream(String requestId, int credits, Control control) {
+    this.requestId = requestId;
+    this.control = control;
+    this.creditBatch = Math.max(1, credits / 2);
+  }
+
+  boolean isDone() {
+    return ended || cancelled || failure != null;
+  }
+
+  /** An event from the decode instance. */
+  void deliver(DecodeEvent event) {
+    if (isDone()) {
+      return;
+    }
+    pending.add(event);
+    drain();
+  }
+
+  /** The job failed before or between events. */
+  void fail(Failure kind, String message) {
+    if (isDone()) {
+      return;
+    }
+    failure = new CompletionException(kind, message);
+    pending.clear();
+    if (exceptionHandler != null) {
+      exceptionHandler.handle(failure);
+    }
+  }
+
+  private void drain() {
+    while (demand > 0 && !pending.isEmpty() && !cancelled) {
+      DecodeEvent event = pending.poll();
+      if (demand != Long.MAX_VALUE) {
+        demand--;
+      }
+      if (handler != null) {
+        handler.handle(event);
+      }
+      if (event.isLast()) {
+        ended = true;
+        if (endHandler != null) {
+          endHandler.handle(null);
+        }
+        return;
+      }
+      if (++consumedSinceGrant >= creditBatch) {
+        control.grant(this, consumedSinceGrant);
+        consumedSinceGrant = 0;
+      }
+    }
+  }
+
+  @Override
+  public ClusterStream handler(Handler<DecodeEvent> value) {
+    this.handler = value;
+    return this;
+  }
+
+  @Override
+  public ClusterStream exceptionHandler(Handler<Throwable> value) {
+    this.exceptionHandler = value;
+    if (failure != null && value != null) {
+      value.handle(failure);
+    }
+    return this;
+  }
+
+  @Override
+  public ClusterStream endHandler(Handler<Void> value) {
+    this.endHandler = value;
+    return this;
+  }
+
+  @Override
+  public ClusterStream pause() {
+    demand = 0;
+    return this;
+  }
+
+  @Override
+  public ClusterStream resume() {
+    return fetch(Long.MAX_VALUE);
+  }
+
+  @Override
+  public ClusterStream fetch(long amount) {
+    demand = amount == Long.MAX_VALUE || demand + amount < 0 ? Long.MAX_VALUE : demand + amount;
+    drain();
+    return this;
+  }
+
+  @Override
+  public void cancel() {
+    if (!isDone()) {
+      cancelled = true;
+      pending.clear();
+      control.cancel(this);
+    }
+  }
+}

@@ -1,0 +1,127 @@
+package io.duet.proxy.impl;
+
+import io.duet.cluster.protocol.Failure;
+import io.duet.proxy.CompletionException;
+import io.vertx.core.json.JsonObject;
+
+/**
+ * The one failure type of the HTTP layer: an HTTP status and the fields of an OpenAI error body
+ * ({@code {"error":{"message","type","param","code"}}}). Every error the API answers with,
+ * whether found while parsing, by the router or by the cluster, becomes one of these in
+ * {@link #from(Throwable)} and is written by {@link #toJson()}.
+ */
+final class ApiError extends RuntimeException {
+
+  static final String INVALID_REQUEST = "invalid_request_error";
+  static final String INTERNAL = "internal_error";
+
+  private final int status;
+  private final String type;
+  private final String param;
+  private final String code;
+
+  ApiError(int status, String type, String message, String param, String code) {
+    super(message, null, false, false);
+    this.status = status;
+    this.type = type;
+    this.param = param;
+    this.code = code;
+  }
+
+  /** 400 about one request parameter. */
+  static ApiError invalid(String param, String message) {
+    return new ApiError(400, INVALID_REQUEST, message, param, null);
+  }
+
+  /** 400 for a parameter whose value is valid in OpenAI's API but not served here. */
+  static ApiError unsupported(String param, String message) {
+    return new ApiError(400, INVALID_REQUEST, message, param, null);
+  }
+
+  /** 400 for a parameter of the wrong JSON type. */
+  static ApiError wrongType(String param, String expected, Object value) {
+    return invalid(param, "Invalid type for '" + param + "': expected " + expected + ", but got "
+        + jsonType(value) + " instead.");
+  }
+
+  /** 404 the way OpenAI answers for a model it does not serve. */
+  static ApiError modelNotFound(String model) {
+    return new ApiError(404, INVALID_REQUEST, "The model `" + model
+        + "` does not exist or is not served right now.", null, "model_not_found");
+  }
+
+  static ApiError of(Failure failure, String message) {
+    return new ApiError(failure.code(), failure.type(), message, null, null);
+  }
+
+  /**
+   * The error to answer with for {@code error}: itself when it is one already; a cluster
+   * {@link Failure} keeps its code as the status and its type; anything else is a 500.
+   */
+  static ApiError from(Throwable error) {
+    if (error instanceof ApiError api) {
+      return api;
+    }
+    if (error instanceof CompletionException completion) {
+      return of(completion.failure(), completion.getMessage());
+    }
+    return new ApiError(500, INTERNAL, "Internal error: "
+        + (error == null || error.getMessage() == null ? String.valueOf(error) : error.getMessage()),
+        null, null);
+  }
+
+  /** The error for an HTTP status the router failed a request with (no route, body too big...). */
+  static ApiError fromStatus(int status, String method, String path, long maxBodyBytes) {
+    return switch (status) {
+      case 404 -> new ApiError(404, INVALID_REQUEST, "Not found: " + method + " " + path, null,
+          null);
+      case 405 -> new ApiError(405, INVALID_REQUEST, "Method " + method + " is not allowed on "
+          + path, null, null);
+      case 413 -> new ApiError(413, INVALID_REQUEST, "The request body exceeds the limit of "
+          + maxBodyBytes + " bytes.", null, null);
+      default -> status >= 400 && status < 500
+          ? new ApiError(status, INVALID_REQUEST, "Bad request (HTTP " + status + ")", null, null)
+          : new ApiError(500, INTERNAL, "Internal error", null, null);
+    };
+  }
+
+  int status() {
+    return status;
+  }
+
+  String type() {
+    return type;
+  }
+
+  String param() {
+    return param;
+  }
+
+  String code() {
+    return code;
+  }
+
+  JsonObject toJson() {
+    return new JsonObject().put("error", new JsonObject().put("message", getMessage())
+        .put("type", type).put("param", param).put("code", code));
+  }
+
+  private static String jsonType(Object value) {
+    if (value instanceof String) {
+      return "a string";
+    }
+    if (value instanceof Boolean) {
+      return "a boolean";
+    }
+    if (value instanceof Number) {
+      return "a number";
+    }
+    if (value instanceof JsonObject) {
+      return "an object";
+    }
+    if (value instanceof io.vertx.core.json.JsonArray) {
+      return "an array";
+    }
+    return "null";
+  }
+}

@@ -1,0 +1,250 @@
+package io.duet.proxy.impl;
+
+import io.duet.proxy.ChatTemplate;
+import io.duet.proxy.CompletionBackend;
+import io.duet.proxy.OpenAiApi;
+import io.duet.proxy.ProxyOptions;
+import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
+import io.vertx.core.AsyncResult;
+import io.vertx.core.Vertx;
+import io.vertx.core.http.HttpHeaders;
+import io.vertx.core.http.HttpServerResponse;
+import io.vertx.core.json.JsonArray;
+import io.vertx.core.json.JsonObject;
+import io.vertx.ext.web.Router;
+import io.vertx.ext.web.RoutingContext;
+import io.vertx.ext.web.handler.BodyHandler;
+import io.vertx.ext.web.handler.HttpException;
+import java.nio.charset.StandardCharsets;
+import java.security.MessageDigest;
+import java.util.List;
+import java.util.Objects;
+import java.util.UUID;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import org.slf4j.MDC;
+
+/** The router of {@link OpenAiApi}; see there for the endpoints. */
+public final class OpenAiApiImpl implements OpenAiApi {
+
+  /** Routing-context key of the status a request is counted with when it is not the HTTP one. */
+  static final String STATUS_KEY = "duet.status";
+  static final String REQUEST_ID_HEADER = "X-Request-Id";
+
+  private static final Logger LOG = LoggerFactory.getLogger(OpenAiApiImpl.class);
+  private static final String ARRIVAL_KEY = "duet.arrivalNanos";
+  private static final String CREATED_KEY = "duet.createdSeconds";
+  private static final String REQUEST_ID_KEY = "duet.requestId";
+  private static final String OWNED_BY = "duet";
+  private static final String APPLICATION_JSON = "application/json";
+  private static final String PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8";
+  private static final List<String> ENDPOINTS = List.of("/v1/completions",
+      "/v1/chat/completions", "/v1/models");
+
+  private final CompletionBackend backend;
+  private final ProxyOptions options;
+  private final PrometheusMeterRegistry registry;
+  private final ProxyMetrics metrics;
+  private final RequestParser parser;
+  private final byte[] apiKey;
+  private final long createdSeconds = System.currentTimeMillis() / 1000;
+  private final Router router;
+
+  public OpenAiApiImpl(Vertx vertx, CompletionBackend backend, ProxyOptions options,
+      PrometheusMeterRegistry registry) {
+    this.backend = Objects.requireNonNull(backend, "backend");
+    this.options = Objects.requireNonNull(options, "options");
+    this.registry = Objects.requireNonNull(registry, "registry");
+    this.metrics = new ProxyMetrics(registry);
+    this.parser = new RequestParser(options, ChatTemplate.forName(options.getChatTemplate()));
+    this.apiKey = options.getApiKey() == null ? null
+        : options.getApiKey().getBytes(StandardCharsets.UTF_8);
+    this.router = buildRouter(vertx);
+  }
+
+  @Override
+  public Router router() {
+    return router;
+  }
+
+  private Router buildRouter(Vertx vertx) {
+    Router r = Router.router(vertx);
+    r.route().handler(this::arrival);
+    if (apiKey != null) {
+      r.route("/v1/*").handler(this::authenticate);
+    }
+    r.route("/v1/*").handler(BodyHandler.create(false).setBodyLimit(options.getMaxBodyBytes()));
+    r.post("/v1/completions").handler(ctx -> handleCompletion(ctx, ParsedRequest.Kind.COMPLETION));
+    r.post("/v1/chat/completions").handler(ctx -> handleCompletion(ctx, ParsedRequest.Kind.CHAT));
+    r.get("/v1/models").handler(this::handleModels);
+    r.getWithRegex("/v1/models/(?<model>.+)").handler(this::handleModel);
+    r.get("/health").handler(this::handleHealth);
+    r.get("/metrics").handler(this::handleMetrics);
+    r.route().failureHandler(this::handleFailure);
+    r.errorHandler(404, ctx -> sendError(ctx, ApiError.fromStatus(404, ctx.request().method()
+        .name(), ctx.request().path(), options.getMaxBodyBytes())));
+    r.errorHandler(405, ctx -> sendError(ctx, ApiError.fromStatus(405, ctx.request().method()
+        .name(), ctx.request().path(), options.getMaxBodyBytes())));
+    return r;
+  }
+
+  /** Stamps the arrival time and the request id, and counts {@code /v1/*} requests at their end. */
+  private void arrival(RoutingContext ctx) {
+    ctx.put(ARRIVAL_KEY, System.nanoTime());
+    ctx.put(CREATED_KEY, System.currentTimeMillis() / 1000);
+    String path = ctx.normalizedPath();
+    String prefix = null;
+    if (path.equals(ParsedRequest.Kind.COMPLETION.path)) {
+      prefix = ParsedRequest.Kind.COMPLETION.idPrefix;
+    } else if (path.equals(ParsedRequest.Kind.CHAT.path)) {
+      prefix = ParsedRequest.Kind.CHAT.idPrefix;
+    }
+    if (prefix != null) {
+      String requestId = prefix + UUID.randomUUID().toString().replace("-", "");
+      ctx.put(REQUEST_ID_KEY, requestId);
+      ctx.response().putHeader(REQUEST_ID_HEADER, requestId);
+    }
+    if (path.startsWith("/v1/")) {
+      String endpoint = ENDPOINTS.contains(path) ? path
+          : path.startsWith("/v1/models/") ? "/v1/models/{model}" : "other";
+      ctx.addEndHandler(ended -> metrics.request(endpoint, countedStatus(ctx, ended)));
+    }
+    ctx.next();
+  }
+
+  private static int countedStatus(RoutingContext ctx, AsyncResult<Void> ended) {
+    Integer status = ctx.get(STATUS_KEY);
+    if (status != null) {
+      return status;
+    }
+    return ended.failed() ? 499 : ctx.response().getStatusCode();
+  }
+
+  private void authenticate(RoutingContext ctx) {
+    String header = ctx.request().getHeader(HttpHeaders.AUTHORIZATION);
+    ApiError error = null;
+    if (header == null || header.isBlank()) {
+      error = new ApiError(401, ApiError.INVALID_REQUEST, "You didn't provide an API key. You need"
+          + " to provide your API key in an Authorization header using Bearer auth (i.e."
+          + " Authorization: Bearer YOUR_KEY).", null, null);
+    } else if (!header.regionMatches(true, 0, "Bearer ", 0, 7) || !MessageDigest.isEqual(apiKey,
+        header.substring(7).trim().getBytes(StandardCharsets.UTF_8))) {
+      error = new ApiError(401, ApiError.INVALID_REQUEST, "Incorrect API key provided.", null,
+          "invalid_api_key");
+    }
+    if (error == null) {
+      ctx.next();
+    } else {
+      ctx.response().putHeader("WWW-Authenticate", "Bearer");
+      reject(ctx, error);
+    }
+  }
+
+  private void handleCompletion(RoutingContext ctx, ParsedRequest.Kind kind) {
+    ParsedRequest request;
+    try {
+      request = parser.parse(kind, RequestParser.json(ctx.body().buffer()));
+      if (!backend.models().contains(request.model())) {
+        throw ApiError.modelNotFound(request.model());
+      }
+    } catch (RuntimeException e) {
+      reject(ctx, ApiError.from(e));
+      return;
+    }
+    new CompletionExchange(ctx, request, ctx.get(REQUEST_ID_KEY), ctx.get(ARRIVAL_KEY),
+        ctx.get(CREATED_KEY), metrics).start(backend);
+  }
+
+  private void handleModels(RoutingContext ctx) {
+    JsonArray data = new JsonArray();
+    for (String model : backend.models()) {
+      data.add(model(model));
+    }
+    sendJson(ctx, 200, new JsonObject().put("object", "list").put("data", data));
+  }
+
+  private void handleModel(RoutingContext ctx) {
+    String name = ctx.pathParam("model");
+    if (backend.models().contains(name)) {
+      sendJson(ctx, 200, model(name));
+    } else {
+      sendError(ctx, ApiError.modelNotFound(name));
+    }
+  }
+
+  private JsonObject model(String name) {
+    return new JsonObject().put("id", name).put("object", "model").put("created", createdSeconds)
+        .put("owned_by", OWNED_BY);
+  }
+
+  private void handleHealth(RoutingContext ctx) {
+    String reason;
+    try {
+      if (!backend.models().isEmpty()) {
+        sendJson(ctx, 200, new JsonObject().put("status", "ok"));
+        return;
+      }
+      reason = "no model is served by at least one prefill and one decode instance";
+    } catch (RuntimeException e) {
+      reason = "the cluster registry cannot be read: " + e.getMessage();
+    }
+    sendJson(ctx, 503, new JsonObject().put("status", "unavailable").put("reason", reason));
+  }
+
+  private void handleMetrics(RoutingContext ctx) {
+    ctx.response().putHeader(HttpHeaders.CONTENT_TYPE, PROMETHEUS_TEXT).end(registry.scrape());
+  }
+
+  private void handleFailure(RoutingContext ctx) {
+    Throwable failure = ctx.failure();
+    ApiError error;
+    if (failure == null || failure instanceof HttpException) {
+      error = ApiError.fromStatus(ctx.statusCode(), ctx.request().method().name(),
+          ctx.request().path(), options.getMaxBodyBytes());
+    } else {
+      error = ApiError.from(failure);
+      if (!(failure instanceof ApiError)) {
+        LOG.error("Unexpected failure on {} {}", ctx.request().method(), ctx.request().path(),
+            failure);
+      }
+    }
+    reject(ctx, error);
+  }
+
+  /** Answers a request with an error before any completion started, and logs it. */
+  private void reject(RoutingContext ctx, ApiError error) {
+    sendError(ctx, error);
+    String requestId = ctx.get(REQUEST_ID_KEY);
+    if (requestId != null) {
+      MDC.put("requestId", requestId);
+    }
+    try {
+      LOG.info("{} {} rejected status={} param={} error=\"{}\"", ctx.request().method(),
+          ctx.request().path(), error.status(), error.param(), error.getMessage());
+    } finally {
+      MDC.remove("requestId");
+    }
+  }
+
+  /** The one place an {@link ApiError} becomes an HTTP response. */
+  static void sendError(RoutingContext ctx, ApiError error) {
+    HttpServerResponse response = ctx.response();
+    if (response.ended() || response.closed()) {
+      return;
+    }
+    if (response.headWritten()) {
+      response.reset();
+      return;
+    }
+    response.setStatusCode(error.status());
+    if (error.status() == 499) {
+      response.setStatusMessage("Client Closed Request");
+    }
+    response.putHeader(HttpHeaders.CONTENT_TYPE, APPLICATION_JSON).end(error.toJson().encode());
+  }
+
+  private static void sendJson(RoutingContext ctx, int status, JsonObject body) {
+    ctx.response().setStatusCode(status).putHeader(HttpHeaders.CONTENT_TYPE, APPLICATION_JSON)
+        .end(body.encode());
+  }
+}

@@ -1,0 +1,74 @@
+package io.duet.proxy.impl;
+
+import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.Gauge;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.Timer;
+import java.time.Duration;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * End-to-end request metrics as the client sees them. In Prometheus form:
+ * <ul>
+ *   <li>{@code duet_requests_total{endpoint,status}}: answered {@code /v1/*} requests; a stream
+ *   that failed after its 200 header counts with the failure's status, a client that went away
+ *   with 499;</li>
+ *   <li>{@code duet_ttft_seconds}: request arrival to the first event carrying text or tokens;</li>
+ *   <li>{@code duet_tpot_seconds}: time per output token after the first, per request,
+ *   {@code (e2e - ttft) / (completion_tokens - 1)} as {@code vllm bench serve} defines it;</li>
+ *   <li>{@code duet_e2e_seconds}: request arrival to the last byte of a successful answer;</li>
+ *   <li>{@code duet_requests_in_flight}: completions running now.</li>
+ * </ul>
+ */
+final class ProxyMetrics {
+
+  private final MeterRegistry registry;
+  private final Timer ttft;
+  private final Timer tpot;
+  private final Timer e2e;
+  private final AtomicInteger inFlight = new AtomicInteger();
+
+  ProxyMetrics(MeterRegistry registry) {
+    this.registry = registry;
+    ttft = timer("duet.ttft", "Time to first token, from request arrival",
+        Duration.ofMillis(1), Duration.ofMinutes(5));
+    tpot = timer("duet.tpot", "Time per output token after the first",
+        Duration.ofMillis(1), Duration.ofSeconds(10));
+    e2e = timer("duet.e2e", "Request arrival to the end of a successful answer",
+        Duration.ofMillis(1), Duration.ofMinutes(30));
+    Gauge.builder("duet.requests.in.flight", inFlight, AtomicInteger::get)
+        .description("Completions running now").strongReference(true).register(registry);
+  }
+
+  private Timer timer(String name, String description, Duration min, Duration max) {
+    return Timer.builder(name).description(description).publishPercentileHistogram()
+        .minimumExpectedValue(min).maximumExpectedValue(max).register(registry);
+  }
+
+  void request(String endpoint, int status) {
+    Counter.builder("duet.requests").description("Answered API requests")
+        .tag("endpoint", endpoint).tag("status", Integer.toString(status)).register(registry)
+        .increment();
+  }
+
+  void started() {
+    inFlight.incrementAndGet();
+  }
+
+  void finished() {
+    inFlight.decrementAndGet();
+  }
+
+  void ttft(long nanos) {
+    ttft.record(nanos, TimeUnit.NANOSECONDS);
+  }
+
+  void tpot(long nanos) {
+    tpot.record(nanos, TimeUnit.NANOSECONDS);
+  }
+
+  void e2e(long nanos) {
+    e2e.record(nanos, TimeUnit.NANOSECONDS);
+  }
+}

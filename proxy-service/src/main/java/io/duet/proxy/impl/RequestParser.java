@@ -1,0 +1,446 @@
+package io.duet.proxy.impl;
+
+import io.duet.cluster.protocol.SamplingSpec;
+import io.duet.proxy.ChatMessage;
+import io.duet.proxy.ChatTemplate;
+import io.duet.proxy.ProxyOptions;
+import io.vertx.core.buffer.Buffer;
+import io.vertx.core.json.DecodeException;
+import io.vertx.core.json.JsonArray;
+import io.vertx.core.json.JsonObject;
+import java.math.BigDecimal;
+import java.math.BigInteger;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ThreadLocalRandom;
+
+/**
+ * Parses and validates the body of {@code /v1/completions} and {@code /v1/chat/completions} the
+ * way OpenAI does (and vLLM where OpenAI is silent): parameters of the wrong type or out of range
+ * are a 400 naming the parameter; parameters whose non-default values this server cannot honour
+ * ({@code n > 1}, logprobs, penalties, tools...) are a 400 rather than silently ignored; unknown
+ * fields are ignored.
+ */
+final class RequestParser {
+
+  static final int MAX_STOP_SEQUENCES = 4;
+
+  private final ProxyOptions options;
+  private final ChatTemplate chatTemplate;
+
+  RequestParser(ProxyOptions options, ChatTemplate chatTemplate) {
+    this.options = options;
+    this.chatTemplate = chatTemplate;
+  }
+
+  /** The JSON object of a request body. */
+  static JsonObject json(Buffer body) {
+    if (body == null || body.length() == 0) {
+      throw ApiError.invalid(null, "Invalid JSON: the request body is empty.");
+    }
+    try {
+      Object value = io.vertx.core.json.Json.decodeValue(body);
+      if (value instanceof JsonObject object) {
+        return object;
+      }
+      throw ApiError.invalid(null, "Invalid JSON: the request body must be a JSON object.");
+    } catch (DecodeException e) {
+      throw ApiError.invalid(null, "Invalid JSON: " + firstLine(e.getMessage()));
+    }
+  }
+
+  ParsedRequest parse(ParsedRequest.Kind kind, JsonObject body) {
+    boolean chat = kind == ParsedRequest.Kind.CHAT;
+    String model = string(body, "model");
+    if (model == null || model.isEmpty()) {
+      throw ApiError.invalid("model", "you must provide a model parameter");
+    }
+    String prompt = chat ? chatPrompt(body) : completionPrompt(body);
+
+    Integer maxTokens = null;
+    if (chat) {
+      maxTokens = integer(body, "max_completion_tokens", 1, Integer.MAX_VALUE);
+    }
+    if (maxTokens == null) {
+      maxTokens = integer(body, "max_tokens", 1, Integer.MAX_VALUE);
+    }
+    if (maxTokens == null) {
+      maxTokens = chat ? options.getChatMaxTokens() : options.getCompletionMaxTokens();
+    }
+    double temperature = number(body, "temperature", 1.0, 0.0, true, 2.0);
+    double topP = number(body, "top_p", 1.0, 0.0, false, 1.0);
+    Integer topK = integer(body, "top_k", -1, Integer.MAX_VALUE);
+    Long seed = longInteger(body, "seed");
+    List<String> stop = stop(body);
+    List<Integer> stopTokenIds = stopTokenIds(body);
+    Boolean ignoreEos = bool(body, "ignore_eos");
+
+    Boolean stream = bool(body, "stream");
+    boolean streaming = Boolean.TRUE.equals(stream);
+    boolean includeUsage = false;
+    boolean continuousUsage = false;
+    Object streamOptions = body.getValue("stream_options");
+    if (streamOptions != null) {
+      if (!(streamOptions instanceof JsonObject so)) {
+        throw ApiError.wrongType("stream_options", "an object", streamOptions);
+      }
+      if (!streaming) {
+        throw ApiError.invalid("stream_options",
+            "The 'stream_options' parameter is only allowed when 'stream' is enabled.");
+      }
+      includeUsage = Boolean.TRUE.equals(bool(so, "include_usage", "stream_options.include_usage"));
+      continuousUsage = includeUsage && Boolean.TRUE.equals(
+          bool(so, "continuous_usage_stats", "stream_options.continuous_usage_stats"));
+    }
+    boolean echo = false;
+    if (!chat) {
+      echo = Boolean.TRUE.equals(bool(body, "echo"));
+    }
+
+    checkUnsupported(kind, body);
+
+    SamplingSpec sampling = new SamplingSpec((float) temperature,
+        topK == null || topK <= 0 ? 0 : topK, (float) topP,
+        seed != null ? seed : ThreadLocalRandom.current().nextLong() & Long.MAX_VALUE,
+        maxTokens, stopTokenIds, stop, Boolean.TRUE.equals(ignoreEos));
+    return new ParsedRequest(kind, model, prompt, sampling, streaming, includeUsage,
+        continuousUsage, echo);
+  }
+
+  private String completionPrompt(JsonObject body) {
+    Object prompt = body.getValue("prompt");
+    if (prompt == null) {
+      throw ApiError.invalid("prompt", "you must provide a prompt parameter");
+    }
+    if (prompt instanceof String text) {
+      return text;
+    }
+    if (!(prompt instanceof JsonArray array)) {
+      throw ApiError.wrongType("prompt", "a string or an array of strings", prompt);
+    }
+    if (array.isEmpty()) {
+      throw ApiError.invalid("prompt", "prompt must not be an empty array");
+    }
+    Object first = array.getValue(0);
+    if (first instanceof Number || first instanceof JsonArray) {
+      throw ApiError.unsupported("prompt",
+          "token-id prompts are not supported; send the prompt as text");
+    }
+    for (int i = 0; i < array.size(); i++) {
+      if (!(array.getValue(i) instanceof String)) {
+        throw ApiError.wrongType("prompt", "a string or an array of strings", array.getValue(i));
+      }
+    }
+    if (array.size() > 1) {
+      throw ApiError.unsupported("prompt",
+          "batched prompts are not supported; send one request per prompt");
+    }
+    return array.getString(0);
+  }
+
+  private String chatPrompt(JsonObject body) {
+    Object value = body.getValue("messages");
+    if (value == null) {
+      throw ApiError.invalid("messages", "you must provide a messages parameter");
+    }
+    if (!(value instanceof JsonArray array)) {
+      throw ApiError.wrongType("messages", "an array", value);
+    }
+    if (array.isEmpty()) {
+      throw ApiError.invalid("messages", "messages must not be empty");
+    }
+    List<ChatMessage> messages = new ArrayList<>(array.size());
+    for (int i = 0; i < array.size(); i++) {
+      String param = "messages[" + i + "]";
+      Object item = array.getValue(i);
+      if (!(item instanceof JsonObject message)) {
+        throw ApiError.wrongType(param, "an object", item);
+      }
+      String role = string(message, "role", param + ".role");
+      if (role == null) {
+        throw ApiError.invalid(param + ".role", "each message needs a role");
+      }
+      if ("developer".equals(role)) {
+        role = ChatMessage.SYSTEM;
+      }
+      if (!role.equals(ChatMessage.SYSTEM) && !role.equals(ChatMessage.USER)
+          && !role.equals(ChatMessage.ASSISTANT)) {
+        throw ApiError.unsupported(param + ".role", "Unsupported role '" + role
+            + "'; supported roles are system, user and assistant");
+      }
+      String content = content(message.getValue("content"), param + ".content",
+          role.equals(ChatMessage.ASSISTANT));
+      messages.add(new ChatMessage(role, content));
+    }
+    if (!messages.get(messages.size() - 1).role().equals(ChatMessage.USER)) {
+      throw ApiError.invalid("messages", "the last message must be from the user");
+    }
+    try {
+      return chatTemplate.render(messages);
+    } catch (IllegalArgumentException e) {
+      throw ApiError.invalid("messages", e.getMessage());
+    }
+  }
+
+  private static String content(Object content, String param, boolean mayBeNull) {
+    if (content == null) {
+      if (mayBeNull) {
+        return "";
+      }
+      throw ApiError.invalid(param, "message content must not be null");
+    }
+    if (content instanceof String text) {
+      return text;
+    }
+    if (!(content instanceof JsonArray parts)) {
+      throw ApiError.wrongType(param, "a string or an array of content parts", content);
+    }
+    StringBuilder text = new StringBuilder();
+    for (int i = 0; i < parts.size(); i++) {
+      String partParam = param + "[" + i + "]";
+      if (!(parts.getValue(i) instanceof JsonObject part)) {
+        throw ApiError.wrongType(partParam, "an object", parts.getValue(i));
+      }
+      String type = string(part, "type", partParam + ".type");
+      if (!"text".equals(type)) {
+        throw ApiError.unsupported(partParam + ".type", "Unsupported content part type '" + type
+            + "'; only text parts are supported");
+      }
+      String partText = string(part, "text", partParam + ".text");
+      if (partText == null) {
+        throw ApiError.invalid(partParam + ".text", "a text part needs a text");
+      }
+      if (text.length() > 0) {
+        text.append('\n');
+      }
+      text.append(partText);
+    }
+    return text.toString();
+  }
+
+  private static List<String> stop(JsonObject body) {
+    Object stop = body.getValue("stop");
+    List<String> sequences = new ArrayList<>();
+    if (stop == null) {
+      return sequences;
+    }
+    if (stop instanceof String text) {
+      sequences.add(text);
+    } else if (stop instanceof JsonArray array) {
+      for (int i = 0; i < array.size(); i++) {
+        if (!(array.getValue(i) instanceof String text)) {
+          throw ApiError.wrongType("stop", "a string or an array of strings", array.getValue(i));
+        }
+        sequences.add(text);
+      }
+    } else {
+      throw ApiError.wrongType("stop", "a string or an array of strings", stop);
+    }
+    if (sequences.size() > MAX_STOP_SEQUENCES) {
+      throw ApiError.invalid("stop", "stop accepts at most " + MAX_STOP_SEQUENCES
+          + " sequences, got " + sequences.size());
+    }
+    if (sequences.contains("")) {
+      throw ApiError.invalid("stop", "stop sequences must not be empty strings");
+    }
+    return sequences;
+  }
+
+  private static List<Integer> stopTokenIds(JsonObject body) {
+    Object value = body.getValue("stop_token_ids");
+    List<Integer> ids = new ArrayList<>();
+    if (value == null) {
+      return ids;
+    }
+    if (!(value instanceof JsonArray array)) {
+      throw ApiError.wrongType("stop_token_ids", "an array of integers", value);
+    }
+    for (int i = 0; i < array.size(); i++) {
+      Long id = asLong("stop_token_ids", array.getValue(i), "an array of integers");
+      if (id == null || id < 0 || id > Integer.MAX_VALUE) {
+        throw ApiError.invalid("stop_token_ids", "token ids must be non-negative integers");
+      }
+      ids.add(id.intValue());
+    }
+    return ids;
+  }
+
+  /** Parameters of OpenAI's API whose non-default values this server does not implement. */
+  private static void checkUnsupported(ParsedRequest.Kind kind, JsonObject body) {
+    Integer n = integer(body, "n", 1, Integer.MAX_VALUE);
+    if (n != null && n > 1) {
+      throw ApiError.unsupported("n",
+          "n > 1 is not supported; send one request per choice (n must be 1)");
+    }
+    Integer bestOf = integer(body, "best_of", 1, Integer.MAX_VALUE);
+    if (bestOf != null && bestOf > 1) {
+      throw ApiError.unsupported("best_of", "best_of > 1 is not supported (best_of must be 1)");
+    }
+    if (kind == ParsedRequest.Kind.CHAT) {
+      Boolean logprobs = bool(body, "logprobs");
+      if (Boolean.TRUE.equals(logprobs)) {
+        throw ApiError.unsupported("logprobs", "logprobs are not supported");
+      }
+      Integer topLogprobs = integer(body, "top_logprobs", 0, 20);
+      if (topLogprobs != null && topLogprobs > 0) {
+        throw ApiError.unsupported("top_logprobs", "logprobs are not supported");
+      }
+      Object tools = body.getValue("tools");
+      if (tools != null && !(tools instanceof JsonArray array && array.isEmpty())) {
+        throw ApiError.unsupported("tools", "tools are not supported");
+      }
+      Object format = body.getValue("response_format");
+      if (format != null) {
+        if (!(format instanceof JsonObject object)) {
+          throw ApiError.wrongType("response_format", "an object", format);
+        }
+        if (!"text".equals(object.getValue("type"))) {
+          throw ApiError.unsupported("response_format",
+              "response_format " + object.getValue("type")
+              + " is not supported; only {\"type\": \"text\"}");
+        }
+      }
+    } else {
+      Integer logprobs = integer(body, "logprobs", 0, 5);
+      if (logprobs != null && logprobs > 0) {
+        throw ApiError.unsupported("logprobs", "logprobs are not supported");
+      }
+      String suffix = string(body, "suffix");
+      if (suffix != null && !suffix.isEmpty()) {
+        throw ApiError.unsupported("suffix", "suffix is not supported");
+      }
+    }
+    for (String penalty : List.of("presence_penalty", "frequency_penalty")) {
+      double value = number(body, penalty, 0.0, -2.0, true, 2.0);
+      if (value != 0.0) {
+        throw ApiError.unsupported(penalty, penalty + " is not supported (only 0)");
+      }
+    }
+    double repetition = number(body, "repetition_penalty", 1.0, 0.0, false, Double.MAX_VALUE);
+    if (repetition != 1.0) {
+      throw ApiError.unsupported("repetition_penalty",
+          "repetition_penalty is not supported (only 1)");
+    }
+    Object logitBias = body.getValue("logit_bias");
+    if (logitBias != null) {
+      if (!(logitBias instanceof JsonObject bias)) {
+        throw ApiError.wrongType("logit_bias", "an object", logitBias);
+      }
+      if (!bias.isEmpty()) {
+        throw ApiError.unsupported("logit_bias", "logit_bias is not supported");
+      }
+    }
+  }
+
+  private static String string(JsonObject json, String name) {
+    return string(json, name, name);
+  }
+
+  private static String string(JsonObject json, String name, String param) {
+    Object value = json.getValue(name);
+    if (value == null || value instanceof String) {
+      return (String) value;
+    }
+    throw ApiError.wrongType(param, "a string", value);
+  }
+
+  private static Boolean bool(JsonObject json, String name) {
+    return bool(json, name, name);
+  }
+
+  private static Boolean bool(JsonObject json, String name, String param) {
+    Object value = json.getValue(name);
+    if (value == null || value instanceof Boolean) {
+      return (Boolean) value;
+    }
+    throw ApiError.wrongType(param, "a boolean", value);
+  }
+
+  /** A number in [min, max] ({@code minInclusive} tells whether min itself is allowed). */
+  private static double number(JsonObject json, String name, double defaultValue, double min,
+      boolean minInclusive, double max) {
+    Object value = json.getValue(name);
+    if (value == null) {
+      return defaultValue;
+    }
+    if (!(value instanceof Number number)) {
+      throw ApiError.wrongType(name, "a number", value);
+    }
+    double d = number.doubleValue();
+    if (!Double.isFinite(d)) {
+      throw ApiError.invalid(name, name + " must be a finite number");
+    }
+    if (minInclusive ? d < min : d <= min) {
+      throw ApiError.invalid(name, format(d) + " is " + (minInclusive ? "less than the minimum of "
+          : "less than or equal to the exclusive minimum of ") + format(min) + " - '" + name
+          + "'");
+    }
+    if (d > max) {
+      throw ApiError.invalid(name, format(d) + " is greater than the maximum of " + format(max)
+          + " - '" + name + "'");
+    }
+    return d;
+  }
+
+  private static Integer integer(JsonObject json, String name, int min, int max) {
+    Long value = asLong(name, json.getValue(name), "an integer");
+    if (value == null) {
+      return null;
+    }
+    if (value < min) {
+      throw ApiError.invalid(name, value + " is less than the minimum of " + min + " - '" + name
+          + "'");
+    }
+    if (value > max) {
+      throw ApiError.invalid(name, value + " is greater than the maximum of " + max + " - '"
+          + name + "'");
+    }
+    return value.intValue();
+  }
+
+  private static Long longInteger(JsonObject json, String name) {
+    return asLong(name, json.getValue(name), "an integer");
+  }
+
+  /** An integral JSON number (pydantic's lax mode also takes 16.0 for 16), else a 400. */
+  private static Long asLong(String param, Object value, String expected) {
+    if (value == null) {
+      return null;
+    }
+    if (value instanceof Integer || value instanceof Long || value instanceof Short
+        || value instanceof Byte) {
+      return ((Number) value).longValue();
+    }
+    if (value instanceof BigInteger big) {
+      if (big.bitLength() < 64) {
+        return big.longValue();
+      }
+      throw ApiError.invalid(param, param + " is out of range");
+    }
+    if (value instanceof Number number) {
+      BigDecimal decimal = value instanceof BigDecimal bd ? bd
+          : Double.isFinite(number.doubleValue()) ? BigDecimal.valueOf(number.doubleValue()) : null;
+      if (decimal != null && decimal.stripTrailingZeros().scale() <= 0) {
+        try {
+          return decimal.longValueExact();
+        } catch (ArithmeticException e) {
+          throw ApiError.invalid(param, param + " is out of range");
+        }
+      }
+    }
+    throw ApiError.wrongType(param, expected, value);
+  }
+
+  private static String format(double value) {
+    return value == Math.rint(value) && Math.abs(value) < 1e15 ? String.valueOf((long) value)
+        : String.valueOf(value);
+  }
+
+  private static String firstLine(String message) {
+    if (message == null) {
+      return "malformed body";
+    }
+    int newline = message.indexOf('\n');
+    return newline < 0 ? message : message.substring(0, newline);
+  }
+}

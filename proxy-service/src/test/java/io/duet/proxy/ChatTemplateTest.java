@@ -1,0 +1,57 @@
+package io.duet.proxy;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+
+import io.vertx.core.json.JsonObject;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+class ChatTemplateTest {
+
+  private final ChatTemplate llama2 = ChatTemplate.forName(ChatTemplate.LLAMA2);
+  private final ChatTemplate plain = ChatTemplate.forName(ChatTemplate.PLAIN);
+
+  @Test
+  void llama2RendersLikeRunC() {
+    assertEquals("[INST] Hello [/INST]", llama2.render(List.of(ChatMessage.user("Hello"))));
+    assertEquals("[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHello [/INST]", llama2.render(List.of(
+        ChatMessage.system("Be brief."), ChatMessage.user("Hello"))));
+  }
+
+  @Test
+  void llama2MultiTurn() {
+    assertEquals("[INST] <<SYS>>\nS\n<</SYS>>\n\nU1 [/INST] A1 [INST] U2 [/INST]",
+        llama2.render(List.of(ChatMessage.system("S"), ChatMessage.user("U1"),
+            ChatMessage.assistant("A1"), ChatMessage.user("U2"))));
+    assertEquals("[INST] a\nb [/INST]", llama2.render(List.of(ChatMessage.user("a"),
+        ChatMessage.user("b"))));
+    assertThrows(IllegalArgumentException.class, () -> llama2.render(List.of(
+        ChatMessage.assistant("A"), ChatMessage.user("U"))));
+  }
+
+  @Test
+  void plainRendersRolePrefixedLines() {
+    assertEquals("System: S\nUser: U1\nAssistant: A1\nUser: U2\nAssistant:",
+        plain.render(List.of(ChatMessage.system("S"), ChatMessage.user("U1"),
+            ChatMessage.assistant("A1"), ChatMessage.user("U2"))));
+  }
+
+  @Test
+  void registry() {
+    assertEquals(List.of("llama2", "plain"), ChatTemplate.names());
+    assertEquals(ChatTemplate.LLAMA2, new ProxyOptions().getChatTemplate());
+    IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+        () -> ChatTemplate.forName("chatml"));
+    assertEquals("unknown chat template 'chatml'; known: llama2, plain", e.getMessage());
+  }
+
+  @Test
+  void optionsRoundTripThroughJson() {
+    ProxyOptions options = new ProxyOptions().setPort(7100).setApiKey("k")
+        .setChatTemplate(ChatTemplate.PLAIN).setChatMaxTokens(100);
+    JsonObject json = options.toJson();
+    assertEquals(json, new ProxyOptions(json).toJson());
+    assertEquals(ProxyOptions.DEFAULT_PORT, new ProxyOptions(new JsonObject()).getPort());
+  }
+}

@@ -1,0 +1,645 @@
+package io.duet.proxy;
+
+import static org.junit.jupiter.api.Assertions.assertAll;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.duet.cluster.protocol.Failure;
+import io.duet.cluster.protocol.SamplingSpec;
+import io.vertx.core.Future;
+import io.vertx.core.Vertx;
+import io.vertx.core.buffer.Buffer;
+import io.vertx.core.http.HttpClient;
+import io.vertx.core.http.HttpMethod;
+import io.vertx.core.json.JsonArray;
+import io.vertx.core.json.JsonObject;
+import io.vertx.ext.web.client.HttpResponse;
+import io.vertx.ext.web.client.WebClient;
+import io.vertx.junit5.Checkpoint;
+import io.vertx.junit5.Timeout;
+import io.vertx.junit5.VertxExtension;
+import io.vertx.junit5.VertxTestContext;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
+
+/**
+ * The HTTP layer against a scripted backend: a real server on an ephemeral port, driven by
+ * Vert.x's WebClient and HttpClient.
+ */
+@ExtendWith(VertxExtension.class)
+@Timeout(value = 20, timeUnit = TimeUnit.SECONDS)
+class OpenAiApiTest {
+
+  private static final String HOST = "127.0.0.1";
+  private static final String MODEL = StubBackend.MODEL;
+
+  private Vertx vertx;
+  private StubBackend backend;
+  private ProxyVerticle proxy;
+  private WebClient client;
+
+  @BeforeEach
+  void setUp(Vertx vertx) throws Exception {
+    this.vertx = vertx;
+    backend = new StubBackend(vertx);
+    proxy = deploy(new ProxyOptions());
+    client = WebClient.create(vertx);
+  }
+
+  private ProxyVerticle deploy(ProxyOptions options) throws Exception {
+    ProxyVerticle verticle = new ProxyVerticle(backend, options.setHost(HOST).setPort(0));
+    await(vertx.deployVerticle(verticle));
+    return verticle;
+  }
+
+  // ---- non-streaming --------------------------------------------------------------------------
+
+  @Test
+  void completion() throws Exception {
+    HttpResponse<Buffer> response = post("/v1/completions",
+        new JsonObject().put("model", MODEL).put("prompt", "Say hello"));
+    assertEquals(200, response.statusCode(), response.bodyAsString());
+    assertTrue(response.getHeader("Content-Type").startsWith("application/json"));
+    JsonObject body = response.bodyAsJsonObject();
+    String id = body.getString("id");
+    assertTrue(id.startsWith("cmpl-"), id);
+    assertEquals(id, response.getHeader("X-Request-Id"));
+    assertEquals("text_completion", body.getString("object"));
+    assertTrue(body.getLong("created") > 1_600_000_000L);
+    assertEquals(MODEL, body.getString("model"));
+    JsonObject choice = body.getJsonArray("choices").getJsonObject(0);
+    assertEquals(new JsonObject().put("index", 0).put("text", "Hello world").put("logprobs", null)
+        .put("finish_reason", "stop"), choice);
+    assertEquals(usage(5, 2), body.getJsonObject("usage"));
+
+    CompletionJob job = backend.jobs.get(0);
+    assertEquals(id, job.requestId());
+    assertEquals("Say hello", job.prompt());
+    assertEquals(MODEL, job.model());
+    SamplingSpec sampling = job.sampling();
+    assertEquals(16, sampling.maxTokens());
+    assertEquals(1.0f, sampling.temperature());
+    assertEquals(1.0f, sampling.topP());
+    assertEquals(0, sampling.topK());
+    assertEquals(List.of(), sampling.stop());
+    assertFalse(sampling.ignoreEos());
+  }
+
+  @Test
+  void promptAsArrayOfOneString() throws Exception {
+    HttpResponse<Buffer> response = post("/v1/completions",
+        new JsonObject().put("model", MODEL).put("prompt", new JsonArray().add("Once")));
+    assertEquals(200, response.statusCode(), response.bodyAsString());
+    assertEquals("Once", backend.jobs.get(0).prompt());
+  }
+
+  @Test
+  void chatCompletion() throws Exception {
+    backend.script = job -> StubBackend.tokens(job, 12, "length", "Hi", " there");
+    HttpResponse<Buffer> response = post("/v1/chat/completions", new JsonObject()
+        .put("model", MODEL)
+        .put("messages", new JsonArray()
+            .add(new JsonObject().put("role", "system").put("content", "You are terse."))
+            .add(new JsonObject().put("role", "user").put("content", new JsonArray()
+                .add(new JsonObject().put("type", "text").put("text", "Hello")))))
+        .put("max_completion_tokens", 2));
+    assertEquals(200, response.statusCode(), response.bodyAsString());
+    JsonObject body = response.bodyAsJsonObject();
+    String id = body.getString("id");
+    assertTrue(id.startsWith("chatcmpl-"), id);
+    assertEquals(id, response.getHeader("X-Request-Id"));
+    assertEquals("chat.completion", body.getString("object"));
+    assertEquals(MODEL, body.getString("model"));
+    assertEquals(new JsonObject().put("index", 0)
+        .put("message", new JsonObject().put("role", "assistant").put("content", "Hi there"))
+        .put("logprobs", null).put("finish_reason", "length"),
+        body.getJsonArray("choices").getJsonObject(0));
+    assertEquals(usage(12, 2), body.getJsonObject("usage"));
+    CompletionJob job = backend.jobs.get(0);
+    assertEquals("[INST] <<SYS>>\nYou are terse.\n<</SYS>>\n\nHello [/INST]", job.prompt());
+    assertEquals(2, job.sampling().maxTokens());
+  }
+
+  @Test
+  void chatDefaultsToTheChatTokenCap() throws Exception {
+    post("/v1/chat/completions", chat("Hi"));
+    assertEquals(ProxyOptions.DEFAULT_CHAT_MAX_TOKENS, backend.jobs.get(0).sampling().maxTokens());
+    assertEquals("[INST] Hi [/INST]", backend.jobs.get(0).prompt());
+  }
+
+  @Test
+  void plainChatTemplateFromOptions() throws Exception {
+    ProxyVerticle plain = deploy(new ProxyOptions().setChatTemplate(ChatTemplate.PLAIN));
+    HttpResponse<Buffer> response = await(client.post(plain.actualPort(), HOST,
+        "/v1/chat/completions").sendJsonObject(chat("Hi")));
+    assertEquals(200, response.statusCode());
+    assertEquals("User: Hi\nAssistant:", backend.jobs.get(0).prompt());
+  }
+
+  @Test
+  void echoPrependsThePrompt() throws Exception {
+    HttpResponse<Buffer> response = post("/v1/completions",
+        new JsonObject().put("model", MODEL).put("prompt", "Say:").put("echo", true));
+    assertEquals("Say:Hello world", response.bodyAsJsonObject().getJsonArray("choices")
+        .getJsonObject(0).getString("text"));
+
+    List<JsonObject> chunks = dataChunks(post("/v1/completions", new JsonObject()
+        .put("model", MODEL).put("prompt", "Say:").put("echo", true).put("stream", true)));
+    assertEquals(List.of("Say:", "Hello", " world"), chunks.stream()
+        .map(c -> c.getJsonArray("choices").getJsonObject(0).getString("text")).toList());
+  }
+
+  @Test
+  void samplingParametersReachTheJob() throws Exception {
+    post("/v1/completions", new JsonObject().put("model", MODEL).put("prompt", "x")
+        .put("max_tokens", 7).put("temperature", 0.5).put("top_p", 0.9).put("top_k", 40)
+        .put("seed", 42).put("stop", new JsonArray().add("\n").add("END"))
+        .put("stop_token_ids", new JsonArray().add(13)).put("ignore_eos", true)
+        .put("n", 1).put("best_of", 1).put("logprobs", null).put("presence_penalty", 0)
+        .put("frequency_penalty", 0.0).put("user", "u1").put("unknown_field", "ignored"));
+    assertEquals(new SamplingSpec(0.5f, 40, 0.9f, 42L, 7, List.of(13), List.of("\n", "END"),
+        true), backend.jobs.get(0).sampling());
+
+    post("/v1/completions", new JsonObject().put("model", MODEL).put("prompt", "x")
+        .put("stop", "###").put("top_k", -1).put("max_tokens", 3.0));
+    post("/v1/completions", new JsonObject().put("model", MODEL).put("prompt", "x"));
+    SamplingSpec second = backend.jobs.get(1).sampling();
+    assertEquals(List.of("###"), second.stop());
+    assertEquals(0, second.topK());
+    assertEquals(3, second.maxTokens());
+    assertNotEquals(second.seed(), backend.jobs.get(2).sampling().seed(),
+        "an absent seed is drawn per request");
+  }
+
+  // ---- streaming ------------------------------------------------------------------------------
+
+  @Test
+  void streamWithContinuousUsage() throws Exception {
+    backend.script = job -> StubBackend.tokens(job, 4, "stop", "A", "B", "C");
+    HttpResponse<Buffer> response = post("/v1/completions", new JsonObject().put("model", MODEL)
+        .put("prompt", "p").put("stream", true).put("stream_options", new JsonObject()
+            .put("include_usage", true).put("continuous_usage_stats", true)));
+    assertEquals(200, response.statusCode());
+    assertTrue(response.getHeader("Content-Type").startsWith("text/event-stream"));
+    List<String> events = sseEvents(response);
+    assertEquals("[DONE]", events.get(events.size() - 1));
+    List<JsonObject> chunks = dataChunks(response);
+    assertEquals(4, chunks.size(), events.toString());
+    String id = response.getHeader("X-Request-Id");
+    for (int i = 0; i < 3; i++) {
+      JsonObject chunk = chunks.get(i);
+      assertEquals(id, chunk.getString("id"));
+      assertEquals("text_completion", chunk.getString("object"));
+      JsonObject choice = chunk.getJsonArray("choices").getJsonObject(0);
+      assertEquals(List.of("A", "B", "C").get(i), choice.getString("text"));
+      assertEquals(i == 2 ? "stop" : null, choice.getString("finish_reason"));
+      assertTrue(choice.containsKey("finish_reason"));
+      assertEquals(usage(4, i + 1), chunk.getJsonObject("usage"), "usage in every chunk");
+    }
+    JsonObject last = chunks.get(3);
+    assertEquals(new JsonArray(), last.getJsonArray("choices"));
+    assertEquals(usage(4, 3), last.getJsonObject("usage"));
+    assertEquals(id, last.getString("id"));
+  }
+
+  @Test
+  void streamWithIncludeUsageOnly() throws Exception {
+    List<JsonObject> chunks = dataChunks(post("/v1/completions", new JsonObject()
+        .put("model", MODEL).put("prompt", "p").put("stream", true)
+        .put("stream_options", new JsonObject().put("include_usage", true))));
+    assertEquals(3, chunks.size());
+    for (JsonObject chunk : chunks.subList(0, 2)) {
+      assertTrue(chunk.containsKey("usage"));
+      assertNull(chunk.getValue("usage"));
+    }
+    assertEquals(usage(5, 2), chunks.get(2).getJsonObject("usage"));
+  }
+
+  @Test
+  void streamWithoutUsage() throws Exception {
+    HttpResponse<Buffer> response = post("/v1/completions", new JsonObject().put("model", MODEL)
+        .put("prompt", "p").put("stream", true));
+    List<JsonObject> chunks = dataChunks(response);
+    assertEquals(2, chunks.size());
+    chunks.forEach(chunk -> assertFalse(chunk.containsKey("usage"), chunk.encode()));
+    List<String> events = sseEvents(response);
+    assertEquals("[DONE]", events.get(events.size() - 1));
+  }
+
+  @Test
+  void chatStream() throws Exception {
+    HttpResponse<Buffer> response = post("/v1/chat/completions", chat("Hi").put("stream", true));
+    assertEquals(200, response.statusCode());
+    List<JsonObject> chunks = dataChunks(response);
+    assertEquals(4, chunks.size(), chunks.toString());
+    List<JsonObject> deltas = new ArrayList<>();
+    List<String> finishes = new ArrayList<>();
+    for (JsonObject chunk : chunks) {
+      assertEquals("chat.completion.chunk", chunk.getString("object"));
+      assertTrue(chunk.getString("id").startsWith("chatcmpl-"));
+      JsonObject choice = chunk.getJsonArray("choices").getJsonObject(0);
+      deltas.add(choice.getJsonObject("delta"));
+      finishes.add(choice.getString("finish_reason"));
+    }
+    assertEquals(List.of(new JsonObject().put("role", "assistant").put("content", ""),
+        new JsonObject().put("content", "Hello"), new JsonObject().put("content", " world"),
+        new JsonObject()), deltas);
+    assertEquals(java.util.Arrays.asList(null, null, null, "stop"), finishes);
+    List<String> events = sseEvents(response);
+    assertEquals("[DONE]", events.get(events.size() - 1));
+  }
+
+  // ---- errors ---------------------------------------------------------------------------------
+
+  /** One request that must be refused: body, HTTP status, the error's param, words of its text. */
+  private record Refusal(String path, String body, int status, String param, String words) {
+  }
+
+  @Test
+  void validationErrors() throws Exception {
+    String c = "/v1/completions";
+    String ch = "/v1/chat/completions";
+    String ok = "\"model\":\"" + MODEL + "\",\"prompt\":\"hi\"";
+    String okChat = "\"model\":\"" + MODEL + "\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]";
+    List<Refusal> table = List.of(
+        new Refusal(c, "{not json", 400, null, "Invalid JSON"),
+        new Refusal(c, "[1,2]", 400, null, "Invalid JSON"),
+        new Refusal(c, "", 400, null, "Invalid JSON"),
+        new Refusal(c, "{\"prompt\":\"hi\"}", 400, "model", "model"),
+        new Refusal(c, "{\"model\":3,\"prompt\":\"hi\"}", 400, "model", "string"),
+        new Refusal(c, "{\"model\":\"" + MODEL + "\"}", 400, "prompt", "prompt"),
+        new Refusal(c, "{\"model\":\"" + MODEL + "\",\"prompt\":[\"a\",\"b\"]}", 400, "prompt",
+            "batched prompts are not supported"),
+        new Refusal(c, "{\"model\":\"" + MODEL + "\",\"prompt\":[1,2,3]}", 400, "prompt",
+            "token-id"),
+        new Refusal(c, "{\"model\":\"" + MODEL + "\",\"prompt\":[[1,2]]}", 400, "prompt",
+            "token-id"),
+        new Refusal(c, "{\"model\":\"" + MODEL + "\",\"prompt\":{}}", 400, "prompt", "object"),
+        new Refusal(c, "{" + ok + ",\"temperature\":\"hot\"}", 400, "temperature", "number"),
+        new Refusal(c, "{" + ok + ",\"temperature\":2.5}", 400, "temperature", "maximum"),
+        new Refusal(c, "{" + ok + ",\"temperature\":-1}", 400, "temperature", "minimum"),
+        new Refusal(c, "{" + ok + ",\"top_p\":0}", 400, "top_p", "minimum"),
+        new Refusal(c, "{" + ok + ",\"top_p\":1.5}", 400, "top_p", "maximum"),
+        new Refusal(c, "{" + ok + ",\"top_k\":-2}", 400, "top_k", "minimum"),
+        new Refusal(c, "{" + ok + ",\"top_k\":1.5}", 400, "top_k", "integer"),
+        new Refusal(c, "{" + ok + ",\"max_tokens\":0}", 400, "max_tokens", "minimum"),
+        new Refusal(c, "{" + ok + ",\"max_tokens\":\"10\"}", 400, "max_tokens", "integer"),
+        new Refusal(c, "{" + ok + ",\"max_tokens\":1e12}", 400, "max_tokens", "maximum"),
+        new Refusal(c, "{" + ok + ",\"seed\":\"x\"}", 400, "seed", "integer"),
+        new Refusal(c, "{" + ok + ",\"stop\":[\"a\",\"b\",\"c\",\"d\",\"e\"]}", 400, "stop",
+            "at most 4"),
+        new Refusal(c, "{" + ok + ",\"stop\":7}", 400, "stop", "string"),
+        new Refusal(c, "{" + ok + ",\"stop\":[\"\"]}", 400, "stop", "empty"),
+        new Refusal(c, "{" + ok + ",\"stream\":\"yes\"}", 400, "stream", "boolean"),
+        new Refusal(c, "{" + ok + ",\"stream_options\":{\"include_usage\":true}}", 400,
+            "stream_options", "only allowed when 'stream' is enabled"),
+        new Refusal(c, "{" + ok + ",\"stream\":true,\"stream_options\":{\"include_usage\":1}}",
+            400, "stream_options.include_usage", "boolean"),
+        new Refusal(c, "{" + ok + ",\"echo\":\"yes\"}", 400, "echo", "boolean"),
+        new Refusal(c, "{" + ok + ",\"n\":2}", 400, "n", "n > 1 is not supported"),
+        new Refusal(c, "{" + ok + ",\"n\":0}", 400, "n", "minimum"),
+        new Refusal(c, "{" + ok + ",\"best_of\":3}", 400, "best_of", "not supported"),
+        new Refusal(c, "{" + ok + ",\"logprobs\":2}", 400, "logprobs", "not supported"),
+        new Refusal(c, "{" + ok + ",\"presence_penalty\":0.5}", 400, "presence_penalty",
+            "not supported"),
+        new Refusal(c, "{" + ok + ",\"frequency_penalty\":-1}", 400, "frequency_penalty",
+            "not supported"),
+        new Refusal(c, "{" + ok + ",\"logit_bias\":{\"50256\":-100}}", 400, "logit_bias",
+            "not supported"),
+        new Refusal(c, "{" + ok + ",\"suffix\":\"end\"}", 400, "suffix", "not supported"),
+        new Refusal(c, "{" + ok + ",\"ignore_eos\":\"no\"}", 400, "ignore_eos", "boolean"),
+        new Refusal(ch, "{\"model\":\"" + MODEL + "\"}", 400, "messages", "messages"),
+        new Refusal(ch, "{\"model\":\"" + MODEL + "\",\"messages\":[]}", 400, "messages",
+            "empty"),
+        new Refusal(ch, "{\"model\":\"" + MODEL + "\",\"messages\":\"hi\"}", 400, "messages",
+            "array"),
+        new Refusal(ch, "{\"model\":\"" + MODEL + "\",\"messages\":[{\"role\":\"user\","
+            + "\"content\":\"a\"},{\"role\":\"assistant\",\"content\":\"b\"}]}", 400, "messages",
+            "last message must be from the user"),
+        new Refusal(ch, "{\"model\":\"" + MODEL + "\",\"messages\":[{\"role\":\"tool\","
+            + "\"content\":\"a\"}]}", 400, "messages[0].role", "Unsupported role"),
+        new Refusal(ch, "{\"model\":\"" + MODEL + "\",\"messages\":[{\"content\":\"a\"}]}", 400,
+            "messages[0].role", "role"),
+        new Refusal(ch, "{\"model\":\"" + MODEL + "\",\"messages\":[{\"role\":\"user\","
+            + "\"content\":[{\"type\":\"image_url\",\"image_url\":{}}]}]}", 400,
+            "messages[0].content[0].type", "only text"),
+        new Refusal(ch, "{\"model\":\"" + MODEL + "\",\"messages\":[{\"role\":\"user\","
+            + "\"content\":null}]}", 400, "messages[0].content", "null"),
+        new Refusal(ch, "{" + okChat + ",\"max_completion_tokens\":0}", 400,
+            "max_completion_tokens", "minimum"),
+        new Refusal(ch, "{" + okChat + ",\"logprobs\":true}", 400, "logprobs", "not supported"),
+        new Refusal(ch, "{" + okChat + ",\"tools\":[{\"type\":\"function\"}]}", 400, "tools",
+            "not supported"),
+        new Refusal(ch, "{" + okChat + ",\"response_format\":{\"type\":\"json_object\"}}", 400,
+            "response_format", "not supported"),
+        new Refusal(ch, "{" + okChat + ",\"n\":3}", 400, "n", "not supported"),
+        new Refusal(c, "{\"model\":\"nope\",\"prompt\":\"hi\"}", 404, null, "nope"),
+        new Refusal(ch, "{\"model\":\"nope\",\"messages\":[{\"role\":\"user\",\"content\":\"a\"}]}",
+            404, null, "nope"));
+
+    List<HttpResponse<Buffer>> responses = new ArrayList<>();
+    for (Refusal refusal : table) {
+      responses.add(await(client.post(proxy.actualPort(), HOST, refusal.path())
+          .putHeader("Content-Type", "application/json")
+          .sendBuffer(Buffer.buffer(refusal.body()))));
+    }
+    List<org.junit.jupiter.api.function.Executable> checks = new ArrayList<>();
+    for (int i = 0; i < table.size(); i++) {
+      Refusal refusal = table.get(i);
+      HttpResponse<Buffer> response = responses.get(i);
+      checks.add(() -> {
+        String what = refusal.body() + " -> " + response.bodyAsString();
+        assertEquals(refusal.status(), response.statusCode(), what);
+        JsonObject error = response.bodyAsJsonObject().getJsonObject("error");
+        assertEquals(java.util.Set.of("message", "type", "param", "code"), error.fieldNames(),
+            what);
+        assertEquals("invalid_request_error", error.getString("type"), what);
+        assertEquals(refusal.param(), error.getString("param"), what);
+        assertTrue(error.getString("message").contains(refusal.words()), what);
+        assertEquals(refusal.status() == 404 ? "model_not_found" : null, error.getString("code"),
+            what);
+        assertTrue(response.getHeader("X-Request-Id").startsWith(
+            refusal.path().equals(c) ? "cmpl-" : "chatcmpl-"), what);
+      });
+    }
+    assertAll(checks);
+    assertTrue(backend.jobs.isEmpty(), "no refused request reaches the backend");
+  }
+
+  @Test
+  void bodyOverOneMebibyteIs413() throws Exception {
+    String big = "{\"model\":\"" + MODEL + "\",\"prompt\":\"" + "a".repeat(1024 * 1024) + "\"}";
+    HttpResponse<Buffer> response = await(client.post(proxy.actualPort(), HOST, "/v1/completions")
+        .putHeader("Content-Type", "application/json").sendBuffer(Buffer.buffer(big)));
+    assertEquals(413, response.statusCode());
+    assertEquals("invalid_request_error",
+        response.bodyAsJsonObject().getJsonObject("error").getString("type"));
+  }
+
+  @Test
+  void unknownRouteIsJson404() throws Exception {
+    HttpResponse<Buffer> response = await(client.get(proxy.actualPort(), HOST, "/v1/nothing")
+        .send());
+    assertEquals(404, response.statusCode());
+    assertNotNull(response.bodyAsJsonObject().getJsonObject("error").getString("message"));
+  }
+
+  @Test
+  void failureBeforeFirstTokenIsAnHttpError() throws Exception {
+    backend.script = job -> new StubBackend.Script(List.of(), 0, null, false)
+        .thenFail(Failure.UNAVAILABLE, "no decode instance serves stub-model");
+    for (boolean stream : new boolean[] {false, true}) {
+      HttpResponse<Buffer> response = post("/v1/completions", new JsonObject()
+          .put("model", MODEL).put("prompt", "p").put("stream", stream));
+      assertEquals(503, response.statusCode(), response.bodyAsString());
+      assertTrue(response.getHeader("Content-Type").startsWith("application/json"));
+      assertEquals(new JsonObject().put("error", new JsonObject()
+          .put("message", "no decode instance serves stub-model")
+          .put("type", "service_unavailable").put("param", null).put("code", null)),
+          response.bodyAsJsonObject());
+    }
+
+    backend.script = job -> new StubBackend.Script(List.of(StubBackend.failureEvent(job, 0, 0,
+        Failure.KV_TRANSFER, "KV pull from p0 failed")), 0, null, false);
+    HttpResponse<Buffer> response = post("/v1/chat/completions", chat("Hi").put("stream", true));
+    assertEquals(502, response.statusCode(), response.bodyAsString());
+    assertEquals("kv_transfer_failed", response.bodyAsJsonObject().getJsonObject("error")
+        .getString("type"));
+
+    backend.script = job -> new StubBackend.Script(List.of(), 0, null, false);
+    response = post("/v1/completions", new JsonObject().put("model", MODEL).put("prompt", "p"));
+    assertEquals(500, response.statusCode(), "a stream that ends without its last event");
+    assertEquals("internal_error", response.bodyAsJsonObject().getJsonObject("error")
+        .getString("type"));
+  }
+
+  @Test
+  void failureMidStreamIsAnErrorEventThenDone() throws Exception {
+    backend.script = job -> StubBackend.tokens(job, 5, null, "a", "b")
+        .thenFail(Failure.INTERNAL, "decode rank 3 died");
+    HttpResponse<Buffer> response = post("/v1/completions", new JsonObject().put("model", MODEL)
+        .put("prompt", "p").put("stream", true));
+    assertEquals(200, response.statusCode());
+    List<String> events = sseEvents(response);
+    assertEquals(4, events.size(), events.toString());
+    assertEquals("a", new JsonObject(events.get(0)).getJsonArray("choices").getJsonObject(0)
+        .getString("text"));
+    assertEquals(new JsonObject().put("error", new JsonObject()
+        .put("message", "decode rank 3 died").put("type", "internal_error")
+        .put("param", null).put("code", null)), new JsonObject(events.get(2)));
+    assertEquals("[DONE]", events.get(3));
+
+    backend.script = job -> new StubBackend.Script(List.of(
+        StubBackend.tokens(job, 5, null, "x").events().get(0),
+        StubBackend.failureEvent(job, 1, 1, Failure.TIMEOUT, "decode timed out")), 0, null, false);
+    events = sseEvents(post("/v1/chat/completions", chat("Hi").put("stream", true)));
+    assertEquals("timeout", new JsonObject(events.get(events.size() - 2))
+        .getJsonObject("error").getString("type"));
+    assertEquals("[DONE]", events.get(events.size() - 1));
+
+    backend.script = job -> StubBackend.tokens(job, 5, null, "a")
+        .thenFail(Failure.KV_TRANSFER, "lost");
+    response = post("/v1/completions", new JsonObject().put("model", MODEL).put("prompt", "p"));
+    assertEquals(502, response.statusCode(), "a non-streamed answer fails as a whole");
+  }
+
+  @Test
+  void clientDisconnectMidStreamCancelsTheJob(VertxTestContext test) {
+    backend.script = job -> StubBackend.tokens(job, 5, null, "first").thenHang();
+    Checkpoint cancelled = test.checkpoint();
+    Checkpoint counted = test.checkpoint();
+    HttpClient http = vertx.createHttpClient();
+    backend.cancelled.future().onComplete(test.succeeding(requestId -> {
+      test.verify(() -> assertEquals(1, backend.cancels.get()));
+      cancelled.flag();
+      WebClient.create(vertx).get(proxy.actualPort(), HOST, "/metrics").send()
+          .onComplete(test.succeeding(metrics -> test.verify(() -> {
+            assertTrue(metrics.bodyAsString().contains(
+                "duet_requests_total{endpoint=\"/v1/completions\",status=\"499\"} 1.0"),
+                metrics.bodyAsString());
+            counted.flag();
+          })));
+    }));
+    http.request(HttpMethod.POST, proxy.actualPort(), HOST, "/v1/completions")
+        .compose(request -> request.putHeader("Content-Type", "application/json")
+            .send(new JsonObject().put("model", MODEL).put("prompt", "p").put("stream", true)
+                .encode()))
+        .onComplete(test.succeeding(response -> {
+          test.verify(() -> assertEquals(200, response.statusCode()));
+          response.handler(chunk -> response.request().connection().close());
+        }));
+  }
+
+  @Test
+  void clientDisconnectBeforeAnswerCancelsTheJob(VertxTestContext test) {
+    backend.script = job -> StubBackend.tokens(job, 5, null, "first").thenHang();
+    HttpClient http = vertx.createHttpClient();
+    http.request(HttpMethod.POST, proxy.actualPort(), HOST, "/v1/completions")
+        .compose(request -> request.putHeader("Content-Type", "application/json")
+            .send(new JsonObject().put("model", MODEL).put("prompt", "p").encode()))
+        .onComplete(test.failing(e -> { }));
+    // Once the job runs, the client goes away.
+    backend.started.future().onComplete(test.succeeding(job -> http.close()));
+    backend.cancelled.future().onComplete(test.succeedingThenComplete());
+  }
+
+  @Test
+  void slowClientPausesTheStream(VertxTestContext test) {
+    String piece = "x".repeat(32 * 1024);
+    int count = 400;
+    backend.script = job -> {
+      String[] pieces = new String[count];
+      java.util.Arrays.fill(pieces, piece);
+      return StubBackend.tokens(job, 5, "length", pieces);
+    };
+    HttpClient http = vertx.createHttpClient();
+    http.request(HttpMethod.POST, proxy.actualPort(), HOST, "/v1/completions")
+        .compose(request -> request.putHeader("Content-Type", "application/json")
+            .send(new JsonObject().put("model", MODEL).put("prompt", "p").put("stream", true)
+                .encode()))
+        .onComplete(test.succeeding(response -> {
+          Buffer body = Buffer.buffer();
+          response.handler(body::appendBuffer);
+          response.pause();
+          backend.paused.future().onComplete(test.succeeding(paused -> response.resume()));
+          response.endHandler(end -> test.verify(() -> {
+            String text = body.toString();
+            assertTrue(text.endsWith("data: [DONE]\n\n"));
+            assertEquals(count, text.split("\n\n").length - 1);
+            assertTrue(backend.resumes.get() > 0, "the stream resumed after the drain");
+            test.completeNow();
+          }));
+        }));
+  }
+
+  // ---- models, health, metrics, auth ----------------------------------------------------------
+
+  @Test
+  void modelsAndHealth() throws Exception {
+    HttpResponse<Buffer> models = await(client.get(proxy.actualPort(), HOST, "/v1/models").send());
+    assertEquals(200, models.statusCode());
+    JsonObject list = models.bodyAsJsonObject();
+    assertEquals("list", list.getString("object"));
+    JsonObject model = list.getJsonArray("data").getJsonObject(0);
+    assertEquals(MODEL, model.getString("id"));
+    assertEquals("model", model.getString("object"));
+    assertNotNull(model.getLong("created"));
+    assertNotNull(model.getString("owned_by"));
+
+    assertEquals(200, await(client.get(proxy.actualPort(), HOST, "/v1/models/" + MODEL).send())
+        .statusCode());
+    HttpResponse<Buffer> missing = await(client.get(proxy.actualPort(), HOST, "/v1/models/x/y")
+        .send());
+    assertEquals(404, missing.statusCode());
+    assertEquals("model_not_found", missing.bodyAsJsonObject().getJsonObject("error")
+        .getString("code"));
+
+    HttpResponse<Buffer> health = await(client.get(proxy.actualPort(), HOST, "/health").send());
+    assertEquals(200, health.statusCode());
+    assertEquals(new JsonObject().put("status", "ok"), health.bodyAsJsonObject());
+
+    backend.models = List.of();
+    health = await(client.get(proxy.actualPort(), HOST, "/health").send());
+    assertEquals(503, health.statusCode());
+    assertNotNull(health.bodyAsJsonObject().getString("reason"));
+    assertEquals(new JsonArray(), await(client.get(proxy.actualPort(), HOST, "/v1/models")
+        .send()).bodyAsJsonObject().getJsonArray("data"));
+  }
+
+  @Test
+  void metricsAfterARequest() throws Exception {
+    backend.script = job -> StubBackend.tokens(job, 5, "stop", "a", "b", "c").withDelay(5);
+    post("/v1/completions", new JsonObject().put("model", MODEL).put("prompt", "p"));
+    post("/v1/completions", new JsonObject().put("model", "nope").put("prompt", "p"));
+    HttpResponse<Buffer> response = await(client.get(proxy.actualPort(), HOST, "/metrics")
+        .send());
+    assertEquals(200, response.statusCode());
+    assertTrue(response.getHeader("Content-Type").startsWith("text/plain"));
+    String text = response.bodyAsString();
+    assertAll(
+        () -> assertTrue(text.contains(
+            "duet_requests_total{endpoint=\"/v1/completions\",status=\"200\"} 1.0"), text),
+        () -> assertTrue(text.contains(
+            "duet_requests_total{endpoint=\"/v1/completions\",status=\"404\"} 1.0"), text),
+        () -> assertTrue(text.contains("duet_ttft_seconds_count 1"), text),
+        () -> assertTrue(text.contains("duet_tpot_seconds_count 1"), text),
+        () -> assertTrue(text.contains("duet_e2e_seconds_count 1"), text),
+        () -> assertTrue(text.contains("duet_ttft_seconds_bucket{le="), text),
+        () -> assertTrue(text.contains("duet_requests_in_flight 0.0"), text));
+  }
+
+  @Test
+  void apiKeyIsRequiredOnV1() throws Exception {
+    ProxyVerticle secured = deploy(new ProxyOptions().setApiKey("sk-duet-test"));
+    int port = secured.actualPort();
+    JsonObject body = new JsonObject().put("model", MODEL).put("prompt", "p");
+
+    HttpResponse<Buffer> none = await(client.post(port, HOST, "/v1/completions")
+        .sendJsonObject(body));
+    assertEquals(401, none.statusCode());
+    JsonObject error = none.bodyAsJsonObject().getJsonObject("error");
+    assertEquals("invalid_request_error", error.getString("type"));
+    assertTrue(error.containsKey("param") && error.containsKey("code"));
+
+    HttpResponse<Buffer> wrong = await(client.post(port, HOST, "/v1/completions")
+        .bearerTokenAuthentication("sk-wrong").sendJsonObject(body));
+    assertEquals(401, wrong.statusCode());
+    assertEquals("invalid_api_key", wrong.bodyAsJsonObject().getJsonObject("error")
+        .getString("code"));
+    assertEquals(401, await(client.get(port, HOST, "/v1/models").send()).statusCode());
+
+    HttpResponse<Buffer> right = await(client.post(port, HOST, "/v1/completions")
+        .bearerTokenAuthentication("sk-duet-test").sendJsonObject(body));
+    assertEquals(200, right.statusCode(), right.bodyAsString());
+    assertEquals(1, backend.jobs.size());
+
+    assertEquals(200, await(client.get(port, HOST, "/health").send()).statusCode());
+    assertEquals(200, await(client.get(port, HOST, "/metrics").send()).statusCode());
+  }
+
+  // ---- helpers --------------------------------------------------------------------------------
+
+  private HttpResponse<Buffer> post(String path, JsonObject body) throws Exception {
+    return await(client.post(proxy.actualPort(), HOST, path).sendJsonObject(body));
+  }
+
+  private static JsonObject chat(String user) {
+    return new JsonObject().put("model", MODEL).put("messages", new JsonArray()
+        .add(new JsonObject().put("role", "user").put("content", user)));
+  }
+
+  private static JsonObject usage(int prompt, int completion) {
+    return new JsonObject().put("prompt_tokens", prompt).put("completion_tokens", completion)
+        .put("total_tokens", prompt + completion);
+  }
+
+  /** The payloads of a server-sent-event body, in order. */
+  private static List<String> sseEvents(HttpResponse<Buffer> response) {
+    List<String> events = new ArrayList<>();
+    for (String event : response.bodyAsString().split("\n\n")) {
+      if (!event.isEmpty()) {
+        assertTrue(event.startsWith("data: "), event);
+        events.add(event.substring("data: ".length()));
+      }
+    }
+    return events;
+  }
+
+  /** The JSON chunks of a stream (without the final {@code [DONE]}). */
+  private static List<JsonObject> dataChunks(HttpResponse<Buffer> response) {
+    return sseEvents(response).stream().filter(e -> !e.equals("[DONE]")).map(JsonObject::new)
+        .toList();
+  }
+
+  private static <T> T await(Future<T> future) throws Exception {
+    return future.toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS);
+  }
+}

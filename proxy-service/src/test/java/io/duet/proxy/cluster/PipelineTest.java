@@ -1,0 +1,157 @@
+package io.duet.proxy.cluster;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.duet.cluster.protocol.DecodeEvent;
+import io.duet.cluster.protocol.Failure;
+import io.duet.cluster.protocol.SamplingSpec;
+import io.duet.decode.DecodeOptions;
+import io.duet.decode.DecodeVerticle;
+import io.duet.engine.Engine;
+import io.duet.engine.EngineOptions;
+import io.duet.engine.OfflineGenerator;
+import io.duet.engine.SamplingParams;
+import io.duet.prefill.PrefillOptions;
+import io.duet.prefill.PrefillVerticle;
+import io.duet.proxy.CompletionException;
+import io.duet.proxy.CompletionJob;
+import io.duet.proxy.CompletionStream;
+import io.micrometer.prometheusmetrics.PrometheusConfig;
+import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
+import io.vertx.core.Context;
+import io.vertx.core.Future;
+import io.vertx.core.Promise;
+import io.vertx.core.Vertx;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The whole request path in one JVM on a local event bus: the real prefill and decode verticles
+ * with their engines, KV moved over a real TCP connection, driven through the cluster backend.
+ * (The multi-JVM, Hazelcast-clustered version of this is the proxy's integration test.)
+ */
+class PipelineTest {
+
+  private static final String MODEL = "aidreams";
+
+  private Vertx vertx;
+  private Engine prefillEngine;
+  private Engine decodeEngine;
+  private Engine reference;
+  private PrefillVerticle prefill;
+  private DecodeVerticle decode;
+  private ClusterBackend backend;
+  private Context context;
+
+  private static Path shared(String file) {
+    return Path.of(System.getProperty("duet.shared.dir", "../../shared"), "models", file);
+  }
+
+  private static EngineOptions engineOptions() {
+    return new EngineOptions().modelPath(shared("aidreams260K.bin"))
+        .tokenizerPath(shared("aidreams260K.tok512.bin")).kvBlocks(512).threads(1);
+  }
+
+  @BeforeEach
+  void start() throws Exception {
+    vertx = Vertx.vertx();
+    prefillEngine = Engine.open(engineOptions());
+    decodeEngine = Engine.open(engineOptions());
+    reference = Engine.open(engineOptions());
+    PrometheusMeterRegistry metrics = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
+    prefill = new PrefillVerticle(prefillEngine, new PrefillOptions("p0", MODEL, "127.0.0.1", 0, 0,
+        512, 64, 30_000), metrics);
+    decode = new DecodeVerticle(decodeEngine, new DecodeOptions("d0", MODEL, "127.0.0.1", 0, 0, 8,
+        64, 10_000, 2), new PrometheusMeterRegistry(PrometheusConfig.DEFAULT));
+    await(vertx.deployVerticle(prefill).compose(id -> vertx.deployVerticle(decode)));
+    backend = new ClusterBackend(vertx, () -> List.of(prefill.info(), decode.info()), "proxy0",
+        4, 30_000);
+    // The backend is confined to one context, as it is inside the proxy verticle.
+    context = vertx.getOrCreateContext();
+    Promise<Void> opened = Promise.promise();
+    context.runOnContext(v -> backend.open().onComplete(opened));
+    await(opened.future());
+  }
+
+  @AfterEach
+  void stop() throws Exception {
+    await(vertx.close());
+    prefillEngine.close();
+    decodeEngine.close();
+    reference.close();
+  }
+
+  private static <T> T await(Future<T> future) throws Exception {
+    return future.toCompletionStage().toCompletableFuture().get(60, TimeUnit.SECONDS);
+  }
+
+  private static SamplingSpec greedy(int maxTokens) {
+    return new SamplingSpec(0f, 0, 1f, 1L, maxTokens, List.of(), List.of(), false);
+  }
+
+  /** Runs a job and collects its events; fails with the stream's exception. */
+  private Future<List<DecodeEvent>> run(CompletionJob job) {
+    Promise<List<DecodeEvent>> done = Promise.promise();
+    List<DecodeEvent> events = new ArrayList<>();
+    context.runOnContext(v -> {
+      CompletionStream stream = backend.start(job);
+      stream.exceptionHandler(done::tryFail);
+      stream.endHandler(x -> done.tryComplete(events));
+      stream.handler(events::add);
+    });
+    return done.future();
+  }
+
+  private String expected(String prompt, int maxTokens) {
+    int[] tokens = reference.tokenizer().encode(prompt, true, false);
+    return new OfflineGenerator(reference, 1).generate(tokens, SamplingParams.greedy(maxTokens)).text();
+  }
+
+  @Test
+  void textThroughPrefillAndDecodeEqualsTheEngineAlone() throws Exception {
+    String prompt = "Once upon a time";
+    List<DecodeEvent> events = await(run(new CompletionJob("r1", MODEL, prompt, greedy(50))));
+    StringBuilder text = new StringBuilder();
+    for (DecodeEvent e : events) {
+      text.append(e.text());
+    }
+    assertEquals(expected(prompt, 50), text.toString());
+    DecodeEvent last = events.get(events.size() - 1);
+    assertTrue(last.finishReason() != null, "last event carries a finish reason");
+    assertEquals(reference.tokenizer().encode(prompt, true, false).length, last.promptTokens());
+  }
+
+  @Test
+  void concurrentRequestsAllCompleteAndFreeEveryBlock() throws Exception {
+    List<String> prompts = List.of("The robot", "Hello world", "In the quiet lab, a",
+        "Once upon a time", "Pixels", "A dream of", "Whispers", "The network");
+    List<Future<List<DecodeEvent>>> runs = new ArrayList<>();
+    for (int i = 0; i < 16; i++) {
+      runs.add(run(new CompletionJob("c" + i, MODEL, prompts.get(i % prompts.size()), greedy(40))));
+    }
+    await(Future.all(runs));
+    for (int i = 0; i < 16; i++) {
+      StringBuilder text = new StringBuilder();
+      for (DecodeEvent e : runs.get(i).result()) {
+        text.append(e.text());
+      }
+      assertEquals(expected(prompts.get(i % prompts.size()), 40), text.toString(), "request " + i);
+    }
+    assertEquals(0, prefillEngine.kvStats().usedBlocks());
+    assertEquals(0, decodeEngine.kvStats().usedBlocks());
+  }
+
+  @Test
+  void unknownModelFailsAsUnavailable() {
+    Exception e = org.junit.jupiter.api.Assertions.assertThrows(Exception.class,
+        () -> await(run(new CompletionJob("u1", "no-such-model", "hi", greedy(5)))));
+    CompletionException cause = (CompletionException) e.getCause();
+    assertEquals(Failure.UNAVAILABLE, cause.failure());
+  }
+}

@@ -1,0 +1,116 @@
+package io.duet.service;
+
+import io.duet.cluster.ClusterBootstrap;
+import io.duet.cluster.ConfigFlags;
+import io.duet.cluster.ConfigLoader;
+import io.duet.cluster.DuetConfig;
+import io.duet.cluster.Logging;
+import io.duet.cluster.protocol.Role;
+import io.duet.engine.Engine;
+import io.duet.engine.EngineOptions;
+import io.duet.engine.launch.VectorLauncher;
+import io.vertx.core.Future;
+import io.vertx.core.Vertx;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The start-up every service main shares: configuration (defaults, file, environment, flags),
+ * logging, the configuration printed with secrets masked, the clustered Vert.x, and a clean
+ * leave on SIGTERM. Blocking: for main threads only.
+ */
+public final class ServiceRuntime {
+
+  private static final Logger LOG = LoggerFactory.getLogger(ServiceRuntime.class);
+  private static final long START_TIMEOUT_SECONDS = 120;
+
+  /** A started member: its clustered Vert.x and its configuration. */
+  public record Member(Vertx vertx, DuetConfig config) {
+  }
+
+  /**
+   * What Hazelcast asks of the JVM to run without reflection warnings; the service mains hand
+   * them to the launcher, the one place that adds JVM flags.
+   */
+  public static final List<String> JVM_FLAGS = List.of("--add-modules", "java.se",
+      "--add-exports", "java.base/jdk.internal.ref=ALL-UNNAMED",
+      "--add-opens", "java.base/java.lang=ALL-UNNAMED",
+      "--add-opens", "java.base/sun.nio.ch=ALL-UNNAMED",
+      "--add-opens", "java.management/sun.management=ALL-UNNAMED",
+      "--add-opens", "jdk.management/com.sun.management.internal=ALL-UNNAMED");
+
+  private ServiceRuntime() {
+  }
+
+  /** For service mains: relaunches with the Vector API and {@link #JVM_FLAGS} if needed. */
+  public static void relaunchIfNeeded(Class<?> mainClass, String[] args) {
+    VectorLauncher.ensureVectorApi(mainClass, args, JVM_FLAGS);
+  }
+
+  public static DuetConfig loadConfig(Role role, ConfigFlags flags) throws Exception {
+    Vertx loader = Vertx.vertx();
+    try {
+      return await(ConfigLoader.load(loader, role, flags, System.getenv()));
+    } finally {
+      await(loader.close());
+    }
+  }
+
+  /** Configures logging, prints the configuration and joins the cluster. */
+  public static Member join(DuetConfig config) throws Exception {
+    Logging.configure(config);
+    LOG.info("{} starting with configuration (lowest to highest precedence: default < file < "
+        + "env < flag):\n{}", config.instanceId(), config.describe());
+    Vertx vertx = await(ClusterBootstrap.start(config));
+    ClusterBootstrap.closeOnSignal(vertx);
+    return new Member(vertx, config);
+  }
+
+  /** Opens the configured model for one role's engine. */
+  public static Engine openEngine(DuetConfig config, Path model, Path tokenizer, int kvCacheMb,
+      int threads) throws IOException {
+    EngineOptions options = new EngineOptions().modelPath(model).tokenizerPath(tokenizer)
+        .kvCacheBytes((long) kvCacheMb << 20);
+    if (threads > 0) {
+      options.threads(threads);
+    }
+    return Engine.open(options);
+  }
+
+  /** The configured model path, or a clear error. */
+  public static Path requireModel(DuetConfig config) {
+    return config.modelPath().orElseThrow(() -> new IllegalArgumentException(
+        "no model configured: pass --model PATH (and --tokenizer PATH), set MODEL_PATH, or set "
+            + "model.path in the --config file"));
+  }
+
+  /** The name clients use: configured, else the model file's name without extension. */
+  public static String modelName(DuetConfig config, Path model) {
+    return config.servedModelName().orElseGet(() -> {
+      String file = model.getFileName().toString();
+      int dot = file.lastIndexOf('.');
+      return dot > 0 ? file.substring(0, dot) : file;
+    });
+  }
+
+  public static <T> T await(Future<T> future) throws Exception {
+    try {
+      return future.toCompletionStage().toCompletableFuture()
+          .get(START_TIMEOUT_SECONDS, TimeUnit.SECONDS);
+    } catch (ExecutionException e) {
+      if (e.getCause() instanceof Exception cause) {
+        throw cause;
+      }
+      throw e;
+    } catch (TimeoutException e) {
+      throw new IllegalStateException("start-up step did not finish within "
+          + START_TIMEOUT_SECONDS + " s", e);
+    }
+  }
+}
