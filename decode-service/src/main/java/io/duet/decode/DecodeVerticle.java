@@ -17,6 +17,7 @@ import io.vertx.core.eventbus.Message;
 import io.vertx.core.eventbus.MessageConsumer;
 import io.vertx.core.http.HttpServer;
 import io.vertx.core.json.JsonObject;
+import io.duet.service.ServiceRuntime;
 import io.duet.service.StatusServer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -26,7 +27,7 @@ import org.slf4j.LoggerFactory;
  * address, pulls each request's KV from the prefill instance that holds it, decodes all running
  * requests as one continuous batch and streams their tokens back with flow control.
  */
-public final class DecodeVerticle extends AbstractVerticle {
+public final class DecodeVerticle extends AbstractVerticle implements ServiceRuntime.Worker {
 
   private static final Logger LOG = LoggerFactory.getLogger(DecodeVerticle.class);
 
@@ -66,7 +67,7 @@ public final class DecodeVerticle extends AbstractVerticle {
         .onComplete(stopPromise);
   }
 
-  /** This instance as the registry should see it now. */
+  @Override
   public InstanceInfo info() {
     var kv = engine.kvStats();
     return new InstanceInfo(options.instanceId(), io.duet.cluster.protocol.Role.DECODE,

@@ -2,12 +2,10 @@ package io.duet.prefill;
 
 import io.duet.cluster.ConfigFlags;
 import io.duet.cluster.DuetConfig;
-import io.duet.cluster.Heartbeat;
 import io.duet.cluster.Metrics;
 import io.duet.cluster.protocol.Role;
 import io.duet.engine.Engine;
 import io.duet.service.ServiceRuntime;
-import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -32,24 +30,13 @@ public final class PrefillMain implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
-    DuetConfig config = ServiceRuntime.loadConfig(Role.PREFILL, flags);
-    Path model = ServiceRuntime.requireModel(config);
-    Engine engine = ServiceRuntime.openEngine(config, model, config.tokenizerPath().orElse(null),
-        config.prefillKvCacheMb(), config.prefillThreads());
-    ServiceRuntime.Member member = ServiceRuntime.join(config);
-    deploy(member, engine, ServiceRuntime.modelName(config, model));
+    ServiceRuntime.runWorker(Role.PREFILL, flags, PrefillMain::create);
     return 0;
   }
 
-  /** Deploys a prefill instance on a member and starts its heartbeat. */
-  public static PrefillVerticle deploy(ServiceRuntime.Member member, Engine engine,
-      String modelName) throws Exception {
-    DuetConfig config = member.config();
-    PrefillVerticle verticle = new PrefillVerticle(engine,
-        PrefillOptions.from(config, modelName),
+  /** The prefill verticle for a configuration and an engine. */
+  public static PrefillVerticle create(DuetConfig config, Engine engine, String modelName) {
+    return new PrefillVerticle(engine, PrefillOptions.from(config, modelName),
         Metrics.createRegistry(Role.PREFILL.wireName(), config.instanceId()));
-    ServiceRuntime.await(member.vertx().deployVerticle(verticle));
-    Heartbeat.start(member.vertx(), config, verticle::info);
-    return verticle;
   }
 }

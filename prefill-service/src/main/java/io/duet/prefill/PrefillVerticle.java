@@ -16,6 +16,7 @@ import io.duet.prefill.impl.LeaseTable;
 import io.duet.prefill.impl.PrefillScheduler;
 import io.duet.service.EngineMetrics;
 import io.duet.service.Sampling;
+import io.duet.service.ServiceRuntime;
 import io.duet.service.StatusServer;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
@@ -35,7 +36,7 @@ import org.slf4j.MDC;
  * in batches on its engine thread, leases the KV and serves it to decode instances over its
  * KV transfer server.
  */
-public final class PrefillVerticle extends AbstractVerticle {
+public final class PrefillVerticle extends AbstractVerticle implements ServiceRuntime.Worker {
 
   private static final Logger LOG = LoggerFactory.getLogger(PrefillVerticle.class);
 
@@ -87,7 +88,7 @@ public final class PrefillVerticle extends AbstractVerticle {
         : statusServer.close()).<Void>mapEmpty().onComplete(stopPromise);
   }
 
-  /** This instance as the registry should see it now. */
+  @Override
   public InstanceInfo info() {
     var kv = engine.kvStats();
     return new InstanceInfo(options.instanceId(), Role.PREFILL, 0, options.host(),

@@ -8,7 +8,6 @@ import io.duet.cluster.Registry;
 import io.duet.cluster.protocol.InstanceInfo;
 import io.duet.cluster.protocol.Role;
 import io.duet.decode.DecodeMain;
-import io.duet.engine.Engine;
 import io.duet.prefill.PrefillMain;
 import io.duet.proxy.cluster.ClusterBackend;
 import io.duet.service.ServiceRuntime;
@@ -104,14 +103,14 @@ public final class ProxyMain implements Callable<Integer> {
           + "tokenizer.bin.", name);
     }
     String id = config.instanceId();
-    Engine prefillEngine = ServiceRuntime.openEngine(config, model, tokenizer,
-        config.prefillKvCacheMb(), config.prefillThreads());
-    Engine decodeEngine = ServiceRuntime.openEngine(config, model, tokenizer,
-        config.decodeKvCacheMb(), config.decodeThreads());
-    PrefillMain.deploy(new ServiceRuntime.Member(member.vertx(),
-        config.with("instance.id", id + "-prefill")), prefillEngine, name);
-    DecodeMain.deploy(new ServiceRuntime.Member(member.vertx(),
-        config.with("instance.id", id + "-decode")), decodeEngine, name);
+    DuetConfig prefill = config.with("instance.id", id + "-prefill");
+    ServiceRuntime.deployWorker(new ServiceRuntime.Member(member.vertx(), prefill),
+        PrefillMain.create(prefill, ServiceRuntime.openEngine(config, Role.PREFILL, model,
+            tokenizer), name));
+    DuetConfig decode = config.with("instance.id", id + "-decode");
+    ServiceRuntime.deployWorker(new ServiceRuntime.Member(member.vertx(), decode),
+        DecodeMain.create(decode, ServiceRuntime.openEngine(config, Role.DECODE, model,
+            tokenizer), name));
     return name;
   }
 

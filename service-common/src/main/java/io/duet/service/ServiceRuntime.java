@@ -4,12 +4,15 @@ import io.duet.cluster.ClusterBootstrap;
 import io.duet.cluster.ConfigFlags;
 import io.duet.cluster.ConfigLoader;
 import io.duet.cluster.DuetConfig;
+import io.duet.cluster.Heartbeat;
 import io.duet.cluster.Logging;
+import io.duet.cluster.protocol.InstanceInfo;
 import io.duet.cluster.protocol.Role;
 import io.duet.engine.Engine;
 import io.duet.engine.EngineOptions;
 import io.duet.engine.launch.VectorLauncher;
 import io.vertx.core.Future;
+import io.vertx.core.Verticle;
 import io.vertx.core.Vertx;
 import java.io.IOException;
 import java.nio.file.Path;
@@ -72,14 +75,44 @@ public final class ServiceRuntime {
     return new Member(vertx, config);
   }
 
-  /** Opens the configured model for one role's engine. */
-  public static Engine openEngine(DuetConfig config, Path model, Path tokenizer, int kvCacheMb,
-      int threads) throws IOException {
+  /** A prefill or decode instance: a verticle that can say how it is doing. */
+  public interface Worker extends Verticle {
+    /** This instance as the registry should see it now. */
+    InstanceInfo info();
+  }
+
+  /** Makes the worker verticle of a role for an engine. */
+  @FunctionalInterface
+  public interface WorkerFactory {
+    Worker create(DuetConfig config, Engine engine, String modelName);
+  }
+
+  /**
+   * The whole life of a prefill or decode main: configuration, the engine on the configured
+   * model, the cluster, the worker verticle and its heartbeat.
+   */
+  public static void runWorker(Role role, ConfigFlags flags, WorkerFactory factory)
+      throws Exception {
+    DuetConfig config = loadConfig(role, flags);
+    Path model = requireModel(config);
+    Engine engine = openEngine(config, role, model, config.tokenizerPath().orElse(null));
+    deployWorker(join(config), factory.create(config, engine, modelName(config, model)));
+  }
+
+  /** Deploys a worker on a member and starts its heartbeat. */
+  public static <W extends Worker> W deployWorker(Member member, W worker) throws Exception {
+    await(member.vertx().deployVerticle(worker));
+    Heartbeat.start(member.vertx(), member.config(), worker::info);
+    return worker;
+  }
+
+  /** Opens a model with the KV cache size and threads configured for {@code role}. */
+  public static Engine openEngine(DuetConfig config, Role role, Path model, Path tokenizer)
+      throws IOException {
+    boolean prefill = role == Role.PREFILL;
     EngineOptions options = new EngineOptions().modelPath(model).tokenizerPath(tokenizer)
-        .kvCacheBytes((long) kvCacheMb << 20);
-    if (threads > 0) {
-      options.threads(threads);
-    }
+        .kvCacheBytes((long) (prefill ? config.prefillKvCacheMb() : config.decodeKvCacheMb()) << 20)
+        .threads(prefill ? config.prefillThreads() : config.decodeThreads());
     return Engine.open(options);
   }
 
