@@ -65,10 +65,11 @@ public final class DemoModel {
       floats(out, random, LAYERS * HIDDEN * DIM, DIM);
       ones(out, DIM);
       zeros(out, SEQ_LEN * (DIM / HEADS));
-      // Classifier: only printable characters get non-zero logits, so the noise stays readable.
+      // Classifier: only printable characters get logits, and large ones (a spread of several
+      // units), so that sampling almost never leaves them and the noise stays readable.
       for (int token = 0; token < VOCAB; token++) {
         if (token >= 259) {
-          floats(out, random, DIM, DIM / 16);
+          uniform(out, random, DIM, 1.5f);
         } else {
           zeros(out, DIM);
         }
@@ -101,7 +102,11 @@ public final class DemoModel {
 
   private static void floats(DataOutputStream out, Random random, int count, int fanIn)
       throws IOException {
-    float bound = (float) (0.5 / Math.sqrt(fanIn));
+    uniform(out, random, count, (float) (0.5 / Math.sqrt(fanIn)));
+  }
+
+  private static void uniform(DataOutputStream out, Random random, int count, float bound)
+      throws IOException {
     ByteBuffer buffer = ByteBuffer.allocate(4 * count).order(ByteOrder.LITTLE_ENDIAN);
     for (int i = 0; i < count; i++) {
       buffer.putFloat((random.nextFloat() * 2 - 1) * bound);

@@ -1,0 +1,773 @@
+package io.duet.proxy.it;
+
+import static java.nio.charset.StandardCharsets.UTF_8;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
+
+import io.duet.engine.Engine;
+import io.duet.engine.EngineOptions;
+import io.duet.engine.FinishReason;
+import io.duet.engine.OfflineGenerator;
+import io.duet.engine.SamplingParams;
+import io.duet.proxy.ChatMessage;
+import io.duet.proxy.ChatTemplate;
+import io.duet.service.ServiceRuntime;
+import io.vertx.core.json.JsonArray;
+import io.vertx.core.json.JsonObject;
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.io.OutputStream;
+import java.io.UncheckedIOException;
+import java.net.InetAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Locale;
+import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Supplier;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.MethodOrderer;
+import org.junit.jupiter.api.Order;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestMethodOrder;
+import org.junit.jupiter.api.extension.ExtensionContext;
+import org.junit.jupiter.api.extension.RegisterExtension;
+import org.junit.jupiter.api.extension.TestWatcher;
+
+/**
+ * The reference 1P1D as it is deployed: three JVMs started from the packaged jars (prefill,
+ * decode, proxy) forming one Hazelcast cluster over loopback, driven over real HTTP. Every
+ * generated text is checked against the engine run alone in this JVM, and the KV block gauges
+ * of both services must return to zero after normal, concurrent and aborted requests.
+ *
+ * <p>Each run uses its own cluster name and its own free port range, so a stale JVM of an
+ * earlier run cannot join; every child is killed with its descendants in {@link #stopCluster()}
+ * and, should this JVM be interrupted, by a shutdown hook.
+ */
+@TestMethodOrder(MethodOrderer.OrderAnnotation.class)
+class ThreeJvmClusterIT {
+
+  private static final String MODEL = "deepseek";
+  private static final Duration READY_TIMEOUT = Duration.ofSeconds(90);
+  private static final Duration REQUEST_TIMEOUT = Duration.ofSeconds(60);
+  /**
+   * How long freed KV blocks may take to show in the gauges. Well below the prefill lease
+   * (30 s in the topology), so an expiring lease cannot hide a leak.
+   */
+  private static final Duration RELEASE_TIMEOUT = Duration.ofSeconds(10);
+  private static final int LEASE_SECONDS = 30;
+  private static final int HAZELCAST_PORT_COUNT = 20;
+  private static final Pattern KV_USED = metricPattern("duet_kv_blocks_used", "");
+  private static final Pattern KV_LEASES = metricPattern("duet_kv_leases", "");
+
+  /** A started service JVM and the file its output goes to. */
+  private record Child(String name, Process process, Path log) {
+  }
+
+  /** What a completion answered, streamed or whole. */
+  private record Answer(String text, String finishReason, JsonObject usage) {
+  }
+
+  private static final List<Child> CHILDREN = new CopyOnWriteArrayList<>();
+  private static Thread killHook;
+  private static Path logDir;
+  private static int proxyPort;
+  private static int prefillHttpPort;
+  private static int decodeHttpPort;
+  private static HttpClient http;
+  private static Engine reference;
+
+  @RegisterExtension
+  static final TestWatcher DUMP_LOGS_ON_FAILURE = new TestWatcher() {
+    @Override
+    public void testFailed(ExtensionContext context, Throwable cause) {
+      dumpLogs("test " + context.getDisplayName() + " failed: " + cause);
+    }
+  };
+
+  // ------------------------------------------------------------------------------ lifecycle
+
+  @BeforeAll
+  static void startCluster() throws Exception {
+    killHook = new Thread(ThreeJvmClusterIT::killChildren, "three-jvm-it-kill-children");
+    Runtime.getRuntime().addShutdownHook(killHook);
+
+    Path repo = repoDir();
+    Path shared = sharedDir(repo);
+    Path model = shared.resolve("models/aidreams260K.bin");
+    Path tokenizer = shared.resolve("models/aidreams260K.tok512.bin");
+    assertTrue(Files.isRegularFile(model), "model missing: " + model);
+    assertTrue(Files.isRegularFile(tokenizer), "tokenizer missing: " + tokenizer);
+
+    Path target = targetDir();
+    logDir = target.resolve("it-logs");
+    Files.createDirectories(logDir);
+    Path work = Files.createTempDirectory(target, "three-jvm-it-");
+
+    String cluster = "duet-it-" + Long.toHexString(ThreadLocalRandom.current().nextLong() >>> 16);
+    Set<Integer> taken = new HashSet<>();
+    int hazelcastPort = freePortRange(HAZELCAST_PORT_COUNT + 1, taken);
+    proxyPort = freePortRange(1, taken);
+    prefillHttpPort = freePortRange(1, taken);
+    decodeHttpPort = freePortRange(1, taken);
+    Path topology = work.resolve("1p1d-it.yaml");
+    Files.writeString(topology, topology(cluster, hazelcastPort));
+
+    reference = Engine.open(new EngineOptions().modelPath(model).tokenizerPath(tokenizer)
+        .kvBlocks(512).threads(1));
+    http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1)
+        .connectTimeout(Duration.ofSeconds(5)).build();
+
+    List<String> args = List.of("--config", topology.toString(), "--model", model.toString(),
+        "--tokenizer", tokenizer.toString(), "--served-model-name", MODEL);
+    long start = System.nanoTime();
+    try {
+      start("prefill", jar(repo, "prefill-service"), args);
+      start("decode", jar(repo, "decode-service"), args);
+      start("proxy", jar(repo, "proxy-service"), args);
+      awaitModelServed();
+    } catch (Throwable e) {
+      dumpLogs("the three-JVM cluster did not start: " + e);
+      throw e;
+    }
+    System.out.printf(Locale.ROOT, "[ThreeJvmClusterIT] cluster %s (hazelcast %d+, proxy %d) "
+        + "ready in %d ms; logs in %s%n", cluster, hazelcastPort, proxyPort,
+        (System.nanoTime() - start) / 1_000_000, logDir);
+  }
+
+  @AfterAll
+  static void stopCluster() throws Exception {
+    try {
+      killChildren();
+      for (Child child : CHILDREN) {
+        child.process().onExit().get(30, TimeUnit.SECONDS);
+      }
+    } finally {
+      if (killHook != null) {
+        try {
+          Runtime.getRuntime().removeShutdownHook(killHook);
+        } catch (IllegalStateException shuttingDown) {
+          // the hook runs anyway
+        }
+      }
+      if (reference != null) {
+        reference.close();
+      }
+    }
+  }
+
+  /** Kills every child and its descendants; safe to call twice. */
+  private static void killChildren() {
+    for (Child child : CHILDREN) {
+      child.process().descendants().forEach(ProcessHandle::destroyForcibly);
+      child.process().destroyForcibly();
+    }
+  }
+
+  private static void start(String name, Path jar, List<String> args) throws IOException {
+    Path javaBin = Path.of(System.getProperty("java.home"), "bin", "java");
+    List<String> command = new ArrayList<>();
+    command.add(javaBin.toString());
+    // Give the child the Vector API itself: no relaunch, so no grandchild JVM.
+    command.add("--add-modules");
+    command.add("jdk.incubator.vector");
+    command.add("-Dduet.relaunch=false");
+    command.addAll(ServiceRuntime.JVM_FLAGS);
+    command.add("-jar");
+    command.add(jar.toString());
+    command.addAll(args);
+    Path log = logDir.resolve(name + ".log");
+    ProcessBuilder builder = new ProcessBuilder(command).redirectErrorStream(true)
+        .redirectOutput(log.toFile());
+    // The topology file and the flags are the whole configuration: no variable of this
+    // machine's environment may move the cluster elsewhere.
+    builder.environment().keySet().removeIf(key -> key.startsWith("DUET_")
+        || List.of("MODEL_PATH", "TOKENIZER_PATH", "SERVED_MODEL_NAME", "LOG_PATH").contains(key));
+    CHILDREN.add(new Child(name, builder.start(), log));
+  }
+
+  private static String topology(String cluster, int hazelcastPort) {
+    return """
+        # Written by ThreeJvmClusterIT: cluster-config/topologies/1p1d-local.yaml with a cluster
+        # name and ports of its own, fast failure detection and small engines.
+        cluster:
+          name: %s
+          host: 127.0.0.1
+          port: %d
+          port-count: %d
+          members: [127.0.0.1]
+          heartbeat-millis: 500
+          heartbeat-timeout-millis: 3000
+          hazelcast-properties:
+            hazelcast.wait.seconds.before.join: "0"
+        model:
+          served-name: %s
+        proxy:
+          port: %d
+          embedded: false
+        prefill:
+          http-port: %d
+          max-batch-tokens: 2048
+          lease-seconds: %d
+          kv-cache-mb: 32
+          threads: 1
+        decode:
+          http-port: %d
+          max-num-seqs: 32
+          kv-cache-mb: 32
+          threads: 1
+        """.formatted(cluster, hazelcastPort, HAZELCAST_PORT_COUNT, MODEL, proxyPort,
+        prefillHttpPort, LEASE_SECONDS, decodeHttpPort);
+  }
+
+  /** Polls {@code GET /v1/models} until it lists the model: P and D registered with the proxy. */
+  private static void awaitModelServed() throws Exception {
+    long deadline = System.nanoTime() + READY_TIMEOUT.toNanos();
+    String last = "no answer yet";
+    while (System.nanoTime() < deadline) {
+      for (Child child : CHILDREN) {
+        if (!child.process().isAlive()) {
+          fail(child.name() + " exited with " + child.process().exitValue()
+              + " during start-up; see " + child.log());
+        }
+      }
+      try {
+        HttpResponse<String> models = http.send(HttpRequest.newBuilder(uri(proxyPort, "/v1/models"))
+            .timeout(Duration.ofSeconds(2)).GET().build(), HttpResponse.BodyHandlers.ofString());
+        last = models.statusCode() + " " + models.body();
+        if (models.statusCode() == 200) {
+          JsonArray data = new JsonObject(models.body()).getJsonArray("data");
+          for (int i = 0; i < data.size(); i++) {
+            if (MODEL.equals(data.getJsonObject(i).getString("id"))) {
+              return;
+            }
+          }
+        }
+      } catch (IOException notListeningYet) {
+        last = notListeningYet.toString();
+      }
+      Thread.sleep(250);
+    }
+    fail("the proxy did not serve '" + MODEL + "' within " + READY_TIMEOUT.toSeconds()
+        + " s; last /v1/models answer: " + last);
+  }
+
+  // ------------------------------------------------------------------------------ tests
+
+  @Test
+  @Order(1)
+  void theIssuesRequestStreamsTheAnswerWithUsageInEveryChunk() throws Exception {
+    String prompt = "how are you?";
+    OfflineGenerator.Completion expected = engineCompletion(prompt, 50);
+    // Greedy aidreams260K does not stop by itself on this prompt: all 50 tokens come.
+    assertEquals(FinishReason.LENGTH, expected.finishReason());
+    assertEquals(50, completionTokens(expected));
+
+    HttpResponse<String> response = post("/v1/completions", new JsonObject("""
+        {"model": "deepseek","temperature":0,"max_tokens":50,"prompt": "how are you?",
+         "stream":true,"stream_options": {"include_usage": true,"continuous_usage_stats": true}}
+        """));
+    assertEquals(200, response.statusCode(), response::body);
+    assertTrue(response.headers().firstValue("content-type").orElse("")
+        .startsWith("text/event-stream"), () -> response.headers().toString());
+
+    List<String> events = sseData(response.body());
+    assertTrue(events.size() >= 3, () -> "too few events: " + response.body());
+    assertEquals("[DONE]", events.get(events.size() - 1), "the stream ends with [DONE]");
+    List<JsonObject> chunks = new ArrayList<>();
+    for (String event : events.subList(0, events.size() - 1)) {
+      assertFalse(event.equals("[DONE]"), "[DONE] before the end");
+      chunks.add(new JsonObject(event));
+    }
+    String id = chunks.get(0).getString("id");
+    assertNotNull(id);
+    assertFalse(id.isBlank());
+    StringBuilder text = new StringBuilder();
+    String finishReason = null;
+    int lastCompletionTokens = 0;
+    for (int i = 0; i < chunks.size(); i++) {
+      JsonObject chunk = chunks.get(i);
+      String where = "chunk " + i + ": " + chunk.encode();
+      assertEquals(id, chunk.getString("id"), where);
+      assertEquals("text_completion", chunk.getString("object"), where);
+      assertEquals(MODEL, chunk.getString("model"), where);
+      JsonObject usage = chunk.getJsonObject("usage");
+      assertNotNull(usage, where);
+      assertEquals(expected.promptTokens().length, usage.getInteger("prompt_tokens"), where);
+      int completionTokens = usage.getInteger("completion_tokens");
+      assertEquals(usage.getInteger("prompt_tokens") + completionTokens,
+          usage.getInteger("total_tokens"), where);
+      JsonArray choices = chunk.getJsonArray("choices");
+      if (i == chunks.size() - 1) {
+        assertTrue(choices.isEmpty(), "the last chunk carries only the usage: " + where);
+        assertEquals(50, completionTokens, where);
+        assertTrue(completionTokens >= lastCompletionTokens, where);
+      } else {
+        assertEquals(1, choices.size(), where);
+        assertTrue(completionTokens > lastCompletionTokens,
+            "completion_tokens grows with every chunk: " + where);
+        assertTrue(finishReason == null, "a chunk after the finish reason: " + where);
+        text.append(choices.getJsonObject(0).getString("text"));
+        finishReason = choices.getJsonObject(0).getString("finish_reason");
+      }
+      lastCompletionTokens = completionTokens;
+    }
+    assertEquals("length", finishReason);
+    assertEquals(expected.text(), text.toString());
+  }
+
+  @Test
+  @Order(2)
+  void textThroughPrefillAndDecodeEqualsTheEngineAlone() throws Exception {
+    String prompt = "Once upon a time";
+    OfflineGenerator.Completion completion = engineCompletion(prompt, 60);
+    JsonObject completionRequest = new JsonObject().put("model", MODEL).put("prompt", prompt)
+        .put("temperature", 0).put("max_tokens", 60);
+    assertAnswer(completion, completeWhole(completionRequest), "completion");
+    assertAnswer(completion, completeStreamed(completionRequest, false), "streamed completion");
+
+    String question = "Tell me about your dreams.";
+    OfflineGenerator.Completion chat = engineChat(question, 60);
+    JsonObject chatRequest = chatRequest(question, 60);
+    assertAnswer(chat, completeWhole(chatRequest), "chat completion");
+    assertAnswer(chat, completeStreamed(chatRequest, true), "streamed chat completion");
+  }
+
+  @Test
+  @Order(3)
+  void sixteenConcurrentRequestsAllCompleteAndFreeEveryBlock() throws Exception {
+    List<String> subjects = List.of("The robot", "Hello world", "In the quiet lab, a",
+        "Once upon a time", "Pixels", "A dream of", "Whispers", "The network", "Silicon",
+        "Electric sheep", "Memory", "The algorithm", "Stars and", "Quantum", "I wonder",
+        "Data flows");
+    int maxTokens = 40;
+    List<OfflineGenerator.Completion> expected = new ArrayList<>();
+    List<CompletableFuture<Answer>> answers = new ArrayList<>();
+    for (int i = 0; i < 16; i++) {
+      String subject = subjects.get(i);
+      boolean chat = i % 4 >= 2;
+      boolean stream = i % 2 == 1;
+      expected.add(chat ? engineChat(subject, maxTokens) : engineCompletion(subject, maxTokens));
+      JsonObject request = chat ? chatRequest(subject, maxTokens)
+          : new JsonObject().put("model", MODEL).put("prompt", subject).put("temperature", 0)
+              .put("max_tokens", maxTokens);
+      answers.add(CompletableFuture.supplyAsync(unchecked(() -> stream
+          ? completeStreamed(request, chat) : completeWhole(request))));
+    }
+    CompletableFuture.allOf(answers.toArray(CompletableFuture[]::new))
+        .get(REQUEST_TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+    for (int i = 0; i < 16; i++) {
+      assertAnswer(expected.get(i), answers.get(i).get(), "request " + i + " ('"
+          + subjects.get(i) + "', " + (i % 4 >= 2 ? "chat" : "completion")
+          + (i % 2 == 1 ? ", streamed" : "") + ")");
+    }
+    awaitNoKvBlocksUsed();
+  }
+
+  @Test
+  @Order(4)
+  void aClientThatDisconnectsMidStreamLeaksNoBlocks() throws Exception {
+    double abortedBefore = proxyRequests("/v1/completions", 499);
+    String body = new JsonObject().put("model", MODEL).put("prompt", "Once upon a time")
+        .put("temperature", 0).put("max_tokens", 120).put("ignore_eos", true)
+        .put("stream", true).encode();
+    byte[] bytes = body.getBytes(UTF_8);
+    int dataEvents = 0;
+    // A raw socket, so that the disconnect is a real TCP close in the middle of the stream.
+    try (Socket socket = new Socket(InetAddress.getLoopbackAddress(), proxyPort)) {
+      socket.setSoTimeout((int) REQUEST_TIMEOUT.toMillis());
+      OutputStream out = socket.getOutputStream();
+      out.write(("POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1:" + proxyPort
+          + "\r\nContent-Type: application/json\r\nAccept: text/event-stream\r\n"
+          + "Content-Length: " + bytes.length + "\r\n\r\n").getBytes(UTF_8));
+      out.write(bytes);
+      out.flush();
+      BufferedReader in = new BufferedReader(new InputStreamReader(socket.getInputStream(), UTF_8));
+      String status = in.readLine();
+      assertTrue(status != null && status.startsWith("HTTP/1.1 200"), "status line: " + status);
+      String line;
+      while (dataEvents < 3 && (line = in.readLine()) != null) {
+        if (line.startsWith("data: ")) {
+          assertFalse(line.contains("[DONE]"), "the stream ended before the client left");
+          dataEvents++;
+        }
+      }
+    }
+    assertEquals(3, dataEvents, "read three events before disconnecting");
+    await("the proxy to count the request as abandoned by its client (499)",
+        () -> proxyRequests("/v1/completions", 499) >= abortedBefore + 1, RELEASE_TIMEOUT);
+    awaitNoKvBlocksUsed();
+    awaitTrue("the proxy to have no request in flight",
+        () -> proxyMetric("duet_requests_in_flight", "") == 0);
+
+    // and the cluster goes on serving
+    OfflineGenerator.Completion expected = engineCompletion("Pixels", 20);
+    assertAnswer(expected, completeWhole(new JsonObject().put("model", MODEL)
+        .put("prompt", "Pixels").put("temperature", 0).put("max_tokens", 20)),
+        "a request after the disconnect");
+  }
+
+  @Test
+  @Order(5)
+  void badInputIsA400WithAnOpenAiErrorAndTheNextRequestSucceeds() throws Exception {
+    HttpResponse<String> bad = post("/v1/completions",
+        new JsonObject("{\"model\":\"deepseek\",\"prompt\":\"hi\",\"temperature\":\"hot\"}"));
+    assertEquals(400, bad.statusCode(), bad::body);
+    assertTrue(bad.headers().firstValue("content-type").orElse("").startsWith("application/json"),
+        () -> bad.headers().toString());
+    JsonObject error = new JsonObject(bad.body()).getJsonObject("error");
+    assertNotNull(error, bad.body());
+    assertTrue(error.getString("message") != null && error.getString("message")
+        .contains("temperature"), bad.body());
+    assertEquals("invalid_request_error", error.getString("type"), bad.body());
+
+    OfflineGenerator.Completion expected = engineCompletion("hi", 16);
+    assertAnswer(expected, completeWhole(new JsonObject().put("model", MODEL).put("prompt", "hi")
+        .put("temperature", 0).put("max_tokens", 16)), "the request after a bad one");
+    awaitNoKvBlocksUsed();
+  }
+
+  // ------------------------------------------------------------------------------ expectations
+
+  private static OfflineGenerator.Completion engineCompletion(String prompt, int maxTokens) {
+    int[] tokens = reference.tokenizer().encode(prompt, true, false);
+    return new OfflineGenerator(reference, 1).generate(tokens, SamplingParams.greedy(maxTokens));
+  }
+
+  private static OfflineGenerator.Completion engineChat(String userMessage, int maxTokens) {
+    String prompt = ChatTemplate.forName(ChatTemplate.LLAMA2)
+        .render(List.of(ChatMessage.user(userMessage)));
+    return engineCompletion(prompt, maxTokens);
+  }
+
+  /** As the decode service counts: every sampled token, a final stop token included. */
+  private static int completionTokens(OfflineGenerator.Completion completion) {
+    return completion.outputTokens().length
+        + (completion.finishReason() == FinishReason.STOP ? 1 : 0);
+  }
+
+  private static void assertAnswer(OfflineGenerator.Completion expected, Answer answer,
+      String what) {
+    assertEquals(expected.text(), answer.text(), what + ": text");
+    assertEquals(expected.finishReason().wireName(), answer.finishReason(), what + ": finish_reason");
+    if (answer.usage() != null) {
+      assertEquals(expected.promptTokens().length, answer.usage().getInteger("prompt_tokens"),
+          what + ": usage.prompt_tokens");
+      assertEquals(completionTokens(expected), answer.usage().getInteger("completion_tokens"),
+          what + ": usage.completion_tokens");
+    }
+  }
+
+  // ------------------------------------------------------------------------------ requests
+
+  private static JsonObject chatRequest(String userMessage, int maxTokens) {
+    return new JsonObject().put("model", MODEL).put("temperature", 0).put("max_tokens", maxTokens)
+        .put("messages", new JsonArray().add(new JsonObject().put("role", "user")
+            .put("content", userMessage)));
+  }
+
+  private static boolean isChat(JsonObject request) {
+    return request.containsKey("messages");
+  }
+
+  /** A non-streaming request: text, finish reason and usage of the one choice. */
+  private static Answer completeWhole(JsonObject request) throws IOException, InterruptedException {
+    boolean chat = isChat(request);
+    HttpResponse<String> response = post(chat ? "/v1/chat/completions" : "/v1/completions",
+        request.copy().put("stream", false));
+    assertEquals(200, response.statusCode(), response::body);
+    JsonObject body = new JsonObject(response.body());
+    assertEquals(chat ? "chat.completion" : "text_completion", body.getString("object"),
+        response::body);
+    assertEquals(MODEL, body.getString("model"), response::body);
+    JsonArray choices = body.getJsonArray("choices");
+    assertEquals(1, choices.size(), response::body);
+    JsonObject choice = choices.getJsonObject(0);
+    String text = chat ? choice.getJsonObject("message").getString("content")
+        : choice.getString("text");
+    if (chat) {
+      assertEquals("assistant", choice.getJsonObject("message").getString("role"));
+    }
+    JsonObject usage = body.getJsonObject("usage");
+    assertNotNull(usage, response::body);
+    return new Answer(text, choice.getString("finish_reason"), usage);
+  }
+
+  /** A streaming request with usage: the deltas joined, the finish reason, the final usage. */
+  private static Answer completeStreamed(JsonObject request, boolean chat)
+      throws IOException, InterruptedException {
+    HttpResponse<String> response = post(chat ? "/v1/chat/completions" : "/v1/completions",
+        request.copy().put("stream", true)
+            .put("stream_options", new JsonObject().put("include_usage", true)));
+    assertEquals(200, response.statusCode(), response::body);
+    assertTrue(response.headers().firstValue("content-type").orElse("")
+        .startsWith("text/event-stream"), () -> response.headers().toString());
+    List<String> events = sseData(response.body());
+    assertFalse(events.isEmpty(), response::body);
+    assertEquals("[DONE]", events.get(events.size() - 1), response::body);
+    StringBuilder text = new StringBuilder();
+    String finishReason = null;
+    JsonObject usage = null;
+    for (String event : events.subList(0, events.size() - 1)) {
+      JsonObject chunk = new JsonObject(event);
+      assertFalse(chunk.containsKey("error"), event);
+      assertEquals(chat ? "chat.completion.chunk" : "text_completion", chunk.getString("object"),
+          event);
+      JsonArray choices = chunk.getJsonArray("choices");
+      if (choices.isEmpty()) {
+        assertTrue(usage == null, "a second usage chunk: " + event);
+        usage = chunk.getJsonObject("usage");
+        continue;
+      }
+      assertTrue(usage == null, "a choice after the usage chunk: " + event);
+      JsonObject choice = choices.getJsonObject(0);
+      String delta = chat ? choice.getJsonObject("delta").getString("content")
+          : choice.getString("text");
+      if (delta != null) {
+        assertTrue(finishReason == null, "text after the finish reason: " + event);
+        text.append(delta);
+      }
+      if (choice.getString("finish_reason") != null) {
+        finishReason = choice.getString("finish_reason");
+      }
+    }
+    assertNotNull(usage, "include_usage asks for a final usage chunk: " + response.body());
+    return new Answer(text.toString(), finishReason, usage);
+  }
+
+  private static HttpResponse<String> post(String path, JsonObject body)
+      throws IOException, InterruptedException {
+    return http.send(HttpRequest.newBuilder(uri(proxyPort, path)).timeout(REQUEST_TIMEOUT)
+        .header("Content-Type", "application/json")
+        .POST(HttpRequest.BodyPublishers.ofString(body.encode())).build(),
+        HttpResponse.BodyHandlers.ofString());
+  }
+
+  /** The payloads of a server-sent event stream's {@code data:} lines, in order. */
+  private static List<String> sseData(String body) {
+    List<String> data = new ArrayList<>();
+    for (String line : body.split("\n")) {
+      if (line.startsWith("data: ")) {
+        data.add(line.substring("data: ".length()).trim());
+      } else {
+        assertTrue(line.isBlank(), "unexpected line in the event stream: " + line);
+      }
+    }
+    return data;
+  }
+
+  // ------------------------------------------------------------------------------ metrics
+
+  private static void awaitNoKvBlocksUsed() throws Exception {
+    awaitTrue("decode to free every KV block", () -> metric(decodeHttpPort, KV_USED) == 0);
+    awaitTrue("prefill to free every KV block", () -> metric(prefillHttpPort, KV_USED) == 0);
+    awaitTrue("prefill to hold no KV lease", () -> metric(prefillHttpPort, KV_LEASES) == 0);
+  }
+
+  private static Pattern metricPattern(String name, String labelMatch) {
+    return Pattern.compile("(?m)^" + Pattern.quote(name) + "\\{[^}]*" + labelMatch
+        + "[^}]*\\}\\s+(\\S+)$");
+  }
+
+  private static double metric(int port, Pattern pattern) {
+    String text = get(port, "/metrics");
+    Matcher m = pattern.matcher(text);
+    if (!m.find()) {
+      throw new AssertionError("no " + pattern + " in the metrics of port " + port + ":\n" + text);
+    }
+    return Double.parseDouble(m.group(1));
+  }
+
+  private static double proxyMetric(String name, String labelMatch) {
+    return metric(proxyPort, metricPattern(name, labelMatch));
+  }
+
+  /** {@code duet_requests_total} of the proxy for one endpoint and status (0 when none yet). */
+  private static double proxyRequests(String endpoint, int status) {
+    Pattern pattern = Pattern.compile("(?m)^duet_requests_total\\{([^}]*)\\}\\s+(\\S+)$");
+    Matcher m = pattern.matcher(get(proxyPort, "/metrics"));
+    double total = 0;
+    while (m.find()) {
+      if (m.group(1).contains("endpoint=\"" + endpoint + "\"")
+          && m.group(1).contains("status=\"" + status + "\"")) {
+        total += Double.parseDouble(m.group(2));
+      }
+    }
+    return total;
+  }
+
+  private static String get(int port, String path) {
+    try {
+      HttpResponse<String> response = http.send(HttpRequest.newBuilder(uri(port, path))
+          .timeout(Duration.ofSeconds(10)).GET().build(), HttpResponse.BodyHandlers.ofString());
+      assertEquals(200, response.statusCode(), () -> "GET " + path + " on " + port);
+      return response.body();
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException(e);
+    }
+  }
+
+  private static void awaitTrue(String what, Supplier<Boolean> condition) throws Exception {
+    await(what, condition, RELEASE_TIMEOUT);
+  }
+
+  /** Polls {@code condition} every 100 ms until it holds; fails after {@code timeout}. */
+  private static void await(String what, Supplier<Boolean> condition, Duration timeout)
+      throws Exception {
+    long deadline = System.nanoTime() + timeout.toNanos();
+    while (!condition.get()) {
+      if (System.nanoTime() > deadline) {
+        fail("timed out after " + timeout.toSeconds() + " s waiting for " + what
+            + "\nprefill metrics:\n" + kvLines(prefillHttpPort)
+            + "decode metrics:\n" + kvLines(decodeHttpPort));
+      }
+      Thread.sleep(100);
+    }
+  }
+
+  private static String kvLines(int port) {
+    StringBuilder out = new StringBuilder();
+    for (String line : get(port, "/metrics").split("\n")) {
+      if (line.startsWith("duet_kv") || line.startsWith("duet_decode") || line.startsWith("duet_prefill")) {
+        out.append("  ").append(line).append('\n');
+      }
+    }
+    return out.toString();
+  }
+
+  // ------------------------------------------------------------------------------ plumbing
+
+  private static URI uri(int port, String path) {
+    return URI.create("http://127.0.0.1:" + port + path);
+  }
+
+  private static <T> Supplier<T> unchecked(Callable<T> call) {
+    return () -> {
+      try {
+        return call.call();
+      } catch (Exception e) {
+        throw new IllegalStateException(e);
+      }
+    };
+  }
+
+  @FunctionalInterface
+  private interface Callable<T> {
+    T call() throws Exception;
+  }
+
+  /** target/ of this module: the parent of the test classes directory. */
+  private static Path targetDir() throws Exception {
+    Path classes = Path.of(ThreeJvmClusterIT.class.getProtectionDomain().getCodeSource()
+        .getLocation().toURI());
+    return classes.getParent();
+  }
+
+  /** The repository root, where the service modules' target/ folders are. */
+  private static Path repoDir() throws Exception {
+    List<Path> candidates = new ArrayList<>();
+    String configured = System.getProperty("duet.jars.dir");
+    if (configured != null && !configured.isBlank()) {
+      candidates.add(Path.of(configured));
+    }
+    candidates.add(targetDir().getParent().getParent());
+    for (Path candidate : candidates) {
+      if (Files.isRegularFile(candidate.resolve("proxy-service/target/proxy-service.jar"))) {
+        return candidate.toAbsolutePath().normalize();
+      }
+    }
+    throw new AssertionError("no proxy-service/target/proxy-service.jar under " + candidates
+        + ": run the 'package' phase first (mvn verify does)");
+  }
+
+  private static Path sharedDir(Path repo) {
+    String configured = System.getProperty("duet.shared.dir");
+    Path shared = configured != null && !configured.isBlank() ? Path.of(configured)
+        : repo.resolve("../shared");
+    if (!Files.isDirectory(shared.resolve("models"))) {
+      shared = repo.resolve("../shared");
+    }
+    return shared.toAbsolutePath().normalize();
+  }
+
+  private static Path jar(Path repo, String module) {
+    Path jar = repo.resolve(module).resolve("target").resolve(module + ".jar");
+    assertTrue(Files.isRegularFile(jar), "missing " + jar + ": run the 'package' phase first");
+    return jar;
+  }
+
+  /**
+   * The first port of {@code count} consecutive ports that are all free on the loopback address,
+   * chosen below Linux's ephemeral range so that no socket the services open later lands on
+   * them, and clear of {@code taken} (which it then extends).
+   */
+  private static int freePortRange(int count, Set<Integer> taken) {
+    ThreadLocalRandom random = ThreadLocalRandom.current();
+    for (int attempt = 0; attempt < 1000; attempt++) {
+      int base = 20_000 + random.nextInt(12_000 - count);
+      boolean free = true;
+      for (int port = base; port < base + count && free; port++) {
+        free = !taken.contains(port) && isFree(port);
+      }
+      if (free) {
+        for (int port = base; port < base + count; port++) {
+          taken.add(port);
+        }
+        return base;
+      }
+    }
+    throw new IllegalStateException("no " + count + " free consecutive ports found");
+  }
+
+  private static boolean isFree(int port) {
+    try (ServerSocket socket = new ServerSocket()) {
+      socket.setReuseAddress(false);
+      socket.bind(new java.net.InetSocketAddress(InetAddress.getLoopbackAddress(), port));
+      return true;
+    } catch (IOException e) {
+      return false;
+    }
+  }
+
+  private static void dumpLogs(String reason) {
+    StringBuilder out = new StringBuilder("\n[ThreeJvmClusterIT] " + reason
+        + "\n[ThreeJvmClusterIT] last lines of each service's log:\n");
+    for (Child child : CHILDREN) {
+      out.append("----- ").append(child.name()).append(" (").append(child.log()).append(", ")
+          .append(child.process().isAlive() ? "running" : "exited with "
+              + child.process().exitValue()).append(") -----\n");
+      try {
+        List<String> lines = new String(Files.readAllBytes(child.log()), UTF_8).lines().toList();
+        for (String line : lines.subList(Math.max(0, lines.size() - 80), lines.size())) {
+          out.append(line).append('\n');
+        }
+      } catch (IOException e) {
+        out.append("(cannot read: ").append(e).append(")\n");
+      }
+    }
+    System.out.println(out);
+  }
+}
