@@ -5,6 +5,7 @@ import io.duet.cluster.protocol.Cancel;
 import io.duet.cluster.protocol.DecodeAccepted;
 import io.duet.cluster.protocol.DecodeRequest;
 import io.duet.cluster.protocol.Failure;
+import io.duet.cluster.protocol.ServiceException;
 import io.duet.cluster.protocol.InstanceInfo;
 import io.duet.cluster.protocol.StreamCredit;
 import io.duet.decode.impl.DecodeService;
@@ -94,7 +95,7 @@ public final class DecodeVerticle extends AbstractVerticle implements ServiceRun
       if (result.succeeded()) {
         message.reply(new DecodeAccepted(request.requestId(), options.instanceId(),
             result.result()).toJson());
-      } else if (result.cause() instanceof DecodeService.Refused refused) {
+      } else if (result.cause() instanceof ServiceException refused) {
         message.fail(refused.failure().code(), refused.failure().message(refused.getMessage()));
       } else {
         message.fail(Failure.INTERNAL.code(), Failure.INTERNAL.message(

@@ -150,28 +150,23 @@ public final class KvWireFormat {
 
   /** Reads one header from a stream, failing with TRUNCATED if the stream ends inside it. */
   static byte[] readHeader(InputStream in) throws IOException {
-    byte[] prefix = readFully(in, HEADER_PREFIX_BYTES, "header");
-    int length = headerLength(ByteBuffer.wrap(prefix));
-    byte[] header = new byte[length];
-    System.arraycopy(prefix, 0, header, 0, prefix.length);
-    readInto(in, header, prefix.length, length - prefix.length, "header");
-    return header;
+    return readRecord(in, HEADER_PREFIX_BYTES, KvWireFormat::headerLength, "header");
   }
 
   /** Reads one chunk from a stream, failing with TRUNCATED if the stream ends inside it. */
   static byte[] readChunk(InputStream in) throws IOException {
-    byte[] prefix = readFully(in, CHUNK_PREFIX_BYTES, "chunk");
-    int length = chunkLength(ByteBuffer.wrap(prefix));
-    byte[] chunk = new byte[length];
-    System.arraycopy(prefix, 0, chunk, 0, prefix.length);
-    readInto(in, chunk, prefix.length, length - prefix.length, "chunk");
-    return chunk;
+    return readRecord(in, CHUNK_PREFIX_BYTES, KvWireFormat::chunkLength, "chunk");
   }
 
-  private static byte[] readFully(InputStream in, int length, String what) throws IOException {
-    byte[] bytes = new byte[length];
-    readInto(in, bytes, 0, length, what);
-    return bytes;
+  /** Reads a record whose whole length its fixed-size prefix tells. */
+  private static byte[] readRecord(InputStream in, int prefixLength,
+      java.util.function.ToIntFunction<ByteBuffer> lengthOf, String what) throws IOException {
+    byte[] prefix = new byte[prefixLength];
+    readInto(in, prefix, 0, prefixLength, what);
+    int length = lengthOf.applyAsInt(ByteBuffer.wrap(prefix));
+    byte[] record = java.util.Arrays.copyOf(prefix, length);
+    readInto(in, record, prefixLength, length - prefixLength, what);
+    return record;
   }
 
   private static void readInto(InputStream in, byte[] bytes, int offset, int length, String what)

@@ -3,6 +3,7 @@ package io.duet.prefill;
 import io.duet.cluster.protocol.Addresses;
 import io.duet.cluster.protocol.Cancel;
 import io.duet.cluster.protocol.Failure;
+import io.duet.cluster.protocol.ServiceException;
 import io.duet.cluster.protocol.InstanceInfo;
 import io.duet.cluster.protocol.KvHandle;
 import io.duet.cluster.protocol.PrefillRequest;
@@ -123,7 +124,7 @@ public final class PrefillVerticle extends AbstractVerticle implements ServiceRu
       try {
         if (result.succeeded()) {
           message.reply(toResult(request.requestId(), result.result()).toJson());
-        } else if (result.cause() instanceof PrefillScheduler.PrefillFailure failure) {
+        } else if (result.cause() instanceof ServiceException failure) {
           message.fail(failure.failure().code(), failure.failure().message(failure.getMessage()));
         } else {
           LOG.error("prefill failed", result.cause());

@@ -1,27 +1,19 @@
 package io.duet.proxy;
 
 import io.duet.cluster.protocol.Failure;
-import java.util.Objects;
+import io.duet.cluster.protocol.ServiceException;
 
 /**
  * A completion that could not run or failed. The {@link Failure} decides the HTTP status and the
  * OpenAI error {@code type} the client gets; the message is the human text.
  */
-public class CompletionException extends RuntimeException {
-
-  private final Failure failure;
+public class CompletionException extends ServiceException {
 
   public CompletionException(Failure failure, String message) {
-    super(message);
-    this.failure = Objects.requireNonNull(failure, "failure");
+    super(failure, message);
   }
 
   public CompletionException(Failure failure, String message, Throwable cause) {
-    super(message, cause);
-    this.failure = Objects.requireNonNull(failure, "failure");
-  }
-
-  public Failure failure() {
-    return failure;
+    super(failure, message, cause);
   }
 }

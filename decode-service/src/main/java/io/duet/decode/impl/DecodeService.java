@@ -2,6 +2,7 @@ package io.duet.decode.impl;
 
 import io.duet.cluster.protocol.DecodeRequest;
 import io.duet.cluster.protocol.Failure;
+import io.duet.cluster.protocol.ServiceException;
 import io.duet.decode.DecodeOptions;
 import io.duet.engine.Engine;
 import io.duet.engine.Generation;
@@ -36,18 +37,6 @@ public final class DecodeService implements DecodeScheduler.Listener {
   private static final long LINGER_MILLIS = 60_000;
 
   /** A request refused at the door. */
-  public static final class Refused extends RuntimeException {
-    private final Failure failure;
-
-    Refused(Failure failure, String message) {
-      super(message);
-      this.failure = failure;
-    }
-
-    public Failure failure() {
-      return failure;
-    }
-  }
 
   private final class Request {
     final DecodeRequest wire;
@@ -117,28 +106,28 @@ public final class DecodeService implements DecodeScheduler.Listener {
    */
   public Future<Integer> accept(DecodeRequest wire) {
     if (requests.containsKey(wire.requestId())) {
-      return Future.failedFuture(new Refused(Failure.BAD_REQUEST, "request id "
+      return Future.failedFuture(new ServiceException(Failure.BAD_REQUEST, "request id "
           + wire.requestId() + " is already being decoded here"));
     }
     String fingerprint = engine.layout().fingerprint();
     if (!fingerprint.equals(wire.kv().fingerprint())) {
-      return Future.failedFuture(new Refused(Failure.INCOMPATIBLE_KV, "KV layout "
+      return Future.failedFuture(new ServiceException(Failure.INCOMPATIBLE_KV, "KV layout "
           + wire.kv().fingerprint() + " does not match this decode instance's " + fingerprint));
     }
     SamplingParams params;
     try {
       params = Sampling.toParams(wire.sampling());
     } catch (IllegalArgumentException e) {
-      return Future.failedFuture(new Refused(Failure.BAD_REQUEST, e.getMessage()));
+      return Future.failedFuture(new ServiceException(Failure.BAD_REQUEST, e.getMessage()));
     }
     int blocks = blocksFor(wire);
     int total = engine.kvStats().totalBlocks();
     if (blocks > total) {
-      return Future.failedFuture(new Refused(Failure.OVERLOADED, "the request may need " + blocks
+      return Future.failedFuture(new ServiceException(Failure.OVERLOADED, "the request may need " + blocks
           + " KV blocks; this decode instance has " + total));
     }
     if (waiting.size() >= options.maxWaiting()) {
-      return Future.failedFuture(new Refused(Failure.OVERLOADED, options.maxWaiting()
+      return Future.failedFuture(new ServiceException(Failure.OVERLOADED, options.maxWaiting()
           + " requests are already waiting for this decode instance"));
     }
     Request request = new Request(wire, params, blocks);
@@ -170,7 +159,7 @@ public final class DecodeService implements DecodeScheduler.Listener {
     reservedBlocks += request.reservedBlocks;
     puller.pull(request.wire.kv()).onComplete(result -> {
       if (result.failed()) {
-        Failure failure = result.cause() instanceof KvPuller.PullFailure pf ? pf.failure()
+        Failure failure = result.cause() instanceof ServiceException pf ? pf.failure()
             : Failure.KV_TRANSFER;
         request.sender.fail(failure.name(), result.cause().getMessage());
         finish(request);

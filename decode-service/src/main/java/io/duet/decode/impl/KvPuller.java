@@ -1,6 +1,7 @@
 package io.duet.decode.impl;
 
 import io.duet.cluster.protocol.Failure;
+import io.duet.cluster.protocol.ServiceException;
 import io.duet.cluster.protocol.KvHandle;
 import io.duet.cluster.transfer.KvFrame;
 import io.duet.cluster.transfer.KvFrameParser;
@@ -32,18 +33,6 @@ public final class KvPuller {
   private static final Logger LOG = LoggerFactory.getLogger(KvPuller.class);
 
   /** A failed pull, with the protocol failure to report. */
-  public static final class PullFailure extends RuntimeException {
-    private final Failure failure;
-
-    PullFailure(Failure failure, String message) {
-      super(message);
-      this.failure = failure;
-    }
-
-    public Failure failure() {
-      return failure;
-    }
-  }
 
   private final Vertx vertx;
   private final Engine engine;
@@ -66,11 +55,11 @@ public final class KvPuller {
   public Future<Sequence> pull(KvHandle handle) {
     String fingerprint = engine.layout().fingerprint();
     if (!fingerprint.equals(handle.fingerprint())) {
-      return Future.failedFuture(new PullFailure(Failure.INCOMPATIBLE_KV, "KV layout "
+      return Future.failedFuture(new ServiceException(Failure.INCOMPATIBLE_KV, "KV layout "
           + handle.fingerprint() + " does not match this decode instance's " + fingerprint));
     }
     Transfer transfer = new Transfer(handle);
-    transfer.timer = vertx.setTimer(timeoutMillis, t -> transfer.fail(new PullFailure(
+    transfer.timer = vertx.setTimer(timeoutMillis, t -> transfer.fail(new ServiceException(
         Failure.TIMEOUT, "KV pull of " + handle.tokenCount() + " tokens from " + handle.host()
         + ":" + handle.port() + " took longer than " + timeoutMillis + " ms")));
     peers.computeIfAbsent(handle.host() + ":" + handle.port(), k -> new Peer(handle.host(),
@@ -117,7 +106,7 @@ public final class KvPuller {
               new Connection(this, result.result()).start(first);
             } else {
               open--;
-              first.fail(new PullFailure(Failure.KV_TRANSFER, "cannot connect to the prefill "
+              first.fail(new ServiceException(Failure.KV_TRANSFER, "cannot connect to the prefill "
                   + "instance's KV endpoint " + host + ":" + port + ": "
                   + result.cause().getMessage()));
               dispatch();
@@ -150,7 +139,7 @@ public final class KvPuller {
       socket.closeHandler(v -> {
         closed = true;
         if (current != null) {
-          current.fail(new PullFailure(Failure.KV_TRANSFER, "the prefill instance closed the "
+          current.fail(new ServiceException(Failure.KV_TRANSFER, "the prefill instance closed the "
               + "KV connection mid-transfer"));
           current = null;
         }
@@ -190,18 +179,18 @@ public final class KvPuller {
           }
           case ERROR -> {
             current = null;
-            transfer.fail(new PullFailure(Failure.KV_TRANSFER, "prefill instance refused the "
+            transfer.fail(new ServiceException(Failure.KV_TRANSFER, "prefill instance refused the "
                 + "pull: " + frame.payloadText()));
             idle();
           }
           default -> broken("unexpected " + frame.type() + " frame");
         }
       } catch (KvTransferException e) {
-        transfer.fail(new PullFailure(e.reason() == KvTransferException.Reason.FINGERPRINT_MISMATCH
+        transfer.fail(new ServiceException(e.reason() == KvTransferException.Reason.FINGERPRINT_MISMATCH
             ? Failure.INCOMPATIBLE_KV : Failure.KV_TRANSFER, e.getMessage()));
         close();
       } catch (KvCacheFullException e) {
-        transfer.fail(new PullFailure(Failure.OVERLOADED, e.getMessage()));
+        transfer.fail(new ServiceException(Failure.OVERLOADED, e.getMessage()));
         close();
       } catch (IllegalStateException e) {
         broken(e.getMessage());
@@ -217,7 +206,7 @@ public final class KvPuller {
 
     void broken(String why) {
       if (current != null) {
-        current.fail(new PullFailure(Failure.KV_TRANSFER, "KV transfer protocol error: " + why));
+        current.fail(new ServiceException(Failure.KV_TRANSFER, "KV transfer protocol error: " + why));
       }
       close();
     }

@@ -1,6 +1,7 @@
 package io.duet.prefill.impl;
 
 import io.duet.cluster.protocol.Failure;
+import io.duet.cluster.protocol.ServiceException;
 import io.duet.engine.Engine;
 import io.duet.engine.KvCacheFullException;
 import io.duet.engine.Sampler;
@@ -60,18 +61,6 @@ public final class PrefillScheduler extends EngineThread {
   }
 
   /** Failures that carry the protocol code to answer with. */
-  public static final class PrefillFailure extends RuntimeException {
-    private final Failure failure;
-
-    public PrefillFailure(Failure failure, String message) {
-      super(message);
-      this.failure = failure;
-    }
-
-    public Failure failure() {
-      return failure;
-    }
-  }
 
   private final Engine engine;
   private final LeaseTable leases;
@@ -95,14 +84,14 @@ public final class PrefillScheduler extends EngineThread {
   public void enqueue(Job job) {
     int seqLen = engine.config().seqLen();
     if (job.prompt.length >= seqLen) {
-      job.promise.fail(new PrefillFailure(Failure.CONTEXT_LENGTH, "the prompt has "
+      job.promise.fail(new ServiceException(Failure.CONTEXT_LENGTH, "the prompt has "
           + job.prompt.length + " tokens; this model's context is " + seqLen
           + " tokens, which leaves no room to generate"));
       return;
     }
     if (waiting.incrementAndGet() > maxWaiting) {
       waiting.decrementAndGet();
-      job.promise.fail(new PrefillFailure(Failure.OVERLOADED, maxWaiting
+      job.promise.fail(new ServiceException(Failure.OVERLOADED, maxWaiting
           + " prompts are already waiting for prefill"));
       return;
     }
@@ -126,7 +115,7 @@ public final class PrefillScheduler extends EngineThread {
         if (job.requestId.equals(requestId)) {
           it.remove();
           finish(job);
-          complete(job, null, new PrefillFailure(Failure.CANCELLED, "cancelled"));
+          complete(job, null, new ServiceException(Failure.CANCELLED, "cancelled"));
         }
       }
     });
@@ -167,7 +156,7 @@ public final class PrefillScheduler extends EngineThread {
         if (batch.isEmpty() && leases.size() == 0) {
           queue.poll();
           finish(job);
-          complete(job, null, new PrefillFailure(Failure.OVERLOADED,
+          complete(job, null, new ServiceException(Failure.OVERLOADED,
               "the prompt does not fit into this prefill instance's KV cache"));
           continue;
         }
@@ -191,7 +180,7 @@ public final class PrefillScheduler extends EngineThread {
       for (int i = 0; i < batch.size(); i++) {
         engine.release(sequences.get(i));
         finish(batch.get(i));
-        complete(batch.get(i), null, new PrefillFailure(Failure.INTERNAL,
+        complete(batch.get(i), null, new ServiceException(Failure.INTERNAL,
             "prefill failed: " + e.getMessage()));
       }
       running.set(0);
@@ -204,7 +193,7 @@ public final class PrefillScheduler extends EngineThread {
       finish(job);
       if (job.cancelled) {
         engine.release(sequence);
-        complete(job, null, new PrefillFailure(Failure.CANCELLED, "cancelled"));
+        complete(job, null, new ServiceException(Failure.CANCELLED, "cancelled"));
         continue;
       }
       Sampler sampler = new Sampler(job.params, engine.config().vocabSize());
@@ -213,7 +202,7 @@ public final class PrefillScheduler extends EngineThread {
       if (job.cancelled) {
         // The cancel may have looked for this lease before it existed.
         leases.release(transferId);
-        complete(job, null, new PrefillFailure(Failure.CANCELLED, "cancelled"));
+        complete(job, null, new ServiceException(Failure.CANCELLED, "cancelled"));
         continue;
       }
       Outcome outcome = new Outcome(first, sampler.state(), job.prompt.length,

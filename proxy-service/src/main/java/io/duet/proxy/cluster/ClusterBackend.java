@@ -247,17 +247,9 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
   @Override
   public void cancel(ClusterStream stream) {
     Job job = jobs.get(stream.requestId);
-    if (job == null) {
-      return;
+    if (job != null) {
+      abandon(job, "client went away");
     }
-    Cancel cancel = new Cancel(stream.requestId, null, "client went away");
-    if (job.decode != null) {
-      eventBus.send(Addresses.decodeControl(job.decode.instanceId()), cancel.toJson());
-    } else if (job.prefill != null) {
-      eventBus.send(Addresses.prefillControl(job.prefill.instanceId()), cancel.toJson());
-    }
-    releaseLease(job);
-    end(job);
   }
 
   private void fail(Job job, Failure failure, String message) {
@@ -265,7 +257,13 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
       return;
     }
     LOG.warn("request {} failed: {}", job.completion.requestId(), message);
-    Cancel cancel = new Cancel(job.completion.requestId(), null, message);
+    abandon(job, message);
+    job.stream.fail(failure, message);
+  }
+
+  /** Stops the job on whichever instance has it and frees the KV lease. */
+  private void abandon(Job job, String reason) {
+    Cancel cancel = new Cancel(job.completion.requestId(), null, reason);
     if (job.decode != null) {
       eventBus.send(Addresses.decodeControl(job.decode.instanceId()), cancel.toJson());
     } else if (job.prefill != null) {
@@ -273,7 +271,6 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
     }
     releaseLease(job);
     end(job);
-    job.stream.fail(failure, message);
   }
 
   /** Frees the prefill instance's KV lease; harmless when it already ended. */
