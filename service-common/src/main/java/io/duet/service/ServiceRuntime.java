@@ -113,7 +113,10 @@ public final class ServiceRuntime {
     EngineOptions options = new EngineOptions().modelPath(model).tokenizerPath(tokenizer)
         .kvCacheBytes((long) (prefill ? config.prefillKvCacheMb() : config.decodeKvCacheMb()) << 20)
         .threads(prefill ? config.prefillThreads() : config.decodeThreads());
-    return Engine.open(options);
+    Engine engine = Engine.open(options);
+    // Hash the weights for the KV layout fingerprint now, not on an event loop later.
+    LOG.info("{} engine: KV layout {}", role.wireName(), engine.layout().fingerprint());
+    return engine;
   }
 
   /** The configured model path, or a clear error. */

@@ -66,8 +66,10 @@ public final class DecodeService implements DecodeScheduler.Listener {
   /** Finished streams whose last events still wait for credit, for a bounded time. */
   private final Map<String, StreamSender> lingering = new HashMap<>();
   private final Counter generatedTokens;
-  private int active;
-  private int reservedBlocks;
+  // Written on the service's context, read by heartbeats and status requests elsewhere.
+  private volatile int active;
+  private volatile int reservedBlocks;
+  private volatile int waitingCount;
 
   public DecodeService(Vertx vertx, Context context, Engine engine, DecodeOptions options,
       MeterRegistry metrics) {
@@ -91,7 +93,7 @@ public final class DecodeService implements DecodeScheduler.Listener {
   }
 
   public int waiting() {
-    return waiting.size();
+    return waitingCount;
   }
 
   /** Tokens of KV reserved for admitted requests. */
@@ -134,6 +136,7 @@ public final class DecodeService implements DecodeScheduler.Listener {
     requests.put(wire.requestId(), request);
     int ahead = waiting.size();
     waiting.add(request);
+    waitingCount = waiting.size();
     admit();
     return Future.succeededFuture(ahead);
   }
@@ -151,6 +154,7 @@ public final class DecodeService implements DecodeScheduler.Listener {
         && reservedBlocks + waiting.peek().reservedBlocks <= total) {
       start(waiting.poll());
     }
+    waitingCount = waiting.size();
   }
 
   private void start(Request request) {
@@ -158,19 +162,21 @@ public final class DecodeService implements DecodeScheduler.Listener {
     active++;
     reservedBlocks += request.reservedBlocks;
     puller.pull(request.wire.kv()).onComplete(result -> {
+      if (request.cancelled) {
+        if (result.succeeded()) {
+          engine.release(result.result());
+        }
+        return;
+      }
       if (result.failed()) {
         Failure failure = result.cause() instanceof ServiceException pf ? pf.failure()
             : Failure.KV_TRANSFER;
-        request.sender.fail(failure.name(), result.cause().getMessage());
         finish(request);
+        request.sender.fail(failure.name(), result.cause().getMessage());
+        lingerIfOpen(request);
         return;
       }
       Sequence sequence = result.result();
-      if (request.cancelled) {
-        engine.release(sequence);
-        finish(request);
-        return;
-      }
       Sampler sampler = new Sampler(request.params, request.wire.samplerState(),
           engine.config().vocabSize());
       Generation generation = new Generation(engine, sequence, request.params, sampler);
@@ -186,18 +192,20 @@ public final class DecodeService implements DecodeScheduler.Listener {
       return;
     }
     generatedTokens.increment(tokens);
-    request.sender.add(text, tokens, finish);
     if (finish != null) {
       finish(request);
     }
+    request.sender.add(text, tokens, finish);
+    lingerIfOpen(request);
   }
 
   @Override
   public void onFailure(String requestId, String message) {
     Request request = requests.get(requestId);
     if (request != null) {
-      request.sender.fail(Failure.INTERNAL.name(), message);
       finish(request);
+      request.sender.fail(Failure.INTERNAL.name(), message);
+      lingerIfOpen(request);
     }
   }
 
@@ -224,7 +232,9 @@ public final class DecodeService implements DecodeScheduler.Listener {
     request.cancelled = true;
     if (!request.started) {
       waiting.remove(request);
+      waitingCount = waiting.size();
     } else {
+      puller.cancel(request.wire.kv());
       scheduler.cancel(requestId);
     }
     finish(request);
@@ -237,16 +247,21 @@ public final class DecodeService implements DecodeScheduler.Listener {
     }
     request.finished = true;
     requests.remove(request.wire.requestId());
-    if (!request.sender.isClosed() && !request.cancelled) {
-      String id = request.wire.requestId();
-      lingering.put(id, request.sender);
-      vertx.setTimer(LINGER_MILLIS, t -> lingering.remove(id));
-    }
     if (request.started) {
       active--;
       reservedBlocks -= request.reservedBlocks;
     }
     admit();
+  }
+
+  /** Keeps a finished stream whose last event waits for credit, for a bounded time. */
+  private void lingerIfOpen(Request request) {
+    if (request.finished && !request.sender.isClosed() && !request.cancelled) {
+      String id = request.wire.requestId();
+      if (lingering.put(id, request.sender) == null) {
+        vertx.setTimer(LINGER_MILLIS, t -> lingering.remove(id));
+      }
+    }
   }
 
   public void close() {

@@ -41,6 +41,7 @@ public final class KvPuller {
   // Kept in a field: Vert.x may close a client that nothing references.
   private final NetClient client;
   private final Map<String, Peer> peers = new HashMap<>();
+  private final Map<String, Transfer> transfers = new HashMap<>();
 
   public KvPuller(Vertx vertx, Engine engine, int connectionsPerPeer, long timeoutMillis) {
     this.vertx = vertx;
@@ -59,12 +60,25 @@ public final class KvPuller {
           + handle.fingerprint() + " does not match this decode instance's " + fingerprint));
     }
     Transfer transfer = new Transfer(handle);
+    transfers.put(handle.transferId(), transfer);
     transfer.timer = vertx.setTimer(timeoutMillis, t -> transfer.fail(new ServiceException(
         Failure.TIMEOUT, "KV pull of " + handle.tokenCount() + " tokens from " + handle.host()
         + ":" + handle.port() + " took longer than " + timeoutMillis + " ms")));
     peers.computeIfAbsent(handle.host() + ":" + handle.port(), k -> new Peer(handle.host(),
         handle.port())).submit(transfer);
     return transfer.promise.future();
+  }
+
+  /**
+   * Abandons a pull in progress (the request was cancelled): a half import is aborted and its
+   * blocks freed at once, the connection closed if it was mid-transfer. The pull's future fails
+   * with CANCELLED.
+   */
+  public void cancel(KvHandle handle) {
+    Transfer transfer = transfers.get(handle.transferId());
+    if (transfer != null) {
+      transfer.fail(new ServiceException(Failure.CANCELLED, "pull cancelled"));
+    }
   }
 
   public Future<Void> close() {
@@ -243,6 +257,7 @@ public final class KvPuller {
         return;
       }
       done = true;
+      transfers.remove(handle.transferId());
       vertx.cancelTimer(timer);
       promise.complete(sequence);
     }
@@ -252,6 +267,7 @@ public final class KvPuller {
         return;
       }
       done = true;
+      transfers.remove(handle.transferId());
       vertx.cancelTimer(timer);
       if (kvImport != null) {
         kvImport.abort();

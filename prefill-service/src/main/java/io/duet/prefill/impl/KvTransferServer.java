@@ -45,15 +45,37 @@ public final class KvTransferServer {
   }
 
   private void serve(NetSocket socket) {
-    socket.handler(new KvFrameParser(frame -> onFrame(socket, frame), error -> {
+    // The pull being sent on this connection, if any: its blocks stay pinned until it ends.
+    LeaseTable.Pull[] current = new LeaseTable.Pull[1];
+    socket.closeHandler(v -> {
+      if (current[0] != null) {
+        current[0].end();
+      }
+    });
+    socket.handler(new KvFrameParser(frame -> onFrame(socket, frame, current), error -> {
       LOG.warn("closing KV connection from {}: {}", socket.remoteAddress(), error.getMessage());
       socket.close();
     }));
   }
 
-  private void onFrame(NetSocket socket, KvFrame frame) {
+  private void onFrame(NetSocket socket, KvFrame frame, LeaseTable.Pull[] current) {
     switch (frame.type()) {
-      case PULL -> pull(socket, frame.payloadText());
+      case PULL -> {
+        if (current[0] != null) {
+          LOG.warn("second PULL on a busy KV connection from {}", socket.remoteAddress());
+          socket.close();
+          return;
+        }
+        LeaseTable.Pull pull = leases.startPull(frame.payloadText());
+        if (pull == null) {
+          socket.write(KvFrame.text(KvFrame.Type.ERROR, "UNKNOWN_TRANSFER: no live KV lease "
+              + frame.payloadText() + " (expired or released)").encode());
+          return;
+        }
+        current[0] = pull;
+        socket.write(KvFrame.of(KvFrame.Type.HEADER, pull.export().header()).encode());
+        sendChunks(socket, pull, 0, () -> current[0] = null);
+      }
       case RELEASE -> {
         leases.release(frame.payloadText());
         socket.write(KvFrame.empty(KvFrame.Type.RELEASED).encode());
@@ -65,31 +87,33 @@ public final class KvTransferServer {
     }
   }
 
-  private void pull(NetSocket socket, String transferId) {
-    KvExport export = leases.startPull(transferId);
-    if (export == null) {
-      socket.write(KvFrame.text(KvFrame.Type.ERROR,
-          "UNKNOWN_TRANSFER: no live KV lease " + transferId + " (expired or released)").encode());
-      return;
-    }
-    socket.write(KvFrame.of(KvFrame.Type.HEADER, export.header()).encode());
-    sendChunks(socket, export, 0);
-  }
-
-  private void sendChunks(NetSocket socket, KvExport export, int from) {
+  private void sendChunks(NetSocket socket, LeaseTable.Pull pull, int from, Runnable onEnd) {
+    KvExport export = pull.export();
     int chunk = from;
     while (chunk < export.chunkCount()) {
+      if (!pull.isLive()) {
+        socket.write(KvFrame.text(KvFrame.Type.ERROR, "LEASE_ENDED: the KV lease ended "
+            + "(cancelled or expired) during the pull").encode());
+        finish(pull, onEnd);
+        return;
+      }
       socket.write(KvFrame.of(KvFrame.Type.CHUNK, export.chunk(chunk)).encode());
       chunk++;
       if (socket.writeQueueFull()) {
         int next = chunk;
         socket.drainHandler(v -> {
           socket.drainHandler(null);
-          sendChunks(socket, export, next);
+          sendChunks(socket, pull, next, onEnd);
         });
         return;
       }
     }
     socket.write(KvFrame.empty(KvFrame.Type.END).encode());
+    finish(pull, onEnd);
+  }
+
+  private static void finish(LeaseTable.Pull pull, Runnable onEnd) {
+    pull.end();
+    onEnd.run();
   }
 }

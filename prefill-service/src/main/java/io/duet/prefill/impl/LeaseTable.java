@@ -69,16 +69,45 @@ public final class LeaseTable {
   }
 
   /**
-   * The export of a live lease, its expiry pushed out by a full lease period, or null when the
-   * transfer id is unknown or already ended.
+   * Starts a pull: pins the lease's blocks until {@link #endPull} and pushes its expiry out by a
+   * full lease period. Null when the transfer id is unknown or the lease already ended.
    */
-  public KvExport startPull(String transferId) {
+  public Pull startPull(String transferId) {
     Lease lease = byTransfer.get(transferId);
-    if (lease == null) {
+    if (lease == null || !lease.pin()) {
       return null;
     }
     schedule(lease);
-    return lease.export;
+    return new Pull(lease);
+  }
+
+  /** A pull in progress: the export to send, valid while {@link #isLive()}. */
+  public final class Pull {
+    private final Lease lease;
+    private boolean ended;
+
+    private Pull(Lease lease) {
+      this.lease = lease;
+    }
+
+    public KvExport export() {
+      return lease.export;
+    }
+
+    /** False once the lease ended (released, cancelled, expired): stop sending. */
+    public boolean isLive() {
+      return !lease.isEnded();
+    }
+
+    /** Unpins the blocks; frees them if the lease ended meanwhile. Idempotent. */
+    public void end() {
+      if (!ended) {
+        ended = true;
+        if (lease.unpin()) {
+          free(lease);
+        }
+      }
+    }
   }
 
   /** Ends a lease by transfer id; false when it had already ended. */
@@ -101,10 +130,16 @@ public final class LeaseTable {
     synchronized (lease) {
       vertx.cancelTimer(lease.timerId);
     }
-    engine.release(lease.sequence);
     LOG.debug("KV lease {} of request {} {}", transferId, lease.requestId, why);
-    onRelease.run();
+    if (lease.end()) {
+      free(lease);
+    }
     return true;
+  }
+
+  private void free(Lease lease) {
+    engine.release(lease.sequence);
+    onRelease.run();
   }
 
   public int size() {
