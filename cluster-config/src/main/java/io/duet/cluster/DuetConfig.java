@@ -101,8 +101,11 @@ public final class DuetConfig {
   private static Map<String, Origin> origins(JsonObject merged, Map<String, Origin> previous,
       Layer layer) {
     Map<String, Origin> origins = new TreeMap<>();
+    // Compare flattened keys: a Hazelcast property name has dots of its own, so splitting a key
+    // at every dot would not find it in the layer.
+    java.util.Set<String> layerKeys = JsonPaths.flatten(layer.values()).keySet();
     for (String key : JsonPaths.flatten(merged).keySet()) {
-      Origin origin = JsonPaths.contains(layer.values(), key)
+      Origin origin = layerKeys.contains(key)
           ? new Origin(layer.source(), layer.details().get(key))
           : previous.get(key);
       if (origin != null) {

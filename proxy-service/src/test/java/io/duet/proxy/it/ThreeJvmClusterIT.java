@@ -39,6 +39,8 @@ import java.util.Locale;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Supplier;
@@ -362,20 +364,29 @@ class ThreeJvmClusterIT {
         "Data flows");
     int maxTokens = 40;
     List<OfflineGenerator.Completion> expected = new ArrayList<>();
-    List<CompletableFuture<Answer>> answers = new ArrayList<>();
     for (int i = 0; i < 16; i++) {
-      String subject = subjects.get(i);
-      boolean chat = i % 4 >= 2;
-      boolean stream = i % 2 == 1;
-      expected.add(chat ? engineChat(subject, maxTokens) : engineCompletion(subject, maxTokens));
-      JsonObject request = chat ? chatRequest(subject, maxTokens)
-          : new JsonObject().put("model", MODEL).put("prompt", subject).put("temperature", 0)
-              .put("max_tokens", maxTokens);
-      answers.add(CompletableFuture.supplyAsync(unchecked(() -> stream
-          ? completeStreamed(request, chat) : completeWhole(request))));
+      expected.add(i % 4 >= 2 ? engineChat(subjects.get(i), maxTokens)
+          : engineCompletion(subjects.get(i), maxTokens));
     }
-    CompletableFuture.allOf(answers.toArray(CompletableFuture[]::new))
-        .get(REQUEST_TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+    List<CompletableFuture<Answer>> answers = new ArrayList<>();
+    // one thread per request: all 16 are in flight at once
+    ExecutorService clients = Executors.newFixedThreadPool(16);
+    try {
+      for (int i = 0; i < 16; i++) {
+        String subject = subjects.get(i);
+        boolean chat = i % 4 >= 2;
+        boolean stream = i % 2 == 1;
+        JsonObject request = chat ? chatRequest(subject, maxTokens)
+            : new JsonObject().put("model", MODEL).put("prompt", subject).put("temperature", 0)
+                .put("max_tokens", maxTokens);
+        answers.add(CompletableFuture.supplyAsync(unchecked(() -> stream
+            ? completeStreamed(request, chat) : completeWhole(request)), clients));
+      }
+      CompletableFuture.allOf(answers.toArray(CompletableFuture[]::new))
+          .get(REQUEST_TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+    } finally {
+      clients.shutdownNow();
+    }
     for (int i = 0; i < 16; i++) {
       assertAnswer(expected.get(i), answers.get(i).get(), "request " + i + " ('"
           + subjects.get(i) + "', " + (i % 4 >= 2 ? "chat" : "completion")
@@ -387,13 +398,48 @@ class ThreeJvmClusterIT {
   @Test
   @Order(4)
   void aClientThatDisconnectsMidStreamLeaksNoBlocks() throws Exception {
-    double abortedBefore = proxyRequests("/v1/completions", 499);
+    // Whether the client leaves before the last token is a race the test cannot fix: a 120-token
+    // stream of this tiny model lasts a few hundred ms. An attempt that lost it (no 499) is
+    // retried; every attempt, lost or not, must leave no block behind.
+    int attempts = 0;
+    boolean leftMidStream = false;
+    while (!leftMidStream && attempts < 3) {
+      attempts++;
+      double abortedBefore = proxyRequests("/v1/completions", 499);
+      boolean sawDone = readTwoEventsAndDisconnect();
+      if (!sawDone) {
+        try {
+          await("the proxy to count the request as abandoned by its client (499)",
+              () -> proxyRequests("/v1/completions", 499) >= abortedBefore + 1, RELEASE_TIMEOUT);
+          leftMidStream = true;
+        } catch (AssertionError finishedFirst) {
+          System.out.println("[ThreeJvmClusterIT] attempt " + attempts + ": the stream ended "
+              + "before the proxy saw the client leave; trying again");
+        }
+      }
+      awaitNoKvBlocksUsed();
+    }
+    assertTrue(leftMidStream, "in " + attempts + " attempts the client never left a running "
+        + "stream: every 120-token stream had ended first");
+    awaitTrue("the proxy to have no request in flight",
+        () -> proxyMetric("duet_requests_in_flight", "") == 0);
+
+    // and the cluster goes on serving
+    OfflineGenerator.Completion expected = engineCompletion("Pixels", 20);
+    assertAnswer(expected, completeWhole(new JsonObject().put("model", MODEL)
+        .put("prompt", "Pixels").put("temperature", 0).put("max_tokens", 20)),
+        "a request after the disconnect");
+  }
+
+  /**
+   * Starts a 120-token stream on a raw socket (so that leaving is a real TCP close), reads its
+   * first two events and closes the connection. Returns whether the stream had already ended.
+   */
+  private static boolean readTwoEventsAndDisconnect() throws IOException {
     String body = new JsonObject().put("model", MODEL).put("prompt", "Once upon a time")
         .put("temperature", 0).put("max_tokens", 120).put("ignore_eos", true)
         .put("stream", true).encode();
     byte[] bytes = body.getBytes(UTF_8);
-    int dataEvents = 0;
-    // A raw socket, so that the disconnect is a real TCP close in the middle of the stream.
     try (Socket socket = new Socket(InetAddress.getLoopbackAddress(), proxyPort)) {
       socket.setSoTimeout((int) REQUEST_TIMEOUT.toMillis());
       OutputStream out = socket.getOutputStream();
@@ -405,26 +451,20 @@ class ThreeJvmClusterIT {
       BufferedReader in = new BufferedReader(new InputStreamReader(socket.getInputStream(), UTF_8));
       String status = in.readLine();
       assertTrue(status != null && status.startsWith("HTTP/1.1 200"), "status line: " + status);
+      int events = 0;
       String line;
-      while (dataEvents < 3 && (line = in.readLine()) != null) {
+      while (events < 2 && (line = in.readLine()) != null) {
         if (line.startsWith("data: ")) {
-          assertFalse(line.contains("[DONE]"), "the stream ended before the client left");
-          dataEvents++;
+          if (line.contains("[DONE]")) {
+            return true;
+          }
+          assertFalse(line.contains("\"error\""), line);
+          events++;
         }
       }
+      assertEquals(2, events, "the stream ended without [DONE]");
+      return false;
     }
-    assertEquals(3, dataEvents, "read three events before disconnecting");
-    await("the proxy to count the request as abandoned by its client (499)",
-        () -> proxyRequests("/v1/completions", 499) >= abortedBefore + 1, RELEASE_TIMEOUT);
-    awaitNoKvBlocksUsed();
-    awaitTrue("the proxy to have no request in flight",
-        () -> proxyMetric("duet_requests_in_flight", "") == 0);
-
-    // and the cluster goes on serving
-    OfflineGenerator.Completion expected = engineCompletion("Pixels", 20);
-    assertAnswer(expected, completeWhole(new JsonObject().put("model", MODEL)
-        .put("prompt", "Pixels").put("temperature", 0).put("max_tokens", 20)),
-        "a request after the disconnect");
   }
 
   @Test
