@@ -2,7 +2,10 @@ package io.duet.cluster.protocol;
 
 import io.vertx.core.json.JsonObject;
 
-/** The decode instance took the request; {@code waiting} requests are queued ahead of it. */
+/**
+ * The decode instance took the request: {@code waiting} is 0 when it was admitted into the
+ * batch at once, else its 1-based place in the waiting queue.
+ */
 public record DecodeAccepted(String requestId, String decodeInstanceId, int waiting) {
 
   public JsonObject toJson() {

@@ -104,7 +104,7 @@ public final class DecodeService implements DecodeScheduler.Listener {
   /**
    * Takes a request: refuses it at once when it cannot be served, else queues it.
    *
-   * @return how many requests wait ahead of it
+   * @return 0 when the request was admitted at once, else its 1-based place in the queue
    */
   public Future<Integer> accept(DecodeRequest wire) {
     if (requests.containsKey(wire.requestId())) {
@@ -134,11 +134,10 @@ public final class DecodeService implements DecodeScheduler.Listener {
     }
     Request request = new Request(wire, params, blocks);
     requests.put(wire.requestId(), request);
-    int ahead = waiting.size();
     waiting.add(request);
     waitingCount = waiting.size();
     admit();
-    return Future.succeededFuture(ahead);
+    return Future.succeededFuture(request.started ? 0 : waiting.size());
   }
 
   private int blocksFor(DecodeRequest wire) {

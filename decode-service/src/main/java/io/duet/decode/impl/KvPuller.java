@@ -257,7 +257,7 @@ public final class KvPuller {
         return;
       }
       done = true;
-      transfers.remove(handle.transferId());
+      transfers.remove(handle.transferId(), this);
       vertx.cancelTimer(timer);
       promise.complete(sequence);
     }
@@ -267,7 +267,7 @@ public final class KvPuller {
         return;
       }
       done = true;
-      transfers.remove(handle.transferId());
+      transfers.remove(handle.transferId(), this);
       vertx.cancelTimer(timer);
       if (kvImport != null) {
         kvImport.abort();

@@ -1,0 +1,703 @@
+package io.duet.decode;
+
+import static org.junit.jupiter.api.Assertions.assertAll;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
+
+import io.duet.cluster.protocol.Addresses;
+import io.duet.cluster.protocol.Cancel;
+import io.duet.cluster.protocol.DecodeAccepted;
+import io.duet.cluster.protocol.DecodeEvent;
+import io.duet.cluster.protocol.DecodeRequest;
+import io.duet.cluster.protocol.Failure;
+import io.duet.cluster.protocol.KvHandle;
+import io.duet.cluster.protocol.PrefillRequest;
+import io.duet.cluster.protocol.PrefillResult;
+import io.duet.cluster.protocol.SamplingSpec;
+import io.duet.cluster.protocol.StreamCredit;
+import io.duet.cluster.transfer.KvFrame;
+import io.duet.engine.Engine;
+import io.duet.engine.EngineOptions;
+import io.duet.engine.FinishReason;
+import io.duet.engine.KvExport;
+import io.duet.engine.OfflineGenerator;
+import io.duet.engine.Sampler;
+import io.duet.engine.SamplingParams;
+import io.duet.engine.Sequence;
+import io.duet.prefill.PrefillOptions;
+import io.duet.prefill.PrefillVerticle;
+import io.micrometer.core.instrument.Counter;
+import io.micrometer.prometheusmetrics.PrometheusConfig;
+import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
+import io.vertx.core.Future;
+import io.vertx.core.Vertx;
+import io.vertx.core.eventbus.DeliveryOptions;
+import io.vertx.core.eventbus.Message;
+import io.vertx.core.eventbus.MessageConsumer;
+import io.vertx.core.eventbus.ReplyException;
+import io.vertx.core.json.JsonObject;
+import io.vertx.core.net.NetSocket;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.UUID;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.LockSupport;
+import java.util.function.BooleanSupplier;
+import java.util.stream.IntStream;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.function.Executable;
+
+/**
+ * The decode instance with a real prefill instance (separate engines, KV over TCP on
+ * 127.0.0.1) or a fake one that misbehaves, in one JVM on a local Vert.x. Requests go to the
+ * decode address, events come back on the test's own stream address, credits and cancels go
+ * to the control address; the engines' block gauges show that every path out frees the KV.
+ */
+@Timeout(value = 20, unit = TimeUnit.SECONDS)
+class DecodeFailurePathTest {
+
+  private static final String P = "p-test";
+  private static final String D = "d-test";
+  private static final String PROMPT = "Once upon a time";
+  private static final int SEQ_LEN = 128;
+
+  private Vertx vertx;
+  private final List<Engine> engines = new ArrayList<>();
+  private Engine prefillEngine;
+  private Engine decodeEngine;
+  private Engine reference;
+  private PrefillVerticle prefill;
+  private DecodeVerticle decode;
+  private PrometheusMeterRegistry decodeMetrics;
+  private final List<EventStream> streams = new ArrayList<>();
+
+  // ---------------------------------------------------------------------------------- plumbing
+
+  private static Path shared(String file) {
+    Path path = Path.of(System.getProperty("duet.shared.dir", "../../shared"), "models", file)
+        .toAbsolutePath().normalize();
+    assertTrue(Files.isRegularFile(path), "shared model file is missing: " + path);
+    return path;
+  }
+
+  private Engine open(int kvBlocks) throws Exception {
+    Engine engine = Engine.open(new EngineOptions().modelPath(shared("aidreams260K.bin"))
+        .tokenizerPath(shared("aidreams260K.tok512.bin")).kvBlocks(kvBlocks).threads(1));
+    engines.add(engine);
+    return engine;
+  }
+
+  static <T> T await(Future<T> future) throws Exception {
+    try {
+      return future.toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS);
+    } catch (ExecutionException e) {
+      if (e.getCause() instanceof Exception cause) {
+        throw cause;
+      }
+      throw e;
+    }
+  }
+
+  static <T> T await(java.util.concurrent.CompletableFuture<T> future) throws Exception {
+    return future.get(10, TimeUnit.SECONDS);
+  }
+
+  /** Polls a condition the product offers no event for, until a deadline. */
+  static void eventually(String what, Duration timeout, BooleanSupplier check) {
+    long deadline = System.nanoTime() + timeout.toNanos();
+    while (!check.getAsBoolean()) {
+      if (System.nanoTime() > deadline) {
+        fail("not within " + timeout.toMillis() + " ms: " + what);
+      }
+      LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(5));
+    }
+  }
+
+  private static boolean holdsWithin(Duration timeout, BooleanSupplier check) {
+    long deadline = System.nanoTime() + timeout.toNanos();
+    while (!check.getAsBoolean()) {
+      if (System.nanoTime() > deadline) {
+        return false;
+      }
+      LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(5));
+    }
+    return true;
+  }
+
+  private int dUsed() {
+    return decodeEngine.kvStats().usedBlocks();
+  }
+
+  private int pUsed() {
+    return prefillEngine.kvStats().usedBlocks();
+  }
+
+  private void eventuallyNoBlocksOnD() {
+    eventually("decode engine used blocks == 0 (last " + dUsed() + ")", Duration.ofSeconds(5),
+        () -> dUsed() == 0);
+  }
+
+  private void eventuallyNoBlocksOnP() {
+    eventually("prefill engine used blocks == 0 (last " + pUsed() + ")", Duration.ofSeconds(5),
+        () -> pUsed() == 0);
+  }
+
+  private double decodedTokens() {
+    Counter counter = decodeMetrics.find("duet_decode_tokens_total").counter();
+    return counter == null ? 0 : counter.count();
+  }
+
+  static SamplingSpec greedy(int maxTokens) {
+    return new SamplingSpec(0f, 0, 1f, 1L, maxTokens, List.of(), List.of(), false);
+  }
+
+  static SamplingSpec greedyIgnoringEos(int maxTokens) {
+    return new SamplingSpec(0f, 0, 1f, 1L, maxTokens, List.of(), List.of(), true);
+  }
+
+  /**
+   * The first forward passes of a JVM run the Vector API kernels unoptimised (seconds); do them
+   * once here so that the tests' own timings mean something.
+   */
+  @BeforeAll
+  static void warmUpTheKernels() throws Exception {
+    try (Engine warm = Engine.open(new EngineOptions().modelPath(shared("aidreams260K.bin"))
+        .tokenizerPath(shared("aidreams260K.tok512.bin")).kvBlocks(64).threads(1))) {
+      int[] prompt = warm.tokenizer().encode("Once upon a time", true, false);
+      new OfflineGenerator(warm, 1).generate(prompt, SamplingParams.greedy(40));
+    }
+  }
+
+  @BeforeEach
+  void start() throws Exception {
+    vertx = Vertx.vertx();
+    prefillEngine = open(256);
+    decodeEngine = open(256);
+    reference = open(256);
+  }
+
+  @AfterEach
+  void stop() throws Exception {
+    await(vertx.close());
+    for (Engine e : engines) {
+      e.close();
+    }
+  }
+
+  private void deploy(int maxNumSeqs) throws Exception {
+    prefill = new PrefillVerticle(prefillEngine, new PrefillOptions(P, "aidreams", "127.0.0.1", 0,
+        0, 512, 64, 30_000), new PrometheusMeterRegistry(PrometheusConfig.DEFAULT));
+    decodeMetrics = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
+    decode = new DecodeVerticle(decodeEngine, new DecodeOptions(D, "aidreams", "127.0.0.1", 0, 0,
+        maxNumSeqs, 64, 8_000, 2), decodeMetrics);
+    await(vertx.deployVerticle(prefill).compose(id -> vertx.deployVerticle(decode)));
+  }
+
+  /** Decode events arriving on a stream address of the test's own. */
+  final class EventStream {
+    final String address = "test.stream." + UUID.randomUUID();
+    private final BlockingQueue<DecodeEvent> queue = new LinkedBlockingQueue<>();
+    private final MessageConsumer<JsonObject> consumer;
+
+    EventStream() throws Exception {
+      consumer = vertx.eventBus().consumer(address,
+          m -> queue.add(DecodeEvent.fromJson(m.body())));
+      await(consumer.completion());
+    }
+
+    DecodeEvent next() throws InterruptedException {
+      DecodeEvent event = queue.poll(5, TimeUnit.SECONDS);
+      assertNotNull(event, "no decode event on " + address + " within 5 s");
+      return event;
+    }
+
+    /** An event if one comes within {@code timeout}, else null. */
+    DecodeEvent poll(Duration timeout) throws InterruptedException {
+      return queue.poll(timeout.toMillis(), TimeUnit.MILLISECONDS);
+    }
+
+    /** Every event up to and including the last one, granting credit as they come. */
+    List<DecodeEvent> untilLast(String requestId) throws InterruptedException {
+      List<DecodeEvent> events = new ArrayList<>();
+      while (true) {
+        DecodeEvent event = next();
+        assertEquals(requestId, event.requestId());
+        assertEquals(events.size(), event.sequence(), "events are numbered 0, 1, 2, ...");
+        events.add(event);
+        if (event.isLast()) {
+          return events;
+        }
+        credit(requestId, 1);
+      }
+    }
+  }
+
+  private EventStream stream() throws Exception {
+    EventStream stream = new EventStream();
+    streams.add(stream);
+    return stream;
+  }
+
+  private PrefillResult prefill(String requestId, String prompt, SamplingSpec sampling)
+      throws Exception {
+    return await(vertx.eventBus().<JsonObject>request(Addresses.prefill(P),
+            new PrefillRequest(requestId, prompt, new int[0], sampling).toJson())
+        .map(Message::body).map(PrefillResult::fromJson));
+  }
+
+  private static DecodeRequest decodeRequest(String requestId, PrefillResult result,
+      SamplingSpec sampling, EventStream stream, int credits) {
+    return new DecodeRequest(requestId, result.kv(), result.firstToken(), result.samplerState(),
+        result.promptTokens(), sampling, stream.address, credits);
+  }
+
+  private Future<DecodeAccepted> decode(DecodeRequest request) {
+    return vertx.eventBus().<JsonObject>request(Addresses.decode(D), request.toJson(),
+            new DeliveryOptions().setSendTimeout(8_000))
+        .map(Message::body).map(DecodeAccepted::fromJson);
+  }
+
+  private void credit(String requestId, int credits) {
+    vertx.eventBus().send(Addresses.decodeControl(D),
+        new StreamCredit(requestId, credits).toJson());
+  }
+
+  private void cancelDecode(String requestId) {
+    vertx.eventBus().send(Addresses.decodeControl(D),
+        new Cancel(requestId, null, "test").toJson());
+  }
+
+  private OfflineGenerator.Completion expected(String prompt, SamplingParams params) {
+    int[] tokens = reference.tokenizer().encode(prompt, true, false);
+    return new OfflineGenerator(reference, 1).generate(tokens, params);
+  }
+
+  /** Tokens the decode side counts: every sampled token, a final stop token included. */
+  private static int completionTokens(OfflineGenerator.Completion c) {
+    return c.outputTokens().length + (c.finishReason() == FinishReason.STOP ? 1 : 0);
+  }
+
+  private static String text(List<DecodeEvent> events) {
+    StringBuilder text = new StringBuilder();
+    events.forEach(e -> text.append(e.text()));
+    return text.toString();
+  }
+
+  /** Prefills {@code prompt} on the real prefill instance and decodes it to the end. */
+  private List<DecodeEvent> decodeToEnd(String requestId, String prompt, int maxTokens)
+      throws Exception {
+    EventStream stream = stream();
+    PrefillResult result = prefill(requestId, prompt, greedy(maxTokens));
+    await(decode(decodeRequest(requestId, result, greedy(maxTokens), stream, 4)));
+    List<DecodeEvent> events = stream.untilLast(requestId);
+    DecodeEvent last = events.get(events.size() - 1);
+    assertNull(last.failure(), () -> "decode failed: " + last.error());
+    assertEquals(expected(prompt, SamplingParams.greedy(maxTokens)).text(), text(events));
+    return events;
+  }
+
+  /** A prompt exported by the reference engine, for the fake prefill instance to serve. */
+  private record Export(int[] tokens, int firstToken, byte[] header, List<byte[]> chunks) {
+  }
+
+  private Export export(int promptTokens) {
+    int[] tokens = IntStream.range(0, promptTokens).map(i -> 10 + (i * 7) % 400).toArray();
+    tokens[0] = 1; // BOS
+    Sequence sequence = reference.allocate(tokens);
+    try {
+      reference.step(List.of(sequence));
+      int first = new Sampler(SamplingParams.greedy(8), reference.config().vocabSize())
+          .sample(sequence.logits());
+      KvExport export = reference.exportKv(sequence);
+      List<byte[]> chunks = new ArrayList<>();
+      for (int i = 0; i < export.chunkCount(); i++) {
+        chunks.add(export.chunk(i));
+      }
+      return new Export(tokens, first, export.header(), chunks);
+    } finally {
+      reference.release(sequence);
+    }
+  }
+
+  private DecodeRequest fakeRequest(String requestId, FakePrefill fake, Export export,
+      EventStream stream) {
+    KvHandle handle = new KvHandle("fake-p", "127.0.0.1", fake.port(), "fake-transfer",
+        export.chunks().size(), export.tokens().length, decodeEngine.layout().fingerprint(),
+        System.currentTimeMillis() + 30_000);
+    return new DecodeRequest(requestId, handle, export.firstToken(), 1L, export.tokens().length,
+        greedy(8), stream.address, 16);
+  }
+
+  // 8 ----------------------------------------------------------------------------------------
+
+  @Test
+  void eventsArriveInOrderWithTheEnginesTextAndCreditsGateThem() throws Exception {
+    deploy(8);
+    int maxTokens = 40;
+    OfflineGenerator.Completion expected = expected(PROMPT, SamplingParams.greedy(maxTokens));
+    int expectedTokens = completionTokens(expected);
+    assertTrue(expectedTokens > 3, "the reference generation is long enough for this test");
+
+    EventStream stream = stream();
+    PrefillResult result = prefill("r1", PROMPT, greedy(maxTokens));
+    DecodeAccepted accepted = await(decode(decodeRequest("r1", result, greedy(maxTokens), stream,
+        2)));
+    assertEquals("r1", accepted.requestId());
+    assertEquals(D, accepted.decodeInstanceId());
+    assertEquals(0, accepted.waiting());
+
+    DecodeEvent e0 = stream.next();
+    DecodeEvent e1 = stream.next();
+    assertEquals(0, e0.sequence());
+    assertEquals(1, e1.sequence());
+    assertFalse(e0.isLast());
+    assertFalse(e1.isLast());
+    assertEquals(result.promptTokens(), e0.promptTokens());
+
+    // The decoder runs to the end without credit (it coalesces instead of waiting) ...
+    eventually("the decoder generated every token", Duration.ofSeconds(5),
+        () -> decodedTokens() == expectedTokens);
+    eventuallyNoBlocksOnD();
+    eventuallyNoBlocksOnP();
+    // ... but sends nothing beyond its 2 credits
+    assertNull(stream.poll(Duration.ofMillis(300)), "no third event without credit");
+
+    credit("r1", 5);
+    DecodeEvent e2 = stream.next();
+    assertEquals(2, e2.sequence());
+    assertTrue(e2.isLast(), "everything left is coalesced into one last event");
+    assertNotNull(e2.finishReason());
+    assertNull(e2.failure());
+    assertEquals(expected.finishReason().wireName(), e2.finishReason());
+    assertNull(stream.poll(Duration.ofMillis(200)), "nothing after the last event");
+
+    List<DecodeEvent> events = List.of(e0, e1, e2);
+    assertEquals(expected.text(), text(events), "text equals the engine alone");
+    assertEquals(expectedTokens, e2.completionTokens());
+    assertEquals(e2.completionTokens(), events.stream().mapToInt(DecodeEvent::tokens).sum());
+    assertTrue(e2.tokens() > 1, "tokens were coalesced: " + e2.tokens());
+    assertEquals(result.promptTokens(), e2.promptTokens());
+  }
+
+  @Test
+  void withEnoughCreditEveryTokenIsItsOwnEvent() throws Exception {
+    deploy(8);
+    List<DecodeEvent> events = decodeToEnd("r1", PROMPT, 30);
+    for (int i = 0; i < events.size(); i++) {
+      assertEquals(i, events.get(i).sequence());
+    }
+    DecodeEvent last = events.get(events.size() - 1);
+    assertNotNull(last.finishReason());
+    assertEquals(last.completionTokens(), events.stream().mapToInt(DecodeEvent::tokens).sum());
+    eventuallyNoBlocksOnD();
+    eventuallyNoBlocksOnP();
+  }
+
+  // 9 ----------------------------------------------------------------------------------------
+
+  @Test
+  void aHandleOfAnotherLayoutIsRefusedAs409AndNothingIsAllocated() throws Exception {
+    deploy(8);
+    EventStream stream = stream();
+    PrefillResult result = prefill("r1", PROMPT, greedy(20));
+    KvHandle kv = result.kv();
+    KvHandle altered = new KvHandle(kv.prefillInstanceId(), kv.host(), kv.port(),
+        kv.transferId(), kv.blockCount(), kv.tokenCount(),
+        kv.fingerprint().replace("/B16", "/B32"), kv.leaseExpiresAtMillis());
+    DecodeRequest request = new DecodeRequest("r1", altered, result.firstToken(),
+        result.samplerState(), result.promptTokens(), greedy(20), stream.address, 4);
+
+    Exception e = assertThrows(Exception.class, () -> await(decode(request)));
+    ReplyException reply = assertInstanceOf(ReplyException.class, e);
+    assertEquals(409, reply.failureCode());
+    assertEquals(Failure.INCOMPATIBLE_KV, Failure.of(reply));
+    assertTrue(reply.getMessage().contains(altered.fingerprint()), reply.getMessage());
+
+    assertEquals(0, dUsed(), "nothing allocated on D");
+    assertEquals(0, decode.info().load().running());
+    assertEquals(0, decode.info().load().waiting());
+    assertTrue(pUsed() > 0, "the lease on P was not touched");
+    assertNull(stream.poll(Duration.ofMillis(200)), "a refused request streams nothing");
+
+    // the same request id with the true handle is then served
+    await(decode(decodeRequest("r1", result, greedy(20), stream, 4)));
+    List<DecodeEvent> events = stream.untilLast("r1");
+    assertNull(events.get(events.size() - 1).failure());
+    eventuallyNoBlocksOnD();
+    eventuallyNoBlocksOnP();
+  }
+
+  // 10 ---------------------------------------------------------------------------------------
+
+  @Test
+  void anUnknownTransferIdIsAcceptedThenFailsAsKvTransfer() throws Exception {
+    deploy(8);
+    EventStream stream = stream();
+    PrefillResult result = prefill("real", PROMPT, greedy(20));
+    KvHandle kv = result.kv();
+    KvHandle bogus = new KvHandle(kv.prefillInstanceId(), kv.host(), kv.port(),
+        "bogus-transfer-id", kv.blockCount(), kv.tokenCount(), kv.fingerprint(),
+        kv.leaseExpiresAtMillis());
+    DecodeRequest request = new DecodeRequest("bogus", bogus, result.firstToken(),
+        result.samplerState(), result.promptTokens(), greedy(20), stream.address, 4);
+
+    DecodeAccepted accepted = await(decode(request));
+    assertEquals("bogus", accepted.requestId());
+    DecodeEvent last = stream.next();
+    assertEquals(0, last.sequence());
+    assertTrue(last.isLast());
+    assertEquals(Failure.KV_TRANSFER.name(), last.failure());
+    assertTrue(last.error().contains("UNKNOWN_TRANSFER"), last.error());
+    assertNull(last.finishReason());
+    assertEquals(0, dUsed(), "nothing stays allocated on D");
+    assertEquals(0, decode.info().load().running(), "the slot is free");
+    assertNull(stream.poll(Duration.ofMillis(200)), "nothing after the last event");
+
+    // the pooled connection that carried the ERROR serves the real transfer next
+    EventStream realStream = stream();
+    await(decode(decodeRequest("real", result, greedy(20), realStream, 4)));
+    List<DecodeEvent> events = realStream.untilLast("real");
+    assertNull(events.get(events.size() - 1).failure());
+    assertEquals(expected(PROMPT, SamplingParams.greedy(20)).text(), text(events));
+    eventuallyNoBlocksOnD();
+    eventuallyNoBlocksOnP();
+  }
+
+  @Test
+  void aLeaseCancelledOnPrefillFailsTheDecodeAsKvTransfer() throws Exception {
+    deploy(8);
+    EventStream stream = stream();
+    PrefillResult result = prefill("r1", PROMPT, greedy(20));
+    vertx.eventBus().send(Addresses.prefillControl(P),
+        new Cancel(null, result.kv().transferId(), "test").toJson());
+    eventuallyNoBlocksOnP();
+
+    await(decode(decodeRequest("r1", result, greedy(20), stream, 4)));
+    DecodeEvent last = stream.next();
+    assertTrue(last.isLast());
+    assertEquals(Failure.KV_TRANSFER.name(), last.failure());
+    assertTrue(last.error().contains("UNKNOWN_TRANSFER"), last.error());
+    assertEquals(0, dUsed());
+  }
+
+  // 11 ---------------------------------------------------------------------------------------
+
+  @Test
+  void aPrefillInstanceThatDiesMidTransferFailsTheRequestAndTheHalfImportIsAborted()
+      throws Exception {
+    deploy(8);
+    Export export = export(40);
+    assertEquals(3, export.chunks().size());
+    FakePrefill fake = await(FakePrefill.start(vertx, (socket, transferId) -> {
+      FakePrefill.write(socket, KvFrame.Type.HEADER, export.header());
+      FakePrefill.write(socket, KvFrame.Type.CHUNK, export.chunks().get(0));
+    }));
+    EventStream stream = stream();
+    await(decode(fakeRequest("r1", fake, export, stream)));
+
+    NetSocket socket = await(fake.pulled);
+    // D allocated the blocks of the whole import on the header
+    eventually("D imports into 3 blocks", Duration.ofSeconds(5), () -> dUsed() == 3);
+    assertNull(stream.poll(Duration.ofMillis(100)), "no event while the transfer is open");
+
+    await(socket.close()); // the prefill instance dies
+
+    DecodeEvent last = stream.next();
+    assertEquals(0, last.sequence());
+    assertTrue(last.isLast());
+    assertEquals(Failure.KV_TRANSFER.name(), last.failure());
+    assertNotNull(last.error());
+    eventuallyNoBlocksOnD();
+    assertEquals(0, decode.info().load().running(), "the slot is free");
+    assertNull(stream.poll(Duration.ofMillis(200)), "nothing after the last event");
+
+    // and D goes on serving
+    decodeToEnd("next", PROMPT, 20);
+    eventuallyNoBlocksOnD();
+  }
+
+  // 12 ---------------------------------------------------------------------------------------
+
+  @Test
+  void aCorruptedChunkFailsTheRequestAndFreesTheBlocks() throws Exception {
+    deploy(8);
+    Export export = export(40);
+    byte[] damaged = export.chunks().get(1).clone();
+    damaged[12 + 37] ^= 0x5A; // a payload byte; the chunk CRC is left as it was
+    FakePrefill fake = await(FakePrefill.start(vertx, (socket, transferId) -> {
+      FakePrefill.write(socket, KvFrame.Type.HEADER, export.header());
+      FakePrefill.write(socket, KvFrame.Type.CHUNK, export.chunks().get(0));
+      // re-encoded, so the frame CRC is right and only the KV chunk's own CRC can tell
+      FakePrefill.write(socket, KvFrame.Type.CHUNK, damaged);
+      FakePrefill.write(socket, KvFrame.Type.CHUNK, export.chunks().get(2));
+      socket.write(KvFrame.empty(KvFrame.Type.END).encode());
+    }));
+    EventStream stream = stream();
+    await(decode(fakeRequest("r1", fake, export, stream)));
+
+    DecodeEvent last = stream.next();
+    assertTrue(last.isLast());
+    assertEquals(Failure.KV_TRANSFER.name(), last.failure());
+    assertTrue(last.error().contains("CORRUPTED"), last.error());
+    eventuallyNoBlocksOnD();
+    assertEquals(0, decode.info().load().running(), "the slot is free");
+    await(fake.connectionClosed); // D drops a connection whose stream it cannot trust
+    assertFalse(fake.received.contains(KvFrame.Type.RELEASE), "nothing was imported to release");
+    assertNull(stream.poll(Duration.ofMillis(200)), "nothing after the last event");
+
+    decodeToEnd("next", PROMPT, 20);
+    eventuallyNoBlocksOnD();
+  }
+
+  // 13 ---------------------------------------------------------------------------------------
+
+  @Test
+  void cancellingARunningDecodeStopsItsEventsFreesItsBlocksAndItsSlot() throws Exception {
+    deploy(1);
+    // aidreams decodes a whole context in milliseconds, so a cancel sent on the first event may
+    // come too late; the invariants must hold either way, and one of a few attempts must catch
+    // the decode mid-way (each attempt misses with a probability of a few per cent).
+    boolean cutShort = false;
+    for (int attempt = 0; attempt < 5 && !cutShort; attempt++) {
+      cutShort = cancelOnTheFirstEvent(attempt);
+    }
+    assertTrue(cutShort, "no attempt cancelled a decode that was still running");
+  }
+
+  /** Returns whether the cancel stopped the decode before its natural end. */
+  private boolean cancelOnTheFirstEvent(int attempt) throws Exception {
+    String longId = "long" + attempt;
+    String nextId = "next" + attempt;
+    double tokensBefore = decodedTokens();
+    // a decode that runs to the end of the context unless cancelled
+    SamplingSpec longRun = greedyIgnoringEos(1_000);
+    EventStream stream = stream();
+    PrefillResult result = prefill(longId, PROMPT, longRun);
+    // every token up to the end of the context, the first one included
+    int fullLength = SEQ_LEN + 1 - result.promptTokens();
+    await(decode(decodeRequest(longId, result, longRun, stream, 1)));
+
+    // the next request needs the only slot
+    EventStream nextStream = stream();
+    PrefillResult nextResult = prefill(nextId, PROMPT, greedy(20));
+    Future<DecodeAccepted> nextAccepted = decode(decodeRequest(nextId, nextResult, greedy(20),
+        nextStream, 64));
+
+    DecodeEvent first = stream.next();
+    assertEquals(0, first.sequence());
+    assertFalse(first.isLast());
+    cancelDecode(longId);
+
+    // the slot frees: the next request is admitted and completes
+    await(nextAccepted);
+    List<DecodeEvent> nextEvents = nextStream.untilLast(nextId);
+    DecodeEvent nextLast = nextEvents.get(nextEvents.size() - 1);
+    assertNull(nextLast.failure(), () -> "the next request failed: " + nextLast.error());
+    assertEquals(expected(PROMPT, SamplingParams.greedy(20)).text(), text(nextEvents));
+
+    // no more events for the cancelled request, even when credit is granted
+    credit(longId, 100);
+    assertNull(stream.poll(Duration.ofMillis(300)), "no event after the cancel");
+    eventuallyNoBlocksOnD();
+    eventuallyNoBlocksOnP();
+    assertEquals(0, decode.info().load().running());
+    double longTokens = decodedTokens() - tokensBefore - nextLast.completionTokens();
+    assertTrue(longTokens >= 1 && longTokens <= fullLength, "tokens of the cancelled decode: "
+        + longTokens);
+    return longTokens < fullLength;
+  }
+
+  @Test
+  void cancellingADecodeWhoseKvIsStillBeingPulledFreesEverythingAndStaysSilent()
+      throws Exception {
+    deploy(1);
+    Export export = export(40);
+    // a prefill instance that sends the header and one chunk, then stalls
+    FakePrefill fake = await(FakePrefill.start(vertx, (socket, transferId) -> {
+      FakePrefill.write(socket, KvFrame.Type.HEADER, export.header());
+      FakePrefill.write(socket, KvFrame.Type.CHUNK, export.chunks().get(0));
+    }));
+    EventStream stream = stream();
+    await(decode(fakeRequest("stalled", fake, export, stream)));
+    NetSocket socket = await(fake.pulled);
+    eventually("D imports into 3 blocks", Duration.ofSeconds(5), () -> dUsed() == 3);
+
+    cancelDecode("stalled");
+
+    // the slot frees: a following request completes
+    decodeToEnd("next", PROMPT, 20);
+
+    // Observed after the cancel, before the stalled transfer ends (pull timeout is 8 s):
+    boolean blocksFreed = holdsWithin(Duration.ofSeconds(2), () -> dUsed() == 0);
+    int usedAfterCancel = dUsed();
+    boolean connectionDropped = fake.connectionClosed.isDone();
+    // Then the stalled prefill instance goes away; the cancelled request must stay silent.
+    socket.close();
+    DecodeEvent stray = stream.poll(Duration.ofMillis(1_000));
+    List<Executable> checks = new ArrayList<>();
+    checks.add(() -> assertTrue(blocksFreed, "the half-imported blocks of a cancelled request "
+        + "are freed at once; D still holds " + usedAfterCancel + " blocks 2 s after the cancel "
+        + "(connection to P dropped: " + connectionDropped + ")"));
+    checks.add(() -> assertNull(stray, () -> "no event after the cancel, got " + stray));
+    assertAll(checks);
+    eventuallyNoBlocksOnD();
+  }
+
+  // 14 ---------------------------------------------------------------------------------------
+
+  @Test
+  void fiveRequestsOnTwoSlotsAllCompleteAndTheLaterOnesWait() throws Exception {
+    deploy(2);
+    List<String> prompts = List.of("The robot", "Hello world", "In the quiet lab, a",
+        "Once upon a time", "Pixels");
+    int maxTokens = 30;
+    List<PrefillResult> results = new ArrayList<>();
+    List<EventStream> eventStreams = new ArrayList<>();
+    for (int i = 0; i < prompts.size(); i++) {
+      results.add(prefill("c" + i, prompts.get(i), greedy(maxTokens)));
+      eventStreams.add(stream());
+    }
+    // all five at once, credit for every token
+    List<Future<DecodeAccepted>> accepted = new ArrayList<>();
+    for (int i = 0; i < prompts.size(); i++) {
+      accepted.add(decode(decodeRequest("c" + i, results.get(i), greedy(maxTokens),
+          eventStreams.get(i), 64)));
+    }
+    await(Future.all(accepted));
+    int[] waiting = accepted.stream().mapToInt(f -> f.result().waiting()).toArray();
+    assertEquals(0, waiting[0]);
+    assertEquals(0, waiting[1]);
+    assertEquals(1, waiting[2], "the 3rd request is first in the queue");
+    assertEquals(2, waiting[3], "the 4th request is second in the queue");
+    assertEquals(3, waiting[4], "the 5th request is third in the queue");
+
+    for (int i = 0; i < prompts.size(); i++) {
+      List<DecodeEvent> events = eventStreams.get(i).untilLast("c" + i);
+      DecodeEvent last = events.get(events.size() - 1);
+      assertNull(last.failure(), "request " + i + ": " + last.error());
+      assertEquals(expected(prompts.get(i), SamplingParams.greedy(maxTokens)).text(),
+          text(events), "request " + i);
+      assertEquals(last.completionTokens(), events.stream().mapToInt(DecodeEvent::tokens).sum());
+    }
+    eventuallyNoBlocksOnD();
+    eventuallyNoBlocksOnP();
+    assertEquals(0, decode.info().load().running());
+    assertEquals(0, decode.info().load().waiting());
+  }
+}

@@ -1,0 +1,65 @@
+package io.duet.decode;
+
+import io.duet.cluster.transfer.KvFrame;
+import io.duet.cluster.transfer.KvFrameParser;
+import io.vertx.core.Future;
+import io.vertx.core.Vertx;
+import io.vertx.core.net.NetServer;
+import io.vertx.core.net.NetServerOptions;
+import io.vertx.core.net.NetSocket;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CopyOnWriteArrayList;
+
+/**
+ * A stand-in for a prefill instance's KV endpoint: a raw NetServer that speaks the frame
+ * protocol and answers each PULL as the test's behaviour says (a truncated stream, a damaged
+ * chunk, silence). It records what the decode side sent and when it closed the connection.
+ */
+final class FakePrefill {
+
+  /** What to do when a PULL arrives. */
+  interface Behaviour {
+    void onPull(NetSocket socket, String transferId);
+  }
+
+  private final NetServer server;
+  /** Frame types the decode instance sent, in order. */
+  final List<KvFrame.Type> received = new CopyOnWriteArrayList<>();
+  /** The socket of the first PULL, once the behaviour answered it. */
+  final CompletableFuture<NetSocket> pulled = new CompletableFuture<>();
+  /** Completes when the first connection closed (by either side). */
+  final CompletableFuture<Void> connectionClosed = new CompletableFuture<>();
+
+  private FakePrefill(Vertx vertx, Behaviour behaviour) {
+    server = vertx.createNetServer(new NetServerOptions().setHost("127.0.0.1").setPort(0))
+        .connectHandler(socket -> {
+          socket.closeHandler(v -> connectionClosed.complete(null));
+          socket.handler(new KvFrameParser(frame -> {
+            received.add(frame.type());
+            if (frame.type() == KvFrame.Type.PULL) {
+              behaviour.onPull(socket, frame.payloadText());
+              pulled.complete(socket);
+            }
+          }, error -> socket.close()));
+        });
+  }
+
+  static Future<FakePrefill> start(Vertx vertx, Behaviour behaviour) {
+    FakePrefill fake = new FakePrefill(vertx, behaviour);
+    return fake.server.listen().map(s -> fake);
+  }
+
+  int port() {
+    return server.actualPort();
+  }
+
+  Future<Void> close() {
+    return server.close();
+  }
+
+  /** Writes one frame. */
+  static void write(NetSocket socket, KvFrame.Type type, byte[] payload) {
+    socket.write(KvFrame.of(type, payload).encode());
+  }
+}
