@@ -19,6 +19,9 @@ import java.util.Optional;
  * arrive, so clock skew between machines does not matter), and at once when the Hazelcast
  * member that announced it leaves the cluster. A heartbeat older than the one held is ignored.
  *
+ * <p>Every registry also answers requests on {@link Addresses#REGISTRY_VIEW} with its view, so
+ * any event-bus client can read it.
+ *
  * <p>The view may be read from any thread. Change handlers run on the Vert.x context the
  * registry was created on.
  */

@@ -118,4 +118,25 @@ class RegistryTest {
       bus.publish(Addresses.REGISTRY, info("sentinel", Role.DECODE, 0).toJson());
     }));
   }
+
+  @Test
+  void anyEventBusClientCanAskForTheView(Vertx vertx, VertxTestContext ctx) {
+    Registry registry = Registry.create(vertx, FAST);
+    registry.onChange(change -> {
+      if (change.kind() == ChangeKind.ADDED) {
+        vertx.eventBus().<io.vertx.core.json.JsonArray>request(Addresses.REGISTRY_VIEW, "")
+            .onComplete(ctx.succeeding(reply -> ctx.verify(() -> {
+              assertEquals(1, reply.body().size());
+              InstanceInfo seen = InstanceInfo.fromJson(reply.body().getJsonObject(0));
+              assertEquals("d-1", seen.instanceId());
+              assertEquals(Role.DECODE, seen.role());
+              registry.close().onComplete(ctx.succeedingThenComplete());
+            })));
+      }
+    });
+    registry.ready().onComplete(ctx.succeeding(v ->
+        vertx.eventBus().publish(Addresses.REGISTRY, info("d-1", Role.DECODE, 1)
+            .withLoad(new InstanceInfo.Load(1, 0, 0, 0, 64), System.currentTimeMillis())
+            .toJson())));
+  }
 }

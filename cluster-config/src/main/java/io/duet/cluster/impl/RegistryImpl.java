@@ -11,6 +11,7 @@ import io.vertx.core.Handler;
 import io.vertx.core.Vertx;
 import io.vertx.core.eventbus.Message;
 import io.vertx.core.eventbus.MessageConsumer;
+import io.vertx.core.json.JsonArray;
 import io.vertx.core.json.JsonObject;
 import java.util.Comparator;
 import java.util.List;
@@ -41,6 +42,7 @@ public final class RegistryImpl implements Registry {
   private final Map<String, Entry> entries = new ConcurrentHashMap<>();
   private final List<Handler<Change>> handlers = new CopyOnWriteArrayList<>();
   private final MessageConsumer<Object> consumer;
+  private final MessageConsumer<Object> viewConsumer;
   private final long timerId;
   private final Runnable stopMemberListener;
   private volatile boolean closed;
@@ -51,6 +53,11 @@ public final class RegistryImpl implements Registry {
     this.timeoutNanos = TimeUnit.MILLISECONDS.toNanos(timeoutMillis);
     this.consumer = vertx.eventBus().consumer(Addresses.REGISTRY);
     consumer.handler(message -> onContext(() -> onHeartbeat(message)));
+    this.viewConsumer = vertx.eventBus().consumer(Addresses.REGISTRY_VIEW, message -> {
+      JsonArray view = new JsonArray();
+      instances().forEach(info -> view.add(info.toJson()));
+      message.reply(view);
+    });
     long checkPeriod = Math.max(10, timeoutMillis / 4);
     this.timerId = vertx.setPeriodic(checkPeriod, id -> onContext(this::expire));
     this.stopMemberListener = ClusterMember.onMemberLeft(vertx,
@@ -59,7 +66,7 @@ public final class RegistryImpl implements Registry {
 
   @Override
   public Future<Void> ready() {
-    return consumer.completion();
+    return Future.all(consumer.completion(), viewConsumer.completion()).mapEmpty();
   }
 
   @Override
@@ -91,7 +98,7 @@ public final class RegistryImpl implements Registry {
     vertx.cancelTimer(timerId);
     stopMemberListener.run();
     handlers.clear();
-    return consumer.unregister();
+    return Future.all(consumer.unregister(), viewConsumer.unregister()).mapEmpty();
   }
 
   /** Every change happens on the registry's context, whichever thread reports it. */

@@ -9,6 +9,13 @@ public final class Addresses {
   /** Published {@link InstanceInfo} heartbeats of every instance. */
   public static final String REGISTRY = "duet.registry";
 
+  /**
+   * Request/reply: any message in, the live instances ({@link InstanceInfo} JSON objects) out,
+   * as one member that keeps a registry (every proxy does) sees them. For event-bus clients that
+   * want the view without listening to heartbeats.
+   */
+  public static final String REGISTRY_VIEW = "duet.registry.view";
+
   private Addresses() {
   }
 
