@@ -61,7 +61,7 @@ public final class Prompts {
     // dummy-prefix space take about one more: start just below the target and grow.
     int length = 1;
     for (int round = 0; round < 64; round++) {
-      while (chosen.size() < Math.max(1, chosen.size() + target - length)) {
+      for (int add = Math.max(1, target - length); add > 0; add--) {
         chosen.add(pieces.get(random.nextInt(pieces.size())));
       }
       length = tokenizer.encode(String.join("", chosen), true, false).length;

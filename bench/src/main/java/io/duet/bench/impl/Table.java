@@ -38,6 +38,7 @@ public final class Table {
     return String.format(Locale.ROOT, "%." + decimals + "f", value);
   }
 
+  /** Prints the header, a rule, the rows and a blank line. */
   public void print(PrintWriter out) {
     int[] widths = new int[header.size()];
     for (int c = 0; c < widths.length; c++) {
@@ -55,6 +56,7 @@ public final class Table {
     for (List<String> row : rows) {
       out.println(line(row, widths));
     }
+    out.println();
     out.flush();
   }
 

@@ -1,0 +1,247 @@
+package io.duet.bench;
+
+import io.duet.bench.impl.EngineLoop;
+import io.duet.bench.impl.Futures;
+import io.duet.bench.impl.Latency;
+import io.duet.bench.impl.LatencySummary;
+import io.duet.bench.impl.PdPipeline;
+import io.duet.bench.impl.Progress;
+import io.duet.bench.impl.Prompts;
+import io.duet.bench.impl.RequestTiming;
+import io.duet.bench.impl.Table;
+import io.duet.cluster.protocol.SamplingSpec;
+import io.duet.engine.Engine;
+import io.duet.engine.EngineOptions;
+import io.duet.engine.ModelConfig;
+import io.duet.engine.SamplingParams;
+import io.duet.engine.Tokenizer;
+import io.vertx.core.json.JsonArray;
+import io.vertx.core.json.JsonObject;
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.IntSummaryStatistics;
+import java.util.List;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+/**
+ * Latency of a request through an embedded 1P1D compared with the engine alone, on the same
+ * prompts: TTFT (start to first token), TPOT (mean time per output token after the first), ITL
+ * (gap between token events) and E2E, as p50/p90/p99 over the requests, plus output
+ * throughput. Every request generates exactly {@code --max-tokens} tokens (greedy, EOS
+ * ignored). Each concurrency level gets its own prompts, so no run profits from the prefix
+ * cache of an earlier one.
+ */
+@Command(name = "pd-latency", mixinStandardHelpOptions = true,
+    description = "TTFT/TPOT/ITL of an embedded 1P1D (local event bus, KV over loopback TCP) "
+        + "vs the engine alone.")
+final class PdLatencyCommand extends BenchCommand {
+
+  @Parameters(index = "0", paramLabel = "MODEL", description = "llama2.c checkpoint")
+  Path model;
+
+  @Option(names = {"-z", "--tokenizer"}, required = true, description = "tokenizer.bin")
+  Path tokenizer;
+
+  @Option(names = "--requests", description = "measured requests per run (default: ${DEFAULT-VALUE})")
+  int requests = 16;
+
+  @Option(names = "--prompt-tokens", description = "prompt length in tokens, BOS included "
+      + "(default: ${DEFAULT-VALUE})")
+  int promptTokens = 128;
+
+  @Option(names = "--max-tokens", description = "output tokens per request (default: ${DEFAULT-VALUE})")
+  int maxTokens = 64;
+
+  @Option(names = "--concurrency", split = ",", description = "requests in flight; a list "
+      + "runs each level (default: ${DEFAULT-VALUE})")
+  List<Integer> concurrency = List.of(1);
+
+  @Option(names = "--warmup", description = "warm-up requests before each measured run "
+      + "(default: ${DEFAULT-VALUE})")
+  int warmup = 4;
+
+  @Option(names = "--threads", description = "compute threads per engine (default: all cores)")
+  Integer threads;
+
+  @Option(names = "--kv-cache-mb", description = "KV cache per engine (default: ${DEFAULT-VALUE})")
+  int kvCacheMb = 256;
+
+  @Option(names = "--seed", description = "seed of the random prompts (default: ${DEFAULT-VALUE})")
+  long seed = 42;
+
+  /** One concurrency level's prompts and results. */
+  private static final class Run {
+    final int concurrency;
+    final List<String> warmupTexts;
+    final List<String> texts;
+    LatencySummary engine;
+    LatencySummary pd;
+
+    Run(int concurrency, List<String> warmupTexts, List<String> texts) {
+      this.concurrency = concurrency;
+      this.warmupTexts = warmupTexts;
+      this.texts = texts;
+    }
+  }
+
+  @Override
+  public Integer call() throws Exception {
+    requirePositive(requests, "--requests");
+    requirePositive(promptTokens, "--prompt-tokens");
+    requirePositive(maxTokens, "--max-tokens");
+    requirePositive(kvCacheMb, "--kv-cache-mb");
+    for (int c : concurrency) {
+      requirePositive(c, "--concurrency");
+    }
+    if (warmup < 0) {
+      throw badParameter("--warmup must not be negative");
+    }
+    EngineOptions options = new EngineOptions().modelPath(model).tokenizerPath(tokenizer)
+        .kvCacheBytes((long) kvCacheMb << 20);
+    if (threads != null) {
+      options.threads(threads);
+    }
+    Progress progress = progress(2 + 4 * concurrency.size());
+    List<Run> runs = new ArrayList<>();
+    ModelConfig config;
+    String kernels;
+    IntSummaryStatistics promptLengths = new IntSummaryStatistics();
+    SamplingParams params = SamplingParams.greedy(maxTokens).withIgnoreEos(true);
+    try (Engine engine = Engine.open(options)) {
+      config = engine.config();
+      kernels = engine.kernelsDescription();
+      if (promptTokens + maxTokens > config.seqLen()) {
+        throw badParameter("--prompt-tokens " + promptTokens + " + --max-tokens " + maxTokens
+            + " exceed the model's context of " + config.seqLen() + " tokens");
+      }
+      progress.phase("building prompts");
+      Tokenizer tok = engine.tokenizer();
+      for (int i = 0; i < concurrency.size(); i++) {
+        List<String> warm = Prompts.texts(tok, seed * 1000 + 2 * i, warmup, promptTokens);
+        List<String> measured = Prompts.texts(tok, seed * 1000 + 2 * i + 1, requests, promptTokens);
+        measured.forEach(t -> promptLengths.accept(tok.encode(t, true, false).length));
+        runs.add(new Run(concurrency.get(i), warm, measured));
+      }
+      for (Run run : runs) {
+        progress.phase("engine alone, concurrency " + run.concurrency + ": warm-up");
+        runEngine(engine, run.warmupTexts, params, run.concurrency, progress);
+        progress.phase("engine alone, concurrency " + run.concurrency + ": measuring");
+        long start = System.nanoTime();
+        run.engine = new LatencySummary(runEngine(engine, run.texts, params, run.concurrency,
+            progress), start);
+      }
+    }
+    progress.phase("starting 1P1D (prefill + decode verticles, cluster backend)");
+    SamplingSpec spec = new SamplingSpec(0f, 0, 1f, 0L, maxTokens, List.of(), List.of(), true);
+    int maxConcurrency = concurrency.stream().mapToInt(Integer::intValue).max().orElse(1);
+    try (PdPipeline pipeline = PdPipeline.start(options, maxConcurrency)) {
+      for (Run run : runs) {
+        progress.phase("1P1D, concurrency " + run.concurrency + ": warm-up");
+        runPipeline(pipeline, "w" + run.concurrency, run.warmupTexts, spec, run.concurrency,
+            progress);
+        progress.phase("1P1D, concurrency " + run.concurrency + ": measuring");
+        long start = System.nanoTime();
+        run.pd = new LatencySummary(runPipeline(pipeline, "m" + run.concurrency, run.texts, spec,
+            run.concurrency, progress), start);
+      }
+    }
+    progress.done();
+    report(config, kernels, options, promptLengths, runs);
+    return 0;
+  }
+
+  private static List<RequestTiming> runEngine(Engine engine, List<String> texts,
+      SamplingParams params, int concurrency, Progress progress) {
+    if (texts.isEmpty()) {
+      return List.of();
+    }
+    List<int[]> prompts = new ArrayList<>();
+    for (String text : texts) {
+      prompts.add(engine.tokenizer().encode(text, true, false));
+    }
+    return EngineLoop.run(engine, prompts, params, concurrency,
+        done -> progress.detail("request " + done + "/" + texts.size()));
+  }
+
+  private static List<RequestTiming> runPipeline(PdPipeline pipeline, String idPrefix,
+      List<String> texts, SamplingSpec spec, int concurrency, Progress progress) throws Exception {
+    if (texts.isEmpty()) {
+      return List.of();
+    }
+    return Futures.await(pipeline.run(idPrefix, texts, spec, concurrency,
+        done -> progress.detail("request " + done + "/" + texts.size())), 600);
+  }
+
+  private void report(ModelConfig config, String kernels, EngineOptions options,
+      IntSummaryStatistics promptLengths, List<Run> runs) throws Exception {
+    PrintWriter out = out();
+    out.printf("pd-latency: %s %s%n", model.getFileName(), config);
+    out.printf("kernels: %s, %d threads per engine; %d requests per run, prompts of %d tokens "
+            + "(built from random vocabulary pieces: %d-%d tokens), %d output tokens each "
+            + "(greedy, EOS ignored), %d warm-up requests per run%n", kernels, options.threads(),
+        requests, promptTokens, promptLengths.getMin(), promptLengths.getMax(), maxTokens, warmup);
+    out.println(machine());
+    out.println("engine = one Engine stepping a continuous batch in one thread; "
+        + "1P1D = prefill + decode verticles with their own engines, KV over loopback TCP, "
+        + "tokens via the local event bus and the proxy's cluster backend");
+    out.println();
+    JsonArray jsonRuns = new JsonArray();
+    for (Run run : runs) {
+      out.printf("concurrency %d%n", run.concurrency);
+      Table table = new Table(2, "metric", "unit", "engine p50", "engine p90", "engine p99",
+          "1P1D p50", "1P1D p90", "1P1D p99", "delta p50", "delta p99");
+      row(table, "TTFT", run.engine.ttft, run.pd.ttft);
+      row(table, "TPOT", run.engine.tpot, run.pd.tpot);
+      row(table, "ITL", run.engine.itl, run.pd.itl);
+      row(table, "E2E", run.engine.e2e, run.pd.e2e);
+      table.print(out);
+      Table totals = new Table(1, "setup", "requests", "output tokens", "wall s", "output tok/s",
+          "coalesced events");
+      totals(totals, "engine", run.engine);
+      totals(totals, "1P1D", run.pd);
+      totals.print(out);
+      JsonObject delta = new JsonObject()
+          .put("ttftP50Ms", delta(run.engine.ttft, run.pd.ttft, 50))
+          .put("ttftP99Ms", delta(run.engine.ttft, run.pd.ttft, 99))
+          .put("tpotP50Ms", delta(run.engine.tpot, run.pd.tpot, 50))
+          .put("tpotP99Ms", delta(run.engine.tpot, run.pd.tpot, 99))
+          .put("itlP50Ms", delta(run.engine.itl, run.pd.itl, 50))
+          .put("itlP99Ms", delta(run.engine.itl, run.pd.itl, 99));
+      jsonRuns.add(new JsonObject().put("concurrency", run.concurrency)
+          .put("engine", run.engine.toJson()).put("pd1p1d", run.pd.toJson()).put("delta", delta));
+    }
+    out.flush();
+    writeJson(new JsonObject().put("command", "pd-latency").put("machine", machineJson())
+        .put("model", model.toString()).put("modelConfig", config.toString())
+        .put("kernels", kernels).put("threadsPerEngine", options.threads())
+        .put("requests", requests).put("promptTokens", promptTokens)
+        .put("promptTokensMin", promptLengths.getMin()).put("promptTokensMax", promptLengths.getMax())
+        .put("maxTokens", maxTokens).put("warmup", warmup).put("runs", jsonRuns));
+  }
+
+  private static double delta(Latency engine, Latency pd, double percentile) {
+    return pd.percentile(percentile, LatencySummary.MS) - engine.percentile(percentile,
+        LatencySummary.MS);
+  }
+
+  private static void row(Table table, String metric, Latency engine, Latency pd) {
+    double ms = LatencySummary.MS;
+    table.row(metric, "ms", Table.num(engine.percentile(50, ms), 3),
+        Table.num(engine.percentile(90, ms), 3), Table.num(engine.percentile(99, ms), 3),
+        Table.num(pd.percentile(50, ms), 3), Table.num(pd.percentile(90, ms), 3),
+        Table.num(pd.percentile(99, ms), 3), signed(delta(engine, pd, 50)),
+        signed(delta(engine, pd, 99)));
+  }
+
+  private static String signed(double value) {
+    return (value >= 0 ? "+" : "") + Table.num(value, 3);
+  }
+
+  private static void totals(Table table, String setup, LatencySummary s) {
+    table.row(setup, s.requests, s.outputTokens, Table.num(s.wallSeconds, 3),
+        Table.num(s.throughput(), 1), s.coalescedEvents);
+  }
+}

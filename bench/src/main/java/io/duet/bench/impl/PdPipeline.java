@@ -1,0 +1,158 @@
+package io.duet.bench.impl;
+
+import io.duet.cluster.DuetConfig;
+import io.duet.cluster.protocol.DecodeEvent;
+import io.duet.cluster.protocol.SamplingSpec;
+import io.duet.decode.DecodeOptions;
+import io.duet.decode.DecodeVerticle;
+import io.duet.engine.Engine;
+import io.duet.engine.EngineOptions;
+import io.duet.prefill.PrefillOptions;
+import io.duet.prefill.PrefillVerticle;
+import io.duet.proxy.CompletionJob;
+import io.duet.proxy.CompletionStream;
+import io.duet.proxy.cluster.ClusterBackend;
+import io.micrometer.prometheusmetrics.PrometheusConfig;
+import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
+import io.vertx.core.Context;
+import io.vertx.core.Future;
+import io.vertx.core.Promise;
+import io.vertx.core.Vertx;
+import java.util.Arrays;
+import java.util.List;
+import java.util.function.IntConsumer;
+
+/**
+ * An embedded 1P1D on a local (non-clustered) Vert.x, as the proxy's pipeline test runs it:
+ * the real prefill and decode verticles, each with its own engine, KV moved over a real
+ * loopback TCP connection, driven through the proxy's {@link ClusterBackend} on one context.
+ * Instance settings are the built-in defaults of the configuration ({@code duet-defaults.yaml}),
+ * with {@code max-num-seqs} raised to the benchmark's concurrency if needed.
+ */
+public final class PdPipeline implements AutoCloseable {
+
+  private static final String MODEL = "bench";
+  private static final long TIMEOUT_MILLIS = 600_000;
+
+  private final Vertx vertx;
+  private final Engine prefillEngine;
+  private final Engine decodeEngine;
+  private final ClusterBackend backend;
+  private final Context context;
+
+  private PdPipeline(Vertx vertx, Engine prefillEngine, Engine decodeEngine,
+      ClusterBackend backend, Context context) {
+    this.vertx = vertx;
+    this.prefillEngine = prefillEngine;
+    this.decodeEngine = decodeEngine;
+    this.backend = backend;
+    this.context = context;
+  }
+
+  /** Opens two engines with {@code options} and starts P, D and the backend. */
+  public static PdPipeline start(EngineOptions options, int maxNumSeqs) throws Exception {
+    Engine prefillEngine = Engine.open(options);
+    Engine decodeEngine = Engine.open(options);
+    Vertx vertx = Vertx.vertx();
+    try {
+      DuetConfig defaults = DuetConfig.defaults();
+      PrefillVerticle prefill = new PrefillVerticle(prefillEngine,
+          PrefillOptions.from(defaults.with("instance.id", "bench-p0"), MODEL),
+          new PrometheusMeterRegistry(PrometheusConfig.DEFAULT));
+      DecodeVerticle decode = new DecodeVerticle(decodeEngine,
+          DecodeOptions.from(defaults.with("instance.id", "bench-d0")
+              .with("decode.max-num-seqs", Math.max(maxNumSeqs, defaults.decodeMaxNumSeqs())),
+              MODEL),
+          new PrometheusMeterRegistry(PrometheusConfig.DEFAULT));
+      Futures.await(vertx.deployVerticle(prefill).compose(id -> vertx.deployVerticle(decode)), 60);
+      ClusterBackend backend = new ClusterBackend(vertx, () -> List.of(prefill.info(),
+          decode.info()), "bench-proxy", defaults.proxyStreamCredits(), TIMEOUT_MILLIS);
+      // The backend is confined to one context, as it is inside the proxy verticle.
+      Context context = vertx.getOrCreateContext();
+      Promise<Void> opened = Promise.promise();
+      context.runOnContext(v -> backend.open().onComplete(opened));
+      Futures.await(opened.future(), 60);
+      return new PdPipeline(vertx, prefillEngine, decodeEngine, backend, context);
+    } catch (Exception e) {
+      vertx.close();
+      prefillEngine.close();
+      decodeEngine.close();
+      throw e;
+    }
+  }
+
+  public Engine prefillEngine() {
+    return prefillEngine;
+  }
+
+  /**
+   * Runs every prompt through the pipeline with at most {@code concurrency} requests in flight
+   * (the next starts when one ends); results in prompt order. A request's clock starts when it
+   * is handed to the backend; each decode event is timed as the backend delivers it.
+   */
+  public Future<List<RequestTiming>> run(String idPrefix, List<String> prompts, SamplingSpec sampling,
+      int concurrency, IntConsumer onFinished) {
+    Promise<List<RequestTiming>> done = Promise.promise();
+    context.runOnContext(v -> new Driver(idPrefix, prompts, sampling, concurrency, onFinished,
+        done).startMore());
+    return done.future();
+  }
+
+  /** Keeps {@code concurrency} jobs in flight on the backend's context. */
+  private final class Driver {
+    final String idPrefix;
+    final List<String> prompts;
+    final SamplingSpec sampling;
+    final int concurrency;
+    final IntConsumer onFinished;
+    final Promise<List<RequestTiming>> done;
+    final RequestTiming[] timings;
+    int next;
+    int inFlight;
+    int finished;
+
+    Driver(String idPrefix, List<String> prompts, SamplingSpec sampling, int concurrency,
+        IntConsumer onFinished, Promise<List<RequestTiming>> done) {
+      this.idPrefix = idPrefix;
+      this.prompts = prompts;
+      this.sampling = sampling;
+      this.concurrency = concurrency;
+      this.onFinished = onFinished;
+      this.done = done;
+      this.timings = new RequestTiming[prompts.size()];
+    }
+
+    void startMore() {
+      while (inFlight < concurrency && next < prompts.size() && !done.future().isComplete()) {
+        int index = next++;
+        inFlight++;
+        RequestTiming timing = new RequestTiming(System.nanoTime());
+        timings[index] = timing;
+        CompletionStream stream = backend.start(new CompletionJob(idPrefix + "-" + index, MODEL,
+            prompts.get(index), sampling));
+        stream.exceptionHandler(error -> done.tryFail(new IllegalStateException("request "
+            + index + " failed: " + error.getMessage(), error)));
+        stream.endHandler(x -> {
+          inFlight--;
+          onFinished.accept(++finished);
+          if (finished == prompts.size()) {
+            done.tryComplete(Arrays.asList(timings));
+          } else {
+            startMore();
+          }
+        });
+        stream.handler((DecodeEvent event) -> timing.event(System.nanoTime(), event.tokens()));
+      }
+    }
+  }
+
+  @Override
+  public void close() throws Exception {
+    Promise<Void> closed = Promise.promise();
+    context.runOnContext(v -> backend.close().onComplete(closed));
+    Futures.await(closed.future(), 30);
+    Futures.await(vertx.close(), 30);
+    prefillEngine.close();
+    decodeEngine.close();
+  }
+}
