@@ -52,7 +52,7 @@ public final class KvExport {
   public long totalBytes() {
     long total = header.length;
     for (int i = 0; i < blocks.length; i++) {
-      total += KvWireFormat.CHUNK_PREFIX_BYTES + payloadBytes(i) + KvWireFormat.CRC_BYTES;
+      total += chunkLength(i);
     }
     return total;
   }
@@ -61,13 +61,28 @@ public final class KvExport {
     return layers * 2 * slots(index) * storage.kvDim() * Float.BYTES;
   }
 
+  /** Bytes of chunk {@code index} in the wire format. */
+  public int chunkLength(int index) {
+    return KvWireFormat.CHUNK_PREFIX_BYTES + payloadBytes(index) + KvWireFormat.CRC_BYTES;
+  }
+
   /** Encodes chunk {@code index}: block {@code index} of the sequence, with its CRC32C. */
   public byte[] chunk(int index) {
+    byte[] bytes = new byte[chunkLength(index)];
+    writeChunk(index, bytes, 0);
+    return bytes;
+  }
+
+  /**
+   * Encodes chunk {@code index} into {@code destination} at {@code offset}
+   * ({@link #chunkLength} bytes), so that a sender can build its frame without a copy.
+   */
+  public void writeChunk(int index, byte[] destination, int offset) {
     int slots = slots(index);
     int floats = slots * storage.kvDim();
     int payload = payloadBytes(index);
-    byte[] bytes = new byte[KvWireFormat.CHUNK_PREFIX_BYTES + payload + KvWireFormat.CRC_BYTES];
-    ByteBuffer b = ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN);
+    ByteBuffer b = ByteBuffer.wrap(destination, offset, chunkLength(index)).slice()
+        .order(ByteOrder.LITTLE_ENDIAN);
     b.putInt(index).putInt(slots).putInt(payload);
     int block = blocks[index];
     var out = b.slice().order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
@@ -77,8 +92,7 @@ public final class KvExport {
       out.put(layer, storage.valueOffset(block, 0), floats);
     }
     int crcAt = KvWireFormat.CHUNK_PREFIX_BYTES + payload;
-    b.putInt(crcAt, KvWireFormat.crc(bytes, 0, crcAt));
-    return bytes;
+    b.putInt(crcAt, KvWireFormat.crc(destination, offset, crcAt));
   }
 
   /** Writes the header and every chunk. */

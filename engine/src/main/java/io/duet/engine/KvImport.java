@@ -49,25 +49,31 @@ public final class KvImport {
    *     size or damaged
    */
   public void acceptChunk(byte[] chunk) {
+    acceptChunk(chunk, 0, chunk.length);
+  }
+
+  /** {@link #acceptChunk(byte[])} for a chunk that sits at {@code offset} in a larger array. */
+  public void acceptChunk(byte[] data, int offset, int length) {
     if (closed) {
       throw new IllegalStateException("import already finished or aborted");
     }
     try {
-      copyIn(chunk);
+      copyIn(ByteBuffer.wrap(data, offset, length).slice().order(ByteOrder.LITTLE_ENDIAN),
+          data, offset);
     } catch (KvTransferException e) {
       abort();
       throw e;
     }
   }
 
-  private void copyIn(byte[] chunk) {
+  private void copyIn(ByteBuffer b, byte[] data, int offset) {
     if (isComplete()) {
       throw KvWireFormat.malformed("chunk beyond the " + header.chunkCount() + " announced");
     }
-    if (chunk.length < KvWireFormat.CHUNK_PREFIX_BYTES + KvWireFormat.CRC_BYTES) {
-      throw KvWireFormat.truncated("chunk of " + chunk.length + " bytes");
+    int length = b.remaining();
+    if (length < KvWireFormat.CHUNK_PREFIX_BYTES + KvWireFormat.CRC_BYTES) {
+      throw KvWireFormat.truncated("chunk of " + length + " bytes");
     }
-    ByteBuffer b = ByteBuffer.wrap(chunk).order(ByteOrder.LITTLE_ENDIAN);
     int index = b.getInt();
     int slots = b.getInt();
     int payload = b.getInt();
@@ -82,11 +88,11 @@ public final class KvImport {
           + expectedPayload + " bytes was due");
     }
     int crcAt = KvWireFormat.CHUNK_PREFIX_BYTES + payload;
-    if (chunk.length < crcAt + KvWireFormat.CRC_BYTES) {
-      throw KvWireFormat.truncated("chunk " + index + " has " + chunk.length + " of "
+    if (length < crcAt + KvWireFormat.CRC_BYTES) {
+      throw KvWireFormat.truncated("chunk " + index + " has " + length + " of "
           + (crcAt + KvWireFormat.CRC_BYTES) + " bytes");
     }
-    if (b.getInt(crcAt) != KvWireFormat.crc(chunk, 0, crcAt)) {
+    if (b.getInt(crcAt) != KvWireFormat.crc(data, offset, crcAt)) {
       throw new KvTransferException(KvTransferException.Reason.CORRUPTED,
           "CRC32C mismatch in chunk " + index);
     }

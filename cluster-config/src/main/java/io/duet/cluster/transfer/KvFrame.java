@@ -1,6 +1,8 @@
 package io.duet.cluster.transfer;
 
+import io.netty.buffer.Unpooled;
 import io.vertx.core.buffer.Buffer;
+import io.vertx.core.internal.buffer.BufferInternal;
 import java.nio.charset.StandardCharsets;
 import java.util.zip.CRC32C;
 
@@ -15,14 +17,19 @@ import java.util.zip.CRC32C;
  * P -> D  HEADER    KV stream header     (engine KV wire format)
  * P -> D  CHUNK     one KV block         (engine KV wire format, one per block, in order)
  * P -> D  END       -                    every chunk was sent
- * P -> D  ERROR     "CODE: message"      the pull cannot be served (unknown or expired lease)
+ * P -> D  ERROR     "CODE: message"      the pull cannot be served (unknown or ended lease)
  * D -> P  RELEASE   transfer id          D is done with the lease (imported or gave up)
  * P -> D  RELEASED  -                    the blocks are free; the connection is idle again
  * </pre>
  *
- * A connection carries one transfer at a time and is reused for the next one.
+ * A connection carries one transfer at a time and is reused for the next one. Frames are built
+ * in one array and sent without further copies, and a received frame's payload is a view of
+ * the array it arrived in: KV chunks are large, and copies, not checksums, are what a transfer
+ * would otherwise spend its time on.
+ *
+ * @param data the array holding the payload at {@code offset}, {@code length} bytes long
  */
-public record KvFrame(Type type, Buffer payload) {
+public record KvFrame(Type type, byte[] data, int offset, int length) {
 
   /** Bytes before the payload. */
   public static final int HEAD_BYTES = 5;
@@ -53,8 +60,14 @@ public record KvFrame(Type type, Buffer payload) {
     }
   }
 
+  /** Writes a payload of a known length straight into the frame being built. */
+  @FunctionalInterface
+  public interface PayloadWriter {
+    void write(byte[] destination, int offset);
+  }
+
   public static KvFrame of(Type type, byte[] payload) {
-    return new KvFrame(type, Buffer.buffer(payload));
+    return new KvFrame(type, payload, 0, payload.length);
   }
 
   public static KvFrame text(Type type, String text) {
@@ -62,46 +75,53 @@ public record KvFrame(Type type, Buffer payload) {
   }
 
   public static KvFrame empty(Type type) {
-    return new KvFrame(type, Buffer.buffer());
+    return of(type, new byte[0]);
+  }
+
+  /** The payload as a buffer (a view, no copy). */
+  public Buffer payload() {
+    return wrap(data, offset, length);
   }
 
   public String payloadText() {
-    return payload.toString(StandardCharsets.UTF_8);
+    return new String(data, offset, length, StandardCharsets.UTF_8);
   }
 
   /** The frame's bytes on the wire. */
   public Buffer encode() {
-    int length = payload.length();
-    Buffer out = Buffer.buffer(HEAD_BYTES + length + CRC_BYTES);
-    out.appendByte((byte) type.code()).appendInt(length).appendBuffer(payload);
-    out.appendInt(crc(out, 0, HEAD_BYTES + length));
-    return out;
+    return encode(type, length, (destination, at) ->
+        System.arraycopy(data, offset, destination, at, length));
   }
 
-  /**
-   * Decodes a frame from its head and the rest (payload and CRC), as a {@link KvFrameParser}
-   * cuts them.
-   *
-   * @throws KvProtocolException when the CRC does not match
-   */
-  static KvFrame decode(Buffer head, Buffer rest) {
-    int length = head.getInt(1);
-    CRC32C crc = new CRC32C();
-    update(crc, head, 0, HEAD_BYTES);
-    update(crc, rest, 0, length);
-    if ((int) crc.getValue() != rest.getInt(length)) {
-      throw new KvProtocolException("frame CRC32C mismatch");
-    }
-    return new KvFrame(Type.of(head.getByte(0)), rest.slice(0, length));
+  /** Builds a frame whose payload {@code writer} writes in place: one array, no copies. */
+  public static Buffer encode(Type type, int length, PayloadWriter writer) {
+    byte[] frame = new byte[HEAD_BYTES + length + CRC_BYTES];
+    frame[0] = (byte) type.code();
+    putInt(frame, 1, length);
+    writer.write(frame, HEAD_BYTES);
+    putInt(frame, HEAD_BYTES + length, crc(frame, HEAD_BYTES + length));
+    return wrap(frame, 0, frame.length);
   }
 
-  private static int crc(Buffer buffer, int from, int to) {
+  static int crc(byte[] bytes, int length) {
     CRC32C crc = new CRC32C();
-    update(crc, buffer, from, to - from);
+    crc.update(bytes, 0, length);
     return (int) crc.getValue();
   }
 
-  private static void update(CRC32C crc, Buffer buffer, int from, int length) {
-    crc.update(((io.vertx.core.internal.buffer.BufferInternal) buffer).getByteBuf().nioBuffer(from, length));
+  static int getInt(byte[] bytes, int at) {
+    return (bytes[at] & 0xff) << 24 | (bytes[at + 1] & 0xff) << 16 | (bytes[at + 2] & 0xff) << 8
+        | (bytes[at + 3] & 0xff);
+  }
+
+  private static void putInt(byte[] bytes, int at, int value) {
+    bytes[at] = (byte) (value >>> 24);
+    bytes[at + 1] = (byte) (value >>> 16);
+    bytes[at + 2] = (byte) (value >>> 8);
+    bytes[at + 3] = (byte) value;
+  }
+
+  private static Buffer wrap(byte[] bytes, int offset, int length) {
+    return BufferInternal.buffer(Unpooled.wrappedBuffer(bytes, offset, length));
   }
 }

@@ -179,8 +179,10 @@ public final class KvPuller {
       }
       try {
         switch (frame.type()) {
-          case HEADER -> transfer.kvImport = engine.beginImport(frame.payload().getBytes());
-          case CHUNK -> transfer.kvImport().acceptChunk(frame.payload().getBytes());
+          case HEADER -> transfer.kvImport = engine.beginImport(java.util.Arrays.copyOfRange(
+              frame.data(), frame.offset(), frame.offset() + frame.length()));
+          case CHUNK -> transfer.kvImport().acceptChunk(frame.data(), frame.offset(),
+              frame.length());
           case END -> {
             Sequence sequence = transfer.kvImport().finish();
             transfer.kvImport = null;

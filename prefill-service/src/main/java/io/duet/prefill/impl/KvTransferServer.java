@@ -20,6 +20,8 @@ public final class KvTransferServer {
 
   private static final Logger LOG = LoggerFactory.getLogger(KvTransferServer.class);
 
+  private static final int WRITE_QUEUE_BYTES = 4 << 20;
+
   private final Vertx vertx;
   private final LeaseTable leases;
   private NetServer server;
@@ -45,6 +47,8 @@ public final class KvTransferServer {
   }
 
   private void serve(NetSocket socket) {
+    // Room for several whole chunks, so the next one is encoded while the last one is sent.
+    socket.setWriteQueueMaxSize(WRITE_QUEUE_BYTES);
     // The pull being sent on this connection, if any: its blocks stay pinned until it ends.
     LeaseTable.Pull[] current = new LeaseTable.Pull[1];
     socket.closeHandler(v -> {
@@ -97,7 +101,9 @@ public final class KvTransferServer {
         finish(pull, onEnd);
         return;
       }
-      socket.write(KvFrame.of(KvFrame.Type.CHUNK, export.chunk(chunk)).encode());
+      int index = chunk;
+      socket.write(KvFrame.encode(KvFrame.Type.CHUNK, export.chunkLength(index),
+          (destination, offset) -> export.writeChunk(index, destination, offset)));
       chunk++;
       if (socket.writeQueueFull()) {
         int next = chunk;
