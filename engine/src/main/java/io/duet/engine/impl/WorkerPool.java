@@ -23,6 +23,7 @@ public final class WorkerPool implements AutoCloseable {
   }
 
   private static final long SPIN_NANOS = TimeUnit.MICROSECONDS.toNanos(200);
+  private static final int YIELD_EVERY = 64;
 
   private final Thread[] workers;
   private final AtomicInteger nextChunk = new AtomicInteger();
@@ -90,8 +91,8 @@ public final class WorkerPool implements AutoCloseable {
       failure = t;
       nextChunk.set(Integer.MAX_VALUE / 2);
     }
-    while (busyWorkers.get() != 0) {
-      Thread.onSpinWait();
+    for (int spins = 1; busyWorkers.get() != 0; spins++) {
+      pause(spins);
     }
     task = null;
     Throwable error = failure;
@@ -128,10 +129,11 @@ public final class WorkerPool implements AutoCloseable {
 
   private long awaitGeneration(long seen, int index) {
     long spinUntil = System.nanoTime() + SPIN_NANOS;
+    int spins = 0;
     long current;
     while ((current = generation) == seen && !closed) {
       if (System.nanoTime() < spinUntil) {
-        Thread.onSpinWait();
+        pause(++spins);
         continue;
       }
       // Publish the intent to park before the last look at the generation, so that a caller
@@ -144,6 +146,19 @@ public final class WorkerPool implements AutoCloseable {
       spinUntil = System.nanoTime() + SPIN_NANOS;
     }
     return current;
+  }
+
+  /**
+   * One turn of a spin wait. Now and then it yields the core: when more compute threads than
+   * cores are busy (a prefill and a decode engine sharing a machine), the thread being waited
+   * for may be the one that needs it.
+   */
+  private static void pause(int spins) {
+    if (spins % YIELD_EVERY == 0) {
+      Thread.yield();
+    } else {
+      Thread.onSpinWait();
+    }
   }
 
   @Override
