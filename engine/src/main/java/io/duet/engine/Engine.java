@@ -294,6 +294,9 @@ public final class Engine implements AutoCloseable {
   }
 
   private void publishFullBlocks(Sequence s) {
+    if (!s.isCacheable()) {
+      return;
+    }
     int blockSize = options.blockSize();
     int[] tokens = s.tokenArray();
     for (int i = s.publishedBlocks(); (i + 1) * blockSize <= s.computedTokens(); i++) {
@@ -302,6 +305,41 @@ public final class Engine implements AutoCloseable {
       allocator.publish(s.block(i), hash, tokens, i * blockSize);
       s.recordPublished(i, hash);
     }
+  }
+
+  /**
+   * Runs a throw-away prompt and {@code decodeSteps} decode steps so that the JIT compiles the
+   * forward pass before real requests arrive (the Vector API is slow until it is compiled).
+   * Uses no cache blocks afterwards and leaves nothing in the prefix cache.
+   *
+   * @return how long it took, in milliseconds
+   */
+  public long warmUp(int decodeSteps) {
+    long start = System.nanoTime();
+    int vocab = model.config().vocabSize();
+    int length = Math.min(model.config().seqLen() - 1 - decodeSteps,
+        Math.max(1, options.maxBatchTokens() / 2));
+    if (length < 1) {
+      return 0;
+    }
+    int[] prompt = new int[length];
+    for (int i = 0; i < length; i++) {
+      prompt[i] = (int) ((i * 2654435761L + 17) % vocab);
+    }
+    Sequence scratch = new Sequence(nextSequenceId.getAndIncrement(), prompt,
+        allocator.allocate((length + options.blockSize() - 1) / options.blockSize()), 0, 0);
+    scratch.excludeFromPrefixCache();
+    try {
+      List<Sequence> batch = List.of(scratch);
+      step(batch);
+      for (int i = 0; i < decodeSteps; i++) {
+        append(scratch, Sampler.argmax(scratch.logits()));
+        step(batch);
+      }
+    } finally {
+      release(scratch);
+    }
+    return (System.nanoTime() - start) / 1_000_000;
   }
 
   /** Frees the sequence's blocks (prefix blocks stay cached for reuse). Idempotent. */

@@ -20,6 +20,7 @@ public final class Sequence {
   private final int cachedPrefixTokens;
   private float[] logits;
   private boolean released;
+  private boolean cacheable = true;
 
   Sequence(long id, int[] initialTokens, int[] initialBlocks, int computed, int cachedPrefixTokens) {
     this.id = id;
@@ -135,6 +136,15 @@ public final class Sequence {
   void recordPublished(int index, long hash) {
     blockHashes[index] = hash;
     publishedBlocks = index + 1;
+  }
+
+  /** Keeps this sequence's blocks out of the prefix cache (scratch work such as warm-up). */
+  void excludeFromPrefixCache() {
+    cacheable = false;
+  }
+
+  boolean isCacheable() {
+    return cacheable;
   }
 
   void markReleased() {

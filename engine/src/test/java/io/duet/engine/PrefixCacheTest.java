@@ -56,6 +56,16 @@ class PrefixCacheTest {
     }
   }
 
+  @Test
+  void warmUpLeavesNoBlockBehindAndNothingInThePrefixCache() {
+    try (Engine engine = Engines.aidreams()) {
+      engine.warmUp(20);
+      assertEquals(0, engine.kvStats().usedBlocks());
+      assertEquals(0, engine.kvStats().cachedBlocks());
+      assertTrue(engine.computedTokens() > 20, "the warm-up ran the model");
+    }
+  }
+
   private static int commonPrefix(int[] a, int[] b) {
     int n = 0;
     while (n < a.length && n < b.length && a[n] == b[n]) {

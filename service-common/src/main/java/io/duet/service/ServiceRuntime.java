@@ -32,6 +32,7 @@ public final class ServiceRuntime {
 
   private static final Logger LOG = LoggerFactory.getLogger(ServiceRuntime.class);
   private static final long START_TIMEOUT_SECONDS = 120;
+  private static final int WARM_UP_STEPS = 32;
 
   /** A started member: its clustered Vert.x and its configuration. */
   public record Member(Vertx vertx, DuetConfig config) {
@@ -114,8 +115,10 @@ public final class ServiceRuntime {
         .kvCacheBytes((long) (prefill ? config.prefillKvCacheMb() : config.decodeKvCacheMb()) << 20)
         .threads(prefill ? config.prefillThreads() : config.decodeThreads());
     Engine engine = Engine.open(options);
-    // Hash the weights for the KV layout fingerprint now, not on an event loop later.
-    LOG.info("{} engine: KV layout {}", role.wireName(), engine.layout().fingerprint());
+    // Hash the weights for the KV layout fingerprint now, not on an event loop later, and let
+    // the JIT compile the forward pass before the first request.
+    LOG.info("{} engine: KV layout {}, warmed up in {} ms", role.wireName(),
+        engine.layout().fingerprint(), engine.warmUp(WARM_UP_STEPS));
     return engine;
   }
 

@@ -53,6 +53,10 @@ final class GenerateCommand implements Callable<Integer> {
   @Option(names = "--threads", description = "compute threads (default: all cores)")
   Integer threads;
 
+  @Option(names = "--warmup", description = "decode steps to run first so the JIT has compiled "
+      + "the forward pass before the timed run (default: ${DEFAULT-VALUE}; not in run.c)")
+  int warmup;
+
   /** Where the text goes; stdout unless a test captures it. */
   PrintStream out = System.out;
 
@@ -64,6 +68,9 @@ final class GenerateCommand implements Callable<Integer> {
       options.threads(threads);
     }
     try (Engine engine = Engine.open(options)) {
+      if (warmup > 0) {
+        System.err.printf("warm-up: %d decode steps in %d ms%n", warmup, engine.warmUp(warmup));
+      }
       run(engine, out);
     }
     return 0;
