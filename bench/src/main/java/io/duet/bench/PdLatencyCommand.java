@@ -137,7 +137,8 @@ final class PdLatencyCommand extends BenchCommand {
     progress.phase("starting 1P1D (prefill + decode verticles, cluster backend)");
     SamplingSpec spec = new SamplingSpec(0f, 0, 1f, 0L, maxTokens, List.of(), List.of(), true);
     int maxConcurrency = concurrency.stream().mapToInt(Integer::intValue).max().orElse(1);
-    try (PdPipeline pipeline = PdPipeline.start(options, maxConcurrency)) {
+    // Prefill and decode share this machine's cores, as in the embedded 1P1D.
+    try (PdPipeline pipeline = PdPipeline.start(options.sharedCores(true), maxConcurrency)) {
       for (Run run : runs) {
         progress.phase("1P1D, concurrency " + run.concurrency + ": warm-up");
         runPipeline(pipeline, "w" + run.concurrency, run.warmupTexts, spec, run.concurrency,

@@ -62,7 +62,7 @@ public final class Engine implements AutoCloseable {
     int blocks = options.kvBlocks() > 0 ? options.kvBlocks()
         : (int) Math.max(1, Math.min(Integer.MAX_VALUE,
             options.kvCacheBytes() / (c.kvFloatsPerToken() * Float.BYTES * options.blockSize())));
-    this.pool = new WorkerPool(options.threads(), "duet-forward");
+    this.pool = new WorkerPool(options.threads(), "duet-forward", options.sharedCores());
     this.storage = new KvStorage(c.layers(), blocks, options.blockSize(), c.kvDim());
     this.allocator = new BlockAllocator(blocks, options.blockSize());
     int maxTokens = options.maxBatchTokens();

@@ -20,6 +20,7 @@ public final class EngineOptions {
   private int maxBatchTokens = DEFAULT_MAX_BATCH_TOKENS;
   private int maxSequences = DEFAULT_MAX_SEQUENCES;
   private int threads = Runtime.getRuntime().availableProcessors();
+  private boolean sharedCores;
 
   public Path modelPath() {
     return modelPath;
@@ -104,6 +105,19 @@ public final class EngineOptions {
     return this;
   }
 
+  public boolean sharedCores() {
+    return sharedCores;
+  }
+
+  /**
+   * Whether another engine computes on the same cores (prefill and decode in one JVM): the
+   * compute threads then give their core away sooner while they wait for each other.
+   */
+  public EngineOptions sharedCores(boolean value) {
+    this.sharedCores = value;
+    return this;
+  }
+
   private static int requirePositive(int value, String name) {
     if (value <= 0) {
       throw new IllegalArgumentException(name + " must be positive, was " + value);
@@ -123,6 +137,6 @@ public final class EngineOptions {
     return "EngineOptions{model=" + modelPath + ", tokenizer=" + tokenizerPath + ", blockSize="
         + blockSize + ", kvCacheBytes=" + kvCacheBytes + ", kvBlocks=" + kvBlocks
         + ", maxBatchTokens=" + maxBatchTokens + ", maxSequences=" + maxSequences + ", threads="
-        + threads + "}";
+        + threads + ", sharedCores=" + sharedCores + "}";
   }
 }

@@ -106,11 +106,11 @@ public final class ProxyMain implements Callable<Integer> {
     DuetConfig prefill = config.with("instance.id", id + "-prefill");
     ServiceRuntime.deployWorker(new ServiceRuntime.Member(member.vertx(), prefill),
         PrefillMain.create(prefill, ServiceRuntime.openEngine(config, Role.PREFILL, model,
-            tokenizer), name));
+            tokenizer, true), name));
     DuetConfig decode = config.with("instance.id", id + "-decode");
     ServiceRuntime.deployWorker(new ServiceRuntime.Member(member.vertx(), decode),
         DecodeMain.create(decode, ServiceRuntime.openEngine(config, Role.DECODE, model,
-            tokenizer), name));
+            tokenizer, true), name));
     return name;
   }
 

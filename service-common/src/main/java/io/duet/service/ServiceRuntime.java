@@ -110,10 +110,20 @@ public final class ServiceRuntime {
   /** Opens a model with the KV cache size and threads configured for {@code role}. */
   public static Engine openEngine(DuetConfig config, Role role, Path model, Path tokenizer)
       throws IOException {
+    return openEngine(config, role, model, tokenizer, false);
+  }
+
+  /**
+   * As {@link #openEngine(DuetConfig, Role, Path, Path)}; {@code sharedCores} when another
+   * engine of this JVM computes on the same cores (the embedded 1P1D).
+   */
+  public static Engine openEngine(DuetConfig config, Role role, Path model, Path tokenizer,
+      boolean sharedCores) throws IOException {
     boolean prefill = role == Role.PREFILL;
     EngineOptions options = new EngineOptions().modelPath(model).tokenizerPath(tokenizer)
         .kvCacheBytes((long) (prefill ? config.prefillKvCacheMb() : config.decodeKvCacheMb()) << 20)
-        .threads(prefill ? config.prefillThreads() : config.decodeThreads());
+        .threads(prefill ? config.prefillThreads() : config.decodeThreads())
+        .sharedCores(sharedCores);
     Engine engine = Engine.open(options);
     // Hash the weights for the KV layout fingerprint now, not on an event loop later, and let
     // the JIT compile the forward pass before the first request.

@@ -77,9 +77,14 @@ final class BenchCommand implements Callable<Integer> {
           "prefill, " + prompt + "-token prompt", prefill, prefill / single);
       System.out.printf("%-34s %10.1f MB/s   (%d tokens, %.2f MB)%n", "KV export+import", transfer,
           prompt, prompt * engine.layout().bytesPerToken() / 1e6);
-      System.out.printf("%-34s %10.1f MB     (model file %.1f MB, mapped off-heap; KV cache "
-          + "and activations of two engines included)%n", "heap in use",
-          (heapWithEngines - heapBefore) / 1e6, engine.model().fileSize() / 1e6);
+      double perEngine = (heapWithEngines - heapBefore) / 2e6;
+      var kv = engine.kvStats();
+      double kvCache = (double) kv.totalBlocks() * kv.blockSize() * engine.layout().bytesPerToken()
+          / 1e6;
+      System.out.printf("%-34s %10.1f MB     (per engine: KV cache %.1f MB + %.1f MB of "
+          + "activations and the rest; the %.1f MB model file is mapped, not on the heap)%n",
+          "heap in use", perEngine, kvCache, perEngine - kvCache,
+          engine.model().fileSize() / 1e6);
     }
     return 0;
   }

@@ -23,7 +23,10 @@ public final class WorkerPool implements AutoCloseable {
   }
 
   private static final long SPIN_NANOS = TimeUnit.MICROSECONDS.toNanos(200);
-  private static final int YIELD_EVERY = 64;
+  /** Spin turns between yields when this pool has its cores to itself. */
+  private static final int YIELD_EVERY_ALONE = 1024;
+  /** ... and when other busy compute threads share them. */
+  private static final int YIELD_EVERY_SHARED = 64;
 
   private final Thread[] workers;
   private final AtomicInteger nextChunk = new AtomicInteger();
@@ -35,14 +38,20 @@ public final class WorkerPool implements AutoCloseable {
   private volatile Throwable failure;
   /** 1 while worker i+1 is parked or about to park. */
   private final AtomicIntegerArray waiting;
+  private final int yieldEvery;
 
-  /** @param threads total parallelism including the calling thread; at least 1 */
-  public WorkerPool(int threads, String name) {
+  /**
+   * @param threads total parallelism including the calling thread; at least 1
+   * @param sharedCores whether other busy compute threads run on the same cores (a prefill and
+   *     a decode engine in one JVM); spin waits then give the core away much sooner
+   */
+  public WorkerPool(int threads, String name, boolean sharedCores) {
     if (threads < 1) {
       throw new IllegalArgumentException("threads must be at least 1, was " + threads);
     }
     workers = new Thread[threads - 1];
     waiting = new AtomicIntegerArray(threads - 1);
+    yieldEvery = sharedCores ? YIELD_EVERY_SHARED : YIELD_EVERY_ALONE;
     for (int i = 0; i < workers.length; i++) {
       int index = i + 1;
       workers[i] = new Thread(() -> workLoop(index), name + "-" + index);
@@ -151,10 +160,11 @@ public final class WorkerPool implements AutoCloseable {
   /**
    * One turn of a spin wait. Now and then it yields the core: when more compute threads than
    * cores are busy (a prefill and a decode engine sharing a machine), the thread being waited
-   * for may be the one that needs it.
+   * for may be the one that needs it. Yielding too often costs single-stream decode speed, so
+   * it happens often only when the cores are known to be shared.
    */
-  private static void pause(int spins) {
-    if (spins % YIELD_EVERY == 0) {
+  private void pause(int spins) {
+    if (spins % yieldEvery == 0) {
       Thread.yield();
     } else {
       Thread.onSpinWait();

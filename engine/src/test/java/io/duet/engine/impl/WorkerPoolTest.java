@@ -32,6 +32,10 @@ import org.junit.jupiter.params.provider.ValueSource;
  */
 class WorkerPoolTest {
 
+  /** Pools with more threads than cores are told their cores are shared. */
+  private static final int CORES = Runtime.getRuntime().availableProcessors();
+
+
   private static final Duration TIMEOUT = Duration.ofSeconds(30);
   private static final AtomicInteger POOL_NAMES = new AtomicInteger();
 
@@ -41,14 +45,14 @@ class WorkerPoolTest {
 
   @Test
   void rejectsFewerThanOneThread() {
-    assertThrows(IllegalArgumentException.class, () -> new WorkerPool(0, uniqueName()));
+    assertThrows(IllegalArgumentException.class, () -> new WorkerPool(0, uniqueName(), 0 > CORES));
   }
 
   @ParameterizedTest(name = "threads={0}")
   @ValueSource(ints = {1, 2, 4})
   void everyChunkRunsExactlyOnceOnAValidWorker(int threads) {
     assertTimeoutPreemptively(TIMEOUT, () -> {
-      try (WorkerPool pool = new WorkerPool(threads, uniqueName())) {
+      try (WorkerPool pool = new WorkerPool(threads, uniqueName(), threads > CORES)) {
         assertEquals(threads, pool.size());
         for (int chunks = 0; chunks <= 200; chunks++) {
           AtomicIntegerArray runs = new AtomicIntegerArray(Math.max(chunks, 1));
@@ -71,7 +75,7 @@ class WorkerPoolTest {
   @Test
   void workersReallyShareTheJob() {
     assertTimeoutPreemptively(TIMEOUT, () -> {
-      try (WorkerPool pool = new WorkerPool(2, uniqueName())) {
+      try (WorkerPool pool = new WorkerPool(2, uniqueName(), 2 > CORES)) {
         // Chunk 0 cannot finish until the other worker has run a chunk, so the job only
         // completes if a second thread takes part.
         AtomicBoolean workerOneRan = new AtomicBoolean();
@@ -98,7 +102,7 @@ class WorkerPoolTest {
   @CsvSource({"2, 20000", "4, 1000"})
   void manyConsecutiveTinyJobsAllComplete(int threads, int jobs) {
     assertTimeoutPreemptively(TIMEOUT, () -> {
-      try (WorkerPool pool = new WorkerPool(threads, uniqueName())) {
+      try (WorkerPool pool = new WorkerPool(threads, uniqueName(), threads > CORES)) {
         AtomicLong total = new AtomicLong();
         Random random = new Random(1);
         long expected = 0;
@@ -121,7 +125,7 @@ class WorkerPoolTest {
   void aJobAfterTheWorkersHaveParkedStillRuns() {
     assertTimeoutPreemptively(TIMEOUT, () -> {
       String name = uniqueName();
-      try (WorkerPool pool = new WorkerPool(3, name)) {
+      try (WorkerPool pool = new WorkerPool(3, name, 3 > CORES)) {
         pool.run(8, (chunk, worker) -> {});
         List<Thread> workers = threadsNamed(name);
         assertEquals(2, workers.size());
@@ -141,7 +145,7 @@ class WorkerPoolTest {
   @Test
   void aTaskFailingOnAWorkerThreadSurfacesAsIllegalStateExceptionAndThePoolStillWorks() {
     assertTimeoutPreemptively(TIMEOUT, () -> {
-      try (WorkerPool pool = new WorkerPool(2, uniqueName())) {
+      try (WorkerPool pool = new WorkerPool(2, uniqueName(), 2 > CORES)) {
         RuntimeException boom = new RuntimeException("boom on a worker");
         AtomicBoolean workerFailed = new AtomicBoolean();
         IllegalStateException thrown = assertThrows(IllegalStateException.class,
@@ -164,7 +168,7 @@ class WorkerPoolTest {
   @Test
   void aTaskFailingOnTheCallingThreadSurfacesAsIllegalStateExceptionAndThePoolStillWorks() {
     assertTimeoutPreemptively(TIMEOUT, () -> {
-      try (WorkerPool pool = new WorkerPool(2, uniqueName())) {
+      try (WorkerPool pool = new WorkerPool(2, uniqueName(), 2 > CORES)) {
         RuntimeException boom = new RuntimeException("boom on the calling thread");
         // Each thread waits in its first chunk until the other has one, so each runs one of
         // the two chunks and the failing one surely runs on the calling thread.
@@ -191,7 +195,7 @@ class WorkerPoolTest {
   @Test
   void runDoesNotReturnWhileWorkersStillRunChunksOfAFailedJob() {
     assertTimeoutPreemptively(TIMEOUT, () -> {
-      try (WorkerPool pool = new WorkerPool(2, uniqueName())) {
+      try (WorkerPool pool = new WorkerPool(2, uniqueName(), 2 > CORES)) {
         AtomicBoolean callerStarted = new AtomicBoolean();
         AtomicBoolean workerStarted = new AtomicBoolean();
         AtomicInteger inFlight = new AtomicInteger();
@@ -219,7 +223,7 @@ class WorkerPoolTest {
   void closeEndsSpinningWorkers() {
     assertTimeoutPreemptively(TIMEOUT, () -> {
       String name = uniqueName();
-      WorkerPool pool = new WorkerPool(4, name);
+      WorkerPool pool = new WorkerPool(4, name, 4 > CORES);
       pool.run(32, (chunk, worker) -> {});
       List<Thread> workers = threadsNamed(name);
       assertEquals(3, workers.size(), "one thread per worker besides the caller");
@@ -232,7 +236,7 @@ class WorkerPoolTest {
   void closeEndsParkedWorkers() {
     assertTimeoutPreemptively(TIMEOUT, () -> {
       String name = uniqueName();
-      WorkerPool pool = new WorkerPool(3, name);
+      WorkerPool pool = new WorkerPool(3, name, 3 > CORES);
       pool.run(8, (chunk, worker) -> {});
       List<Thread> workers = threadsNamed(name);
       assertEquals(2, workers.size());
@@ -247,7 +251,7 @@ class WorkerPoolTest {
   void closingAPoolThatNeverRanEndsItsWorkers() {
     assertTimeoutPreemptively(TIMEOUT, () -> {
       String name = uniqueName();
-      WorkerPool pool = new WorkerPool(2, name);
+      WorkerPool pool = new WorkerPool(2, name, 2 > CORES);
       List<Thread> workers = threadsNamed(name);
       assertEquals(1, workers.size());
       assertTrue(workers.get(0).isDaemon(), "workers must not keep the JVM alive");
