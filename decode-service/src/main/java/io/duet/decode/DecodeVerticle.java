@@ -7,6 +7,7 @@ import io.duet.cluster.protocol.DecodeRequest;
 import io.duet.cluster.protocol.Failure;
 import io.duet.cluster.protocol.ServiceException;
 import io.duet.cluster.protocol.InstanceInfo;
+import io.duet.cluster.protocol.Role;
 import io.duet.cluster.protocol.StreamCredit;
 import io.duet.decode.impl.DecodeService;
 import io.duet.engine.Engine;
@@ -52,7 +53,7 @@ public final class DecodeVerticle extends AbstractVerticle implements ServiceRun
     requests = vertx.eventBus().consumer(Addresses.decode(options.instanceId()), this::handleDecode);
     control = vertx.eventBus().consumer(Addresses.decodeControl(options.instanceId()),
         this::handleControl);
-    Future.all(StatusServer.start(vertx, options.host(), options.httpPort(), metrics, this::health)
+    Future.all(StatusServer.start(vertx, options.host(), options.httpPort(), metrics, this::info)
                 .onSuccess(server -> statusServer = server),
             requests.completion(), control.completion())
         .onSuccess(v -> LOG.info("decode {} (rank {}) ready: max {} sequences, status on port {}, "
@@ -71,15 +72,11 @@ public final class DecodeVerticle extends AbstractVerticle implements ServiceRun
   @Override
   public InstanceInfo info() {
     var kv = engine.kvStats();
-    return new InstanceInfo(options.instanceId(), io.duet.cluster.protocol.Role.DECODE,
+    return new InstanceInfo(options.instanceId(), Role.DECODE,
         options.dpRank(), options.host(), statusServer == null ? 0 : statusServer.actualPort(), 0,
         options.modelName(), engine.layout().fingerprint(), options.maxNumSeqs(),
         new InstanceInfo.Load(service.active(), service.waiting(), service.reservedTokens(),
             kv.usedBlocks(), kv.totalBlocks()), System.currentTimeMillis());
-  }
-
-  private JsonObject health() {
-    return new JsonObject().put("status", "ok").put("instance", info().toJson());
   }
 
   private void handleDecode(Message<JsonObject> message) {

@@ -72,7 +72,7 @@ public final class PrefillVerticle extends AbstractVerticle implements ServiceRu
     control = vertx.eventBus().consumer(Addresses.prefillControl(options.instanceId()),
         this::handleControl);
     Future.all(kvServer.listen(options.host(), options.kvPort()),
-            StatusServer.start(vertx, options.host(), options.httpPort(), metrics, this::health)
+            StatusServer.start(vertx, options.host(), options.httpPort(), metrics, this::info)
                 .onSuccess(server -> statusServer = server),
             requests.completion(), control.completion())
         .onSuccess(v -> LOG.info("prefill {} ready: KV on {}:{}, status on port {}, model {} ({})",
@@ -97,10 +97,6 @@ public final class PrefillVerticle extends AbstractVerticle implements ServiceRu
         options.modelName(), engine.layout().fingerprint(), options.maxBatchTokens(),
         new InstanceInfo.Load(scheduler.running(), scheduler.waiting(), scheduler.inFlightTokens(),
             kv.usedBlocks(), kv.totalBlocks()), System.currentTimeMillis());
-  }
-
-  private JsonObject health() {
-    return new JsonObject().put("status", "ok").put("instance", info().toJson());
   }
 
   private void handlePrefill(Message<JsonObject> message) {

@@ -1,5 +1,6 @@
 package io.duet.service;
 
+import io.duet.cluster.protocol.InstanceInfo;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.vertx.core.Future;
 import io.vertx.core.Vertx;
@@ -16,12 +17,14 @@ public final class StatusServer {
   private StatusServer() {
   }
 
+  /** @param instance this instance's current info, reported by {@code /health} */
   public static Future<HttpServer> start(Vertx vertx, String host, int port,
-      PrometheusMeterRegistry registry, Supplier<JsonObject> health) {
+      PrometheusMeterRegistry registry, Supplier<InstanceInfo> instance) {
     return vertx.createHttpServer().requestHandler(request -> {
       switch (request.path()) {
         case "/health" -> request.response().putHeader("content-type", "application/json")
-            .end(health.get().encode());
+            .end(new JsonObject().put("status", "ok").put("instance", instance.get().toJson())
+                .encode());
         case "/metrics" -> request.response()
             .putHeader("content-type", "text/plain; version=0.0.4; charset=utf-8")
             .end(registry.scrape());
