@@ -103,11 +103,6 @@ public final class ConfigLoader {
     return load(vertx, flags, env).map(config -> config.forRole(role));
   }
 
-  /** The overlay the environment makes, as nested JSON. */
-  public static JsonObject envOverlay(Map<String, String> env) {
-    return envLayer(env).values();
-  }
-
   private static DuetConfig.Layer envLayer(Map<String, String> env) {
     JsonObject values = new JsonObject();
     Map<String, String> details = new LinkedHashMap<>();

@@ -42,7 +42,8 @@ public final class Engine implements AutoCloseable {
   private final Transformer transformer;
   private final AtomicLong nextSequenceId = new AtomicLong(1);
   private volatile KvLayout layout;
-  private long computedTokens;
+  // Written by the engine thread, read by metrics and tests elsewhere.
+  private volatile long computedTokens;
 
   // Step scratch, sized once.
   private final int[] rowTokens;
@@ -80,11 +81,6 @@ public final class Engine implements AutoCloseable {
   /** Opens the model (memory-mapped) and tokenizer and sizes the KV cache. */
   public static Engine open(EngineOptions options) throws IOException {
     return open(options, KernelsProvider.best());
-  }
-
-  /** As {@link #open(EngineOptions)}, with the scalar kernels (for comparison and tests). */
-  public static Engine openScalar(EngineOptions options) throws IOException {
-    return open(options, KernelsProvider.scalar());
   }
 
   private static Engine open(EngineOptions options, Kernels kernels) throws IOException {

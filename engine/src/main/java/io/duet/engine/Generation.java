@@ -102,17 +102,6 @@ public final class Generation {
     return tail.stopped() ? tail.text() : tail.text() + stopStrings.flush();
   }
 
-  /** Ends the generation early (cancel, error): later calls to {@link #accept} are refused. */
-  public void abort(FinishReason reason) {
-    if (finish == null) {
-      finish = reason;
-    }
-  }
-
-  public boolean isFinished() {
-    return finish != null;
-  }
-
   public FinishReason finishReason() {
     return finish;
   }

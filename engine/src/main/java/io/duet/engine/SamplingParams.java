@@ -64,10 +64,6 @@ public record SamplingParams(float temperature, int topK, float topP, long seed,
     return new SamplingParams(temperature, topK, topP, seed, maxTokens, value, stopStrings, ignoreEos);
   }
 
-  public SamplingParams withStopStrings(List<String> value) {
-    return new SamplingParams(temperature, topK, topP, seed, maxTokens, stopTokenIds, value, ignoreEos);
-  }
-
   public SamplingParams withIgnoreEos(boolean value) {
     return new SamplingParams(temperature, topK, topP, seed, maxTokens, stopTokenIds, stopStrings, value);
   }

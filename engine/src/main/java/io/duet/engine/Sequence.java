@@ -78,10 +78,6 @@ public final class Sequence {
 
   // ---- engine-internal state management ----
 
-  int pendingTokens() {
-    return length - computed;
-  }
-
   int[] tokenArray() {
     return tokens;
   }

@@ -157,7 +157,7 @@ public final class PrefillVerticle extends AbstractVerticle implements ServiceRu
     Cancel cancel;
     try {
       cancel = Cancel.fromJson(message.body());
-    } catch (IllegalArgumentException e) {
+    } catch (IllegalArgumentException | NullPointerException | ClassCastException e) {
       LOG.warn("ignoring bad control message: {}", e.getMessage());
       return;
     }

@@ -62,10 +62,6 @@ public abstract class EngineThread implements AutoCloseable {
     }
   }
 
-  public boolean isEngineThread() {
-    return Thread.currentThread() == thread;
-  }
-
   @Override
   public void close() {
     closed = true;

@@ -62,6 +62,16 @@ public enum Failure {
     return INTERNAL;
   }
 
+  /** The failure named {@code name} on the wire; INTERNAL for a name this build does not know. */
+  public static Failure parse(String name) {
+    for (Failure f : values()) {
+      if (f.name().equals(name)) {
+        return f;
+      }
+    }
+    return INTERNAL;
+  }
+
   /** The text to fail a message with: {@code NAME: message}, so the name survives the trip. */
   public String message(String text) {
     return name() + ": " + text;

@@ -9,7 +9,6 @@ import io.vertx.core.Context;
 import java.util.ArrayList;
 import java.util.Iterator;
 import java.util.List;
-import java.util.concurrent.atomic.AtomicInteger;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -50,8 +49,6 @@ final class DecodeScheduler extends EngineThread {
   private final Listener listener;
   private final List<Active> running = new ArrayList<>();
   private final List<Sequence> stepList = new ArrayList<>();
-  private final AtomicInteger runningCount = new AtomicInteger();
-  private long steps;
 
   DecodeScheduler(Engine engine, Context context, Listener listener) {
     super("duet-decode-engine");
@@ -60,21 +57,12 @@ final class DecodeScheduler extends EngineThread {
     this.listener = listener;
   }
 
-  int running() {
-    return runningCount.get();
-  }
-
-  long steps() {
-    return steps;
-  }
-
   /** Joins a sequence into the batch at the next step. */
   void join(Admission admission) {
     submit(() -> {
       List<Delta> deltas = new ArrayList<>(1);
       if (accept(admission.requestId(), admission.generation(), admission.firstToken(), deltas)) {
         running.add(new Active(admission.requestId(), admission.generation()));
-        runningCount.set(running.size());
       }
       publish(deltas);
     });
@@ -90,7 +78,6 @@ final class DecodeScheduler extends EngineThread {
           engine.release(active.generation().sequence());
         }
       }
-      runningCount.set(running.size());
     });
   }
 
@@ -106,7 +93,6 @@ final class DecodeScheduler extends EngineThread {
     List<Delta> deltas = new ArrayList<>(running.size());
     try {
       engine.step(stepList);
-      steps++;
     } catch (RuntimeException e) {
       LOG.error("decode step over {} sequences failed", running.size(), e);
       for (Active active : running) {
@@ -114,27 +100,32 @@ final class DecodeScheduler extends EngineThread {
         deltas.add(new Delta(active.requestId(), "", 0, null, "decode step failed: " + e));
       }
       running.clear();
-      runningCount.set(0);
       publish(deltas);
       return false;
     }
     for (Iterator<Active> it = running.iterator(); it.hasNext(); ) {
       Active active = it.next();
       Generation generation = active.generation();
-      if (!accept(active.requestId(), generation, generation.sampleNext(), deltas)) {
+      if (!accept(active.requestId(), generation, -1, deltas)) {
         it.remove();
       }
     }
-    runningCount.set(running.size());
     publish(deltas);
     return !running.isEmpty();
   }
 
-  /** Records a token; returns whether the sequence goes on (and then appends the token). */
-  private boolean accept(String requestId, Generation generation, int token, List<Delta> out) {
+  /**
+   * Records a token ({@code -1}: sample it from the sequence's logits); returns whether the
+   * sequence goes on (and then appends the token). Any failure ends only this sequence.
+   */
+  private boolean accept(String requestId, Generation generation, int given, List<Delta> out) {
     Sequence sequence = generation.sequence();
     Generation.Delta delta;
+    int token = given;
     try {
+      if (token < 0) {
+        token = generation.sampleNext();
+      }
       delta = generation.accept(token);
       if (delta.finish() == null) {
         engine.append(sequence, token);

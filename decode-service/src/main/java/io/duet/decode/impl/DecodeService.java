@@ -36,8 +36,6 @@ public final class DecodeService implements DecodeScheduler.Listener {
   /** How long the end of a stream waits for a requester that stopped granting credit. */
   private static final long LINGER_MILLIS = 60_000;
 
-  /** A request refused at the door. */
-
   private final class Request {
     final DecodeRequest wire;
     final SamplingParams params;

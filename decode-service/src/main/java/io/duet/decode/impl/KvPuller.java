@@ -25,14 +25,14 @@ import org.slf4j.LoggerFactory;
 /**
  * Pulls leased KV from prefill instances over pooled TCP connections and imports it into the
  * local engine. A connection serves one transfer at a time; when all of a peer's connections
- * are busy, pulls wait for one. Any failure aborts the import (its blocks are freed) and closes
- * the connection, whose state can no longer be trusted. Use from one Vert.x context only.
+ * are busy, pulls wait for one. Any failure aborts the import (its blocks are freed); a
+ * refusal by the prefill instance (ERROR frame) leaves the connection idle for the next pull,
+ * any other failure closes it, since its state can no longer be trusted. Use from one Vert.x
+ * context only.
  */
 public final class KvPuller {
 
   private static final Logger LOG = LoggerFactory.getLogger(KvPuller.class);
-
-  /** A failed pull, with the protocol failure to report. */
 
   private final Vertx vertx;
   private final Engine engine;
@@ -179,8 +179,14 @@ public final class KvPuller {
       }
       try {
         switch (frame.type()) {
-          case HEADER -> transfer.kvImport = engine.beginImport(java.util.Arrays.copyOfRange(
-              frame.data(), frame.offset(), frame.offset() + frame.length()));
+          case HEADER -> {
+            if (transfer.kvImport != null) {
+              broken("a second KV header in one transfer");
+              return;
+            }
+            transfer.kvImport = engine.beginImport(java.util.Arrays.copyOfRange(
+                frame.data(), frame.offset(), frame.offset() + frame.length()));
+          }
           case CHUNK -> transfer.kvImport().acceptChunk(frame.data(), frame.offset(),
               frame.length());
           case END -> {

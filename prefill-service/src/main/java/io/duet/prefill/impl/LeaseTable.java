@@ -13,7 +13,8 @@ import org.slf4j.LoggerFactory;
 
 /**
  * Prefilled sequences waiting to be pulled, by transfer id. A lease ends exactly once: on the
- * decode instance's release, on a cancel, or when it expires; each of these frees the blocks.
+ * decode instance's release, on a cancel, or when it expires; its blocks are freed then, or
+ * when the last pull still reading them lets go.
  * A pull in progress pushes the expiry out so that a slow transfer is not cut off.
  */
 public final class LeaseTable {
@@ -69,7 +70,7 @@ public final class LeaseTable {
   }
 
   /**
-   * Starts a pull: pins the lease's blocks until {@link #endPull} and pushes its expiry out by a
+   * Starts a pull: pins the lease's blocks until {@link Pull#end()} and pushes its expiry out by a
    * full lease period. Null when the transfer id is unknown or the lease already ended.
    */
   public Pull startPull(String transferId) {
@@ -144,15 +145,6 @@ public final class LeaseTable {
 
   public int size() {
     return byTransfer.size();
-  }
-
-  /** Tokens held by live leases. */
-  public long heldTokens() {
-    long tokens = 0;
-    for (Lease lease : byTransfer.values()) {
-      tokens += lease.export.tokenCount();
-    }
-    return tokens;
   }
 
   /** Frees every lease (shutdown). */

@@ -60,8 +60,6 @@ public final class PrefillScheduler extends EngineThread {
       long prefillMicros) {
   }
 
-  /** Failures that carry the protocol code to answer with. */
-
   private final Engine engine;
   private final LeaseTable leases;
   private final int maxBatchTokens;
@@ -114,6 +112,7 @@ public final class PrefillScheduler extends EngineThread {
         Job job = it.next();
         if (job.requestId.equals(requestId)) {
           it.remove();
+          waiting.decrementAndGet();
           finish(job);
           complete(job, null, new ServiceException(Failure.CANCELLED, "cancelled"));
         }
@@ -154,7 +153,7 @@ public final class PrefillScheduler extends EngineThread {
         sequence = engine.allocate(job.prompt);
       } catch (KvCacheFullException e) {
         if (batch.isEmpty() && leases.size() == 0) {
-          queue.poll();
+          dequeue();
           finish(job);
           complete(job, null, new ServiceException(Failure.OVERLOADED,
               "the prompt does not fit into this prefill instance's KV cache"));
@@ -163,7 +162,7 @@ public final class PrefillScheduler extends EngineThread {
         // Leases will end (pulled or expired) and free blocks; their release wakes us.
         break;
       }
-      queue.poll();
+      dequeue();
       batch.add(job);
       sequences.add(sequence);
       tokens += job.prompt.length;
@@ -197,8 +196,18 @@ public final class PrefillScheduler extends EngineThread {
         continue;
       }
       Sampler sampler = new Sampler(job.params, engine.config().vocabSize());
-      int first = sampler.sample(sequence.logits());
-      String transferId = leases.lease(job.requestId, sequence);
+      int first;
+      String transferId;
+      try {
+        first = sampler.sample(sequence.logits());
+        transferId = leases.lease(job.requestId, sequence);
+      } catch (RuntimeException e) {
+        LOG.error("request {}: sampling or leasing after prefill failed", job.requestId, e);
+        engine.release(sequence);
+        complete(job, null, new ServiceException(Failure.INTERNAL,
+            "prefill failed: " + e.getMessage()));
+        continue;
+      }
       if (job.cancelled) {
         // The cancel may have looked for this lease before it existed.
         leases.release(transferId);
@@ -214,9 +223,15 @@ public final class PrefillScheduler extends EngineThread {
     return !queue.isEmpty();
   }
 
+  /** Takes the head of the queue: it no longer counts as waiting. */
+  private void dequeue() {
+    queue.poll();
+    waiting.decrementAndGet();
+  }
+
+  /** The job left this scheduler (answered, failed or cancelled). */
   private void finish(Job job) {
     jobs.remove(job.requestId, job);
-    waiting.decrementAndGet();
     inFlightTokens.addAndGet(-job.prompt.length);
   }
 

@@ -165,7 +165,14 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
                 + " failed: " + Failure.text(reply.cause()));
             return;
           }
-          PrefillResult result = PrefillResult.fromJson(reply.result().body());
+          PrefillResult result;
+          try {
+            result = PrefillResult.fromJson(reply.result().body());
+          } catch (RuntimeException e) {
+            fail(job, Failure.INTERNAL, "unreadable prefill result from "
+                + job.prefill.instanceId() + ": " + e.getMessage());
+            return;
+          }
           job.transferId = result.kv().transferId();
           if (job.stream.isDone()) {
             releaseLease(job);
@@ -206,7 +213,7 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
       return;
     }
     if (event.failure() != null) {
-      fail(job, Failure.valueOf(event.failure()), event.error());
+      fail(job, Failure.parse(event.failure()), event.error());
       return;
     }
     job.stream.deliver(event);

@@ -105,7 +105,7 @@ final class CompletionExchange {
     promptTokens = event.promptTokens();
     completionTokens = event.completionTokens();
     if (event.failure() != null) {
-      fail(new CompletionException(failureOf(event.failure()),
+      fail(new CompletionException(Failure.parse(event.failure()),
           event.error() != null ? event.error() : "the decode failed"));
       return;
     }
@@ -243,14 +243,6 @@ final class CompletionExchange {
       }
     } finally {
       MDC.remove("requestId");
-    }
-  }
-
-  private static Failure failureOf(String name) {
-    try {
-      return Failure.valueOf(name);
-    } catch (IllegalArgumentException e) {
-      return Failure.INTERNAL;
     }
   }
 }
