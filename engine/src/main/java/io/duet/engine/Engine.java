@@ -202,6 +202,18 @@ public final class Engine implements AutoCloseable {
     }
   }
 
+  /**
+   * The KV blocks a generation of at most {@code maxTokens} tokens after a prompt of
+   * {@code promptTokens} can occupy: the last sampled token is never appended, and the model's
+   * context caps the rest. Schedulers reserve this much before admitting a request, so that a
+   * running sequence never finds the cache full.
+   */
+  public int blocksForGeneration(int promptTokens, int maxTokens) {
+    long tokens = Math.min(model.config().seqLen(), (long) promptTokens + maxTokens - 1);
+    int blockSize = options.blockSize();
+    return (int) Math.max(1, (tokens + blockSize - 1) / blockSize);
+  }
+
   /** Room left in the model's context for more tokens of this sequence. */
   public int contextRemaining(Sequence sequence) {
     return model.config().seqLen() - sequence.length();

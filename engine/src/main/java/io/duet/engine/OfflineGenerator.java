@@ -78,8 +78,6 @@ public final class OfflineGenerator {
   }
 
   private int reservation(int[] prompt, SamplingParams params) {
-    int tokens = (int) Math.min(engine.config().seqLen(), (long) prompt.length + params.maxTokens());
-    int blockSize = engine.options().blockSize();
-    return (tokens + blockSize - 1) / blockSize;
+    return engine.blocksForGeneration(prompt.length, params.maxTokens());
   }
 }

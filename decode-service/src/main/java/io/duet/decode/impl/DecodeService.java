@@ -120,7 +120,7 @@ public final class DecodeService implements DecodeScheduler.Listener {
     } catch (IllegalArgumentException e) {
       return Future.failedFuture(new ServiceException(Failure.BAD_REQUEST, e.getMessage()));
     }
-    int blocks = blocksFor(wire);
+    int blocks = engine.blocksForGeneration(wire.promptTokens(), wire.sampling().maxTokens());
     int total = engine.kvStats().totalBlocks();
     if (blocks > total) {
       return Future.failedFuture(new ServiceException(Failure.OVERLOADED, "the request may need " + blocks
@@ -136,13 +136,6 @@ public final class DecodeService implements DecodeScheduler.Listener {
     waitingCount = waiting.size();
     admit();
     return Future.succeededFuture(request.started ? 0 : waiting.size());
-  }
-
-  private int blocksFor(DecodeRequest wire) {
-    long tokens = Math.min(engine.config().seqLen(),
-        (long) wire.promptTokens() + wire.sampling().maxTokens() + 1);
-    int blockSize = engine.options().blockSize();
-    return (int) ((tokens + blockSize - 1) / blockSize);
   }
 
   private void admit() {

@@ -8,6 +8,7 @@ import java.security.SecureRandom;
 import java.util.Base64;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicInteger;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -28,6 +29,8 @@ public final class LeaseTable {
   private final SecureRandom random = new SecureRandom();
   private final Map<String, Lease> byTransfer = new ConcurrentHashMap<>();
   private final Map<String, String> transferByRequest = new ConcurrentHashMap<>();
+  /** Leases that ended while a pull still pinned their blocks. */
+  private final AtomicInteger pinnedEnded = new AtomicInteger();
 
   /** @param onRelease called after blocks were freed (wakes a scheduler waiting for room) */
   public LeaseTable(Vertx vertx, Engine engine, long leaseMillis, Runnable onRelease) {
@@ -105,6 +108,7 @@ public final class LeaseTable {
       if (!ended) {
         ended = true;
         if (lease.unpin()) {
+          pinnedEnded.decrementAndGet();
           free(lease);
         }
       }
@@ -134,6 +138,8 @@ public final class LeaseTable {
     LOG.debug("KV lease {} of request {} {}", transferId, lease.requestId, why);
     if (lease.end()) {
       free(lease);
+    } else {
+      pinnedEnded.incrementAndGet();
     }
     return true;
   }
@@ -145,6 +151,14 @@ public final class LeaseTable {
 
   public int size() {
     return byTransfer.size();
+  }
+
+  /**
+   * Whether blocks will come back without anything new happening: a live lease will be pulled
+   * or expire, and an ended one still pinned by a pull is freed when the pull lets go.
+   */
+  public boolean holdsBlocks() {
+    return !byTransfer.isEmpty() || pinnedEnded.get() > 0;
   }
 
   /** Frees every lease (shutdown). */

@@ -152,7 +152,7 @@ public final class PrefillScheduler extends EngineThread {
       try {
         sequence = engine.allocate(job.prompt);
       } catch (KvCacheFullException e) {
-        if (batch.isEmpty() && leases.size() == 0) {
+        if (batch.isEmpty() && !leases.holdsBlocks()) {
           dequeue();
           finish(job);
           complete(job, null, new ServiceException(Failure.OVERLOADED,
