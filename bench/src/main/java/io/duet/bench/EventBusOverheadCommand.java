@@ -119,8 +119,8 @@ final class EventBusOverheadCommand extends BenchCommand {
 
   private void report(List<Row> rows, double startupSeconds) throws Exception {
     PrintWriter out = out();
-    int bytes = new DecodeEvent("local-w1", 12345, " the", 1, 12346, 128, null, null, null,
-        System.nanoTime() / 1000).toJson().encode().length();
+    int bytes = new DecodeEvent("local-w1", 12345, " the", 1, 12346, 128, null, null, null)
+        .toJson().encode().length();
     out.printf("eventbus-overhead: %d DecodeEvent JSON messages per stream (about %d bytes "
             + "encoded) after %d warm-up; credit grants of half the window, as the proxy "
             + "grants them; one-way latency = send to receive, both timed in this JVM%n",

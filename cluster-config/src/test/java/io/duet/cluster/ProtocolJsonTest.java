@@ -89,10 +89,10 @@ class ProtocolJsonTest {
 
   @Test
   void decodeEvents() {
-    DecodeEvent step = new DecodeEvent("req-1", 0, " there", 1, 1, 37, null, null, null, 99L);
-    DecodeEvent last = new DecodeEvent("req-1", 7, ".", 2, 12, 37, "stop", null, null, 99L);
+    DecodeEvent step = new DecodeEvent("req-1", 0, " there", 1, 1, 37, null, null, null);
+    DecodeEvent last = new DecodeEvent("req-1", 7, ".", 2, 12, 37, "stop", null, null);
     DecodeEvent failed = new DecodeEvent("req-1", 8, "", 0, 12, 37, null, "KV_TRANSFER",
-        "prefill gone", 99L);
+        "prefill gone");
     for (DecodeEvent event : List.of(step, last, failed)) {
       assertEquals(event, DecodeEvent.fromJson(wire(event.toJson())));
     }
@@ -118,7 +118,7 @@ class ProtocolJsonTest {
         "prefill result", new PrefillResult("r", 1, 2, 3, 0, KV, 4, 5).toJson(),
         "decode request", new DecodeRequest("r", KV, 1, 2, 3, SAMPLING, "a", 1).toJson(),
         "decode accepted", new DecodeAccepted("r", "d", 0).toJson(),
-        "decode event", new DecodeEvent("r", 0, "", 0, 0, 0, null, null, null, 0).toJson(),
+        "decode event", new DecodeEvent("r", 0, "", 0, 0, 0, null, null, null).toJson(),
         "cancel", new Cancel("r", null, "x").toJson(),
         "stream credit", new StreamCredit("r", 1).toJson());
     Map<String, Function<JsonObject, ?>> readers = Map.of(

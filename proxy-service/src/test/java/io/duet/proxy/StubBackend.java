@@ -62,7 +62,7 @@ final class StubBackend implements CompletionBackend {
     List<DecodeEvent> events = new ArrayList<>();
     for (int i = 0; i < pieces.length; i++) {
       events.add(new DecodeEvent(job.requestId(), i, pieces[i], 1, i + 1, promptTokens,
-          i == pieces.length - 1 ? finishReason : null, null, null, 0L));
+          i == pieces.length - 1 ? finishReason : null, null, null));
     }
     return new Script(events, 0, null, false);
   }
@@ -71,7 +71,7 @@ final class StubBackend implements CompletionBackend {
   static DecodeEvent failureEvent(CompletionJob job, int sequence, int completionTokens,
       Failure failure, String error) {
     return new DecodeEvent(job.requestId(), sequence, "", 0, completionTokens, 5, null,
-        failure.name(), error, 0L);
+        failure.name(), error);
   }
 
   @Override

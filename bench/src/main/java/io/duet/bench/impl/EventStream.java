@@ -101,7 +101,6 @@ public final class EventStream {
     final AtomicLongArray sentAt;
     final int messages;
     final int window;
-    final long decodeStartMicros = System.nanoTime() / 1000;
     MessageConsumer<Object> credits;
     int credit;
     int sent;
@@ -141,7 +140,7 @@ public final class EventStream {
         boolean last = sent == messages;
         sentAt.set(sequence, System.nanoTime());
         vertx.eventBus().send(stream, new DecodeEvent(requestId, sequence, " the", 1,
-            sequence + 1, 128, last ? "length" : null, null, null, decodeStartMicros).toJson());
+            sequence + 1, 128, last ? "length" : null, null, null).toJson());
       }
     }
   }

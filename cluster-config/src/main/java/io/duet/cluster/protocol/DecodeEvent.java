@@ -13,8 +13,7 @@ import io.vertx.core.json.JsonObject;
  * @param failure a {@link Failure} name when the decode failed, else null
  */
 public record DecodeEvent(String requestId, int sequence, String text, int tokens,
-    int completionTokens, int promptTokens, String finishReason, String failure, String error,
-    long decodeStartMicros) {
+    int completionTokens, int promptTokens, String finishReason, String failure, String error) {
 
   public boolean isLast() {
     return finishReason != null || failure != null;
@@ -23,7 +22,7 @@ public record DecodeEvent(String requestId, int sequence, String text, int token
   public JsonObject toJson() {
     JsonObject json = Messages.envelope().put("requestId", requestId).put("sequence", sequence)
         .put("text", text).put("tokens", tokens).put("completionTokens", completionTokens)
-        .put("promptTokens", promptTokens).put("decodeStartMicros", decodeStartMicros);
+        .put("promptTokens", promptTokens);
     if (finishReason != null) {
       json.put("finishReason", finishReason);
     }
@@ -38,6 +37,6 @@ public record DecodeEvent(String requestId, int sequence, String text, int token
     return new DecodeEvent(json.getString("requestId"), json.getInteger("sequence"),
         json.getString("text"), json.getInteger("tokens"), json.getInteger("completionTokens"),
         json.getInteger("promptTokens"), json.getString("finishReason"),
-        json.getString("failure"), json.getString("error"), json.getLong("decodeStartMicros", 0L));
+        json.getString("failure"), json.getString("error"));
   }
 }

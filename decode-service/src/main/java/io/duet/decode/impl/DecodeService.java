@@ -50,7 +50,7 @@ public final class DecodeService implements DecodeScheduler.Listener {
       this.params = params;
       this.reservedBlocks = reservedBlocks;
       this.sender = new StreamSender(vertx.eventBus(), wire.requestId(), wire.streamAddress(),
-          wire.promptTokens(), wire.initialCredits(), System.nanoTime() / 1000);
+          wire.promptTokens(), wire.initialCredits());
     }
   }
 

@@ -15,7 +15,6 @@ final class StreamSender {
   private final String requestId;
   private final String address;
   private final int promptTokens;
-  private final long decodeStartMicros;
   private int credits;
   private int sequence;
   private final StringBuilder text = new StringBuilder();
@@ -27,13 +26,12 @@ final class StreamSender {
   private boolean closed;
 
   StreamSender(EventBus eventBus, String requestId, String address, int promptTokens,
-      int credits, long decodeStartMicros) {
+      int credits) {
     this.eventBus = eventBus;
     this.requestId = requestId;
     this.address = address;
     this.promptTokens = promptTokens;
     this.credits = credits;
-    this.decodeStartMicros = decodeStartMicros;
   }
 
   void add(String delta, int newTokens, String finish) {
@@ -69,7 +67,7 @@ final class StreamSender {
     }
     credits--;
     eventBus.send(address, new DecodeEvent(requestId, sequence++, text.toString(), tokens,
-        completionTokens, promptTokens, finishReason, failure, error, decodeStartMicros).toJson());
+        completionTokens, promptTokens, finishReason, failure, error).toJson());
     text.setLength(0);
     tokens = 0;
     closed = terminal;
