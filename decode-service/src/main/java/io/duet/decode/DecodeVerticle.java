@@ -92,11 +92,8 @@ public final class DecodeVerticle extends AbstractVerticle implements ServiceRun
       if (result.succeeded()) {
         message.reply(new DecodeAccepted(request.requestId(), options.instanceId(),
             result.result()).toJson());
-      } else if (result.cause() instanceof ServiceException refused) {
-        message.fail(refused.failure().code(), refused.failure().message(refused.getMessage()));
       } else {
-        message.fail(Failure.INTERNAL.code(), Failure.INTERNAL.message(
-            String.valueOf(result.cause().getMessage())));
+        ServiceException.failReply(message, result.cause());
       }
     });
   }

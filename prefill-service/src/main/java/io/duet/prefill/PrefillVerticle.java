@@ -120,12 +120,11 @@ public final class PrefillVerticle extends AbstractVerticle implements ServiceRu
       try {
         if (result.succeeded()) {
           message.reply(toResult(request.requestId(), result.result()).toJson());
-        } else if (result.cause() instanceof ServiceException failure) {
-          message.fail(failure.failure().code(), failure.failure().message(failure.getMessage()));
         } else {
-          LOG.error("prefill failed", result.cause());
-          message.fail(Failure.INTERNAL.code(), Failure.INTERNAL.message(
-              String.valueOf(result.cause().getMessage())));
+          if (!(result.cause() instanceof ServiceException)) {
+            LOG.error("prefill failed", result.cause());
+          }
+          ServiceException.failReply(message, result.cause());
         }
       } finally {
         MDC.remove("requestId");

@@ -1,5 +1,6 @@
 package io.duet.cluster.protocol;
 
+import io.vertx.core.eventbus.Message;
 import java.util.Objects;
 
 /**
@@ -22,5 +23,15 @@ public class ServiceException extends RuntimeException {
 
   public Failure failure() {
     return failure;
+  }
+
+  /**
+   * Answers a request with a failure: the error's own {@link Failure} when it is a
+   * ServiceException, INTERNAL otherwise. The code and the name survive the event bus (see
+   * {@link Failure#of} and {@link Failure#text}).
+   */
+  public static void failReply(Message<?> message, Throwable error) {
+    Failure kind = error instanceof ServiceException service ? service.failure() : Failure.INTERNAL;
+    message.fail(kind.code(), kind.message(String.valueOf(error.getMessage())));
   }
 }

@@ -248,8 +248,10 @@ public final class DecodeService implements DecodeScheduler.Listener {
   private void lingerIfOpen(Request request) {
     if (request.finished && !request.sender.isClosed() && !request.cancelled) {
       String id = request.wire.requestId();
-      if (lingering.put(id, request.sender) == null) {
-        vertx.setTimer(LINGER_MILLIS, t -> lingering.remove(id));
+      StreamSender sender = request.sender;
+      if (lingering.put(id, sender) == null) {
+        // remove(id, sender): a later request that reuses the id keeps its own entry.
+        vertx.setTimer(LINGER_MILLIS, t -> lingering.remove(id, sender));
       }
     }
   }

@@ -136,6 +136,10 @@ public final class KvPuller {
       open--;
       idle.remove(connection);
       dispatch();
+      if (open == 0 && waiting.isEmpty()) {
+        // Nothing left to reuse: forget the peer (it may have left the cluster for good).
+        peers.remove(host + ":" + port, this);
+      }
     }
   }
 
