@@ -195,7 +195,7 @@ final class KvTransferCommand extends BenchCommand {
   private long[] pulls(Vertx vertx, Context context, KvPuller puller, Engine engineB,
       Random random, int length, int count, String tag, Progress progress) throws Exception {
     long[] nanos = new long[count];
-    SamplingSpec sampling = new SamplingSpec(0f, 0, 1f, 0L, 1, List.of(), List.of(), true);
+    SamplingSpec sampling = SamplingSpec.greedy(1).ignoringEos();
     for (int i = 0; i < count; i++) {
       progress.detail("transfer " + (i + 1) + "/" + count);
       PrefillRequest request = new PrefillRequest("kv-" + tag + i, null,

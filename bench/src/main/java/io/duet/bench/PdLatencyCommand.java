@@ -135,7 +135,7 @@ final class PdLatencyCommand extends BenchCommand {
       }
     }
     progress.phase("starting 1P1D (prefill + decode verticles, cluster backend)");
-    SamplingSpec spec = new SamplingSpec(0f, 0, 1f, 0L, maxTokens, List.of(), List.of(), true);
+    SamplingSpec spec = SamplingSpec.greedy(maxTokens).ignoringEos();
     int maxConcurrency = concurrency.stream().mapToInt(Integer::intValue).max().orElse(1);
     // Prefill and decode share this machine's cores, as in the embedded 1P1D.
     try (PdPipeline pipeline = PdPipeline.start(options.sharedCores(true), maxConcurrency)) {

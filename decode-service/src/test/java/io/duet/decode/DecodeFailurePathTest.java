@@ -164,11 +164,11 @@ class DecodeFailurePathTest {
   }
 
   static SamplingSpec greedy(int maxTokens) {
-    return new SamplingSpec(0f, 0, 1f, 1L, maxTokens, List.of(), List.of(), false);
+    return SamplingSpec.greedy(maxTokens);
   }
 
   static SamplingSpec greedyIgnoringEos(int maxTokens) {
-    return new SamplingSpec(0f, 0, 1f, 1L, maxTokens, List.of(), List.of(), true);
+    return SamplingSpec.greedy(maxTokens).ignoringEos();
   }
 
   /**
@@ -179,8 +179,7 @@ class DecodeFailurePathTest {
   static void warmUpTheKernels() throws Exception {
     try (Engine warm = Engine.open(new EngineOptions().modelPath(shared("aidreams260K.bin"))
         .tokenizerPath(shared("aidreams260K.tok512.bin")).kvBlocks(64).threads(1))) {
-      int[] prompt = warm.tokenizer().encode("Once upon a time", true, false);
-      new OfflineGenerator(warm, 1).generate(prompt, SamplingParams.greedy(40));
+      warm.warmUp(40);
     }
   }
 

@@ -20,7 +20,6 @@ import io.duet.cluster.transfer.KvFrame;
 import io.duet.engine.Engine;
 import io.duet.engine.EngineOptions;
 import io.duet.engine.KvImport;
-import io.duet.engine.OfflineGenerator;
 import io.duet.engine.Sampler;
 import io.duet.engine.SamplingParams;
 import io.duet.engine.Sequence;
@@ -114,7 +113,7 @@ class PrefillFailurePathTest {
   }
 
   static SamplingSpec greedy(int maxTokens) {
-    return new SamplingSpec(0f, 0, 1f, 1L, maxTokens, List.of(), List.of(), false);
+    return SamplingSpec.greedy(maxTokens);
   }
 
   /**
@@ -125,8 +124,7 @@ class PrefillFailurePathTest {
   static void warmUpTheKernels() throws Exception {
     try (Engine warm = Engine.open(new EngineOptions().modelPath(shared("aidreams260K.bin"))
         .tokenizerPath(shared("aidreams260K.tok512.bin")).kvBlocks(64).threads(1))) {
-      int[] prompt = warm.tokenizer().encode("Once upon a time", true, false);
-      new OfflineGenerator(warm, 1).generate(prompt, SamplingParams.greedy(40));
+      warm.warmUp(40);
     }
   }
 

@@ -16,6 +16,16 @@ public record SamplingSpec(float temperature, int topK, float topP, long seed, i
     stop = List.copyOf(stop);
   }
 
+  /** Greedy decoding of up to {@code maxTokens} tokens, stopping at EOS. */
+  public static SamplingSpec greedy(int maxTokens) {
+    return new SamplingSpec(0f, 0, 1f, 0L, maxTokens, List.of(), List.of(), false);
+  }
+
+  /** The same settings, generating past EOS (benchmarks, fixed-length tests). */
+  public SamplingSpec ignoringEos() {
+    return new SamplingSpec(temperature, topK, topP, seed, maxTokens, stopTokenIds, stop, true);
+  }
+
   public JsonObject toJson() {
     return new JsonObject().put("temperature", temperature).put("topK", topK).put("topP", topP)
         .put("seed", seed).put("maxTokens", maxTokens)

@@ -92,7 +92,7 @@ class PipelineTest {
   }
 
   private static SamplingSpec greedy(int maxTokens) {
-    return new SamplingSpec(0f, 0, 1f, 1L, maxTokens, List.of(), List.of(), false);
+    return SamplingSpec.greedy(maxTokens);
   }
 
   /** Runs a job and collects its events; fails with the stream's exception. */
