@@ -52,13 +52,12 @@ public final class KvPuller {
         .setReceiveBufferSize(4 << 20).setConnectTimeout((int) Math.min(timeoutMillis, 10_000)));
   }
 
-  /** Pulls the KV named by {@code handle}; the result is a sequence with every token computed. */
+  /**
+   * Pulls the KV named by {@code handle}; the result is a sequence with every token computed. A
+   * stream of another layout fails as INCOMPATIBLE_KV when its header arrives (callers check the
+   * handle's fingerprint before, as DecodeService does, to refuse without a round trip).
+   */
   public Future<Sequence> pull(KvHandle handle) {
-    String fingerprint = engine.layout().fingerprint();
-    if (!fingerprint.equals(handle.fingerprint())) {
-      return Future.failedFuture(new ServiceException(Failure.INCOMPATIBLE_KV, "KV layout "
-          + handle.fingerprint() + " does not match this decode instance's " + fingerprint));
-    }
     Transfer transfer = new Transfer(handle);
     transfers.put(handle.transferId(), transfer);
     transfer.timer = vertx.setTimer(timeoutMillis, t -> transfer.fail(new ServiceException(
