@@ -30,14 +30,14 @@ public final class ContinuousBatch<T> {
   public interface Listener<T> {
     /**
      * A token was accepted for {@code tag}. When {@code delta.finish()} is set, the generation
-     * has left the batch and its blocks are freed; otherwise the token is appended and the next
-     * step computes it.
+     * is over: its blocks are freed and it leaves the batch. Otherwise the token is appended and
+     * the next step computes it.
      */
     void onToken(T tag, Generation generation, Generation.Delta delta);
 
     /**
-     * Sampling, accepting or appending a token for {@code tag} threw. That generation alone has
-     * left the batch, its blocks freed; the others go on.
+     * Sampling, accepting or appending a token for {@code tag} threw. That generation alone is
+     * over: its blocks are freed and it leaves the batch; the others go on.
      */
     void onFailure(T tag, Generation generation, RuntimeException error);
   }
