@@ -1,5 +1,6 @@
 package io.duet.proxy.cluster;
 
+import static io.duet.service.ServiceTests.aidreams;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -9,7 +10,6 @@ import io.duet.cluster.protocol.SamplingSpec;
 import io.duet.decode.DecodeOptions;
 import io.duet.decode.DecodeVerticle;
 import io.duet.engine.Engine;
-import io.duet.engine.EngineOptions;
 import io.duet.engine.OfflineGenerator;
 import io.duet.engine.SamplingParams;
 import io.duet.prefill.PrefillOptions;
@@ -23,7 +23,6 @@ import io.vertx.core.Context;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
@@ -49,21 +48,12 @@ class PipelineTest {
   private ClusterBackend backend;
   private Context context;
 
-  private static Path shared(String file) {
-    return Path.of(System.getProperty("duet.shared.dir", "../../shared"), "models", file);
-  }
-
-  private static EngineOptions engineOptions() {
-    return new EngineOptions().modelPath(shared("aidreams260K.bin"))
-        .tokenizerPath(shared("aidreams260K.tok512.bin")).kvBlocks(512).threads(1);
-  }
-
   @BeforeEach
   void start() throws Exception {
     vertx = Vertx.vertx();
-    prefillEngine = Engine.open(engineOptions());
-    decodeEngine = Engine.open(engineOptions());
-    reference = Engine.open(engineOptions());
+    prefillEngine = Engine.open(aidreams(512));
+    decodeEngine = Engine.open(aidreams(512));
+    reference = Engine.open(aidreams(512));
     PrometheusMeterRegistry metrics = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
     prefill = new PrefillVerticle(prefillEngine, new PrefillOptions("p0", MODEL, "127.0.0.1", 0, 0,
         512, 64, 30_000), metrics);
