@@ -4,7 +4,6 @@ import io.duet.cluster.ClusterBootstrap;
 import io.duet.cluster.ConfigFlags;
 import io.duet.cluster.ConfigLoader;
 import io.duet.cluster.DuetConfig;
-import io.duet.cluster.Heartbeat;
 import io.duet.cluster.Logging;
 import io.duet.cluster.protocol.Role;
 import io.duet.engine.Engine;
@@ -108,10 +107,9 @@ public final class ServiceRuntime {
     deployWorker(join(config), factory.create(config, engine, modelName(config, model)));
   }
 
-  /** Deploys a worker on a member and starts its heartbeat. */
+  /** Deploys a worker on a member; it heartbeats until it is undeployed. */
   public static <W extends WorkerVerticle> W deployWorker(Member member, W worker) throws Exception {
-    await(member.vertx().deployVerticle(worker));
-    Heartbeat.start(member.vertx(), member.config(), worker::info);
+    await(member.vertx().deployVerticle(worker.heartbeatWith(member.config())));
     return worker;
   }
 

@@ -1,5 +1,7 @@
 package io.duet.service;
 
+import io.duet.cluster.DuetConfig;
+import io.duet.cluster.Heartbeat;
 import io.duet.cluster.protocol.InstanceInfo;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.vertx.core.AbstractVerticle;
@@ -15,17 +17,32 @@ import org.slf4j.LoggerFactory;
  * on one event-bus address and fire-and-forget control messages on another, serves its status
  * endpoint, and can say how it is doing ({@link #info()}). Subclasses start and stop their own
  * parts and handle the messages; it is ready when all of it listens.
+ *
+ * <p>A worker deployed with {@link #heartbeatWith} announces itself on the registry from when it
+ * is ready until it is undeployed: an undeployed worker no longer answers on its addresses, so
+ * the cluster must stop seeing it, and registries drop it after their heartbeat timeout.
  */
 public abstract class WorkerVerticle extends AbstractVerticle {
 
   private final String requestAddress;
   private final String controlAddress;
   private final StatusServer status;
+  private DuetConfig heartbeatConfig;
+  private Heartbeat heartbeat;
 
   protected WorkerVerticle(String requestAddress, String controlAddress, StatusServer status) {
     this.requestAddress = requestAddress;
     this.controlAddress = controlAddress;
     this.status = status;
+  }
+
+  /**
+   * Makes this worker heartbeat at {@code config}'s period while it is deployed. Call before
+   * deploying it; a worker deployed without it (a test, a benchmark) announces nothing.
+   */
+  public final WorkerVerticle heartbeatWith(DuetConfig config) {
+    this.heartbeatConfig = config;
+    return this;
   }
 
   @Override
@@ -37,12 +54,21 @@ public abstract class WorkerVerticle extends AbstractVerticle {
         vertx.eventBus().consumer(controlAddress, this::handleControl);
     Future.all(service, status.start(vertx, this::info), requests.completion(),
             control.completion())
-        .onSuccess(v -> LoggerFactory.getLogger(getClass()).info(readyMessage()))
+        .onSuccess(v -> {
+          LoggerFactory.getLogger(getClass()).info(readyMessage());
+          if (heartbeatConfig != null) {
+            heartbeat = Heartbeat.start(vertx, heartbeatConfig, this::info);
+          }
+        })
         .<Void>mapEmpty().onComplete(startPromise);
   }
 
   @Override
   public final void stop(Promise<Void> stopPromise) {
+    // First, so that no heartbeat announces a worker whose parts are already closing.
+    if (heartbeat != null) {
+      heartbeat.stop();
+    }
     Future.all(stopService(), status.close()).<Void>mapEmpty().onComplete(stopPromise);
   }
 
