@@ -50,7 +50,11 @@ public final class ServiceTests {
 
     /** Opens aidreams260K with {@code kvBlocks} KV blocks (see {@link #aidreams}). */
     public Engine open(int kvBlocks) throws IOException {
-      Engine engine = Engine.open(aidreams(kvBlocks));
+      return open(aidreams(kvBlocks));
+    }
+
+    public Engine open(EngineOptions options) throws IOException {
+      Engine engine = Engine.open(options);
       open.add(engine);
       return engine;
     }
