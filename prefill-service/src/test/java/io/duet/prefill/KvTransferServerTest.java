@@ -55,8 +55,8 @@ class KvTransferServerTest {
     engine = engines.open(new EngineOptions().modelPath(shared("stories260K.bin")).kvBlocks(64)
         .threads(1));
     leases = new LeaseTable(vertx, engine, 30_000, () -> { });
-    server = new KvTransferServer(vertx, leases, 1024);
-    await(server.listen("127.0.0.1", 0));
+    server = new KvTransferServer(vertx, leases);
+    await(server.listen("127.0.0.1", 0, 1024));
   }
 
   @AfterEach

@@ -36,19 +36,20 @@ public final class KvTransferServer {
 
   private final Vertx vertx;
   private final LeaseTable leases;
-  private final int writeQueueBytes;
   private NetServer server;
+  private int writeQueueBytes;
+
+  public KvTransferServer(Vertx vertx, LeaseTable leases) {
+    this.vertx = vertx;
+    this.leases = leases;
+  }
 
   /**
    * @param writeQueueBytes bytes queued on a connection before encoding waits for it to drain
+   *     ({@link #DEFAULT_WRITE_QUEUE_BYTES} but in tests)
    */
-  public KvTransferServer(Vertx vertx, LeaseTable leases, int writeQueueBytes) {
-    this.vertx = vertx;
-    this.leases = leases;
+  public Future<NetServer> listen(String host, int port, int writeQueueBytes) {
     this.writeQueueBytes = writeQueueBytes;
-  }
-
-  public Future<NetServer> listen(String host, int port) {
     NetServerOptions options = new NetServerOptions().setHost(host).setPort(port)
         .setTcpNoDelay(true).setSendBufferSize(4 << 20).setReceiveBufferSize(1 << 20);
     server = vertx.createNetServer(options).connectHandler(Connection::new);
