@@ -200,8 +200,20 @@ class DecodeFailurePathTest {
 
   private static DecodeRequest decodeRequest(String requestId, PrefillResult result,
       SamplingSpec sampling, EventStream stream, int credits) {
-    return new DecodeRequest(requestId, result.kv(), result.firstToken(), result.samplerState(),
+    return decodeRequest(requestId, result, result.kv(), sampling, stream, credits);
+  }
+
+  /** As the prefill result says, but with the KV handle {@code kv}. */
+  private static DecodeRequest decodeRequest(String requestId, PrefillResult result, KvHandle kv,
+      SamplingSpec sampling, EventStream stream, int credits) {
+    return new DecodeRequest(requestId, kv, result.firstToken(), result.samplerState(),
         result.promptTokens(), sampling, stream.address, credits);
+  }
+
+  /** {@code kv} with another transfer id and fingerprint. */
+  private static KvHandle altered(KvHandle kv, String transferId, String fingerprint) {
+    return new KvHandle(kv.prefillInstanceId(), kv.host(), kv.port(), transferId,
+        kv.blockCount(), kv.tokenCount(), fingerprint, kv.leaseExpiresAtMillis());
   }
 
   private Future<DecodeAccepted> decode(DecodeRequest request) {
@@ -354,11 +366,8 @@ class DecodeFailurePathTest {
     EventStream stream = stream();
     PrefillResult result = prefill("r1", PROMPT, greedy(20));
     KvHandle kv = result.kv();
-    KvHandle altered = new KvHandle(kv.prefillInstanceId(), kv.host(), kv.port(),
-        kv.transferId(), kv.blockCount(), kv.tokenCount(),
-        kv.fingerprint().replace("/B16", "/B32"), kv.leaseExpiresAtMillis());
-    DecodeRequest request = new DecodeRequest("r1", altered, result.firstToken(),
-        result.samplerState(), result.promptTokens(), greedy(20), stream.address, 4);
+    KvHandle altered = altered(kv, kv.transferId(), kv.fingerprint().replace("/B16", "/B32"));
+    DecodeRequest request = decodeRequest("r1", result, altered, greedy(20), stream, 4);
 
     Exception e = assertThrows(Exception.class, () -> await(decode(request)));
     ReplyException reply = assertInstanceOf(ReplyException.class, e);
@@ -387,12 +396,8 @@ class DecodeFailurePathTest {
     deploy(8);
     EventStream stream = stream();
     PrefillResult result = prefill("real", PROMPT, greedy(20));
-    KvHandle kv = result.kv();
-    KvHandle bogus = new KvHandle(kv.prefillInstanceId(), kv.host(), kv.port(),
-        "bogus-transfer-id", kv.blockCount(), kv.tokenCount(), kv.fingerprint(),
-        kv.leaseExpiresAtMillis());
-    DecodeRequest request = new DecodeRequest("bogus", bogus, result.firstToken(),
-        result.samplerState(), result.promptTokens(), greedy(20), stream.address, 4);
+    KvHandle bogus = altered(result.kv(), "bogus-transfer-id", result.kv().fingerprint());
+    DecodeRequest request = decodeRequest("bogus", result, bogus, greedy(20), stream, 4);
 
     DecodeAccepted accepted = await(decode(request));
     assertEquals("bogus", accepted.requestId());
