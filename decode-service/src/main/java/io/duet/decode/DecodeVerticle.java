@@ -11,16 +11,12 @@ import io.duet.cluster.protocol.Role;
 import io.duet.cluster.protocol.StreamCredit;
 import io.duet.decode.impl.DecodeService;
 import io.duet.engine.Engine;
-import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
-import io.vertx.core.AbstractVerticle;
-import io.vertx.core.Future;
-import io.vertx.core.Promise;
-import io.vertx.core.eventbus.Message;
-import io.vertx.core.eventbus.MessageConsumer;
-import io.vertx.core.http.HttpServer;
-import io.vertx.core.json.JsonObject;
-import io.duet.service.ServiceRuntime;
 import io.duet.service.StatusServer;
+import io.duet.service.WorkerVerticle;
+import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
+import io.vertx.core.Future;
+import io.vertx.core.eventbus.Message;
+import io.vertx.core.json.JsonObject;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -29,57 +25,52 @@ import org.slf4j.LoggerFactory;
  * address, pulls each request's KV from the prefill instance that holds it, decodes all running
  * requests as one continuous batch and streams their tokens back with flow control.
  */
-public final class DecodeVerticle extends AbstractVerticle implements ServiceRuntime.Worker {
+public final class DecodeVerticle extends WorkerVerticle {
 
   private static final Logger LOG = LoggerFactory.getLogger(DecodeVerticle.class);
 
   private final Engine engine;
   private final DecodeOptions options;
-  private final PrometheusMeterRegistry metrics;
   private DecodeService service;
-  private HttpServer statusServer;
-  private MessageConsumer<JsonObject> requests;
-  private MessageConsumer<JsonObject> control;
 
   public DecodeVerticle(Engine engine, DecodeOptions options, PrometheusMeterRegistry metrics) {
+    super(Addresses.decode(options.instanceId()), Addresses.decodeControl(options.instanceId()),
+        new StatusServer(options.host(), options.httpPort(), metrics));
     this.engine = engine;
     this.options = options;
-    this.metrics = metrics;
   }
 
   @Override
-  public void start(Promise<Void> startPromise) {
-    service = new DecodeService(vertx, context, engine, options, metrics);
-    requests = vertx.eventBus().consumer(Addresses.decode(options.instanceId()), this::handleDecode);
-    control = vertx.eventBus().consumer(Addresses.decodeControl(options.instanceId()),
-        this::handleControl);
-    Future.all(StatusServer.start(vertx, options.host(), options.httpPort(), metrics, this::info)
-                .onSuccess(server -> statusServer = server),
-            requests.completion(), control.completion())
-        .onSuccess(v -> LOG.info("decode {} (rank {}) ready: max {} sequences, status on port {}, "
-            + "model {} ({})", options.instanceId(), options.dpRank(), options.maxNumSeqs(),
-            statusServer.actualPort(), options.modelName(), engine.layout().fingerprint()))
-        .<Void>mapEmpty().onComplete(startPromise);
+  protected Future<?> startService() {
+    service = new DecodeService(vertx, context, engine, options, metrics());
+    return Future.succeededFuture();
   }
 
   @Override
-  public void stop(Promise<Void> stopPromise) {
+  protected String readyMessage() {
+    return String.format("decode %s (rank %d) ready: max %d sequences, status on port %d, "
+        + "model %s (%s)", options.instanceId(), options.dpRank(), options.maxNumSeqs(),
+        statusPort(), options.modelName(), engine.layout().fingerprint());
+  }
+
+  @Override
+  protected Future<?> stopService() {
     service.close();
-    (statusServer == null ? Future.<Void>succeededFuture() : statusServer.close())
-        .onComplete(stopPromise);
+    return Future.succeededFuture();
   }
 
   @Override
   public InstanceInfo info() {
     var kv = engine.kvStats();
-    return new InstanceInfo(options.instanceId(), Role.DECODE,
-        options.dpRank(), options.host(), statusServer == null ? 0 : statusServer.actualPort(), 0,
-        options.modelName(), engine.layout().fingerprint(), options.maxNumSeqs(),
-        new InstanceInfo.Load(service.active(), service.waiting(), service.reservedTokens(),
-            kv.usedBlocks(), kv.totalBlocks()), System.currentTimeMillis());
+    return new InstanceInfo(options.instanceId(), Role.DECODE, options.dpRank(), options.host(),
+        statusPort(), 0, options.modelName(), engine.layout().fingerprint(),
+        options.maxNumSeqs(), new InstanceInfo.Load(service.active(), service.waiting(),
+            service.reservedTokens(), kv.usedBlocks(), kv.totalBlocks()),
+        System.currentTimeMillis());
   }
 
-  private void handleDecode(Message<JsonObject> message) {
+  @Override
+  protected void handleRequest(Message<JsonObject> message) {
     DecodeRequest request;
     try {
       request = DecodeRequest.fromJson(message.body());
@@ -98,7 +89,8 @@ public final class DecodeVerticle extends AbstractVerticle implements ServiceRun
     });
   }
 
-  private void handleControl(Message<JsonObject> message) {
+  @Override
+  protected void handleControl(Message<JsonObject> message) {
     JsonObject body = message.body();
     try {
       if (Cancel.isCancel(body)) {

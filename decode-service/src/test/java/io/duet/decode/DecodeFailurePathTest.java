@@ -1,5 +1,10 @@
 package io.duet.decode;
 
+import static io.duet.service.ServiceTests.SEQ_LEN;
+import static io.duet.service.ServiceTests.await;
+import static io.duet.service.ServiceTests.eventually;
+import static io.duet.service.ServiceTests.holdsWithin;
+import static io.duet.service.ServiceTests.warmUpTheKernels;
 import static org.junit.jupiter.api.Assertions.assertAll;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -8,7 +13,6 @@ import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assertions.fail;
 
 import io.duet.cluster.protocol.Addresses;
 import io.duet.cluster.protocol.Cancel;
@@ -23,7 +27,6 @@ import io.duet.cluster.protocol.SamplingSpec;
 import io.duet.cluster.protocol.StreamCredit;
 import io.duet.cluster.transfer.KvFrame;
 import io.duet.engine.Engine;
-import io.duet.engine.EngineOptions;
 import io.duet.engine.FinishReason;
 import io.duet.engine.KvExport;
 import io.duet.engine.OfflineGenerator;
@@ -32,6 +35,7 @@ import io.duet.engine.SamplingParams;
 import io.duet.engine.Sequence;
 import io.duet.prefill.PrefillOptions;
 import io.duet.prefill.PrefillVerticle;
+import io.duet.service.ServiceTests.Engines;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
@@ -43,18 +47,13 @@ import io.vertx.core.eventbus.MessageConsumer;
 import io.vertx.core.eventbus.ReplyException;
 import io.vertx.core.json.JsonObject;
 import io.vertx.core.net.NetSocket;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.UUID;
 import java.util.concurrent.BlockingQueue;
-import java.util.concurrent.ExecutionException;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.locks.LockSupport;
-import java.util.function.BooleanSupplier;
 import java.util.stream.IntStream;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
@@ -75,10 +74,9 @@ class DecodeFailurePathTest {
   private static final String P = "p-test";
   private static final String D = "d-test";
   private static final String PROMPT = "Once upon a time";
-  private static final int SEQ_LEN = 128;
 
   private Vertx vertx;
-  private final List<Engine> engines = new ArrayList<>();
+  private final Engines engines = new Engines();
   private Engine prefillEngine;
   private Engine decodeEngine;
   private Engine reference;
@@ -88,57 +86,6 @@ class DecodeFailurePathTest {
   private final List<EventStream> streams = new ArrayList<>();
 
   // ---------------------------------------------------------------------------------- plumbing
-
-  private static Path shared(String file) {
-    Path path = Path.of(System.getProperty("duet.shared.dir", "../../shared"), "models", file)
-        .toAbsolutePath().normalize();
-    assertTrue(Files.isRegularFile(path), "shared model file is missing: " + path);
-    return path;
-  }
-
-  private Engine open(int kvBlocks) throws Exception {
-    Engine engine = Engine.open(new EngineOptions().modelPath(shared("aidreams260K.bin"))
-        .tokenizerPath(shared("aidreams260K.tok512.bin")).kvBlocks(kvBlocks).threads(1));
-    engines.add(engine);
-    return engine;
-  }
-
-  static <T> T await(Future<T> future) throws Exception {
-    try {
-      return future.toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS);
-    } catch (ExecutionException e) {
-      if (e.getCause() instanceof Exception cause) {
-        throw cause;
-      }
-      throw e;
-    }
-  }
-
-  static <T> T await(java.util.concurrent.CompletableFuture<T> future) throws Exception {
-    return future.get(10, TimeUnit.SECONDS);
-  }
-
-  /** Polls a condition the product offers no event for, until a deadline. */
-  static void eventually(String what, Duration timeout, BooleanSupplier check) {
-    long deadline = System.nanoTime() + timeout.toNanos();
-    while (!check.getAsBoolean()) {
-      if (System.nanoTime() > deadline) {
-        fail("not within " + timeout.toMillis() + " ms: " + what);
-      }
-      LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(5));
-    }
-  }
-
-  private static boolean holdsWithin(Duration timeout, BooleanSupplier check) {
-    long deadline = System.nanoTime() + timeout.toNanos();
-    while (!check.getAsBoolean()) {
-      if (System.nanoTime() > deadline) {
-        return false;
-      }
-      LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(5));
-    }
-    return true;
-  }
 
   private int dUsed() {
     return decodeEngine.kvStats().usedBlocks();
@@ -171,32 +118,23 @@ class DecodeFailurePathTest {
     return SamplingSpec.greedy(maxTokens).ignoringEos();
   }
 
-  /**
-   * The first forward passes of a JVM run the Vector API kernels unoptimised (seconds); do them
-   * once here so that the tests' own timings mean something.
-   */
   @BeforeAll
-  static void warmUpTheKernels() throws Exception {
-    try (Engine warm = Engine.open(new EngineOptions().modelPath(shared("aidreams260K.bin"))
-        .tokenizerPath(shared("aidreams260K.tok512.bin")).kvBlocks(64).threads(1))) {
-      warm.warmUp(40);
-    }
+  static void warmUp() throws Exception {
+    warmUpTheKernels();
   }
 
   @BeforeEach
   void start() throws Exception {
     vertx = Vertx.vertx();
-    prefillEngine = open(256);
-    decodeEngine = open(256);
-    reference = open(256);
+    prefillEngine = engines.open(256);
+    decodeEngine = engines.open(256);
+    reference = engines.open(256);
   }
 
   @AfterEach
   void stop() throws Exception {
     await(vertx.close());
-    for (Engine e : engines) {
-      e.close();
-    }
+    engines.close();
   }
 
   private void deploy(int maxNumSeqs) throws Exception {
@@ -262,8 +200,20 @@ class DecodeFailurePathTest {
 
   private static DecodeRequest decodeRequest(String requestId, PrefillResult result,
       SamplingSpec sampling, EventStream stream, int credits) {
-    return new DecodeRequest(requestId, result.kv(), result.firstToken(), result.samplerState(),
+    return decodeRequest(requestId, result, result.kv(), sampling, stream, credits);
+  }
+
+  /** As the prefill result says, but with the KV handle {@code kv}. */
+  private static DecodeRequest decodeRequest(String requestId, PrefillResult result, KvHandle kv,
+      SamplingSpec sampling, EventStream stream, int credits) {
+    return new DecodeRequest(requestId, kv, result.firstToken(), result.samplerState(),
         result.promptTokens(), sampling, stream.address, credits);
+  }
+
+  /** {@code kv} with another transfer id and fingerprint. */
+  private static KvHandle altered(KvHandle kv, String transferId, String fingerprint) {
+    return new KvHandle(kv.prefillInstanceId(), kv.host(), kv.port(), transferId,
+        kv.blockCount(), kv.tokenCount(), fingerprint, kv.leaseExpiresAtMillis());
   }
 
   private Future<DecodeAccepted> decode(DecodeRequest request) {
@@ -416,11 +366,8 @@ class DecodeFailurePathTest {
     EventStream stream = stream();
     PrefillResult result = prefill("r1", PROMPT, greedy(20));
     KvHandle kv = result.kv();
-    KvHandle altered = new KvHandle(kv.prefillInstanceId(), kv.host(), kv.port(),
-        kv.transferId(), kv.blockCount(), kv.tokenCount(),
-        kv.fingerprint().replace("/B16", "/B32"), kv.leaseExpiresAtMillis());
-    DecodeRequest request = new DecodeRequest("r1", altered, result.firstToken(),
-        result.samplerState(), result.promptTokens(), greedy(20), stream.address, 4);
+    KvHandle altered = altered(kv, kv.transferId(), kv.fingerprint().replace("/B16", "/B32"));
+    DecodeRequest request = decodeRequest("r1", result, altered, greedy(20), stream, 4);
 
     Exception e = assertThrows(Exception.class, () -> await(decode(request)));
     ReplyException reply = assertInstanceOf(ReplyException.class, e);
@@ -449,12 +396,8 @@ class DecodeFailurePathTest {
     deploy(8);
     EventStream stream = stream();
     PrefillResult result = prefill("real", PROMPT, greedy(20));
-    KvHandle kv = result.kv();
-    KvHandle bogus = new KvHandle(kv.prefillInstanceId(), kv.host(), kv.port(),
-        "bogus-transfer-id", kv.blockCount(), kv.tokenCount(), kv.fingerprint(),
-        kv.leaseExpiresAtMillis());
-    DecodeRequest request = new DecodeRequest("bogus", bogus, result.firstToken(),
-        result.samplerState(), result.promptTokens(), greedy(20), stream.address, 4);
+    KvHandle bogus = altered(result.kv(), "bogus-transfer-id", result.kv().fingerprint());
+    DecodeRequest request = decodeRequest("bogus", result, bogus, greedy(20), stream, 4);
 
     DecodeAccepted accepted = await(decode(request));
     assertEquals("bogus", accepted.requestId());
@@ -510,7 +453,7 @@ class DecodeFailurePathTest {
     EventStream stream = stream();
     await(decode(fakeRequest("r1", fake, export, stream)));
 
-    NetSocket socket = await(fake.pulled);
+    NetSocket socket = await(fake.pulled());
     // D allocated the blocks of the whole import on the header
     eventually("D imports into 3 blocks", Duration.ofSeconds(5), () -> dUsed() == 3);
     assertNull(stream.poll(Duration.ofMillis(100)), "no event while the transfer is open");
@@ -556,7 +499,7 @@ class DecodeFailurePathTest {
     assertTrue(last.error().contains("CORRUPTED"), last.error());
     eventuallyNoBlocksOnD();
     assertEquals(0, decode.info().load().running(), "the slot is free");
-    await(fake.connectionClosed); // D drops a connection whose stream it cannot trust
+    await(fake.connectionClosed()); // D drops a connection whose stream it cannot trust
     assertFalse(fake.received.contains(KvFrame.Type.RELEASE), "nothing was imported to release");
     assertNull(stream.poll(Duration.ofMillis(200)), "nothing after the last event");
 
@@ -634,7 +577,7 @@ class DecodeFailurePathTest {
     }));
     EventStream stream = stream();
     await(decode(fakeRequest("stalled", fake, export, stream)));
-    NetSocket socket = await(fake.pulled);
+    NetSocket socket = await(fake.pulled());
     eventually("D imports into 3 blocks", Duration.ofSeconds(5), () -> dUsed() == 3);
 
     cancelDecode("stalled");
@@ -645,7 +588,7 @@ class DecodeFailurePathTest {
     // Observed after the cancel, before the stalled transfer ends (pull timeout is 8 s):
     boolean blocksFreed = holdsWithin(Duration.ofSeconds(2), () -> dUsed() == 0);
     int usedAfterCancel = dUsed();
-    boolean connectionDropped = fake.connectionClosed.isDone();
+    boolean connectionDropped = fake.connectionClosed().isComplete();
     // Then the stalled prefill instance goes away; the cancelled request must stay silent.
     socket.close();
     DecodeEvent stray = stream.poll(Duration.ofMillis(1_000));

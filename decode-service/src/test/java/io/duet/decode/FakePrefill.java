@@ -3,12 +3,12 @@ package io.duet.decode;
 import io.duet.cluster.transfer.KvFrame;
 import io.duet.cluster.transfer.KvFrameParser;
 import io.vertx.core.Future;
+import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
 import io.vertx.core.net.NetServer;
 import io.vertx.core.net.NetServerOptions;
 import io.vertx.core.net.NetSocket;
 import java.util.List;
-import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
 
 /**
@@ -26,20 +26,18 @@ final class FakePrefill {
   private final NetServer server;
   /** Frame types the decode instance sent, in order. */
   final List<KvFrame.Type> received = new CopyOnWriteArrayList<>();
-  /** The socket of the first PULL, once the behaviour answered it. */
-  final CompletableFuture<NetSocket> pulled = new CompletableFuture<>();
-  /** Completes when the first connection closed (by either side). */
-  final CompletableFuture<Void> connectionClosed = new CompletableFuture<>();
+  private final Promise<NetSocket> pulled = Promise.promise();
+  private final Promise<Void> connectionClosed = Promise.promise();
 
   private FakePrefill(Vertx vertx, Behaviour behaviour) {
     server = vertx.createNetServer(new NetServerOptions().setHost("127.0.0.1").setPort(0))
         .connectHandler(socket -> {
-          socket.closeHandler(v -> connectionClosed.complete(null));
+          socket.closeHandler(v -> connectionClosed.tryComplete());
           socket.handler(new KvFrameParser(frame -> {
             received.add(frame.type());
             if (frame.type() == KvFrame.Type.PULL) {
               behaviour.onPull(socket, frame.payloadText());
-              pulled.complete(socket);
+              pulled.tryComplete(socket);
             }
           }, error -> socket.close()));
         });
@@ -48,6 +46,16 @@ final class FakePrefill {
   static Future<FakePrefill> start(Vertx vertx, Behaviour behaviour) {
     FakePrefill fake = new FakePrefill(vertx, behaviour);
     return fake.server.listen().map(s -> fake);
+  }
+
+  /** The socket of the first PULL, once the behaviour answered it. */
+  Future<NetSocket> pulled() {
+    return pulled.future();
+  }
+
+  /** Completes when the first connection closed (by either side). */
+  Future<Void> connectionClosed() {
+    return connectionClosed.future();
   }
 
   int port() {

@@ -17,16 +17,13 @@ import io.duet.prefill.impl.LeaseTable;
 import io.duet.prefill.impl.PrefillScheduler;
 import io.duet.service.EngineMetrics;
 import io.duet.service.Sampling;
-import io.duet.service.ServiceRuntime;
 import io.duet.service.StatusServer;
+import io.duet.service.WorkerVerticle;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
-import io.vertx.core.AbstractVerticle;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
 import io.vertx.core.eventbus.Message;
-import io.vertx.core.eventbus.MessageConsumer;
-import io.vertx.core.http.HttpServer;
 import io.vertx.core.json.JsonObject;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -37,69 +34,65 @@ import org.slf4j.MDC;
  * in batches on its engine thread, leases the KV and serves it to decode instances over its
  * KV transfer server.
  */
-public final class PrefillVerticle extends AbstractVerticle implements ServiceRuntime.Worker {
+public final class PrefillVerticle extends WorkerVerticle {
 
   private static final Logger LOG = LoggerFactory.getLogger(PrefillVerticle.class);
 
   private final Engine engine;
   private final PrefillOptions options;
-  private final PrometheusMeterRegistry metrics;
   private LeaseTable leases;
   private PrefillScheduler scheduler;
   private KvTransferServer kvServer;
-  private HttpServer statusServer;
-  private MessageConsumer<JsonObject> requests;
-  private MessageConsumer<JsonObject> control;
 
   public PrefillVerticle(Engine engine, PrefillOptions options, PrometheusMeterRegistry metrics) {
+    super(Addresses.prefill(options.instanceId()), Addresses.prefillControl(options.instanceId()),
+        new StatusServer(options.host(), options.httpPort(), metrics));
     this.engine = engine;
     this.options = options;
-    this.metrics = metrics;
   }
 
   @Override
-  public void start(Promise<Void> startPromise) {
+  protected Future<?> startService() {
     PrefillScheduler[] holder = new PrefillScheduler[1];
     leases = new LeaseTable(vertx, engine, options.leaseMillis(), () -> holder[0].wake());
     scheduler = new PrefillScheduler(engine, leases, options.maxBatchTokens(), options.maxWaiting());
     holder[0] = scheduler;
     scheduler.start();
-    EngineMetrics.bind(engine, metrics);
-    Gauge.builder("duet_prefill_waiting", scheduler, PrefillScheduler::waiting).register(metrics);
-    Gauge.builder("duet_kv_leases", leases, LeaseTable::size).register(metrics);
+    EngineMetrics.bind(engine, metrics());
+    Gauge.builder("duet_prefill_waiting", scheduler, PrefillScheduler::waiting)
+        .register(metrics());
+    Gauge.builder("duet_kv_leases", leases, LeaseTable::size).register(metrics());
     kvServer = new KvTransferServer(vertx, leases);
-    requests = vertx.eventBus().consumer(Addresses.prefill(options.instanceId()), this::handlePrefill);
-    control = vertx.eventBus().consumer(Addresses.prefillControl(options.instanceId()),
-        this::handleControl);
-    Future.all(kvServer.listen(options.host(), options.kvPort()),
-            StatusServer.start(vertx, options.host(), options.httpPort(), metrics, this::info)
-                .onSuccess(server -> statusServer = server),
-            requests.completion(), control.completion())
-        .onSuccess(v -> LOG.info("prefill {} ready: KV on {}:{}, status on port {}, model {} ({})",
-            options.instanceId(), options.host(), kvServer.actualPort(), statusServer.actualPort(),
-            options.modelName(), engine.layout().fingerprint()))
-        .<Void>mapEmpty().onComplete(startPromise);
+    return kvServer.listen(options.host(), options.kvPort(),
+        KvTransferServer.DEFAULT_WRITE_QUEUE_BYTES);
   }
 
   @Override
-  public void stop(Promise<Void> stopPromise) {
+  protected String readyMessage() {
+    return String.format("prefill %s ready: KV on %s:%d, status on port %d, model %s (%s)",
+        options.instanceId(), options.host(), kvServer.actualPort(), statusPort(),
+        options.modelName(), engine.layout().fingerprint());
+  }
+
+  @Override
+  protected Future<?> stopService() {
     scheduler.close();
     leases.releaseAll();
-    Future.all(kvServer.close(), statusServer == null ? Future.succeededFuture()
-        : statusServer.close()).<Void>mapEmpty().onComplete(stopPromise);
+    return kvServer.close();
   }
 
   @Override
   public InstanceInfo info() {
     var kv = engine.kvStats();
-    return new InstanceInfo(options.instanceId(), Role.PREFILL, 0, options.host(),
-        statusServer == null ? 0 : statusServer.actualPort(), kvServer.actualPort(),
-        options.modelName(), engine.layout().fingerprint(), options.maxBatchTokens(),
-        new InstanceInfo.Load(scheduler.running(), scheduler.waiting(), scheduler.inFlightTokens(),
-            kv.usedBlocks(), kv.totalBlocks()), System.currentTimeMillis());
+    return new InstanceInfo(options.instanceId(), Role.PREFILL, 0, options.host(), statusPort(),
+        kvServer.actualPort(), options.modelName(), engine.layout().fingerprint(),
+        options.maxBatchTokens(), new InstanceInfo.Load(scheduler.running(), scheduler.waiting(),
+            scheduler.inFlightTokens(), kv.usedBlocks(), kv.totalBlocks()),
+        System.currentTimeMillis());
   }
 
-  private void handlePrefill(Message<JsonObject> message) {
+  @Override
+  protected void handleRequest(Message<JsonObject> message) {
     PrefillRequest request;
     int[] prompt;
     SamplingParams params;
@@ -152,7 +145,8 @@ public final class PrefillVerticle extends AbstractVerticle implements ServiceRu
         outcome.prefillMicros());
   }
 
-  private void handleControl(Message<JsonObject> message) {
+  @Override
+  protected void handleControl(Message<JsonObject> message) {
     Cancel cancel;
     try {
       cancel = Cancel.fromJson(message.body());

@@ -1,5 +1,6 @@
 package io.duet.prefill;
 
+import static io.duet.service.ServiceTests.await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.fail;
@@ -41,16 +42,16 @@ final class KvFrameClient implements AutoCloseable {
   }
 
   static KvFrameClient connect(NetClient client, int port) throws Exception {
-    NetSocket socket = PrefillFailurePathTest.await(client.connect(port, "127.0.0.1"));
+    NetSocket socket = await(client.connect(port, "127.0.0.1"));
     return new KvFrameClient(socket);
   }
 
   void send(KvFrame frame) throws Exception {
-    PrefillFailurePathTest.await(socket.write(frame.encode()));
+    await(socket.write(frame.encode()));
   }
 
   void sendRaw(Buffer bytes) throws Exception {
-    PrefillFailurePathTest.await(socket.write(bytes));
+    await(socket.write(bytes));
   }
 
   /** Completes when the peer (or we) closed the connection. */

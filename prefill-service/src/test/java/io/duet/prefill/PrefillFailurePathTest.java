@@ -1,5 +1,9 @@
 package io.duet.prefill;
 
+import static io.duet.service.ServiceTests.SEQ_LEN;
+import static io.duet.service.ServiceTests.await;
+import static io.duet.service.ServiceTests.eventually;
+import static io.duet.service.ServiceTests.warmUpTheKernels;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
@@ -7,7 +11,6 @@ import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assertions.fail;
 
 import io.duet.cluster.protocol.Addresses;
 import io.duet.cluster.protocol.Cancel;
@@ -18,11 +21,11 @@ import io.duet.cluster.protocol.PrefillResult;
 import io.duet.cluster.protocol.SamplingSpec;
 import io.duet.cluster.transfer.KvFrame;
 import io.duet.engine.Engine;
-import io.duet.engine.EngineOptions;
 import io.duet.engine.KvImport;
 import io.duet.engine.Sampler;
 import io.duet.engine.SamplingParams;
 import io.duet.engine.Sequence;
+import io.duet.service.ServiceTests.Engines;
 import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.vertx.core.Future;
@@ -35,14 +38,10 @@ import io.vertx.core.eventbus.ReplyFailure;
 import io.vertx.core.json.JsonObject;
 import io.vertx.core.net.NetClient;
 import io.vertx.core.net.NetClientOptions;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.locks.LockSupport;
 import java.util.function.IntSupplier;
 import java.util.stream.IntStream;
 import org.junit.jupiter.api.AfterEach;
@@ -63,49 +62,13 @@ class PrefillFailurePathTest {
 
   private static final String ID = "p-test";
   private static final String PROMPT = "Once upon a time";
-  /** aidreams260K's context. */
-  private static final int SEQ_LEN = 128;
   private static final long LONG_LEASE = 30_000;
 
   private Vertx vertx;
   private NetClient netClient;
-  private final List<Engine> engines = new ArrayList<>();
+  private final Engines engines = new Engines();
   private Engine engine;
   private PrefillVerticle prefill;
-
-  static Path shared(String file) {
-    Path path = Path.of(System.getProperty("duet.shared.dir", "../../shared"), "models", file)
-        .toAbsolutePath().normalize();
-    assertTrue(Files.isRegularFile(path), "shared model file is missing: " + path);
-    return path;
-  }
-
-  static EngineOptions engineOptions(int kvBlocks) {
-    return new EngineOptions().modelPath(shared("aidreams260K.bin"))
-        .tokenizerPath(shared("aidreams260K.tok512.bin")).kvBlocks(kvBlocks).threads(1);
-  }
-
-  static <T> T await(Future<T> future) throws Exception {
-    try {
-      return future.toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS);
-    } catch (ExecutionException e) {
-      if (e.getCause() instanceof Exception cause) {
-        throw cause;
-      }
-      throw e;
-    }
-  }
-
-  /** Polls a condition the product offers no event for, until a deadline. */
-  static void eventually(String what, Duration timeout, java.util.function.BooleanSupplier check) {
-    long deadline = System.nanoTime() + timeout.toNanos();
-    while (!check.getAsBoolean()) {
-      if (System.nanoTime() > deadline) {
-        fail("not within " + timeout.toMillis() + " ms: " + what);
-      }
-      LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(5));
-    }
-  }
 
   static void eventuallyEquals(int expected, IntSupplier gauge, String what) {
     eventually(what + " == " + expected + " (last seen " + gauge.getAsInt() + ")",
@@ -116,16 +79,9 @@ class PrefillFailurePathTest {
     return SamplingSpec.greedy(maxTokens);
   }
 
-  /**
-   * The first forward passes of a JVM run the Vector API kernels unoptimised (seconds); do them
-   * once here so that the tests' own timings mean something.
-   */
   @BeforeAll
-  static void warmUpTheKernels() throws Exception {
-    try (Engine warm = Engine.open(new EngineOptions().modelPath(shared("aidreams260K.bin"))
-        .tokenizerPath(shared("aidreams260K.tok512.bin")).kvBlocks(64).threads(1))) {
-      warm.warmUp(40);
-    }
+  static void warmUp() throws Exception {
+    warmUpTheKernels();
   }
 
   @BeforeEach
@@ -137,19 +93,11 @@ class PrefillFailurePathTest {
   @AfterEach
   void stop() throws Exception {
     await(vertx.close());
-    for (Engine e : engines) {
-      e.close();
-    }
-  }
-
-  private Engine open(int kvBlocks) throws Exception {
-    Engine e = Engine.open(engineOptions(kvBlocks));
-    engines.add(e);
-    return e;
+    engines.close();
   }
 
   private void deploy(long leaseMillis, int maxWaiting, int kvBlocks) throws Exception {
-    engine = open(kvBlocks);
+    engine = engines.open(kvBlocks);
     prefill = new PrefillVerticle(engine, new PrefillOptions(ID, "aidreams", "127.0.0.1", 0, 0,
         512, maxWaiting, leaseMillis), new PrometheusMeterRegistry(PrometheusConfig.DEFAULT));
     await(vertx.deployVerticle(prefill));
@@ -197,7 +145,7 @@ class PrefillFailurePathTest {
   @Test
   void prefillAnswersFirstTokenPromptCountAndAHandleOfTheEnginesLayout() throws Exception {
     deploy(LONG_LEASE, 64, 64);
-    Engine reference = open(64);
+    Engine reference = engines.open(64);
     int[] prompt = reference.tokenizer().encode(PROMPT, true, false);
     Sequence seq = reference.allocate(prompt);
     reference.step(List.of(seq));
@@ -299,7 +247,7 @@ class PrefillFailurePathTest {
   void pullOfAnUnknownTransferGetsAnErrorAndTheConnectionStaysUsable() throws Exception {
     deploy(LONG_LEASE, 64, 64);
     PrefillResult result = prefill("r1", PROMPT);
-    Engine receiver = open(64);
+    Engine receiver = engines.open(64);
 
     try (KvFrameClient client = KvFrameClient.connect(netClient, kvPort())) {
       client.send(KvFrame.text(KvFrame.Type.PULL, "no-such-transfer"));

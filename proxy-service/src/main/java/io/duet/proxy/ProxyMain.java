@@ -16,7 +16,6 @@ import io.vertx.core.Vertx;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
-import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -45,11 +44,7 @@ public final class ProxyMain implements Callable<Integer> {
   Boolean embedded;
 
   public static void main(String[] args) {
-    ServiceRuntime.relaunchIfNeeded(ProxyMain.class, args);
-    int exit = new CommandLine(new ProxyMain()).execute(args);
-    if (exit != 0) {
-      System.exit(exit);
-    }
+    ServiceRuntime.runMain(new ProxyMain(), args);
   }
 
   @Override

@@ -4,24 +4,23 @@ import io.duet.cluster.ClusterBootstrap;
 import io.duet.cluster.ConfigFlags;
 import io.duet.cluster.ConfigLoader;
 import io.duet.cluster.DuetConfig;
-import io.duet.cluster.Heartbeat;
 import io.duet.cluster.Logging;
-import io.duet.cluster.protocol.InstanceInfo;
 import io.duet.cluster.protocol.Role;
 import io.duet.engine.Engine;
 import io.duet.engine.EngineOptions;
 import io.duet.engine.launch.VectorLauncher;
 import io.vertx.core.Future;
-import io.vertx.core.Verticle;
 import io.vertx.core.Vertx;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.concurrent.Callable;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
+import picocli.CommandLine;
 
 /**
  * The start-up every service main shares: configuration (defaults, file, environment, flags),
@@ -57,6 +56,20 @@ public final class ServiceRuntime {
     VectorLauncher.ensureVectorApi(mainClass, args, JVM_FLAGS);
   }
 
+  /**
+   * The body of a service's {@code main}: {@link #relaunchIfNeeded} (the command's class is the
+   * main class), then the picocli command. A command that fails ends the process with its exit
+   * code; one that succeeds has started a service whose threads keep the process alive, so
+   * this returns. For service mains only: it may end the process.
+   */
+  public static void runMain(Callable<Integer> command, String[] args) {
+    relaunchIfNeeded(command.getClass(), args);
+    int exit = new CommandLine(command).execute(args);
+    if (exit != 0) {
+      System.exit(exit);
+    }
+  }
+
   public static DuetConfig loadConfig(Role role, ConfigFlags flags) throws Exception {
     Vertx loader = Vertx.vertx();
     try {
@@ -76,16 +89,10 @@ public final class ServiceRuntime {
     return new Member(vertx, config);
   }
 
-  /** A prefill or decode instance: a verticle that can say how it is doing. */
-  public interface Worker extends Verticle {
-    /** This instance as the registry should see it now. */
-    InstanceInfo info();
-  }
-
   /** Makes the worker verticle of a role for an engine. */
   @FunctionalInterface
   public interface WorkerFactory {
-    Worker create(DuetConfig config, Engine engine, String modelName);
+    WorkerVerticle create(DuetConfig config, Engine engine, String modelName);
   }
 
   /**
@@ -100,10 +107,9 @@ public final class ServiceRuntime {
     deployWorker(join(config), factory.create(config, engine, modelName(config, model)));
   }
 
-  /** Deploys a worker on a member and starts its heartbeat. */
-  public static <W extends Worker> W deployWorker(Member member, W worker) throws Exception {
-    await(member.vertx().deployVerticle(worker));
-    Heartbeat.start(member.vertx(), member.config(), worker::info);
+  /** Deploys a worker on a member; it heartbeats until it is undeployed. */
+  public static <W extends WorkerVerticle> W deployWorker(Member member, W worker) throws Exception {
+    await(member.vertx().deployVerticle(worker.heartbeatWith(member.config())));
     return worker;
   }
 

@@ -14,12 +14,20 @@ import java.util.function.Supplier;
  */
 public final class StatusServer {
 
-  private StatusServer() {
+  private final String host;
+  private final int port;
+  private final PrometheusMeterRegistry registry;
+  private HttpServer server;
+
+  /** @param port 0 for any free port */
+  public StatusServer(String host, int port, PrometheusMeterRegistry registry) {
+    this.host = host;
+    this.port = port;
+    this.registry = registry;
   }
 
   /** @param instance this instance's current info, reported by {@code /health} */
-  public static Future<HttpServer> start(Vertx vertx, String host, int port,
-      PrometheusMeterRegistry registry, Supplier<InstanceInfo> instance) {
+  public Future<HttpServer> start(Vertx vertx, Supplier<InstanceInfo> instance) {
     return vertx.createHttpServer().requestHandler(request -> {
       switch (request.path()) {
         case "/health" -> request.response().putHeader("content-type", "application/json")
@@ -30,6 +38,20 @@ public final class StatusServer {
             .end(registry.scrape());
         default -> request.response().setStatusCode(404).end();
       }
-    }).listen(port, host);
+    }).listen(port, host).onSuccess(listening -> server = listening);
+  }
+
+  /** The meters {@code /metrics} serves. */
+  public PrometheusMeterRegistry registry() {
+    return registry;
+  }
+
+  /** The port it listens on; 0 until it does. */
+  public int actualPort() {
+    return server == null ? 0 : server.actualPort();
+  }
+
+  public Future<Void> close() {
+    return server == null ? Future.succeededFuture() : server.close();
   }
 }

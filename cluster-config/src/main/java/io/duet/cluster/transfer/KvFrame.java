@@ -22,7 +22,9 @@ import java.util.zip.CRC32C;
  * P -> D  RELEASED  -                    the blocks are free; the connection is idle again
  * </pre>
  *
- * A connection carries one transfer at a time and is reused for the next one. Frames are built
+ * A connection carries one transfer at a time and is reused for the next one. A RELEASE that
+ * arrives while a pull is being sent waits for that pull's END (or ERROR) and is answered after
+ * it; a second PULL then is a protocol error that closes the connection. Frames are built
  * in one array and sent without further copies, and a received frame's payload is a view of
  * the array it arrived in: KV chunks are large, and copies, not checksums, are what a transfer
  * would otherwise spend its time on.

@@ -22,8 +22,10 @@ import io.vertx.core.eventbus.MessageConsumer;
 import io.vertx.core.json.JsonObject;
 import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Set;
 import java.util.TreeSet;
 import java.util.function.Supplier;
@@ -40,11 +42,21 @@ import org.slf4j.LoggerFactory;
  * instance leaves the registry fails at once instead of waiting for the deadline. Whatever
  * ends a request (success, failure, cancel) releases what it holds on the instances. Use from
  * one Vert.x context only.
+ *
+ * <p>A decode instance that refuses a request as OVERLOADED is not the end of it: the request
+ * goes to the next compatible decode instance that has not refused it, up to
+ * {@link #DECODE_ATTEMPTS} instances in all, and fails as OVERLOADED only when none is left.
+ * Every attempt hands over the same KV handle, without prefilling again: a refusal comes
+ * before any pull, so the lease is untouched, and it comes within a round trip, far inside
+ * the lease. A lease that has expired by this proxy's clock ends the attempts, since the next
+ * instance could only fail to pull it.
  */
 public final class ClusterBackend implements CompletionBackend, ClusterStream.Control {
 
   private static final Logger LOG = LoggerFactory.getLogger(ClusterBackend.class);
   private static final long LIVENESS_CHECK_MILLIS = 500;
+  /** Decode instances asked at most per request, the first one included. */
+  static final int DECODE_ATTEMPTS = 3;
 
   private final Vertx vertx;
   private final EventBus eventBus;
@@ -64,6 +76,8 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
     final long estimatedPromptTokens;
     InstanceInfo prefill;
     InstanceInfo decode;
+    /** Decode instances that refused the request as overloaded. */
+    final Set<String> overloaded = new HashSet<>();
     String transferId;
     long deadlineTimer;
 
@@ -183,21 +197,50 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
   }
 
   private void decode(Job job, PrefillResult result) {
-    var candidate = picker.decode(registry.get(), job.completion.model(), result.kv().fingerprint());
+    var candidate = pickDecode(job, result);
     if (candidate.isEmpty()) {
       fail(job, Failure.UNAVAILABLE, "no decode instance of model " + job.completion.model()
           + " has KV layout " + result.kv().fingerprint());
       return;
     }
-    job.decode = candidate.get();
-    picker.decodeStarted(job.decode.instanceId());
+    sendDecode(job, result, candidate.get());
+  }
+
+  private Optional<InstanceInfo> pickDecode(Job job, PrefillResult result) {
+    return picker.decode(registry.get(), job.completion.model(), result.kv().fingerprint(),
+        job.overloaded);
+  }
+
+  private void sendDecode(Job job, PrefillResult result, InstanceInfo instance) {
+    job.decode = instance;
+    picker.decodeStarted(instance.instanceId());
     DecodeRequest request = new DecodeRequest(job.completion.requestId(), result.kv(),
         result.firstToken(), result.samplerState(), result.promptTokens(),
         job.completion.sampling(), streamAddress, credits);
-    eventBus.<JsonObject>request(Addresses.decode(job.decode.instanceId()), request.toJson(),
+    eventBus.<JsonObject>request(Addresses.decode(instance.instanceId()), request.toJson(),
             new DeliveryOptions().setSendTimeout(requestTimeoutMillis))
-        .onFailure(error -> fail(job, Failure.of(error), "decode on " + job.decode.instanceId()
-            + " refused the request: " + Failure.text(error)));
+        .onFailure(error -> decodeRefused(job, result, error));
+  }
+
+  /** Tries the next decode instance after an OVERLOADED refusal (see the class comment). */
+  private void decodeRefused(Job job, PrefillResult result, Throwable error) {
+    Failure failure = Failure.of(error);
+    String message = "decode on " + job.decode.instanceId() + " refused the request: "
+        + Failure.text(error);
+    if (failure == Failure.OVERLOADED && jobs.get(job.completion.requestId()) == job
+        && job.overloaded.size() + 1 < DECODE_ATTEMPTS
+        && System.currentTimeMillis() < result.kv().leaseExpiresAtMillis()) {
+      job.overloaded.add(job.decode.instanceId());
+      var next = pickDecode(job, result);
+      if (next.isPresent()) {
+        LOG.info("request {}: {}; trying decode instance {}", job.completion.requestId(),
+            message, next.get().instanceId());
+        picker.decodeEnded(job.decode.instanceId());
+        sendDecode(job, result, next.get());
+        return;
+      }
+    }
+    fail(job, failure, message);
   }
 
   private void onEvent(Message<JsonObject> message) {

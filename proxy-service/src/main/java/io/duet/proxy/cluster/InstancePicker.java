@@ -6,6 +6,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Set;
 
 /**
  * Chooses a prefill and a decode instance for a request from the live registry. Heartbeats are
@@ -37,12 +38,14 @@ final class InstancePicker {
     return Optional.ofNullable(best);
   }
 
-  Optional<InstanceInfo> decode(List<InstanceInfo> instances, String model, String fingerprint) {
+  /** @param excluded instance ids not to pick (they refused this request already) */
+  Optional<InstanceInfo> decode(List<InstanceInfo> instances, String model, String fingerprint,
+      Set<String> excluded) {
     InstanceInfo best = null;
     double bestLoad = Double.MAX_VALUE;
     for (InstanceInfo i : instances) {
       if (i.role() != Role.DECODE || !i.modelName().equals(model)
-          || !i.fingerprint().equals(fingerprint)) {
+          || !i.fingerprint().equals(fingerprint) || excluded.contains(i.instanceId())) {
         continue;
       }
       double load = (i.load().running() + i.load().waiting()

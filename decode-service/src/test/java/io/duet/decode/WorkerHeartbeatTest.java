@@ -1,0 +1,101 @@
+package io.duet.decode;
+
+import static io.duet.service.ServiceTests.await;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.duet.cluster.DuetConfig;
+import io.duet.cluster.Registry;
+import io.duet.cluster.protocol.Addresses;
+import io.duet.cluster.protocol.InstanceInfo;
+import io.duet.cluster.protocol.Role;
+import io.duet.prefill.PrefillMain;
+import io.duet.service.ServiceRuntime;
+import io.duet.service.ServiceTests.Engines;
+import io.duet.service.WorkerVerticle;
+import io.vertx.core.Vertx;
+import io.vertx.core.json.JsonObject;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+
+/**
+ * A prefill or decode worker deployed as its main deploys it announces itself on the registry
+ * while deployed, and only then: undeploying it stops its heartbeat, so registries drop it.
+ */
+@Timeout(value = 20, unit = TimeUnit.SECONDS)
+class WorkerHeartbeatTest {
+
+  private static final long HEARTBEAT_MILLIS = 50;
+  private static final long TIMEOUT_MILLIS = 300;
+
+  private Vertx vertx;
+  private final Engines engines = new Engines();
+
+  @BeforeEach
+  void start() {
+    vertx = Vertx.vertx();
+  }
+
+  @AfterEach
+  void stop() throws Exception {
+    await(vertx.close());
+    engines.close();
+  }
+
+  @ParameterizedTest
+  @EnumSource(value = Role.class, names = {"PREFILL", "DECODE"})
+  void undeployingAWorkerStopsItsHeartbeatAndTheRegistryDropsIt(Role role) throws Exception {
+    String id = role.wireName() + "-undeployed";
+    DuetConfig config = DuetConfig.defaults().with("instance.id", id)
+        .with("cluster.heartbeat-millis", HEARTBEAT_MILLIS)
+        .with("cluster.heartbeat-timeout-millis", TIMEOUT_MILLIS);
+    Registry registry = Registry.create(vertx, config);
+    await(registry.ready());
+    BlockingQueue<Registry.Change> changes = new LinkedBlockingQueue<>();
+    registry.onChange(change -> {
+      if (change.kind() != Registry.ChangeKind.UPDATED) {
+        changes.add(change);
+      }
+    });
+    AtomicInteger beats = new AtomicInteger();
+    await(vertx.eventBus().<JsonObject>consumer(Addresses.REGISTRY, message -> {
+      if (id.equals(InstanceInfo.fromJson(message.body()).instanceId())) {
+        beats.incrementAndGet();
+      }
+    }).completion());
+
+    WorkerVerticle worker = role == Role.PREFILL
+        ? PrefillMain.create(config, engines.open(64), "aidreams")
+        : DecodeMain.create(config, engines.open(64), "aidreams");
+    ServiceRuntime.deployWorker(new ServiceRuntime.Member(vertx, config), worker);
+
+    Registry.Change added = changes.poll(5, TimeUnit.SECONDS);
+    assertNotNull(added, "the deployed worker joins the registry");
+    assertEquals(Registry.ChangeKind.ADDED, added.kind());
+    assertEquals(id, added.instance().instanceId());
+    assertEquals(role, added.instance().role());
+
+    await(vertx.undeploy(worker.deploymentID()));
+
+    Registry.Change removed = changes.poll(5, TimeUnit.SECONDS);
+    assertNotNull(removed, "the registry drops the undeployed worker");
+    assertEquals(Registry.ChangeKind.REMOVED, removed.kind());
+    assertEquals(id, removed.instance().instanceId());
+    assertTrue(removed.reason().contains("no heartbeat"), removed.reason());
+    // Removal means a whole timeout passed without a heartbeat; none may come later either.
+    int beatsAtRemoval = beats.get();
+    assertNull(changes.poll(4 * HEARTBEAT_MILLIS, TimeUnit.MILLISECONDS),
+        "the undeployed worker does not come back");
+    assertEquals(beatsAtRemoval, beats.get(), "no heartbeat after the worker was undeployed");
+    assertTrue(registry.get(id).isEmpty());
+  }
+}
