@@ -19,6 +19,8 @@ import org.slf4j.LoggerFactory;
 public final class KernelsProvider {
 
   public static final String PROPERTY = "duet.kernels";
+  private static final boolean VECTOR_MODULE_PRESENT =
+      ModuleLayer.boot().findModule("jdk.incubator.vector").isPresent();
   private static final Logger LOG = LoggerFactory.getLogger(KernelsProvider.class);
 
   private KernelsProvider() {
@@ -38,7 +40,7 @@ public final class KernelsProvider {
     if ("scalar".equalsIgnoreCase(System.getProperty(PROPERTY, ""))) {
       return new ScalarKernels("forced by -D" + PROPERTY + "=scalar");
     }
-    if (ModuleLayer.boot().findModule("jdk.incubator.vector").isEmpty()) {
+    if (!vectorModulePresent()) {
       return new ScalarKernels("jdk.incubator.vector is not in the boot layer; "
           + "start the JVM with --add-modules jdk.incubator.vector");
     }
@@ -51,6 +53,10 @@ public final class KernelsProvider {
     } catch (ReflectiveOperationException | LinkageError e) {
       return new ScalarKernels("Vector API unusable on this JDK: " + e);
     }
+  }
+
+  static boolean vectorModulePresent() {
+    return VECTOR_MODULE_PRESENT;
   }
 
   /**
