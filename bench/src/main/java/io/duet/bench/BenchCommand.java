@@ -71,4 +71,10 @@ abstract class BenchCommand implements Callable<Integer> {
       throw badParameter(name + " must be positive, was " + value);
     }
   }
+
+  void requireNotNegative(int value, String name) {
+    if (value < 0) {
+      throw badParameter(name + " must not be negative");
+    }
+  }
 }

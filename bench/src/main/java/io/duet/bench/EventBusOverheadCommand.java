@@ -53,9 +53,7 @@ final class EventBusOverheadCommand extends BenchCommand {
   public Integer call() throws Exception {
     requirePositive(messages, "--messages");
     requirePositive(window, "--window");
-    if (warmup < 0) {
-      throw badParameter("--warmup must not be negative");
-    }
+    requireNotNegative(warmup, "--warmup");
     int[] windows = window == 1 ? new int[] {1} : new int[] {window, 1};
     Progress progress = progress(1 + 2 * windows.length);
     List<Row> rows = new ArrayList<>();

@@ -39,6 +39,7 @@ import java.util.Map;
 import java.util.Random;
 import java.util.zip.CRC32C;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
@@ -78,11 +79,8 @@ final class KvTransferCommand extends BenchCommand {
   @Option(names = "--warmup", description = "unmeasured transfers first (default: ${DEFAULT-VALUE})")
   int warmup = 10;
 
-  @Option(names = "--threads", description = "compute threads per engine (default: all cores)")
-  Integer threads;
-
-  @Option(names = "--seed", description = "seed of the random prompts (default: ${DEFAULT-VALUE})")
-  long seed = 42;
+  @Mixin
+  EngineBenchOptions engineBench;
 
   /** Median and best of a set of durations. */
   private record Timing(double medianMs, double bestMs) {
@@ -113,16 +111,11 @@ final class KvTransferCommand extends BenchCommand {
   public Integer call() throws Exception {
     requirePositive(tokens, "--tokens");
     requirePositive(repeat, "--repeat");
-    if (warmup < 0) {
-      throw badParameter("--warmup must not be negative");
-    }
-    EngineOptions options = new EngineOptions().modelPath(model);
-    if (threads != null) {
-      options.threads(threads);
-    }
+    requireNotNegative(warmup, "--warmup");
+    EngineOptions options = engineBench.engineOptions(model);
     Progress progress = progress(7);
     progress.phase("opening engines A (prefill) and B (decode)");
-    Random random = new Random(seed);
+    Random random = new Random(engineBench.seed);
     try (Engine engineA = Engine.open(options); Engine engineB = Engine.open(options)) {
       int length = Math.min(tokens, engineA.config().seqLen() - 1);
       if (length < 1) {

@@ -23,6 +23,7 @@ import java.util.ArrayList;
 import java.util.IntSummaryStatistics;
 import java.util.List;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
@@ -63,14 +64,11 @@ final class PdLatencyCommand extends BenchCommand {
       + "(default: ${DEFAULT-VALUE})")
   int warmup = 4;
 
-  @Option(names = "--threads", description = "compute threads per engine (default: all cores)")
-  Integer threads;
-
   @Option(names = "--kv-cache-mb", description = "KV cache per engine (default: ${DEFAULT-VALUE})")
   int kvCacheMb = 256;
 
-  @Option(names = "--seed", description = "seed of the random prompts (default: ${DEFAULT-VALUE})")
-  long seed = 42;
+  @Mixin
+  EngineBenchOptions engineBench;
 
   /** One concurrency level's prompts and results. */
   private static final class Run {
@@ -96,14 +94,9 @@ final class PdLatencyCommand extends BenchCommand {
     for (int c : concurrency) {
       requirePositive(c, "--concurrency");
     }
-    if (warmup < 0) {
-      throw badParameter("--warmup must not be negative");
-    }
-    EngineOptions options = new EngineOptions().modelPath(model).tokenizerPath(tokenizer)
+    requireNotNegative(warmup, "--warmup");
+    EngineOptions options = engineBench.engineOptions(model).tokenizerPath(tokenizer)
         .kvCacheBytes((long) kvCacheMb << 20);
-    if (threads != null) {
-      options.threads(threads);
-    }
     Progress progress = progress(2 + 4 * concurrency.size());
     List<Run> runs = new ArrayList<>();
     ModelConfig config;
@@ -119,6 +112,7 @@ final class PdLatencyCommand extends BenchCommand {
       }
       progress.phase("building prompts");
       Tokenizer tok = engine.tokenizer();
+      long seed = engineBench.seed;
       for (int i = 0; i < concurrency.size(); i++) {
         List<String> warm = Prompts.texts(tok, seed * 1000 + 2 * i, warmup, promptTokens);
         List<String> measured = Prompts.texts(tok, seed * 1000 + 2 * i + 1, requests, promptTokens);

@@ -1,10 +1,9 @@
 package io.duet.engine;
 
-import java.util.ArrayList;
 import java.util.List;
 
 /**
- * Runs a set of prompts to completion as one continuous batch in the calling thread: the
+ * Runs a set of prompts to completion as one {@link ContinuousBatch} in the calling thread: the
  * engine without a server, for the CLI, tests and benchmarks. Prompts wait while the KV cache or
  * the batch is full and join as soon as others finish.
  */
@@ -13,6 +12,17 @@ public final class OfflineGenerator {
   /** The result of one prompt. */
   public record Completion(int[] promptTokens, int[] outputTokens, String text,
       FinishReason finishReason, int cachedPromptTokens) {
+  }
+
+  /** Watches a run as it goes, e.g. to time it; told on the generating thread. */
+  public interface Observer {
+    /** Prompt {@code index} is about to be allocated and to join the batch. */
+    default void onAdmit(int index) {
+    }
+
+    /** Prompt {@code index} got a token; {@code delta.finish()} is set on its last. */
+    default void onToken(int index, Generation.Delta delta) {
+    }
   }
 
   private final Engine engine;
@@ -30,54 +40,86 @@ public final class OfflineGenerator {
 
   /** Generates for every prompt with the same parameters; results in prompt order. */
   public List<Completion> generateAll(List<int[]> prompts, SamplingParams params) {
-    int vocab = engine.config().vocabSize();
-    Completion[] results = new Completion[prompts.size()];
-    List<Generation> running = new ArrayList<>();
-    List<Integer> runningIndex = new ArrayList<>();
-    List<Sequence> toStep = new ArrayList<>();
-    int totalBlocks = engine.kvStats().totalBlocks();
-    int reserved = 0;
-    int next = 0;
-    while (next < prompts.size() || !running.isEmpty()) {
-      toStep.clear();
-      // Admit a prompt only when the blocks its whole generation may need are left, so that a
-      // running sequence never finds the cache full halfway.
-      while (next < prompts.size() && running.size() < maxRunning
-          && reserved + reservation(prompts.get(next), params) <= totalBlocks) {
-        Sequence sequence = engine.allocate(prompts.get(next));
-        reserved += reservation(prompts.get(next), params);
-        running.add(new Generation(engine, sequence, params, new Sampler(params, vocab)));
-        runningIndex.add(next++);
-      }
-      if (running.isEmpty()) {
-        throw new KvCacheFullException(reservation(prompts.get(next), params), totalBlocks);
-      }
-      for (Generation g : running) {
-        toStep.add(g.sequence());
-      }
-      engine.step(toStep);
-      for (int i = running.size() - 1; i >= 0; i--) {
-        Generation g = running.get(i);
-        int token = g.sampleNext();
-        Generation.Delta delta = g.accept(token);
-        if (delta.finish() == null) {
-          engine.append(g.sequence(), token);
-          continue;
-        }
-        Sequence s = g.sequence();
-        int index = runningIndex.get(i);
-        results[index] = new Completion(prompts.get(index), g.outputTokens(), g.text(),
-            g.finishReason(), s.cachedPrefixTokens());
-        engine.release(s);
-        reserved -= reservation(prompts.get(index), params);
-        running.remove(i);
-        runningIndex.remove(i);
-      }
-    }
-    return List.of(results);
+    return generateAll(prompts, params, new Observer() { });
   }
 
-  private int reservation(int[] prompt, SamplingParams params) {
-    return engine.blocksForGeneration(prompt.length, params.maxTokens());
+  /**
+   * {@link #generateAll(List, SamplingParams)}, telling {@code observer} when each prompt is
+   * admitted and each token is taken.
+   *
+   * @throws KvCacheFullException when one prompt's generation may need more blocks than the
+   *     whole cache has
+   */
+  public List<Completion> generateAll(List<int[]> prompts, SamplingParams params,
+      Observer observer) {
+    return new Run(prompts, params, observer).toEnd();
+  }
+
+  /** One generateAll call: its admissions, and what it makes of the batch's reports. */
+  private final class Run implements ContinuousBatch.Listener<Integer> {
+    final List<int[]> prompts;
+    final SamplingParams params;
+    final Observer observer;
+    final Completion[] results;
+    final ContinuousBatch<Integer> batch = new ContinuousBatch<>(engine, this);
+    /** Blocks reserved for the prompts in the batch. */
+    int reserved;
+
+    Run(List<int[]> prompts, SamplingParams params, Observer observer) {
+      this.prompts = prompts;
+      this.params = params;
+      this.observer = observer;
+      this.results = new Completion[prompts.size()];
+    }
+
+    List<Completion> toEnd() {
+      int vocab = engine.config().vocabSize();
+      int totalBlocks = engine.kvStats().totalBlocks();
+      int next = 0;
+      try {
+        while (next < prompts.size() || !batch.isEmpty()) {
+          // Admit a prompt only when the blocks its whole generation may need are left, so that
+          // a running sequence never finds the cache full halfway.
+          while (next < prompts.size() && batch.size() < maxRunning
+              && reserved + reservation(next) <= totalBlocks) {
+            observer.onAdmit(next);
+            Sequence sequence = engine.allocate(prompts.get(next));
+            reserved += reservation(next);
+            batch.join(next, new Generation(engine, sequence, params, new Sampler(params, vocab)));
+            next++;
+          }
+          if (batch.isEmpty()) {
+            throw new KvCacheFullException(reservation(next), totalBlocks);
+          }
+          batch.step();
+        }
+      } finally {
+        // Empty unless an exception cut the run short; its blocks must not outlive the call.
+        batch.releaseAll();
+      }
+      return List.of(results);
+    }
+
+    int reservation(int index) {
+      return engine.blocksForGeneration(prompts.get(index).length, params.maxTokens());
+    }
+
+    @Override
+    public void onToken(Integer index, Generation generation, Generation.Delta delta) {
+      observer.onToken(index, delta);
+      if (delta.finish() != null) {
+        results[index] = new Completion(prompts.get(index), generation.outputTokens(),
+            generation.text(), generation.finishReason(),
+            generation.sequence().cachedPrefixTokens());
+        reserved -= reservation(index);
+      }
+    }
+
+    @Override
+    public void onFailure(Integer index, Generation generation, RuntimeException error) {
+      // Offline, a failed sequence is a failed call: the caller gets the exception and the
+      // finally block frees what the batch still holds.
+      throw error;
+    }
   }
 }

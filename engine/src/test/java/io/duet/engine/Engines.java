@@ -3,6 +3,7 @@ package io.duet.engine;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Path;
+import java.util.List;
 
 /** Engines over the shared test models, sized small. */
 final class Engines {
@@ -36,5 +37,23 @@ final class Engines {
 
   static Path model(Engine engine) {
     return engine.model().path();
+  }
+
+  /**
+   * Runs one generation by hand on the engine's own primitives, the sequence alone in every
+   * step; returns it finished, its sequence still allocated. What any batch must reproduce.
+   */
+  static Generation generateAlone(Engine engine, int[] prompt, SamplingParams params) {
+    Sequence sequence = engine.allocate(prompt);
+    Generation generation = new Generation(engine, sequence, params,
+        new Sampler(params, engine.config().vocabSize()));
+    engine.step(List.of(sequence));
+    int token = generation.sampleNext();
+    while (generation.accept(token).finish() == null) {
+      engine.append(sequence, token);
+      engine.step(List.of(sequence));
+      token = generation.sampleNext();
+    }
+    return generation;
   }
 }

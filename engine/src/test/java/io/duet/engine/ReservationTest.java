@@ -3,7 +3,6 @@ package io.duet.engine;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import java.util.Arrays;
-import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
@@ -18,17 +17,8 @@ class ReservationTest {
       int[] prompt = new int[promptTokens];
       Arrays.fill(prompt, 5);
       prompt[0] = Tokenizer.BOS;
-      Sequence sequence = engine.allocate(prompt);
-      Generation generation = new Generation(engine, sequence,
-          SamplingParams.greedy(maxTokens).withIgnoreEos(true),
-          new Sampler(SamplingParams.greedy(maxTokens), engine.config().vocabSize()));
-      engine.step(List.of(sequence));
-      int token = generation.sampleNext();
-      while (generation.accept(token).finish() == null) {
-        engine.append(sequence, token);
-        engine.step(List.of(sequence));
-        token = generation.sampleNext();
-      }
+      Sequence sequence = Engines.generateAlone(engine, prompt,
+          SamplingParams.greedy(maxTokens).withIgnoreEos(true)).sequence();
       assertEquals(engine.blocksForGeneration(promptTokens, maxTokens), sequence.blockCount());
       engine.release(sequence);
     }

@@ -2,19 +2,17 @@ package io.duet.bench.impl;
 
 import io.duet.engine.Engine;
 import io.duet.engine.Generation;
-import io.duet.engine.Sampler;
+import io.duet.engine.OfflineGenerator;
 import io.duet.engine.SamplingParams;
-import io.duet.engine.Sequence;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.function.IntConsumer;
 
 /**
- * The engine alone, as {@link io.duet.engine.OfflineGenerator} runs it (one continuous batch
- * in the calling thread), instrumented per token: at most {@code concurrency} requests run at
- * once and the next one is admitted (and its clock starts) as soon as one finishes, as a client
- * with that many connections would do. A newly admitted prompt is prefilled in the same
- * forward pass as the running sequences' decode step.
+ * The engine alone, as {@link OfflineGenerator} runs it (one continuous batch in the calling
+ * thread), timed per token: at most {@code concurrency} requests run at once and the next one is
+ * admitted (and its clock starts) as soon as one finishes and its KV reservation fits, as a
+ * client with that many connections would see it. A newly admitted prompt is prefilled in the
+ * same forward pass as the running sequences' decode step.
  */
 public final class EngineLoop {
 
@@ -24,39 +22,33 @@ public final class EngineLoop {
   /** Runs every prompt; results in prompt order. {@code onFinished} gets finished counts. */
   public static List<RequestTiming> run(Engine engine, List<int[]> prompts, SamplingParams params,
       int concurrency, IntConsumer onFinished) {
-    int vocab = engine.config().vocabSize();
-    RequestTiming[] timings = new RequestTiming[prompts.size()];
-    List<Generation> running = new ArrayList<>();
-    List<Integer> runningIndex = new ArrayList<>();
-    List<Sequence> toStep = new ArrayList<>();
-    int next = 0;
-    int finished = 0;
-    while (next < prompts.size() || !running.isEmpty()) {
-      while (next < prompts.size() && running.size() < concurrency) {
-        timings[next] = new RequestTiming(System.nanoTime());
-        Sequence sequence = engine.allocate(prompts.get(next));
-        running.add(new Generation(engine, sequence, params, new Sampler(params, vocab)));
-        runningIndex.add(next++);
-      }
-      toStep.clear();
-      for (Generation g : running) {
-        toStep.add(g.sequence());
-      }
-      engine.step(toStep);
-      for (int i = running.size() - 1; i >= 0; i--) {
-        Generation g = running.get(i);
-        Generation.Delta delta = g.accept(g.sampleNext());
-        timings[runningIndex.get(i)].event(System.nanoTime(), 1);
-        if (delta.finish() == null) {
-          engine.append(g.sequence(), delta.token());
-          continue;
-        }
-        engine.release(g.sequence());
-        running.remove(i);
-        runningIndex.remove(i);
+    Clock clock = new Clock(prompts.size(), onFinished);
+    new OfflineGenerator(engine, concurrency).generateAll(prompts, params, clock);
+    return List.of(clock.timings);
+  }
+
+  /** Starts a request's clock at its admission and stamps each of its tokens. */
+  private static final class Clock implements OfflineGenerator.Observer {
+    final RequestTiming[] timings;
+    final IntConsumer onFinished;
+    int finished;
+
+    Clock(int requests, IntConsumer onFinished) {
+      this.timings = new RequestTiming[requests];
+      this.onFinished = onFinished;
+    }
+
+    @Override
+    public void onAdmit(int index) {
+      timings[index] = new RequestTiming(System.nanoTime());
+    }
+
+    @Override
+    public void onToken(int index, Generation.Delta delta) {
+      timings[index].event(System.nanoTime(), 1);
+      if (delta.finish() != null) {
         onFinished.accept(++finished);
       }
     }
-    return List.of(timings);
   }
 }

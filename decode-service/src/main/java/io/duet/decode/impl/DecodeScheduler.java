@@ -1,21 +1,21 @@
 package io.duet.decode.impl;
 
+import io.duet.engine.ContinuousBatch;
 import io.duet.engine.Engine;
 import io.duet.engine.FinishReason;
 import io.duet.engine.Generation;
-import io.duet.engine.Sequence;
 import io.duet.service.EngineThread;
 import io.vertx.core.Context;
 import java.util.ArrayList;
-import java.util.Iterator;
 import java.util.List;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Continuous batching on the engine thread: sequences join at the next step, every step
- * samples one token for each running sequence, finished ones leave and free their blocks.
- * Deltas of a step go to the Vert.x context in one hop.
+ * The engine thread's {@link ContinuousBatch}: requests whose KV was imported join with the
+ * first token their prefill instance sampled, every step takes one token for each running
+ * request, finished, failed and cancelled ones leave and free their blocks. Deltas of a step go
+ * to the Vert.x context in one hop.
  */
 final class DecodeScheduler extends EngineThread {
 
@@ -37,121 +37,78 @@ final class DecodeScheduler extends EngineThread {
   record Admission(String requestId, Generation generation, int firstToken) {
   }
 
-  private record Active(String requestId, Generation generation) {
-  }
-
   /** A delta, or a failure when {@code error} is set. */
   private record Delta(String requestId, String text, int tokens, String finish, String error) {
   }
 
-  private final Engine engine;
   private final Context context;
   private final Listener listener;
-  private final List<Active> running = new ArrayList<>();
-  private final List<Sequence> stepList = new ArrayList<>();
+  private final ContinuousBatch<String> batch;
+  /** What the command or step under way reports, published in one hop when it ends. */
+  private List<Delta> deltas = new ArrayList<>();
 
   DecodeScheduler(Engine engine, Context context, Listener listener) {
     super("duet-decode-engine");
-    this.engine = engine;
     this.context = context;
     this.listener = listener;
+    this.batch = new ContinuousBatch<>(engine, new ToDeltas());
   }
 
   /** Joins a sequence into the batch at the next step. */
   void join(Admission admission) {
     submit(() -> {
-      List<Delta> deltas = new ArrayList<>(1);
-      if (accept(admission.requestId(), admission.generation(), admission.firstToken(), deltas)) {
-        running.add(new Active(admission.requestId(), admission.generation()));
-      }
-      publish(deltas);
+      batch.join(admission.requestId(), admission.generation(), admission.firstToken());
+      publish();
     });
   }
 
   /** Stops a running request and frees its blocks; reports nothing more for it. */
   void cancel(String requestId) {
-    submit(() -> {
-      for (Iterator<Active> it = running.iterator(); it.hasNext(); ) {
-        Active active = it.next();
-        if (active.requestId().equals(requestId)) {
-          it.remove();
-          engine.release(active.generation().sequence());
-        }
-      }
-    });
+    submit(() -> batch.remove(requestId));
   }
 
   @Override
   protected boolean iteration() {
-    if (running.isEmpty()) {
+    if (batch.isEmpty()) {
       return false;
     }
-    stepList.clear();
-    for (Active active : running) {
-      stepList.add(active.generation().sequence());
-    }
-    List<Delta> deltas = new ArrayList<>(running.size());
     try {
-      engine.step(stepList);
+      batch.step();
     } catch (RuntimeException e) {
-      LOG.error("decode step over {} sequences failed", running.size(), e);
-      for (Active active : running) {
-        engine.release(active.generation().sequence());
-        deltas.add(new Delta(active.requestId(), "", 0, null, "decode step failed: " + e));
-      }
-      running.clear();
-      publish(deltas);
-      return false;
-    }
-    for (Iterator<Active> it = running.iterator(); it.hasNext(); ) {
-      Active active = it.next();
-      Generation generation = active.generation();
-      if (!accept(active.requestId(), generation, -1, deltas)) {
-        it.remove();
+      LOG.error("decode step over {} sequences failed", batch.size(), e);
+      for (String requestId : batch.releaseAll()) {
+        deltas.add(new Delta(requestId, "", 0, null, "decode step failed: " + e));
       }
     }
-    publish(deltas);
-    return !running.isEmpty();
+    publish();
+    return !batch.isEmpty();
   }
 
-  /**
-   * Records a token ({@code -1}: sample it from the sequence's logits); returns whether the
-   * sequence goes on (and then appends the token). Any failure ends only this sequence.
-   */
-  private boolean accept(String requestId, Generation generation, int given, List<Delta> out) {
-    Sequence sequence = generation.sequence();
-    Generation.Delta delta;
-    int token = given;
-    try {
-      if (token < 0) {
-        token = generation.sampleNext();
-      }
-      delta = generation.accept(token);
-      if (delta.finish() == null) {
-        engine.append(sequence, token);
-      }
-    } catch (RuntimeException e) {
-      LOG.error("request {} failed after {} tokens", requestId, generation.outputTokenCount(), e);
-      engine.release(sequence);
-      out.add(new Delta(requestId, "", 0, null, "decode failed: " + e.getMessage()));
-      return false;
+  /** Turns the batch's reports into deltas; a failure ends only its own request. */
+  private final class ToDeltas implements ContinuousBatch.Listener<String> {
+    @Override
+    public void onToken(String requestId, Generation generation, Generation.Delta delta) {
+      FinishReason finish = delta.finish();
+      deltas.add(new Delta(requestId, delta.text(), 1, finish == null ? null : finish.wireName(),
+          null));
     }
-    FinishReason finish = delta.finish();
-    if (finish == null) {
-      out.add(new Delta(requestId, delta.text(), 1, null, null));
-      return true;
+
+    @Override
+    public void onFailure(String requestId, Generation generation, RuntimeException error) {
+      LOG.error("request {} failed after {} tokens", requestId, generation.outputTokenCount(),
+          error);
+      deltas.add(new Delta(requestId, "", 0, null, "decode failed: " + error.getMessage()));
     }
-    engine.release(sequence);
-    out.add(new Delta(requestId, delta.text(), 1, finish.wireName(), null));
-    return false;
   }
 
-  private void publish(List<Delta> deltas) {
+  private void publish() {
     if (deltas.isEmpty()) {
       return;
     }
+    List<Delta> published = deltas;
+    deltas = new ArrayList<>();
     context.runOnContext(v -> {
-      for (Delta d : deltas) {
+      for (Delta d : published) {
         if (d.error() != null) {
           listener.onFailure(d.requestId(), d.error());
         } else {

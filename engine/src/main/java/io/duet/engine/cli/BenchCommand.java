@@ -7,15 +7,14 @@ import io.duet.engine.Sequence;
 import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
 import java.lang.management.ManagementFactory;
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
-import picocli.CommandLine.Parameters;
 
 /**
  * Speed figures of the engine on one model: single-stream decode, aggregate decode of a batch,
@@ -27,8 +26,8 @@ import picocli.CommandLine.Parameters;
     description = "Measure decode, batched decode, prefill and KV transfer speed.")
 final class BenchCommand implements Callable<Integer> {
 
-  @Parameters(index = "0", description = "llama2.c checkpoint")
-  Path model;
+  @Mixin
+  EngineArguments engineArguments;
 
   @Option(names = "--batch", description = "concurrent sequences for batched decode "
       + "(default: ${DEFAULT-VALUE})")
@@ -43,26 +42,21 @@ final class BenchCommand implements Callable<Integer> {
   @Option(names = "--repeat", description = "measured runs per figure (default: ${DEFAULT-VALUE})")
   int repeat = 3;
 
-  @Option(names = "--threads", description = "compute threads (default: all cores)")
-  Integer threads;
-
   private final Random random = new Random(42);
 
   @Override
   public Integer call() throws Exception {
-    EngineOptions options = new EngineOptions().modelPath(model)
+    EngineOptions options = engineArguments.engineOptions()
         .maxSequences(Math.max(batch, 1)).maxBatchTokens(Math.max(512, promptTokens));
-    if (threads != null) {
-      options.threads(threads);
-    }
     long heapBefore = usedHeap();
     try (Engine engine = Engine.open(options); Engine peer = Engine.open(options)) {
       long heapWithEngines = usedHeap();
       int seqLen = engine.config().seqLen();
       int prompt = Math.min(promptTokens, seqLen - 1);
       int decode = Math.min(decodeTokens, seqLen - 9);
-      System.out.printf("model %s %s%nkernels: %s, threads: %d%n", model.getFileName(),
-          engine.config(), engine.kernelsDescription(), engine.options().threads());
+      System.out.printf("model %s %s%nkernels: %s, threads: %d%n",
+          engineArguments.model.getFileName(), engine.config(), engine.kernelsDescription(),
+          engine.options().threads());
 
       double single = median("single-stream decode", () -> decodeRate(engine, 1, decode));
       double batched = median("decode x" + batch, () -> decodeRate(engine, batch, decode));

@@ -11,8 +11,8 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
-import picocli.CommandLine.Parameters;
 
 /**
  * Mirrors llama2.c's {@code run MODEL -z -t -p -s -n -i}: prints the prompt and its
@@ -24,8 +24,8 @@ import picocli.CommandLine.Parameters;
     description = "Generate text from a prompt, as llama2.c's run does.")
 final class GenerateCommand implements Callable<Integer> {
 
-  @Parameters(index = "0", description = "llama2.c checkpoint")
-  Path model;
+  @Mixin
+  EngineArguments engineArguments;
 
   @Option(names = "-z", description = "tokenizer.bin (default: ${DEFAULT-VALUE})")
   Path tokenizer = Path.of("tokenizer.bin");
@@ -50,9 +50,6 @@ final class GenerateCommand implements Callable<Integer> {
   @Option(names = "-i", description = "prompt (default: empty)")
   String prompt = "";
 
-  @Option(names = "--threads", description = "compute threads (default: all cores)")
-  Integer threads;
-
   @Option(names = "--warmup", description = "decode steps to run first so the JIT has compiled "
       + "the forward pass before the timed run (default: ${DEFAULT-VALUE}; not in run.c)")
   int warmup;
@@ -62,11 +59,8 @@ final class GenerateCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
-    EngineOptions options = new EngineOptions().modelPath(model).tokenizerPath(tokenizer)
+    EngineOptions options = engineArguments.engineOptions().tokenizerPath(tokenizer)
         .maxSequences(1);
-    if (threads != null) {
-      options.threads(threads);
-    }
     try (Engine engine = Engine.open(options)) {
       if (warmup > 0) {
         System.err.printf("warm-up: %d decode steps in %d ms%n", warmup, engine.warmUp(warmup));
