@@ -1,16 +1,26 @@
 package io.duet.engine.impl;
 
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.Arrays;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
  * Picks the fastest kernels this JVM can run: the Vector API when the incubator module is in the
- * boot layer and the hardware has 256-bit float vectors, scalar Java otherwise. The system
- * property {@code duet.kernels=scalar} forces the scalar kernels (for comparison runs).
+ * boot layer, the hardware has 256-bit float vectors and the kernels pass a self-check against
+ * the scalar ones; scalar Java otherwise. The system property {@code duet.kernels=scalar} forces
+ * the scalar kernels (for comparison runs).
+ *
+ * <p>The self-check matters because the incubating API changes between JDKs: Java 20 removed the
+ * {@code ByteBuffer} loads these kernels are compiled against, so on a newer JDK they would only
+ * fail in the middle of the first forward pass.
  */
 public final class KernelsProvider {
 
   public static final String PROPERTY = "duet.kernels";
+  private static final boolean VECTOR_MODULE_PRESENT =
+      ModuleLayer.boot().findModule("jdk.incubator.vector").isPresent();
   private static final Logger LOG = LoggerFactory.getLogger(KernelsProvider.class);
 
   private KernelsProvider() {
@@ -30,7 +40,7 @@ public final class KernelsProvider {
     if ("scalar".equalsIgnoreCase(System.getProperty(PROPERTY, ""))) {
       return new ScalarKernels("forced by -D" + PROPERTY + "=scalar");
     }
-    if (ModuleLayer.boot().findModule("jdk.incubator.vector").isEmpty()) {
+    if (!vectorModulePresent()) {
       return new ScalarKernels("jdk.incubator.vector is not in the boot layer; "
           + "start the JVM with --add-modules jdk.incubator.vector");
     }
@@ -39,9 +49,48 @@ public final class KernelsProvider {
       if (!(Boolean) type.getDeclaredMethod("supported").invoke(null)) {
         return new ScalarKernels("this CPU has no 256-bit float vectors");
       }
-      return (Kernels) type.getDeclaredConstructor().newInstance();
+      return verified((Kernels) type.getDeclaredConstructor().newInstance());
     } catch (ReflectiveOperationException | LinkageError e) {
       return new ScalarKernels("Vector API unusable on this JDK: " + e);
+    }
+  }
+
+  static boolean vectorModulePresent() {
+    return VECTOR_MODULE_PRESENT;
+  }
+
+  /**
+   * Returns {@code candidate} if it computes a small matrix product and dot product with exactly
+   * the bits of the scalar kernels, the scalar kernels (saying why) otherwise.
+   */
+  static Kernels verified(Kernels candidate) {
+    Kernels reference = new ScalarKernels("reference");
+    int rows = 3;
+    int cols = 2 * Kernels.LANES + 3;
+    int tokens = 5;
+    ByteBuffer bytes = ByteBuffer.allocateDirect(rows * cols * Float.BYTES)
+        .order(ByteOrder.LITTLE_ENDIAN);
+    float[] x = new float[tokens * cols];
+    for (int i = 0; i < rows * cols; i++) {
+      bytes.putFloat(i * Float.BYTES, (float) Math.sin(i + 1));
+    }
+    for (int i = 0; i < x.length; i++) {
+      x[i] = (float) Math.cos(3 * i + 1);
+    }
+    WeightMatrix w = new WeightMatrix(bytes, rows, cols);
+    float[] expected = new float[tokens * rows];
+    float[] actual = new float[tokens * rows];
+    try {
+      reference.matmul(w, x, cols, tokens, expected, 0, rows, 0, rows);
+      candidate.matmul(w, x, cols, tokens, actual, 0, rows, 0, rows);
+      boolean same = Arrays.equals(expected, actual)
+          && Float.floatToRawIntBits(reference.dot(x, 1, x, cols, cols))
+              == Float.floatToRawIntBits(candidate.dot(x, 1, x, cols, cols));
+      return same ? candidate
+          : new ScalarKernels(candidate.description() + " disagree with the scalar kernels");
+    } catch (RuntimeException | LinkageError e) {
+      return new ScalarKernels(candidate.description() + " fail on Java "
+          + Runtime.version().feature() + ": " + e);
     }
   }
 }

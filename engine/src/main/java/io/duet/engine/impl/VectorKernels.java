@@ -1,7 +1,5 @@
 package io.duet.engine.impl;
 
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorSpecies;
@@ -19,7 +17,6 @@ import jdk.incubator.vector.VectorSpecies;
 final class VectorKernels implements Kernels {
 
   private static final VectorSpecies<Float> S = FloatVector.SPECIES_256;
-  private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
 
   static boolean supported() {
     return S.length() == LANES && FloatVector.SPECIES_PREFERRED.length() >= LANES;
@@ -33,7 +30,7 @@ final class VectorKernels implements Kernels {
   @Override
   public void matmul(WeightMatrix w, float[] x, int xStride, int tokens,
       float[] out, int outOffset, int outStride, int rowFrom, int rowTo) {
-    ByteBuffer data = w.data();
+    Object data = w.vectorView();
     int cols = w.cols();
     for (int n = rowFrom; n < rowTo; n++) {
       int rowByte = n * cols * Float.BYTES;
@@ -49,7 +46,7 @@ final class VectorKernels implements Kernels {
   }
 
   /** One weight row against four tokens: the row is read from memory once for all four. */
-  private static void tile1x4(ByteBuffer w, int rowByte, int cols, float[] x, int x0, int xStride,
+  private static void tile1x4(Object w, int rowByte, int cols, float[] x, int x0, int xStride,
       float[] out, int o0, int outStride) {
     int x1 = x0 + xStride;
     int x2 = x1 + xStride;
@@ -61,7 +58,7 @@ final class VectorKernels implements Kernels {
     int bound = S.loopBound(cols);
     int k = 0;
     for (; k < bound; k += LANES) {
-      FloatVector wv = FloatVector.fromByteBuffer(S, w, rowByte + k * Float.BYTES, LE);
+      FloatVector wv = WeightVectors.load(S, w, rowByte + k * Float.BYTES);
       a0 = wv.fma(FloatVector.fromArray(S, x, x0 + k), a0);
       a1 = wv.fma(FloatVector.fromArray(S, x, x1 + k), a1);
       a2 = wv.fma(FloatVector.fromArray(S, x, x2 + k), a2);
@@ -69,7 +66,7 @@ final class VectorKernels implements Kernels {
     }
     if (k < cols) {
       VectorMask<Float> m = S.indexInRange(k, cols);
-      FloatVector wv = FloatVector.fromByteBuffer(S, w, rowByte + k * Float.BYTES, LE, m);
+      FloatVector wv = WeightVectors.load(S, w, rowByte + k * Float.BYTES, m);
       a0 = wv.fma(FloatVector.fromArray(S, x, x0 + k, m), a0);
       a1 = wv.fma(FloatVector.fromArray(S, x, x1 + k, m), a1);
       a2 = wv.fma(FloatVector.fromArray(S, x, x2 + k, m), a2);
@@ -81,17 +78,17 @@ final class VectorKernels implements Kernels {
     out[o0 + 3 * outStride] = sum(a3);
   }
 
-  private static float rowDot(ByteBuffer w, int rowByte, int cols, float[] x, int x0) {
+  private static float rowDot(Object w, int rowByte, int cols, float[] x, int x0) {
     FloatVector acc = FloatVector.zero(S);
     int bound = S.loopBound(cols);
     int k = 0;
     for (; k < bound; k += LANES) {
-      acc = FloatVector.fromByteBuffer(S, w, rowByte + k * Float.BYTES, LE)
+      acc = WeightVectors.load(S, w, rowByte + k * Float.BYTES)
           .fma(FloatVector.fromArray(S, x, x0 + k), acc);
     }
     if (k < cols) {
       VectorMask<Float> m = S.indexInRange(k, cols);
-      acc = FloatVector.fromByteBuffer(S, w, rowByte + k * Float.BYTES, LE, m)
+      acc = WeightVectors.load(S, w, rowByte + k * Float.BYTES, m)
           .fma(FloatVector.fromArray(S, x, x0 + k, m), acc);
     }
     return sum(acc);

@@ -13,6 +13,8 @@ public final class WeightMatrix {
 
   private final ByteBuffer data;
   private final FloatBuffer floats;
+  /** The bytes as the vector kernels load them; null without the Vector API module. */
+  private final Object vectorView;
   private final int rows;
   private final int cols;
 
@@ -23,6 +25,8 @@ public final class WeightMatrix {
     }
     this.data = data.duplicate().order(ByteOrder.LITTLE_ENDIAN);
     this.floats = this.data.asFloatBuffer();
+    // Only touch the vector classes when their module is there, so the scalar path never links them.
+    this.vectorView = KernelsProvider.vectorModulePresent() ? WeightVectors.view(this.data) : null;
     this.rows = rows;
     this.cols = cols;
   }
@@ -30,6 +34,10 @@ public final class WeightMatrix {
   /** The raw little-endian bytes, for the kernels. */
   public ByteBuffer data() {
     return data;
+  }
+
+  Object vectorView() {
+    return vectorView;
   }
 
   public int rows() {

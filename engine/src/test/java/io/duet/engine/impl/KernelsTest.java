@@ -44,6 +44,63 @@ class KernelsTest {
     assertTrue(scalar.description().contains("scalar"), scalar.description());
   }
 
+  @Test
+  void kernelsThatCannotLinkOnThisJdkFallBackToScalarSayingWhy() {
+    Kernels broken = new DelegatingKernels(scalar) {
+      @Override
+      public void matmul(WeightMatrix w, float[] x, int xStride, int tokens, float[] out,
+          int outOffset, int outStride, int rowFrom, int rowTo) {
+        throw new NoSuchMethodError("FloatVector.fromByteBuffer");
+      }
+    };
+    Kernels chosen = KernelsProvider.verified(broken);
+    assertTrue(chosen.description().startsWith("scalar"), chosen.description());
+    assertTrue(chosen.description().contains("fromByteBuffer"), chosen.description());
+  }
+
+  @Test
+  void kernelsThatDisagreeWithTheScalarOnesAreNotUsed() {
+    Kernels sloppy = new DelegatingKernels(scalar) {
+      @Override
+      public float dot(float[] a, int aOffset, float[] b, int bOffset, int length) {
+        return Math.nextUp(super.dot(a, aOffset, b, bOffset, length));
+      }
+    };
+    Kernels chosen = KernelsProvider.verified(sloppy);
+    assertTrue(chosen.description().contains("disagree"), chosen.description());
+    assertTrue(KernelsProvider.verified(best) == best, "the real kernels pass their self-check");
+  }
+
+  /** Forwards every call, so a test can break one method. */
+  private static class DelegatingKernels implements Kernels {
+    private final Kernels target;
+
+    DelegatingKernels(Kernels target) {
+      this.target = target;
+    }
+
+    @Override
+    public String description() {
+      return "test kernels";
+    }
+
+    @Override
+    public void matmul(WeightMatrix w, float[] x, int xStride, int tokens, float[] out,
+        int outOffset, int outStride, int rowFrom, int rowTo) {
+      target.matmul(w, x, xStride, tokens, out, outOffset, outStride, rowFrom, rowTo);
+    }
+
+    @Override
+    public float dot(float[] a, int aOffset, float[] b, int bOffset, int length) {
+      return target.dot(a, aOffset, b, bOffset, length);
+    }
+
+    @Override
+    public void axpy(float alpha, float[] x, int xOffset, float[] y, int yOffset, int length) {
+      target.axpy(alpha, x, xOffset, y, yOffset, length);
+    }
+  }
+
   // ---------------------------------------------------------------------------------- matmul
 
   static Stream<Arguments> matmulShapes() {
