@@ -364,6 +364,11 @@ public final class DuetConfig {
     return integer("proxy.stream-credits", 1, Integer.MAX_VALUE);
   }
 
+  /** HTTP servers of the proxy: {@code proxy.http-instances}, or one per core when 0. */
+  public int proxyHttpInstances() {
+    return threads("proxy.http-instances");
+  }
+
   /** Whether the proxy also runs a prefill and a decode instance in its own JVM. */
   public boolean proxyEmbedded() {
     return bool("proxy.embedded");
@@ -483,6 +488,7 @@ public final class DuetConfig {
     proxyPort();
     proxyRequestTimeoutSeconds();
     proxyStreamCredits();
+    proxyHttpInstances();
     prefillHttpPort();
     prefillKvPort();
     prefillMaxBatchTokens();

@@ -27,14 +27,15 @@ public interface CompletionBackend {
   List<String> models();
 
   /**
-   * Called on the proxy verticle's context before it serves requests: a backend confined to one
-   * context registers its consumers and timers here. Completes when the backend is ready.
+   * Called on the context of each HTTP server that uses this backend, before the server serves
+   * requests: a backend confined to one context registers its consumers and timers here.
+   * Completes when the backend is ready.
    */
   default Future<Void> open() {
     return Future.succeededFuture();
   }
 
-  /** Called on the proxy verticle's context when it stops. */
+  /** Called on that context when the server stops, or when it failed to start. */
   default Future<Void> close() {
     return Future.succeededFuture();
   }

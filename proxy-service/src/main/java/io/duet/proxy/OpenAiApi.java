@@ -21,17 +21,20 @@ import io.vertx.ext.web.Router;
 public interface OpenAiApi {
 
   /**
-   * An API over {@code backend}. Metrics ({@code duet_requests_total}, {@code duet_ttft_seconds},
-   * {@code duet_tpot_seconds}, {@code duet_e2e_seconds}, {@code duet_requests_in_flight}) go to
-   * {@code registry}, which {@code /metrics} also serves.
+   * The API: its options and its metrics ({@code duet_requests_total}, {@code duet_ttft_seconds},
+   * {@code duet_tpot_seconds}, {@code duet_e2e_seconds}, {@code duet_requests_in_flight}), which
+   * go to {@code registry}; {@code /metrics} also serves it.
    *
    * @throws IllegalArgumentException if the options name an unknown chat template
    */
-  static OpenAiApi create(Vertx vertx, CompletionBackend backend, ProxyOptions options,
-      PrometheusMeterRegistry registry) {
-    return new OpenAiApiImpl(vertx, backend, new ProxyOptions(options), registry);
+  static OpenAiApi create(Vertx vertx, ProxyOptions options, PrometheusMeterRegistry registry) {
+    return new OpenAiApiImpl(vertx, new ProxyOptions(options), registry);
   }
 
-  /** The router serving the API; mount it on an HTTP server or into another router. */
-  Router router();
+  /**
+   * A router serving the API over {@code backend}; mount it on an HTTP server or into another
+   * router. A proxy with several event loops gives each one's server a router and a backend of
+   * its own: the routers of one API count in its one set of metrics, which any thread may update.
+   */
+  Router router(CompletionBackend backend);
 }

@@ -57,24 +57,28 @@ public final class ProxyMain implements Callable<Integer> {
     ServiceRuntime.await(registry.ready());
     String servedModel = withWorkers ? startWorkers(member) : null;
 
-    ClusterBackend backend = new ClusterBackend(vertx, registry::instances, config.instanceId(),
-        config.proxyStreamCredits(), config.proxyRequestTimeoutSeconds() * 1000L);
-    ProxyOptions options = new ProxyOptions().setHost(config.proxyHost())
-        .setPort(config.proxyPort()).setChatTemplate(config.chatTemplate())
-        .setApiKey(config.apiKey().orElse(null));
-    ProxyVerticle proxy = new ProxyVerticle(backend, options,
+    ProxyVerticle proxy = new ProxyVerticle(ClusterBackend.perEventLoop(vertx,
+            registry::instances, config.instanceId(), config.proxyStreamCredits(),
+            config.proxyRequestTimeoutSeconds() * 1000L), options(config),
         Metrics.createRegistry(Role.PROXY.wireName(), config.instanceId()));
     ServiceRuntime.await(vertx.deployVerticle(proxy));
     Heartbeat.start(vertx, config, () -> new InstanceInfo(config.instanceId(), Role.PROXY, 0,
         config.proxyHost(), proxy.actualPort(), 0, "", "", 0,
         new InstanceInfo.Load(0, 0, 0, 0, 0), System.currentTimeMillis()));
     if (servedModel != null) {
-      ServiceRuntime.await(servedBy(vertx, backend, servedModel));
+      ServiceRuntime.await(servedBy(vertx, registry, servedModel));
     }
     LOG.info("Duet proxy {} ready on http://{}:{}/v1 serving {}", config.instanceId(),
         config.proxyHost(), proxy.actualPort(), servedModel != null ? servedModel
             : "the models of the cluster's prefill and decode instances");
     return 0;
+  }
+
+  /** The HTTP front end's options from the configuration. */
+  static ProxyOptions options(DuetConfig config) {
+    return new ProxyOptions().setHost(config.proxyHost()).setPort(config.proxyPort())
+        .setInstances(config.proxyHttpInstances()).setChatTemplate(config.chatTemplate())
+        .setApiKey(config.apiKey().orElse(null));
   }
 
   /** Opens the model twice (a prefill and a decode engine) and deploys both services here. */
@@ -110,14 +114,14 @@ public final class ProxyMain implements Callable<Integer> {
   }
 
   /** Completes once the registry shows a prefill and a decode instance serving the model. */
-  private static io.vertx.core.Future<Void> servedBy(Vertx vertx,
-      ClusterBackend backend, String model) {
+  private static io.vertx.core.Future<Void> servedBy(Vertx vertx, Registry registry,
+      String model) {
     Promise<Void> served = Promise.promise();
     long timer = vertx.setTimer(READY_TIMEOUT_MILLIS, t -> served.tryFail(
         "the embedded prefill and decode instances did not register within "
             + READY_TIMEOUT_MILLIS + " ms"));
     long poll = vertx.setPeriodic(0, 50, t -> {
-      if (backend.models().contains(model)) {
+      if (ClusterBackend.servedModels(registry.instances()).contains(model)) {
         served.tryComplete();
       }
     });

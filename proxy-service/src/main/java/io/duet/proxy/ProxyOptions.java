@@ -10,6 +10,8 @@ public class ProxyOptions {
   public static final String DEFAULT_HOST = "0.0.0.0";
   /** The port of the reference deployment's proxy. */
   public static final int DEFAULT_PORT = 7000;
+  /** One HTTP server per core, as Vert.x sizes its event-loop pool by the cores. */
+  public static final int DEFAULT_INSTANCES = Runtime.getRuntime().availableProcessors();
   /** No API key: {@code /v1/*} is open. */
   public static final String DEFAULT_API_KEY = null;
   /** The llama2.c chat format ({@code [INST] ... [/INST]}); see {@link ChatTemplate#LLAMA2}. */
@@ -26,6 +28,7 @@ public class ProxyOptions {
 
   private String host = DEFAULT_HOST;
   private int port = DEFAULT_PORT;
+  private int instances = DEFAULT_INSTANCES;
   private String apiKey = DEFAULT_API_KEY;
   private String chatTemplate = DEFAULT_CHAT_TEMPLATE;
   private long maxBodyBytes = DEFAULT_MAX_BODY_BYTES;
@@ -38,6 +41,7 @@ public class ProxyOptions {
   public ProxyOptions(ProxyOptions other) {
     host = other.host;
     port = other.port;
+    instances = other.instances;
     apiKey = other.apiKey;
     chatTemplate = other.chatTemplate;
     maxBodyBytes = other.maxBodyBytes;
@@ -49,6 +53,7 @@ public class ProxyOptions {
   public ProxyOptions(JsonObject json) {
     setHost(json.getString("host", DEFAULT_HOST));
     setPort(json.getInteger("port", DEFAULT_PORT));
+    setInstances(json.getInteger("instances", DEFAULT_INSTANCES));
     setApiKey(json.getString("apiKey", DEFAULT_API_KEY));
     setChatTemplate(json.getString("chatTemplate", DEFAULT_CHAT_TEMPLATE));
     setMaxBodyBytes(json.getLong("maxBodyBytes", DEFAULT_MAX_BODY_BYTES));
@@ -57,8 +62,8 @@ public class ProxyOptions {
   }
 
   public JsonObject toJson() {
-    return new JsonObject().put("host", host).put("port", port).put("apiKey", apiKey)
-        .put("chatTemplate", chatTemplate).put("maxBodyBytes", maxBodyBytes)
+    return new JsonObject().put("host", host).put("port", port).put("instances", instances)
+        .put("apiKey", apiKey).put("chatTemplate", chatTemplate).put("maxBodyBytes", maxBodyBytes)
         .put("completionMaxTokens", completionMaxTokens).put("chatMaxTokens", chatMaxTokens);
   }
 
@@ -81,6 +86,23 @@ public class ProxyOptions {
       throw new IllegalArgumentException("port must be in 0..65535: " + port);
     }
     this.port = port;
+    return this;
+  }
+
+  public int getInstances() {
+    return instances;
+  }
+
+  /**
+   * HTTP servers sharing the port, each on an event loop of its own (while there are no more of
+   * them than Vert.x has event loops, two per core by default). Vert.x hands each new connection
+   * to the next server in turn, so connections and their requests spread over the event loops.
+   */
+  public ProxyOptions setInstances(int instances) {
+    if (instances < 1) {
+      throw new IllegalArgumentException("instances must be at least 1: " + instances);
+    }
+    this.instances = instances;
     return this;
   }
 

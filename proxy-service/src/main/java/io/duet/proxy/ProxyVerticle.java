@@ -3,67 +3,87 @@ package io.duet.proxy;
 import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.vertx.core.AbstractVerticle;
+import io.vertx.core.DeploymentOptions;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
 import io.vertx.core.http.HttpServer;
 import io.vertx.core.http.HttpServerOptions;
+import io.vertx.core.shareddata.Counter;
 import java.util.Objects;
+import java.util.function.Supplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
  * Serves {@link OpenAiApi} over HTTP on {@link ProxyOptions#getHost()}:{@link
- * ProxyOptions#getPort()}. Deployment completes once the server listens; undeployment closes it.
- * Deploy one instance per backend.
+ * ProxyOptions#getPort()} with {@link ProxyOptions#getInstances()} HTTP servers, each deployed
+ * as a verticle instance on an event loop of its own, so that one busy event loop does not hold
+ * up every stream. The servers share the port (Vert.x hands new connections to them in turn), one
+ * {@link OpenAiApi} and its metrics; each has a backend of its own from the supplier, opened on
+ * its event loop. Deployment completes once every server listens; undeployment closes them and
+ * their backends.
  */
 public class ProxyVerticle extends AbstractVerticle {
 
   private static final Logger LOG = LoggerFactory.getLogger(ProxyVerticle.class);
+  /** Vert.x-wide counter numbering the random ports of the proxies of one Vert.x instance. */
+  private static final String RANDOM_PORTS_COUNTER = "io.duet.proxy.random-ports";
 
-  private final CompletionBackend backend;
+  private final Supplier<? extends CompletionBackend> backends;
   private final ProxyOptions options;
   private final PrometheusMeterRegistry registry;
-  private HttpServer server;
   private volatile int actualPort = -1;
 
   /** A proxy with its own Prometheus registry. */
-  public ProxyVerticle(CompletionBackend backend, ProxyOptions options) {
-    this(backend, options, new PrometheusMeterRegistry(PrometheusConfig.DEFAULT));
+  public ProxyVerticle(Supplier<? extends CompletionBackend> backends, ProxyOptions options) {
+    this(backends, options, new PrometheusMeterRegistry(PrometheusConfig.DEFAULT));
   }
 
-  public ProxyVerticle(CompletionBackend backend, ProxyOptions options,
+  /**
+   * @param backends called once per HTTP server: a backend confined to one event loop (such as
+   *     {@code ClusterBackend}) must come new from each call; one backend may serve them all
+   *     only if it is safe to call from several event loops
+   */
+  public ProxyVerticle(Supplier<? extends CompletionBackend> backends, ProxyOptions options,
       PrometheusMeterRegistry registry) {
-    this.backend = Objects.requireNonNull(backend, "backend");
+    this.backends = Objects.requireNonNull(backends, "backends");
     this.options = new ProxyOptions(Objects.requireNonNull(options, "options"));
     this.registry = Objects.requireNonNull(registry, "registry");
   }
 
   @Override
   public void start(Promise<Void> startPromise) {
-    OpenAiApi api = OpenAiApi.create(vertx, backend, options, registry);
-    backend.open()
-        .compose(v -> vertx.createHttpServer(new HttpServerOptions().setHost(options.getHost())
-            .setPort(options.getPort()))
-        .requestHandler(api.router())
-        .listen())
-        .onSuccess(listening -> {
-          server = listening;
-          actualPort = listening.actualPort();
-          LOG.info("OpenAI API listening on {}:{} (chat template {}, API key {})",
-              options.getHost(), actualPort, options.getChatTemplate(),
-              options.getApiKey() == null ? "off" : "required");
-        })
+    OpenAiApi api = OpenAiApi.create(vertx, options, registry);
+    // The servers are child deployments: undeploying this verticle undeploys them first, and
+    // when one of them fails to start, Vert.x stops those that had started.
+    listenPort()
+        .compose(port -> vertx.deployVerticle(() -> new Server(api, port),
+            new DeploymentOptions().setInstances(options.getInstances())))
+        .onSuccess(deployed -> LOG.info("OpenAI API listening on {}:{} with {} HTTP servers "
+                + "(chat template {}, API key {})", options.getHost(), actualPort,
+            options.getInstances(), options.getChatTemplate(),
+            options.getApiKey() == null ? "off" : "required"))
         .<Void>mapEmpty()
         .onComplete(startPromise);
   }
 
-  @Override
-  public void stop(Promise<Void> stopPromise) {
-    Future<Void> closed = server == null ? Future.succeededFuture() : server.close();
-    closed.eventually(() -> backend.close()).onComplete(stopPromise);
+  /**
+   * The port the servers listen on. Vert.x lets the servers of one Vert.x instance share a port
+   * they all name, except port 0: each server asking for it would get a random port of its own.
+   * A negative port is Vert.x's way to ask for one random port shared by every server that names
+   * the same negative number; a Vert.x-wide counter numbers it, so that two proxies in one Vert.x
+   * instance never end up on each other's port.
+   */
+  private Future<Integer> listenPort() {
+    if (options.getPort() != 0) {
+      return Future.succeededFuture(options.getPort());
+    }
+    return vertx.sharedData().getLocalCounter(RANDOM_PORTS_COUNTER)
+        .compose(Counter::incrementAndGet)
+        .map(n -> Math.toIntExact(-n));
   }
 
-  /** The port the server listens on (the chosen one when the options asked for 0), -1 before. */
+  /** The port the servers listen on (the chosen one when the options asked for 0), -1 before. */
   public int actualPort() {
     return actualPort;
   }
@@ -71,5 +91,41 @@ public class ProxyVerticle extends AbstractVerticle {
   /** The registry the metrics go to and {@code /metrics} serves. */
   public PrometheusMeterRegistry registry() {
     return registry;
+  }
+
+  /** One HTTP server and its backend, on the event loop of the verticle instance's context. */
+  private final class Server extends AbstractVerticle {
+
+    private final OpenAiApi api;
+    private final int port;
+    private final CompletionBackend backend = backends.get();
+    private HttpServer server;
+
+    Server(OpenAiApi api, int port) {
+      this.api = api;
+      this.port = port;
+    }
+
+    @Override
+    public void start(Promise<Void> startPromise) {
+      backend.open()
+          .compose(v -> vertx.createHttpServer(new HttpServerOptions().setHost(options.getHost())
+                  .setPort(port))
+              .requestHandler(api.router(backend))
+              .listen())
+          .onSuccess(listening -> {
+            server = listening;
+            actualPort = listening.actualPort();
+          })
+          // Vert.x never stops an instance whose start failed: free the backend here.
+          .onFailure(e -> backend.close())
+          .<Void>mapEmpty()
+          .onComplete(startPromise);
+    }
+
+    @Override
+    public void stop(Promise<Void> stopPromise) {
+      server.close().eventually(backend::close).onComplete(stopPromise);
+    }
   }
 }

@@ -14,6 +14,7 @@ import io.vertx.core.Future;
 import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.HttpClient;
+import io.vertx.core.http.HttpClientResponse;
 import io.vertx.core.http.HttpMethod;
 import io.vertx.core.json.JsonArray;
 import io.vertx.core.json.JsonObject;
@@ -55,7 +56,8 @@ class OpenAiApiTest {
   }
 
   private ProxyVerticle deploy(ProxyOptions options) throws Exception {
-    ProxyVerticle verticle = new ProxyVerticle(backend, options.setHost(HOST).setPort(0));
+    // The stub is safe to share between the event loops of the servers.
+    ProxyVerticle verticle = new ProxyVerticle(() -> backend, options.setHost(HOST).setPort(0));
     await(vertx.deployVerticle(verticle));
     return verticle;
   }
@@ -518,6 +520,31 @@ class OpenAiApiTest {
             test.completeNow();
           }));
         }));
+  }
+
+  @Test
+  void streamsSpreadOverTheEventLoopsAndAllCountInTheMetrics() throws Exception {
+    ProxyVerticle twoLoops = deploy(new ProxyOptions().setInstances(2));
+    backend.script = job -> StubBackend.tokens(job, 5, null, "first").thenHang();
+    HttpClient http = vertx.createHttpClient();
+    List<Future<HttpClientResponse>> streams = new ArrayList<>();
+    for (int i = 0; i < 4; i++) {
+      streams.add(http.request(HttpMethod.POST, twoLoops.actualPort(), HOST, "/v1/completions")
+          .compose(request -> request.putHeader("Content-Type", "application/json")
+              .send(new JsonObject().put("model", MODEL).put("prompt", "p").put("stream", true)
+                  .encode())));
+    }
+    for (Future<HttpClientResponse> stream : streams) {
+      HttpClientResponse response = await(stream);
+      assertEquals(200, response.statusCode());
+      // The streams hang until this test's Vert.x closes their connections.
+      response.exceptionHandler(closed -> { });
+    }
+    // Four connections, handed to the two servers in turn.
+    assertEquals(2, backend.threads.size(), backend.threads.toString());
+    String metrics = await(client.get(twoLoops.actualPort(), HOST, "/metrics").send())
+        .bodyAsString();
+    assertTrue(metrics.contains("duet_requests_in_flight 4.0"), metrics);
   }
 
   // ---- models, health, metrics, auth ----------------------------------------------------------

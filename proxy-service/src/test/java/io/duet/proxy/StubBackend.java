@@ -9,14 +9,16 @@ import io.vertx.core.Vertx;
 import io.vertx.core.streams.ReadStream;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Function;
 
 /**
  * A scripted {@link CompletionBackend} for testing the HTTP layer: each job plays a {@link Script}
- * of decode events on the caller's context, honours pause/resume, and records jobs, pauses and
- * cancellations.
+ * of decode events on the caller's context, honours pause/resume, and records jobs, the threads
+ * they started on, pauses and cancellations. Safe to share between event loops.
  */
 final class StubBackend implements CompletionBackend {
 
@@ -46,6 +48,7 @@ final class StubBackend implements CompletionBackend {
   volatile Function<CompletionJob, Script> script = job -> tokens(job, 5, "stop", "Hello",
       " world");
   final List<CompletionJob> jobs = new CopyOnWriteArrayList<>();
+  final Set<String> threads = ConcurrentHashMap.newKeySet();
   final Promise<CompletionJob> started = Promise.promise();
   final Promise<String> cancelled = Promise.promise();
   final AtomicInteger cancels = new AtomicInteger();
@@ -77,6 +80,7 @@ final class StubBackend implements CompletionBackend {
   @Override
   public CompletionStream start(CompletionJob job) {
     jobs.add(job);
+    threads.add(Thread.currentThread().getName());
     started.tryComplete(job);
     return new StubStream(job, script.apply(job), vertx.getOrCreateContext());
   }

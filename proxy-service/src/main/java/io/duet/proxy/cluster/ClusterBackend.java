@@ -28,6 +28,7 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import java.util.TreeSet;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Supplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -35,13 +36,16 @@ import org.slf4j.LoggerFactory;
 /**
  * Runs completions through the cluster: picks a prefill instance, has it prefill the prompt,
  * picks a decode instance with the same KV layout, hands it the KV handle and relays the token
- * stream. Decode events of every request arrive on one address per proxy and are routed by
+ * stream. Decode events of every request arrive on one address per backend and are routed by
  * request id, so no per-request event-bus registration is needed.
  *
  * <p>Failure detection: every request has a deadline, and a request whose prefill or decode
  * instance leaves the registry fails at once instead of waiting for the deadline. Whatever
- * ends a request (success, failure, cancel) releases what it holds on the instances. Use from
- * one Vert.x context only.
+ * ends a request (success, failure, cancel) releases what it holds on the instances.
+ *
+ * <p>A backend is confined to the Vert.x context it is opened on. A proxy that serves HTTP on
+ * several event loops has a backend per event loop ({@link #perEventLoop}); a request stays on
+ * the event loop it came in on, from its HTTP request to its last token.
  *
  * <p>A decode instance that refuses a request as OVERLOADED is not the end of it: the request
  * goes to the next compatible decode instance that has not refused it, up to
@@ -64,7 +68,7 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
   private final String streamAddress;
   private final int credits;
   private final long requestTimeoutMillis;
-  private final InstancePicker picker = new InstancePicker();
+  private final InstancePicker picker;
   private final Map<String, Job> jobs = new HashMap<>();
   private MessageConsumer<JsonObject> events;
   private long livenessTimer;
@@ -91,18 +95,48 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
   }
 
   /**
+   * The backend of a proxy with one event loop.
+   *
    * @param registry the live instances (the registry's view)
    * @param proxyInstanceId names this proxy's stream address
    * @param credits decode events in flight per request before the proxy grants more
    */
   public ClusterBackend(Vertx vertx, Supplier<List<InstanceInfo>> registry, String proxyInstanceId,
       int credits, long requestTimeoutMillis) {
+    this(vertx, registry, streamAddress(proxyInstanceId), new InstancePicker(), credits,
+        requestTimeoutMillis);
+  }
+
+  private ClusterBackend(Vertx vertx, Supplier<List<InstanceInfo>> registry, String streamAddress,
+      InstancePicker picker, int credits, long requestTimeoutMillis) {
     this.vertx = vertx;
     this.eventBus = vertx.eventBus();
     this.registry = registry;
-    this.streamAddress = "duet.proxy." + proxyInstanceId + ".stream";
+    this.streamAddress = streamAddress;
+    this.picker = picker;
     this.credits = credits;
     this.requestTimeoutMillis = requestTimeoutMillis;
+  }
+
+  /**
+   * The backends of a proxy with several event loops, one per call (see {@link
+   * #ClusterBackend(Vertx, Supplier, String, int, long)} for the parameters). They share one
+   * {@link InstancePicker}, so that each one's choices count the requests the others have in
+   * flight. Each has a stream address of its own: several consumers of one address would get
+   * its messages in turn, and decode events must reach the backend whose request they belong to.
+   */
+  public static Supplier<ClusterBackend> perEventLoop(Vertx vertx,
+      Supplier<List<InstanceInfo>> registry, String proxyInstanceId, int credits,
+      long requestTimeoutMillis) {
+    InstancePicker picker = new InstancePicker();
+    AtomicInteger made = new AtomicInteger();
+    return () -> new ClusterBackend(vertx, registry,
+        streamAddress(proxyInstanceId) + "." + made.getAndIncrement(), picker, credits,
+        requestTimeoutMillis);
+  }
+
+  private static String streamAddress(String proxyInstanceId) {
+    return "duet.proxy." + proxyInstanceId + ".stream";
   }
 
   /** Registers the stream address; completes once the cluster can route to it. */
@@ -124,9 +158,13 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
 
   @Override
   public List<String> models() {
+    return servedModels(registry.get());
+  }
+
+  /** The models that at least one prefill and one decode instance of the same KV layout serve. */
+  public static List<String> servedModels(List<InstanceInfo> instances) {
     Set<String> prefill = new TreeSet<>();
     Set<String> served = new TreeSet<>();
-    List<InstanceInfo> instances = registry.get();
     for (InstanceInfo i : instances) {
       if (i.role() == Role.PREFILL) {
         prefill.add(i.modelName() + "\u0000" + i.fingerprint());

@@ -2,11 +2,11 @@ package io.duet.proxy.cluster;
 
 import io.duet.cluster.protocol.InstanceInfo;
 import io.duet.cluster.protocol.Role;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * Chooses a prefill and a decode instance for a request from the live registry. Heartbeats are
@@ -15,12 +15,17 @@ import java.util.Set;
  *
  * <p>Prefill: least prompt tokens in flight. Decode: least projected load, (running + waiting)
  * relative to its batch capacity. Only instances serving the model, and decode instances with
- * the prefill instance's KV layout fingerprint, are candidates. Event-loop confined.
+ * the prefill instance's KV layout fingerprint, are candidates.
+ *
+ * <p>One picker serves the backends of all the proxy's event loops, so that each pick counts
+ * what every event loop has sent. The counts are concurrent maps changed one atomic merge at a
+ * time, so none is lost; a pick and the count it adds are two steps, so two event loops picking
+ * at the same instant may choose the same instance, and the picks after them see both.
  */
 final class InstancePicker {
 
-  private final Map<String, Long> localTokens = new HashMap<>();
-  private final Map<String, Integer> localRequests = new HashMap<>();
+  private final Map<String, Long> localTokens = new ConcurrentHashMap<>();
+  private final Map<String, Integer> localRequests = new ConcurrentHashMap<>();
 
   Optional<InstanceInfo> prefill(List<InstanceInfo> instances, String model) {
     InstanceInfo best = null;

@@ -24,7 +24,10 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import org.slf4j.MDC;
 
-/** The router of {@link OpenAiApi}; see there for the endpoints. */
+/**
+ * {@link OpenAiApi}; see there for the endpoints. One instance serves the routers of every event
+ * loop: its own state is immutable but for the metrics, which are thread-safe.
+ */
 public final class OpenAiApiImpl implements OpenAiApi {
 
   /** Routing-context key of the status a request is counted with when it is not the HTTP one. */
@@ -41,44 +44,40 @@ public final class OpenAiApiImpl implements OpenAiApi {
   private static final List<String> ENDPOINTS = List.of("/v1/completions",
       "/v1/chat/completions", "/v1/models");
 
-  private final CompletionBackend backend;
+  private final Vertx vertx;
   private final ProxyOptions options;
   private final PrometheusMeterRegistry registry;
   private final ProxyMetrics metrics;
   private final RequestParser parser;
   private final byte[] apiKey;
   private final long createdSeconds = System.currentTimeMillis() / 1000;
-  private final Router router;
 
-  public OpenAiApiImpl(Vertx vertx, CompletionBackend backend, ProxyOptions options,
-      PrometheusMeterRegistry registry) {
-    this.backend = Objects.requireNonNull(backend, "backend");
+  public OpenAiApiImpl(Vertx vertx, ProxyOptions options, PrometheusMeterRegistry registry) {
+    this.vertx = Objects.requireNonNull(vertx, "vertx");
     this.options = Objects.requireNonNull(options, "options");
     this.registry = Objects.requireNonNull(registry, "registry");
     this.metrics = new ProxyMetrics(registry);
     this.parser = new RequestParser(options, ChatTemplate.forName(options.getChatTemplate()));
     this.apiKey = options.getApiKey() == null ? null
         : options.getApiKey().getBytes(StandardCharsets.UTF_8);
-    this.router = buildRouter(vertx);
   }
 
   @Override
-  public Router router() {
-    return router;
-  }
-
-  private Router buildRouter(Vertx vertx) {
+  public Router router(CompletionBackend backend) {
+    Objects.requireNonNull(backend, "backend");
     Router r = Router.router(vertx);
     r.route().handler(this::arrival);
     if (apiKey != null) {
       r.route("/v1/*").handler(this::authenticate);
     }
     r.route("/v1/*").handler(BodyHandler.create(false).setBodyLimit(options.getMaxBodyBytes()));
-    r.post("/v1/completions").handler(ctx -> handleCompletion(ctx, ParsedRequest.Kind.COMPLETION));
-    r.post("/v1/chat/completions").handler(ctx -> handleCompletion(ctx, ParsedRequest.Kind.CHAT));
-    r.get("/v1/models").handler(this::handleModels);
-    r.getWithRegex("/v1/models/(?<model>.+)").handler(this::handleModel);
-    r.get("/health").handler(this::handleHealth);
+    r.post("/v1/completions").handler(ctx -> handleCompletion(ctx, backend,
+        ParsedRequest.Kind.COMPLETION));
+    r.post("/v1/chat/completions").handler(ctx -> handleCompletion(ctx, backend,
+        ParsedRequest.Kind.CHAT));
+    r.get("/v1/models").handler(ctx -> handleModels(ctx, backend));
+    r.getWithRegex("/v1/models/(?<model>.+)").handler(ctx -> handleModel(ctx, backend));
+    r.get("/health").handler(ctx -> handleHealth(ctx, backend));
     r.get("/metrics").handler(this::handleMetrics);
     r.route().failureHandler(this::handleFailure);
     r.errorHandler(404, ctx -> sendError(ctx, ApiError.fromStatus(404, ctx.request().method()
@@ -140,7 +139,8 @@ public final class OpenAiApiImpl implements OpenAiApi {
     }
   }
 
-  private void handleCompletion(RoutingContext ctx, ParsedRequest.Kind kind) {
+  private void handleCompletion(RoutingContext ctx, CompletionBackend backend,
+      ParsedRequest.Kind kind) {
     ParsedRequest request;
     try {
       request = parser.parse(kind, RequestParser.json(ctx.body().buffer()));
@@ -155,7 +155,7 @@ public final class OpenAiApiImpl implements OpenAiApi {
         ctx.get(CREATED_KEY), metrics).start(backend);
   }
 
-  private void handleModels(RoutingContext ctx) {
+  private void handleModels(RoutingContext ctx, CompletionBackend backend) {
     JsonArray data = new JsonArray();
     for (String model : backend.models()) {
       data.add(model(model));
@@ -163,7 +163,7 @@ public final class OpenAiApiImpl implements OpenAiApi {
     sendJson(ctx, 200, new JsonObject().put("object", "list").put("data", data));
   }
 
-  private void handleModel(RoutingContext ctx) {
+  private void handleModel(RoutingContext ctx, CompletionBackend backend) {
     String name = ctx.pathParam("model");
     if (backend.models().contains(name)) {
       sendJson(ctx, 200, model(name));
@@ -177,7 +177,7 @@ public final class OpenAiApiImpl implements OpenAiApi {
         .put("owned_by", OWNED_BY);
   }
 
-  private void handleHealth(RoutingContext ctx) {
+  private void handleHealth(RoutingContext ctx, CompletionBackend backend) {
     String reason;
     try {
       if (!backend.models().isEmpty()) {

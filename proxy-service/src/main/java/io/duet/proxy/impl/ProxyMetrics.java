@@ -20,6 +20,8 @@ import java.util.concurrent.atomic.AtomicInteger;
  *   <li>{@code duet_e2e_seconds}: request arrival to the last byte of a successful answer;</li>
  *   <li>{@code duet_requests_in_flight}: completions running now.</li>
  * </ul>
+ * Thread-safe: the routers of every event loop count here. One per registry: Micrometer keeps
+ * the first gauge registered under a name, so a second instance's in-flight count would not show.
  */
 final class ProxyMetrics {
 

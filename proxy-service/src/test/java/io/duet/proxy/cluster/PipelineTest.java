@@ -9,6 +9,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.duet.cluster.protocol.Addresses;
 import io.duet.cluster.protocol.DecodeEvent;
 import io.duet.cluster.protocol.Failure;
+import io.duet.cluster.protocol.InstanceInfo;
+import io.duet.cluster.protocol.Role;
 import io.duet.cluster.protocol.SamplingSpec;
 import io.duet.decode.DecodeOptions;
 import io.duet.decode.DecodeVerticle;
@@ -20,69 +22,85 @@ import io.duet.prefill.PrefillVerticle;
 import io.duet.proxy.CompletionException;
 import io.duet.proxy.CompletionJob;
 import io.duet.proxy.CompletionStream;
+import io.duet.proxy.ProxyOptions;
+import io.duet.proxy.ProxyVerticle;
 import io.duet.service.ServiceTests.Engines;
-import io.duet.service.WorkerVerticle;
 import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
-import io.vertx.core.Context;
+import io.vertx.core.AbstractVerticle;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
+import io.vertx.core.buffer.Buffer;
+import io.vertx.core.http.HttpClient;
+import io.vertx.core.http.HttpClientResponse;
+import io.vertx.core.http.HttpMethod;
+import io.vertx.core.http.PoolOptions;
+import io.vertx.core.json.JsonObject;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.Supplier;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
 /**
  * The whole request path in one JVM on a local event bus: the real prefill and decode verticles
- * with their engines, KV moved over a real TCP connection, driven through the cluster backend.
- * (The multi-JVM, Hazelcast-clustered version of this is the proxy's integration test.)
+ * with their engines, KV moved over a real TCP connection, driven through the cluster backend
+ * (and once through the proxy's HTTP servers). (The multi-JVM, Hazelcast-clustered version of
+ * this is the proxy's integration test.)
  */
 class PipelineTest {
 
   private static final String MODEL = "aidreams";
+  private static final String HOST = "127.0.0.1";
+  private static final List<String> PROMPTS = List.of("The robot", "Hello world",
+      "In the quiet lab, a", "Once upon a time", "Pixels", "A dream of", "Whispers",
+      "The network");
 
   private final Engines engines = new Engines();
   /** What the backend sees as the registry, in this order. */
-  private final List<WorkerVerticle> registry = new CopyOnWriteArrayList<>();
+  private final List<Supplier<InstanceInfo>> registry = new CopyOnWriteArrayList<>();
   /** Event-bus requests and sends, by address. */
   private final Map<String, AtomicInteger> sent = new ConcurrentHashMap<>();
+  /** The names of the threads that sent them, by address. */
+  private final Map<String, Set<String>> senders = new ConcurrentHashMap<>();
   private Vertx vertx;
   private Engine prefillEngine;
   private Engine decodeEngine;
   private Engine reference;
-  private ClusterBackend backend;
-  private Context context;
+  private DecodeVerticle decode;
+  private BackendVerticle backend;
+  /** Kept in a field: Vert.x 5 may close a client that nothing references. */
+  private HttpClient http;
 
   @BeforeEach
   void start() throws Exception {
     vertx = Vertx.vertx();
     vertx.eventBus().addOutboundInterceptor(delivery -> {
-      sent.computeIfAbsent(delivery.message().address(), a -> new AtomicInteger()).incrementAndGet();
+      String address = delivery.message().address();
+      sent.computeIfAbsent(address, a -> new AtomicInteger()).incrementAndGet();
+      senders.computeIfAbsent(address, a -> ConcurrentHashMap.newKeySet())
+          .add(Thread.currentThread().getName());
       delivery.next();
     });
     prefillEngine = engines.open(512);
     decodeEngine = engines.open(512);
     reference = engines.open(512);
     PrefillVerticle prefill = new PrefillVerticle(prefillEngine, new PrefillOptions("p0", MODEL,
-        "127.0.0.1", 0, 0, 512, 64, 30_000), new PrometheusMeterRegistry(PrometheusConfig.DEFAULT));
+        HOST, 0, 0, 512, 64, 30_000), new PrometheusMeterRegistry(PrometheusConfig.DEFAULT));
     await(vertx.deployVerticle(prefill));
-    registry.add(prefill);
-    registry.add(deployDecode("d0", decodeEngine, 64));
-    backend = new ClusterBackend(vertx,
-        () -> registry.stream().map(WorkerVerticle::info).toList(), "proxy0", 4, 30_000);
-    // The backend is confined to one context, as it is inside the proxy verticle.
-    context = vertx.getOrCreateContext();
-    Promise<Void> opened = Promise.promise();
-    context.runOnContext(v -> backend.open().onComplete(opened));
-    await(opened.future());
+    registry.add(prefill::info);
+    decode = deployDecode("d0", decodeEngine, 64);
+    registry.add(decode::info);
+    backend = open(new ClusterBackend(vertx, this::instances, "proxy0", 4, 30_000));
   }
 
   @AfterEach
@@ -91,12 +109,46 @@ class PipelineTest {
     engines.close();
   }
 
+  private List<InstanceInfo> instances() {
+    return registry.stream().map(Supplier::get).toList();
+  }
+
+  /** A backend opened on the context of a verticle of its own, as in a proxy's HTTP server. */
+  private static final class BackendVerticle extends AbstractVerticle {
+    final ClusterBackend backend;
+
+    BackendVerticle(ClusterBackend backend) {
+      this.backend = backend;
+    }
+
+    @Override
+    public void start(Promise<Void> started) {
+      backend.open().onComplete(started);
+    }
+
+    @Override
+    public void stop(Promise<Void> stopped) {
+      backend.close().onComplete(stopped);
+    }
+
+    /** Runs {@code action} on the context the backend was opened on. */
+    void onContext(Runnable action) {
+      context.runOnContext(v -> action.run());
+    }
+  }
+
+  private BackendVerticle open(ClusterBackend clusterBackend) throws Exception {
+    BackendVerticle verticle = new BackendVerticle(clusterBackend);
+    await(vertx.deployVerticle(verticle));
+    return verticle;
+  }
+
   /** @param maxWaiting 0 for an instance that refuses every request as overloaded */
   private DecodeVerticle deployDecode(String id, Engine engine, int maxWaiting) throws Exception {
-    DecodeVerticle decode = new DecodeVerticle(engine, new DecodeOptions(id, MODEL, "127.0.0.1",
+    DecodeVerticle verticle = new DecodeVerticle(engine, new DecodeOptions(id, MODEL, HOST,
         0, 0, 8, maxWaiting, 10_000, 2), new PrometheusMeterRegistry(PrometheusConfig.DEFAULT));
-    await(vertx.deployVerticle(decode));
-    return decode;
+    await(vertx.deployVerticle(verticle));
+    return verticle;
   }
 
   private DecodeVerticle deployOverloadedDecode(String id) throws Exception {
@@ -116,12 +168,16 @@ class PipelineTest {
     return SamplingSpec.greedy(maxTokens);
   }
 
-  /** Runs a job and collects its events; fails with the stream's exception. */
   private Future<List<DecodeEvent>> run(CompletionJob job) {
+    return run(backend, job);
+  }
+
+  /** Runs a job on {@code on}'s context and collects its events; fails with its exception. */
+  private static Future<List<DecodeEvent>> run(BackendVerticle on, CompletionJob job) {
     Promise<List<DecodeEvent>> done = Promise.promise();
     List<DecodeEvent> events = new ArrayList<>();
-    context.runOnContext(v -> {
-      CompletionStream stream = backend.start(job);
+    on.onContext(() -> {
+      CompletionStream stream = on.backend.start(job);
       stream.exceptionHandler(done::tryFail);
       stream.endHandler(x -> done.tryComplete(events));
       stream.handler(events::add);
@@ -129,20 +185,46 @@ class PipelineTest {
     return done.future();
   }
 
+  private static String text(List<DecodeEvent> events) {
+    StringBuilder text = new StringBuilder();
+    events.forEach(e -> text.append(e.text()));
+    return text.toString();
+  }
+
+  /** The text of a completion streamed as server-sent events. */
+  private static String streamedText(Buffer body) {
+    StringBuilder text = new StringBuilder();
+    for (String event : body.toString().split("\n\n")) {
+      assertTrue(event.startsWith("data: "), body.toString());
+      String data = event.substring("data: ".length());
+      if (!data.equals("[DONE]")) {
+        text.append(new JsonObject(data).getJsonArray("choices").getJsonObject(0)
+            .getString("text"));
+      }
+    }
+    return text.toString();
+  }
+
   private String expected(String prompt, int maxTokens) {
     int[] tokens = reference.tokenizer().encode(prompt, true, false);
     return new OfflineGenerator(reference, 1).generate(tokens, SamplingParams.greedy(maxTokens)).text();
+  }
+
+  private void awaitEveryBlockFree(Engine... decodeEngines) {
+    eventually("every KV block is free", Duration.ofSeconds(5), () -> {
+      boolean free = prefillEngine.kvStats().usedBlocks() == 0;
+      for (Engine engine : decodeEngines) {
+        free &= engine.kvStats().usedBlocks() == 0;
+      }
+      return free;
+    });
   }
 
   @Test
   void textThroughPrefillAndDecodeEqualsTheEngineAlone() throws Exception {
     String prompt = "Once upon a time";
     List<DecodeEvent> events = await(run(new CompletionJob("r1", MODEL, prompt, greedy(50))));
-    StringBuilder text = new StringBuilder();
-    for (DecodeEvent e : events) {
-      text.append(e.text());
-    }
-    assertEquals(expected(prompt, 50), text.toString());
+    assertEquals(expected(prompt, 50), text(events));
     DecodeEvent last = events.get(events.size() - 1);
     assertTrue(last.finishReason() != null, "last event carries a finish reason");
     assertEquals(reference.tokenizer().encode(prompt, true, false).length, last.promptTokens());
@@ -150,22 +232,81 @@ class PipelineTest {
 
   @Test
   void concurrentRequestsAllCompleteAndFreeEveryBlock() throws Exception {
-    List<String> prompts = List.of("The robot", "Hello world", "In the quiet lab, a",
-        "Once upon a time", "Pixels", "A dream of", "Whispers", "The network");
     List<Future<List<DecodeEvent>>> runs = new ArrayList<>();
     for (int i = 0; i < 16; i++) {
-      runs.add(run(new CompletionJob("c" + i, MODEL, prompts.get(i % prompts.size()), greedy(40))));
+      runs.add(run(new CompletionJob("c" + i, MODEL, PROMPTS.get(i % PROMPTS.size()), greedy(40))));
     }
     await(Future.all(runs));
     for (int i = 0; i < 16; i++) {
-      StringBuilder text = new StringBuilder();
-      for (DecodeEvent e : runs.get(i).result()) {
-        text.append(e.text());
-      }
-      assertEquals(expected(prompts.get(i % prompts.size()), 40), text.toString(), "request " + i);
+      assertEquals(expected(PROMPTS.get(i % PROMPTS.size()), 40), text(runs.get(i).result()),
+          "request " + i);
     }
     assertEquals(0, prefillEngine.kvStats().usedBlocks());
     assertEquals(0, decodeEngine.kvStats().usedBlocks());
+  }
+
+  @Test
+  void concurrentStreamsThroughAProxyWithTwoEventLoopsEqualTheEngineAlone() throws Exception {
+    ProxyVerticle proxy = new ProxyVerticle(
+        ClusterBackend.perEventLoop(vertx, this::instances, "proxy1", 4, 30_000),
+        new ProxyOptions().setHost(HOST).setPort(0).setInstances(2),
+        new PrometheusMeterRegistry(PrometheusConfig.DEFAULT));
+    await(vertx.deployVerticle(proxy));
+    http = vertx.createHttpClient(new PoolOptions().setHttp1MaxSize(PROMPTS.size()));
+    List<Future<String>> texts = new ArrayList<>();
+    for (String prompt : PROMPTS) {
+      JsonObject body = new JsonObject().put("model", MODEL).put("prompt", prompt)
+          .put("max_tokens", 30).put("temperature", 0).put("stream", true);
+      texts.add(http.request(HttpMethod.POST, proxy.actualPort(), HOST, "/v1/completions")
+          .compose(request -> request.putHeader("Content-Type", "application/json")
+              .send(body.encode()))
+          .compose(HttpClientResponse::body)
+          .map(PipelineTest::streamedText));
+    }
+    await(Future.all(texts));
+
+    for (int i = 0; i < PROMPTS.size(); i++) {
+      assertEquals(expected(PROMPTS.get(i), 30), texts.get(i).result(), PROMPTS.get(i));
+    }
+    // Each connection goes to the next HTTP server, and each server's backend sends from its
+    // own event loop.
+    assertEquals(2, senders.get(Addresses.prefill("p0")).size(),
+        senders.get(Addresses.prefill("p0")).toString());
+    awaitEveryBlockFree(decodeEngine);
+  }
+
+  @Test
+  void theBackendsOfOneProxyCountEachOthersDecodeRequests() throws Exception {
+    Engine d1Engine = engines.open(512);
+    registry.add(deployDecode("d1", d1Engine, 64)::info);
+    // The instances as a heartbeat showed them, idle: only the proxy's own counts of the
+    // requests it sent tell d0 and d1 apart.
+    List<InstanceInfo> heartbeats = instances();
+    Supplier<ClusterBackend> backends =
+        ClusterBackend.perEventLoop(vertx, () -> heartbeats, "proxy1", 4, 30_000);
+    BackendVerticle first = open(backends.get());
+    BackendVerticle second = open(backends.get());
+
+    // The first backend's request goes to d0 and stays there: its stream is paused, so d0
+    // gets no credit to send the last event.
+    Promise<CompletionStream> held = Promise.promise();
+    first.onContext(() -> {
+      CompletionStream stream = first.backend.start(new CompletionJob("held", MODEL,
+          "Once upon a time", greedy(40)));
+      stream.pause();
+      held.complete(stream);
+    });
+    eventually("the first request went to d0", Duration.ofSeconds(10),
+        () -> sentTo(Addresses.decode("d0")) == 1);
+
+    String prompt = "Hello world";
+    List<DecodeEvent> events = await(run(second, new CompletionJob("next", MODEL, prompt,
+        greedy(20))));
+    assertEquals(expected(prompt, 20), text(events));
+    assertEquals(1, sentTo(Addresses.decode("d1")), "the second backend counted d0's request");
+
+    first.onContext(() -> held.future().result().cancel());
+    awaitEveryBlockFree(decodeEngine, d1Engine);
   }
 
   @Test
@@ -179,27 +320,23 @@ class PipelineTest {
   @Test
   void aDecodeInstanceThatRefusesAsOverloadedIsSkippedWithoutPrefillingAgain() throws Exception {
     // Equally idle instances go in registry order, so the overloaded one is asked first.
-    registry.add(1, deployOverloadedDecode("d-full"));
+    registry.add(1, deployOverloadedDecode("d-full")::info);
     String prompt = "Once upon a time";
     List<DecodeEvent> events = await(run(new CompletionJob("r1", MODEL, prompt, greedy(30))));
 
-    StringBuilder text = new StringBuilder();
-    events.forEach(e -> text.append(e.text()));
-    assertEquals(expected(prompt, 30), text.toString());
+    assertEquals(expected(prompt, 30), text(events));
     assertEquals(1, sentTo(Addresses.decode("d-full")), "the overloaded instance was asked");
     assertEquals(1, sentTo(Addresses.decode("d0")));
     assertEquals(1, sentTo(Addresses.prefill("p0")), "one prefill, its KV handed to d0");
-    eventually("every KV block is free", Duration.ofSeconds(5),
-        () -> prefillEngine.kvStats().usedBlocks() == 0
-            && decodeEngine.kvStats().usedBlocks() == 0);
+    awaitEveryBlockFree(decodeEngine);
   }
 
   @Test
   void whenDecodeInstancesKeepRefusingTheRequestFailsAsOverloadedAfterABoundedNumber()
       throws Exception {
-    registry.removeIf(worker -> worker instanceof DecodeVerticle);
+    registry.removeIf(entry -> entry.get().role() == Role.DECODE);
     for (int i = 0; i <= ClusterBackend.DECODE_ATTEMPTS; i++) {
-      registry.add(deployOverloadedDecode("d-full-" + i));
+      registry.add(deployOverloadedDecode("d-full-" + i)::info);
     }
     Exception e = assertThrows(Exception.class,
         () -> await(run(new CompletionJob("r1", MODEL, "Once upon a time", greedy(30)))));
@@ -215,7 +352,6 @@ class PipelineTest {
     }
     assertEquals(ClusterBackend.DECODE_ATTEMPTS, asked);
     assertEquals(1, sentTo(Addresses.prefill("p0")), "no second prefill");
-    eventually("the KV lease is released", Duration.ofSeconds(5),
-        () -> prefillEngine.kvStats().usedBlocks() == 0);
+    awaitEveryBlockFree();
   }
 }

@@ -211,7 +211,8 @@ class ThreeJvmClusterIT {
   private static String topology(String cluster, int hazelcastPort) {
     return """
         # Written by ThreeJvmClusterIT: cluster-config/topologies/1p1d-local.yaml with a cluster
-        # name and ports of its own, fast failure detection and small engines.
+        # name and ports of its own, fast failure detection, small engines and a proxy with two
+        # HTTP servers (event loops) whatever the cores of the machine.
         cluster:
           name: %s
           host: 127.0.0.1
@@ -226,6 +227,7 @@ class ThreeJvmClusterIT {
           served-name: %s
         proxy:
           port: %d
+          http-instances: 2
           embedded: false
         prefill:
           http-port: %d
