@@ -19,6 +19,7 @@ import io.vertx.core.eventbus.DeliveryOptions;
 import io.vertx.core.eventbus.EventBus;
 import io.vertx.core.eventbus.Message;
 import io.vertx.core.eventbus.MessageConsumer;
+import io.vertx.core.eventbus.ReplyException;
 import io.vertx.core.json.JsonObject;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -47,13 +48,15 @@ import org.slf4j.LoggerFactory;
  * several event loops has a backend per event loop ({@link #perEventLoop}); a request stays on
  * the event loop it came in on, from its HTTP request to its last token.
  *
- * <p>A decode instance that refuses a request as OVERLOADED is not the end of it: the request
- * goes to the next compatible decode instance that has not refused it, up to
- * {@link #DECODE_ATTEMPTS} instances in all, and fails as OVERLOADED only when none is left.
- * Every attempt hands over the same KV handle, without prefilling again: a refusal comes
- * before any pull, so the lease is untouched, and it comes within a round trip, far inside
- * the lease. A lease that has expired by this proxy's clock ends the attempts, since the next
- * instance could only fail to pull it.
+ * <p>A decode instance that does not take a request is not always the end of it: when it
+ * refuses the request as OVERLOADED or UNAVAILABLE, or nothing handles its address any more
+ * because it has just left (the registry still lists it until its heartbeats time out), the
+ * request goes to the next compatible decode instance that has not failed it, up to
+ * {@link #DECODE_ATTEMPTS} instances in all, and fails only when none is left. Every attempt
+ * hands over the same KV handle, without prefilling again: those failures come before any
+ * pull, so the lease is untouched, and within a round trip, far inside the lease. A lease that
+ * has expired by this proxy's clock ends the attempts, since the next instance could only fail
+ * to pull it.
  */
 public final class ClusterBackend implements CompletionBackend, ClusterStream.Control {
 
@@ -80,8 +83,8 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
     final long estimatedPromptTokens;
     InstanceInfo prefill;
     InstanceInfo decode;
-    /** Decode instances that refused the request as overloaded. */
-    final Set<String> overloaded = new HashSet<>();
+    /** Decode instances that did not take the request. */
+    final Set<String> refused = new HashSet<>();
     String transferId;
     long deadlineTimer;
 
@@ -246,7 +249,7 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
 
   private Optional<InstanceInfo> pickDecode(Job job, PrefillResult result) {
     return picker.decode(registry.get(), job.completion.model(), result.kv().fingerprint(),
-        job.overloaded);
+        job.refused);
   }
 
   private void sendDecode(Job job, PrefillResult result, InstanceInfo instance) {
@@ -257,18 +260,21 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
         job.completion.sampling(), streamAddress, credits);
     eventBus.<JsonObject>request(Addresses.decode(instance.instanceId()), request.toJson(),
             new DeliveryOptions().setSendTimeout(requestTimeoutMillis))
-        .onFailure(error -> decodeRefused(job, result, error));
+        .onFailure(error -> decodeNotTaken(job, result, error));
   }
 
-  /** Tries the next decode instance after an OVERLOADED refusal (see the class comment). */
-  private void decodeRefused(Job job, PrefillResult result, Throwable error) {
+  /**
+   * The decode request failed: tries the next decode instance when another one may take the
+   * request (see the class comment), else fails the request.
+   */
+  private void decodeNotTaken(Job job, PrefillResult result, Throwable error) {
     Failure failure = Failure.of(error);
-    String message = "decode on " + job.decode.instanceId() + " refused the request: "
+    String message = "decode on " + job.decode.instanceId() + " did not take the request: "
         + Failure.text(error);
-    if (failure == Failure.OVERLOADED && jobs.get(job.completion.requestId()) == job
-        && job.overloaded.size() + 1 < DECODE_ATTEMPTS
+    if (anotherDecodeMayTakeIt(error) && jobs.get(job.completion.requestId()) == job
+        && job.refused.size() + 1 < DECODE_ATTEMPTS
         && System.currentTimeMillis() < result.kv().leaseExpiresAtMillis()) {
-      job.overloaded.add(job.decode.instanceId());
+      job.refused.add(job.decode.instanceId());
       var next = pickDecode(job, result);
       if (next.isPresent()) {
         LOG.info("request {}: {}; trying decode instance {}", job.completion.requestId(),
@@ -279,6 +285,26 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
       }
     }
     fail(job, failure, message);
+  }
+
+  /**
+   * Whether a failed decode request may go to another decode instance: the instance refused it
+   * as OVERLOADED or UNAVAILABLE, or nobody handles its address any more. Only the reply to the
+   * request comes here, and a decode instance replies as soon as it has queued a request, before
+   * it pulls the KV or decodes a token; every failure after that comes as a decode event and
+   * fails the request, never moves it. Other failures (no reply in time, an error on the way)
+   * do not move it either: the instance may have taken the request after all.
+   */
+  private static boolean anotherDecodeMayTakeIt(Throwable error) {
+    if (!(error instanceof ReplyException reply)) {
+      return false;
+    }
+    return switch (reply.failureType()) {
+      case NO_HANDLERS -> true;
+      case RECIPIENT_FAILURE -> Failure.of(reply) == Failure.OVERLOADED
+          || Failure.of(reply) == Failure.UNAVAILABLE;
+      default -> false;
+    };
   }
 
   private void onEvent(Message<JsonObject> message) {

@@ -43,7 +43,7 @@ final class InstancePicker {
     return Optional.ofNullable(best);
   }
 
-  /** @param excluded instance ids not to pick (they refused this request already) */
+  /** @param excluded instance ids not to pick (they did not take this request) */
   Optional<InstanceInfo> decode(List<InstanceInfo> instances, String model, String fingerprint,
       Set<String> excluded) {
     InstanceInfo best = null;

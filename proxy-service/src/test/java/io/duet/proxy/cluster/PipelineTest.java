@@ -7,7 +7,9 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.duet.cluster.protocol.Addresses;
+import io.duet.cluster.protocol.DecodeAccepted;
 import io.duet.cluster.protocol.DecodeEvent;
+import io.duet.cluster.protocol.DecodeRequest;
 import io.duet.cluster.protocol.Failure;
 import io.duet.cluster.protocol.InstanceInfo;
 import io.duet.cluster.protocol.Role;
@@ -50,6 +52,8 @@ import java.util.function.Supplier;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
 
 /**
  * The whole request path in one JVM on a local event bus: the real prefill and decode verticles
@@ -64,6 +68,16 @@ class PipelineTest {
   private static final List<String> PROMPTS = List.of("The robot", "Hello world",
       "In the quiet lab, a", "Once upon a time", "Pixels", "A dream of", "Whispers",
       "The network");
+
+  /** How a decode instance does not take a request. */
+  enum Refusal {
+    /** It refuses it as OVERLOADED: its waiting queue is full. */
+    OVERLOADED,
+    /** It refuses it as UNAVAILABLE, as one that is shutting down. */
+    UNAVAILABLE,
+    /** It has just left: the registry lists it, nothing handles its address (NO_HANDLERS). */
+    GONE
+  }
 
   private final Engines engines = new Engines();
   /** What the backend sees as the registry, in this order. */
@@ -153,6 +167,31 @@ class PipelineTest {
 
   private DecodeVerticle deployOverloadedDecode(String id) throws Exception {
     return deployDecode(id, engines.open(64), 0);
+  }
+
+  /**
+   * A registry entry for an idle decode instance with d0's KV layout; nothing of it runs here,
+   * so nothing handles its address unless the test registers a consumer there.
+   */
+  private Supplier<InstanceInfo> listedDecode(String id) {
+    InstanceInfo d0 = decode.info();
+    InstanceInfo listed = new InstanceInfo(id, Role.DECODE, 0, HOST, d0.httpPort(), 0, MODEL,
+        d0.fingerprint(), d0.capacity(), new InstanceInfo.Load(0, 0, 0, 0, 0),
+        System.currentTimeMillis());
+    return () -> listed;
+  }
+
+  /** A decode instance in the registry that does not take requests, as {@code refusal} says. */
+  private Supplier<InstanceInfo> refusingDecode(Refusal refusal, String id) throws Exception {
+    if (refusal == Refusal.OVERLOADED) {
+      return deployOverloadedDecode(id)::info;
+    }
+    if (refusal == Refusal.UNAVAILABLE) {
+      await(vertx.eventBus().<JsonObject>consumer(Addresses.decode(id), message -> message.fail(
+          Failure.UNAVAILABLE.code(), Failure.UNAVAILABLE.message("shutting down")))
+          .completion());
+    }
+    return listedDecode(id);
   }
 
   private int sentTo(String address) {
@@ -317,15 +356,17 @@ class PipelineTest {
     assertEquals(Failure.UNAVAILABLE, cause.failure());
   }
 
-  @Test
-  void aDecodeInstanceThatRefusesAsOverloadedIsSkippedWithoutPrefillingAgain() throws Exception {
-    // Equally idle instances go in registry order, so the overloaded one is asked first.
-    registry.add(1, deployOverloadedDecode("d-full")::info);
+  @ParameterizedTest
+  @EnumSource(Refusal.class)
+  void aDecodeInstanceThatDoesNotTakeTheRequestIsReplacedWithoutPrefillingAgain(Refusal refusal)
+      throws Exception {
+    // Equally idle instances go in registry order, so the refusing one is asked first.
+    registry.add(1, refusingDecode(refusal, "d-refusing"));
     String prompt = "Once upon a time";
     List<DecodeEvent> events = await(run(new CompletionJob("r1", MODEL, prompt, greedy(30))));
 
     assertEquals(expected(prompt, 30), text(events));
-    assertEquals(1, sentTo(Addresses.decode("d-full")), "the overloaded instance was asked");
+    assertEquals(1, sentTo(Addresses.decode("d-refusing")), "the refusing instance was asked");
     assertEquals(1, sentTo(Addresses.decode("d0")));
     assertEquals(1, sentTo(Addresses.prefill("p0")), "one prefill, its KV handed to d0");
     awaitEveryBlockFree(decodeEngine);
@@ -352,6 +393,30 @@ class PipelineTest {
     }
     assertEquals(ClusterBackend.DECODE_ATTEMPTS, asked);
     assertEquals(1, sentTo(Addresses.prefill("p0")), "no second prefill");
+    awaitEveryBlockFree();
+  }
+
+  @Test
+  void aDecodeInstanceThatFailsAfterTakingTheRequestIsNotReplaced() throws Exception {
+    // It takes the request and streams a token, then fails as UNAVAILABLE: the client has seen
+    // the token and the KV may be pulled already, so the request fails where it is.
+    registry.add(1, listedDecode("d-failing"));
+    await(vertx.eventBus().<JsonObject>consumer(Addresses.decode("d-failing"), message -> {
+      DecodeRequest request = DecodeRequest.fromJson(message.body());
+      message.reply(new DecodeAccepted(request.requestId(), "d-failing", 0).toJson());
+      vertx.eventBus().send(request.streamAddress(), new DecodeEvent(request.requestId(), 0,
+          "Once", 1, 1, request.promptTokens(), null, null, null).toJson());
+      vertx.eventBus().send(request.streamAddress(), new DecodeEvent(request.requestId(), 1,
+          "", 0, 1, request.promptTokens(), null, Failure.UNAVAILABLE.name(), "shutting down")
+          .toJson());
+    }).completion());
+
+    Exception e = assertThrows(Exception.class,
+        () -> await(run(new CompletionJob("r1", MODEL, "Once upon a time", greedy(30)))));
+    CompletionException failure = assertInstanceOf(CompletionException.class, e.getCause());
+    assertEquals(Failure.UNAVAILABLE, failure.failure());
+    assertEquals("shutting down", failure.getMessage());
+    assertEquals(0, sentTo(Addresses.decode("d0")), "the request was not moved");
     awaitEveryBlockFree();
   }
 }
