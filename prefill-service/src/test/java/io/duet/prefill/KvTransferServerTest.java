@@ -63,6 +63,8 @@ class KvTransferServerTest {
   private final PrometheusMeterRegistry metrics = new PrometheusMeterRegistry(
       PrometheusConfig.DEFAULT);
   private KvTransferServer server;
+  /** Bytes of a whole pull of the prompt on the wire: HEADER, every CHUNK and END, framed. */
+  private long wholePullBytes;
 
   @BeforeEach
   void start() throws Exception {
@@ -71,6 +73,10 @@ class KvTransferServerTest {
     engine = engines.open(new EngineOptions().modelPath(shared("stories260K.bin")).kvBlocks(64)
         .threads(1));
     leases = new LeaseTable(vertx, engine, 30_000, () -> { });
+    Sequence probe = prefill();
+    wholePullBytes = engine.exportKv(probe).totalBytes()
+        + (BLOCKS + 2L) * (KvFrame.HEAD_BYTES + KvFrame.CRC_BYTES);
+    engine.release(probe);
     server = new KvTransferServer(vertx, leases, metrics);
     await(server.listen("127.0.0.1", 0, new KvTransferServer.Settings(1024,
         KvTransferServer.Settings.DEFAULT_SEND_BUFFER_BYTES, 30_000)));
@@ -162,12 +168,17 @@ class KvTransferServerTest {
     sendUntilClosed(frames(KvFrame.text(KvFrame.Type.PULL, transferId),
         KvFrame.text(KvFrame.Type.PULL, transferId)));
     assertEquals(BLOCKS, used(), "the lease outlives the broken connection");
-    try (KvFrameClient client = KvFrameClient.connect(netClient, server.actualPort())) {
+    pullWholeAndRelease(server, transferId);
+  }
+
+  /** A client that reads pulls the whole lease from {@code via}; its release frees the blocks. */
+  private void pullWholeAndRelease(KvTransferServer via, String transferId) throws Exception {
+    try (KvFrameClient client = KvFrameClient.connect(netClient, via.actualPort())) {
       assertEquals(BLOCKS, client.pull(transferId).chunks().size());
       client.send(KvFrame.text(KvFrame.Type.RELEASE, transferId));
       client.expect(KvFrame.Type.RELEASED);
-      assertEquals(0, used());
     }
+    assertEquals(0, used());
   }
 
   /** A second server on the same leases, with small buffers and the given stall timeout. */
@@ -201,14 +212,6 @@ class KvTransferServerTest {
     return total;
   }
 
-  /** Bytes of a whole pull of the prompt on the wire: HEADER, every CHUNK and END, framed. */
-  private long wholePullBytes() {
-    Sequence probe = prefill();
-    long stream = engine.exportKv(probe).totalBytes();
-    engine.release(probe);
-    return stream + (BLOCKS + 2L) * (KvFrame.HEAD_BYTES + KvFrame.CRC_BYTES);
-  }
-
   private double stalls() {
     return metrics.find(KvTransferServer.STALLS_METRIC).counter().count();
   }
@@ -216,7 +219,6 @@ class KvTransferServerTest {
   @Test
   void aReaderThatStopsReadingIsCutOffAndTheEndedLeaseFreesItsBlocks() throws Exception {
     KvTransferServer stalling = stallingServer(2_000);
-    long whole = wholePullBytes();
     String transferId = lease("r1");
     try (Socket socket = pullWithoutReading(stalling, transferId)) {
       assertEquals(KvFrame.Type.HEADER.code(), socket.getInputStream().read(),
@@ -229,7 +231,7 @@ class KvTransferServerTest {
       assertEquals(1, stalls());
       assertTrue(metrics.scrape().contains(KvTransferServer.STALLS_METRIC + " 1.0"),
           metrics.scrape());
-      assertTrue(readToTheEnd(socket) < whole, "the server closed the connection before the "
+      assertTrue(readToTheEnd(socket) < wholePullBytes, "the server closed the connection before the "
           + "end of the pull");
     }
     assertFalse(leases.holdsBlocks());
@@ -238,34 +240,27 @@ class KvTransferServerTest {
   @Test
   void aStalledPullOfALiveLeaseLeavesTheLeaseToBePulledAgain() throws Exception {
     KvTransferServer stalling = stallingServer(300);
-    long whole = wholePullBytes();
     String transferId = lease("r1");
     try (Socket socket = pullWithoutReading(stalling, transferId)) {
       eventually("the stall is detected", Duration.ofSeconds(10), () -> stalls() == 1);
-      assertTrue(readToTheEnd(socket) < whole);
+      assertTrue(readToTheEnd(socket) < wholePullBytes);
     }
     assertEquals(BLOCKS, used(), "the lease is live and keeps its blocks");
-    try (KvFrameClient client = KvFrameClient.connect(netClient, stalling.actualPort())) {
-      assertEquals(BLOCKS, client.pull(transferId).chunks().size());
-      client.send(KvFrame.text(KvFrame.Type.RELEASE, transferId));
-      client.expect(KvFrame.Type.RELEASED);
-    }
-    assertEquals(0, used());
+    pullWholeAndRelease(stalling, transferId);
   }
 
   @Test
   void aSlowReaderIsNotCutOffWhileEachPauseIsShorterThanTheStallTimeout() throws Exception {
     KvTransferServer stalling = stallingServer(1_000);
-    long whole = wholePullBytes();
     String transferId = lease("r1");
     long start = System.nanoTime();
     try (Socket socket = pullWithoutReading(stalling, transferId)) {
       InputStream in = socket.getInputStream();
       byte[] buffer = new byte[64 << 10];
       long read = 0;
-      while (read < whole) {
+      while (read < wholePullBytes) {
         Thread.sleep(250); // the server waits for a drain meanwhile
-        long target = Math.min(whole, read + buffer.length);
+        long target = Math.min(wholePullBytes, read + buffer.length);
         while (read < target) {
           int n = in.read(buffer, 0, (int) (target - read));
           assertTrue(n > 0, "the server closed the connection after " + read + " bytes");
