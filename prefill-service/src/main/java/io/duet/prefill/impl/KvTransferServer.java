@@ -114,10 +114,10 @@ public final class KvTransferServer {
       this.socket = socket;
       socket.setWriteQueueMaxSize(settings.writeQueueBytes());
       socket.closeHandler(v -> closed());
-      socket.handler(new KvFrameParser(this::onFrame, error -> {
+      KvFrameParser.attach(socket, this::onFrame, error -> {
         LOG.warn("closing KV connection from {}: {}", socket.remoteAddress(), error.getMessage());
         socket.close();
-      }));
+      });
     }
 
     private void onFrame(KvFrame frame) {
