@@ -401,6 +401,14 @@ public final class DuetConfig {
     return integer("prefill.lease-seconds", 1, Integer.MAX_VALUE);
   }
 
+  /**
+   * {@code prefill.kv-stall-timeout-seconds}: how long a KV send may wait for its decode instance
+   * to read before the connection is closed and the pull's blocks are let go.
+   */
+  public int prefillKvStallTimeoutSeconds() {
+    return integer("prefill.kv-stall-timeout-seconds", 1, Integer.MAX_VALUE);
+  }
+
   /** {@code prefill.kv-cache-mb}: the prefill instance's KV cache size. */
   public int prefillKvCacheMb() {
     return integer("prefill.kv-cache-mb", 1, Integer.MAX_VALUE);
@@ -494,6 +502,7 @@ public final class DuetConfig {
     prefillMaxBatchTokens();
     prefillMaxWaiting();
     prefillLeaseSeconds();
+    prefillKvStallTimeoutSeconds();
     prefillKvCacheMb();
     prefillThreads();
     decodeHttpPort();

@@ -234,6 +234,7 @@ class ConfigLoaderTest {
       assertEquals(2048, d.prefillMaxBatchTokens());
       assertEquals(256, d.prefillMaxWaiting());
       assertEquals(30, d.prefillLeaseSeconds());
+      assertEquals(10, d.prefillKvStallTimeoutSeconds());
       assertEquals(256, d.prefillKvCacheMb());
       assertEquals(Runtime.getRuntime().availableProcessors(), d.prefillThreads());
       assertEquals(0, d.decodeHttpPort());

@@ -33,13 +33,13 @@ final class FakePrefill {
     server = vertx.createNetServer(new NetServerOptions().setHost("127.0.0.1").setPort(0))
         .connectHandler(socket -> {
           socket.closeHandler(v -> connectionClosed.tryComplete());
-          socket.handler(new KvFrameParser(frame -> {
+          KvFrameParser.attach(socket, frame -> {
             received.add(frame.type());
             if (frame.type() == KvFrame.Type.PULL) {
               behaviour.onPull(socket, frame.payloadText());
               pulled.tryComplete(socket);
             }
-          }, error -> socket.close()));
+          }, error -> socket.close());
         });
   }
 

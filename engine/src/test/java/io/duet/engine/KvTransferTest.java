@@ -7,8 +7,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
+import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import org.junit.jupiter.api.AfterEach;
@@ -18,7 +20,8 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Damaged or foreign KV streams are refused with an exception naming the cause, and the
- * receiving engine holds no block afterwards.
+ * receiving engine holds no block afterwards. Chunks are imported from byte arrays and, as the
+ * decode service does, in place from the direct buffers they arrived in.
  */
 class KvTransferTest {
 
@@ -52,11 +55,78 @@ class KvTransferTest {
     return e;
   }
 
+  /**
+   * {@code chunk} in direct buffers as network reads might cut it: pieces of 1, 0, 3, 4097, 6
+   * and 2 bytes over and over, so that some of its integers and floats span two pieces.
+   */
+  private static ByteBuffer[] pieces(byte[] chunk) {
+    ByteBuffer direct = ByteBuffer.allocateDirect(chunk.length).put(chunk).flip();
+    int[] sizes = {1, 0, 3, 4097, 6, 2};
+    List<ByteBuffer> pieces = new ArrayList<>();
+    for (int at = 0, i = 0; at < chunk.length; i++) {
+      int size = Math.min(sizes[i % sizes.length], chunk.length - at);
+      pieces.add(direct.slice(at, size));
+      at += size;
+    }
+    return pieces.toArray(ByteBuffer[]::new);
+  }
+
+  /** A receiver's import whose first chunks were accepted from pieces. */
+  private KvImport importedUpTo(KvExport export, int chunks) {
+    KvImport kvImport = receiver.beginImport(export.header());
+    for (int i = 0; i < chunks; i++) {
+      kvImport.acceptChunk(pieces(export.chunk(i)));
+    }
+    return kvImport;
+  }
+
   @Test
   void intactStreamImportsEveryTokenAndTheLogitsMatch() throws IOException {
     KvExport export = sender.exportKv(prefilled);
     assertEquals(wire.length, export.totalBytes());
-    Sequence imported = receiver.importKv(new ByteArrayInputStream(wire));
+    assertContinuesLikeTheSender(receiver.importKv(new ByteArrayInputStream(wire)));
+  }
+
+  @Test
+  void chunksReadInPlaceFromSplitDirectBuffersImportTheSameKv() {
+    KvExport export = sender.exportKv(prefilled);
+    assertTrue(export.chunkCount() > 1);
+    ByteBuffer[] first = pieces(export.chunk(0));
+    KvImport kvImport = receiver.beginImport(export.header());
+    kvImport.acceptChunk(first);
+    assertEquals(0, first[3].position(), "the pieces are read, not consumed");
+    for (int i = 1; i < export.chunkCount(); i++) {
+      kvImport.acceptChunk(pieces(export.chunk(i)));
+    }
+    assertContinuesLikeTheSender(kvImport.finish());
+  }
+
+  @Test
+  void aCorruptedChunkInSplitBuffersIsRefusedAndFreesTheBlocks() {
+    KvExport export = sender.exportKv(prefilled);
+    KvImport kvImport = importedUpTo(export, 1);
+    byte[] damaged = export.chunk(1);
+    damaged[damaged.length / 2] ^= 0x10;
+    KvTransferException e = assertThrows(KvTransferException.class,
+        () -> kvImport.acceptChunk(pieces(damaged)));
+    assertEquals(KvTransferException.Reason.CORRUPTED, e.reason());
+    assertTrue(e.getMessage().contains("chunk 1"), e.getMessage());
+    assertEquals(0, receiver.kvStats().usedBlocks());
+  }
+
+  @Test
+  void aChunkCutShortInSplitBuffersIsRefusedAsTruncated() {
+    KvExport export = sender.exportKv(prefilled);
+    KvImport kvImport = importedUpTo(export, 1);
+    byte[] chunk = export.chunk(1);
+    KvTransferException e = assertThrows(KvTransferException.class,
+        () -> kvImport.acceptChunk(pieces(Arrays.copyOf(chunk, chunk.length - 2))));
+    assertEquals(KvTransferException.Reason.TRUNCATED, e.reason());
+    assertEquals(0, receiver.kvStats().usedBlocks());
+  }
+
+  /** The imported sequence's next step gives the sender's logits, bit for bit. */
+  private void assertContinuesLikeTheSender(Sequence imported) {
     assertEquals(prefilled.length(), imported.computedTokens());
     int next = Sampler.argmax(prefilled.logits());
     sender.append(prefilled, next);

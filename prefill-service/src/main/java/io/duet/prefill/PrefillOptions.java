@@ -11,14 +11,24 @@ import io.duet.cluster.DuetConfig;
  * @param maxBatchTokens prompt tokens prefilled together in one scheduling round
  * @param maxWaiting requests queued beyond which new ones are refused as overloaded
  * @param leaseMillis how long prefilled KV is held for a decode instance to pull it
+ * @param kvStallMillis how long a KV send may wait for its reader before the connection is
+ *     closed and the pull lets go of its blocks
  */
 public record PrefillOptions(String instanceId, String modelName, String host, int kvPort,
-    int httpPort, int maxBatchTokens, int maxWaiting, long leaseMillis) {
+    int httpPort, int maxBatchTokens, int maxWaiting, long leaseMillis, long kvStallMillis) {
+
+  /** The settings above with the built-in KV stall timeout, as a configuration that sets none. */
+  public PrefillOptions(String instanceId, String modelName, String host, int kvPort,
+      int httpPort, int maxBatchTokens, int maxWaiting, long leaseMillis) {
+    this(instanceId, modelName, host, kvPort, httpPort, maxBatchTokens, maxWaiting, leaseMillis,
+        DuetConfig.defaults().prefillKvStallTimeoutSeconds() * 1000L);
+  }
 
   /** The prefill settings of a configuration (keys under {@code prefill.}). */
   public static PrefillOptions from(DuetConfig config, String modelName) {
     return new PrefillOptions(config.instanceId(), modelName, config.clusterHost(),
         config.prefillKvPort(), config.prefillHttpPort(), config.prefillMaxBatchTokens(),
-        config.prefillMaxWaiting(), config.prefillLeaseSeconds() * 1000L);
+        config.prefillMaxWaiting(), config.prefillLeaseSeconds() * 1000L,
+        config.prefillKvStallTimeoutSeconds() * 1000L);
   }
 }

@@ -62,9 +62,9 @@ public final class PrefillVerticle extends WorkerVerticle {
     Gauge.builder("duet_prefill_waiting", scheduler, PrefillScheduler::waiting)
         .register(metrics());
     Gauge.builder("duet_kv_leases", leases, LeaseTable::size).register(metrics());
-    kvServer = new KvTransferServer(vertx, leases);
+    kvServer = new KvTransferServer(vertx, leases, metrics());
     return kvServer.listen(options.host(), options.kvPort(),
-        KvTransferServer.DEFAULT_WRITE_QUEUE_BYTES);
+        KvTransferServer.Settings.withStallMillis(options.kvStallMillis()));
   }
 
   @Override

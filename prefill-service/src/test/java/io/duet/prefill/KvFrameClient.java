@@ -33,8 +33,10 @@ final class KvFrameClient implements AutoCloseable {
 
   private KvFrameClient(NetSocket socket) {
     this.socket = socket;
-    socket.handler(new KvFrameParser(inbox::add,
-        error -> inbox.add(new AssertionError("client-side framing error: " + error))));
+    // a received payload lives only as long as the frame handler: the test thread gets a copy
+    KvFrameParser.attach(socket, frame -> inbox.add(KvFrame.of(frame.type(),
+            frame.payload().getBytes())),
+        error -> inbox.add(new AssertionError("client-side framing error: " + error)));
     socket.closeHandler(v -> {
       inbox.add(CLOSED);
       closed.tryComplete();

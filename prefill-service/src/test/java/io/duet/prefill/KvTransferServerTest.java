@@ -4,6 +4,7 @@ import static io.duet.service.ServiceTests.await;
 import static io.duet.service.ServiceTests.eventually;
 import static io.duet.service.ServiceTests.shared;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.duet.cluster.transfer.KvFrame;
@@ -13,10 +14,16 @@ import io.duet.engine.Sequence;
 import io.duet.prefill.impl.KvTransferServer;
 import io.duet.prefill.impl.LeaseTable;
 import io.duet.service.ServiceTests.Engines;
+import io.micrometer.prometheusmetrics.PrometheusConfig;
+import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.net.NetClient;
 import io.vertx.core.net.NetClientOptions;
+import java.io.IOException;
+import java.io.InputStream;
+import java.net.InetSocketAddress;
+import java.net.Socket;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
@@ -33,6 +40,11 @@ import org.junit.jupiter.api.Timeout;
  * 400 tokens): while Vert.x handles one read it holds back the writes, so the queue fills
  * partway through the pull and the server waits for a drain. Frames the client wrote in the
  * same packet as its PULL are then read while the pull is still being sent.
+ *
+ * <p>A reader that stops reading is a plain blocking socket that never calls read, against a
+ * server whose kernel send buffer, like the client's receive buffer, holds a few KiB: the
+ * kernel takes in far less than a pull's 512 KB, so the pull has to wait for a drain that does
+ * not come.
  */
 @Timeout(value = 20, unit = TimeUnit.SECONDS)
 class KvTransferServerTest {
@@ -40,13 +52,19 @@ class KvTransferServerTest {
   private static final int PROMPT_TOKENS = 400;
   /** 16-token blocks, one chunk each. */
   private static final int BLOCKS = 25;
+  /** Socket buffers of the stalled connections (the kernel doubles them). */
+  private static final int SMALL_SOCKET_BUFFER = 8 << 10;
 
   private final Engines engines = new Engines();
   private Vertx vertx;
   private NetClient netClient;
   private Engine engine;
   private LeaseTable leases;
+  private final PrometheusMeterRegistry metrics = new PrometheusMeterRegistry(
+      PrometheusConfig.DEFAULT);
   private KvTransferServer server;
+  /** Bytes of a whole pull of the prompt on the wire: HEADER, every CHUNK and END, framed. */
+  private long wholePullBytes;
 
   @BeforeEach
   void start() throws Exception {
@@ -55,8 +73,13 @@ class KvTransferServerTest {
     engine = engines.open(new EngineOptions().modelPath(shared("stories260K.bin")).kvBlocks(64)
         .threads(1));
     leases = new LeaseTable(vertx, engine, 30_000, () -> { });
-    server = new KvTransferServer(vertx, leases);
-    await(server.listen("127.0.0.1", 0, 1024));
+    Sequence probe = prefill();
+    wholePullBytes = engine.exportKv(probe).totalBytes()
+        + (BLOCKS + 2L) * (KvFrame.HEAD_BYTES + KvFrame.CRC_BYTES);
+    engine.release(probe);
+    server = new KvTransferServer(vertx, leases, metrics);
+    await(server.listen("127.0.0.1", 0, new KvTransferServer.Settings(1024,
+        KvTransferServer.Settings.DEFAULT_SEND_BUFFER_BYTES, 30_000)));
   }
 
   @AfterEach
@@ -65,12 +88,17 @@ class KvTransferServerTest {
     engines.close();
   }
 
-  /** Prefills a prompt and leases its KV; returns the transfer id. */
-  private String lease(String requestId) {
+  /** Prefills the test's prompt. */
+  private Sequence prefill() {
     int[] prompt = IntStream.range(0, PROMPT_TOKENS).map(i -> 10 + (i * 7) % 400).toArray();
     Sequence sequence = engine.allocate(prompt);
     engine.step(List.of(sequence));
-    return leases.lease(requestId, sequence);
+    return sequence;
+  }
+
+  /** Prefills the prompt and leases its KV; returns the transfer id. */
+  private String lease(String requestId) {
+    return leases.lease(requestId, prefill());
   }
 
   private int used() {
@@ -140,11 +168,110 @@ class KvTransferServerTest {
     sendUntilClosed(frames(KvFrame.text(KvFrame.Type.PULL, transferId),
         KvFrame.text(KvFrame.Type.PULL, transferId)));
     assertEquals(BLOCKS, used(), "the lease outlives the broken connection");
-    try (KvFrameClient client = KvFrameClient.connect(netClient, server.actualPort())) {
+    pullWholeAndRelease(server, transferId);
+  }
+
+  /** A client that reads pulls the whole lease from {@code via}; its release frees the blocks. */
+  private void pullWholeAndRelease(KvTransferServer via, String transferId) throws Exception {
+    try (KvFrameClient client = KvFrameClient.connect(netClient, via.actualPort())) {
       assertEquals(BLOCKS, client.pull(transferId).chunks().size());
       client.send(KvFrame.text(KvFrame.Type.RELEASE, transferId));
       client.expect(KvFrame.Type.RELEASED);
-      assertEquals(0, used());
     }
+    assertEquals(0, used());
+  }
+
+  /** A second server on the same leases, with small buffers and the given stall timeout. */
+  private KvTransferServer stallingServer(long stallMillis) throws Exception {
+    KvTransferServer stalling = new KvTransferServer(vertx, leases, metrics);
+    await(stalling.listen("127.0.0.1", 0, new KvTransferServer.Settings(1024,
+        SMALL_SOCKET_BUFFER, stallMillis)));
+    return stalling;
+  }
+
+  /** A blocking socket that has sent PULL and reads only when the test reads from it. */
+  private static Socket pullWithoutReading(KvTransferServer server, String transferId)
+      throws IOException {
+    Socket socket = new Socket();
+    socket.setReceiveBufferSize(SMALL_SOCKET_BUFFER);
+    socket.setSoTimeout(5_000);
+    socket.connect(new InetSocketAddress("127.0.0.1", server.actualPort()), 5_000);
+    socket.getOutputStream().write(KvFrame.text(KvFrame.Type.PULL, transferId).encode()
+        .getBytes());
+    return socket;
+  }
+
+  /** Reads until the server closed the connection; returns the bytes read. */
+  private static long readToTheEnd(Socket socket) throws IOException {
+    InputStream in = socket.getInputStream();
+    byte[] buffer = new byte[64 << 10];
+    long total = 0;
+    for (int n; (n = in.read(buffer)) >= 0; ) {
+      total += n;
+    }
+    return total;
+  }
+
+  private double stalls() {
+    return metrics.find(KvTransferServer.STALLS_METRIC).counter().count();
+  }
+
+  @Test
+  void aReaderThatStopsReadingIsCutOffAndTheEndedLeaseFreesItsBlocks() throws Exception {
+    KvTransferServer stalling = stallingServer(2_000);
+    String transferId = lease("r1");
+    try (Socket socket = pullWithoutReading(stalling, transferId)) {
+      assertEquals(KvFrame.Type.HEADER.code(), socket.getInputStream().read(),
+          "the pull has started");
+      assertTrue(leases.release(transferId));
+      assertEquals(BLOCKS, used(), "the stuck pull still pins the blocks of the ended lease");
+
+      eventually("the stalled pull is cut off and lets go of the blocks", Duration.ofSeconds(10),
+          () -> used() == 0);
+      assertEquals(1, stalls());
+      assertTrue(metrics.scrape().contains(KvTransferServer.STALLS_METRIC + " 1.0"),
+          metrics.scrape());
+      assertTrue(readToTheEnd(socket) < wholePullBytes, "the server closed the connection before the "
+          + "end of the pull");
+    }
+    assertFalse(leases.holdsBlocks());
+  }
+
+  @Test
+  void aStalledPullOfALiveLeaseLeavesTheLeaseToBePulledAgain() throws Exception {
+    KvTransferServer stalling = stallingServer(300);
+    String transferId = lease("r1");
+    try (Socket socket = pullWithoutReading(stalling, transferId)) {
+      eventually("the stall is detected", Duration.ofSeconds(10), () -> stalls() == 1);
+      assertTrue(readToTheEnd(socket) < wholePullBytes);
+    }
+    assertEquals(BLOCKS, used(), "the lease is live and keeps its blocks");
+    pullWholeAndRelease(stalling, transferId);
+  }
+
+  @Test
+  void aSlowReaderIsNotCutOffWhileEachPauseIsShorterThanTheStallTimeout() throws Exception {
+    KvTransferServer stalling = stallingServer(1_000);
+    String transferId = lease("r1");
+    long start = System.nanoTime();
+    try (Socket socket = pullWithoutReading(stalling, transferId)) {
+      InputStream in = socket.getInputStream();
+      byte[] buffer = new byte[64 << 10];
+      long read = 0;
+      while (read < wholePullBytes) {
+        Thread.sleep(250); // the server waits for a drain meanwhile
+        long target = Math.min(wholePullBytes, read + buffer.length);
+        while (read < target) {
+          int n = in.read(buffer, 0, (int) (target - read));
+          assertTrue(n > 0, "the server closed the connection after " + read + " bytes");
+          read += n;
+        }
+      }
+    }
+    assertTrue(System.nanoTime() - start > TimeUnit.MILLISECONDS.toNanos(1_000),
+        "the whole pull took longer than the stall timeout");
+    assertEquals(0, stalls(), "each wait was shorter than the stall timeout");
+    assertTrue(leases.release(transferId));
+    eventually("the released lease frees its blocks", Duration.ofSeconds(5), () -> used() == 0);
   }
 }

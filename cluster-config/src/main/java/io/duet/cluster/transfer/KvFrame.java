@@ -3,6 +3,7 @@ package io.duet.cluster.transfer;
 import io.netty.buffer.Unpooled;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.internal.buffer.BufferInternal;
+import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.util.zip.CRC32C;
 
@@ -26,12 +27,11 @@ import java.util.zip.CRC32C;
  * arrives while a pull is being sent waits for that pull's END (or ERROR) and is answered after
  * it; a second PULL then is a protocol error that closes the connection. Frames are built
  * in one array and sent without further copies, and a received frame's payload is a view of
- * the array it arrived in: KV chunks are large, and copies, not checksums, are what a transfer
- * would otherwise spend its time on.
- *
- * @param data the array holding the payload at {@code offset}, {@code length} bytes long
+ * the network buffers it arrived in ({@link KvFrameParser}), valid while the frame handler
+ * runs: KV chunks are large, and copies, not checksums, are what a transfer would otherwise
+ * spend its time on.
  */
-public record KvFrame(Type type, byte[] data, int offset, int length) {
+public record KvFrame(Type type, Buffer payload) {
 
   /** Bytes before the payload. */
   public static final int HEAD_BYTES = 5;
@@ -69,7 +69,7 @@ public record KvFrame(Type type, byte[] data, int offset, int length) {
   }
 
   public static KvFrame of(Type type, byte[] payload) {
-    return new KvFrame(type, payload, 0, payload.length);
+    return new KvFrame(type, wrap(payload, 0, payload.length));
   }
 
   public static KvFrame text(Type type, String text) {
@@ -80,19 +80,23 @@ public record KvFrame(Type type, byte[] data, int offset, int length) {
     return of(type, new byte[0]);
   }
 
-  /** The payload as a buffer (a view, no copy). */
-  public Buffer payload() {
-    return wrap(data, offset, length);
+  public String payloadText() {
+    return payload.toString(StandardCharsets.UTF_8);
   }
 
-  public String payloadText() {
-    return new String(data, offset, length, StandardCharsets.UTF_8);
+  /**
+   * The payload as the consecutive pieces it is made of (a received one: the network reads it
+   * arrived in), each a view of those bytes, not a copy.
+   */
+  public ByteBuffer[] payloadBuffers() {
+    return ((BufferInternal) payload).getByteBuf().nioBuffers();
   }
 
   /** The frame's bytes on the wire. */
   public Buffer encode() {
+    int length = payload.length();
     return encode(type, length, (destination, at) ->
-        System.arraycopy(data, offset, destination, at, length));
+        payload.getBytes(0, length, destination, at));
   }
 
   /** Builds a frame whose payload {@code writer} writes in place: one array, no copies. */
@@ -105,7 +109,7 @@ public record KvFrame(Type type, byte[] data, int offset, int length) {
     return wrap(frame, 0, frame.length);
   }
 
-  static int crc(byte[] bytes, int length) {
+  private static int crc(byte[] bytes, int length) {
     CRC32C crc = new CRC32C();
     crc.update(bytes, 0, length);
     return (int) crc.getValue();

@@ -152,7 +152,7 @@ public final class KvPuller {
     Connection(Peer peer, NetSocket socket) {
       this.peer = peer;
       this.socket = socket;
-      socket.handler(new KvFrameParser(this::onFrame, error -> broken(error.getMessage())));
+      KvFrameParser.attach(socket, this::onFrame, error -> broken(error.getMessage()));
       socket.closeHandler(v -> {
         closed = true;
         if (current != null) {
@@ -187,11 +187,10 @@ public final class KvPuller {
               broken("a second KV header in one transfer");
               return;
             }
-            transfer.kvImport = engine.beginImport(java.util.Arrays.copyOfRange(
-                frame.data(), frame.offset(), frame.offset() + frame.length()));
+            transfer.kvImport = engine.beginImport(frame.payload().getBytes());
           }
-          case CHUNK -> transfer.kvImport().acceptChunk(frame.data(), frame.offset(),
-              frame.length());
+          // in place: the frame's payload is still the network's buffers
+          case CHUNK -> transfer.kvImport().acceptChunk(frame.payloadBuffers());
           case END -> {
             Sequence sequence = transfer.kvImport().finish();
             transfer.kvImport = null;

@@ -3,8 +3,11 @@ package io.duet.prefill.impl;
 import io.duet.cluster.transfer.KvFrame;
 import io.duet.cluster.transfer.KvFrameParser;
 import io.duet.engine.KvExport;
+import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.MeterRegistry;
 import io.vertx.core.Future;
 import io.vertx.core.Vertx;
+import io.vertx.core.internal.net.NetSocketInternal;
 import io.vertx.core.net.NetServer;
 import io.vertx.core.net.NetServerOptions;
 import io.vertx.core.net.NetSocket;
@@ -26,32 +29,65 @@ import org.slf4j.LoggerFactory;
  * connection closes first, the deferred releases still end their leases, since the decode
  * instance asked for that; the blocks do not wait for the lease to expire. A second PULL while
  * one is being sent breaks the protocol and closes the connection.
+ *
+ * <p>A pull pins its lease's blocks until it ends, even past the end of the lease, and it ends
+ * only when its END is written or the connection closes. A decode instance that stops reading
+ * but keeps the connection open would therefore hold the blocks for as long as it lives; so a
+ * pull that waits longer than {@link Settings#stallMillis} for its connection to drain is cut
+ * off: the connection is closed, the pull ends, the blocks are freed if the lease has ended
+ * (else the lease keeps them until it is released, cancelled or expires, as after any broken
+ * connection), and {@value #STALLS_METRIC} counts it.
  */
 public final class KvTransferServer {
 
-  /** Room for several whole chunks, so the next one is encoded while the last one is sent. */
-  public static final int DEFAULT_WRITE_QUEUE_BYTES = 4 << 20;
+  /** Prometheus counter of connections closed because their reader stalled a pull. */
+  public static final String STALLS_METRIC = "duet_kv_send_stalls_total";
 
   private static final Logger LOG = LoggerFactory.getLogger(KvTransferServer.class);
 
-  private final Vertx vertx;
-  private final LeaseTable leases;
-  private NetServer server;
-  private int writeQueueBytes;
+  /**
+   * How the server treats each connection.
+   *
+   * @param writeQueueBytes bytes queued on a connection before encoding waits for it to drain
+   * @param sendBufferBytes the kernel's send buffer of a connection (SO_SNDBUF): with the
+   *     peer's receive buffer, what a reader that stopped reading still takes in before a pull
+   *     has to wait for it
+   * @param stallMillis how long a pull may wait for its connection to drain before the
+   *     connection is closed as stalled
+   */
+  public record Settings(int writeQueueBytes, int sendBufferBytes, long stallMillis) {
+    /** Room for several whole chunks, so the next one is encoded while the last one is sent. */
+    public static final int DEFAULT_WRITE_QUEUE_BYTES = 4 << 20;
+    /** Asked of the kernel for each connection (Linux caps it at net.core.wmem_max). */
+    public static final int DEFAULT_SEND_BUFFER_BYTES = 4 << 20;
 
-  public KvTransferServer(Vertx vertx, LeaseTable leases) {
-    this.vertx = vertx;
-    this.leases = leases;
+    /** The default buffers, with the configured stall timeout. */
+    public static Settings withStallMillis(long stallMillis) {
+      return new Settings(DEFAULT_WRITE_QUEUE_BYTES, DEFAULT_SEND_BUFFER_BYTES, stallMillis);
+    }
   }
 
-  /**
-   * @param writeQueueBytes bytes queued on a connection before encoding waits for it to drain
-   *     ({@link #DEFAULT_WRITE_QUEUE_BYTES} but in tests)
-   */
-  public Future<NetServer> listen(String host, int port, int writeQueueBytes) {
-    this.writeQueueBytes = writeQueueBytes;
+  private final Vertx vertx;
+  private final LeaseTable leases;
+  private final Counter stalls;
+  private NetServer server;
+  private Settings settings;
+
+  /** @param metrics where {@value #STALLS_METRIC} is registered */
+  public KvTransferServer(Vertx vertx, LeaseTable leases, MeterRegistry metrics) {
+    this.vertx = vertx;
+    this.leases = leases;
+    this.stalls = Counter.builder(STALLS_METRIC)
+        .description("KV connections closed because a pull made no progress for the stall "
+            + "timeout (the decode instance stopped reading)")
+        .register(metrics);
+  }
+
+  public Future<NetServer> listen(String host, int port, Settings settings) {
+    this.settings = settings;
     NetServerOptions options = new NetServerOptions().setHost(host).setPort(port)
-        .setTcpNoDelay(true).setSendBufferSize(4 << 20).setReceiveBufferSize(1 << 20);
+        .setTcpNoDelay(true).setSendBufferSize(settings.sendBufferBytes())
+        .setReceiveBufferSize(1 << 20);
     server = vertx.createNetServer(options).connectHandler(Connection::new);
     return server.listen();
   }
@@ -71,15 +107,17 @@ public final class KvTransferServer {
     private LeaseTable.Pull sending;
     /** Transfer ids of the RELEASEs that arrived while {@link #sending}, in order. */
     private final List<String> deferredReleases = new ArrayList<>();
+    /** Closes the connection if {@link #sending} waits too long for a drain. */
+    private long stallTimer = -1;
 
     Connection(NetSocket socket) {
       this.socket = socket;
-      socket.setWriteQueueMaxSize(writeQueueBytes);
+      socket.setWriteQueueMaxSize(settings.writeQueueBytes());
       socket.closeHandler(v -> closed());
-      socket.handler(new KvFrameParser(this::onFrame, error -> {
+      KvFrameParser.attach(socket, this::onFrame, error -> {
         LOG.warn("closing KV connection from {}: {}", socket.remoteAddress(), error.getMessage());
         socket.close();
-      }));
+      });
     }
 
     private void onFrame(KvFrame frame) {
@@ -134,7 +172,9 @@ public final class KvTransferServer {
         chunk++;
         if (socket.writeQueueFull()) {
           int next = chunk;
+          stallTimer = vertx.setTimer(settings.stallMillis(), t -> stalled());
           socket.drainHandler(v -> {
+            vertx.cancelTimer(stallTimer);
             socket.drainHandler(null);
             if (sending != null) { // null: the connection closed while the queue drained
               sendChunks(next);
@@ -148,10 +188,25 @@ public final class KvTransferServer {
     }
 
     /**
+     * The reader took nothing for the whole stall timeout: closing the connection ends the pull
+     * (see {@link #closed}), so that the blocks are not pinned for as long as the peer lives.
+     */
+    private void stalled() {
+      LOG.warn("closing KV connection from {}: the pull of request {} made no progress for {} ms",
+          socket.remoteAddress(), sending.requestId(), settings.stallMillis());
+      stalls.increment();
+      // NetSocket.close() (and a close that passes through Vert.x's handler) first waits for
+      // the queued chunks to be written, which is what does not happen here. Closing from
+      // Vert.x's place in the pipeline, as it does for idle connections, drops them.
+      ((NetSocketInternal) socket).channelHandlerContext().close();
+    }
+
+    /**
      * The pull is over (its END or ERROR is written, or the connection closed): unpin its
      * blocks, then act on the RELEASEs that waited for it.
      */
     private void sendEnded() {
+      vertx.cancelTimer(stallTimer);
       sending.end();
       sending = null;
       for (String transferId : deferredReleases) {

@@ -98,6 +98,10 @@ public final class LeaseTable {
       return lease.export;
     }
 
+    public String requestId() {
+      return lease.requestId;
+    }
+
     /** False once the lease ended (released, cancelled, expired): stop sending. */
     public boolean isLive() {
       return !lease.isEnded();
