@@ -64,7 +64,8 @@ public final class Engine implements AutoCloseable {
         : (int) Math.max(1, Math.min(Integer.MAX_VALUE,
             options.kvCacheBytes() / (c.kvFloatsPerToken() * Float.BYTES * options.blockSize())));
     this.pool = new WorkerPool(options.threads(), "duet-forward", options.sharedCores());
-    this.storage = new KvStorage(c.layers(), blocks, options.blockSize(), c.kvDim());
+    this.storage = new KvStorage(c.layers(), blocks, options.blockSize(), c.kvHeads(),
+        c.headSize());
     this.allocator = new BlockAllocator(blocks, options.blockSize());
     int maxTokens = options.maxBatchTokens();
     int maxRows = options.maxSequences();

@@ -79,17 +79,22 @@ public final class KvExport {
    */
   public void writeChunk(int index, byte[] destination, int offset) {
     int slots = slots(index);
-    int floats = slots * storage.kvDim();
     int payload = payloadBytes(index);
     ByteBuffer b = ByteBuffer.wrap(destination, offset, chunkLength(index)).slice()
         .order(ByteOrder.LITTLE_ENDIAN);
     b.putInt(index).putInt(slots).putInt(payload);
     int block = blocks[index];
     var out = b.slice().order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
+    int headFloats = slots * storage.headSize();
+    int kvHeads = storage.kvDim() / storage.headSize();
     for (int l = 0; l < layers; l++) {
       float[] layer = storage.layer(l);
-      out.put(layer, storage.keyOffset(block, 0), floats);
-      out.put(layer, storage.valueOffset(block, 0), floats);
+      for (int head = 0; head < kvHeads; head++) {
+        out.put(layer, storage.keyOffset(block, head, 0), headFloats);
+      }
+      for (int head = 0; head < kvHeads; head++) {
+        out.put(layer, storage.valueOffset(block, head, 0), headFloats);
+      }
     }
     int crcAt = KvWireFormat.CHUNK_PREFIX_BYTES + payload;
     b.putInt(crcAt, KvWireFormat.crc(destination, offset, crcAt));

@@ -103,10 +103,16 @@ public final class KvImport {
     }
     chunk.seek(KvWireFormat.CHUNK_PREFIX_BYTES);
     int block = blocks[index];
+    int headFloats = expectedSlots * storage.headSize();
+    int kvHeads = storage.kvDim() / storage.headSize();
     for (int l = 0; l < layers; l++) {
       float[] layer = storage.layer(l);
-      chunk.getFloats(layer, storage.keyOffset(block, 0), floats);
-      chunk.getFloats(layer, storage.valueOffset(block, 0), floats);
+      for (int head = 0; head < kvHeads; head++) {
+        chunk.getFloats(layer, storage.keyOffset(block, head, 0), headFloats);
+      }
+      for (int head = 0; head < kvHeads; head++) {
+        chunk.getFloats(layer, storage.valueOffset(block, head, 0), headFloats);
+      }
     }
     nextChunk++;
   }

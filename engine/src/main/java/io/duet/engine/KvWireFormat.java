@@ -17,7 +17,7 @@ import java.util.zip.CRC32C;
  *           u32:tokenCount u32:chunkCount u32[tokenCount]:tokens
  * str     = u16:length utf8-bytes
  * chunk   = u32:index u32:slots u32:payloadLength payload u32:crc32c(index..payload)
- * payload = for each layer: keys f32[slots * kvDim], values f32[slots * kvDim]
+ * payload = for each layer: keys f32[kvHeads][slots][headDim], values f32[kvHeads][slots][headDim]
  * </pre>
  *
  * Chunk {@code i} carries block {@code i} of the sequence: {@code blockSize} token slots, fewer
@@ -26,7 +26,8 @@ import java.util.zip.CRC32C;
 public final class KvWireFormat {
 
   static final byte[] MAGIC = "DUETKV".getBytes(StandardCharsets.US_ASCII);
-  static final int VERSION = 1;
+  /** 2: keys and values head-major within a chunk (version 1 had them position-major). */
+  static final int VERSION = 2;
   /** Magic, version and body length: what must be read to know the header's size. */
   public static final int HEADER_PREFIX_BYTES = MAGIC.length + 2 + 4;
   /** Index, slots and payload length: what must be read to know a chunk's size. */

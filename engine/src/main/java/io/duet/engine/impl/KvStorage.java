@@ -2,17 +2,21 @@ package io.duet.engine.impl;
 
 /**
  * The float storage behind the paged KV cache: one array per layer, holding for every block its
- * keys ({@code blockSize x kvDim}) followed by its values. A block's slice of one layer is thus a
- * single contiguous run, which is what the KV wire format copies.
+ * keys followed by its values, each head-major ({@code kvHeads x blockSize x headSize}): the
+ * keys one attention head reads from a block are one contiguous run, so attention streams
+ * through them instead of picking a head's slice out of every position. A block's slice of one
+ * layer is a single contiguous run.
  */
 public final class KvStorage {
 
   private final float[][] layers;
   private final int blockSize;
   private final int kvDim;
+  private final int headSize;
   private final int blockStride;
 
-  public KvStorage(int layerCount, int blocks, int blockSize, int kvDim) {
+  public KvStorage(int layerCount, int blocks, int blockSize, int kvHeads, int headSize) {
+    int kvDim = kvHeads * headSize;
     long floats = (long) blocks * 2 * blockSize * kvDim;
     if (floats > Integer.MAX_VALUE - 16) {
       throw new IllegalArgumentException("KV cache of " + blocks + " blocks needs " + floats
@@ -20,6 +24,7 @@ public final class KvStorage {
     }
     this.blockSize = blockSize;
     this.kvDim = kvDim;
+    this.headSize = headSize;
     this.blockStride = 2 * blockSize * kvDim;
     this.layers = new float[layerCount][(int) floats];
   }
@@ -41,11 +46,17 @@ public final class KvStorage {
     return blockStride;
   }
 
-  public int keyOffset(int block, int slot) {
-    return block * blockStride + slot * kvDim;
+  public int headSize() {
+    return headSize;
   }
 
-  public int valueOffset(int block, int slot) {
-    return block * blockStride + (blockSize + slot) * kvDim;
+  /** Where the key of {@code slot} for KV head {@code kvHead} starts; the next slot's follows. */
+  public int keyOffset(int block, int kvHead, int slot) {
+    return block * blockStride + (kvHead * blockSize + slot) * headSize;
+  }
+
+  /** As {@link #keyOffset}, for the value. */
+  public int valueOffset(int block, int kvHead, int slot) {
+    return keyOffset(block, kvHead, slot) + blockSize * kvDim;
   }
 }

@@ -210,47 +210,58 @@ public final class Transformer {
   }
 
   private void storeKeyValue(int t) {
-    int kvDim = c.kvDim();
+    int headSize = c.headSize();
     int position = positions[t];
     int block = blockTables[rowSegment[t]][position / kv.blockSize()];
     int slot = position % kv.blockSize();
-    System.arraycopy(k, t * kvDim, layerCache, kv.keyOffset(block, slot), kvDim);
-    System.arraycopy(v, t * kvDim, layerCache, kv.valueOffset(block, slot), kvDim);
+    for (int head = 0; head < c.kvHeads(); head++) {
+      int from = t * c.kvDim() + head * headSize;
+      System.arraycopy(k, from, layerCache, kv.keyOffset(block, head, slot), headSize);
+      System.arraycopy(v, from, layerCache, kv.valueOffset(block, head, slot), headSize);
+    }
   }
 
-  /** Attention of one (row, head) pair over every cached position up to the row's own. */
+  /**
+   * Attention of one (row, head) pair over every cached position up to the row's own, walked
+   * block by block: within a block the head's keys (and values) follow one another.
+   */
   private void attentionChunk(int chunk, int worker) {
     int heads = c.heads();
     int t = chunk / heads;
     int h = chunk % heads;
     int headSize = c.headSize();
     int kvHead = h / (heads / c.kvHeads());
-    int headOffset = kvHead * headSize;
-    int position = positions[t];
+    int length = positions[t] + 1;
     int[] table = blockTables[rowSegment[t]];
     int blockSize = kv.blockSize();
     float[] att = attentionScratch[worker];
     int qOffset = t * c.dim() + h * headSize;
     float max = Float.NEGATIVE_INFINITY;
-    for (int p = 0; p <= position; p++) {
-      int keyAt = kv.keyOffset(table[p / blockSize], p % blockSize) + headOffset;
-      float score = kernels.dot(q, qOffset, layerCache, keyAt, headSize) / attentionScale;
-      att[p] = score;
-      if (score > max) {
-        max = score;
+    for (int first = 0, b = 0; first < length; first += blockSize, b++) {
+      int keyAt = kv.keyOffset(table[b], kvHead, 0);
+      int end = Math.min(length, first + blockSize);
+      for (int p = first; p < end; p++, keyAt += headSize) {
+        float score = kernels.dot(q, qOffset, layerCache, keyAt, headSize) / attentionScale;
+        att[p] = score;
+        if (score > max) {
+          max = score;
+        }
       }
     }
     float sum = 0f;
-    for (int p = 0; p <= position; p++) {
+    for (int p = 0; p < length; p++) {
       float e = (float) Math.exp(att[p] - max);
       att[p] = e;
       sum += e;
     }
     int out = t * c.dim() + h * headSize;
     java.util.Arrays.fill(xb, out, out + headSize, 0f);
-    for (int p = 0; p <= position; p++) {
-      int valueAt = kv.valueOffset(table[p / blockSize], p % blockSize) + headOffset;
-      kernels.axpy(att[p] / sum, layerCache, valueAt, xb, out, headSize);
+    for (int first = 0, b = 0; first < length; first += blockSize, b++) {
+      int valueAt = kv.valueOffset(table[b], kvHead, 0);
+      int end = Math.min(length, first + blockSize);
+      for (int p = first; p < end; p++, valueAt += headSize) {
+        kernels.axpy(att[p] / sum, layerCache, valueAt, xb, out, headSize);
+      }
     }
   }
 
