@@ -85,15 +85,11 @@ public final class KvExport {
     b.putInt(index).putInt(slots).putInt(payload);
     int block = blocks[index];
     var out = b.slice().order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
-    int headFloats = slots * storage.headSize();
-    int kvHeads = storage.kvDim() / storage.headSize();
+    int runFloats = slots * storage.headSize();
     for (int l = 0; l < layers; l++) {
       float[] layer = storage.layer(l);
-      for (int head = 0; head < kvHeads; head++) {
-        out.put(layer, storage.keyOffset(block, head, 0), headFloats);
-      }
-      for (int head = 0; head < kvHeads; head++) {
-        out.put(layer, storage.valueOffset(block, head, 0), headFloats);
+      for (int run = 0; run < storage.runsPerBlock(); run++) {
+        out.put(layer, storage.runOffset(block, run), runFloats);
       }
     }
     int crcAt = KvWireFormat.CHUNK_PREFIX_BYTES + payload;

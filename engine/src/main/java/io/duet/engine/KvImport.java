@@ -103,15 +103,11 @@ public final class KvImport {
     }
     chunk.seek(KvWireFormat.CHUNK_PREFIX_BYTES);
     int block = blocks[index];
-    int headFloats = expectedSlots * storage.headSize();
-    int kvHeads = storage.kvDim() / storage.headSize();
+    int runFloats = expectedSlots * storage.headSize();
     for (int l = 0; l < layers; l++) {
       float[] layer = storage.layer(l);
-      for (int head = 0; head < kvHeads; head++) {
-        chunk.getFloats(layer, storage.keyOffset(block, head, 0), headFloats);
-      }
-      for (int head = 0; head < kvHeads; head++) {
-        chunk.getFloats(layer, storage.valueOffset(block, head, 0), headFloats);
+      for (int run = 0; run < storage.runsPerBlock(); run++) {
+        chunk.getFloats(layer, storage.runOffset(block, run), runFloats);
       }
     }
     nextChunk++;

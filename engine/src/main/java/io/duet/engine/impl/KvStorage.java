@@ -12,6 +12,7 @@ public final class KvStorage {
   private final float[][] layers;
   private final int blockSize;
   private final int kvDim;
+  private final int kvHeads;
   private final int headSize;
   private final int blockStride;
 
@@ -24,6 +25,7 @@ public final class KvStorage {
     }
     this.blockSize = blockSize;
     this.kvDim = kvDim;
+    this.kvHeads = kvHeads;
     this.headSize = headSize;
     this.blockStride = 2 * blockSize * kvDim;
     this.layers = new float[layerCount][(int) floats];
@@ -50,13 +52,26 @@ public final class KvStorage {
     return headSize;
   }
 
+  /**
+   * Contiguous runs of one block in one layer: the keys of each KV head, then the values of each.
+   * A run holds the block's slots one after another, {@link #headSize} floats each.
+   */
+  public int runsPerBlock() {
+    return 2 * kvHeads;
+  }
+
+  /** Where run {@code run} (in {@code [0, runsPerBlock())}) of a block starts. */
+  public int runOffset(int block, int run) {
+    return block * blockStride + run * blockSize * headSize;
+  }
+
   /** Where the key of {@code slot} for KV head {@code kvHead} starts; the next slot's follows. */
   public int keyOffset(int block, int kvHead, int slot) {
-    return block * blockStride + (kvHead * blockSize + slot) * headSize;
+    return runOffset(block, kvHead) + slot * headSize;
   }
 
   /** As {@link #keyOffset}, for the value. */
   public int valueOffset(int block, int kvHead, int slot) {
-    return keyOffset(block, kvHead, slot) + blockSize * kvDim;
+    return runOffset(block, kvHeads + kvHead) + slot * headSize;
   }
 }
