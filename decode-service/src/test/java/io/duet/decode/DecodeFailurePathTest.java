@@ -139,7 +139,7 @@ class DecodeFailurePathTest {
 
   private void deploy(int maxNumSeqs) throws Exception {
     prefill = new PrefillVerticle(prefillEngine, new PrefillOptions(P, "aidreams", "127.0.0.1", 0,
-        0, 512, 64, 30_000), new PrometheusMeterRegistry(PrometheusConfig.DEFAULT));
+        0, 512, 64, 30_000, 10_000), new PrometheusMeterRegistry(PrometheusConfig.DEFAULT));
     decodeMetrics = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
     decode = new DecodeVerticle(decodeEngine, new DecodeOptions(D, "aidreams", "127.0.0.1", 0, 0,
         maxNumSeqs, 64, 8_000, 2), decodeMetrics);

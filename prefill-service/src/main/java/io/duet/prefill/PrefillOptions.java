@@ -17,13 +17,6 @@ import io.duet.cluster.DuetConfig;
 public record PrefillOptions(String instanceId, String modelName, String host, int kvPort,
     int httpPort, int maxBatchTokens, int maxWaiting, long leaseMillis, long kvStallMillis) {
 
-  /** The settings above with the built-in KV stall timeout, as a configuration that sets none. */
-  public PrefillOptions(String instanceId, String modelName, String host, int kvPort,
-      int httpPort, int maxBatchTokens, int maxWaiting, long leaseMillis) {
-    this(instanceId, modelName, host, kvPort, httpPort, maxBatchTokens, maxWaiting, leaseMillis,
-        DuetConfig.defaults().prefillKvStallTimeoutSeconds() * 1000L);
-  }
-
   /** The prefill settings of a configuration (keys under {@code prefill.}). */
   public static PrefillOptions from(DuetConfig config, String modelName) {
     return new PrefillOptions(config.instanceId(), modelName, config.clusterHost(),

@@ -99,7 +99,8 @@ class PrefillFailurePathTest {
   private void deploy(long leaseMillis, int maxWaiting, int kvBlocks) throws Exception {
     engine = engines.open(kvBlocks);
     prefill = new PrefillVerticle(engine, new PrefillOptions(ID, "aidreams", "127.0.0.1", 0, 0,
-        512, maxWaiting, leaseMillis), new PrometheusMeterRegistry(PrometheusConfig.DEFAULT));
+        512, maxWaiting, leaseMillis, 10_000),
+        new PrometheusMeterRegistry(PrometheusConfig.DEFAULT));
     await(vertx.deployVerticle(prefill));
   }
 

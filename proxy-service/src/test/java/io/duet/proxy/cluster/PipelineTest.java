@@ -109,7 +109,8 @@ class PipelineTest {
     decodeEngine = engines.open(512);
     reference = engines.open(512);
     PrefillVerticle prefill = new PrefillVerticle(prefillEngine, new PrefillOptions("p0", MODEL,
-        HOST, 0, 0, 512, 64, 30_000), new PrometheusMeterRegistry(PrometheusConfig.DEFAULT));
+        HOST, 0, 0, 512, 64, 30_000, 10_000),
+        new PrometheusMeterRegistry(PrometheusConfig.DEFAULT));
     await(vertx.deployVerticle(prefill));
     registry.add(prefill::info);
     decode = deployDecode("d0", decodeEngine, 64);
