@@ -18,6 +18,9 @@ public interface Kernels {
   /**
    * {@code out[t * outStride + outOffset + n] = dot(x[t * xStride .. + cols], w.row(n))} for every
    * token {@code t < tokens} and weight row {@code n} in {@code [rowFrom, rowTo)}.
+   *
+   * @throws IndexOutOfBoundsException if {@code [rowFrom, rowTo)} is not a range of {@code w}'s
+   *     rows (checked before any weight is read)
    */
   void matmul(WeightMatrix w, float[] x, int xStride, int tokens,
       float[] out, int outOffset, int outStride, int rowFrom, int rowTo);

@@ -23,6 +23,7 @@ final class ScalarKernels implements Kernels {
   @Override
   public void matmul(WeightMatrix w, float[] x, int xStride, int tokens,
       float[] out, int outOffset, int outStride, int rowFrom, int rowTo) {
+    w.checkRowRange(rowFrom, rowTo);
     ByteBuffer data = w.data();
     int cols = w.cols();
     float[] partial = new float[LANES];

@@ -24,12 +24,14 @@ final class VectorKernels implements Kernels {
 
   @Override
   public String description() {
-    return "Vector API kernels (" + S + ")";
+    return "Vector API kernels (" + S + ", " + WeightVectors.description() + ")";
   }
 
   @Override
   public void matmul(WeightMatrix w, float[] x, int xStride, int tokens,
       float[] out, int outOffset, int outStride, int rowFrom, int rowTo) {
+    // The weight loads may be unchecked (see WeightVectors): every row read must be in the matrix.
+    w.checkRowRange(rowFrom, rowTo);
     Object data = w.vectorView();
     int cols = w.cols();
     for (int n = rowFrom; n < rowTo; n++) {

@@ -3,6 +3,7 @@ package io.duet.engine.impl;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
+import java.util.Objects;
 
 /**
  * A row-major float32 matrix that lives outside the Java heap (a region of the memory-mapped
@@ -46,6 +47,14 @@ public final class WeightMatrix {
 
   public int cols() {
     return cols;
+  }
+
+  /**
+   * Throws {@link IndexOutOfBoundsException} unless {@code [from, to)} is a range of this matrix's
+   * rows. The vector kernels call it before reading rows with unchecked loads.
+   */
+  void checkRowRange(int from, int to) {
+    Objects.checkFromToIndex(from, to, rows);
   }
 
   public float get(int row, int col) {

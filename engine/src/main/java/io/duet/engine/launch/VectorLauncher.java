@@ -11,7 +11,8 @@ import java.util.List;
  * module {@code jdk.incubator.vector} can only be added when a JVM starts and a jar manifest
  * cannot ask for it, so a main method that finds it missing starts its own JVM again with
  * {@code --add-modules jdk.incubator.vector} (keeping every other JVM option), relays the exit
- * code and forwards termination to the child. This is the one place that adds JVM flags.
+ * code and forwards termination to the child. The child also gets {@link #UNCHECKED_LOADS_FLAG}
+ * for the kernels' faster weight loads. This is the one place that adds JVM flags.
  *
  * <p>For application entry points only: it may end the process.
  */
@@ -20,6 +21,9 @@ public final class VectorLauncher {
   /** Set to {@code false} to stay in the current JVM (scalar kernels unless the module is there). */
   public static final String RELAUNCH_PROPERTY = "duet.relaunch";
   private static final String MODULE = "jdk.incubator.vector";
+  /** Lets the kernels load weights without a bounds check per load (see the kernels' log line). */
+  public static final String UNCHECKED_LOADS_FLAG =
+      "--add-exports=java.base/jdk.internal.vm.vector=ALL-UNNAMED";
 
   private VectorLauncher() {
   }
@@ -81,6 +85,7 @@ public final class VectorLauncher {
     command.add(Path.of(javaHome, "bin", "java").toString());
     command.add("--add-modules");
     command.add(MODULE);
+    command.add(UNCHECKED_LOADS_FLAG);
     command.addAll(extraJvmFlags);
     command.addAll(ManagementFactory.getRuntimeMXBean().getInputArguments());
     command.add("-D" + RELAUNCH_PROPERTY + "=false");

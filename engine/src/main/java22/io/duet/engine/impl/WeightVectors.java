@@ -24,6 +24,11 @@ final class WeightVectors {
     return MemorySegment.ofBuffer(littleEndianBytes);
   }
 
+  /** Which loads are in use; for the kernels' description. */
+  static String description() {
+    return "MemorySegment loads";
+  }
+
   static FloatVector load(VectorSpecies<Float> species, Object view, int byteOffset) {
     return FloatVector.fromMemorySegment(species, (MemorySegment) view, byteOffset, LE);
   }

@@ -1,6 +1,7 @@
 package io.duet.engine.impl;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
@@ -42,6 +43,27 @@ class KernelsTest {
     assertTrue(best.description().contains("Vector API"),
         "expected the Vector API kernels, got: " + best.description());
     assertTrue(scalar.description().contains("scalar"), scalar.description());
+  }
+
+  @Test
+  void weightsLoadUncheckedWhenTheJvmExportsTheVectorIntrinsics() {
+    assertTrue(best.description().contains("unchecked off-heap loads"),
+        "surefire should export jdk.internal.vm.vector; got: " + best.description());
+  }
+
+  @Test
+  void aRowRangeOutsideTheMatrixIsRefusedBeforeAnythingIsRead() {
+    Random random = new Random(3);
+    WeightMatrix w = randomMatrix(random, 4, 16, true);
+    float[] x = randomVector(random, 16);
+    for (Kernels kernels : List.of(best, scalar)) {
+      for (int[] range : new int[][] {{0, 5}, {-1, 2}, {3, 2}, {4, 9}}) {
+        float[] out = filled(16);
+        assertThrows(IndexOutOfBoundsException.class,
+            () -> kernels.matmul(w, x, 16, 1, out, 0, 4, range[0], range[1]),
+            kernels.description() + " rows " + range[0] + ".." + range[1]);
+      }
+    }
   }
 
   @Test
