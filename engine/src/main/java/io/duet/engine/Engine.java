@@ -317,20 +317,29 @@ public final class Engine implements AutoCloseable {
   }
 
   /**
-   * Runs a throw-away prompt and {@code decodeSteps} decode steps so that the JIT compiles the
-   * forward pass before real requests arrive (the Vector API is slow until it is compiled).
-   * Uses no cache blocks afterwards and leaves nothing in the prefix cache.
+   * Runs throw-away prompts and {@code decodeSteps} decode steps in all so that the JIT compiles
+   * the forward pass before real requests arrive (the Vector API is slow until it is compiled).
+   * More steps than one sequence can hold run as several sequences. Uses no cache blocks
+   * afterwards and leaves nothing in the prefix cache.
    *
    * @return how long it took, in milliseconds
    */
   public long warmUp(int decodeSteps) {
     long start = System.nanoTime();
+    int seqLen = model.config().seqLen();
+    int length = Math.max(1, Math.min(seqLen / 2, options.maxBatchTokens() / 2));
+    int stepsPerSequence = seqLen - 1 - length;
+    int remaining = Math.max(0, decodeSteps);
+    do {
+      int steps = Math.min(remaining, Math.max(0, stepsPerSequence));
+      warmUpSequence(length, steps);
+      remaining -= steps;
+    } while (remaining > 0 && stepsPerSequence > 0);
+    return (System.nanoTime() - start) / 1_000_000;
+  }
+
+  private void warmUpSequence(int length, int decodeSteps) {
     int vocab = model.config().vocabSize();
-    int length = Math.min(model.config().seqLen() - 1 - decodeSteps,
-        Math.max(1, options.maxBatchTokens() / 2));
-    if (length < 1) {
-      return 0;
-    }
     int[] prompt = new int[length];
     for (int i = 0; i < length; i++) {
       prompt[i] = (int) ((i * 2654435761L + 17) % vocab);
@@ -348,7 +357,6 @@ public final class Engine implements AutoCloseable {
     } finally {
       release(scratch);
     }
-    return (System.nanoTime() - start) / 1_000_000;
   }
 
   /** Frees the sequence's blocks (prefix blocks stay cached for reuse). Idempotent. */

@@ -66,6 +66,17 @@ class PrefixCacheTest {
     }
   }
 
+  @Test
+  void warmUpLongerThanOneSequenceRunsEveryStepOverSeveralSequences() {
+    try (Engine engine = Engines.aidreams()) {
+      int steps = 3 * engine.config().seqLen();
+      engine.warmUp(steps);
+      assertTrue(engine.computedTokens() >= steps, "ran " + engine.computedTokens() + " tokens");
+      assertEquals(0, engine.kvStats().usedBlocks());
+      assertEquals(0, engine.kvStats().cachedBlocks());
+    }
+  }
+
   private static int commonPrefix(int[] a, int[] b) {
     int n = 0;
     while (n < a.length && n < b.length && a[n] == b[n]) {

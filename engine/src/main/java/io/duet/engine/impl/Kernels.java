@@ -28,8 +28,13 @@ public interface Kernels {
   /** Dot product of two heap vectors in the canonical accumulation order. */
   float dot(float[] a, int aOffset, float[] b, int bOffset, int length);
 
-  /** {@code y[i] += alpha * x[i]}. */
-  void axpy(float alpha, float[] x, int xOffset, float[] y, int yOffset, int length);
+  /**
+   * {@code y[yOffset + i] = fma(weights[wOffset + r], rows[rowsOffset + r * length + i], y[...])}
+   * for {@code r = 0 .. rowCount - 1} in that order, for every {@code i < length}: the weighted sum
+   * of attention values over one KV block's consecutive positions.
+   */
+  void accumulateRows(float[] weights, int wOffset, float[] rows, int rowsOffset, int rowCount,
+      int length, float[] y, int yOffset);
 
   /** The fixed reduction order of the {@link #LANES} partial sums. */
   static float sumLanes(float[] p) {

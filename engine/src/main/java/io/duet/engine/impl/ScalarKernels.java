@@ -51,9 +51,14 @@ final class ScalarKernels implements Kernels {
   }
 
   @Override
-  public void axpy(float alpha, float[] x, int xOffset, float[] y, int yOffset, int length) {
+  public void accumulateRows(float[] weights, int wOffset, float[] rows, int rowsOffset,
+      int rowCount, int length, float[] y, int yOffset) {
     for (int i = 0; i < length; i++) {
-      y[yOffset + i] = Math.fma(alpha, x[xOffset + i], y[yOffset + i]);
+      float acc = y[yOffset + i];
+      for (int r = 0; r < rowCount; r++) {
+        acc = Math.fma(weights[wOffset + r], rows[rowsOffset + r * length + i], acc);
+      }
+      y[yOffset + i] = acc;
     }
   }
 }

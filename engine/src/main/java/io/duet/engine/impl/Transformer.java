@@ -254,14 +254,15 @@ public final class Transformer {
       att[p] = e;
       sum += e;
     }
+    for (int p = 0; p < length; p++) {
+      att[p] /= sum;
+    }
     int out = t * c.dim() + h * headSize;
     java.util.Arrays.fill(xb, out, out + headSize, 0f);
     for (int first = 0, b = 0; first < length; first += blockSize, b++) {
-      int valueAt = kv.valueOffset(table[b], kvHead, 0);
       int end = Math.min(length, first + blockSize);
-      for (int p = first; p < end; p++, valueAt += headSize) {
-        kernels.axpy(att[p] / sum, layerCache, valueAt, xb, out, headSize);
-      }
+      kernels.accumulateRows(att, first, layerCache, kv.valueOffset(table[b], kvHead, 0),
+          end - first, headSize, xb, out);
     }
   }
 

@@ -33,22 +33,29 @@ final class VectorKernels implements Kernels {
     // The weight loads may be unchecked (see WeightVectors): every row read must be in the matrix.
     w.checkRowRange(rowFrom, rowTo);
     Object data = w.vectorView();
+    long base = WeightVectors.base(data);
     int cols = w.cols();
+    if (tokens == 1) {
+      for (int n = rowFrom; n < rowTo; n++) {
+        out[outOffset + n] = rowDot(data, base, n * cols * Float.BYTES, cols, x, 0);
+      }
+      return;
+    }
     for (int n = rowFrom; n < rowTo; n++) {
       int rowByte = n * cols * Float.BYTES;
       int t = 0;
       for (; t + 4 <= tokens; t += 4) {
-        tile1x4(data, rowByte, cols, x, t * xStride, xStride, out,
+        tile1x4(data, base, rowByte, cols, x, t * xStride, xStride, out,
             t * outStride + outOffset + n, outStride);
       }
       for (; t < tokens; t++) {
-        out[t * outStride + outOffset + n] = rowDot(data, rowByte, cols, x, t * xStride);
+        out[t * outStride + outOffset + n] = rowDot(data, base, rowByte, cols, x, t * xStride);
       }
     }
   }
 
   /** One weight row against four tokens: the row is read from memory once for all four. */
-  private static void tile1x4(Object w, int rowByte, int cols, float[] x, int x0, int xStride,
+  private static void tile1x4(Object w, long base, int rowByte, int cols, float[] x, int x0, int xStride,
       float[] out, int o0, int outStride) {
     int x1 = x0 + xStride;
     int x2 = x1 + xStride;
@@ -60,7 +67,7 @@ final class VectorKernels implements Kernels {
     int bound = S.loopBound(cols);
     int k = 0;
     for (; k < bound; k += LANES) {
-      FloatVector wv = WeightVectors.load(S, w, rowByte + k * Float.BYTES);
+      FloatVector wv = WeightVectors.load(S, w, base, rowByte + k * Float.BYTES);
       a0 = wv.fma(FloatVector.fromArray(S, x, x0 + k), a0);
       a1 = wv.fma(FloatVector.fromArray(S, x, x1 + k), a1);
       a2 = wv.fma(FloatVector.fromArray(S, x, x2 + k), a2);
@@ -80,12 +87,12 @@ final class VectorKernels implements Kernels {
     out[o0 + 3 * outStride] = sum(a3);
   }
 
-  private static float rowDot(Object w, int rowByte, int cols, float[] x, int x0) {
+  private static float rowDot(Object w, long base, int rowByte, int cols, float[] x, int x0) {
     FloatVector acc = FloatVector.zero(S);
     int bound = S.loopBound(cols);
     int k = 0;
     for (; k < bound; k += LANES) {
-      acc = WeightVectors.load(S, w, rowByte + k * Float.BYTES)
+      acc = WeightVectors.load(S, w, base, rowByte + k * Float.BYTES)
           .fma(FloatVector.fromArray(S, x, x0 + k), acc);
     }
     if (k < cols) {
@@ -111,17 +118,26 @@ final class VectorKernels implements Kernels {
     return sum(acc);
   }
 
+  /** Each 8-float slice of y stays in a register across all the rows. */
   @Override
-  public void axpy(float alpha, float[] x, int xOffset, float[] y, int yOffset, int length) {
-    FloatVector a = FloatVector.broadcast(S, alpha);
+  public void accumulateRows(float[] weights, int wOffset, float[] rows, int rowsOffset,
+      int rowCount, int length, float[] y, int yOffset) {
     int bound = S.loopBound(length);
     int i = 0;
     for (; i < bound; i += LANES) {
-      a.fma(FloatVector.fromArray(S, x, xOffset + i), FloatVector.fromArray(S, y, yOffset + i))
-          .intoArray(y, yOffset + i);
+      FloatVector acc = FloatVector.fromArray(S, y, yOffset + i);
+      for (int r = 0, at = rowsOffset + i; r < rowCount; r++, at += length) {
+        acc = FloatVector.broadcast(S, weights[wOffset + r])
+            .fma(FloatVector.fromArray(S, rows, at), acc);
+      }
+      acc.intoArray(y, yOffset + i);
     }
     for (; i < length; i++) {
-      y[yOffset + i] = Math.fma(alpha, x[xOffset + i], y[yOffset + i]);
+      float acc = y[yOffset + i];
+      for (int r = 0; r < rowCount; r++) {
+        acc = Math.fma(weights[wOffset + r], rows[rowsOffset + r * length + i], acc);
+      }
+      y[yOffset + i] = acc;
     }
   }
 

@@ -36,7 +36,7 @@ final class WeightVectors {
   private static final Class<?> S256_VECTOR = FloatVector.zero(S256).getClass();
   /** {@code VectorSupport.load} typed with {@code Object} for the internal types; null if absent. */
   private static final MethodHandle UNCHECKED_LOAD;
-  /** Whether the loads of a direct buffer go unchecked: the handle exists and passed its check. */
+  /** Whether direct buffers' loads go unchecked: the handle exists and passed its check. */
   private static final boolean UNCHECKED;
   /** What the intrinsic runs where it is not compiled: the checked load. */
   private static final Object CHECKED_FALLBACK;
@@ -107,7 +107,15 @@ final class WeightVectors {
   static Object view(ByteBuffer littleEndianBytes) {
     long address = littleEndianBytes.isDirect() && UNSAFE != null
         ? UNSAFE.getLong(littleEndianBytes, BUFFER_ADDRESS_OFFSET) : 0;
-    return new View(littleEndianBytes, address);
+    return new View(littleEndianBytes, UNCHECKED ? address : 0);
+  }
+
+  /**
+   * The second argument of {@link #load}: the matrix's address when its loads go unchecked, 0
+   * otherwise. Kernels read it once per call: a field read inside the loop costs instructions.
+   */
+  static long base(Object view) {
+    return ((View) view).address;
   }
 
   /** Which loads are in use, and how to get the faster ones; for the kernels' description. */
@@ -116,15 +124,14 @@ final class WeightVectors {
   }
 
   /**
-   * Loads 8 floats at {@code byteOffset}. Unchecked: the caller guarantees {@code byteOffset + 32}
-   * is within the matrix.
+   * Loads 8 floats at {@code byteOffset}. Unchecked when {@code base} is not 0: the caller then
+   * guarantees {@code byteOffset + 32} is within the matrix.
    */
-  static FloatVector load(VectorSpecies<Float> species, Object view, int byteOffset) {
-    View v = (View) view;
-    if (UNCHECKED && species == S256 && v.address != 0) {
-      return unchecked(v, byteOffset);
+  static FloatVector load(VectorSpecies<Float> species, Object view, long base, int byteOffset) {
+    if (base != 0) {
+      return unchecked(view, base + byteOffset, byteOffset);
     }
-    return FloatVector.fromByteBuffer(species, v.bytes, byteOffset, LE);
+    return FloatVector.fromByteBuffer(species, ((View) view).bytes, byteOffset, LE);
   }
 
   static FloatVector load(VectorSpecies<Float> species, Object view, int byteOffset,
@@ -132,19 +139,19 @@ final class WeightVectors {
     return FloatVector.fromByteBuffer(species, ((View) view).bytes, byteOffset, LE, mask);
   }
 
-  private static FloatVector unchecked(View v, int byteOffset) {
+  private static FloatVector unchecked(Object view, long address, int byteOffset) {
     try {
-      // The buffer rides along as the fallback's container, which also keeps the mapping alive.
+      // The view rides along for the checked fallback; it also keeps the mapping reachable.
       return (FloatVector) (Object) UNCHECKED_LOAD.invokeExact((Class<?>) S256_VECTOR,
-          (Class<?>) float.class, S256.length(), (Object) null, v.address + byteOffset,
-          (Object) v.bytes, byteOffset, (Object) S256, CHECKED_FALLBACK);
+          (Class<?>) float.class, S256.length(), (Object) null, address, view, byteOffset,
+          (Object) S256, CHECKED_FALLBACK);
     } catch (Throwable e) {
       throw new IllegalStateException("unchecked weight load failed", e);
     }
   }
 
-  private static Object checkedLoad(Object buffer, int byteOffset, Object species) {
-    return FloatVector.fromByteBuffer(S256, (ByteBuffer) buffer, byteOffset, LE);
+  private static Object checkedLoad(Object view, int byteOffset, Object species) {
+    return FloatVector.fromByteBuffer(S256, ((View) view).bytes, byteOffset, LE);
   }
 
   /** Null if unchecked loads read what checked ones read, else why not. */
@@ -153,10 +160,11 @@ final class WeightVectors {
     for (int i = 0; i < 32; i++) {
       bytes.putFloat(i * Float.BYTES, i * 1.5f - 7f);
     }
-    View v = (View) view(bytes);
+    View view = new View(bytes, UNSAFE.getLong(bytes, BUFFER_ADDRESS_OFFSET));
     try {
       for (int offset = 0; offset + 32 <= bytes.capacity(); offset += 4) {
-        if (!unchecked(v, offset).equals(FloatVector.fromByteBuffer(S256, bytes, offset, LE))) {
+        FloatVector loaded = unchecked(view, view.address + offset, offset);
+        if (!loaded.equals(FloatVector.fromByteBuffer(S256, bytes, offset, LE))) {
           return "unchecked loads disagree with checked ones at byte " + offset;
         }
       }

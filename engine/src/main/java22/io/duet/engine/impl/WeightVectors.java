@@ -29,7 +29,12 @@ final class WeightVectors {
     return "MemorySegment loads";
   }
 
-  static FloatVector load(VectorSpecies<Float> species, Object view, int byteOffset) {
+  /** The second argument of {@link #load}; segments carry their own address. */
+  static long base(Object view) {
+    return 0;
+  }
+
+  static FloatVector load(VectorSpecies<Float> species, Object view, long base, int byteOffset) {
     return FloatVector.fromMemorySegment(species, (MemorySegment) view, byteOffset, LE);
   }
 

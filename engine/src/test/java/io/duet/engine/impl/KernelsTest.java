@@ -118,8 +118,9 @@ class KernelsTest {
     }
 
     @Override
-    public void axpy(float alpha, float[] x, int xOffset, float[] y, int yOffset, int length) {
-      target.axpy(alpha, x, xOffset, y, yOffset, length);
+    public void accumulateRows(float[] weights, int wOffset, float[] rows, int rowsOffset,
+        int rowCount, int length, float[] y, int yOffset) {
+      target.accumulateRows(weights, wOffset, rows, rowsOffset, rowCount, length, y, yOffset);
     }
   }
 
@@ -226,7 +227,7 @@ class KernelsTest {
     }
   }
 
-  // ------------------------------------------------------------------------------ dot, axpy
+  // ------------------------------------------------------------------ dot, accumulateRows
 
   @Test
   void dotIsBitIdenticalToScalarAndCloseToDoubleReference() {
@@ -256,30 +257,33 @@ class KernelsTest {
   }
 
   @Test
-  void axpyIsBitIdenticalToScalarAndToFusedMultiplyAdd() {
+  void accumulateRowsIsBitIdenticalToScalarAndToOneFusedMultiplyAddPerRowInOrder() {
     Random random = new Random(13);
     for (int length = 1; length <= 70; length++) {
-      int xOffset = length % 5;
-      int yOffset = 2 + length % 3;
-      float alpha = random.nextFloat() * 4f - 2f;
-      float[] x = randomVector(random, xOffset + length);
-      float[] y0 = randomVector(random, yOffset + length + 4);
-      float[] fast = y0.clone();
-      float[] reference = y0.clone();
-      best.axpy(alpha, x, xOffset, fast, yOffset, length);
-      scalar.axpy(alpha, x, xOffset, reference, yOffset, length);
-      for (int i = 0; i < y0.length; i++) {
-        String where = "length " + length + " y[" + i + "]";
-        assertBitsEqual(reference[i], fast[i], where);
-        int k = i - yOffset;
-        if (k < 0 || k >= length) {
-          assertBitsEqual(y0[i], fast[i], "outside the range: " + where);
-        } else {
-          assertBitsEqual(Math.fma(alpha, x[xOffset + k], y0[i]), fast[i], where);
-          double exact = (double) alpha * x[xOffset + k] + y0[i];
-          double scale = Math.abs((double) alpha * x[xOffset + k]) + Math.abs(y0[i]);
-          assertTrue(Math.abs(fast[i] - exact) <= 0x1p-23 * scale + Float.MIN_NORMAL,
-              where + ": " + fast[i] + " vs " + exact);
+      for (int rowCount : new int[] {0, 1, 2, 7, 16}) {
+        int wOffset = length % 4;
+        int rowsOffset = 1 + length % 5;
+        int yOffset = 2 + length % 3;
+        float[] weights = randomVector(random, wOffset + rowCount);
+        // rows and y end exactly after the range: a tail read past them would throw.
+        float[] rows = randomVector(random, rowsOffset + rowCount * length);
+        float[] y0 = randomVector(random, yOffset + length + 4);
+        float[] fast = y0.clone();
+        float[] reference = y0.clone();
+        best.accumulateRows(weights, wOffset, rows, rowsOffset, rowCount, length, fast, yOffset);
+        scalar.accumulateRows(weights, wOffset, rows, rowsOffset, rowCount, length, reference,
+            yOffset);
+        for (int i = 0; i < y0.length; i++) {
+          String where = "length " + length + " rows " + rowCount + " y[" + i + "]";
+          assertBitsEqual(reference[i], fast[i], where);
+          int k = i - yOffset;
+          float expected = y0[i];
+          if (k >= 0 && k < length) {
+            for (int r = 0; r < rowCount; r++) {
+              expected = Math.fma(weights[wOffset + r], rows[rowsOffset + r * length + k], expected);
+            }
+          }
+          assertBitsEqual(expected, fast[i], where);
         }
       }
     }
