@@ -41,7 +41,21 @@ final class VectorKernels implements Kernels {
       }
       return;
     }
-    for (int n = rowFrom; n < rowTo; n++) {
+    int n = rowFrom;
+    for (; n + 2 <= rowTo; n += 2) {
+      int rowByte = n * cols * Float.BYTES;
+      int t = 0;
+      for (; t + 4 <= tokens; t += 4) {
+        tile2x4(data, base, rowByte, cols, x, t * xStride, xStride, out,
+            t * outStride + outOffset + n, outStride);
+      }
+      for (; t < tokens; t++) {
+        int o = t * outStride + outOffset + n;
+        out[o] = rowDot(data, base, rowByte, cols, x, t * xStride);
+        out[o + 1] = rowDot(data, base, rowByte + cols * Float.BYTES, cols, x, t * xStride);
+      }
+    }
+    for (; n < rowTo; n++) {
       int rowByte = n * cols * Float.BYTES;
       int t = 0;
       for (; t + 4 <= tokens; t += 4) {
@@ -54,9 +68,73 @@ final class VectorKernels implements Kernels {
     }
   }
 
+  /**
+   * Two weight rows against four tokens: eight running sums in registers, and each loaded vector
+   * (of weights or of a token) feeds two or four of them, so batched work is bound by arithmetic
+   * rather than by loads.
+   */
+  private static void tile2x4(Object w, long base, int rowByte, int cols, float[] x, int x0,
+      int xStride, float[] out, int o0, int outStride) {
+    int row1 = rowByte + cols * Float.BYTES;
+    int x1 = x0 + xStride;
+    int x2 = x1 + xStride;
+    int x3 = x2 + xStride;
+    FloatVector a0 = FloatVector.zero(S);
+    FloatVector a1 = FloatVector.zero(S);
+    FloatVector a2 = FloatVector.zero(S);
+    FloatVector a3 = FloatVector.zero(S);
+    FloatVector b0 = FloatVector.zero(S);
+    FloatVector b1 = FloatVector.zero(S);
+    FloatVector b2 = FloatVector.zero(S);
+    FloatVector b3 = FloatVector.zero(S);
+    int bound = S.loopBound(cols);
+    int k = 0;
+    for (; k < bound; k += LANES) {
+      FloatVector wa = WeightVectors.load(S, w, base, rowByte + k * Float.BYTES);
+      FloatVector wb = WeightVectors.load(S, w, base, row1 + k * Float.BYTES);
+      FloatVector xv = FloatVector.fromArray(S, x, x0 + k);
+      a0 = wa.fma(xv, a0);
+      b0 = wb.fma(xv, b0);
+      xv = FloatVector.fromArray(S, x, x1 + k);
+      a1 = wa.fma(xv, a1);
+      b1 = wb.fma(xv, b1);
+      xv = FloatVector.fromArray(S, x, x2 + k);
+      a2 = wa.fma(xv, a2);
+      b2 = wb.fma(xv, b2);
+      xv = FloatVector.fromArray(S, x, x3 + k);
+      a3 = wa.fma(xv, a3);
+      b3 = wb.fma(xv, b3);
+    }
+    if (k < cols) {
+      VectorMask<Float> m = S.indexInRange(k, cols);
+      FloatVector wa = WeightVectors.load(S, w, rowByte + k * Float.BYTES, m);
+      FloatVector wb = WeightVectors.load(S, w, row1 + k * Float.BYTES, m);
+      FloatVector xv = FloatVector.fromArray(S, x, x0 + k, m);
+      a0 = wa.fma(xv, a0);
+      b0 = wb.fma(xv, b0);
+      xv = FloatVector.fromArray(S, x, x1 + k, m);
+      a1 = wa.fma(xv, a1);
+      b1 = wb.fma(xv, b1);
+      xv = FloatVector.fromArray(S, x, x2 + k, m);
+      a2 = wa.fma(xv, a2);
+      b2 = wb.fma(xv, b2);
+      xv = FloatVector.fromArray(S, x, x3 + k, m);
+      a3 = wa.fma(xv, a3);
+      b3 = wb.fma(xv, b3);
+    }
+    out[o0] = sum(a0);
+    out[o0 + 1] = sum(b0);
+    out[o0 + outStride] = sum(a1);
+    out[o0 + outStride + 1] = sum(b1);
+    out[o0 + 2 * outStride] = sum(a2);
+    out[o0 + 2 * outStride + 1] = sum(b2);
+    out[o0 + 3 * outStride] = sum(a3);
+    out[o0 + 3 * outStride + 1] = sum(b3);
+  }
+
   /** One weight row against four tokens: the row is read from memory once for all four. */
-  private static void tile1x4(Object w, long base, int rowByte, int cols, float[] x, int x0, int xStride,
-      float[] out, int o0, int outStride) {
+  private static void tile1x4(Object w, long base, int rowByte, int cols, float[] x, int x0,
+      int xStride, float[] out, int o0, int outStride) {
     int x1 = x0 + xStride;
     int x2 = x1 + xStride;
     int x3 = x2 + xStride;
