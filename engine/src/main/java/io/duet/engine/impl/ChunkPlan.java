@@ -2,8 +2,8 @@ package io.duet.engine.impl;
 
 /**
  * How the rows of one or more weight matrices that share an input are cut into parallel chunks.
- * Chunks never straddle two matrices, and there are several per thread so that a thread that
- * finishes early takes more work.
+ * Chunks never straddle two matrices, there are several per thread so that a thread that
+ * finishes early takes more work, and they hold an even number of rows where the matrix allows.
  */
 final class ChunkPlan {
 
@@ -26,6 +26,8 @@ final class ChunkPlan {
     }
     int target = Math.max(1, threads * CHUNKS_PER_THREAD);
     int chunkRows = Math.max(1, (totalRows + target - 1) / target);
+    chunkRows += chunkRows & 1; // the kernels tile rows in pairs
+
     int count = 0;
     for (int rows : rowsPerMatrix) {
       count += (rows + chunkRows - 1) / chunkRows;

@@ -6,10 +6,10 @@ import jdk.incubator.vector.VectorSpecies;
 
 /**
  * Kernels on the incubating Vector API with 256-bit float vectors (one vector = {@link #LANES}
- * canonical partial sums). The matrix product walks the weights one row at a time (a single
- * sequential stream, which the hardware prefetcher follows best; interleaving rows measured
- * slower from the mapped file) and reuses each loaded row chunk for four tokens, which turns
- * batched decode and prefill into compute-bound work.
+ * canonical partial sums). For one token the matrix product walks the weights one row at a time
+ * (a single sequential stream, which the hardware prefetcher follows best; interleaving rows
+ * measured slower from the mapped file). For several it takes two rows by four tokens at a time,
+ * which turns batched decode and prefill into compute-bound work.
  *
  * <p>Only loaded through {@link KernelsProvider}, so a JVM without the incubator module never
  * links this class.
@@ -55,15 +55,11 @@ final class VectorKernels implements Kernels {
         out[o + 1] = rowDot(data, base, rowByte + cols * Float.BYTES, cols, x, t * xStride);
       }
     }
-    for (; n < rowTo; n++) {
-      int rowByte = n * cols * Float.BYTES;
-      int t = 0;
-      for (; t + 4 <= tokens; t += 4) {
-        tile1x4(data, base, rowByte, cols, x, t * xStride, xStride, out,
-            t * outStride + outOffset + n, outStride);
-      }
-      for (; t < tokens; t++) {
-        out[t * outStride + outOffset + n] = rowDot(data, base, rowByte, cols, x, t * xStride);
+    if (n < rowTo) {
+      // An odd last row: rare (ChunkPlan cuts even chunks), so no tile of its own.
+      for (int t = 0; t < tokens; t++) {
+        out[t * outStride + outOffset + n] =
+            rowDot(data, base, n * cols * Float.BYTES, cols, x, t * xStride);
       }
     }
   }
@@ -130,39 +126,6 @@ final class VectorKernels implements Kernels {
     out[o0 + 2 * outStride + 1] = sum(b2);
     out[o0 + 3 * outStride] = sum(a3);
     out[o0 + 3 * outStride + 1] = sum(b3);
-  }
-
-  /** One weight row against four tokens: the row is read from memory once for all four. */
-  private static void tile1x4(Object w, long base, int rowByte, int cols, float[] x, int x0,
-      int xStride, float[] out, int o0, int outStride) {
-    int x1 = x0 + xStride;
-    int x2 = x1 + xStride;
-    int x3 = x2 + xStride;
-    FloatVector a0 = FloatVector.zero(S);
-    FloatVector a1 = FloatVector.zero(S);
-    FloatVector a2 = FloatVector.zero(S);
-    FloatVector a3 = FloatVector.zero(S);
-    int bound = S.loopBound(cols);
-    int k = 0;
-    for (; k < bound; k += LANES) {
-      FloatVector wv = WeightVectors.load(S, w, base, rowByte + k * Float.BYTES);
-      a0 = wv.fma(FloatVector.fromArray(S, x, x0 + k), a0);
-      a1 = wv.fma(FloatVector.fromArray(S, x, x1 + k), a1);
-      a2 = wv.fma(FloatVector.fromArray(S, x, x2 + k), a2);
-      a3 = wv.fma(FloatVector.fromArray(S, x, x3 + k), a3);
-    }
-    if (k < cols) {
-      VectorMask<Float> m = S.indexInRange(k, cols);
-      FloatVector wv = WeightVectors.load(S, w, rowByte + k * Float.BYTES, m);
-      a0 = wv.fma(FloatVector.fromArray(S, x, x0 + k, m), a0);
-      a1 = wv.fma(FloatVector.fromArray(S, x, x1 + k, m), a1);
-      a2 = wv.fma(FloatVector.fromArray(S, x, x2 + k, m), a2);
-      a3 = wv.fma(FloatVector.fromArray(S, x, x3 + k, m), a3);
-    }
-    out[o0] = sum(a0);
-    out[o0 + outStride] = sum(a1);
-    out[o0 + 2 * outStride] = sum(a2);
-    out[o0 + 3 * outStride] = sum(a3);
   }
 
   private static float rowDot(Object w, long base, int rowByte, int cols, float[] x, int x0) {
