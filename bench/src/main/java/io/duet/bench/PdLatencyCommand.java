@@ -61,8 +61,9 @@ final class PdLatencyCommand extends BenchCommand {
   List<Integer> concurrency = List.of(1);
 
   @Option(names = "--warmup", description = "warm-up requests before each measured run "
-      + "(default: ${DEFAULT-VALUE})")
-  int warmup = 4;
+      + "(default: ${DEFAULT-VALUE}; after only 4 the JIT was still compiling the 1P1D's "
+      + "cluster and event-bus code, which doubled its TTFT)")
+  int warmup = 32;
 
   @Option(names = "--kv-cache-mb", description = "KV cache per engine (default: ${DEFAULT-VALUE})")
   int kvCacheMb = 256;
