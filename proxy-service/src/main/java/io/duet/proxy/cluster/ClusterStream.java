@@ -4,8 +4,10 @@ import io.duet.cluster.protocol.DecodeEvent;
 import io.duet.cluster.protocol.Failure;
 import io.duet.proxy.CompletionException;
 import io.duet.proxy.CompletionStream;
+import io.duet.proxy.PrefillTiming;
 import io.vertx.core.Handler;
 import java.util.ArrayDeque;
+import java.util.Optional;
 
 /**
  * The proxy's end of one request's decode stream: buffers events while the HTTP side is paused
@@ -33,6 +35,7 @@ final class ClusterStream implements CompletionStream {
   private boolean ended;
   private boolean cancelled;
   private Throwable failure;
+  private PrefillTiming prefillTiming;
 
   ClusterStream(String requestId, int credits, Control control) {
     this.requestId = requestId;
@@ -42,6 +45,16 @@ final class ClusterStream implements CompletionStream {
 
   boolean isDone() {
     return ended || cancelled || failure != null;
+  }
+
+  /** The prefill instance's timing, from its result. */
+  void prefilled(PrefillTiming timing) {
+    prefillTiming = timing;
+  }
+
+  @Override
+  public Optional<PrefillTiming> prefillTiming() {
+    return Optional.ofNullable(prefillTiming);
   }
 
   /** An event from the decode instance. */

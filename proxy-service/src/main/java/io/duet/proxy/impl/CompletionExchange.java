@@ -6,10 +6,12 @@ import io.duet.proxy.CompletionBackend;
 import io.duet.proxy.CompletionException;
 import io.duet.proxy.CompletionJob;
 import io.duet.proxy.CompletionStream;
+import io.duet.proxy.PrefillTiming;
 import io.vertx.core.http.HttpHeaders;
 import io.vertx.core.http.HttpServerResponse;
 import io.vertx.core.json.JsonObject;
 import io.vertx.ext.web.RoutingContext;
+import java.util.Optional;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import org.slf4j.MDC;
@@ -101,6 +103,7 @@ final class CompletionExchange {
     if (firstTokenNanos == 0 && (!delta.isEmpty() || event.tokens() > 0)) {
       firstTokenNanos = System.nanoTime();
       metrics.ttft(firstTokenNanos - arrivalNanos);
+      stream.prefillTiming().ifPresent(metrics::prefill);
     }
     promptTokens = event.promptTokens();
     completionTokens = event.completionTokens();
@@ -231,15 +234,21 @@ final class CompletionExchange {
       long now = System.nanoTime();
       long ttftMs = firstTokenNanos == 0 ? -1 : (firstTokenNanos - arrivalNanos) / 1_000_000;
       long durationMs = (now - arrivalNanos) / 1_000_000;
+      Optional<PrefillTiming> prefill =
+          stream == null ? Optional.empty() : stream.prefillTiming();
+      long prefillQueueMs = prefill.map(p -> p.queueMicros() / 1000).orElse(-1L);
+      long prefillMs = prefill.map(p -> p.prefillMicros() / 1000).orElse(-1L);
       if (error == null) {
         LOG.info("{} {} status={} finish={} stream={} prompt_tokens={} completion_tokens={} "
-            + "ttft_ms={} duration_ms={}", request.kind().path, request.model(), status, outcome,
-            request.stream(), promptTokens, completionTokens, ttftMs, durationMs);
+            + "ttft_ms={} prefill_queue_ms={} prefill_ms={} duration_ms={}",
+            request.kind().path, request.model(), status, outcome, request.stream(),
+            promptTokens, completionTokens, ttftMs, prefillQueueMs, prefillMs, durationMs);
       } else {
         LOG.info("{} {} status={} error_type={} error=\"{}\" stream={} events={} prompt_tokens={} "
-            + "completion_tokens={} ttft_ms={} duration_ms={}", request.kind().path,
-            request.model(), status, error.type(), error.getMessage(), request.stream(), events,
-            promptTokens, completionTokens, ttftMs, durationMs);
+            + "completion_tokens={} ttft_ms={} prefill_queue_ms={} prefill_ms={} duration_ms={}",
+            request.kind().path, request.model(), status, error.type(), error.getMessage(),
+            request.stream(), events, promptTokens, completionTokens, ttftMs, prefillQueueMs,
+            prefillMs, durationMs);
       }
     } finally {
       MDC.remove("requestId");

@@ -1,5 +1,6 @@
 package io.duet.proxy.impl;
 
+import io.duet.proxy.PrefillTiming;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
@@ -15,6 +16,10 @@ import java.util.concurrent.atomic.AtomicInteger;
  *   that failed after its 200 header counts with the failure's status, a client that went away
  *   with 499;</li>
  *   <li>{@code duet_ttft_seconds}: request arrival to the first event carrying text or tokens;</li>
+ *   <li>{@code duet_prefill_queue_seconds} and {@code duet_prefill_seconds}: the part of it the
+ *   prefill instance spent queueing the request, then computing its prompt (as that instance
+ *   measured them); the rest of the TTFT is the proxy, the event bus, the KV transfer and the
+ *   decode instance;</li>
  *   <li>{@code duet_tpot_seconds}: time per output token after the first, per request,
  *   {@code (e2e - ttft) / (completion_tokens - 1)} as {@code vllm bench serve} defines it;</li>
  *   <li>{@code duet_e2e_seconds}: request arrival to the last byte of a successful answer;</li>
@@ -29,6 +34,8 @@ final class ProxyMetrics {
   private final Timer ttft;
   private final Timer tpot;
   private final Timer e2e;
+  private final Timer prefillQueue;
+  private final Timer prefill;
   private final AtomicInteger inFlight = new AtomicInteger();
 
   ProxyMetrics(MeterRegistry registry) {
@@ -39,6 +46,10 @@ final class ProxyMetrics {
         Duration.ofMillis(1), Duration.ofSeconds(10));
     e2e = timer("duet.e2e", "Request arrival to the end of a successful answer",
         Duration.ofMillis(1), Duration.ofMinutes(30));
+    prefillQueue = timer("duet.prefill.queue", "Time a request waited in its prefill instance's "
+        + "queue", Duration.ofMillis(1), Duration.ofMinutes(5));
+    prefill = timer("duet.prefill", "Time a prefill instance spent computing a request's prompt",
+        Duration.ofMillis(1), Duration.ofMinutes(5));
     Gauge.builder("duet.requests.in.flight", inFlight, AtomicInteger::get)
         .description("Completions running now").strongReference(true).register(registry);
   }
@@ -64,6 +75,11 @@ final class ProxyMetrics {
 
   void ttft(long nanos) {
     ttft.record(nanos, TimeUnit.NANOSECONDS);
+  }
+
+  void prefill(PrefillTiming timing) {
+    prefillQueue.record(timing.queueMicros(), TimeUnit.MICROSECONDS);
+    prefill.record(timing.prefillMicros(), TimeUnit.MICROSECONDS);
   }
 
   void tpot(long nanos) {

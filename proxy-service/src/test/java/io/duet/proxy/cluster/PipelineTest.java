@@ -287,10 +287,10 @@ class PipelineTest {
 
   @Test
   void concurrentStreamsThroughAProxyWithTwoEventLoopsEqualTheEngineAlone() throws Exception {
+    PrometheusMeterRegistry metrics = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
     ProxyVerticle proxy = new ProxyVerticle(
         ClusterBackend.perEventLoop(vertx, this::instances, "proxy1", 4, 30_000),
-        new ProxyOptions().setHost(HOST).setPort(0).setInstances(2),
-        new PrometheusMeterRegistry(PrometheusConfig.DEFAULT));
+        new ProxyOptions().setHost(HOST).setPort(0).setInstances(2), metrics);
     await(vertx.deployVerticle(proxy));
     http = vertx.createHttpClient(new PoolOptions().setHttp1MaxSize(PROMPTS.size()));
     List<Future<String>> texts = new ArrayList<>();
@@ -312,6 +312,10 @@ class PipelineTest {
     // own event loop.
     assertEquals(2, senders.get(Addresses.prefill("p0")).size(),
         senders.get(Addresses.prefill("p0")).toString());
+    // The prefill instance's own timing of every request reaches the proxy's metrics.
+    assertEquals(PROMPTS.size(), metrics.get("duet.prefill").timer().count());
+    assertEquals(PROMPTS.size(), metrics.get("duet.prefill.queue").timer().count());
+    assertTrue(metrics.get("duet.prefill").timer().totalTime(TimeUnit.MICROSECONDS) > 0);
     awaitEveryBlockFree(decodeEngine);
   }
 
