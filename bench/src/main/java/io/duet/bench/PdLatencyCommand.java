@@ -194,6 +194,11 @@ final class PdLatencyCommand extends BenchCommand {
       row(table, "ITL", run.engine.itl, run.pd.itl);
       row(table, "E2E", run.engine.e2e, run.pd.e2e);
       table.print(out);
+      Table stages = new Table(2, "1P1D TTFT stage", "unit", "p50", "p90", "p99");
+      stage(stages, "prefill queue", run.pd.prefillQueue);
+      stage(stages, "prefill compute", run.pd.prefill);
+      stage(stages, "rest: proxy, event bus, KV pull, decode", run.pd.ttftRest);
+      stages.print(out);
       Table totals = new Table(1, "setup", "requests", "output tokens", "wall s", "output tok/s",
           "coalesced events");
       totals(totals, "engine", run.engine);
@@ -221,6 +226,12 @@ final class PdLatencyCommand extends BenchCommand {
   private static double delta(Latency engine, Latency pd, double percentile) {
     return pd.percentile(percentile, LatencySummary.MS) - engine.percentile(percentile,
         LatencySummary.MS);
+  }
+
+  private static void stage(Table table, String stage, Latency latency) {
+    double ms = LatencySummary.MS;
+    table.row(stage, "ms", Table.num(latency.percentile(50, ms), 3),
+        Table.num(latency.percentile(90, ms), 3), Table.num(latency.percentile(99, ms), 3));
   }
 
   private static void row(Table table, String metric, Latency engine, Latency pd) {

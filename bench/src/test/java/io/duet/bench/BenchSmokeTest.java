@@ -88,8 +88,9 @@ class BenchSmokeTest {
         "--max-tokens", "5", "--concurrency", "1,2", "--warmup", "1", "--threads", "1",
         "--kv-cache-mb", "8", "--json", json.toString());
     assertTrue(out.contains("concurrency 1") && out.contains("concurrency 2"), out);
-    // two concurrency levels x (4 metrics x 6 percentiles + 2 setups x 4 totals)
-    assertEquals(2 * (4 * 6 + 2 * 4), figures(out).size(), out);
+    // two concurrency levels x (4 metrics x 6 percentiles + 3 TTFT stages x 3 percentiles
+    // + 2 setups x 4 totals)
+    assertEquals(2 * (4 * 6 + 3 * 3 + 2 * 4), figures(out).size(), out);
     JsonObject figures = new JsonObject(Files.readString(json));
     assertEquals(2, figures.getJsonArray("runs").size());
     for (int i = 0; i < 2; i++) {
@@ -102,6 +103,10 @@ class BenchSmokeTest {
         assertTrue(s.getJsonObject("tpotMs").getDouble("p99") > 0, setup);
         assertTrue(s.getDouble("outputTokensPerSecond") > 0, setup);
       }
+      JsonObject pd = run.getJsonObject("pd1p1d");
+      assertTrue(pd.getJsonObject("prefillMs").getDouble("p50") > 0, pd.encode());
+      assertTrue(pd.getJsonObject("prefillMs").getDouble("p50")
+          < pd.getJsonObject("ttftMs").getDouble("p50"), "prefill is part of the TTFT");
     }
   }
 

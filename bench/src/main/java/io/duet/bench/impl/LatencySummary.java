@@ -1,5 +1,6 @@
 package io.duet.bench.impl;
 
+import io.duet.proxy.PrefillTiming;
 import io.vertx.core.json.JsonObject;
 import java.util.List;
 
@@ -15,6 +16,11 @@ public final class LatencySummary {
   public final Latency tpot = new Latency();
   public final Latency itl = new Latency();
   public final Latency e2e = new Latency();
+  /** TTFT split by the prefill instance's own timing (requests that report one). */
+  public final Latency prefillQueue = new Latency();
+  public final Latency prefill = new Latency();
+  /** TTFT minus both: proxy, event bus, KV transfer and the decode instance. */
+  public final Latency ttftRest = new Latency();
   public final int requests;
   public final long outputTokens;
   public final int coalescedEvents;
@@ -32,6 +38,14 @@ public final class LatencySummary {
       }
       t.recordGaps(itl);
       e2e.recordNanos(t.e2eNanos());
+      PrefillTiming stages = t.prefillTiming();
+      if (stages != null) {
+        long queueNanos = stages.queueMicros() * 1000;
+        long prefillNanos = stages.prefillMicros() * 1000;
+        prefillQueue.recordNanos(queueNanos);
+        prefill.recordNanos(prefillNanos);
+        ttftRest.recordNanos(Math.max(0, t.ttftNanos() - queueNanos - prefillNanos));
+      }
       tokens += t.tokens();
       coalesced += t.coalescedEvents();
       end = Math.max(end, t.lastEventNanos());
@@ -47,10 +61,15 @@ public final class LatencySummary {
   }
 
   public JsonObject toJson() {
-    return new JsonObject().put("requests", requests).put("outputTokens", outputTokens)
-        .put("wallSeconds", wallSeconds).put("outputTokensPerSecond", throughput())
-        .put("coalescedEvents", coalescedEvents)
+    JsonObject json = new JsonObject().put("requests", requests)
+        .put("outputTokens", outputTokens).put("wallSeconds", wallSeconds)
+        .put("outputTokensPerSecond", throughput()).put("coalescedEvents", coalescedEvents)
         .put("ttftMs", ttft.toJson(MS)).put("tpotMs", tpot.toJson(MS))
         .put("itlMs", itl.toJson(MS)).put("e2eMs", e2e.toJson(MS));
+    if (prefill.count() > 0) {
+      json.put("prefillQueueMs", prefillQueue.toJson(MS)).put("prefillMs", prefill.toJson(MS))
+          .put("ttftRestMs", ttftRest.toJson(MS));
+    }
+    return json;
   }
 }

@@ -1,5 +1,6 @@
 package io.duet.bench.impl;
 
+import io.duet.proxy.PrefillTiming;
 import java.util.Arrays;
 
 /**
@@ -13,6 +14,7 @@ public final class RequestTiming {
   private int[] eventTokens = new int[64];
   private int events;
   private int tokens;
+  private PrefillTiming prefill;
 
   public RequestTiming(long startNanos) {
     this.startNanos = startNanos;
@@ -30,6 +32,16 @@ public final class RequestTiming {
     eventNanos[events] = nanos;
     eventTokens[events++] = newTokens;
     tokens += newTokens;
+  }
+
+  /** The prefill instance's own timing of this request, where the backend reports one. */
+  public void prefilled(PrefillTiming timing) {
+    prefill = timing;
+  }
+
+  /** That timing, or null. */
+  public PrefillTiming prefillTiming() {
+    return prefill;
   }
 
   public int tokens() {

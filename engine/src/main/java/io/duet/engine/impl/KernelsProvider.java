@@ -26,10 +26,23 @@ public final class KernelsProvider {
   private KernelsProvider() {
   }
 
+  /**
+   * The kernels for this JVM, chosen and self-checked once: engines opened later share them.
+   * Checking again per engine would run the kernels on the check's odd shapes after the JIT had
+   * compiled them for the model's, which sent them back to the interpreter and left the
+   * recompiled code slower (a second engine's prefill took 1.5-2x as long).
+   */
   public static Kernels best() {
-    Kernels chosen = choose();
-    LOG.info("using {}", chosen.description());
-    return chosen;
+    return Chosen.KERNELS;
+  }
+
+  /** Initialised on first use, by the JVM's class initialisation lock. */
+  private static final class Chosen {
+    static final Kernels KERNELS = choose();
+
+    static {
+      LOG.info("using {}", KERNELS.description());
+    }
   }
 
   public static Kernels scalar() {

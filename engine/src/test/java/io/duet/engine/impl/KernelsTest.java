@@ -46,6 +46,13 @@ class KernelsTest {
   }
 
   @Test
+  void theKernelsAreChosenOncePerJvmSoEnginesOpenedLaterShareThem() {
+    // A self-check per engine ran the compiled kernels on odd shapes and made the JIT throw
+    // their code away; a second engine in one JVM then prefilled at half speed.
+    assertTrue(KernelsProvider.best() == best, "best() returns the same kernels every time");
+  }
+
+  @Test
   void weightsLoadUncheckedWhenTheJvmExportsTheVectorIntrinsics() {
     assertTrue(best.description().contains("unchecked off-heap loads"),
         "surefire should export jdk.internal.vm.vector; got: " + best.description());
