@@ -197,7 +197,9 @@ final class PdLatencyCommand extends BenchCommand {
       Table stages = new Table(2, "1P1D TTFT stage", "unit", "p50", "p90", "p99");
       stage(stages, "prefill queue", run.pd.prefillQueue);
       stage(stages, "prefill compute", run.pd.prefill);
-      stage(stages, "rest: proxy, event bus, KV pull, decode", run.pd.ttftRest);
+      stage(stages, "decode queue", run.pd.decodeQueue);
+      stage(stages, "KV pull and import", run.pd.kvPull);
+      stage(stages, "rest: proxy, event bus, first decode step", run.pd.ttftRest);
       stages.print(out);
       Table totals = new Table(1, "setup", "requests", "output tokens", "wall s", "output tok/s",
           "coalesced events");

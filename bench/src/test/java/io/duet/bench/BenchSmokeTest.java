@@ -88,9 +88,9 @@ class BenchSmokeTest {
         "--max-tokens", "5", "--concurrency", "1,2", "--warmup", "1", "--threads", "1",
         "--kv-cache-mb", "8", "--json", json.toString());
     assertTrue(out.contains("concurrency 1") && out.contains("concurrency 2"), out);
-    // two concurrency levels x (4 metrics x 6 percentiles + 3 TTFT stages x 3 percentiles
+    // two concurrency levels x (4 metrics x 6 percentiles + 5 TTFT stages x 3 percentiles
     // + 2 setups x 4 totals)
-    assertEquals(2 * (4 * 6 + 3 * 3 + 2 * 4), figures(out).size(), out);
+    assertEquals(2 * (4 * 6 + 5 * 3 + 2 * 4), figures(out).size(), out);
     JsonObject figures = new JsonObject(Files.readString(json));
     assertEquals(2, figures.getJsonArray("runs").size());
     for (int i = 0; i < 2; i++) {
@@ -105,6 +105,7 @@ class BenchSmokeTest {
       }
       JsonObject pd = run.getJsonObject("pd1p1d");
       assertTrue(pd.getJsonObject("prefillMs").getDouble("p50") > 0, pd.encode());
+      assertTrue(pd.getJsonObject("kvPullMs").getDouble("p50") > 0, pd.encode());
       assertTrue(pd.getJsonObject("prefillMs").getDouble("p50")
           < pd.getJsonObject("ttftMs").getDouble("p50"), "prefill is part of the TTFT");
     }

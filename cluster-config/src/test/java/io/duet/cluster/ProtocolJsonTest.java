@@ -93,7 +93,10 @@ class ProtocolJsonTest {
     DecodeEvent last = new DecodeEvent("req-1", 7, ".", 2, 12, 37, "stop", null, null);
     DecodeEvent failed = new DecodeEvent("req-1", 8, "", 0, 12, 37, null, "KV_TRANSFER",
         "prefill gone");
-    for (DecodeEvent event : List.of(step, last, failed)) {
+    DecodeEvent first = new DecodeEvent("req-1", 0, "Hi", 1, 1, 37, null, null, null, 250, 4100);
+    assertEquals(-1, step.queueMicros(), "an event without the decode timing says so");
+    assertEquals(4100, DecodeEvent.fromJson(wire(first.toJson())).kvPullMicros());
+    for (DecodeEvent event : List.of(step, last, failed, first)) {
       assertEquals(event, DecodeEvent.fromJson(wire(event.toJson())));
     }
     assertEquals(List.of(false, true, true), List.of(step.isLast(), last.isLast(), failed.isLast()));

@@ -11,10 +11,11 @@ public interface CompletionStream extends ReadStream<DecodeEvent> {
   void cancel();
 
   /**
-   * The prefill instance's timing of this request, once its prefill is done; empty before, and
-   * always for a backend without a separate prefill stage.
+   * The stages of this request's time to first token that its instances reported so far (the
+   * prefill's once it is done, the decode's with the first event); empty for a backend without
+   * separate stages.
    */
-  default Optional<PrefillTiming> prefillTiming() {
+  default Optional<TtftStages> ttftStages() {
     return Optional.empty();
   }
 }

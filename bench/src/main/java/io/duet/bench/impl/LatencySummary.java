@@ -1,6 +1,6 @@
 package io.duet.bench.impl;
 
-import io.duet.proxy.PrefillTiming;
+import io.duet.proxy.TtftStages;
 import io.vertx.core.json.JsonObject;
 import java.util.List;
 
@@ -16,10 +16,12 @@ public final class LatencySummary {
   public final Latency tpot = new Latency();
   public final Latency itl = new Latency();
   public final Latency e2e = new Latency();
-  /** TTFT split by the prefill instance's own timing (requests that report one). */
+  /** TTFT split into the stages the instances measured (requests that report all four). */
   public final Latency prefillQueue = new Latency();
   public final Latency prefill = new Latency();
-  /** TTFT minus both: proxy, event bus, KV transfer and the decode instance. */
+  public final Latency decodeQueue = new Latency();
+  public final Latency kvPull = new Latency();
+  /** TTFT minus the four: proxy, event bus and the decode instance's first step. */
   public final Latency ttftRest = new Latency();
   public final int requests;
   public final long outputTokens;
@@ -38,13 +40,16 @@ public final class LatencySummary {
       }
       t.recordGaps(itl);
       e2e.recordNanos(t.e2eNanos());
-      PrefillTiming stages = t.prefillTiming();
-      if (stages != null) {
-        long queueNanos = stages.queueMicros() * 1000;
-        long prefillNanos = stages.prefillMicros() * 1000;
-        prefillQueue.recordNanos(queueNanos);
-        prefill.recordNanos(prefillNanos);
-        ttftRest.recordNanos(Math.max(0, t.ttftNanos() - queueNanos - prefillNanos));
+      TtftStages stages = t.stages();
+      if (stages != null && stages.prefillMicros() >= 0 && stages.kvPullMicros() >= 0) {
+        long[] nanos = {stages.prefillQueueMicros() * 1000, stages.prefillMicros() * 1000,
+            stages.decodeQueueMicros() * 1000, stages.kvPullMicros() * 1000};
+        prefillQueue.recordNanos(nanos[0]);
+        prefill.recordNanos(nanos[1]);
+        decodeQueue.recordNanos(nanos[2]);
+        kvPull.recordNanos(nanos[3]);
+        ttftRest.recordNanos(
+            Math.max(0, t.ttftNanos() - nanos[0] - nanos[1] - nanos[2] - nanos[3]));
       }
       tokens += t.tokens();
       coalesced += t.coalescedEvents();
@@ -68,6 +73,7 @@ public final class LatencySummary {
         .put("itlMs", itl.toJson(MS)).put("e2eMs", e2e.toJson(MS));
     if (prefill.count() > 0) {
       json.put("prefillQueueMs", prefillQueue.toJson(MS)).put("prefillMs", prefill.toJson(MS))
+          .put("decodeQueueMs", decodeQueue.toJson(MS)).put("kvPullMs", kvPull.toJson(MS))
           .put("ttftRestMs", ttftRest.toJson(MS));
     }
     return json;

@@ -133,7 +133,7 @@ public final class PdPipeline implements AutoCloseable {
         stream.exceptionHandler(error -> done.tryFail(new IllegalStateException("request "
             + index + " failed: " + error.getMessage(), error)));
         stream.endHandler(x -> {
-          stream.prefillTiming().ifPresent(timing::prefilled);
+          stream.ttftStages().ifPresent(timing::stages);
           inFlight--;
           onFinished.accept(++finished);
           if (finished == prompts.size()) {

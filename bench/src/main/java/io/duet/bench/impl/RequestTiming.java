@@ -1,6 +1,6 @@
 package io.duet.bench.impl;
 
-import io.duet.proxy.PrefillTiming;
+import io.duet.proxy.TtftStages;
 import java.util.Arrays;
 
 /**
@@ -14,7 +14,7 @@ public final class RequestTiming {
   private int[] eventTokens = new int[64];
   private int events;
   private int tokens;
-  private PrefillTiming prefill;
+  private TtftStages stages;
 
   public RequestTiming(long startNanos) {
     this.startNanos = startNanos;
@@ -34,14 +34,14 @@ public final class RequestTiming {
     tokens += newTokens;
   }
 
-  /** The prefill instance's own timing of this request, where the backend reports one. */
-  public void prefilled(PrefillTiming timing) {
-    prefill = timing;
+  /** The stages of the TTFT that the instances reported, where the backend has them. */
+  public void stages(TtftStages reported) {
+    stages = reported;
   }
 
-  /** That timing, or null. */
-  public PrefillTiming prefillTiming() {
-    return prefill;
+  /** Those stages, or null. */
+  public TtftStages stages() {
+    return stages;
   }
 
   public int tokens() {

@@ -11,9 +11,20 @@ import io.vertx.core.json.JsonObject;
  * @param tokens tokens generated since the previous event
  * @param completionTokens tokens generated so far in total
  * @param failure a {@link Failure} name when the decode failed, else null
+ * @param queueMicros on the first event: how long the request waited on the decode instance
+ *     before its KV pull started; -1 on the others
+ * @param kvPullMicros on the first event: how long the KV pull and import took; -1 on the others
  */
 public record DecodeEvent(String requestId, int sequence, String text, int tokens,
-    int completionTokens, int promptTokens, String finishReason, String failure, String error) {
+    int completionTokens, int promptTokens, String finishReason, String failure, String error,
+    long queueMicros, long kvPullMicros) {
+
+  /** An event without the decode instance's timing. */
+  public DecodeEvent(String requestId, int sequence, String text, int tokens,
+      int completionTokens, int promptTokens, String finishReason, String failure, String error) {
+    this(requestId, sequence, text, tokens, completionTokens, promptTokens, finishReason, failure,
+        error, -1, -1);
+  }
 
   public boolean isLast() {
     return finishReason != null || failure != null;
@@ -29,6 +40,9 @@ public record DecodeEvent(String requestId, int sequence, String text, int token
     if (failure != null) {
       json.put("failure", failure).put("error", error);
     }
+    if (queueMicros >= 0) {
+      json.put("queueMicros", queueMicros).put("kvPullMicros", kvPullMicros);
+    }
     return json;
   }
 
@@ -37,6 +51,7 @@ public record DecodeEvent(String requestId, int sequence, String text, int token
     return new DecodeEvent(json.getString("requestId"), json.getInteger("sequence"),
         json.getString("text"), json.getInteger("tokens"), json.getInteger("completionTokens"),
         json.getInteger("promptTokens"), json.getString("finishReason"),
-        json.getString("failure"), json.getString("error"));
+        json.getString("failure"), json.getString("error"), json.getLong("queueMicros", -1L),
+        json.getLong("kvPullMicros", -1L));
   }
 }

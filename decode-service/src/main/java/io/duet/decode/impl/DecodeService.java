@@ -41,6 +41,7 @@ public final class DecodeService implements DecodeScheduler.Listener {
     final SamplingParams params;
     final StreamSender sender;
     final int reservedBlocks;
+    final long acceptedNanos = System.nanoTime();
     boolean started;
     boolean cancelled;
     boolean finished;
@@ -151,6 +152,7 @@ public final class DecodeService implements DecodeScheduler.Listener {
     request.started = true;
     active++;
     reservedBlocks += request.reservedBlocks;
+    long pullStart = System.nanoTime();
     puller.pull(request.wire.kv()).onComplete(result -> {
       if (request.cancelled) {
         if (result.succeeded()) {
@@ -166,6 +168,8 @@ public final class DecodeService implements DecodeScheduler.Listener {
         lingerIfOpen(request);
         return;
       }
+      request.sender.stages((pullStart - request.acceptedNanos) / 1000,
+          (System.nanoTime() - pullStart) / 1000);
       Sequence sequence = result.result();
       Sampler sampler = new Sampler(request.params, request.wire.samplerState(),
           engine.config().vocabSize());

@@ -24,6 +24,9 @@ final class StreamSender {
   private String failure;
   private String error;
   private boolean closed;
+  /** The decode instance's timing, for the first event; -1 until known and after it went. */
+  private long queueMicros = -1;
+  private long kvPullMicros = -1;
 
   StreamSender(EventBus eventBus, String requestId, String address, int promptTokens,
       int credits) {
@@ -42,6 +45,12 @@ final class StreamSender {
       finishReason = finish;
     }
     flush();
+  }
+
+  /** How long the request waited here, then pulled its KV; goes out with the next event. */
+  void stages(long waitedMicros, long pulledMicros) {
+    queueMicros = waitedMicros;
+    kvPullMicros = pulledMicros;
   }
 
   void fail(String failureName, String message) {
@@ -67,7 +76,10 @@ final class StreamSender {
     }
     credits--;
     eventBus.send(address, new DecodeEvent(requestId, sequence++, text.toString(), tokens,
-        completionTokens, promptTokens, finishReason, failure, error).toJson());
+        completionTokens, promptTokens, finishReason, failure, error, queueMicros, kvPullMicros)
+        .toJson());
+    queueMicros = -1;
+    kvPullMicros = -1;
     text.setLength(0);
     tokens = 0;
     closed = terminal;

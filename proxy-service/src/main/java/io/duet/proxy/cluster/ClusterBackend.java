@@ -13,7 +13,6 @@ import io.duet.cluster.protocol.StreamCredit;
 import io.duet.proxy.CompletionBackend;
 import io.duet.proxy.CompletionJob;
 import io.duet.proxy.CompletionStream;
-import io.duet.proxy.PrefillTiming;
 import io.vertx.core.Future;
 import io.vertx.core.Vertx;
 import io.vertx.core.eventbus.DeliveryOptions;
@@ -230,7 +229,7 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
             return;
           }
           job.transferId = result.kv().transferId();
-          job.stream.prefilled(new PrefillTiming(result.queueMicros(), result.prefillMicros()));
+          job.stream.prefilled(result.queueMicros(), result.prefillMicros());
           if (job.stream.isDone()) {
             releaseLease(job);
             return;

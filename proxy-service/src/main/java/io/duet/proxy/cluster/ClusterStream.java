@@ -4,7 +4,7 @@ import io.duet.cluster.protocol.DecodeEvent;
 import io.duet.cluster.protocol.Failure;
 import io.duet.proxy.CompletionException;
 import io.duet.proxy.CompletionStream;
-import io.duet.proxy.PrefillTiming;
+import io.duet.proxy.TtftStages;
 import io.vertx.core.Handler;
 import java.util.ArrayDeque;
 import java.util.Optional;
@@ -35,7 +35,7 @@ final class ClusterStream implements CompletionStream {
   private boolean ended;
   private boolean cancelled;
   private Throwable failure;
-  private PrefillTiming prefillTiming;
+  private TtftStages stages = TtftStages.NONE;
 
   ClusterStream(String requestId, int credits, Control control) {
     this.requestId = requestId;
@@ -48,19 +48,22 @@ final class ClusterStream implements CompletionStream {
   }
 
   /** The prefill instance's timing, from its result. */
-  void prefilled(PrefillTiming timing) {
-    prefillTiming = timing;
+  void prefilled(long queueMicros, long prefillMicros) {
+    stages = stages.withPrefill(queueMicros, prefillMicros);
   }
 
   @Override
-  public Optional<PrefillTiming> prefillTiming() {
-    return Optional.ofNullable(prefillTiming);
+  public Optional<TtftStages> ttftStages() {
+    return stages == TtftStages.NONE ? Optional.empty() : Optional.of(stages);
   }
 
   /** An event from the decode instance. */
   void deliver(DecodeEvent event) {
     if (isDone()) {
       return;
+    }
+    if (event.queueMicros() >= 0) {
+      stages = stages.withDecode(event.queueMicros(), event.kvPullMicros());
     }
     pending.add(event);
     drain();

@@ -6,12 +6,11 @@ import io.duet.proxy.CompletionBackend;
 import io.duet.proxy.CompletionException;
 import io.duet.proxy.CompletionJob;
 import io.duet.proxy.CompletionStream;
-import io.duet.proxy.PrefillTiming;
+import io.duet.proxy.TtftStages;
 import io.vertx.core.http.HttpHeaders;
 import io.vertx.core.http.HttpServerResponse;
 import io.vertx.core.json.JsonObject;
 import io.vertx.ext.web.RoutingContext;
-import java.util.Optional;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import org.slf4j.MDC;
@@ -103,7 +102,7 @@ final class CompletionExchange {
     if (firstTokenNanos == 0 && (!delta.isEmpty() || event.tokens() > 0)) {
       firstTokenNanos = System.nanoTime();
       metrics.ttft(firstTokenNanos - arrivalNanos);
-      stream.prefillTiming().ifPresent(metrics::prefill);
+      stream.ttftStages().ifPresent(metrics::ttftStages);
     }
     promptTokens = event.promptTokens();
     completionTokens = event.completionTokens();
@@ -234,24 +233,32 @@ final class CompletionExchange {
       long now = System.nanoTime();
       long ttftMs = firstTokenNanos == 0 ? -1 : (firstTokenNanos - arrivalNanos) / 1_000_000;
       long durationMs = (now - arrivalNanos) / 1_000_000;
-      Optional<PrefillTiming> prefill =
-          stream == null ? Optional.empty() : stream.prefillTiming();
-      long prefillQueueMs = prefill.map(p -> p.queueMicros() / 1000).orElse(-1L);
-      long prefillMs = prefill.map(p -> p.prefillMicros() / 1000).orElse(-1L);
+      TtftStages stages = stream == null ? TtftStages.NONE
+          : stream.ttftStages().orElse(TtftStages.NONE);
       if (error == null) {
         LOG.info("{} {} status={} finish={} stream={} prompt_tokens={} completion_tokens={} "
-            + "ttft_ms={} prefill_queue_ms={} prefill_ms={} duration_ms={}",
-            request.kind().path, request.model(), status, outcome, request.stream(),
-            promptTokens, completionTokens, ttftMs, prefillQueueMs, prefillMs, durationMs);
+            + "ttft_ms={} {} duration_ms={}", request.kind().path, request.model(), status,
+            outcome, request.stream(), promptTokens, completionTokens, ttftMs,
+            stagesText(stages), durationMs);
       } else {
         LOG.info("{} {} status={} error_type={} error=\"{}\" stream={} events={} prompt_tokens={} "
-            + "completion_tokens={} ttft_ms={} prefill_queue_ms={} prefill_ms={} duration_ms={}",
-            request.kind().path, request.model(), status, error.type(), error.getMessage(),
-            request.stream(), events, promptTokens, completionTokens, ttftMs, prefillQueueMs,
-            prefillMs, durationMs);
+            + "completion_tokens={} ttft_ms={} {} duration_ms={}", request.kind().path,
+            request.model(), status, error.type(), error.getMessage(), request.stream(), events,
+            promptTokens, completionTokens, ttftMs, stagesText(stages), durationMs);
       }
     } finally {
       MDC.remove("requestId");
     }
+  }
+
+  /** The TTFT stages for the log line, -1 where not reported. */
+  private static String stagesText(TtftStages stages) {
+    return "prefill_queue_ms=" + millis(stages.prefillQueueMicros()) + " prefill_ms="
+        + millis(stages.prefillMicros()) + " decode_queue_ms="
+        + millis(stages.decodeQueueMicros()) + " kv_pull_ms=" + millis(stages.kvPullMicros());
+  }
+
+  private static long millis(long micros) {
+    return micros < 0 ? -1 : micros / 1000;
   }
 }

@@ -1,6 +1,6 @@
 package io.duet.proxy.impl;
 
-import io.duet.proxy.PrefillTiming;
+import io.duet.proxy.TtftStages;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
@@ -16,10 +16,10 @@ import java.util.concurrent.atomic.AtomicInteger;
  *   that failed after its 200 header counts with the failure's status, a client that went away
  *   with 499;</li>
  *   <li>{@code duet_ttft_seconds}: request arrival to the first event carrying text or tokens;</li>
- *   <li>{@code duet_prefill_queue_seconds} and {@code duet_prefill_seconds}: the part of it the
- *   prefill instance spent queueing the request, then computing its prompt (as that instance
- *   measured them); the rest of the TTFT is the proxy, the event bus, the KV transfer and the
- *   decode instance;</li>
+ *   <li>{@code duet_prefill_queue_seconds}, {@code duet_prefill_seconds},
+ *   {@code duet_decode_queue_seconds} and {@code duet_kv_pull_seconds}: the stages of it that the
+ *   instances measured ({@link TtftStages}); the rest of the TTFT is the proxy, the event bus and
+ *   the decode instance's first step;</li>
  *   <li>{@code duet_tpot_seconds}: time per output token after the first, per request,
  *   {@code (e2e - ttft) / (completion_tokens - 1)} as {@code vllm bench serve} defines it;</li>
  *   <li>{@code duet_e2e_seconds}: request arrival to the last byte of a successful answer;</li>
@@ -36,6 +36,8 @@ final class ProxyMetrics {
   private final Timer e2e;
   private final Timer prefillQueue;
   private final Timer prefill;
+  private final Timer decodeQueue;
+  private final Timer kvPull;
   private final AtomicInteger inFlight = new AtomicInteger();
 
   ProxyMetrics(MeterRegistry registry) {
@@ -50,6 +52,10 @@ final class ProxyMetrics {
         + "queue", Duration.ofMillis(1), Duration.ofMinutes(5));
     prefill = timer("duet.prefill", "Time a prefill instance spent computing a request's prompt",
         Duration.ofMillis(1), Duration.ofMinutes(5));
+    decodeQueue = timer("duet.decode.queue", "Time a request waited on its decode instance "
+        + "before its KV pull", Duration.ofMillis(1), Duration.ofMinutes(5));
+    kvPull = timer("duet.kv.pull", "Time a decode instance spent pulling and importing a "
+        + "request's KV", Duration.ofMillis(1), Duration.ofMinutes(5));
     Gauge.builder("duet.requests.in.flight", inFlight, AtomicInteger::get)
         .description("Completions running now").strongReference(true).register(registry);
   }
@@ -77,9 +83,18 @@ final class ProxyMetrics {
     ttft.record(nanos, TimeUnit.NANOSECONDS);
   }
 
-  void prefill(PrefillTiming timing) {
-    prefillQueue.record(timing.queueMicros(), TimeUnit.MICROSECONDS);
-    prefill.record(timing.prefillMicros(), TimeUnit.MICROSECONDS);
+  /** Records the stages that were reported. */
+  void ttftStages(TtftStages stages) {
+    record(prefillQueue, stages.prefillQueueMicros());
+    record(prefill, stages.prefillMicros());
+    record(decodeQueue, stages.decodeQueueMicros());
+    record(kvPull, stages.kvPullMicros());
+  }
+
+  private static void record(Timer timer, long micros) {
+    if (micros >= 0) {
+      timer.record(micros, TimeUnit.MICROSECONDS);
+    }
   }
 
   void tpot(long nanos) {

@@ -312,10 +312,13 @@ class PipelineTest {
     // own event loop.
     assertEquals(2, senders.get(Addresses.prefill("p0")).size(),
         senders.get(Addresses.prefill("p0")).toString());
-    // The prefill instance's own timing of every request reaches the proxy's metrics.
-    assertEquals(PROMPTS.size(), metrics.get("duet.prefill").timer().count());
-    assertEquals(PROMPTS.size(), metrics.get("duet.prefill.queue").timer().count());
+    // Every request's TTFT stages, as its instances measured them, reach the proxy's metrics.
+    for (String stage : List.of("duet.prefill.queue", "duet.prefill", "duet.decode.queue",
+        "duet.kv.pull")) {
+      assertEquals(PROMPTS.size(), metrics.get(stage).timer().count(), stage);
+    }
     assertTrue(metrics.get("duet.prefill").timer().totalTime(TimeUnit.MICROSECONDS) > 0);
+    assertTrue(metrics.get("duet.kv.pull").timer().totalTime(TimeUnit.MICROSECONDS) > 0);
     awaitEveryBlockFree(decodeEngine);
   }
 

@@ -1,0 +1,22 @@
+package io.duet.proxy;
+
+/**
+ * Where a request's time to first token went, as the instances that served it measured it:
+ * waiting in the prefill instance's queue, computing the prompt, waiting on the decode instance,
+ * then pulling and importing the KV. -1 for a stage not reported (yet). What remains of the time
+ * to first token is the proxy, the event bus and the decode instance's first step.
+ */
+public record TtftStages(long prefillQueueMicros, long prefillMicros, long decodeQueueMicros,
+    long kvPullMicros) {
+
+  /** Nothing reported yet. */
+  public static final TtftStages NONE = new TtftStages(-1, -1, -1, -1);
+
+  public TtftStages withPrefill(long queueMicros, long computeMicros) {
+    return new TtftStages(queueMicros, computeMicros, decodeQueueMicros, kvPullMicros);
+  }
+
+  public TtftStages withDecode(long queueMicros, long pullMicros) {
+    return new TtftStages(prefillQueueMicros, prefillMicros, queueMicros, pullMicros);
+  }
+}
