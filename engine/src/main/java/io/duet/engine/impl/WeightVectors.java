@@ -1,5 +1,6 @@
 package io.duet.engine.impl;
 
+import io.duet.engine.launch.VectorLauncher;
 import java.lang.invoke.LambdaMetafactory;
 import java.lang.invoke.MethodHandle;
 import java.lang.invoke.MethodHandles;
@@ -8,7 +9,6 @@ import java.lang.reflect.Field;
 import java.nio.Buffer;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import io.duet.engine.launch.VectorLauncher;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorSpecies;
@@ -124,7 +124,8 @@ final class WeightVectors {
   }
 
   /**
-   * Loads 8 floats at {@code byteOffset}. Unchecked when {@code base} is not 0: the caller then
+   * Loads a vector of {@code species} (the kernels' 256-bit one: unchecked loads exist for it
+   * alone) at {@code byteOffset}. Unchecked when {@code base} is not 0: the caller then
    * guarantees {@code byteOffset + 32} is within the matrix.
    */
   static FloatVector load(VectorSpecies<Float> species, Object view, long base, int byteOffset) {
