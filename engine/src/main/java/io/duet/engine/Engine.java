@@ -328,10 +328,10 @@ public final class Engine implements AutoCloseable {
     long start = System.nanoTime();
     int seqLen = model.config().seqLen();
     int length = Math.max(1, Math.min(seqLen / 2, options.maxBatchTokens() / 2));
-    int stepsPerSequence = seqLen - 1 - length;
+    int stepsPerSequence = Math.max(0, seqLen - 1 - length);
     int remaining = Math.max(0, decodeSteps);
     do {
-      int steps = Math.min(remaining, Math.max(0, stepsPerSequence));
+      int steps = Math.min(remaining, stepsPerSequence);
       warmUpSequence(length, steps);
       remaining -= steps;
     } while (remaining > 0 && stepsPerSequence > 0);

@@ -2,7 +2,6 @@ package io.duet.proxy;
 
 import io.duet.cluster.protocol.DecodeEvent;
 import io.vertx.core.streams.ReadStream;
-import java.util.Optional;
 
 /** The decode events of one running {@link CompletionJob}. */
 public interface CompletionStream extends ReadStream<DecodeEvent> {
@@ -12,10 +11,10 @@ public interface CompletionStream extends ReadStream<DecodeEvent> {
 
   /**
    * The stages of this request's time to first token that its instances reported so far (the
-   * prefill's once it is done, the decode's with the first event); empty for a backend without
-   * separate stages.
+   * prefill's once it is done, the decode's with the first event); {@link TtftStages#NONE} for a
+   * backend without separate stages.
    */
-  default Optional<TtftStages> ttftStages() {
-    return Optional.empty();
+  default TtftStages ttftStages() {
+    return TtftStages.NONE;
   }
 }

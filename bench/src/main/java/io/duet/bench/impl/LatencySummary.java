@@ -41,7 +41,7 @@ public final class LatencySummary {
       t.recordGaps(itl);
       e2e.recordNanos(t.e2eNanos());
       TtftStages stages = t.stages();
-      if (stages != null && stages.prefillMicros() >= 0 && stages.kvPullMicros() >= 0) {
+      if (stages.prefillMicros() >= 0 && stages.kvPullMicros() >= 0) {
         long[] nanos = {stages.prefillQueueMicros() * 1000, stages.prefillMicros() * 1000,
             stages.decodeQueueMicros() * 1000, stages.kvPullMicros() * 1000};
         prefillQueue.recordNanos(nanos[0]);

@@ -133,7 +133,7 @@ public final class PdPipeline implements AutoCloseable {
         stream.exceptionHandler(error -> done.tryFail(new IllegalStateException("request "
             + index + " failed: " + error.getMessage(), error)));
         stream.endHandler(x -> {
-          stream.ttftStages().ifPresent(timing::stages);
+          timing.stages(stream.ttftStages());
           inFlight--;
           onFinished.accept(++finished);
           if (finished == prompts.size()) {

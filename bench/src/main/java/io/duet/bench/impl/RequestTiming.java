@@ -14,7 +14,7 @@ public final class RequestTiming {
   private int[] eventTokens = new int[64];
   private int events;
   private int tokens;
-  private TtftStages stages;
+  private TtftStages stages = TtftStages.NONE;
 
   public RequestTiming(long startNanos) {
     this.startNanos = startNanos;
@@ -39,7 +39,7 @@ public final class RequestTiming {
     stages = reported;
   }
 
-  /** Those stages, or null. */
+  /** Those stages; {@link TtftStages#NONE} where the backend has none. */
   public TtftStages stages() {
     return stages;
   }

@@ -105,9 +105,9 @@ final class WeightVectors {
 
   /** What the loads read from; made once per matrix and kept by {@link WeightMatrix}. */
   static Object view(ByteBuffer littleEndianBytes) {
-    long address = littleEndianBytes.isDirect() && UNSAFE != null
+    long address = UNCHECKED && littleEndianBytes.isDirect()
         ? UNSAFE.getLong(littleEndianBytes, BUFFER_ADDRESS_OFFSET) : 0;
-    return new View(littleEndianBytes, UNCHECKED ? address : 0);
+    return new View(littleEndianBytes, address);
   }
 
   /**

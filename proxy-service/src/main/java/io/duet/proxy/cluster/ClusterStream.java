@@ -7,7 +7,6 @@ import io.duet.proxy.CompletionStream;
 import io.duet.proxy.TtftStages;
 import io.vertx.core.Handler;
 import java.util.ArrayDeque;
-import java.util.Optional;
 
 /**
  * The proxy's end of one request's decode stream: buffers events while the HTTP side is paused
@@ -53,8 +52,8 @@ final class ClusterStream implements CompletionStream {
   }
 
   @Override
-  public Optional<TtftStages> ttftStages() {
-    return stages == TtftStages.NONE ? Optional.empty() : Optional.of(stages);
+  public TtftStages ttftStages() {
+    return stages;
   }
 
   /** An event from the decode instance. */

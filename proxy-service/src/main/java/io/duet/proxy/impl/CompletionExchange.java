@@ -102,7 +102,7 @@ final class CompletionExchange {
     if (firstTokenNanos == 0 && (!delta.isEmpty() || event.tokens() > 0)) {
       firstTokenNanos = System.nanoTime();
       metrics.ttft(firstTokenNanos - arrivalNanos);
-      stream.ttftStages().ifPresent(metrics::ttftStages);
+      metrics.ttftStages(stream.ttftStages());
     }
     promptTokens = event.promptTokens();
     completionTokens = event.completionTokens();
@@ -233,8 +233,7 @@ final class CompletionExchange {
       long now = System.nanoTime();
       long ttftMs = firstTokenNanos == 0 ? -1 : (firstTokenNanos - arrivalNanos) / 1_000_000;
       long durationMs = (now - arrivalNanos) / 1_000_000;
-      TtftStages stages = stream == null ? TtftStages.NONE
-          : stream.ttftStages().orElse(TtftStages.NONE);
+      TtftStages stages = stream == null ? TtftStages.NONE : stream.ttftStages();
       if (error == null) {
         LOG.info("{} {} status={} finish={} stream={} prompt_tokens={} completion_tokens={} "
             + "ttft_ms={} {} duration_ms={}", request.kind().path, request.model(), status,
