@@ -20,7 +20,9 @@ import picocli.CommandLine.Option;
  * Speed figures of the engine on one model: single-stream decode, aggregate decode of a batch,
  * prefill of a long prompt, KV export+import throughput, and the heap the model costs. Prompts
  * are random token ids (the figures do not depend on the text); each figure is the median of
- * {@code --repeat} runs after one warm-up run.
+ * {@code --repeat} runs after one warm-up run. Before any figure, {@code --warmup} decode steps
+ * give the JIT time to compile the whole forward pass: the per-chunk tasks are called a few
+ * times per layer, and a few hundred steps leave some of them in interpreted or first-tier code.
  */
 @Command(name = "bench", mixinStandardHelpOptions = true,
     description = "Measure decode, batched decode, prefill and KV transfer speed.")
@@ -42,6 +44,10 @@ final class BenchCommand implements Callable<Integer> {
   @Option(names = "--repeat", description = "measured runs per figure (default: ${DEFAULT-VALUE})")
   int repeat = 3;
 
+  @Option(names = "--warmup", description = "decode steps to run before the figures "
+      + "(default: ${DEFAULT-VALUE})")
+  int warmup = 1024;
+
   private final Random random = new Random(42);
 
   @Override
@@ -57,6 +63,8 @@ final class BenchCommand implements Callable<Integer> {
       System.out.printf("model %s %s%nkernels: %s, threads: %d%n",
           engineArguments.model.getFileName(), engine.config(), engine.kernelsDescription(),
           engine.options().threads());
+      System.err.printf("[bench] warm-up: %d decode steps in %d ms%n", warmup,
+          engine.warmUp(warmup));
 
       double single = median("single-stream decode", () -> decodeRate(engine, 1, decode));
       double batched = median("decode x" + batch, () -> decodeRate(engine, batch, decode));

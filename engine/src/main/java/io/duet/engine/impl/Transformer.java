@@ -16,6 +16,16 @@ import io.duet.engine.ModelConfig;
  */
 public final class Transformer {
 
+  private static final int FLOATS_PER_CACHE_LINE = 64 / Float.BYTES;
+  /**
+   * A layer matrix is small (a third to one MB here): cut into many chunks, each thread's reads
+   * restart too often for the prefetcher. Two per thread measured about 5% faster single-stream
+   * decode than eight, and no slower batched.
+   */
+  private static final int LAYER_CHUNKS_PER_THREAD = 2;
+  /** The classifier is large enough that finer chunks cost nothing and balance the threads. */
+  private static final int CLASSIFIER_CHUNKS_PER_THREAD = 8;
+
   private final Model model;
   private final ModelConfig c;
   private final Kernels kernels;
@@ -34,6 +44,8 @@ public final class Transformer {
   private final float[] hb2;
   private final float[] finalRows;
   private final float[][] attentionScratch;
+  /** Where {@link #pullIntoCache} leaves its sums: one cache line per worker. */
+  private final float[] cacheSink;
   private final float[] ropeCos;
   private final float[] ropeSin;
   private final float attentionScale;
@@ -80,6 +92,7 @@ public final class Transformer {
     hb2 = new float[maxTokens * c.hiddenDim()];
     finalRows = new float[maxLogitRows * dim];
     attentionScratch = new float[pool.size()][c.seqLen()];
+    cacheSink = new float[pool.size() * FLOATS_PER_CACHE_LINE];
     int half = c.headSize() / 2;
     ropeCos = new float[c.seqLen() * half];
     ropeSin = new float[c.seqLen() * half];
@@ -87,11 +100,13 @@ public final class Transformer {
     attentionScale = (float) Math.sqrt(c.headSize());
     int threads = pool.size();
     Model.Layer first = model.layer(0);
-    qkvPlan = ChunkPlan.of(threads, first.wq().rows(), first.wk().rows(), first.wv().rows());
-    outputPlan = ChunkPlan.of(threads, first.wo().rows());
-    ffnUpPlan = ChunkPlan.of(threads, first.w1().rows());
-    ffnDownPlan = ChunkPlan.of(threads, first.w2().rows());
-    classifierPlan = ChunkPlan.of(threads, model.classifier().rows());
+    qkvPlan = ChunkPlan.of(threads, LAYER_CHUNKS_PER_THREAD, first.wq().rows(),
+        first.wk().rows(), first.wv().rows());
+    outputPlan = ChunkPlan.of(threads, LAYER_CHUNKS_PER_THREAD, first.wo().rows());
+    ffnUpPlan = ChunkPlan.of(threads, LAYER_CHUNKS_PER_THREAD, first.w1().rows());
+    ffnDownPlan = ChunkPlan.of(threads, LAYER_CHUNKS_PER_THREAD, first.w2().rows());
+    classifierPlan = ChunkPlan.of(threads, CLASSIFIER_CHUNKS_PER_THREAD,
+        model.classifier().rows());
   }
 
   /** RoPE rotation angles exactly as llama2.c computes them, in float. */
@@ -174,13 +189,14 @@ public final class Transformer {
   private void qkvChunk(int chunk, int worker) {
     int dim = c.dim();
     int kvDim = c.kvDim();
-    int matrix = qkvPlan.matrix(chunk);
-    int from = qkvPlan.from(chunk);
-    int to = qkvPlan.to(chunk);
-    switch (matrix) {
-      case 0 -> kernels.matmul(layer.wq(), xb, dim, tokenCount, q, 0, dim, from, to);
-      case 1 -> kernels.matmul(layer.wk(), xb, dim, tokenCount, k, 0, kvDim, from, to);
-      default -> kernels.matmul(layer.wv(), xb, dim, tokenCount, v, 0, kvDim, from, to);
+    for (int p = qkvPlan.firstPiece(chunk); p < qkvPlan.firstPiece(chunk + 1); p++) {
+      int from = qkvPlan.from(p);
+      int to = qkvPlan.to(p);
+      switch (qkvPlan.matrix(p)) {
+        case 0 -> kernels.matmul(layer.wq(), xb, dim, tokenCount, q, 0, dim, from, to);
+        case 1 -> kernels.matmul(layer.wk(), xb, dim, tokenCount, k, 0, kvDim, from, to);
+        default -> kernels.matmul(layer.wv(), xb, dim, tokenCount, v, 0, kvDim, from, to);
+      }
     }
   }
 
@@ -236,6 +252,7 @@ public final class Transformer {
     int blockSize = kv.blockSize();
     float[] att = attentionScratch[worker];
     int qOffset = t * c.dim() + h * headSize;
+    pullIntoCache(table, kvHead, length, worker);
     float max = Float.NEGATIVE_INFINITY;
     for (int first = 0, b = 0; first < length; first += blockSize, b++) {
       int keyAt = kv.keyOffset(table[b], kvHead, 0);
@@ -266,18 +283,44 @@ public final class Transformer {
     }
   }
 
+  /**
+   * Reads one float of every cache line of the key and value runs that one head's attention is
+   * about to walk. The runs are short (a 16-slot block's keys for one head are 3 KB) and scattered
+   * over the cache, so the hardware prefetcher hardly starts on one before the next begins, and
+   * the loops would wait out one miss after another. These independent loads put all the misses
+   * in flight at once; the scores and the weighted sum then read from cache. Measured: attention
+   * time per decode step down by about 30%.
+   */
+  private void pullIntoCache(int[] table, int kvHead, int length, int worker) {
+    int blockSize = kv.blockSize();
+    int headSize = c.headSize();
+    float sum = 0f;
+    for (int first = 0, b = 0; first < length; first += blockSize, b++) {
+      int keys = kv.keyOffset(table[b], kvHead, 0);
+      int values = kv.valueOffset(table[b], kvHead, 0);
+      int floats = Math.min(length - first, blockSize) * headSize;
+      for (int i = 0; i < floats; i += FLOATS_PER_CACHE_LINE) {
+        sum += layerCache[keys + i] + layerCache[values + i];
+      }
+    }
+    // Kept where the compiler must assume it is read, so the loads are not dropped as dead.
+    cacheSink[worker * FLOATS_PER_CACHE_LINE] = sum;
+  }
+
   private void outputChunk(int chunk, int worker) {
     int dim = c.dim();
+    int piece = outputPlan.firstPiece(chunk); // one matrix: one piece per chunk
     kernels.matmul(layer.wo(), xb, dim, tokenCount, xb2, 0, dim,
-        outputPlan.from(chunk), outputPlan.to(chunk));
+        outputPlan.from(piece), outputPlan.to(piece));
   }
 
   /** Gate and up projections of one range of hidden units, then SwiGLU on that range. */
   private void ffnUpChunk(int chunk, int worker) {
     int dim = c.dim();
     int hidden = c.hiddenDim();
-    int from = ffnUpPlan.from(chunk);
-    int to = ffnUpPlan.to(chunk);
+    int piece = ffnUpPlan.firstPiece(chunk);
+    int from = ffnUpPlan.from(piece);
+    int to = ffnUpPlan.to(piece);
     kernels.matmul(layer.w1(), xb, dim, tokenCount, hb, 0, hidden, from, to);
     kernels.matmul(layer.w3(), xb, dim, tokenCount, hb2, 0, hidden, from, to);
     for (int t = 0; t < tokenCount; t++) {
@@ -290,15 +333,15 @@ public final class Transformer {
   }
 
   private void ffnDownChunk(int chunk, int worker) {
-    int dim = c.dim();
-    kernels.matmul(layer.w2(), hb, c.hiddenDim(), tokenCount, xb, 0, dim,
-        ffnDownPlan.from(chunk), ffnDownPlan.to(chunk));
+    int piece = ffnDownPlan.firstPiece(chunk);
+    kernels.matmul(layer.w2(), hb, c.hiddenDim(), tokenCount, xb, 0, c.dim(),
+        ffnDownPlan.from(piece), ffnDownPlan.to(piece));
   }
 
   private void classifierChunk(int chunk, int worker) {
-    int vocab = c.vocabSize();
-    kernels.matmul(model.classifier(), finalRows, c.dim(), logitRows, logitsOut, 0, vocab,
-        classifierPlan.from(chunk), classifierPlan.to(chunk));
+    int piece = classifierPlan.firstPiece(chunk);
+    kernels.matmul(model.classifier(), finalRows, c.dim(), logitRows, logitsOut, 0,
+        c.vocabSize(), classifierPlan.from(piece), classifierPlan.to(piece));
   }
 
   private static void rmsNorm(float[] out, int outOffset, float[] in, int inOffset, float[] weight,

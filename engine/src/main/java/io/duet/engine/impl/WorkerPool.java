@@ -3,11 +3,18 @@ package io.duet.engine.impl;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicIntegerArray;
+import java.util.concurrent.atomic.AtomicLongArray;
 import java.util.concurrent.locks.LockSupport;
 
 /**
  * A fork-join barrier for the forward pass: {@link #run} splits a job into chunks that the
  * calling thread and the pool's workers claim one at a time, and returns when all are done.
+ *
+ * <p>Each thread owns a contiguous share of a job's chunks and runs it in order, so the weight
+ * rows one thread reads form one long sequential run that the hardware prefetcher follows (with
+ * chunks handed out alternately, both threads' reads jumped every chunk, and single-stream decode
+ * was about 3% slower). A thread that finishes its share early takes chunks from the far end of
+ * the others' shares, so a thread that loses its core for a while does not hold up the job.
  *
  * <p>A decode step issues some thirty such jobs of a few tens of microseconds each, so waking a
  * parked thread per job would cost more than the job. Workers therefore spin for a short while
@@ -27,14 +34,20 @@ public final class WorkerPool implements AutoCloseable {
   private static final int YIELD_EVERY_ALONE = 1024;
   /** ... and when other busy compute threads share them. */
   private static final int YIELD_EVERY_SHARED = 64;
+  /** Longs between two threads' share slots: one cache line. */
+  private static final int SHARE_STRIDE = 8;
 
   private final Thread[] workers;
-  private final AtomicInteger nextChunk = new AtomicInteger();
+  /**
+   * Per thread, the chunks of its share not yet claimed: the front index in the high half, the
+   * end in the low half, so that the owner (at the front) and thieves (at the end) claim with
+   * one compare-and-set. Slots are a cache line apart so owners do not contend.
+   */
+  private final AtomicLongArray shares;
   private final AtomicInteger busyWorkers = new AtomicInteger();
   private volatile long generation;
   private volatile boolean closed;
   private volatile Task task;
-  private volatile int chunks;
   private volatile Throwable failure;
   /** 1 while worker i+1 is parked or about to park. */
   private final AtomicIntegerArray waiting;
@@ -50,6 +63,7 @@ public final class WorkerPool implements AutoCloseable {
       throw new IllegalArgumentException("threads must be at least 1, was " + threads);
     }
     workers = new Thread[threads - 1];
+    shares = new AtomicLongArray(threads * SHARE_STRIDE);
     waiting = new AtomicIntegerArray(threads - 1);
     yieldEvery = sharedCores ? YIELD_EVERY_SHARED : YIELD_EVERY_ALONE;
     for (int i = 0; i < workers.length; i++) {
@@ -84,9 +98,11 @@ public final class WorkerPool implements AutoCloseable {
       return;
     }
     task = job;
-    chunks = chunkCount;
     failure = null;
-    nextChunk.set(0);
+    int threads = size();
+    for (int i = 0; i < threads; i++) {
+      shares.set(i * SHARE_STRIDE, range(chunkCount * i / threads, chunkCount * (i + 1) / threads));
+    }
     busyWorkers.set(workers.length);
     generation++;
     for (int i = 0; i < workers.length; i++) {
@@ -95,10 +111,10 @@ public final class WorkerPool implements AutoCloseable {
       }
     }
     try {
-      claimChunks(job, chunkCount, 0);
+      claimChunks(job, 0);
     } catch (Throwable t) {
       failure = t;
-      nextChunk.set(Integer.MAX_VALUE / 2);
+      abandonChunks();
     }
     for (int spins = 1; busyWorkers.get() != 0; spins++) {
       pause(spins);
@@ -110,10 +126,46 @@ public final class WorkerPool implements AutoCloseable {
     }
   }
 
-  private void claimChunks(Task job, int chunkCount, int worker) {
+  /** Runs the caller's own share in order, then takes what is left of the others' from the end. */
+  private void claimChunks(Task job, int worker) {
     int c;
-    while ((c = nextChunk.getAndIncrement()) < chunkCount) {
+    while ((c = claim(worker, true)) >= 0) {
       job.run(c, worker);
+    }
+    int threads = size();
+    for (int i = 1; i < threads; i++) {
+      int victim = (worker + i) % threads;
+      while ((c = claim(victim, false)) >= 0) {
+        job.run(c, worker);
+      }
+    }
+  }
+
+  /** The next chunk of {@code share}, from its front or its end; -1 once it is empty. */
+  private int claim(int share, boolean front) {
+    int slot = share * SHARE_STRIDE;
+    while (true) {
+      long current = shares.get(slot);
+      int from = (int) (current >>> 32);
+      int to = (int) current;
+      if (from >= to) {
+        return -1;
+      }
+      long next = front ? range(from + 1, to) : range(from, to - 1);
+      if (shares.compareAndSet(slot, current, next)) {
+        return front ? from : to - 1;
+      }
+    }
+  }
+
+  private static long range(int from, int to) {
+    return ((long) from << 32) | to;
+  }
+
+  /** After a failure: no thread starts another chunk of this job. */
+  private void abandonChunks() {
+    for (int i = 0; i < size(); i++) {
+      shares.set(i * SHARE_STRIDE, 0L);
     }
   }
 
@@ -126,10 +178,10 @@ public final class WorkerPool implements AutoCloseable {
       }
       seen = current;
       try {
-        claimChunks(task, chunks, index);
+        claimChunks(task, index);
       } catch (Throwable t) {
         failure = t;
-        nextChunk.set(Integer.MAX_VALUE / 2);
+        abandonChunks();
       } finally {
         busyWorkers.decrementAndGet();
       }

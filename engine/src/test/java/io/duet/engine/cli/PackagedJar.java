@@ -45,7 +45,7 @@ final class PackagedJar {
   /** The bench's {@code kernels:} line: which kernels and weight loads the engine chose. */
   String kernelsLine() throws IOException, InterruptedException {
     Result bench = run("bench", model(), "--repeat", "1", "--decode-tokens", "4", "--batch", "2",
-        "--prompt-tokens", "16");
+        "--prompt-tokens", "16", "--warmup", "8");
     return bench.stdout.lines().filter(line -> line.startsWith("kernels: ")).findFirst()
         .orElseThrow(() -> new AssertionError("no kernels line in:\n" + bench.stdout
             + bench.stderr));

@@ -94,6 +94,54 @@ class WorkerPoolTest {
     });
   }
 
+  @ParameterizedTest
+  @ValueSource(ints = {2, 3, 4})
+  void eachThreadRunsItsOwnShareFromTheFrontInOrder(int threads) {
+    assertTimeoutPreemptively(TIMEOUT, () -> {
+      try (WorkerPool pool = new WorkerPool(threads, uniqueName(), threads > CORES)) {
+        int chunks = 8 * threads;
+        for (int job = 0; job < 50; job++) {
+          int[][] order = new int[threads][chunks];
+          int[] counts = new int[threads];
+          pool.run(chunks, (chunk, worker) -> order[worker][counts[worker]++] = chunk);
+          for (int w = 0; w < threads; w++) {
+            // Its own share is [8w, 8w + 8); what it ran of it must be a prefix, in order.
+            int expected = 8 * w;
+            for (int i = 0; i < counts[w]; i++) {
+              int chunk = order[w][i];
+              if (chunk / 8 == w) {
+                assertEquals(expected++, chunk, "thread " + w + " ran its share out of order");
+              }
+            }
+          }
+        }
+      }
+    });
+  }
+
+  @Test
+  void aThreadHeldUpInItsShareHasTheRestOfItTakenOver() {
+    assertTimeoutPreemptively(TIMEOUT, () -> {
+      try (WorkerPool pool = new WorkerPool(2, uniqueName(), 2 > CORES)) {
+        // The calling thread's first chunk waits until every other chunk is done, including
+        // the rest of its own share (chunks 1 to 7): only the worker can run those.
+        AtomicInteger othersDone = new AtomicInteger();
+        AtomicIntegerArray perWorker = new AtomicIntegerArray(2);
+        pool.run(16, (chunk, worker) -> {
+          perWorker.incrementAndGet(worker);
+          if (chunk == 0) {
+            assertEquals(0, worker, "chunk 0 starts the calling thread's share");
+            awaitCondition(() -> othersDone.get() == 15, "the rest of a held-up share never ran");
+          } else {
+            othersDone.incrementAndGet();
+          }
+        });
+        assertEquals(1, perWorker.get(0));
+        assertEquals(15, perWorker.get(1));
+      }
+    });
+  }
+
   /**
    * 20k jobs with one thread per core; fewer with more threads than this machine's two cores,
    * where every job costs about a scheduler time slice (see the class comment).
