@@ -101,7 +101,8 @@ public final class WorkerPool implements AutoCloseable {
     failure = null;
     int threads = size();
     for (int i = 0; i < threads; i++) {
-      shares.set(i * SHARE_STRIDE, range(chunkCount * i / threads, chunkCount * (i + 1) / threads));
+      shares.set(i * SHARE_STRIDE, range(shareStart(chunkCount, i, threads),
+          shareStart(chunkCount, i + 1, threads)));
     }
     busyWorkers.set(workers.length);
     generation++;
@@ -156,6 +157,10 @@ public final class WorkerPool implements AutoCloseable {
         return front ? from : to - 1;
       }
     }
+  }
+
+  private static int shareStart(int chunkCount, int thread, int threads) {
+    return (int) ((long) chunkCount * thread / threads);
   }
 
   private static long range(int from, int to) {
