@@ -318,27 +318,37 @@ public final class Engine implements AutoCloseable {
 
   /**
    * Runs throw-away prompts and {@code decodeSteps} decode steps in all so that the JIT compiles
-   * the forward pass before real requests arrive (the Vector API is slow until it is compiled).
-   * More steps than one sequence can hold run as several sequences. Uses no cache blocks
-   * afterwards and leaves nothing in the prefix cache.
+   * the forward pass before real requests arrive (the Vector API is slow until it is compiled;
+   * about a thousand steps reach full speed, because each per-chunk task of the forward pass runs
+   * only a few times per layer). More steps than one sequence can hold run as several sequences.
+   * Uses no cache blocks afterwards and leaves nothing in the prefix cache.
    *
    * @return how long it took, in milliseconds
    */
   public long warmUp(int decodeSteps) {
+    return warmUp(decodeSteps, Long.MAX_VALUE);
+  }
+
+  /**
+   * As {@link #warmUp(int)}, but stops early once {@code budgetMillis} have passed: on a large
+   * model a thousand steps take long enough to hold up a service's start.
+   */
+  public long warmUp(int decodeSteps, long budgetMillis) {
     long start = System.nanoTime();
+    long deadline = budgetMillis >= Long.MAX_VALUE / 1_000_000
+        ? Long.MAX_VALUE : start + budgetMillis * 1_000_000;
     int seqLen = model.config().seqLen();
     int length = Math.max(1, Math.min(seqLen / 2, options.maxBatchTokens() / 2));
     int stepsPerSequence = Math.max(0, seqLen - 1 - length);
     int remaining = Math.max(0, decodeSteps);
     do {
-      int steps = Math.min(remaining, stepsPerSequence);
-      warmUpSequence(length, steps);
-      remaining -= steps;
-    } while (remaining > 0 && stepsPerSequence > 0);
+      remaining -= warmUpSequence(length, Math.min(remaining, stepsPerSequence), deadline);
+    } while (remaining > 0 && stepsPerSequence > 0 && System.nanoTime() < deadline);
     return (System.nanoTime() - start) / 1_000_000;
   }
 
-  private void warmUpSequence(int length, int decodeSteps) {
+  /** Prefills one throw-away prompt and decodes up to {@code decodeSteps}; returns how many. */
+  private int warmUpSequence(int length, int decodeSteps, long deadline) {
     int vocab = model.config().vocabSize();
     int[] prompt = new int[length];
     for (int i = 0; i < length; i++) {
@@ -350,10 +360,12 @@ public final class Engine implements AutoCloseable {
     try {
       List<Sequence> batch = List.of(scratch);
       step(batch);
-      for (int i = 0; i < decodeSteps; i++) {
+      int done = 0;
+      for (; done < decodeSteps && System.nanoTime() < deadline; done++) {
         append(scratch, Sampler.argmax(scratch.logits()));
         step(batch);
       }
+      return done;
     } finally {
       release(scratch);
     }

@@ -77,6 +77,19 @@ class PrefixCacheTest {
     }
   }
 
+  @Test
+  void warmUpStopsWhenItsTimeBudgetIsSpent() {
+    try (Engine engine = Engines.aidreams()) {
+      // A million steps would take minutes; a budget of 1 ms stops it after the first sequence's
+      // prompt and at most a few steps.
+      engine.warmUp(1_000_000, 1);
+      assertTrue(engine.computedTokens() < 10_000, "ran " + engine.computedTokens() + " tokens");
+      assertTrue(engine.computedTokens() > 0, "the warm-up ran the model");
+      assertEquals(0, engine.kvStats().usedBlocks());
+      assertEquals(0, engine.kvStats().cachedBlocks());
+    }
+  }
+
   private static int commonPrefix(int[] a, int[] b) {
     int n = 0;
     while (n < a.length && n < b.length && a[n] == b[n]) {

@@ -31,7 +31,10 @@ public final class ServiceRuntime {
 
   private static final Logger LOG = LoggerFactory.getLogger(ServiceRuntime.class);
   private static final long START_TIMEOUT_SECONDS = 120;
-  private static final int WARM_UP_STEPS = 32;
+  /** Enough for the JIT to compile the whole forward pass (see {@link Engine#warmUp(int)}). */
+  private static final int WARM_UP_STEPS = 1024;
+  /** ... unless the model is so large that this takes longer than a start should wait. */
+  private static final long WARM_UP_BUDGET_MILLIS = 3000;
 
   /** A started member: its clustered Vert.x and its configuration. */
   public record Member(Vertx vertx, DuetConfig config) {
@@ -134,7 +137,7 @@ public final class ServiceRuntime {
     // Hash the weights for the KV layout fingerprint now, not on an event loop later, and let
     // the JIT compile the forward pass before the first request.
     LOG.info("{} engine: KV layout {}, warmed up in {} ms", role.wireName(),
-        engine.layout().fingerprint(), engine.warmUp(WARM_UP_STEPS));
+        engine.layout().fingerprint(), engine.warmUp(WARM_UP_STEPS, WARM_UP_BUDGET_MILLIS));
     return engine;
   }
 
