@@ -15,6 +15,7 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.MethodSource;
 
 /**
@@ -186,6 +187,24 @@ class KernelsTest {
         assertBitsEqual(canonicalDot(wRow, 0, x, t * xStride, cols), fast[index], where);
         assertCloseToDouble(wRow, 0, x, t * xStride, cols, fast[index], where);
       }
+    }
+  }
+
+  /** Batched matmuls pull rows into cache in blocks: ranges over several blocks, odd ends. */
+  @ParameterizedTest(name = "tokens={0} cols={1} rows [{2}, {3})")
+  @CsvSource({"8, 288, 0, 150", "12, 288, 1, 149", "9, 172, 3, 134", "33, 64, 0, 129"})
+  void matmulOverSeveralPulledBlocksIsBitIdenticalToScalar(int tokens, int cols, int rowFrom,
+      int rowTo) {
+    Random random = new Random(97L * tokens + cols + rowFrom);
+    int rows = 151;
+    WeightMatrix w = randomMatrix(random, rows, cols, true);
+    float[] x = randomVector(random, tokens * cols);
+    float[] fast = filled(tokens * rows);
+    float[] reference = filled(tokens * rows);
+    best.matmul(w, x, cols, tokens, fast, 0, rows, rowFrom, rowTo);
+    scalar.matmul(w, x, cols, tokens, reference, 0, rows, rowFrom, rowTo);
+    for (int i = 0; i < fast.length; i++) {
+      assertBitsEqual(reference[i], fast[i], "out[" + i + "]");
     }
   }
 
