@@ -319,6 +319,20 @@ public final class DuetConfig {
     });
   }
 
+  /**
+   * {@code model.weights}: {@code mapped} (memory-mapped from the checkpoint) or
+   * {@code huge-pages} (copied off the heap onto transparent huge pages: faster decode, slower
+   * start).
+   */
+  public boolean hugePageWeights() {
+    String value = requiredString("model.weights");
+    return switch (value) {
+      case "mapped" -> false;
+      case "huge-pages" -> true;
+      default -> throw invalid("model.weights", "mapped or huge-pages", value);
+    };
+  }
+
   /** {@code model.chat-template}: the prompt template the proxy applies to chat messages. */
   public String chatTemplate() {
     return requiredString("model.chat-template");
@@ -491,6 +505,7 @@ public final class DuetConfig {
     }
     hazelcastProperties();
     chatTemplate();
+    hugePageWeights();
     dpRank();
     proxyHost();
     proxyPort();

@@ -266,6 +266,17 @@ class ConfigLoaderTest {
   }
 
   @Test
+  void modelWeightsAreMappedByDefaultAndTakeHugePagesOrFailNamingTheKey() {
+    DuetConfig base = DuetConfig.defaults();
+    assertFalse(base.hugePageWeights());
+    assertTrue(base.with("model.weights", "huge-pages").hugePageWeights());
+    IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+        () -> base.with("model.weights", "copied"));
+    assertTrue(e.getMessage().contains("model.weights must be mapped or huge-pages"),
+        e.getMessage());
+  }
+
+  @Test
   void secretsAreMaskedButTokenizerAndTokenCountsAreNot() {
     DuetConfig config = DuetConfig.defaults()
         .with("api-key", "k-1")

@@ -79,7 +79,7 @@ public final class Engine implements AutoCloseable {
     this.logits = new float[maxRows * c.vocabSize()];
   }
 
-  /** Opens the model (memory-mapped) and tokenizer and sizes the KV cache. */
+  /** Opens the model (as {@link EngineOptions#weightStorage} says) and tokenizer and sizes the KV cache. */
   public static Engine open(EngineOptions options) throws IOException {
     return open(options, KernelsProvider.best());
   }
@@ -88,13 +88,14 @@ public final class Engine implements AutoCloseable {
     if (options.modelPath() == null) {
       throw new IllegalArgumentException("no model path given");
     }
-    Model model = Model.load(options.modelPath());
+    Model model = Model.load(options.modelPath(), options.weightStorage());
     Tokenizer tokenizer = options.tokenizerPath() == null ? null
         : Tokenizer.load(options.tokenizerPath(), model.config().vocabSize());
     Engine engine = new Engine(model, tokenizer, options, kernels);
-    LOG.info("engine ready: {} {} with {} KV blocks of {} tokens, {} threads, {}",
+    LOG.info("engine ready: {} {} with {} KV blocks of {} tokens, {} threads, {}; weights {}",
         model.path().getFileName(), model.config(), engine.allocator.stats().totalBlocks(),
-        options.blockSize(), options.threads(), kernels.description());
+        options.blockSize(), options.threads(), kernels.description(),
+        model.storageDescription());
     return engine;
   }
 

@@ -1,6 +1,7 @@
 package io.duet.engine;
 
 import java.nio.file.Path;
+import java.util.Objects;
 
 /**
  * How to open an {@link Engine}. Chainable setters; every value has a {@code DEFAULT_*}.
@@ -21,6 +22,7 @@ public final class EngineOptions {
   private int maxSequences = DEFAULT_MAX_SEQUENCES;
   private int threads = Runtime.getRuntime().availableProcessors();
   private boolean sharedCores;
+  private WeightStorage weightStorage = WeightStorage.MAPPED;
 
   public Path modelPath() {
     return modelPath;
@@ -29,6 +31,16 @@ public final class EngineOptions {
   /** The llama2.c checkpoint. Required. */
   public EngineOptions modelPath(Path value) {
     this.modelPath = value;
+    return this;
+  }
+
+  public WeightStorage weightStorage() {
+    return weightStorage;
+  }
+
+  /** Where the weights are kept; {@link WeightStorage#MAPPED} by default. */
+  public EngineOptions weightStorage(WeightStorage value) {
+    this.weightStorage = Objects.requireNonNull(value, "weightStorage");
     return this;
   }
 

@@ -1,10 +1,10 @@
 package io.duet.engine;
 
+import io.duet.engine.impl.WeightArena;
 import io.duet.engine.impl.WeightMatrix;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.nio.MappedByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
@@ -13,9 +13,9 @@ import java.security.NoSuchAlgorithmException;
 import java.util.HexFormat;
 
 /**
- * A llama2.c checkpoint opened for inference. The weights stay in the memory-mapped file (off
- * the Java heap), so opening costs a header read whatever the model's size; pages are read on
- * first use.
+ * A llama2.c checkpoint opened for inference. By default the weights stay in the memory-mapped
+ * file (off the Java heap), so opening costs a header read whatever the model's size; pages are
+ * read on first use. {@link WeightStorage#HUGE_PAGES} copies them off the heap instead.
  *
  * <p>Format (legacy llama2.c): seven little-endian int32 (dim, hidden_dim, n_layers, n_heads,
  * n_kv_heads, vocab_size, seq_len; a negative vocab_size means an unshared classifier), then
@@ -25,6 +25,8 @@ import java.util.HexFormat;
 public final class Model {
 
   private static final int HEADER_BYTES = 7 * Integer.BYTES;
+  /** Below this a copy holds at most one whole 2 MB page. */
+  private static final long SMALLEST_FOR_HUGE_PAGES = 4L << 20;
   /** The first word of llama2.c's newer export formats ("ak42"), which this reader does not take. */
   private static final int NEW_FORMAT_MAGIC = 0x616b3432;
 
@@ -35,6 +37,7 @@ public final class Model {
   private final WeightMatrix classifier;
   private final Layer[] layers;
   private final float[] finalNorm;
+  private final String storage;
   private volatile String contentHash;
 
   /** The weights of one transformer block. Norm weights are tiny and copied to the heap. */
@@ -42,7 +45,9 @@ public final class Model {
       WeightMatrix wo, float[] ffnNorm, WeightMatrix w1, WeightMatrix w2, WeightMatrix w3) {
   }
 
-  private Model(Path path, ModelConfig config, long fileSize, WeightMatrix tokenEmbedding, WeightMatrix classifier, Layer[] layers, float[] finalNorm) {
+  private Model(Path path, ModelConfig config, long fileSize, WeightMatrix tokenEmbedding,
+      WeightMatrix classifier, Layer[] layers, float[] finalNorm, String storage) {
+    this.storage = storage;
     this.path = path;
     this.config = config;
     this.fileSize = fileSize;
@@ -52,11 +57,16 @@ public final class Model {
     this.finalNorm = finalNorm;
   }
 
+  /** Opens a checkpoint with its weights {@link WeightStorage#MAPPED}. */
+  public static Model load(Path path) throws IOException {
+    return load(path, WeightStorage.MAPPED);
+  }
+
   /**
    * Opens a checkpoint. Fails with a {@link ModelFormatException} naming the problem when the
    * header is implausible or the file size does not match the shape the header declares.
    */
-  public static Model load(Path path) throws IOException {
+  public static Model load(Path path, WeightStorage storage) throws IOException {
     try (FileChannel channel = FileChannel.open(path, StandardOpenOption.READ)) {
       long size = channel.size();
       if (size < HEADER_BYTES) {
@@ -81,7 +91,7 @@ public final class Model {
             + config + " needs exactly " + expected + " bytes"
             + (size < expected ? " (truncated?)" : " (trailing data: wrong header?)"));
       }
-      return map(path, channel, config, size);
+      return map(path, channel, config, size, storage);
     }
   }
 
@@ -100,9 +110,11 @@ public final class Model {
     return HEADER_BYTES + floats * Float.BYTES;
   }
 
-  private static Model map(Path path, FileChannel channel, ModelConfig c, long size)
-      throws IOException {
-    Mapper m = new Mapper(channel, HEADER_BYTES);
+  private static Model map(Path path, FileChannel channel, ModelConfig c, long size,
+      WeightStorage storage) throws IOException {
+    long hugeBefore = WeightArena.anonymousHugePageBytes();
+    WeightArena arena = storage == WeightStorage.HUGE_PAGES ? new WeightArena(size) : null;
+    Mapper m = new Mapper(channel, HEADER_BYTES, arena);
     int dim = c.dim();
     int kvDim = c.kvDim();
     int hidden = c.hiddenDim();
@@ -124,17 +136,39 @@ public final class Model {
     for (int i = 0; i < n; i++) {
       layers[i] = new Layer(attNorm[i], wq[i], wk[i], wv[i], wo[i], ffnNorm[i], w1[i], w2[i], w3[i]);
     }
-    return new Model(path, c, size, embedding, classifier, layers, finalNorm);
+    String where = arena == null ? "mapped from the file"
+        : describeCopy(arena.copiedBytes(), WeightArena.anonymousHugePageBytes() - hugeBefore);
+    return new Model(path, c, size, embedding, classifier, layers, finalNorm, where);
   }
 
-  /** Walks the file front to back, mapping each tensor as its own region (each under 2 GiB). */
+  private static String describeCopy(long copied, long hugeGained) {
+    String size = String.format("copied to %.1f MB off the heap", copied / 1e6);
+    if (hugeGained < 0) {
+      return size + " (whether on huge pages is unknown here)";
+    }
+    if (copied < SMALLEST_FOR_HUGE_PAGES) {
+      return size + " (too small to gain from huge pages)";
+    }
+    if (hugeGained < copied / 2) {
+      return size + ", not on huge pages: they need transparent huge pages in madvise or always "
+          + "mode and GLIBC_TUNABLES=glibc.malloc.hugetlb=1 (java -jar sets it)";
+    }
+    return size + String.format(", %.1f MB of it on huge pages", Math.min(hugeGained, copied) / 1e6);
+  }
+
+  /**
+   * Walks the file front to back, mapping each tensor as its own region (each under 2 GiB), or
+   * copying it into the arena when there is one.
+   */
   private static final class Mapper {
     private final FileChannel channel;
+    private final WeightArena arena;
     private long position;
 
-    Mapper(FileChannel channel, long position) {
+    Mapper(FileChannel channel, long position, WeightArena arena) {
       this.channel = channel;
       this.position = position;
+      this.arena = arena;
     }
 
     WeightMatrix matrix(int rows, int cols) throws IOException {
@@ -149,7 +183,8 @@ public final class Model {
       }
       WeightMatrix[] out = new WeightMatrix[count];
       for (int i = 0; i < count; i++) {
-        MappedByteBuffer region = channel.map(FileChannel.MapMode.READ_ONLY, position, bytesEach);
+        ByteBuffer region = arena != null ? arena.copy(channel, position, (int) bytesEach)
+            : channel.map(FileChannel.MapMode.READ_ONLY, position, bytesEach);
         out[i] = new WeightMatrix(region, rows, cols);
         position += bytesEach;
       }
@@ -189,6 +224,11 @@ public final class Model {
 
   public long fileSize() {
     return fileSize;
+  }
+
+  /** Where the weights are, for logs: mapped, or copied and how much of it on huge pages. */
+  public String storageDescription() {
+    return storage;
   }
 
   public WeightMatrix tokenEmbedding() {

@@ -8,6 +8,7 @@ import io.duet.cluster.Logging;
 import io.duet.cluster.protocol.Role;
 import io.duet.engine.Engine;
 import io.duet.engine.EngineOptions;
+import io.duet.engine.WeightStorage;
 import io.duet.engine.launch.VectorLauncher;
 import io.vertx.core.Future;
 import io.vertx.core.Vertx;
@@ -132,6 +133,7 @@ public final class ServiceRuntime {
     EngineOptions options = new EngineOptions().modelPath(model).tokenizerPath(tokenizer)
         .kvCacheBytes((long) (prefill ? config.prefillKvCacheMb() : config.decodeKvCacheMb()) << 20)
         .threads(prefill ? config.prefillThreads() : config.decodeThreads())
+        .weightStorage(config.hugePageWeights() ? WeightStorage.HUGE_PAGES : WeightStorage.MAPPED)
         .sharedCores(sharedCores);
     Engine engine = Engine.open(options);
     // Hash the weights for the KV layout fingerprint now, not on an event loop later, and let

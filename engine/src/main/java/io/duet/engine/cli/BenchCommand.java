@@ -62,9 +62,9 @@ final class BenchCommand implements Callable<Integer> {
       int seqLen = engine.config().seqLen();
       int prompt = Math.min(promptTokens, seqLen - 1);
       int decode = Math.min(decodeTokens, seqLen - 9);
-      System.out.printf("model %s %s%nkernels: %s, threads: %d%n",
+      System.out.printf("model %s %s%nkernels: %s, threads: %d%nweights: %s%n",
           engineArguments.model.getFileName(), engine.config(), engine.kernelsDescription(),
-          engine.options().threads());
+          engine.options().threads(), engine.model().storageDescription());
       System.err.printf("[bench] warm-up: %d decode steps in %d ms%n", warmup,
           engine.warmUp(warmup));
 

@@ -1,11 +1,15 @@
 package io.duet.engine.cli;
 
 import io.duet.engine.EngineOptions;
+import io.duet.engine.WeightStorage;
 import java.nio.file.Path;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
-/** The checkpoint and compute threads every {@code engine.jar} command opens its engine with. */
+/**
+ * The checkpoint, compute threads and weight storage every {@code engine.jar} command opens its
+ * engine with.
+ */
 final class EngineArguments {
 
   @Parameters(index = "0", description = "llama2.c checkpoint")
@@ -14,8 +18,13 @@ final class EngineArguments {
   @Option(names = "--threads", description = "compute threads (default: all cores)")
   int threads = new EngineOptions().threads();
 
-  /** Options for the checkpoint and the threads asked for, the rest at their defaults. */
+  @Option(names = "--huge-pages", description = "copy the weights off the heap onto transparent "
+      + "huge pages: faster decode, slower start (default: map the file; not in run.c)")
+  boolean hugePages;
+
+  /** Options for the checkpoint, threads and weight storage asked for, the rest at defaults. */
   EngineOptions engineOptions() {
-    return new EngineOptions().modelPath(model).threads(threads);
+    return new EngineOptions().modelPath(model).threads(threads)
+        .weightStorage(hugePages ? WeightStorage.HUGE_PAGES : WeightStorage.MAPPED);
   }
 }

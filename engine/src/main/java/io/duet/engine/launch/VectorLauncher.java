@@ -12,7 +12,9 @@ import java.util.List;
  * cannot ask for it, so a main method that finds it missing starts its own JVM again with
  * {@code --add-modules jdk.incubator.vector} (keeping every other JVM option), relays the exit
  * code and forwards termination to the child. The child also gets {@link #UNCHECKED_LOADS_FLAG}
- * for the kernels' faster weight loads. This is the one place that adds JVM flags.
+ * for the kernels' faster weight loads, and {@link #HUGE_PAGE_TUNABLE} (unless the environment
+ * sets {@code GLIBC_TUNABLES} already) so that weights copied off the heap can sit on huge pages.
+ * This is the one place that adds JVM flags.
  *
  * <p>For application entry points only: it may end the process.
  */
@@ -24,6 +26,13 @@ public final class VectorLauncher {
   /** Lets the kernels load weights without a bounds check per load (see the kernels' log line). */
   public static final String UNCHECKED_LOADS_FLAG =
       "--add-exports=java.base/jdk.internal.vm.vector=ALL-UNNAMED";
+
+  /**
+   * Asks glibc to put its large allocations, {@code ByteBuffer.allocateDirect} among them, on
+   * transparent huge pages (in the kernel's {@code madvise} mode they are not otherwise).
+   */
+  public static final String HUGE_PAGE_TUNABLE = "glibc.malloc.hugetlb=1";
+  private static final String TUNABLES_VARIABLE = "GLIBC_TUNABLES";
 
   private VectorLauncher() {
   }
@@ -52,7 +61,9 @@ public final class VectorLauncher {
       return;
     }
     try {
-      Process child = new ProcessBuilder(command).inheritIO().start();
+      ProcessBuilder builder = new ProcessBuilder(command).inheritIO();
+      builder.environment().putIfAbsent(TUNABLES_VARIABLE, HUGE_PAGE_TUNABLE);
+      Process child = builder.start();
       Runtime.getRuntime().addShutdownHook(new Thread(() -> {
         if (child.isAlive()) {
           child.destroy();

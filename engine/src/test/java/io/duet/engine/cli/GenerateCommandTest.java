@@ -48,6 +48,15 @@ class GenerateCommandTest {
     assertEquals(expected + "\n", generate("-t", "0", "-n", "128", "-i", "Once upon a time"));
   }
 
+  @Test
+  void weightsOnHugePagesGiveTheSameOutput() throws IOException {
+    String expected = Files.readString(TestFiles.shared("models/aidreams260K.greedy.txt"));
+    assertEquals(expected + "\n",
+        generate("-t", "0", "-n", "128", "-i", "Once upon a time", "--huge-pages"));
+    assertEquals(reference("aidreams-sampled-t1-p0.9-s42.txt"), generate("-t", "1.0", "-p",
+        "0.9", "-s", "42", "-n", "100", "-i", "Once upon a time", "--huge-pages"));
+  }
+
   @ParameterizedTest(name = "{0}")
   @CsvSource(delimiter = '|', value = {
       "aidreams-greedy-the-robot.txt          | -t 0 -n 128 | The robot",

@@ -44,10 +44,18 @@ final class PackagedJar {
 
   /** The bench's {@code kernels:} line: which kernels and weight loads the engine chose. */
   String kernelsLine() throws IOException, InterruptedException {
-    Result bench = run("bench", model(), "--repeat", "1", "--decode-tokens", "4", "--batch", "2",
-        "--prompt-tokens", "16", "--warmup", "8");
-    return bench.stdout.lines().filter(line -> line.startsWith("kernels: ")).findFirst()
-        .orElseThrow(() -> new AssertionError("no kernels line in:\n" + bench.stdout
+    return benchLine("kernels: ", model());
+  }
+
+  /** The line of a short bench run on {@code model} that starts with {@code prefix}. */
+  String benchLine(String prefix, String model, String... options)
+      throws IOException, InterruptedException {
+    List<String> args = new ArrayList<>(List.of("bench", model, "--repeat", "1",
+        "--decode-tokens", "4", "--batch", "2", "--prompt-tokens", "16", "--warmup", "8"));
+    args.addAll(List.of(options));
+    Result bench = run(args.toArray(String[]::new));
+    return bench.stdout.lines().filter(line -> line.startsWith(prefix)).findFirst()
+        .orElseThrow(() -> new AssertionError("no '" + prefix + "' line in:\n" + bench.stdout
             + bench.stderr));
   }
 

@@ -2,8 +2,11 @@ package io.duet.engine.cli;
 
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.duet.engine.TestCheckpoints;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * The packaged engine jar on the JDK running the build (Java 17 to 19): plain {@code java -jar}
@@ -22,6 +25,28 @@ class PackagedJarIT {
     String kernels = jar.kernelsLine();
     assertTrue(kernels.contains("Vector API kernels") && kernels.contains("unchecked off-heap loads"),
         kernels);
+  }
+
+  /**
+   * The launcher asks glibc for huge pages, so weights copied off the heap get them wherever the
+   * kernel's transparent huge pages are not switched off; where they are, the line says what is
+   * missing. The model is written here: the shared ones are too small for a 2 MB page.
+   */
+  @Test
+  void plainJavaJarPutsCopiedWeightsOnHugePagesWhereTheKernelAllows(@TempDir Path dir)
+      throws Exception {
+    Path model = TestCheckpoints.write(dir.resolve("m12.bin"), 256, 512, 2, 8, 8, 8192, 64,
+        true, 5);
+    String weights = new PackagedJar(JAVA_HOME).benchLine("weights: ", model.toString(),
+        "--huge-pages");
+    Path thp = Path.of("/sys/kernel/mm/transparent_hugepage/enabled");
+    if (!Files.isReadable(thp)) {
+      assertTrue(weights.startsWith("weights: copied to "), weights);
+    } else if (Files.readString(thp).contains("[never]")) {
+      assertTrue(weights.contains("not on huge pages"), weights);
+    } else {
+      assertTrue(weights.contains("MB of it on huge pages"), weights);
+    }
   }
 
   @Test
