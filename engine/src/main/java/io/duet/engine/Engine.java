@@ -317,6 +317,9 @@ public final class Engine implements AutoCloseable {
     }
   }
 
+  /** Prompt lengths of warm-up's short prefills: fewer tokens than a tile, or a tile and some. */
+  private static final int[] SHORT_WARM_UP_PROMPTS = {5, 2, 7, 3, 6};
+
   /**
    * Runs throw-away prompts and {@code decodeSteps} decode steps in all so that the JIT compiles
    * the forward pass before real requests arrive (the Vector API is slow until it is compiled;
@@ -339,10 +342,20 @@ public final class Engine implements AutoCloseable {
     long deadline = budgetMillis >= Long.MAX_VALUE / 1_000_000
         ? Long.MAX_VALUE : start + budgetMillis * 1_000_000;
     int seqLen = model.config().seqLen();
-    int length = Math.max(1, Math.min(seqLen / 2, options.maxBatchTokens() / 2));
+    // An odd prompt length, so the batched kernels' path for tokens left over after the tiles
+    // runs too.
+    int length = Math.max(1, Math.min(seqLen / 2, options.maxBatchTokens() / 2) - 1) | 1;
     int stepsPerSequence = Math.max(0, seqLen - 1 - length);
     int remaining = Math.max(0, decodeSteps);
+    int round = 0;
     do {
+      // A short prompt each round, while the JIT still profiles: a branch it has never seen
+      // taken is compiled as a trap, and a real short prompt taking it later sent the whole
+      // matmul back to the interpreter (a 5-token prompt cost the next few hundred decode steps
+      // a tenth of their speed).
+      int shortLength = Math.min(SHORT_WARM_UP_PROMPTS[round++ % SHORT_WARM_UP_PROMPTS.length],
+          seqLen - 1);
+      warmUpSequence(shortLength, 0, deadline);
       remaining -= warmUpSequence(length, Math.min(remaining, stepsPerSequence), deadline);
     } while (remaining > 0 && stepsPerSequence > 0 && System.nanoTime() < deadline);
     return (System.nanoTime() - start) / 1_000_000;
