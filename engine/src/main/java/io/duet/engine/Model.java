@@ -25,8 +25,6 @@ import java.util.HexFormat;
 public final class Model {
 
   private static final int HEADER_BYTES = 7 * Integer.BYTES;
-  /** Below this a copy holds at most one whole 2 MB page. */
-  private static final long SMALLEST_FOR_HUGE_PAGES = 4L << 20;
   /** The first word of llama2.c's newer export formats ("ak42"), which this reader does not take. */
   private static final int NEW_FORMAT_MAGIC = 0x616b3432;
 
@@ -47,7 +45,6 @@ public final class Model {
 
   private Model(Path path, ModelConfig config, long fileSize, WeightMatrix tokenEmbedding,
       WeightMatrix classifier, Layer[] layers, float[] finalNorm, String storage) {
-    this.storage = storage;
     this.path = path;
     this.config = config;
     this.fileSize = fileSize;
@@ -55,6 +52,7 @@ public final class Model {
     this.classifier = classifier;
     this.layers = layers;
     this.finalNorm = finalNorm;
+    this.storage = storage;
   }
 
   /** Opens a checkpoint with its weights {@link WeightStorage#MAPPED}. */
@@ -112,7 +110,6 @@ public final class Model {
 
   private static Model map(Path path, FileChannel channel, ModelConfig c, long size,
       WeightStorage storage) throws IOException {
-    long hugeBefore = WeightArena.anonymousHugePageBytes();
     WeightArena arena = storage == WeightStorage.HUGE_PAGES ? new WeightArena(size) : null;
     Mapper m = new Mapper(channel, HEADER_BYTES, arena);
     int dim = c.dim();
@@ -136,24 +133,8 @@ public final class Model {
     for (int i = 0; i < n; i++) {
       layers[i] = new Layer(attNorm[i], wq[i], wk[i], wv[i], wo[i], ffnNorm[i], w1[i], w2[i], w3[i]);
     }
-    String where = arena == null ? "mapped from the file"
-        : describeCopy(arena.copiedBytes(), WeightArena.anonymousHugePageBytes() - hugeBefore);
+    String where = arena == null ? "mapped from the file" : arena.describe();
     return new Model(path, c, size, embedding, classifier, layers, finalNorm, where);
-  }
-
-  private static String describeCopy(long copied, long hugeGained) {
-    String size = String.format("copied to %.1f MB off the heap", copied / 1e6);
-    if (hugeGained < 0) {
-      return size + " (whether on huge pages is unknown here)";
-    }
-    if (copied < SMALLEST_FOR_HUGE_PAGES) {
-      return size + " (too small to gain from huge pages)";
-    }
-    if (hugeGained < copied / 2) {
-      return size + ", not on huge pages: they need transparent huge pages in madvise or always "
-          + "mode and GLIBC_TUNABLES=glibc.malloc.hugetlb=1 (java -jar sets it)";
-    }
-    return size + String.format(", %.1f MB of it on huge pages", Math.min(hugeGained, copied) / 1e6);
   }
 
   /**

@@ -12,6 +12,9 @@ public interface Kernels {
   /** Width of the canonical accumulation; the vector kernels use it as their lane count. */
   int LANES = 8;
 
+  /** Floats in a 64-byte cache line: the stride of the loads that pull data into cache. */
+  int FLOATS_PER_CACHE_LINE = 64 / Float.BYTES;
+
   /** A name for logs: which backend is in use and why. */
   String description();
 

@@ -16,7 +16,6 @@ import io.duet.engine.ModelConfig;
  */
 public final class Transformer {
 
-  private static final int FLOATS_PER_CACHE_LINE = 64 / Float.BYTES;
   /**
    * A layer matrix is small (a third to one MB here): cut into many chunks, each thread's reads
    * restart too often for the prefetcher. Two per thread measured about 5% faster single-stream
@@ -92,7 +91,7 @@ public final class Transformer {
     hb2 = new float[maxTokens * c.hiddenDim()];
     finalRows = new float[maxLogitRows * dim];
     attentionScratch = new float[pool.size()][c.seqLen()];
-    cacheSink = new float[pool.size() * FLOATS_PER_CACHE_LINE];
+    cacheSink = new float[pool.size() * Kernels.FLOATS_PER_CACHE_LINE];
     int half = c.headSize() / 2;
     ropeCos = new float[c.seqLen() * half];
     ropeSin = new float[c.seqLen() * half];
@@ -299,12 +298,12 @@ public final class Transformer {
       int keys = kv.keyOffset(table[b], kvHead, 0);
       int values = kv.valueOffset(table[b], kvHead, 0);
       int floats = Math.min(length - first, blockSize) * headSize;
-      for (int i = 0; i < floats; i += FLOATS_PER_CACHE_LINE) {
+      for (int i = 0; i < floats; i += Kernels.FLOATS_PER_CACHE_LINE) {
         sum += layerCache[keys + i] + layerCache[values + i];
       }
     }
     // Kept where the compiler must assume it is read, so the loads are not dropped as dead.
-    cacheSink[worker * FLOATS_PER_CACHE_LINE] = sum;
+    cacheSink[worker * Kernels.FLOATS_PER_CACHE_LINE] = sum;
   }
 
   private void outputChunk(int chunk, int worker) {

@@ -17,7 +17,6 @@ import jdk.incubator.vector.VectorSpecies;
 final class VectorKernels implements Kernels {
 
   private static final VectorSpecies<Float> S = FloatVector.SPECIES_256;
-  private static final int FLOATS_PER_CACHE_LINE = 64 / Float.BYTES;
   /** Rows pulled into cache at a time by batched matmuls: 74 KB of a 288-wide matrix. */
   private static final int PULL_BLOCK_ROWS = 64;
   /** Below this many tokens a row pair gets too few tiles for its misses to matter. */

@@ -18,7 +18,10 @@ public final class WeightArena {
   private static final long MAX_BLOCK_BYTES = 1L << 30;
   /** Room for the alignment padding of many tensors, so one block holds a whole small model. */
   private static final long PADDING_SLACK = 64L << 10;
+  /** Below this a copy holds at most one whole 2 MB page. */
+  private static final long SMALLEST_FOR_HUGE_PAGES = 4L << 20;
 
+  private final long hugePageBytesBefore = anonymousHugePageBytes();
   private long unallocated;
   private ByteBuffer block;
   private long copiedBytes;
@@ -41,8 +44,23 @@ public final class WeightArena {
     return tensor;
   }
 
-  public long copiedBytes() {
-    return copiedBytes;
+  /** How much was copied and how much of it landed on huge pages, or why none did; for logs. */
+  public String describe() {
+    long hugeGained = hugePageBytesBefore < 0 ? -1
+        : anonymousHugePageBytes() - hugePageBytesBefore;
+    String size = String.format("copied to %.1f MB off the heap", copiedBytes / 1e6);
+    if (hugeGained < 0) {
+      return size + " (whether on huge pages is unknown here)";
+    }
+    if (copiedBytes < SMALLEST_FOR_HUGE_PAGES) {
+      return size + " (too small to gain from huge pages)";
+    }
+    if (hugeGained < copiedBytes / 2) {
+      return size + ", not on huge pages: they need transparent huge pages in madvise or always "
+          + "mode and GLIBC_TUNABLES=glibc.malloc.hugetlb=1 (java -jar sets it)";
+    }
+    return size + String.format(", %.1f MB of it on huge pages",
+        Math.min(hugeGained, copiedBytes) / 1e6);
   }
 
   private ByteBuffer take(int bytes) {
@@ -67,7 +85,7 @@ public final class WeightArena {
    * How many bytes of this process's anonymous memory are on transparent huge pages, from
    * {@code /proc/self/smaps_rollup}; -1 where that cannot be read (not Linux, say).
    */
-  public static long anonymousHugePageBytes() {
+  private static long anonymousHugePageBytes() {
     try {
       for (String line : Files.readAllLines(Path.of("/proc/self/smaps_rollup"))) {
         if (line.startsWith("AnonHugePages:")) {
