@@ -7,7 +7,7 @@ import io.duet.bench.impl.Progress;
 import io.duet.bench.impl.Table;
 import io.duet.cluster.ClusterBootstrap;
 import io.duet.cluster.DuetConfig;
-import io.duet.cluster.protocol.DecodeEvent;
+import io.duet.contract.DecodeEvent;
 import io.vertx.core.Vertx;
 import io.vertx.core.json.JsonArray;
 import io.vertx.core.json.JsonObject;

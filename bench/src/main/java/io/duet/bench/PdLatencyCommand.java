@@ -9,7 +9,7 @@ import io.duet.bench.impl.Progress;
 import io.duet.bench.impl.Prompts;
 import io.duet.bench.impl.RequestTiming;
 import io.duet.bench.impl.Table;
-import io.duet.cluster.protocol.SamplingSpec;
+import io.duet.contract.SamplingSpec;
 import io.duet.engine.Engine;
 import io.duet.engine.EngineOptions;
 import io.duet.engine.ModelConfig;

@@ -2,7 +2,7 @@ package io.duet.cluster;
 
 import io.duet.cluster.impl.JsonPaths;
 import io.duet.cluster.impl.TopologyYamlProcessor;
-import io.duet.cluster.protocol.Role;
+import io.duet.contract.Role;
 import io.vertx.config.ConfigRetriever;
 import io.vertx.config.ConfigRetrieverOptions;
 import io.vertx.config.ConfigStoreOptions;

@@ -3,7 +3,7 @@ package io.duet.cluster;
 import io.duet.cluster.impl.JsonPaths;
 import io.duet.cluster.impl.Secrets;
 import io.duet.cluster.impl.Yaml;
-import io.duet.cluster.protocol.Role;
+import io.duet.contract.Role;
 import io.vertx.core.json.JsonArray;
 import io.vertx.core.json.JsonObject;
 import java.net.InetAddress;

@@ -1,8 +1,8 @@
 package io.duet.cluster;
 
 import io.duet.cluster.impl.ClusterMember;
-import io.duet.cluster.protocol.Addresses;
-import io.duet.cluster.protocol.InstanceInfo;
+import io.duet.contract.Addresses;
+import io.duet.contract.InstanceInfo;
 import io.vertx.core.Vertx;
 import io.vertx.core.eventbus.DeliveryOptions;
 import io.vertx.core.json.JsonObject;

@@ -1,9 +1,9 @@
 package io.duet.cluster;
 
 import io.duet.cluster.impl.RegistryImpl;
-import io.duet.cluster.protocol.Addresses;
-import io.duet.cluster.protocol.InstanceInfo;
-import io.duet.cluster.protocol.Role;
+import io.duet.contract.Addresses;
+import io.duet.contract.InstanceInfo;
+import io.duet.contract.Role;
 import io.vertx.core.Future;
 import io.vertx.core.Handler;
 import io.vertx.core.Vertx;

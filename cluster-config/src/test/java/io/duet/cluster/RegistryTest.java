@@ -5,9 +5,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.duet.cluster.Registry.Change;
 import io.duet.cluster.Registry.ChangeKind;
-import io.duet.cluster.protocol.Addresses;
-import io.duet.cluster.protocol.InstanceInfo;
-import io.duet.cluster.protocol.Role;
+import io.duet.contract.Addresses;
+import io.duet.contract.InstanceInfo;
+import io.duet.contract.Role;
 import io.vertx.core.Vertx;
 import io.vertx.core.json.JsonObject;
 import io.vertx.junit5.Checkpoint;

@@ -2,7 +2,7 @@ package io.duet.decode;
 
 import io.duet.cluster.DuetConfig;
 import io.duet.cluster.Metrics;
-import io.duet.cluster.protocol.Role;
+import io.duet.contract.Role;
 import io.duet.engine.Engine;
 import io.duet.service.ServiceRuntime;
 import io.duet.service.WorkerMain;

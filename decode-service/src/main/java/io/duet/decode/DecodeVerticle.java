@@ -1,14 +1,14 @@
 package io.duet.decode;
 
-import io.duet.cluster.protocol.Addresses;
-import io.duet.cluster.protocol.Cancel;
-import io.duet.cluster.protocol.DecodeAccepted;
-import io.duet.cluster.protocol.DecodeRequest;
-import io.duet.cluster.protocol.Failure;
-import io.duet.cluster.protocol.ServiceException;
-import io.duet.cluster.protocol.InstanceInfo;
-import io.duet.cluster.protocol.Role;
-import io.duet.cluster.protocol.StreamCredit;
+import io.duet.contract.Addresses;
+import io.duet.contract.Cancel;
+import io.duet.contract.DecodeAccepted;
+import io.duet.contract.DecodeRequest;
+import io.duet.contract.Failure;
+import io.duet.contract.ServiceException;
+import io.duet.contract.InstanceInfo;
+import io.duet.contract.Role;
+import io.duet.contract.StreamCredit;
 import io.duet.decode.impl.DecodeService;
 import io.duet.engine.Engine;
 import io.duet.service.StatusServer;

@@ -14,18 +14,18 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.duet.cluster.protocol.Addresses;
-import io.duet.cluster.protocol.Cancel;
-import io.duet.cluster.protocol.DecodeAccepted;
-import io.duet.cluster.protocol.DecodeEvent;
-import io.duet.cluster.protocol.DecodeRequest;
-import io.duet.cluster.protocol.Failure;
-import io.duet.cluster.protocol.KvHandle;
-import io.duet.cluster.protocol.PrefillRequest;
-import io.duet.cluster.protocol.PrefillResult;
-import io.duet.cluster.protocol.SamplingSpec;
-import io.duet.cluster.protocol.StreamCredit;
-import io.duet.cluster.transfer.KvFrame;
+import io.duet.contract.Addresses;
+import io.duet.contract.Cancel;
+import io.duet.contract.DecodeAccepted;
+import io.duet.contract.DecodeEvent;
+import io.duet.contract.DecodeRequest;
+import io.duet.contract.Failure;
+import io.duet.contract.KvHandle;
+import io.duet.contract.PrefillRequest;
+import io.duet.contract.PrefillResult;
+import io.duet.contract.SamplingSpec;
+import io.duet.contract.StreamCredit;
+import io.duet.kv.KvFrame;
 import io.duet.engine.Engine;
 import io.duet.engine.FinishReason;
 import io.duet.engine.KvExport;
@@ -361,7 +361,7 @@ class DecodeFailurePathTest {
   // 9 ----------------------------------------------------------------------------------------
 
   @Test
-  void aHandleOfAnotherLayoutIsRefusedAs409AndNothingIsAllocated() throws Exception {
+  void aHandleOfAnotherLayoutIsRefusedAsIncompatibleAndNothingIsAllocated() throws Exception {
     deploy(8);
     EventStream stream = stream();
     PrefillResult result = prefill("r1", PROMPT, greedy(20));
@@ -371,7 +371,6 @@ class DecodeFailurePathTest {
 
     Exception e = assertThrows(Exception.class, () -> await(decode(request)));
     ReplyException reply = assertInstanceOf(ReplyException.class, e);
-    assertEquals(409, reply.failureCode());
     assertEquals(Failure.INCOMPATIBLE_KV, Failure.of(reply));
     assertTrue(reply.getMessage().contains(altered.fingerprint()), reply.getMessage());
 

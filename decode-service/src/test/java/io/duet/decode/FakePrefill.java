@@ -1,7 +1,7 @@
 package io.duet.decode;
 
-import io.duet.cluster.transfer.KvFrame;
-import io.duet.cluster.transfer.KvFrameParser;
+import io.duet.kv.KvFrame;
+import io.duet.kv.KvFrameParser;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
 import io.vertx.core.Vertx;

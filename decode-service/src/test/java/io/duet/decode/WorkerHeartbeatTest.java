@@ -8,9 +8,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.duet.cluster.DuetConfig;
 import io.duet.cluster.Registry;
-import io.duet.cluster.protocol.Addresses;
-import io.duet.cluster.protocol.InstanceInfo;
-import io.duet.cluster.protocol.Role;
+import io.duet.contract.Addresses;
+import io.duet.contract.InstanceInfo;
+import io.duet.contract.Role;
 import io.duet.prefill.PrefillMain;
 import io.duet.service.ServiceRuntime;
 import io.duet.service.ServiceTests.Engines;

@@ -12,14 +12,15 @@ import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.duet.cluster.protocol.Addresses;
-import io.duet.cluster.protocol.Cancel;
-import io.duet.cluster.protocol.Failure;
-import io.duet.cluster.protocol.KvHandle;
-import io.duet.cluster.protocol.PrefillRequest;
-import io.duet.cluster.protocol.PrefillResult;
-import io.duet.cluster.protocol.SamplingSpec;
-import io.duet.cluster.transfer.KvFrame;
+import io.duet.kv.KvFrameClient;
+import io.duet.contract.Addresses;
+import io.duet.contract.Cancel;
+import io.duet.contract.Failure;
+import io.duet.contract.KvHandle;
+import io.duet.contract.PrefillRequest;
+import io.duet.contract.PrefillResult;
+import io.duet.contract.SamplingSpec;
+import io.duet.kv.KvFrame;
 import io.duet.engine.Engine;
 import io.duet.engine.KvImport;
 import io.duet.engine.Sampler;
@@ -331,11 +332,10 @@ class PrefillFailurePathTest {
 
   @ParameterizedTest
   @ValueSource(ints = {SEQ_LEN, SEQ_LEN + 1, 300})
-  void aPromptThatFillsTheContextIsRefusedAs400(int length) throws Exception {
+  void aPromptThatFillsTheContextIsRefusedAsContextLength(int length) throws Exception {
     deploy(LONG_LEASE, 64, 64);
     ReplyException e = failureOf(prefillTokens("long", tokens(length)));
     assertEquals(ReplyFailure.RECIPIENT_FAILURE, e.failureType());
-    assertEquals(400, e.failureCode());
     assertEquals(Failure.CONTEXT_LENGTH, Failure.of(e));
     assertTrue(e.getMessage().contains("context"), e.getMessage());
     assertTrue(e.getMessage().contains(String.valueOf(SEQ_LEN)), e.getMessage());
@@ -353,16 +353,15 @@ class PrefillFailurePathTest {
   }
 
   @Test
-  void maxWaitingZeroRefusesEverythingAs503() throws Exception {
+  void maxWaitingZeroRefusesEverythingAsOverloaded() throws Exception {
     deploy(LONG_LEASE, 0, 64);
     ReplyException e = failureOf(request(new PrefillRequest("r", PROMPT, new int[0], greedy(4))));
-    assertEquals(503, e.failureCode());
     assertEquals(Failure.OVERLOADED, Failure.of(e));
     assertEquals(0, used());
   }
 
   @Test
-  void aFloodBeyondMaxWaitingIsRefusedAs503AndTheQueuedOneIsServedOnceBlocksFree()
+  void aFloodBeyondMaxWaitingIsRefusedAsOverloadedAndTheQueuedOneIsServedOnceBlocksFree()
       throws Exception {
     // 4 blocks of 16 tokens: one 60-token lease fills the cache, so the next prompt must queue
     deploy(LONG_LEASE, 1, 4);
@@ -379,7 +378,6 @@ class PrefillFailurePathTest {
     }
     for (Future<PrefillResult> f : flood) {
       ReplyException e = failureOf(f);
-      assertEquals(503, e.failureCode());
       assertEquals(Failure.OVERLOADED, Failure.of(e));
     }
     assertFalse(queued.isComplete(), "the queued prompt waits while the cache is full");

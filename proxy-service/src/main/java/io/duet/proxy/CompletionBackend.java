@@ -11,12 +11,12 @@ import java.util.List;
 public interface CompletionBackend {
 
   /**
-   * Starts a job. The returned stream emits {@link io.duet.cluster.protocol.DecodeEvent}s on the
+   * Starts a job. The returned stream emits {@link io.duet.contract.DecodeEvent}s on the
    * caller's Vert.x context; {@code pause()}/{@code resume()} apply backpressure (they map to
    * stream credits); the stream ends after the event whose {@code isLast()} is true. A failure
    * before any event (no instance, prefill failed, bad prompt) is reported through the stream's
    * {@code exceptionHandler} with a {@link CompletionException} carrying a
-   * {@link io.duet.cluster.protocol.Failure}.
+   * {@link io.duet.contract.Failure}.
    */
   CompletionStream start(CompletionJob job);
 

@@ -1,7 +1,7 @@
 package io.duet.proxy;
 
-import io.duet.cluster.protocol.Failure;
-import io.duet.cluster.protocol.ServiceException;
+import io.duet.contract.Failure;
+import io.duet.contract.ServiceException;
 
 /**
  * A completion that could not run or failed. The {@link Failure} decides the HTTP status and the

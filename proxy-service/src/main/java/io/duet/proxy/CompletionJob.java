@@ -1,6 +1,6 @@
 package io.duet.proxy;
 
-import io.duet.cluster.protocol.SamplingSpec;
+import io.duet.contract.SamplingSpec;
 
 /**
  * One completion to run: the prompt text (a chat request's messages already rendered by its

@@ -1,6 +1,6 @@
 package io.duet.proxy;
 
-import io.duet.cluster.protocol.DecodeEvent;
+import io.duet.contract.DecodeEvent;
 import io.vertx.core.streams.ReadStream;
 
 /** The decode events of one running {@link CompletionJob}. */

@@ -8,8 +8,8 @@ import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.duet.cluster.protocol.Failure;
-import io.duet.cluster.protocol.SamplingSpec;
+import io.duet.contract.Failure;
+import io.duet.contract.SamplingSpec;
 import io.vertx.core.Future;
 import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;

@@ -1,7 +1,7 @@
 package io.duet.proxy;
 
-import io.duet.cluster.protocol.DecodeEvent;
-import io.duet.cluster.protocol.Failure;
+import io.duet.contract.DecodeEvent;
+import io.duet.contract.Failure;
 import io.vertx.core.Context;
 import io.vertx.core.Handler;
 import io.vertx.core.Promise;

@@ -1,6 +1,6 @@
 package io.duet.service;
 
-import io.duet.cluster.protocol.SamplingSpec;
+import io.duet.contract.SamplingSpec;
 import io.duet.engine.SamplingParams;
 
 /** Turns the wire form of sampling settings into the engine's. */

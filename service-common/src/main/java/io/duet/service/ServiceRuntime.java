@@ -5,7 +5,7 @@ import io.duet.cluster.ConfigFlags;
 import io.duet.cluster.ConfigLoader;
 import io.duet.cluster.DuetConfig;
 import io.duet.cluster.Logging;
-import io.duet.cluster.protocol.Role;
+import io.duet.contract.Role;
 import io.duet.engine.Engine;
 import io.duet.engine.EngineOptions;
 import io.duet.engine.WeightStorage;

@@ -1,6 +1,6 @@
 package io.duet.service;
 
-import io.duet.cluster.protocol.InstanceInfo;
+import io.duet.contract.InstanceInfo;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.vertx.core.Future;
 import io.vertx.core.Vertx;

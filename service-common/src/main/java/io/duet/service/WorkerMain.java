@@ -1,7 +1,7 @@
 package io.duet.service;
 
 import io.duet.cluster.ConfigFlags;
-import io.duet.cluster.protocol.Role;
+import io.duet.contract.Role;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Mixin;
 

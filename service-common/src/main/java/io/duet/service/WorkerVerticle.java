@@ -2,7 +2,7 @@ package io.duet.service;
 
 import io.duet.cluster.DuetConfig;
 import io.duet.cluster.Heartbeat;
-import io.duet.cluster.protocol.InstanceInfo;
+import io.duet.contract.InstanceInfo;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.vertx.core.AbstractVerticle;
 import io.vertx.core.Future;

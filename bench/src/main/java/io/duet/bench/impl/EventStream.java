@@ -1,7 +1,7 @@
 package io.duet.bench.impl;
 
-import io.duet.cluster.protocol.DecodeEvent;
-import io.duet.cluster.protocol.StreamCredit;
+import io.duet.contract.DecodeEvent;
+import io.duet.contract.StreamCredit;
 import io.vertx.core.AbstractVerticle;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;

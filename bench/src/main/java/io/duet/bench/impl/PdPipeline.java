@@ -1,8 +1,8 @@
 package io.duet.bench.impl;
 
 import io.duet.cluster.DuetConfig;
-import io.duet.cluster.protocol.DecodeEvent;
-import io.duet.cluster.protocol.SamplingSpec;
+import io.duet.contract.DecodeEvent;
+import io.duet.contract.SamplingSpec;
 import io.duet.decode.DecodeOptions;
 import io.duet.decode.DecodeVerticle;
 import io.duet.engine.Engine;

@@ -2,9 +2,9 @@ package io.duet.cluster.impl;
 
 import io.duet.cluster.Heartbeat;
 import io.duet.cluster.Registry;
-import io.duet.cluster.protocol.Addresses;
-import io.duet.cluster.protocol.InstanceInfo;
-import io.duet.cluster.protocol.Role;
+import io.duet.contract.Addresses;
+import io.duet.contract.InstanceInfo;
+import io.duet.contract.Role;
 import io.vertx.core.Context;
 import io.vertx.core.Future;
 import io.vertx.core.Handler;

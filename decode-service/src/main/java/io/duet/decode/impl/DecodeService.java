@@ -1,8 +1,9 @@
 package io.duet.decode.impl;
 
-import io.duet.cluster.protocol.DecodeRequest;
-import io.duet.cluster.protocol.Failure;
-import io.duet.cluster.protocol.ServiceException;
+import io.duet.kv.KvPuller;
+import io.duet.contract.DecodeRequest;
+import io.duet.contract.Failure;
+import io.duet.contract.ServiceException;
 import io.duet.decode.DecodeOptions;
 import io.duet.engine.Engine;
 import io.duet.engine.Generation;

@@ -1,6 +1,6 @@
 package io.duet.decode.impl;
 
-import io.duet.cluster.protocol.DecodeEvent;
+import io.duet.contract.DecodeEvent;
 import io.vertx.core.eventbus.EventBus;
 
 /**

@@ -1,7 +1,8 @@
 package io.duet.prefill.impl;
 
-import io.duet.cluster.protocol.Failure;
-import io.duet.cluster.protocol.ServiceException;
+import io.duet.kv.LeaseTable;
+import io.duet.contract.Failure;
+import io.duet.contract.ServiceException;
 import io.duet.engine.Engine;
 import io.duet.engine.KvCacheFullException;
 import io.duet.engine.Sampler;

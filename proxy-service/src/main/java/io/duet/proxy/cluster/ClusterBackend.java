@@ -1,15 +1,15 @@
 package io.duet.proxy.cluster;
 
-import io.duet.cluster.protocol.Addresses;
-import io.duet.cluster.protocol.Cancel;
-import io.duet.cluster.protocol.DecodeEvent;
-import io.duet.cluster.protocol.DecodeRequest;
-import io.duet.cluster.protocol.Failure;
-import io.duet.cluster.protocol.InstanceInfo;
-import io.duet.cluster.protocol.PrefillRequest;
-import io.duet.cluster.protocol.PrefillResult;
-import io.duet.cluster.protocol.Role;
-import io.duet.cluster.protocol.StreamCredit;
+import io.duet.contract.Addresses;
+import io.duet.contract.Cancel;
+import io.duet.contract.DecodeEvent;
+import io.duet.contract.DecodeRequest;
+import io.duet.contract.Failure;
+import io.duet.contract.InstanceInfo;
+import io.duet.contract.PrefillRequest;
+import io.duet.contract.PrefillResult;
+import io.duet.contract.Role;
+import io.duet.contract.StreamCredit;
 import io.duet.proxy.CompletionBackend;
 import io.duet.proxy.CompletionJob;
 import io.duet.proxy.CompletionStream;
@@ -106,7 +106,7 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
    */
   public ClusterBackend(Vertx vertx, Supplier<List<InstanceInfo>> registry, String proxyInstanceId,
       int credits, long requestTimeoutMillis) {
-    this(vertx, registry, streamAddress(proxyInstanceId), new InstancePicker(), credits,
+    this(vertx, registry, Addresses.proxyStream(proxyInstanceId, 0), new InstancePicker(), credits,
         requestTimeoutMillis);
   }
 
@@ -134,12 +134,8 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
     InstancePicker picker = new InstancePicker();
     AtomicInteger made = new AtomicInteger();
     return () -> new ClusterBackend(vertx, registry,
-        streamAddress(proxyInstanceId) + "." + made.getAndIncrement(), picker, credits,
+        Addresses.proxyStream(proxyInstanceId, made.getAndIncrement()), picker, credits,
         requestTimeoutMillis);
-  }
-
-  private static String streamAddress(String proxyInstanceId) {
-    return "duet.proxy." + proxyInstanceId + ".stream";
   }
 
   /** Registers the stream address; completes once the cluster can route to it. */

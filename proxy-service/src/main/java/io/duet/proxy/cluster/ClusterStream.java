@@ -1,7 +1,7 @@
 package io.duet.proxy.cluster;
 
-import io.duet.cluster.protocol.DecodeEvent;
-import io.duet.cluster.protocol.Failure;
+import io.duet.contract.DecodeEvent;
+import io.duet.contract.Failure;
 import io.duet.proxy.CompletionException;
 import io.duet.proxy.CompletionStream;
 import io.duet.proxy.TtftStages;

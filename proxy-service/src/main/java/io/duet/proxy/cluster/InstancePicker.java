@@ -1,7 +1,7 @@
 package io.duet.proxy.cluster;
 
-import io.duet.cluster.protocol.InstanceInfo;
-import io.duet.cluster.protocol.Role;
+import io.duet.contract.InstanceInfo;
+import io.duet.contract.Role;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;

@@ -1,6 +1,6 @@
 package io.duet.proxy.impl;
 
-import io.duet.cluster.protocol.Failure;
+import io.duet.contract.Failure;
 import io.duet.proxy.CompletionException;
 import io.vertx.core.json.JsonObject;
 
@@ -50,8 +50,19 @@ final class ApiError extends RuntimeException {
         + "` does not exist or is not served right now.", null, "model_not_found");
   }
 
+  /** The error a cluster {@link Failure} is answered with: its HTTP status and OpenAI type. */
   static ApiError of(Failure failure, String message) {
-    return new ApiError(failure.code(), failure.type(), message, null, null);
+    return switch (failure) {
+      case BAD_REQUEST, CONTEXT_LENGTH -> new ApiError(400, INVALID_REQUEST, message, null, null);
+      case UNAUTHORIZED -> new ApiError(401, INVALID_REQUEST, message, null, "invalid_api_key");
+      case INCOMPATIBLE_KV -> new ApiError(409, "incompatible_kv_layout", message, null, null);
+      case CANCELLED -> new ApiError(499, "cancelled", message, null, null);
+      case INTERNAL -> new ApiError(500, INTERNAL, message, null, null);
+      case KV_TRANSFER -> new ApiError(502, "kv_transfer_failed", message, null, null);
+      case OVERLOADED -> new ApiError(503, "overloaded", message, null, null);
+      case UNAVAILABLE -> new ApiError(503, "service_unavailable", message, null, null);
+      case TIMEOUT -> new ApiError(504, "timeout", message, null, null);
+    };
   }
 
   /**

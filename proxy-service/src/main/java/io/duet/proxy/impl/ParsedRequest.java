@@ -1,6 +1,6 @@
 package io.duet.proxy.impl;
 
-import io.duet.cluster.protocol.SamplingSpec;
+import io.duet.contract.SamplingSpec;
 
 /**
  * A validated completion or chat completion request.

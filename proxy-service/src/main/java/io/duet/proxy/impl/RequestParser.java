@@ -1,6 +1,6 @@
 package io.duet.proxy.impl;
 
-import io.duet.cluster.protocol.SamplingSpec;
+import io.duet.contract.SamplingSpec;
 import io.duet.proxy.ChatMessage;
 import io.duet.proxy.ChatTemplate;
 import io.duet.proxy.ProxyOptions;

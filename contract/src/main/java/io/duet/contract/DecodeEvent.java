@@ -1,0 +1,57 @@
+package io.duet.contract;
+
+import io.vertx.core.json.JsonObject;
+
+/**
+ * One step of a decode stream. Events of a request are numbered from 0; several tokens may be
+ * coalesced into one event when the requester is slow to grant credits. The last event has a
+ * {@code finishReason} ("stop", "length") or an {@code error}.
+ *
+ * @param text text added since the previous event (may be empty)
+ * @param tokens tokens generated since the previous event
+ * @param completionTokens tokens generated so far in total
+ * @param failure a {@link Failure} name when the decode failed, else null
+ * @param queueMicros on the first event: how long the request waited on the decode instance
+ *     before its KV pull started; -1 on the others
+ * @param kvPullMicros on the first event: how long the KV pull and import took; -1 on the others
+ */
+public record DecodeEvent(String requestId, int sequence, String text, int tokens,
+    int completionTokens, int promptTokens, String finishReason, String failure, String error,
+    long queueMicros, long kvPullMicros) {
+
+  /** An event without the decode instance's timing. */
+  public DecodeEvent(String requestId, int sequence, String text, int tokens,
+      int completionTokens, int promptTokens, String finishReason, String failure, String error) {
+    this(requestId, sequence, text, tokens, completionTokens, promptTokens, finishReason, failure,
+        error, -1, -1);
+  }
+
+  public boolean isLast() {
+    return finishReason != null || failure != null;
+  }
+
+  public JsonObject toJson() {
+    JsonObject json = Messages.envelope().put("requestId", requestId).put("sequence", sequence)
+        .put("text", text).put("tokens", tokens).put("completionTokens", completionTokens)
+        .put("promptTokens", promptTokens);
+    if (finishReason != null) {
+      json.put("finishReason", finishReason);
+    }
+    if (failure != null) {
+      json.put("failure", failure).put("error", error);
+    }
+    if (queueMicros >= 0) {
+      json.put("queueMicros", queueMicros).put("kvPullMicros", kvPullMicros);
+    }
+    return json;
+  }
+
+  public static DecodeEvent fromJson(JsonObject json) {
+    Messages.checked(json, "decode event");
+    return new DecodeEvent(json.getString("requestId"), json.getInteger("sequence"),
+        json.getString("text"), json.getInteger("tokens"), json.getInteger("completionTokens"),
+        json.getInteger("promptTokens"), json.getString("finishReason"),
+        json.getString("failure"), json.getString("error"), json.getLong("queueMicros", -1L),
+        json.getLong("kvPullMicros", -1L));
+  }
+}

@@ -1,0 +1,27 @@
+package io.duet.contract;
+
+import io.vertx.core.json.JsonObject;
+
+/**
+ * Pull a prefilled sequence's KV and decode it. Tokens are streamed as {@link DecodeEvent}s to
+ * {@code streamAddress}; the decoder sends at most {@code initialCredits} events before the
+ * requester grants more with {@link StreamCredit}.
+ */
+public record DecodeRequest(String requestId, KvHandle kv, int firstToken, long samplerState,
+    int promptTokens, SamplingSpec sampling, String streamAddress, int initialCredits) {
+
+  public JsonObject toJson() {
+    return Messages.envelope().put("requestId", requestId).put("kv", kv.toJson())
+        .put("firstToken", firstToken).put("samplerState", samplerState)
+        .put("promptTokens", promptTokens).put("sampling", sampling.toJson())
+        .put("streamAddress", streamAddress).put("initialCredits", initialCredits);
+  }
+
+  public static DecodeRequest fromJson(JsonObject json) {
+    Messages.checked(json, "decode request");
+    return new DecodeRequest(json.getString("requestId"), KvHandle.fromJson(json.getJsonObject("kv")),
+        json.getInteger("firstToken"), json.getLong("samplerState"),
+        json.getInteger("promptTokens"), SamplingSpec.fromJson(json.getJsonObject("sampling")),
+        json.getString("streamAddress"), json.getInteger("initialCredits"));
+  }
+}

@@ -1,0 +1,61 @@
+package io.duet.contract;
+
+import io.vertx.core.json.JsonObject;
+
+/**
+ * What every instance announces with each heartbeat: who it is, where to reach it, what it can
+ * hold and how busy it is.
+ *
+ * @param dpRank data-parallel rank within its decode instance (0 for others)
+ * @param kvPort the KV transfer port (prefill instances), 0 otherwise
+ * @param fingerprint the KV layout fingerprint; prefill and decode pair only when equal
+ * @param capacity sequences it runs at once ({@code max-num-seqs}) or its token budget (prefill)
+ */
+public record InstanceInfo(String instanceId, Role role, int dpRank, String host, int httpPort,
+    int kvPort, String modelName, String fingerprint, int capacity, Load load,
+    long heartbeatMillis) {
+
+  /**
+   * Current load.
+   *
+   * @param running sequences being prefilled or decoded
+   * @param waiting requests queued behind them
+   * @param inFlightTokens prompt tokens in flight (prefill) or tokens held in KV (decode)
+   */
+  public record Load(int running, int waiting, long inFlightTokens, int kvBlocksUsed,
+      int kvBlocksTotal) {
+
+    public JsonObject toJson() {
+      return new JsonObject().put("running", running).put("waiting", waiting)
+          .put("inFlightTokens", inFlightTokens).put("kvBlocksUsed", kvBlocksUsed)
+          .put("kvBlocksTotal", kvBlocksTotal);
+    }
+
+    public static Load fromJson(JsonObject json) {
+      return new Load(json.getInteger("running"), json.getInteger("waiting"),
+          json.getLong("inFlightTokens"), json.getInteger("kvBlocksUsed"),
+          json.getInteger("kvBlocksTotal"));
+    }
+  }
+
+  public InstanceInfo withLoad(Load value, long now) {
+    return new InstanceInfo(instanceId, role, dpRank, host, httpPort, kvPort, modelName,
+        fingerprint, capacity, value, now);
+  }
+
+  public JsonObject toJson() {
+    return Messages.envelope().put("instanceId", instanceId).put("role", role.wireName())
+        .put("dpRank", dpRank).put("host", host).put("httpPort", httpPort).put("kvPort", kvPort)
+        .put("modelName", modelName).put("fingerprint", fingerprint).put("capacity", capacity)
+        .put("load", load.toJson()).put("heartbeatMillis", heartbeatMillis);
+  }
+
+  public static InstanceInfo fromJson(JsonObject json) {
+    Messages.checked(json, "instance info");
+    return new InstanceInfo(json.getString("instanceId"), Role.fromWire(json.getString("role")),
+        json.getInteger("dpRank"), json.getString("host"), json.getInteger("httpPort"),
+        json.getInteger("kvPort"), json.getString("modelName"), json.getString("fingerprint"),
+        json.getInteger("capacity"), Load.fromJson(json.getJsonObject("load")),
+        json.getLong("heartbeatMillis"));
+  }
+}

@@ -1,0 +1,153 @@
+package io.duet.contract;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.duet.contract.Cancel;
+import io.duet.contract.DecodeAccepted;
+import io.duet.contract.DecodeEvent;
+import io.duet.contract.DecodeRequest;
+import io.duet.contract.InstanceInfo;
+import io.duet.contract.KvHandle;
+import io.duet.contract.Messages;
+import io.duet.contract.PrefillRequest;
+import io.duet.contract.PrefillResult;
+import io.duet.contract.Role;
+import io.duet.contract.SamplingSpec;
+import io.duet.contract.StreamCredit;
+import io.vertx.core.json.JsonObject;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Function;
+import org.junit.jupiter.api.Test;
+
+/** Every record of the event-bus contract survives a trip through JSON text. */
+class ProtocolJsonTest {
+
+  static final SamplingSpec SAMPLING =
+      new SamplingSpec(0.7f, 40, 0.9f, 1234567890123L, 256, List.of(2, 13), List.of("\n\n", "</s>"), true);
+  static final KvHandle KV = new KvHandle("prefill-a-1f2e3d", "127.0.0.1", 45123, "tr-9f8e7d6c",
+      3, 37, "llama2:15M:f32:6x6x48:b16", 1_700_000_030_000L);
+  static final InstanceInfo INFO = new InstanceInfo("decode-h-abc123", Role.DECODE, 3, "127.0.0.1",
+      9103, 0, "stories15M", "llama2:15M:f32:6x6x48:b16", 32,
+      new InstanceInfo.Load(5, 2, 1_234_567_890_123L, 40, 512), 1_700_000_000_123L);
+
+  /** As a message crosses the cluster: encoded to text and parsed again. */
+  private static JsonObject wire(JsonObject json) {
+    return new JsonObject(json.encode());
+  }
+
+  @Test
+  void instanceInfo() {
+    assertEquals(INFO, InstanceInfo.fromJson(wire(INFO.toJson())));
+    for (Role role : Role.values()) {
+      assertEquals(role, Role.fromWire(role.wireName()));
+    }
+    InstanceInfo.Load load = INFO.load();
+    assertEquals(load, InstanceInfo.Load.fromJson(wire(load.toJson())));
+    InstanceInfo later = INFO.withLoad(new InstanceInfo.Load(0, 0, 0, 0, 512), 42L);
+    assertEquals(42L, later.heartbeatMillis());
+    assertEquals(INFO.instanceId(), later.instanceId());
+  }
+
+  @Test
+  void nestedRecords() {
+    assertEquals(SAMPLING, SamplingSpec.fromJson(wire(SAMPLING.toJson())));
+    assertEquals(KV, KvHandle.fromJson(wire(KV.toJson())));
+  }
+
+  @Test
+  void prefillRequest() {
+    PrefillRequest request = new PrefillRequest("req-1", "Once upon a time", new int[] {1, 9038, 2501},
+        SAMPLING);
+    PrefillRequest back = PrefillRequest.fromJson(wire(request.toJson()));
+    assertEquals(request.requestId(), back.requestId());
+    assertEquals(request.prompt(), back.prompt());
+    assertArrayEquals(request.promptTokens(), back.promptTokens());
+    assertEquals(request.sampling(), back.sampling());
+
+    PrefillRequest textOnly = new PrefillRequest("req-2", "Hi", new int[0], SAMPLING);
+    assertArrayEquals(new int[0], PrefillRequest.fromJson(wire(textOnly.toJson())).promptTokens());
+  }
+
+  @Test
+  void prefillResult() {
+    PrefillResult result = new PrefillResult("req-1", 411, 0x5DEECE66DL, 37, 16, KV, 1200, 45_000);
+    assertEquals(result, PrefillResult.fromJson(wire(result.toJson())));
+  }
+
+  @Test
+  void decodeRequestAndAccepted() {
+    DecodeRequest request = new DecodeRequest("req-1", KV, 411, -7L, 37, SAMPLING,
+        "duet.stream.proxy-1.req-1", 32);
+    assertEquals(request, DecodeRequest.fromJson(wire(request.toJson())));
+    DecodeAccepted accepted = new DecodeAccepted("req-1", "decode-h-abc123", 4);
+    assertEquals(accepted, DecodeAccepted.fromJson(wire(accepted.toJson())));
+  }
+
+  @Test
+  void decodeEvents() {
+    DecodeEvent step = new DecodeEvent("req-1", 0, " there", 1, 1, 37, null, null, null);
+    DecodeEvent last = new DecodeEvent("req-1", 7, ".", 2, 12, 37, "stop", null, null);
+    DecodeEvent failed = new DecodeEvent("req-1", 8, "", 0, 12, 37, null, "KV_TRANSFER",
+        "prefill gone");
+    DecodeEvent first = new DecodeEvent("req-1", 0, "Hi", 1, 1, 37, null, null, null, 250, 4100);
+    assertEquals(-1, step.queueMicros(), "an event without the decode timing says so");
+    assertEquals(4100, DecodeEvent.fromJson(wire(first.toJson())).kvPullMicros());
+    for (DecodeEvent event : List.of(step, last, failed, first)) {
+      assertEquals(event, DecodeEvent.fromJson(wire(event.toJson())));
+    }
+    assertEquals(List.of(false, true, true), List.of(step.isLast(), last.isLast(), failed.isLast()));
+  }
+
+  @Test
+  void controlMessages() {
+    Cancel cancel = new Cancel("req-1", "tr-9f8e7d6c", "client disconnected");
+    assertEquals(cancel, Cancel.fromJson(wire(cancel.toJson())));
+    assertTrue(Cancel.isCancel(cancel.toJson()));
+    StreamCredit credit = new StreamCredit("req-1", 16);
+    assertEquals(credit, StreamCredit.fromJson(wire(credit.toJson())));
+    assertTrue(!Cancel.isCancel(credit.toJson()));
+  }
+
+  @Test
+  void wrongOrMissingVersionIsRefused() {
+    PrefillRequest request = new PrefillRequest("r", "p", new int[0], SAMPLING);
+    Map<String, JsonObject> messages = Map.of(
+        "instance info", INFO.toJson(),
+        "prefill request", request.toJson(),
+        "prefill result", new PrefillResult("r", 1, 2, 3, 0, KV, 4, 5).toJson(),
+        "decode request", new DecodeRequest("r", KV, 1, 2, 3, SAMPLING, "a", 1).toJson(),
+        "decode accepted", new DecodeAccepted("r", "d", 0).toJson(),
+        "decode event", new DecodeEvent("r", 0, "", 0, 0, 0, null, null, null).toJson(),
+        "cancel", new Cancel("r", null, "x").toJson(),
+        "stream credit", new StreamCredit("r", 1).toJson());
+    Map<String, Function<JsonObject, ?>> readers = Map.of(
+        "instance info", InstanceInfo::fromJson,
+        "prefill request", PrefillRequest::fromJson,
+        "prefill result", PrefillResult::fromJson,
+        "decode request", DecodeRequest::fromJson,
+        "decode accepted", DecodeAccepted::fromJson,
+        "decode event", DecodeEvent::fromJson,
+        "cancel", Cancel::fromJson,
+        "stream credit", StreamCredit::fromJson);
+    assertEquals(messages.keySet(), readers.keySet());
+    messages.forEach((what, json) -> {
+      Function<JsonObject, ?> reader = readers.get(what);
+      assertEquals(Messages.VERSION, json.getInteger("v"), what);
+      reader.apply(wire(json)); // the right version reads
+      for (Object wrong : new Object[] {Messages.VERSION + 1, 0, "1", null}) {
+        JsonObject bad = wire(json).put("v", wrong);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+            () -> reader.apply(bad), what + " with v=" + wrong);
+        assertTrue(e.getMessage().startsWith(what), e.getMessage());
+      }
+      JsonObject missing = wire(json);
+      missing.remove("v");
+      assertThrows(IllegalArgumentException.class, () -> reader.apply(missing), what);
+      assertThrows(IllegalArgumentException.class, () -> reader.apply(null), what);
+    });
+  }
+}

@@ -1,0 +1,292 @@
+package io.duet.kv;
+
+import io.duet.contract.Failure;
+import io.duet.contract.ServiceException;
+import io.duet.contract.KvHandle;
+import io.duet.engine.Engine;
+import io.duet.engine.KvCacheFullException;
+import io.duet.engine.KvImport;
+import io.duet.engine.KvTransferException;
+import io.duet.engine.Sequence;
+import io.vertx.core.Future;
+import io.vertx.core.Promise;
+import io.vertx.core.Vertx;
+import io.vertx.core.net.NetClient;
+import io.vertx.core.net.NetClientOptions;
+import io.vertx.core.net.NetSocket;
+import java.util.ArrayDeque;
+import java.util.HashMap;
+import java.util.Map;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Pulls leased KV from prefill instances over pooled TCP connections and imports it into the
+ * local engine. A connection serves one transfer at a time; when all of a peer's connections
+ * are busy, pulls wait for one. Any failure aborts the import (its blocks are freed); a
+ * refusal by the prefill instance (ERROR frame) leaves the connection idle for the next pull,
+ * any other failure closes it, since its state can no longer be trusted. Use from one Vert.x
+ * context only.
+ */
+public final class KvPuller {
+
+  private static final Logger LOG = LoggerFactory.getLogger(KvPuller.class);
+
+  private final Vertx vertx;
+  private final Engine engine;
+  private final int connectionsPerPeer;
+  private final long timeoutMillis;
+  // Kept in a field: Vert.x may close a client that nothing references.
+  private final NetClient client;
+  private final Map<String, Peer> peers = new HashMap<>();
+  private final Map<String, Transfer> transfers = new HashMap<>();
+
+  public KvPuller(Vertx vertx, Engine engine, int connectionsPerPeer, long timeoutMillis) {
+    this.vertx = vertx;
+    this.engine = engine;
+    this.connectionsPerPeer = connectionsPerPeer;
+    this.timeoutMillis = timeoutMillis;
+    this.client = vertx.createNetClient(new NetClientOptions().setTcpNoDelay(true)
+        .setReceiveBufferSize(4 << 20).setConnectTimeout((int) Math.min(timeoutMillis, 10_000)));
+  }
+
+  /**
+   * Pulls the KV named by {@code handle}; the result is a sequence with every token computed. A
+   * stream of another layout fails as INCOMPATIBLE_KV when its header arrives (callers check the
+   * handle's fingerprint before, as DecodeService does, to refuse without a round trip).
+   */
+  public Future<Sequence> pull(KvHandle handle) {
+    Transfer transfer = new Transfer(handle);
+    transfers.put(handle.transferId(), transfer);
+    transfer.timer = vertx.setTimer(timeoutMillis, t -> transfer.fail(new ServiceException(
+        Failure.TIMEOUT, "KV pull of " + handle.tokenCount() + " tokens from " + handle.host()
+        + ":" + handle.port() + " took longer than " + timeoutMillis + " ms")));
+    peers.computeIfAbsent(handle.host() + ":" + handle.port(), k -> new Peer(handle.host(),
+        handle.port())).submit(transfer);
+    return transfer.promise.future();
+  }
+
+  /**
+   * Abandons a pull in progress (the request was cancelled): a half import is aborted and its
+   * blocks freed at once, the connection closed if it was mid-transfer. The pull's future fails
+   * with CANCELLED.
+   */
+  public void cancel(KvHandle handle) {
+    Transfer transfer = transfers.get(handle.transferId());
+    if (transfer != null) {
+      transfer.fail(new ServiceException(Failure.CANCELLED, "pull cancelled"));
+    }
+  }
+
+  public Future<Void> close() {
+    return client.close();
+  }
+
+  /** The pooled connections to one prefill instance. */
+  private final class Peer {
+    final String host;
+    final int port;
+    final ArrayDeque<Connection> idle = new ArrayDeque<>();
+    final ArrayDeque<Transfer> waiting = new ArrayDeque<>();
+    int open;
+
+    Peer(String host, int port) {
+      this.host = host;
+      this.port = port;
+    }
+
+    void submit(Transfer transfer) {
+      waiting.add(transfer);
+      dispatch();
+    }
+
+    void dispatch() {
+      while (!waiting.isEmpty()) {
+        if (waiting.peek().done) {
+          waiting.poll();
+          continue;
+        }
+        Connection connection = idle.poll();
+        if (connection != null) {
+          connection.start(waiting.poll());
+        } else if (open < connectionsPerPeer) {
+          open++;
+          Transfer first = waiting.poll();
+          client.connect(port, host).onComplete(result -> {
+            if (result.succeeded()) {
+              new Connection(this, result.result()).start(first);
+            } else {
+              open--;
+              first.fail(new ServiceException(Failure.KV_TRANSFER, "cannot connect to the prefill "
+                  + "instance's KV endpoint " + host + ":" + port + ": "
+                  + result.cause().getMessage()));
+              dispatch();
+            }
+          });
+        } else {
+          return;
+        }
+      }
+    }
+
+    void closed(Connection connection) {
+      open--;
+      idle.remove(connection);
+      dispatch();
+      if (open == 0 && waiting.isEmpty()) {
+        // Nothing left to reuse: forget the peer (it may have left the cluster for good).
+        peers.remove(host + ":" + port, this);
+      }
+    }
+  }
+
+  /** One TCP connection and the transfer it is serving. */
+  private final class Connection {
+    final Peer peer;
+    final NetSocket socket;
+    Transfer current;
+    boolean closed;
+
+    Connection(Peer peer, NetSocket socket) {
+      this.peer = peer;
+      this.socket = socket;
+      KvFrameParser.attach(socket, this::onFrame, error -> broken(error.getMessage()));
+      socket.closeHandler(v -> {
+        closed = true;
+        if (current != null) {
+          current.fail(new ServiceException(Failure.KV_TRANSFER, "the prefill instance closed the "
+              + "KV connection mid-transfer"));
+          current = null;
+        }
+        peer.closed(this);
+      });
+    }
+
+    void start(Transfer transfer) {
+      if (transfer.done) {
+        idle();
+        return;
+      }
+      current = transfer;
+      transfer.connection = this;
+      socket.write(KvFrame.text(KvFrame.Type.PULL, transfer.handle.transferId()).encode());
+    }
+
+    void onFrame(KvFrame frame) {
+      Transfer transfer = current;
+      if (transfer == null) {
+        broken("unexpected " + frame.type() + " frame on an idle connection");
+        return;
+      }
+      try {
+        switch (frame.type()) {
+          case HEADER -> {
+            if (transfer.kvImport != null) {
+              broken("a second KV header in one transfer");
+              return;
+            }
+            transfer.kvImport = engine.beginImport(frame.payload().getBytes());
+          }
+          // in place: the frame's payload is still the network's buffers
+          case CHUNK -> transfer.kvImport().acceptChunk(frame.payloadBuffers());
+          case END -> {
+            Sequence sequence = transfer.kvImport().finish();
+            transfer.kvImport = null;
+            socket.write(KvFrame.text(KvFrame.Type.RELEASE, transfer.handle.transferId()).encode());
+            transfer.succeed(sequence);
+          }
+          case RELEASED -> {
+            current = null;
+            idle();
+          }
+          case ERROR -> {
+            current = null;
+            transfer.fail(new ServiceException(Failure.KV_TRANSFER, "prefill instance refused the "
+                + "pull: " + frame.payloadText()));
+            idle();
+          }
+          default -> broken("unexpected " + frame.type() + " frame");
+        }
+      } catch (KvTransferException e) {
+        transfer.fail(new ServiceException(e.reason() == KvTransferException.Reason.FINGERPRINT_MISMATCH
+            ? Failure.INCOMPATIBLE_KV : Failure.KV_TRANSFER, e.getMessage()));
+        close();
+      } catch (KvCacheFullException e) {
+        transfer.fail(new ServiceException(Failure.OVERLOADED, e.getMessage()));
+        close();
+      } catch (IllegalStateException e) {
+        broken(e.getMessage());
+      }
+    }
+
+    void idle() {
+      if (!closed) {
+        peer.idle.add(this);
+        peer.dispatch();
+      }
+    }
+
+    void broken(String why) {
+      if (current != null) {
+        current.fail(new ServiceException(Failure.KV_TRANSFER, "KV transfer protocol error: " + why));
+      }
+      close();
+    }
+
+    void close() {
+      current = null;
+      socket.close();
+    }
+  }
+
+  /** One pull in progress. */
+  private final class Transfer {
+    final KvHandle handle;
+    final Promise<Sequence> promise = Promise.promise();
+    Connection connection;
+    KvImport kvImport;
+    long timer;
+    boolean done;
+
+    Transfer(KvHandle handle) {
+      this.handle = handle;
+    }
+
+    KvImport kvImport() {
+      if (kvImport == null) {
+        throw new IllegalStateException("KV chunk before the KV header");
+      }
+      return kvImport;
+    }
+
+    void succeed(Sequence sequence) {
+      if (done) {
+        engine.release(sequence);
+        return;
+      }
+      done = true;
+      transfers.remove(handle.transferId(), this);
+      vertx.cancelTimer(timer);
+      promise.complete(sequence);
+    }
+
+    void fail(Throwable error) {
+      if (done) {
+        return;
+      }
+      done = true;
+      transfers.remove(handle.transferId(), this);
+      vertx.cancelTimer(timer);
+      if (kvImport != null) {
+        kvImport.abort();
+        kvImport = null;
+      }
+      if (connection != null && connection.current == this) {
+        connection.close();
+      }
+      LOG.warn("KV pull {} from {}:{} failed: {}", handle.transferId(), handle.host(),
+          handle.port(), error.getMessage());
+      promise.fail(error);
+    }
+  }
+}

@@ -1,0 +1,56 @@
+package io.duet.kv;
+
+import io.duet.engine.KvExport;
+import io.duet.engine.Sequence;
+
+/**
+ * Prefilled KV held for a decode instance. It ends once (released, cancelled or expired), but
+ * its blocks are freed only when no pull is reading them any more: a block freed mid-pull could
+ * be reused by the next prefill and sent to the decoder as someone else's KV.
+ */
+final class Lease {
+
+  final String transferId;
+  final String requestId;
+  final Sequence sequence;
+  final KvExport export;
+  long expiresAtMillis;
+  long timerId;
+  private int pulls;
+  private boolean ended;
+
+  Lease(String transferId, String requestId, Sequence sequence, KvExport export) {
+    this.transferId = transferId;
+    this.requestId = requestId;
+    this.sequence = sequence;
+    this.export = export;
+  }
+
+  /** Pins the blocks for a pull; false when the lease already ended. */
+  synchronized boolean pin() {
+    if (ended) {
+      return false;
+    }
+    pulls++;
+    return true;
+  }
+
+  /** Unpins after a pull; true when the caller must now free the blocks. */
+  synchronized boolean unpin() {
+    pulls--;
+    return ended && pulls == 0;
+  }
+
+  /** Ends the lease; true when the caller must free the blocks now (no pull holds them). */
+  synchronized boolean end() {
+    if (ended) {
+      return false;
+    }
+    ended = true;
+    return pulls == 0;
+  }
+
+  synchronized boolean isEnded() {
+    return ended;
+  }
+}

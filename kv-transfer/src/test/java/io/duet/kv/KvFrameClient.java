@@ -1,0 +1,109 @@
+package io.duet.kv;
+
+import static io.duet.service.ServiceTests.await;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.fail;
+
+import io.vertx.core.Future;
+import io.vertx.core.Promise;
+import io.vertx.core.buffer.Buffer;
+import io.vertx.core.net.NetClient;
+import io.vertx.core.net.NetSocket;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * A raw KV-protocol client for tests: one TCP connection to a prefill instance's KV port, the
+ * frames it receives queued for the test thread to take with a bounded wait.
+ */
+public final class KvFrameClient implements AutoCloseable {
+
+  /** Put into the inbox when the server closed the connection. */
+  private static final Object CLOSED = new Object();
+
+  private final NetSocket socket;
+  private final BlockingQueue<Object> inbox = new LinkedBlockingQueue<>();
+  private final Promise<Void> closed = Promise.promise();
+
+  private KvFrameClient(NetSocket socket) {
+    this.socket = socket;
+    // a received payload lives only as long as the frame handler: the test thread gets a copy
+    KvFrameParser.attach(socket, frame -> inbox.add(KvFrame.of(frame.type(),
+            frame.payload().getBytes())),
+        error -> inbox.add(new AssertionError("client-side framing error: " + error)));
+    socket.closeHandler(v -> {
+      inbox.add(CLOSED);
+      closed.tryComplete();
+    });
+  }
+
+  public static KvFrameClient connect(NetClient client, int port) throws Exception {
+    NetSocket socket = await(client.connect(port, "127.0.0.1"));
+    return new KvFrameClient(socket);
+  }
+
+  public void send(KvFrame frame) throws Exception {
+    await(socket.write(frame.encode()));
+  }
+
+  public void sendRaw(Buffer bytes) throws Exception {
+    await(socket.write(bytes));
+  }
+
+  /** Completes when the peer (or we) closed the connection. */
+  public Future<Void> closed() {
+    return closed.future();
+  }
+
+  /** The next frame, waiting at most 5 s; fails if the connection closes first. */
+  public KvFrame next() throws InterruptedException {
+    Object item = inbox.poll(5, TimeUnit.SECONDS);
+    if (item == null) {
+      fail("no KV frame within 5 s");
+    }
+    if (item == CLOSED) {
+      fail("the server closed the KV connection");
+    }
+    if (item instanceof AssertionError error) {
+      throw error;
+    }
+    return (KvFrame) item;
+  }
+
+  /** The next frame, which must be of type {@code type}. */
+  public KvFrame expect(KvFrame.Type type) throws InterruptedException {
+    KvFrame frame = next();
+    assertEquals(type, frame.type(), () -> "frame payload: " + (frame.type() == KvFrame.Type.ERROR
+        ? frame.payloadText() : frame.payload().length() + " bytes"));
+    return frame;
+  }
+
+  /** What a whole successful pull delivered. */
+  public record Pulled(byte[] header, List<byte[]> chunks) {
+  }
+
+  /** Sends PULL and reads HEADER, every CHUNK and END. */
+  public Pulled pull(String transferId) throws Exception {
+    send(KvFrame.text(KvFrame.Type.PULL, transferId));
+    byte[] header = expect(KvFrame.Type.HEADER).payload().getBytes();
+    assertNotNull(header);
+    List<byte[]> chunks = new ArrayList<>();
+    while (true) {
+      KvFrame frame = next();
+      if (frame.type() == KvFrame.Type.END) {
+        return new Pulled(header, chunks);
+      }
+      assertEquals(KvFrame.Type.CHUNK, frame.type(), "expected CHUNK or END");
+      chunks.add(frame.payload().getBytes());
+    }
+  }
+
+  @Override
+  public void close() {
+    socket.close();
+  }
+}
