@@ -13,10 +13,10 @@ import io.duet.contract.SamplingSpec;
 import io.duet.kv.KvFrame;
 import io.duet.kv.KvFrameParser;
 import io.duet.kv.KvPuller;
+import io.duet.kv.KvStreamReader;
+import io.duet.kv.KvStreamWriter;
 import io.duet.engine.Engine;
 import io.duet.engine.EngineOptions;
-import io.duet.engine.KvExport;
-import io.duet.engine.KvImport;
 import io.duet.engine.KvLayout;
 import io.duet.engine.Sequence;
 import io.duet.prefill.PrefillOptions;
@@ -120,7 +120,7 @@ final class KvTransferCommand extends BenchCommand {
     progress.phase("opening engines A (prefill) and B (decode)");
     Random random = new Random(engineBench.seed);
     try (Engine engineA = Engine.open(options); Engine engineB = Engine.open(options)) {
-      int length = Math.min(tokens, engineA.config().seqLen() - 1);
+      int length = Math.min(tokens, engineA.info().contextLength() - 1);
       if (length < 1) {
         throw badParameter("the model's context is too short");
       }
@@ -128,9 +128,9 @@ final class KvTransferCommand extends BenchCommand {
 
       progress.phase("in-process breakdown of the KV path (" + length + " tokens)");
       Sequence source = engineA.allocate(Prompts.randomTokens(random, length,
-          engineA.config().vocabSize()));
+          engineA.info().vocabSize(), engineA.info().bosToken()));
       engineA.step(List.of(source));
-      KvExport sample = engineA.exportKv(source);
+      KvStreamWriter sample = new KvStreamWriter(engineA.exportKv(source));
       long payloadBytes = length * layout.bytesPerToken();
       long streamBytes = sample.totalBytes();
       int frames = sample.chunkCount() + 2;
@@ -195,7 +195,8 @@ final class KvTransferCommand extends BenchCommand {
     for (int i = 0; i < count; i++) {
       progress.detail("transfer " + (i + 1) + "/" + count);
       PrefillRequest request = new PrefillRequest("kv-" + tag + i, null,
-          Prompts.randomTokens(random, length, engineB.config().vocabSize()), sampling);
+          Prompts.randomTokens(random, length, engineB.info().vocabSize(),
+              engineB.info().bosToken()), sampling);
       Promise<Long> pulled = Promise.promise();
       context.runOnContext(v -> vertx.eventBus().<JsonObject>request(Addresses.prefill(
               "bench-kv-p0"), request.toJson())
@@ -237,7 +238,7 @@ final class KvTransferCommand extends BenchCommand {
     String[] names = {
         "P: chunk frames: floats -> frame array + 2 CRC32C (KvFrame.encode + KvExport.writeChunk)",
         "D: frame parse alone: CRC32C over the reads in place (KvFrameParser)",
-        "D: frame parse + import: 2 CRC32C + reads -> floats (KvFrameParser, KvImport)",
+        "D: frame parse + import: 2 CRC32C + reads -> floats (KvFrameParser, KvStreamReader)",
         "CRC32C alone, one pass over the stream"};
     for (String name : names) {
       stages.put(name, new long[repeat]);
@@ -245,7 +246,7 @@ final class KvTransferCommand extends BenchCommand {
     for (int round = -warmup; round < repeat; round++) {
       progress.detail(round < 0 ? "warm-up " + (round + warmup + 1) + "/" + warmup
           : "round " + (round + 1) + "/" + repeat);
-      KvExport export = engineA.exportKv(source);
+      KvStreamWriter export = new KvStreamWriter(engineA.exportKv(source));
       long[] t = new long[names.length];
 
       long start = System.nanoTime();
@@ -268,11 +269,11 @@ final class KvTransferCommand extends BenchCommand {
         parseReads(stream, frame -> { });
         t[1] = System.nanoTime() - start;
 
-        KvImport[] kvImport = new KvImport[1];
+        KvStreamReader[] kvImport = new KvStreamReader[1];
         start = System.nanoTime();
         parseReads(stream, frame -> {
           switch (frame.type()) {
-            case HEADER -> kvImport[0] = engineB.beginImport(frame.payload().getBytes());
+            case HEADER -> kvImport[0] = KvStreamReader.begin(engineB, frame.payload().getBytes());
             case CHUNK -> kvImport[0].acceptChunk(frame.payloadBuffers());
             case END -> engineB.release(kvImport[0].finish());
             default -> throw new IllegalStateException("unexpected " + frame.type() + " frame");
@@ -311,8 +312,7 @@ final class KvTransferCommand extends BenchCommand {
       long wireBytes, Timing pull, Timing raw, Timing rawLarge, int largeRepeat,
       Map<String, long[]> stages) throws Exception {
     PrintWriter out = out();
-    out.printf("kv-transfer: %s %s, %s%n", model.getFileName(), engineA.config(),
-        engineA.kernelsDescription());
+    out.printf("kv-transfer: %s%n", engineA.description().toString());
     out.printf("%d tokens = %d blocks of %d; KV %d bytes/token; payload %.3f MB, on the wire "
             + "%.3f MB (KV header, chunk prefixes and CRCs, %d frames); %d measured transfers "
             + "after %d warm-up%n", length, chunks, layout.blockSize(), layout.bytesPerToken(),
@@ -345,7 +345,7 @@ final class KvTransferCommand extends BenchCommand {
     breakdown.print(out);
     out.flush();
     writeJson(new JsonObject().put("command", "kv-transfer").put("machine", machineJson()).put("model", model.toString())
-        .put("modelConfig", engineA.config().toString()).put("tokens", length)
+        .put("engine", engineA.description().toString()).put("tokens", length)
         .put("chunks", chunks).put("bytesPerToken", layout.bytesPerToken())
         .put("payloadBytes", payloadBytes).put("wireBytes", wireBytes).put("repeat", repeat)
         .put("warmup", warmup).put("pull", pull.toJson(wireBytes))

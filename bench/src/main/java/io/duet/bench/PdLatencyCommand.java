@@ -12,7 +12,7 @@ import io.duet.bench.impl.Table;
 import io.duet.contract.SamplingSpec;
 import io.duet.engine.Engine;
 import io.duet.engine.EngineOptions;
-import io.duet.engine.ModelConfig;
+import io.duet.engine.ModelInfo;
 import io.duet.engine.SamplingParams;
 import io.duet.engine.Tokenizer;
 import io.vertx.core.json.JsonArray;
@@ -100,16 +100,16 @@ final class PdLatencyCommand extends BenchCommand {
         .kvCacheBytes((long) kvCacheMb << 20);
     Progress progress = progress(2 + 4 * concurrency.size());
     List<Run> runs = new ArrayList<>();
-    ModelConfig config;
-    String kernels;
+    ModelInfo info;
+    String description;
     IntSummaryStatistics promptLengths = new IntSummaryStatistics();
     SamplingParams params = SamplingParams.greedy(maxTokens).withIgnoreEos(true);
     try (Engine engine = Engine.open(options)) {
-      config = engine.config();
-      kernels = engine.kernelsDescription();
-      if (promptTokens + maxTokens > config.seqLen()) {
+      info = engine.info();
+      description = engine.description().toString();
+      if (promptTokens + maxTokens > info.contextLength()) {
         throw badParameter("--prompt-tokens " + promptTokens + " + --max-tokens " + maxTokens
-            + " exceed the model's context of " + config.seqLen() + " tokens");
+            + " exceed the model's context of " + info.contextLength() + " tokens");
       }
       progress.phase("building prompts");
       Tokenizer tok = engine.tokenizer();
@@ -117,7 +117,7 @@ final class PdLatencyCommand extends BenchCommand {
       for (int i = 0; i < concurrency.size(); i++) {
         List<String> warm = Prompts.texts(tok, seed * 1000 + 2 * i, warmup, promptTokens);
         List<String> measured = Prompts.texts(tok, seed * 1000 + 2 * i + 1, requests, promptTokens);
-        measured.forEach(t -> promptLengths.accept(tok.encode(t, true, false).length));
+        measured.forEach(t -> promptLengths.accept(tok.encode(t, true).length));
         runs.add(new Run(concurrency.get(i), warm, measured));
       }
       for (Run run : runs) {
@@ -145,7 +145,7 @@ final class PdLatencyCommand extends BenchCommand {
       }
     }
     progress.done();
-    report(config, kernels, options, promptLengths, runs);
+    report(description, options, promptLengths, runs);
     return 0;
   }
 
@@ -156,7 +156,7 @@ final class PdLatencyCommand extends BenchCommand {
     }
     List<int[]> prompts = new ArrayList<>();
     for (String text : texts) {
-      prompts.add(engine.tokenizer().encode(text, true, false));
+      prompts.add(engine.tokenizer().encode(text, true));
     }
     return EngineLoop.run(engine, prompts, params, concurrency,
         done -> progress.detail("request " + done + "/" + texts.size()));
@@ -171,13 +171,13 @@ final class PdLatencyCommand extends BenchCommand {
         done -> progress.detail("request " + done + "/" + texts.size())), 600);
   }
 
-  private void report(ModelConfig config, String kernels, EngineOptions options,
+  private void report(String description, EngineOptions options,
       IntSummaryStatistics promptLengths, List<Run> runs) throws Exception {
     PrintWriter out = out();
-    out.printf("pd-latency: %s %s%n", model.getFileName(), config);
-    out.printf("kernels: %s, %d threads per engine; %d requests per run, prompts of %d tokens "
+    out.printf("pd-latency: %s%n", description);
+    out.printf("%d threads per engine; %d requests per run, prompts of %d tokens "
             + "(built from random vocabulary pieces: %d-%d tokens), %d output tokens each "
-            + "(greedy, EOS ignored), %d warm-up requests per run%n", kernels, options.threads(),
+            + "(greedy, EOS ignored), %d warm-up requests per run%n", options.threads(),
         requests, promptTokens, promptLengths.getMin(), promptLengths.getMax(), maxTokens, warmup);
     out.println(machine());
     out.println("engine = one Engine stepping a continuous batch in one thread; "
@@ -218,8 +218,7 @@ final class PdLatencyCommand extends BenchCommand {
     }
     out.flush();
     writeJson(new JsonObject().put("command", "pd-latency").put("machine", machineJson())
-        .put("model", model.toString()).put("modelConfig", config.toString())
-        .put("kernels", kernels).put("threadsPerEngine", options.threads())
+        .put("model", model.toString()).put("engine", description).put("threadsPerEngine", options.threads())
         .put("requests", requests).put("promptTokens", promptTokens)
         .put("promptTokensMin", promptLengths.getMin()).put("promptTokensMax", promptLengths.getMax())
         .put("maxTokens", maxTokens).put("warmup", warmup).put("runs", jsonRuns));

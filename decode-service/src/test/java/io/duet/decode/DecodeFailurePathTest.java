@@ -28,7 +28,7 @@ import io.duet.contract.StreamCredit;
 import io.duet.kv.KvFrame;
 import io.duet.engine.Engine;
 import io.duet.engine.FinishReason;
-import io.duet.engine.KvExport;
+import io.duet.kv.KvStreamWriter;
 import io.duet.engine.OfflineGenerator;
 import io.duet.engine.Sampler;
 import io.duet.engine.SamplingParams;
@@ -233,7 +233,7 @@ class DecodeFailurePathTest {
   }
 
   private OfflineGenerator.Completion expected(String prompt, SamplingParams params) {
-    int[] tokens = reference.tokenizer().encode(prompt, true, false);
+    int[] tokens = reference.tokenizer().encode(prompt, true);
     return new OfflineGenerator(reference, 1).generate(tokens, params);
   }
 
@@ -271,9 +271,9 @@ class DecodeFailurePathTest {
     Sequence sequence = reference.allocate(tokens);
     try {
       reference.step(List.of(sequence));
-      int first = new Sampler(SamplingParams.greedy(8), reference.config().vocabSize())
+      int first = new Sampler(SamplingParams.greedy(8), reference.info().vocabSize())
           .sample(sequence.logits());
-      KvExport export = reference.exportKv(sequence);
+      KvStreamWriter export = new KvStreamWriter(reference.exportKv(sequence));
       List<byte[]> chunks = new ArrayList<>();
       for (int i = 0; i < export.chunkCount(); i++) {
         chunks.add(export.chunk(i));

@@ -14,6 +14,7 @@ public final class EngineOptions {
   public static final int DEFAULT_MAX_SEQUENCES = 64;
 
   private Path modelPath;
+  private String architecture;
   private Path tokenizerPath;
   private int blockSize = DEFAULT_BLOCK_SIZE;
   private long kvCacheBytes = DEFAULT_KV_CACHE_BYTES;
@@ -28,9 +29,22 @@ public final class EngineOptions {
     return modelPath;
   }
 
-  /** The llama2.c checkpoint. Required. */
+  /** The model: a checkpoint file or directory, as its architecture reads it. Required. */
   public EngineOptions modelPath(Path value) {
     this.modelPath = value;
+    return this;
+  }
+
+  public String architecture() {
+    return architecture;
+  }
+
+  /**
+   * The name of the {@link io.duet.engine.spi.Architecture} to run the model with; null (the
+   * default) picks the one that recognizes the model file.
+   */
+  public EngineOptions architecture(String value) {
+    this.architecture = value;
     return this;
   }
 
@@ -48,7 +62,10 @@ public final class EngineOptions {
     return tokenizerPath;
   }
 
-  /** A llama2.c {@code tokenizer.bin}; without one the engine works on token ids only. */
+  /**
+   * The tokenizer file, in the format of the model's architecture (a llama2.c
+   * {@code tokenizer.bin}); without one the engine works on token ids only.
+   */
   public EngineOptions tokenizerPath(Path value) {
     this.tokenizerPath = value;
     return this;
@@ -146,8 +163,8 @@ public final class EngineOptions {
 
   @Override
   public String toString() {
-    return "EngineOptions{model=" + modelPath + ", tokenizer=" + tokenizerPath + ", blockSize="
-        + blockSize + ", kvCacheBytes=" + kvCacheBytes + ", kvBlocks=" + kvBlocks
+    return "EngineOptions{model=" + modelPath + ", architecture=" + architecture + ", tokenizer="
+        + tokenizerPath + ", blockSize=" + blockSize + ", kvCacheBytes=" + kvCacheBytes + ", kvBlocks=" + kvBlocks
         + ", maxBatchTokens=" + maxBatchTokens + ", maxSequences=" + maxSequences + ", threads="
         + threads + ", sharedCores=" + sharedCores + "}";
   }

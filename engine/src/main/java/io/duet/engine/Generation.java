@@ -7,8 +7,8 @@ import java.util.Arrays;
  * logits, and turns each token into a text delta while watching for every way to stop (EOS or
  * a stop token, a stop string, {@code maxTokens}, a full context).
  *
- * <p>llama2.c models end a text with BOS (run.c stops on it) as often as with EOS, so both end a
- * generation unless {@link SamplingParams#ignoreEos()} is set.
+ * <p>The model's end tokens ({@link ModelInfo#endTokens()}) end a generation unless
+ * {@link SamplingParams#ignoreEos()} is set.
  */
 public final class Generation {
 
@@ -87,7 +87,7 @@ public final class Generation {
   }
 
   private boolean isStopToken(int token) {
-    if (!params.ignoreEos() && (token == Tokenizer.EOS || token == Tokenizer.BOS)) {
+    if (!params.ignoreEos() && engine.info().isEndToken(token)) {
       return true;
     }
     return params.stopTokenIds().contains(token);

@@ -73,7 +73,7 @@ public final class OfflineGenerator {
     }
 
     List<Completion> toEnd() {
-      int vocab = engine.config().vocabSize();
+      int vocab = engine.info().vocabSize();
       int totalBlocks = engine.kvStats().totalBlocks();
       int next = 0;
       try {

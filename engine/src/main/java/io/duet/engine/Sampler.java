@@ -59,7 +59,8 @@ public final class Sampler {
     return topP ? sampleTopP(logits, params.topP(), coin) : sampleMultinomial(logits, coin);
   }
 
-  static int argmax(float[] values) {
+  /** The index of the largest value (the first one on ties): greedy decoding. */
+  public static int argmax(float[] values) {
     int best = 0;
     for (int i = 1; i < values.length; i++) {
       if (values[i] > values[best]) {

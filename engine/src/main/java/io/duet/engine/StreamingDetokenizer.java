@@ -32,11 +32,6 @@ public final class StreamingDetokenizer {
   private CharBuffer chars = CharBuffer.allocate(64);
   private int prevToken;
 
-  /** A detokenizer for a sequence that starts after BOS, as every encoded prompt does. */
-  public StreamingDetokenizer(Tokenizer tokenizer) {
-    this(tokenizer, Tokenizer.BOS);
-  }
-
   /**
    * A detokenizer whose first token follows {@code prevToken}; it matters because a piece that
    * follows BOS loses its leading space.

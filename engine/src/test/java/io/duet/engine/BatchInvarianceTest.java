@@ -20,7 +20,7 @@ class BatchInvarianceTest {
     try (Engine solo = Engines.aidreams(); Engine batched = Engines.aidreams()) {
       List<int[]> prompts = new ArrayList<>();
       for (String text : PROMPTS) {
-        prompts.add(solo.tokenizer().encode(text, true, false));
+        prompts.add(solo.tokenizer().encode(text, true));
       }
       SamplingParams params = SamplingParams.greedy(80).withIgnoreEos(true);
       List<OfflineGenerator.Completion> together =
@@ -40,7 +40,7 @@ class BatchInvarianceTest {
       List<int[]> prompts = new ArrayList<>();
       for (int i = 0; i < 8; i++) {
         int[] prompt = new int[5 + 9 * i];
-        prompt[0] = Tokenizer.BOS;
+        prompt[0] = Engines.BOS;
         for (int j = 1; j < prompt.length; j++) {
           prompt[j] = 3 + random.nextInt(509);
         }

@@ -70,12 +70,12 @@ class ContinuousBatchTest {
   }
 
   private static int[] prompt(Engine engine, String text) {
-    return engine.tokenizer().encode(text, true, false);
+    return engine.tokenizer().encode(text, true);
   }
 
   private static Generation generation(Engine engine, int[] prompt, SamplingParams params) {
     return new Generation(engine, engine.allocate(prompt), params,
-        new Sampler(params, engine.config().vocabSize()));
+        new Sampler(params, engine.info().vocabSize()));
   }
 
   private Generation generation(String text) {
@@ -130,7 +130,7 @@ class ContinuousBatchTest {
     Generation generation = generation(engine, prompt(engine, "The robot"),
         SamplingParams.greedy(24));
 
-    batch.join("eos", generation, Tokenizer.EOS);
+    batch.join("eos", generation, Engines.EOS);
 
     assertTrue(batch.isEmpty());
     assertEquals(FinishReason.STOP, reports.deltas.get("eos").get(0).finish());
@@ -150,8 +150,8 @@ class ContinuousBatchTest {
         first[i] = 10 + i;
         second[i] = 100 + i;
       }
-      first[0] = Tokenizer.BOS;
-      second[0] = Tokenizer.BOS;
+      first[0] = Engines.BOS;
+      second[0] = Engines.BOS;
       SamplingParams params = SamplingParams.greedy(8).withIgnoreEos(true);
       ContinuousBatch<String> smallBatch = new ContinuousBatch<>(small, reports);
       smallBatch.join("first", generation(small, first, params));

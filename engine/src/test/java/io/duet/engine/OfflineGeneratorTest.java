@@ -22,7 +22,7 @@ class OfflineGeneratorTest {
     List<int[]> prompts = new ArrayList<>();
     for (int p = 0; p < count; p++) {
       int[] prompt = new int[length];
-      prompt[0] = Tokenizer.BOS;
+      prompt[0] = Engines.BOS;
       for (int i = 1; i < length; i++) {
         prompt[i] = 10 + 50 * p + i;
       }

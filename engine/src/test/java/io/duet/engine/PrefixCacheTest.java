@@ -16,8 +16,8 @@ class PrefixCacheTest {
   @Test
   void sharedPrefixIsReusedAndTheOutputIsUnchanged() {
     try (Engine warm = Engines.aidreams(); Engine cold = Engines.aidreams()) {
-      int[] first = warm.tokenizer().encode(SHARED + " hidden patterns.", true, false);
-      int[] second = warm.tokenizer().encode(SHARED + " a robot's dream", true, false);
+      int[] first = warm.tokenizer().encode(SHARED + " hidden patterns.", true);
+      int[] second = warm.tokenizer().encode(SHARED + " a robot's dream", true);
       SamplingParams params = SamplingParams.greedy(40).withIgnoreEos(true);
       int blockSize = warm.options().blockSize();
       int common = commonPrefix(first, second);
@@ -44,7 +44,7 @@ class PrefixCacheTest {
   @Test
   void identicalPromptKeepsItsLastTokenToCompute() {
     try (Engine engine = Engines.aidreams()) {
-      int[] prompt = engine.tokenizer().encode(SHARED, true, false);
+      int[] prompt = engine.tokenizer().encode(SHARED, true);
       int[] exactBlocks = Arrays.copyOf(prompt, 2 * engine.options().blockSize());
       SamplingParams params = SamplingParams.greedy(5).withIgnoreEos(true);
       int[] expected = new OfflineGenerator(engine, 1).generate(exactBlocks, params).outputTokens();
@@ -69,7 +69,7 @@ class PrefixCacheTest {
   @Test
   void warmUpLongerThanOneSequenceRunsEveryStepOverSeveralSequences() {
     try (Engine engine = Engines.aidreams()) {
-      int steps = 3 * engine.config().seqLen();
+      int steps = 3 * engine.info().contextLength();
       engine.warmUp(steps);
       assertTrue(engine.computedTokens() >= steps, "ran " + engine.computedTokens() + " tokens");
       assertEquals(0, engine.kvStats().usedBlocks());

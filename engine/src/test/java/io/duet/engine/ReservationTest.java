@@ -16,7 +16,7 @@ class ReservationTest {
     try (Engine engine = Engines.aidreams()) {
       int[] prompt = new int[promptTokens];
       Arrays.fill(prompt, 5);
-      prompt[0] = Tokenizer.BOS;
+      prompt[0] = Engines.BOS;
       Sequence sequence = Engines.generateAlone(engine, prompt,
           SamplingParams.greedy(maxTokens).withIgnoreEos(true)).sequence();
       assertEquals(engine.blocksForGeneration(promptTokens, maxTokens), sequence.blockCount());
@@ -27,7 +27,7 @@ class ReservationTest {
   @Test
   void theModelsContextCapsTheReservation() {
     try (Engine engine = Engines.aidreams()) {
-      int seqLen = engine.config().seqLen();
+      int seqLen = engine.info().contextLength();
       assertEquals(seqLen / engine.options().blockSize(), engine.blocksForGeneration(100, 1000));
     }
   }

@@ -4,8 +4,6 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import java.io.ByteArrayInputStream;
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.util.List;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -21,21 +19,19 @@ class SplitEquivalenceTest {
   @ValueSource(floats = {0f, 0.9f})
   void prefillHereDecodeThereGivesTheSameTokens(float temperature) throws IOException {
     try (Engine a = Engines.aidreams(); Engine b = Engines.aidreams()) {
-      int[] prompt = a.tokenizer().encode("In the quiet lab, a robot dreams of", true, false);
+      int[] prompt = a.tokenizer().encode("In the quiet lab, a robot dreams of", true);
       SamplingParams params = SamplingParams.greedy(60).withTemperature(temperature)
           .withTopP(0.9f).withSeed(1234).withIgnoreEos(true);
-      int vocab = a.config().vocabSize();
+      int vocab = a.info().vocabSize();
       int[] expected = new OfflineGenerator(a, 1).generate(prompt, params).outputTokens();
 
       Sequence prefilled = a.allocate(prompt);
       a.step(List.of(prefilled));
       Sampler prefillSampler = new Sampler(params, vocab);
       int first = prefillSampler.sample(prefilled.logits());
-      ByteArrayOutputStream wire = new ByteArrayOutputStream();
-      a.exportKv(prefilled).writeTo(wire);
+      Sequence decoding = Engines.transfer(a, prefilled, b);
       a.release(prefilled);
 
-      Sequence decoding = b.importKv(new ByteArrayInputStream(wire.toByteArray()));
       assertEquals(prompt.length, decoding.computedTokens());
       Generation generation = new Generation(b, decoding, params,
           new Sampler(params, prefillSampler.state(), vocab));

@@ -2,6 +2,7 @@ package io.duet.engine;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
+import io.duet.engine.llama.Llama2cTokenizer;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -17,7 +18,7 @@ class StreamingDetokenizerTest {
 
   @BeforeAll
   static void loadTokenizer() throws IOException {
-    llama = Tokenizer.load(TestFiles.shared("models/tokenizer.bin"), 32000);
+    llama = Llama2cTokenizer.load(TestFiles.shared("models/tokenizer.bin"), 32000);
   }
 
   /** Llama 2 byte-fallback token for raw byte b. */
@@ -27,7 +28,7 @@ class StreamingDetokenizerTest {
 
   @Test
   void holdsTwoByteCharacterUntilComplete() {
-    StreamingDetokenizer detokenizer = new StreamingDetokenizer(llama);
+    StreamingDetokenizer detokenizer = new StreamingDetokenizer(llama, Engines.BOS);
     assertEquals("", detokenizer.accept(byteToken(0xC3)));
     assertEquals("é", detokenizer.accept(byteToken(0xA9)));
     assertEquals("", detokenizer.flush());
@@ -35,7 +36,7 @@ class StreamingDetokenizerTest {
 
   @Test
   void holdsFourByteEmojiUntilComplete() {
-    StreamingDetokenizer detokenizer = new StreamingDetokenizer(llama);
+    StreamingDetokenizer detokenizer = new StreamingDetokenizer(llama, Engines.BOS);
     assertEquals("", detokenizer.accept(byteToken(0xF0)));
     assertEquals("", detokenizer.accept(byteToken(0x9F)));
     assertEquals("", detokenizer.accept(byteToken(0x98)));
@@ -53,7 +54,7 @@ class StreamingDetokenizerTest {
 
   @Test
   void stripsLeadingSpaceOfFirstTokenAfterBos() {
-    StreamingDetokenizer detokenizer = new StreamingDetokenizer(llama);
+    StreamingDetokenizer detokenizer = new StreamingDetokenizer(llama, Engines.BOS);
     assertEquals("Once", detokenizer.accept(9038));
     assertEquals(" upon", detokenizer.accept(2501));
   }
@@ -66,7 +67,7 @@ class StreamingDetokenizerTest {
 
   @Test
   void replacesInvalidBytesAsSoonAsTheyAreKnownInvalid() {
-    StreamingDetokenizer detokenizer = new StreamingDetokenizer(llama);
+    StreamingDetokenizer detokenizer = new StreamingDetokenizer(llama, Engines.BOS);
     assertEquals("\uFFFD", detokenizer.accept(byteToken(0x80)));
     assertEquals("", detokenizer.accept(byteToken(0xC3)));
     assertEquals("\uFFFDa", detokenizer.accept(byteToken('a')));
@@ -75,7 +76,7 @@ class StreamingDetokenizerTest {
 
   @Test
   void flushReplacesAnIncompleteTail() {
-    StreamingDetokenizer detokenizer = new StreamingDetokenizer(llama);
+    StreamingDetokenizer detokenizer = new StreamingDetokenizer(llama, Engines.BOS);
     assertEquals("", detokenizer.accept(byteToken(0xE4)));
     assertEquals("", detokenizer.accept(byteToken(0xBD)));
     assertEquals("\uFFFD", detokenizer.flush());
@@ -86,7 +87,7 @@ class StreamingDetokenizerTest {
   void streamedTextEqualsDecodingAllBytesAtOnce() {
     Random random = new Random(42);
     for (int round = 0; round < 200; round++) {
-      int prev = random.nextBoolean() ? Tokenizer.BOS : 500;
+      int prev = random.nextBoolean() ? Engines.BOS : 500;
       StreamingDetokenizer detokenizer = new StreamingDetokenizer(llama, prev);
       ByteArrayOutputStream allBytes = new ByteArrayOutputStream();
       StringBuilder streamed = new StringBuilder();
@@ -110,11 +111,11 @@ class StreamingDetokenizerTest {
 
   @Test
   void streamsTheAidreamsGreedyTextExactly() throws IOException {
-    Tokenizer aidreams = Tokenizer.load(TestFiles.shared("models/aidreams260K.tok512.bin"), 512);
+    Tokenizer aidreams = Llama2cTokenizer.load(TestFiles.shared("models/aidreams260K.tok512.bin"), 512);
     Path greedy = TestFiles.shared("models/aidreams260K.greedy.txt");
     String text = Files.readString(greedy, StandardCharsets.UTF_8);
-    int[] tokens = aidreams.encode(text, true, false);
-    StreamingDetokenizer detokenizer = new StreamingDetokenizer(aidreams);
+    int[] tokens = aidreams.encode(text, true);
+    StreamingDetokenizer detokenizer = new StreamingDetokenizer(aidreams, Engines.BOS);
     StringBuilder streamed = new StringBuilder();
     for (int i = 1; i < tokens.length; i++) {
       streamed.append(detokenizer.accept(tokens[i]));

@@ -5,7 +5,6 @@ import io.duet.contract.ServiceException;
 import io.duet.contract.KvHandle;
 import io.duet.engine.Engine;
 import io.duet.engine.KvCacheFullException;
-import io.duet.engine.KvImport;
 import io.duet.engine.KvTransferException;
 import io.duet.engine.Sequence;
 import io.vertx.core.Future;
@@ -185,7 +184,7 @@ public final class KvPuller {
               broken("a second KV header in one transfer");
               return;
             }
-            transfer.kvImport = engine.beginImport(frame.payload().getBytes());
+            transfer.kvImport = KvStreamReader.begin(engine, frame.payload().getBytes());
           }
           // in place: the frame's payload is still the network's buffers
           case CHUNK -> transfer.kvImport().acceptChunk(frame.payloadBuffers());
@@ -244,7 +243,7 @@ public final class KvPuller {
     final KvHandle handle;
     final Promise<Sequence> promise = Promise.promise();
     Connection connection;
-    KvImport kvImport;
+    KvStreamReader kvImport;
     long timer;
     boolean done;
 
@@ -252,7 +251,7 @@ public final class KvPuller {
       this.handle = handle;
     }
 
-    KvImport kvImport() {
+    KvStreamReader kvImport() {
       if (kvImport == null) {
         throw new IllegalStateException("KV chunk before the KV header");
       }

@@ -1,6 +1,5 @@
 package io.duet.kv;
 
-import io.duet.engine.KvExport;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.vertx.core.Future;
@@ -155,7 +154,7 @@ public final class KvTransferServer {
     }
 
     private void sendChunks(int from) {
-      KvExport export = sending.export();
+      KvStreamWriter export = sending.export();
       int chunk = from;
       while (chunk < export.chunkCount()) {
         if (!sending.isLive()) {

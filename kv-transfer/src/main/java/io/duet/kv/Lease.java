@@ -1,6 +1,5 @@
 package io.duet.kv;
 
-import io.duet.engine.KvExport;
 import io.duet.engine.Sequence;
 
 /**
@@ -13,13 +12,13 @@ final class Lease {
   final String transferId;
   final String requestId;
   final Sequence sequence;
-  final KvExport export;
+  final KvStreamWriter export;
   long expiresAtMillis;
   long timerId;
   private int pulls;
   private boolean ended;
 
-  Lease(String transferId, String requestId, Sequence sequence, KvExport export) {
+  Lease(String transferId, String requestId, Sequence sequence, KvStreamWriter export) {
     this.transferId = transferId;
     this.requestId = requestId;
     this.sequence = sequence;

@@ -1,7 +1,6 @@
 package io.duet.kv;
 
 import io.duet.engine.Engine;
-import io.duet.engine.KvExport;
 import io.duet.engine.Sequence;
 import io.vertx.core.Vertx;
 import java.security.SecureRandom;
@@ -45,7 +44,8 @@ public final class LeaseTable {
     byte[] id = new byte[16];
     random.nextBytes(id);
     String transferId = Base64.getUrlEncoder().withoutPadding().encodeToString(id);
-    Lease lease = new Lease(transferId, requestId, sequence, engine.exportKv(sequence));
+    Lease lease = new Lease(transferId, requestId, sequence,
+        new KvStreamWriter(engine.exportKv(sequence)));
     byTransfer.put(transferId, lease);
     transferByRequest.put(requestId, transferId);
     schedule(lease);
@@ -94,7 +94,7 @@ public final class LeaseTable {
       this.lease = lease;
     }
 
-    public KvExport export() {
+    public KvStreamWriter export() {
       return lease.export;
     }
 

@@ -71,7 +71,7 @@ class KvTransferServerTest {
         .threads(1));
     leases = new LeaseTable(vertx, engine, 30_000, () -> { });
     Sequence probe = prefill();
-    wholePullBytes = engine.exportKv(probe).totalBytes()
+    wholePullBytes = new KvStreamWriter(engine.exportKv(probe)).totalBytes()
         + (BLOCKS + 2L) * (KvFrame.HEAD_BYTES + KvFrame.CRC_BYTES);
     engine.release(probe);
     server = new KvTransferServer(vertx, leases, metrics);

@@ -133,7 +133,7 @@ public final class PrefillVerticle extends WorkerVerticle {
     if (tokenizer == null) {
       throw new IllegalArgumentException("this instance has no tokenizer; send token ids");
     }
-    return tokenizer.encode(request.prompt() == null ? "" : request.prompt(), true, false);
+    return tokenizer.encode(request.prompt() == null ? "" : request.prompt(), true);
   }
 
   private PrefillResult toResult(String requestId, PrefillScheduler.Outcome outcome) {

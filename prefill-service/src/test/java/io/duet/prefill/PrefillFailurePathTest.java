@@ -13,6 +13,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.duet.kv.KvFrameClient;
+import io.duet.kv.KvStreamReader;
 import io.duet.contract.Addresses;
 import io.duet.contract.Cancel;
 import io.duet.contract.Failure;
@@ -22,7 +23,6 @@ import io.duet.contract.PrefillResult;
 import io.duet.contract.SamplingSpec;
 import io.duet.kv.KvFrame;
 import io.duet.engine.Engine;
-import io.duet.engine.KvImport;
 import io.duet.engine.Sampler;
 import io.duet.engine.SamplingParams;
 import io.duet.engine.Sequence;
@@ -39,6 +39,7 @@ import io.vertx.core.eventbus.ReplyFailure;
 import io.vertx.core.json.JsonObject;
 import io.vertx.core.net.NetClient;
 import io.vertx.core.net.NetClientOptions;
+import java.nio.ByteBuffer;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -148,10 +149,10 @@ class PrefillFailurePathTest {
   void prefillAnswersFirstTokenPromptCountAndAHandleOfTheEnginesLayout() throws Exception {
     deploy(LONG_LEASE, 64, 64);
     Engine reference = engines.open(64);
-    int[] prompt = reference.tokenizer().encode(PROMPT, true, false);
+    int[] prompt = reference.tokenizer().encode(PROMPT, true);
     Sequence seq = reference.allocate(prompt);
     reference.step(List.of(seq));
-    int expectedFirst = new Sampler(SamplingParams.greedy(16), reference.config().vocabSize())
+    int expectedFirst = new Sampler(SamplingParams.greedy(16), reference.info().vocabSize())
         .sample(seq.logits());
     reference.release(seq);
 
@@ -260,10 +261,10 @@ class PrefillFailurePathTest {
       // the same connection serves a valid pull next
       KvFrameClient.Pulled pulled = client.pull(result.kv().transferId());
       assertEquals(result.kv().blockCount(), pulled.chunks().size());
-      KvImport kvImport = receiver.beginImport(pulled.header());
+      KvStreamReader kvImport = KvStreamReader.begin(receiver, pulled.header());
       assertEquals(result.promptTokens(), kvImport.tokenCount());
       for (byte[] chunk : pulled.chunks()) {
-        kvImport.acceptChunk(chunk);
+        kvImport.acceptChunk(ByteBuffer.wrap(chunk));
       }
       Sequence imported = kvImport.finish();
       assertEquals(result.promptTokens(), imported.length());

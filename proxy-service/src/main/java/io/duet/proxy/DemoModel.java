@@ -1,14 +1,13 @@
 package io.duet.proxy;
 
-import java.io.BufferedOutputStream;
-import java.io.DataOutputStream;
+import io.duet.engine.llama.Llama2cCheckpoint;
+import io.duet.engine.llama.Llama2cTokenizer;
+import io.duet.engine.llama.LlamaConfig;
 import java.io.IOException;
-import java.io.OutputStream;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Random;
 
 /**
@@ -30,8 +29,9 @@ public final class DemoModel {
   private static final int SEQ_LEN = 512;
   private static final int FIRST_CHAR = 0x20;
   private static final int LAST_CHAR = 0x7E;
-  /** unk, BOS, EOS, 256 byte tokens, then the printable ASCII characters. */
-  private static final int VOCAB = 3 + 256 + (LAST_CHAR - FIRST_CHAR + 1);
+  /** unk, BOS, EOS and 256 byte tokens come before the printable ASCII characters. */
+  private static final int PRINTABLE_TOKENS = 3 + 256;
+  private static final int VOCAB = PRINTABLE_TOKENS + (LAST_CHAR - FIRST_CHAR + 1);
 
   /** The written files. */
   public record Written(Path model, Path tokenizer) {
@@ -50,81 +50,38 @@ public final class DemoModel {
   }
 
   private static void writeModel(Path path, Random random) throws IOException {
-    try (OutputStream file = Files.newOutputStream(path);
-        DataOutputStream out = new DataOutputStream(new BufferedOutputStream(file, 1 << 16))) {
-      // A negative vocab size marks an unshared classifier (see below).
-      for (int v : new int[] {DIM, HIDDEN, LAYERS, HEADS, HEADS, -VOCAB, SEQ_LEN}) {
-        out.write(le(v));
-      }
-      floats(out, random, VOCAB * DIM, DIM);
-      ones(out, LAYERS * DIM);
-      floats(out, random, 4 * LAYERS * DIM * DIM, DIM);
-      ones(out, LAYERS * DIM);
-      floats(out, random, LAYERS * HIDDEN * DIM, DIM);
-      floats(out, random, LAYERS * DIM * HIDDEN, HIDDEN);
-      floats(out, random, LAYERS * HIDDEN * DIM, DIM);
-      ones(out, DIM);
-      zeros(out, SEQ_LEN * (DIM / HEADS));
-      // Classifier: only printable characters get logits, and large ones (a spread of several
-      // units), so that sampling almost never leaves them and the noise stays readable.
-      for (int token = 0; token < VOCAB; token++) {
-        if (token >= 259) {
-          uniform(out, random, DIM, 1.5f);
-        } else {
-          zeros(out, DIM);
-        }
-      }
-    }
+    Llama2cCheckpoint.TensorValues weights = Llama2cCheckpoint.randomWeights(random);
+    Llama2cCheckpoint.write(path, new LlamaConfig(DIM, HIDDEN, LAYERS, HEADS, HEADS, VOCAB,
+        SEQ_LEN, false), (tensor, out) -> {
+          if (tensor.name().equals("wcls")) {
+            // Only printable characters get logits, and large ones (a spread of several units),
+            // so that sampling almost never leaves them and the noise stays readable.
+            for (int token = 0; token < VOCAB; token++) {
+              for (int i = 0; i < DIM; i++) {
+                out.putFloat(token >= PRINTABLE_TOKENS ? (random.nextFloat() * 2 - 1) * 1.5f : 0f);
+              }
+            }
+          } else {
+            weights.write(tensor, out);
+          }
+        });
   }
 
   private static void writeTokenizer(Path path) throws IOException {
-    try (OutputStream file = Files.newOutputStream(path);
-        DataOutputStream out = new DataOutputStream(new BufferedOutputStream(file))) {
-      out.write(le(8));
-      piece(out, "<unk>");
-      piece(out, "\n<s>\n");
-      piece(out, "\n</s>\n");
-      for (int b = 0; b < 256; b++) {
-        piece(out, String.format("<0x%02X>", b));
-      }
-      for (int c = FIRST_CHAR; c <= LAST_CHAR; c++) {
-        piece(out, String.valueOf((char) c));
-      }
+    List<byte[]> pieces = new ArrayList<>();
+    pieces.add(utf8("<unk>"));
+    pieces.add(utf8("\n<s>\n"));
+    pieces.add(utf8("\n</s>\n"));
+    for (int b = 0; b < 256; b++) {
+      pieces.add(utf8(String.format("<0x%02X>", b)));
     }
-  }
-
-  private static void piece(DataOutputStream out, String text) throws IOException {
-    byte[] bytes = text.getBytes(StandardCharsets.UTF_8);
-    out.write(le(Float.floatToIntBits(0f)));
-    out.write(le(bytes.length));
-    out.write(bytes);
-  }
-
-  private static void floats(DataOutputStream out, Random random, int count, int fanIn)
-      throws IOException {
-    uniform(out, random, count, (float) (0.5 / Math.sqrt(fanIn)));
-  }
-
-  private static void uniform(DataOutputStream out, Random random, int count, float bound)
-      throws IOException {
-    ByteBuffer buffer = ByteBuffer.allocate(4 * count).order(ByteOrder.LITTLE_ENDIAN);
-    for (int i = 0; i < count; i++) {
-      buffer.putFloat((random.nextFloat() * 2 - 1) * bound);
+    for (int c = FIRST_CHAR; c <= LAST_CHAR; c++) {
+      pieces.add(utf8(String.valueOf((char) c)));
     }
-    out.write(buffer.array());
+    Llama2cTokenizer.write(path, pieces, new float[pieces.size()]);
   }
 
-  private static void ones(DataOutputStream out, int count) throws IOException {
-    for (int i = 0; i < count; i++) {
-      out.write(le(Float.floatToIntBits(1f)));
-    }
-  }
-
-  private static void zeros(DataOutputStream out, int count) throws IOException {
-    out.write(new byte[4 * count]);
-  }
-
-  private static byte[] le(int value) {
-    return ByteBuffer.allocate(4).order(ByteOrder.LITTLE_ENDIAN).putInt(value).array();
+  private static byte[] utf8(String text) {
+    return text.getBytes(StandardCharsets.UTF_8);
   }
 }

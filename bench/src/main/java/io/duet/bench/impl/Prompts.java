@@ -1,6 +1,7 @@
 package io.duet.bench.impl;
 
 import io.duet.engine.Tokenizer;
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
@@ -18,10 +19,10 @@ public final class Prompts {
   private Prompts() {
   }
 
-  /** Random token ids for the token-id paths: BOS then ids in [3, vocab). */
-  public static int[] randomTokens(Random random, int length, int vocabSize) {
+  /** Random token ids for the token-id paths: {@code bos} then ids in [3, vocab). */
+  public static int[] randomTokens(Random random, int length, int vocabSize, int bos) {
     int[] tokens = new int[length];
-    tokens[0] = Tokenizer.BOS;
+    tokens[0] = bos;
     for (int i = 1; i < length; i++) {
       tokens[i] = 3 + random.nextInt(vocabSize - 3);
     }
@@ -42,7 +43,8 @@ public final class Prompts {
   private static List<String> letterPieces(Tokenizer tokenizer) {
     List<String> pieces = new ArrayList<>();
     for (int id = 3; id < tokenizer.vocabSize(); id++) {
-      String piece = tokenizer.piece(id);
+      // the piece as it reads in the middle of a text (not right after BOS)
+      String piece = new String(tokenizer.decode(id, id), StandardCharsets.UTF_8);
       String word = piece.startsWith(" ") ? piece.substring(1) : piece;
       if (!word.isEmpty() && word.chars().allMatch(c -> c < 128 && Character.isLetter(c))) {
         pieces.add(piece);
@@ -64,14 +66,14 @@ public final class Prompts {
       for (int add = Math.max(1, target - length); add > 0; add--) {
         chosen.add(pieces.get(random.nextInt(pieces.size())));
       }
-      length = tokenizer.encode(String.join("", chosen), true, false).length;
+      length = tokenizer.encode(String.join("", chosen), true).length;
       if (length >= target) {
         break;
       }
     }
     while (length > target && chosen.size() > 1) {
       chosen.remove(chosen.size() - 1);
-      length = tokenizer.encode(String.join("", chosen), true, false).length;
+      length = tokenizer.encode(String.join("", chosen), true).length;
     }
     return String.join("", chosen);
   }

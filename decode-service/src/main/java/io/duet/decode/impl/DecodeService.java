@@ -173,7 +173,7 @@ public final class DecodeService implements DecodeScheduler.Listener {
           (System.nanoTime() - pullStart) / 1000);
       Sequence sequence = result.result();
       Sampler sampler = new Sampler(request.params, request.wire.samplerState(),
-          engine.config().vocabSize());
+          engine.info().vocabSize());
       Generation generation = new Generation(engine, sequence, request.params, sampler);
       scheduler.join(new DecodeScheduler.Admission(request.wire.requestId(), generation,
           request.wire.firstToken()));

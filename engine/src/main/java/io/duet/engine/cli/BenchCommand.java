@@ -1,14 +1,18 @@
 package io.duet.engine.cli;
 
+import io.duet.engine.ByteChain;
+import io.duet.engine.ContinuousBatch;
 import io.duet.engine.Engine;
+import io.duet.engine.EngineDescription;
 import io.duet.engine.EngineOptions;
-import io.duet.engine.KvExport;
+import io.duet.engine.Generation;
+import io.duet.engine.KvImport;
+import io.duet.engine.KvSnapshot;
+import io.duet.engine.Sampler;
+import io.duet.engine.SamplingParams;
 import io.duet.engine.Sequence;
-import java.io.ByteArrayInputStream;
-import java.io.ByteArrayOutputStream;
-import java.io.InputStream;
 import java.lang.management.ManagementFactory;
-import java.util.ArrayList;
+import java.nio.ByteBuffer;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
@@ -50,7 +54,8 @@ final class BenchCommand implements Callable<Integer> {
   int warmup = 1024;
 
   private final Random random = new Random(42);
-  private final ReusableBytes transferBytes = new ReusableBytes();
+  /** Holds one KV block; one buffer for every run, so the figure is not the allocator's. */
+  private ByteBuffer transferBuffer;
 
   @Override
   public Integer call() throws Exception {
@@ -59,12 +64,14 @@ final class BenchCommand implements Callable<Integer> {
     long heapBefore = usedHeap();
     try (Engine engine = Engine.open(options); Engine peer = Engine.open(options)) {
       long heapWithEngines = usedHeap();
-      int seqLen = engine.config().seqLen();
+      int seqLen = engine.info().contextLength();
       int prompt = Math.min(promptTokens, seqLen - 1);
       int decode = Math.min(decodeTokens, seqLen - 9);
-      System.out.printf("model %s %s%nkernels: %s, threads: %d%nweights: %s%n",
-          engineArguments.model.getFileName(), engine.config(), engine.kernelsDescription(),
-          engine.options().threads(), engine.model().storageDescription());
+      EngineDescription description = engine.description();
+      System.out.printf("model %s%nkernels: %s, threads: %d%nweights: %s%n", description.model(),
+          description.kernels(), engine.options().threads(), description.weights());
+      transferBuffer = ByteBuffer.allocate(Math.toIntExact(
+          engine.layout().bytesPerToken() * engine.options().blockSize()));
       System.err.printf("[bench] warm-up: %d decode steps in %d ms%n", warmup,
           engine.warmUp(warmup));
 
@@ -86,9 +93,8 @@ final class BenchCommand implements Callable<Integer> {
       double kvCache = (double) kv.totalBlocks() * kv.blockSize() * engine.layout().bytesPerToken()
           / 1e6;
       System.out.printf("%-34s %10.1f MB     (per engine: KV cache %.1f MB + %.1f MB of "
-          + "activations and the rest; the %.1f MB model file is mapped, not on the heap)%n",
-          "heap in use", perEngine, kvCache, perEngine - kvCache,
-          engine.model().fileSize() / 1e6);
+          + "activations and the rest; the weights are off the heap)%n",
+          "heap in use", perEngine, kvCache, perEngine - kvCache);
     }
     return 0;
   }
@@ -111,31 +117,49 @@ final class BenchCommand implements Callable<Integer> {
 
   private int[] randomPrompt(Engine engine, int length) {
     int[] tokens = new int[length];
-    tokens[0] = 1;
+    tokens[0] = engine.info().bosToken();
     for (int i = 1; i < length; i++) {
-      tokens[i] = 3 + random.nextInt(engine.config().vocabSize() - 3);
+      tokens[i] = 3 + random.nextInt(engine.info().vocabSize() - 3);
     }
     return tokens;
   }
 
-  /** Tokens per second of {@code sequences} sequences decoding {@code tokens} steps together. */
+  /**
+   * Tokens per second of {@code sequences} sequences decoding {@code tokens} steps together in
+   * one continuous batch, timed from after the step that prefilled their prompts.
+   */
   private double decodeRate(Engine engine, int sequences, int tokens) {
-    List<Sequence> running = new ArrayList<>();
-    for (int i = 0; i < sequences; i++) {
-      running.add(engine.allocate(randomPrompt(engine, 8)));
-    }
-    engine.step(running);
-    long start = System.nanoTime();
-    for (int t = 0; t < tokens; t++) {
-      for (Sequence s : running) {
-        engine.append(s, argmax(s.logits()));
+    SamplingParams params = SamplingParams.greedy(tokens + 1).withIgnoreEos(true);
+    ContinuousBatch<Integer> batch = new ContinuousBatch<>(engine, IGNORE_TOKENS);
+    try {
+      for (int i = 0; i < sequences; i++) {
+        batch.join(i, new Generation(engine, engine.allocate(randomPrompt(engine, 8)), params,
+            new Sampler(params, engine.info().vocabSize())));
       }
-      engine.step(running);
+      batch.step();
+      long start = System.nanoTime();
+      for (int t = 0; t < tokens; t++) {
+        batch.step();
+      }
+      long nanos = System.nanoTime() - start;
+      return (double) sequences * tokens / (nanos / 1e9);
+    } finally {
+      batch.releaseAll();
     }
-    long nanos = System.nanoTime() - start;
-    running.forEach(engine::release);
-    return (double) sequences * tokens / (nanos / 1e9);
   }
+
+  /** The bench only times the batch; what it generates does not matter. */
+  private static final ContinuousBatch.Listener<Integer> IGNORE_TOKENS =
+      new ContinuousBatch.Listener<>() {
+        @Override
+        public void onToken(Integer tag, Generation generation, Generation.Delta delta) {
+        }
+
+        @Override
+        public void onFailure(Integer tag, Generation generation, RuntimeException error) {
+          throw error;
+        }
+      };
 
   private double prefillRate(Engine engine, int length) {
     Sequence s = engine.allocate(randomPrompt(engine, length));
@@ -146,40 +170,30 @@ final class BenchCommand implements Callable<Integer> {
     return length / (nanos / 1e9);
   }
 
-  /** MB/s of serializing a prefilled sequence's KV and importing it into another engine. */
-  private double transferRate(Engine engine, Engine peer, int length) throws Exception {
+  /**
+   * MB/s of copying a prefilled sequence's KV out of one engine and into another, block by
+   * block, through one reused buffer: the engines' part of a KV transfer, without framing,
+   * checksums or the network ({@code bench.jar kv-transfer} measures the whole path).
+   */
+  private double transferRate(Engine engine, Engine peer, int length) {
     Sequence s = engine.allocate(randomPrompt(engine, length));
     engine.step(List.of(s));
-    transferBytes.reset();
     long start = System.nanoTime();
-    KvExport export = engine.exportKv(s);
-    export.writeTo(transferBytes);
-    Sequence imported = peer.importKv(transferBytes.readBack());
+    KvSnapshot snapshot = engine.exportKv(s);
+    KvImport target = peer.beginImport(snapshot.layout(), snapshot.tokens());
+    long bytes = 0;
+    for (int i = 0; i < snapshot.blockCount(); i++) {
+      transferBuffer.clear();
+      snapshot.readBlock(i, transferBuffer);
+      transferBuffer.flip();
+      target.writeBlock(i, ByteChain.of(transferBuffer));
+      bytes += snapshot.payloadBytes(i);
+    }
+    Sequence imported = target.finish();
     long nanos = System.nanoTime() - start;
     engine.release(s);
     peer.release(imported);
-    return transferBytes.size() / 1e6 / (nanos / 1e9);
-  }
-
-  /**
-   * The exported bytes, in one buffer kept from run to run. A fresh multi-megabyte array per run
-   * is a humongous allocation for G1, and those made the figure swing between 100 and 700 MB/s
-   * (1.6-1.9 GB/s with the parallel collector); this measures the engine's copies instead.
-   */
-  private static final class ReusableBytes extends ByteArrayOutputStream {
-    InputStream readBack() {
-      return new ByteArrayInputStream(buf, 0, count);
-    }
-  }
-
-  private static int argmax(float[] values) {
-    int best = 0;
-    for (int i = 1; i < values.length; i++) {
-      if (values[i] > values[best]) {
-        best = i;
-      }
-    }
-    return best;
+    return bytes / 1e6 / (nanos / 1e9);
   }
 
   private static long usedHeap() {

@@ -2,10 +2,12 @@ package io.duet.engine.cli;
 
 import io.duet.engine.Engine;
 import io.duet.engine.EngineOptions;
-import io.duet.engine.Sampler;
+import io.duet.engine.FinishReason;
+import io.duet.engine.Generation;
+import io.duet.engine.OfflineGenerator;
 import io.duet.engine.SamplingParams;
-import io.duet.engine.Sequence;
 import io.duet.engine.Tokenizer;
+import io.duet.engine.llama.Llama2cTokenizer;
 import java.io.PrintStream;
 import java.nio.file.Path;
 import java.util.List;
@@ -72,59 +74,79 @@ final class GenerateCommand implements Callable<Integer> {
 
   private void run(Engine engine, PrintStream out) {
     Tokenizer tok = engine.tokenizer();
-    int seqLen = engine.config().seqLen();
+    int bos = engine.info().bosToken();
+    int seqLen = engine.info().contextLength();
     int limit = steps <= 0 || steps > seqLen ? seqLen : steps;
-    long rngSeed = seed > 0 ? seed : System.currentTimeMillis() / 1000;
-    SamplingParams params = new SamplingParams(temperature, topK, topP, rngSeed, seqLen,
-        List.of(), List.of(), true);
-    int[] promptTokens = tok.encode(prompt, true, false);
+    int[] promptTokens = tok.encode(prompt, true);
     int pos = 0;
     for (; pos < Math.min(limit, promptTokens.length - 1); pos++) {
       print(out, tok.decode(promptTokens[pos], promptTokens[pos + 1]));
     }
     if (pos < limit) {
-      Sequence sequence = engine.allocate(promptTokens);
-      Sampler sampler = new Sampler(params, engine.config().vocabSize());
-      int token = promptTokens[promptTokens.length - 1];
-      long prefillStart = System.nanoTime();
-      engine.step(List.of(sequence));
-      long prefillNanos = System.nanoTime() - prefillStart;
-      long start = 0;
-      int generated = 0;
-      while (pos < limit) {
-        int next = sampler.sample(sequence.logits());
-        pos++;
-        if (next == Tokenizer.BOS) {
-          break;
-        }
-        print(out, tok.decode(token, next));
-        token = next;
-        generated++;
-        if (start == 0) {
-          start = System.nanoTime();
-        }
-        if (pos < limit) {
-          engine.append(sequence, next);
-          engine.step(List.of(sequence));
-        }
-      }
-      long end = System.nanoTime();
+      long rngSeed = seed > 0 ? seed : System.currentTimeMillis() / 1000;
+      // As run.c: the steps count positions, prompt included, and only BOS stops the text.
+      SamplingParams params = new SamplingParams(temperature, topK, topP, rngSeed, limit - pos,
+          List.of(bos), List.of(), true);
+      Printer printer = new Printer(tok, out, promptTokens[promptTokens.length - 1]);
+      new OfflineGenerator(engine, 1).generateAll(List.of(promptTokens), params, printer);
       out.print('\n');
       out.flush();
-      if (generated > 1) {
-        System.err.printf("achieved tok/s: %f%n", (generated - 1) / ((end - start) / 1e9));
-      }
-      System.err.printf("prompt: %d tokens prefilled in %.1f ms%n", promptTokens.length,
-          prefillNanos / 1e6);
-      engine.release(sequence);
+      printer.report(promptTokens.length);
     } else {
       out.print('\n');
       out.flush();
     }
   }
 
+  /** Prints each generated token as it comes and times the prompt and the generation. */
+  private static final class Printer implements OfflineGenerator.Observer {
+    private final Tokenizer tokenizer;
+    private final PrintStream out;
+    private int previous;
+    private long admitted;
+    private long firstToken;
+    private long lastToken;
+    private int generated;
+
+    Printer(Tokenizer tokenizer, PrintStream out, int lastPromptToken) {
+      this.tokenizer = tokenizer;
+      this.out = out;
+      this.previous = lastPromptToken;
+    }
+
+    @Override
+    public void onAdmit(int index) {
+      admitted = System.nanoTime();
+    }
+
+    @Override
+    public void onToken(int index, Generation.Delta delta) {
+      long now = System.nanoTime();
+      if (delta.finish() == FinishReason.STOP) {
+        return; // the stop token is not text
+      }
+      print(out, tokenizer.decode(previous, delta.token()));
+      previous = delta.token();
+      if (generated++ == 0) {
+        firstToken = now;
+      }
+      lastToken = now;
+    }
+
+    void report(int promptLength) {
+      if (generated > 1) {
+        System.err.printf("achieved tok/s: %f%n",
+            (generated - 1) / ((lastToken - firstToken) / 1e9));
+      }
+      if (generated > 0) {
+        System.err.printf("prompt: %d tokens prefilled in %.1f ms%n", promptLength,
+            (firstToken - admitted) / 1e6);
+      }
+    }
+  }
+
   private static void print(PrintStream out, byte[] piece) {
-    if (Tokenizer.isPrintable(piece)) {
+    if (Llama2cTokenizer.isPrintable(piece)) {
       out.write(piece, 0, piece.length);
       out.flush();
     }

@@ -81,7 +81,7 @@ public final class PrefillScheduler extends EngineThread {
 
   /** Queues a job, or fails it at once when the queue is full or the prompt cannot fit. */
   public void enqueue(Job job) {
-    int seqLen = engine.config().seqLen();
+    int seqLen = engine.info().contextLength();
     if (job.prompt.length >= seqLen) {
       job.promise.fail(new ServiceException(Failure.CONTEXT_LENGTH, "the prompt has "
           + job.prompt.length + " tokens; this model's context is " + seqLen
@@ -196,7 +196,7 @@ public final class PrefillScheduler extends EngineThread {
         complete(job, null, new ServiceException(Failure.CANCELLED, "cancelled"));
         continue;
       }
-      Sampler sampler = new Sampler(job.params, engine.config().vocabSize());
+      Sampler sampler = new Sampler(job.params, engine.info().vocabSize());
       int first;
       String transferId;
       try {

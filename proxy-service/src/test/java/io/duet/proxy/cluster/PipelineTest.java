@@ -246,7 +246,7 @@ class PipelineTest {
   }
 
   private String expected(String prompt, int maxTokens) {
-    int[] tokens = reference.tokenizer().encode(prompt, true, false);
+    int[] tokens = reference.tokenizer().encode(prompt, true);
     return new OfflineGenerator(reference, 1).generate(tokens, SamplingParams.greedy(maxTokens)).text();
   }
 
@@ -267,7 +267,7 @@ class PipelineTest {
     assertEquals(expected(prompt, 50), text(events));
     DecodeEvent last = events.get(events.size() - 1);
     assertTrue(last.finishReason() != null, "last event carries a finish reason");
-    assertEquals(reference.tokenizer().encode(prompt, true, false).length, last.promptTokens());
+    assertEquals(reference.tokenizer().encode(prompt, true).length, last.promptTokens());
   }
 
   @Test

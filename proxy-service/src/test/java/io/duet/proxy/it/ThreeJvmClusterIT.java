@@ -492,7 +492,7 @@ class ThreeJvmClusterIT {
   // ------------------------------------------------------------------------------ expectations
 
   private static OfflineGenerator.Completion engineCompletion(String prompt, int maxTokens) {
-    int[] tokens = reference.tokenizer().encode(prompt, true, false);
+    int[] tokens = reference.tokenizer().encode(prompt, true);
     return new OfflineGenerator(reference, 1).generate(tokens, SamplingParams.greedy(maxTokens));
   }
 

@@ -1,0 +1,29 @@
+package io.duet.engine;
+
+import java.nio.ByteBuffer;
+
+/**
+ * A sequence's computed KV as it leaves an engine, block by block. Block {@code i} holds the
+ * sequence's tokens {@code [i * blockSize, i * blockSize + slots(i))}; its payload is, for each
+ * layer, for each {@link KvComponent} of the layout, for each of the component's runs, the
+ * run's values of those slots, little-endian. Valid while the sequence stays allocated and is
+ * not stepped.
+ */
+public interface KvSnapshot {
+
+  KvLayout layout();
+
+  /** The tokens whose KV this is (the sequence's computed tokens). */
+  int[] tokens();
+
+  int blockCount();
+
+  /** Token slots block {@code index} carries: the block size, fewer in the last block. */
+  int slots(int index);
+
+  /** Bytes of block {@code index}'s payload. */
+  int payloadBytes(int index);
+
+  /** Writes block {@code index}'s payload at {@code destination}'s position, advancing it. */
+  void readBlock(int index, ByteBuffer destination);
+}

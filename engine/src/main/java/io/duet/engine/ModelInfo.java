@@ -1,0 +1,28 @@
+package io.duet.engine;
+
+import java.util.List;
+
+/**
+ * What the services need to know of a model, whatever its architecture.
+ *
+ * @param architecture the name of the {@link io.duet.engine.spi.Architecture} that runs it
+ * @param vocabSize tokens in the vocabulary; token ids are in {@code [0, vocabSize)}
+ * @param contextLength positions a sequence may hold, prompt and generated tokens together
+ * @param bosToken the token an encoded prompt starts with
+ * @param endTokens tokens that end a generation unless it ignores them
+ *     ({@link SamplingParams#ignoreEos()})
+ * @param chatTemplate the name of the chat template that renders conversations for this model
+ * @param shape the model's dimensions, for logs (e.g. {@code dim=288 layers=6 heads=6})
+ */
+public record ModelInfo(String architecture, int vocabSize, int contextLength, int bosToken,
+    List<Integer> endTokens, String chatTemplate, String shape) {
+
+  public ModelInfo {
+    endTokens = List.copyOf(endTokens);
+  }
+
+  /** Whether {@code token} ends a generation that does not ignore end tokens. */
+  public boolean isEndToken(int token) {
+    return endTokens.contains(token);
+  }
+}

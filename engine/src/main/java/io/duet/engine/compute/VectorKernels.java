@@ -1,0 +1,231 @@
+package io.duet.engine.compute;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * Kernels on the incubating Vector API with 256-bit float vectors (one vector = {@link #LANES}
+ * canonical partial sums). For one token the matrix product walks the weights one row at a time
+ * (a single sequential stream, which the hardware prefetcher follows best; interleaving rows
+ * measured slower from the mapped file). For several it takes two rows by four tokens at a time,
+ * which turns batched decode and prefill into compute-bound work.
+ *
+ * <p>Only loaded through {@link KernelsProvider}, so a JVM without the incubator module never
+ * links this class.
+ */
+final class VectorKernels implements Kernels {
+
+  private static final VectorSpecies<Float> S = FloatVector.SPECIES_256;
+  /** Rows pulled into cache at a time by batched matmuls: 74 KB of a 288-wide matrix. */
+  private static final int PULL_BLOCK_ROWS = 64;
+  /** Below this many tokens a row pair gets too few tiles for its misses to matter. */
+  private static final int PULL_MIN_TOKENS = 8;
+  /** Where {@link #pullRows}' loads end up, so the compiler keeps them. */
+  @SuppressWarnings("unused")
+  private static float pullSink;
+
+  static boolean supported() {
+    return S.length() == LANES && FloatVector.SPECIES_PREFERRED.length() >= LANES;
+  }
+
+  @Override
+  public String description() {
+    return "Vector API kernels (" + S + ", " + WeightVectors.description() + ")";
+  }
+
+  @Override
+  public void matmul(WeightMatrix w, float[] x, int xStride, int tokens,
+      float[] out, int outOffset, int outStride, int rowFrom, int rowTo) {
+    // The weight loads may be unchecked (see WeightVectors): every row read must be in the matrix.
+    w.checkRowRange(rowFrom, rowTo);
+    Object data = w.vectorView();
+    long base = WeightVectors.base(data);
+    int cols = w.cols();
+    if (tokens == 1) {
+      for (int n = rowFrom; n < rowTo; n++) {
+        out[outOffset + n] = rowDot(data, base, n * cols * Float.BYTES, cols, x, 0);
+      }
+      return;
+    }
+    int n = rowFrom;
+    while (n + 2 <= rowTo) {
+      // Several tiles read each row pair; read from memory, the first of them would wait on
+      // every miss in turn. A block of rows is pulled into cache first, its misses all in flight
+      // at once, and the tiles then work from cache.
+      int blockEnd = Math.min(rowTo, n + PULL_BLOCK_ROWS);
+      if (tokens >= PULL_MIN_TOKENS) {
+        pullRows(data, base, n * cols * Float.BYTES, (blockEnd - n) * cols);
+      }
+      for (; n + 2 <= blockEnd; n += 2) {
+        int rowByte = n * cols * Float.BYTES;
+        int t = 0;
+        for (; t + 4 <= tokens; t += 4) {
+          tile2x4(data, base, rowByte, cols, x, t * xStride, xStride, out,
+              t * outStride + outOffset + n, outStride);
+        }
+        for (; t < tokens; t++) {
+          int o = t * outStride + outOffset + n;
+          out[o] = rowDot(data, base, rowByte, cols, x, t * xStride);
+          out[o + 1] = rowDot(data, base, rowByte + cols * Float.BYTES, cols, x, t * xStride);
+        }
+      }
+    }
+    if (n < rowTo) {
+      // An odd last row: rare (ChunkPlan cuts even chunks), so no tile of its own.
+      for (int t = 0; t < tokens; t++) {
+        out[t * outStride + outOffset + n] =
+            rowDot(data, base, n * cols * Float.BYTES, cols, x, t * xStride);
+      }
+    }
+  }
+
+  /**
+   * Two weight rows against four tokens: eight running sums in registers, and each loaded vector
+   * (of weights or of a token) feeds two or four of them, so batched work is bound by arithmetic
+   * rather than by loads.
+   */
+  private static void tile2x4(Object w, long base, int rowByte, int cols, float[] x, int x0,
+      int xStride, float[] out, int o0, int outStride) {
+    int row1 = rowByte + cols * Float.BYTES;
+    int x1 = x0 + xStride;
+    int x2 = x1 + xStride;
+    int x3 = x2 + xStride;
+    FloatVector a0 = FloatVector.zero(S);
+    FloatVector a1 = FloatVector.zero(S);
+    FloatVector a2 = FloatVector.zero(S);
+    FloatVector a3 = FloatVector.zero(S);
+    FloatVector b0 = FloatVector.zero(S);
+    FloatVector b1 = FloatVector.zero(S);
+    FloatVector b2 = FloatVector.zero(S);
+    FloatVector b3 = FloatVector.zero(S);
+    int bound = S.loopBound(cols);
+    int k = 0;
+    for (; k < bound; k += LANES) {
+      FloatVector wa = WeightVectors.load(S, w, base, rowByte + k * Float.BYTES);
+      FloatVector wb = WeightVectors.load(S, w, base, row1 + k * Float.BYTES);
+      FloatVector xv = FloatVector.fromArray(S, x, x0 + k);
+      a0 = wa.fma(xv, a0);
+      b0 = wb.fma(xv, b0);
+      xv = FloatVector.fromArray(S, x, x1 + k);
+      a1 = wa.fma(xv, a1);
+      b1 = wb.fma(xv, b1);
+      xv = FloatVector.fromArray(S, x, x2 + k);
+      a2 = wa.fma(xv, a2);
+      b2 = wb.fma(xv, b2);
+      xv = FloatVector.fromArray(S, x, x3 + k);
+      a3 = wa.fma(xv, a3);
+      b3 = wb.fma(xv, b3);
+    }
+    if (k < cols) {
+      VectorMask<Float> m = S.indexInRange(k, cols);
+      FloatVector wa = WeightVectors.load(S, w, rowByte + k * Float.BYTES, m);
+      FloatVector wb = WeightVectors.load(S, w, row1 + k * Float.BYTES, m);
+      FloatVector xv = FloatVector.fromArray(S, x, x0 + k, m);
+      a0 = wa.fma(xv, a0);
+      b0 = wb.fma(xv, b0);
+      xv = FloatVector.fromArray(S, x, x1 + k, m);
+      a1 = wa.fma(xv, a1);
+      b1 = wb.fma(xv, b1);
+      xv = FloatVector.fromArray(S, x, x2 + k, m);
+      a2 = wa.fma(xv, a2);
+      b2 = wb.fma(xv, b2);
+      xv = FloatVector.fromArray(S, x, x3 + k, m);
+      a3 = wa.fma(xv, a3);
+      b3 = wb.fma(xv, b3);
+    }
+    out[o0] = sum(a0);
+    out[o0 + 1] = sum(b0);
+    out[o0 + outStride] = sum(a1);
+    out[o0 + outStride + 1] = sum(b1);
+    out[o0 + 2 * outStride] = sum(a2);
+    out[o0 + 2 * outStride + 1] = sum(b2);
+    out[o0 + 3 * outStride] = sum(a3);
+    out[o0 + 3 * outStride + 1] = sum(b3);
+  }
+
+  /**
+   * Loads one vector of every cache line of {@code floats} weights from {@code rowByte}, into
+   * independent sums (a single running sum would make the loads wait on its additions).
+   */
+  private static void pullRows(Object w, long base, int rowByte, int floats) {
+    FloatVector s0 = FloatVector.zero(S);
+    FloatVector s1 = FloatVector.zero(S);
+    FloatVector s2 = FloatVector.zero(S);
+    FloatVector s3 = FloatVector.zero(S);
+    int line = FLOATS_PER_CACHE_LINE * Float.BYTES;
+    int end = rowByte + (floats - LANES) * Float.BYTES;
+    int at = rowByte;
+    for (; at + 3 * line <= end; at += 4 * line) {
+      s0 = s0.add(WeightVectors.load(S, w, base, at));
+      s1 = s1.add(WeightVectors.load(S, w, base, at + line));
+      s2 = s2.add(WeightVectors.load(S, w, base, at + 2 * line));
+      s3 = s3.add(WeightVectors.load(S, w, base, at + 3 * line));
+    }
+    for (; at <= end; at += line) {
+      s0 = s0.add(WeightVectors.load(S, w, base, at));
+    }
+    // Kept where the compiler must assume it is read, so the loads are not dropped as dead.
+    pullSink = s0.add(s1).add(s2).add(s3).lane(0);
+  }
+
+  private static float rowDot(Object w, long base, int rowByte, int cols, float[] x, int x0) {
+    FloatVector acc = FloatVector.zero(S);
+    int bound = S.loopBound(cols);
+    int k = 0;
+    for (; k < bound; k += LANES) {
+      acc = WeightVectors.load(S, w, base, rowByte + k * Float.BYTES)
+          .fma(FloatVector.fromArray(S, x, x0 + k), acc);
+    }
+    if (k < cols) {
+      VectorMask<Float> m = S.indexInRange(k, cols);
+      acc = WeightVectors.load(S, w, rowByte + k * Float.BYTES, m)
+          .fma(FloatVector.fromArray(S, x, x0 + k, m), acc);
+    }
+    return sum(acc);
+  }
+
+  @Override
+  public float dot(float[] a, int aOffset, float[] b, int bOffset, int length) {
+    FloatVector acc = FloatVector.zero(S);
+    int bound = S.loopBound(length);
+    int k = 0;
+    for (; k < bound; k += LANES) {
+      acc = FloatVector.fromArray(S, a, aOffset + k).fma(FloatVector.fromArray(S, b, bOffset + k), acc);
+    }
+    if (k < length) {
+      VectorMask<Float> m = S.indexInRange(k, length);
+      acc = FloatVector.fromArray(S, a, aOffset + k, m).fma(FloatVector.fromArray(S, b, bOffset + k, m), acc);
+    }
+    return sum(acc);
+  }
+
+  /** Each 8-float slice of y stays in a register across all the rows. */
+  @Override
+  public void accumulateRows(float[] weights, int wOffset, float[] rows, int rowsOffset,
+      int rowCount, int length, float[] y, int yOffset) {
+    int bound = S.loopBound(length);
+    int i = 0;
+    for (; i < bound; i += LANES) {
+      FloatVector acc = FloatVector.fromArray(S, y, yOffset + i);
+      for (int r = 0, at = rowsOffset + i; r < rowCount; r++, at += length) {
+        acc = FloatVector.broadcast(S, weights[wOffset + r])
+            .fma(FloatVector.fromArray(S, rows, at), acc);
+      }
+      acc.intoArray(y, yOffset + i);
+    }
+    for (; i < length; i++) {
+      float acc = y[yOffset + i];
+      for (int r = 0; r < rowCount; r++) {
+        acc = Math.fma(weights[wOffset + r], rows[rowsOffset + r * length + i], acc);
+      }
+      y[yOffset + i] = acc;
+    }
+  }
+
+  /** The canonical fixed-order reduction of {@link Kernels#sumLanes}, without leaving registers. */
+  private static float sum(FloatVector v) {
+    return ((v.lane(0) + v.lane(1)) + (v.lane(2) + v.lane(3)))
+        + ((v.lane(4) + v.lane(5)) + (v.lane(6) + v.lane(7)));
+  }
+}

@@ -1,0 +1,449 @@
+package io.duet.engine.impl;
+
+import io.duet.engine.Engine;
+import io.duet.engine.EngineDescription;
+import io.duet.engine.EngineOptions;
+import io.duet.engine.KvCacheFullException;
+import io.duet.engine.KvCacheStats;
+import io.duet.engine.KvImport;
+import io.duet.engine.KvLayout;
+import io.duet.engine.KvSnapshot;
+import io.duet.engine.KvTransferException;
+import io.duet.engine.ModelInfo;
+import io.duet.engine.Sampler;
+import io.duet.engine.Sequence;
+import io.duet.engine.Tokenizer;
+import io.duet.engine.compute.Kernels;
+import io.duet.engine.compute.KernelsProvider;
+import io.duet.engine.compute.WorkerPool;
+import io.duet.engine.spi.ForwardBatch;
+import io.duet.engine.spi.ForwardPass;
+import io.duet.engine.spi.ForwardResources;
+import io.duet.engine.spi.LoadedModel;
+import java.io.IOException;
+import java.util.Arrays;
+import java.util.List;
+import java.util.concurrent.atomic.AtomicLong;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The {@link Engine} of every architecture: a paged KV cache with reference-counted blocks and
+ * prefix caching, sequences, the assembly of batches into forward passes, and KV export and
+ * import. The architecture supplies the model and its forward pass.
+ */
+public final class PagedEngine implements Engine {
+
+  private static final Logger LOG = LoggerFactory.getLogger(PagedEngine.class);
+
+  private final LoadedModel model;
+  private final ModelInfo info;
+  private final EngineOptions options;
+  private final Kernels kernels;
+  private final WorkerPool pool;
+  private final PagedKvStorage storage;
+  private final BlockAllocator allocator;
+  private final ForwardPass forwardPass;
+  private final ForwardBatch batch;
+  private final float[] logits;
+  /** Step scratch: the sequences that get logits from the pass, and their first logits row. */
+  private final PagedSequence[] logitOwners;
+  private final int[] firstLogitRow;
+  private final AtomicLong nextSequenceId = new AtomicLong(1);
+  private volatile KvLayout layout;
+  // Written by the engine thread, read by metrics and tests elsewhere.
+  private volatile long computedTokens;
+
+  private PagedEngine(LoadedModel model, EngineOptions options, Kernels kernels) {
+    this.model = model;
+    this.info = model.info();
+    this.options = options;
+    this.kernels = kernels;
+    int blockSize = options.blockSize();
+    long blockBytes = model.kvLayers() * Float.BYTES
+        * PagedKvStorage.floatsPerBlock(blockSize, model.kvComponents());
+    int blocks = options.kvBlocks() > 0 ? options.kvBlocks()
+        : (int) Math.max(1, Math.min(Integer.MAX_VALUE, options.kvCacheBytes() / blockBytes));
+    this.storage = new PagedKvStorage(model.kvLayers(), blocks, blockSize, model.kvComponents());
+    this.allocator = new BlockAllocator(blocks, blockSize);
+    this.pool = new WorkerPool(options.threads(), "duet-forward", options.sharedCores());
+    int maxRows = options.maxSequences();
+    this.batch = new ForwardBatch(options.maxBatchTokens(), maxRows);
+    this.logits = new float[maxRows * info.vocabSize()];
+    this.logitOwners = new PagedSequence[maxRows];
+    this.firstLogitRow = new int[maxRows];
+    this.forwardPass = model.forwardPass(new ForwardResources(storage, pool, kernels,
+        options.maxBatchTokens(), maxRows));
+  }
+
+  /** Opens the model with its architecture and sizes the KV cache. */
+  public static PagedEngine open(EngineOptions options) throws IOException {
+    if (options.modelPath() == null) {
+      throw new IllegalArgumentException("no model path given");
+    }
+    LoadedModel model = Architectures.find(options).open(options);
+    PagedEngine engine;
+    try {
+      engine = new PagedEngine(model, options, KernelsProvider.best());
+    } catch (RuntimeException | Error e) {
+      model.close();
+      throw e;
+    }
+    LOG.info("engine ready: {} with {} KV blocks of {} tokens, {} threads",
+        engine.description(), engine.allocator.stats().totalBlocks(), options.blockSize(),
+        options.threads());
+    return engine;
+  }
+
+  @Override
+  public ModelInfo info() {
+    return info;
+  }
+
+  @Override
+  public EngineOptions options() {
+    return options;
+  }
+
+  @Override
+  public Tokenizer tokenizer() {
+    return model.tokenizer();
+  }
+
+  @Override
+  public EngineDescription description() {
+    return new EngineDescription(model.description(), model.weightsDescription(),
+        kernels.description());
+  }
+
+  @Override
+  public KvLayout layout() {
+    KvLayout value = layout;
+    if (value == null) {
+      value = new KvLayout(model.contentHash(), model.kvLayers(), model.kvComponents(),
+          options.blockSize());
+      layout = value;
+    }
+    return value;
+  }
+
+  @Override
+  public KvCacheStats kvStats() {
+    return allocator.stats();
+  }
+
+  @Override
+  public long computedTokens() {
+    return computedTokens;
+  }
+
+  @Override
+  public Sequence allocate(int[] prompt) {
+    checkTokens(prompt);
+    int blockSize = options.blockSize();
+    int reusable = (prompt.length - 1) / blockSize;
+    int[] reused = new int[reusable];
+    long[] hashes = new long[reusable];
+    int hits = 0;
+    long hash = 0;
+    while (hits < reusable) {
+      hash = BlockAllocator.chainHash(hash, prompt, hits * blockSize, blockSize);
+      int block = allocator.acquireCached(hash, prompt, hits * blockSize);
+      if (block < 0) {
+        break;
+      }
+      reused[hits] = block;
+      hashes[hits] = hash;
+      hits++;
+    }
+    int needed = (prompt.length + blockSize - 1) / blockSize - hits;
+    int[] fresh;
+    try {
+      fresh = allocator.allocate(needed);
+    } catch (KvCacheFullException e) {
+      for (int i = 0; i < hits; i++) {
+        allocator.release(reused[i]);
+      }
+      throw e;
+    }
+    int[] table = Arrays.copyOf(reused, hits + needed);
+    System.arraycopy(fresh, 0, table, hits, needed);
+    int cached = hits * blockSize;
+    PagedSequence sequence = new PagedSequence(nextSequenceId.getAndIncrement(), prompt, table,
+        cached, cached);
+    for (int i = 0; i < hits; i++) {
+      sequence.recordPublished(i, hashes[i]);
+    }
+    return sequence;
+  }
+
+  private void checkTokens(int[] tokens) {
+    if (tokens.length == 0) {
+      throw new IllegalArgumentException("a sequence needs at least one token");
+    }
+    if (tokens.length > info.contextLength()) {
+      throw new IllegalArgumentException(tokens.length + " tokens exceed the model's context of "
+          + info.contextLength());
+    }
+    for (int token : tokens) {
+      checkToken(token);
+    }
+  }
+
+  private void checkToken(int token) {
+    if (token < 0 || token >= info.vocabSize()) {
+      throw new IllegalArgumentException("token id " + token + " is outside the vocabulary [0, "
+          + info.vocabSize() + ")");
+    }
+  }
+
+  @Override
+  public int blocksForGeneration(int promptTokens, int maxTokens) {
+    long tokens = Math.min(info.contextLength(), (long) promptTokens + maxTokens - 1);
+    int blockSize = options.blockSize();
+    return (int) Math.max(1, (tokens + blockSize - 1) / blockSize);
+  }
+
+  @Override
+  public int contextRemaining(Sequence sequence) {
+    return info.contextLength() - sequence.length();
+  }
+
+  @Override
+  public void append(Sequence sequence, int token) {
+    append(sequence, new int[] {token}, 1);
+  }
+
+  @Override
+  public void append(Sequence sequence, int[] tokens, int logitRows) {
+    PagedSequence s = live(sequence);
+    if (logitRows < 1 || logitRows > tokens.length) {
+      throw new IllegalArgumentException(logitRows + " logits rows for " + tokens.length
+          + " appended tokens");
+    }
+    if (logitRows > options.maxSequences()) {
+      throw new IllegalArgumentException(logitRows + " logits rows exceed the "
+          + options.maxSequences() + " one forward pass can leave");
+    }
+    if (s.length() + tokens.length > info.contextLength()) {
+      throw new IllegalStateException("sequence " + s.id() + " of " + s.length()
+          + " tokens cannot take " + tokens.length + " more within the context of "
+          + info.contextLength() + " tokens");
+    }
+    for (int token : tokens) {
+      checkToken(token);
+    }
+    int blockSize = options.blockSize();
+    int blocksNeeded = (s.length() + tokens.length + blockSize - 1) / blockSize - s.blockCount();
+    if (blocksNeeded > 0) {
+      for (int block : allocator.allocate(blocksNeeded)) {
+        s.addBlock(block);
+      }
+    }
+    for (int token : tokens) {
+      s.addToken(token);
+    }
+    s.wantLogitRows(logitRows);
+  }
+
+  @Override
+  public void step(List<Sequence> sequences) {
+    int vocab = info.vocabSize();
+    int index = 0;
+    while (index < sequences.size()) {
+      batch.clear();
+      int owners = 0;
+      int first = index;
+      while (index < sequences.size() && batch.hasRoomForRow()) {
+        PagedSequence s = live(sequences.get(index));
+        int start = s.computedTokens();
+        int pending = s.length() - start;
+        if (pending == 0) {
+          throw new IllegalStateException("sequence " + s.id() + " has no pending token: append "
+              + "one before stepping it");
+        }
+        int wanted = Math.min(s.wantedLogitRows(), pending);
+        if (batch.logitRowCount() + wanted > batch.maxLogitRows()) {
+          break;
+        }
+        int room = batch.maxTokens() - batch.rowCount();
+        // The rows that need logits must share the pass that ends the sequence's tokens.
+        int take = pending <= room ? pending : Math.min(room, pending - wanted);
+        if (take <= 0) {
+          break;
+        }
+        int segment = batch.addSequence(s.blockTable());
+        boolean ends = take == pending;
+        for (int i = 0; i < take; i++) {
+          batch.addRow(segment, s.token(start + i), start + i);
+          if (ends && i >= take - wanted) {
+            batch.wantLogitsOfLastRow();
+          }
+        }
+        if (!ends) {
+          // The rest of this prompt goes into the next pass; remember how far it got.
+          s.markComputed(start + take);
+          break;
+        }
+        firstLogitRow[owners] = batch.logitRowCount() - wanted;
+        logitOwners[owners++] = s;
+        index++;
+      }
+      if (batch.rowCount() > 0) {
+        forwardPass.forward(batch, logits);
+        computedTokens += batch.rowCount();
+      }
+      for (int r = 0; r < owners; r++) {
+        PagedSequence s = logitOwners[r];
+        int rows = (r + 1 < owners ? firstLogitRow[r + 1] : batch.logitRowCount())
+            - firstLogitRow[r];
+        s.setLogits(logits, firstLogitRow[r], rows, vocab);
+        s.markComputed(s.length());
+        logitOwners[r] = null;
+      }
+      for (int i = first; i < index; i++) {
+        publishFullBlocks(own(sequences.get(i)));
+      }
+    }
+    batch.clear();
+  }
+
+  private void publishFullBlocks(PagedSequence s) {
+    if (!s.isCacheable()) {
+      return;
+    }
+    int blockSize = options.blockSize();
+    int[] tokens = s.tokenArray();
+    for (int i = s.publishedBlocks(); (i + 1) * blockSize <= s.computedTokens(); i++) {
+      long previous = i == 0 ? 0 : s.blockHash(i - 1);
+      long hash = BlockAllocator.chainHash(previous, tokens, i * blockSize, blockSize);
+      allocator.publish(s.block(i), hash, tokens, i * blockSize);
+      s.recordPublished(i, hash);
+    }
+  }
+
+  /** Prompt lengths of warm-up's short prefills: fewer tokens than a tile, or a tile and some. */
+  private static final int[] SHORT_WARM_UP_PROMPTS = {5, 2, 7, 3, 6};
+
+  /**
+   * {@inheritDoc}
+   *
+   * <p>The Vector API is slow until it is compiled, and about a thousand steps reach full speed,
+   * because each per-chunk task of a forward pass runs only a few times per layer. More steps
+   * than one sequence can hold run as several sequences.
+   */
+  @Override
+  public long warmUp(int decodeSteps, long budgetMillis) {
+    long start = System.nanoTime();
+    long deadline = budgetMillis >= Long.MAX_VALUE / 1_000_000
+        ? Long.MAX_VALUE : start + budgetMillis * 1_000_000;
+    int seqLen = info.contextLength();
+    // An odd prompt length, so the batched kernels' path for tokens left over after the tiles
+    // runs too.
+    int length = Math.max(1, Math.min(seqLen / 2, options.maxBatchTokens() / 2) - 1) | 1;
+    int stepsPerSequence = Math.max(0, seqLen - 1 - length);
+    int remaining = Math.max(0, decodeSteps);
+    int round = 0;
+    do {
+      // A short prompt each round, while the JIT still profiles: a branch it has never seen
+      // taken is compiled as a trap, and a real short prompt taking it later sent the whole
+      // matmul back to the interpreter (a 5-token prompt cost the next few hundred decode steps
+      // a tenth of their speed).
+      int shortLength = Math.min(SHORT_WARM_UP_PROMPTS[round++ % SHORT_WARM_UP_PROMPTS.length],
+          seqLen - 1);
+      warmUpSequence(shortLength, 0, deadline);
+      remaining -= warmUpSequence(length, Math.min(remaining, stepsPerSequence), deadline);
+    } while (remaining > 0 && stepsPerSequence > 0 && System.nanoTime() < deadline);
+    return (System.nanoTime() - start) / 1_000_000;
+  }
+
+  /** Prefills one throw-away prompt and decodes up to {@code decodeSteps}; returns how many. */
+  private int warmUpSequence(int length, int decodeSteps, long deadline) {
+    int vocab = info.vocabSize();
+    int[] prompt = new int[length];
+    for (int i = 0; i < length; i++) {
+      prompt[i] = (int) ((i * 2654435761L + 17) % vocab);
+    }
+    PagedSequence scratch = new PagedSequence(nextSequenceId.getAndIncrement(), prompt,
+        allocator.allocate((length + options.blockSize() - 1) / options.blockSize()), 0, 0);
+    scratch.excludeFromPrefixCache();
+    try {
+      List<Sequence> one = List.of(scratch);
+      step(one);
+      int done = 0;
+      for (; done < decodeSteps && System.nanoTime() < deadline; done++) {
+        append(scratch, Sampler.argmax(scratch.logits()));
+        step(one);
+      }
+      return done;
+    } finally {
+      release(scratch);
+    }
+  }
+
+  @Override
+  public void release(Sequence sequence) {
+    PagedSequence s = own(sequence);
+    if (s.isReleased()) {
+      return;
+    }
+    for (int i = 0; i < s.blockCount(); i++) {
+      allocator.release(s.block(i));
+    }
+    s.markReleased();
+  }
+
+  @Override
+  public KvSnapshot exportKv(Sequence sequence) {
+    PagedSequence s = live(sequence);
+    return new PagedKvSnapshot(layout(), storage, Arrays.copyOf(s.tokenArray(),
+        s.computedTokens()), Arrays.copyOf(s.blockTable(), s.blockCount()));
+  }
+
+  @Override
+  public KvImport beginImport(KvLayout sender, int[] tokens) {
+    String mismatch = layout().mismatch(sender);
+    if (mismatch != null) {
+      throw new KvTransferException(KvTransferException.Reason.FINGERPRINT_MISMATCH, mismatch);
+    }
+    try {
+      checkTokens(tokens);
+    } catch (IllegalArgumentException e) {
+      throw new KvTransferException(KvTransferException.Reason.MALFORMED, e.getMessage());
+    }
+    int blockSize = options.blockSize();
+    int blocks = (tokens.length + blockSize - 1) / blockSize;
+    return new PagedKvImport(this, layout(), storage, allocator, tokens.clone(),
+        allocator.allocate(blocks));
+  }
+
+  /** Wraps imported blocks as a sequence whose every token is computed. */
+  Sequence adoptImported(int[] tokens, int[] blocks) {
+    PagedSequence sequence = new PagedSequence(nextSequenceId.getAndIncrement(), tokens, blocks,
+        tokens.length, 0);
+    publishFullBlocks(sequence);
+    return sequence;
+  }
+
+  private static PagedSequence own(Sequence sequence) {
+    if (sequence instanceof PagedSequence paged) {
+      return paged;
+    }
+    throw new IllegalArgumentException("not a sequence of this engine: " + sequence);
+  }
+
+  /** The sequence, which must not have been released. */
+  private static PagedSequence live(Sequence sequence) {
+    PagedSequence paged = own(sequence);
+    if (paged.isReleased()) {
+      throw new IllegalStateException("sequence " + paged.id() + " was released");
+    }
+    return paged;
+  }
+
+  @Override
+  public void close() {
+    pool.close();
+    model.close();
+  }
+}

@@ -1,0 +1,36 @@
+package io.duet.engine.llama;
+
+import io.duet.engine.EngineOptions;
+import io.duet.engine.spi.Architecture;
+import io.duet.engine.spi.LoadedModel;
+import java.io.IOException;
+import java.nio.file.Path;
+
+/**
+ * Llama-architecture models in llama2.c's checkpoint format ({@link Llama2cCheckpoint}), with
+ * llama2.c's {@code tokenizer.bin}: RMSNorm, grouped-query attention with RoPE on interleaved
+ * pairs, SwiGLU feed-forward, float32 weights; token for token what llama2.c's {@code run.c}
+ * computes.
+ */
+public final class Llama2cArchitecture implements Architecture {
+
+  public static final String NAME = "llama2c";
+
+  @Override
+  public String name() {
+    return NAME;
+  }
+
+  @Override
+  public boolean recognizes(Path model) {
+    return Llama2cCheckpoint.recognizes(model);
+  }
+
+  @Override
+  public LoadedModel open(EngineOptions options) throws IOException {
+    LlamaWeights weights = LlamaWeights.load(options.modelPath(), options.weightStorage());
+    Llama2cTokenizer tokenizer = options.tokenizerPath() == null ? null
+        : Llama2cTokenizer.load(options.tokenizerPath(), weights.config().vocabSize());
+    return new LlamaModel(weights, tokenizer);
+  }
+}

@@ -1,0 +1,219 @@
+package io.duet.engine.llama;
+
+import io.duet.engine.ModelFormatException;
+import io.duet.engine.WeightStorage;
+import io.duet.engine.compute.WeightArena;
+import io.duet.engine.compute.WeightMatrix;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.channels.FileChannel;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.HashMap;
+import java.util.HexFormat;
+import java.util.Map;
+
+/**
+ * The weights of a llama2.c checkpoint ({@link Llama2cCheckpoint}) opened for inference. By
+ * default they stay in the memory-mapped file (off the Java heap), so opening costs a header read
+ * whatever the model's size; pages are read on first use. {@link WeightStorage#HUGE_PAGES} copies
+ * them off the heap instead.
+ */
+public final class LlamaWeights {
+
+  private final Path path;
+  private final LlamaConfig config;
+  private final long fileSize;
+  private final WeightMatrix tokenEmbedding;
+  private final WeightMatrix classifier;
+  private final Layer[] layers;
+  private final float[] finalNorm;
+  private final String storage;
+  private volatile String contentHash;
+
+  /** The weights of one transformer block. Norm weights are tiny and copied to the heap. */
+  public record Layer(float[] attentionNorm, WeightMatrix wq, WeightMatrix wk, WeightMatrix wv,
+      WeightMatrix wo, float[] ffnNorm, WeightMatrix w1, WeightMatrix w2, WeightMatrix w3) {
+  }
+
+  private LlamaWeights(Path path, LlamaConfig config, long fileSize, WeightMatrix tokenEmbedding,
+      WeightMatrix classifier, Layer[] layers, float[] finalNorm, String storage) {
+    this.path = path;
+    this.config = config;
+    this.fileSize = fileSize;
+    this.tokenEmbedding = tokenEmbedding;
+    this.classifier = classifier;
+    this.layers = layers;
+    this.finalNorm = finalNorm;
+    this.storage = storage;
+  }
+
+  /** Opens a checkpoint with its weights {@link WeightStorage#MAPPED}. */
+  public static LlamaWeights load(Path path) throws IOException {
+    return load(path, WeightStorage.MAPPED);
+  }
+
+  /**
+   * Opens a checkpoint. Fails with a {@link io.duet.engine.ModelFormatException} naming the
+   * problem when the header is implausible or the file size does not match the shape the
+   * header declares.
+   */
+  public static LlamaWeights load(Path path, WeightStorage storage) throws IOException {
+    try (FileChannel channel = FileChannel.open(path, StandardOpenOption.READ)) {
+      LlamaConfig c = Llama2cCheckpoint.readHeader(channel, path);
+      long size = channel.size();
+      WeightArena arena = storage == WeightStorage.HUGE_PAGES ? new WeightArena(size) : null;
+      Mapper m = new Mapper(channel, Llama2cCheckpoint.HEADER_BYTES, arena);
+      Map<String, WeightMatrix[]> matrices = new HashMap<>();
+      Map<String, float[][]> norms = new HashMap<>();
+      for (Llama2cCheckpoint.Tensor t : Llama2cCheckpoint.tensors(c)) {
+        switch (t.kind()) {
+          case MATRIX -> matrices.put(t.name(), m.matrices(t.count(), t.rows(), t.cols()));
+          case NORM -> norms.put(t.name(), m.vectors(t.count(), t.cols()));
+          case ROPE -> m.skip(t.floats() * Float.BYTES);
+        }
+      }
+      WeightMatrix embedding = matrices.get("token_embedding")[0];
+      WeightMatrix classifier = c.sharedClassifier() ? embedding : matrices.get("wcls")[0];
+      Layer[] layers = new Layer[c.layers()];
+      for (int i = 0; i < layers.length; i++) {
+        layers[i] = new Layer(norms.get("rms_att")[i], matrices.get("wq")[i],
+            matrices.get("wk")[i], matrices.get("wv")[i], matrices.get("wo")[i],
+            norms.get("rms_ffn")[i], matrices.get("w1")[i], matrices.get("w2")[i],
+            matrices.get("w3")[i]);
+      }
+      String where = arena == null ? "mapped from the file" : arena.describe();
+      return new LlamaWeights(path, c, size, embedding, classifier, layers,
+          norms.get("rms_final")[0], where);
+    }
+  }
+
+  /**
+   * Walks the file front to back, mapping each tensor as its own region (each under 2 GiB), or
+   * copying it into the arena when there is one.
+   */
+  private static final class Mapper {
+    private final FileChannel channel;
+    private final WeightArena arena;
+    private long position;
+
+    Mapper(FileChannel channel, long position, WeightArena arena) {
+      this.channel = channel;
+      this.position = position;
+      this.arena = arena;
+    }
+
+    WeightMatrix[] matrices(int count, int rows, int cols) throws IOException {
+      long bytesEach = (long) rows * cols * Float.BYTES;
+      if (bytesEach > Integer.MAX_VALUE) {
+        throw new ModelFormatException("a " + rows + "x" + cols + " tensor exceeds 2 GiB, "
+            + "which this engine cannot map as one region");
+      }
+      WeightMatrix[] out = new WeightMatrix[count];
+      for (int i = 0; i < count; i++) {
+        ByteBuffer region = arena != null ? arena.copy(channel, position, (int) bytesEach)
+            : channel.map(FileChannel.MapMode.READ_ONLY, position, bytesEach);
+        out[i] = new WeightMatrix(region, rows, cols);
+        position += bytesEach;
+      }
+      return out;
+    }
+
+    float[][] vectors(int count, int length) throws IOException {
+      float[][] out = new float[count][length];
+      ByteBuffer buffer = ByteBuffer.allocate(count * length * Float.BYTES)
+          .order(ByteOrder.LITTLE_ENDIAN);
+      while (buffer.hasRemaining()) {
+        if (channel.read(buffer, position + buffer.position()) < 0) {
+          throw new ModelFormatException("checkpoint ends inside a norm vector");
+        }
+      }
+      buffer.flip();
+      for (float[] v : out) {
+        buffer.asFloatBuffer().get(v);
+        buffer.position(buffer.position() + length * Float.BYTES);
+      }
+      position += (long) count * length * Float.BYTES;
+      return out;
+    }
+
+    void skip(long bytes) {
+      position += bytes;
+    }
+  }
+
+  public Path path() {
+    return path;
+  }
+
+  public LlamaConfig config() {
+    return config;
+  }
+
+  public long fileSize() {
+    return fileSize;
+  }
+
+  /** Where the weights are, for logs: mapped, or copied and how much of it on huge pages. */
+  public String storageDescription() {
+    return storage;
+  }
+
+  public WeightMatrix tokenEmbedding() {
+    return tokenEmbedding;
+  }
+
+  public WeightMatrix classifier() {
+    return classifier;
+  }
+
+  public Layer layer(int i) {
+    return layers[i];
+  }
+
+  public float[] finalNorm() {
+    return finalNorm;
+  }
+
+  /**
+   * SHA-256 of the whole checkpoint file, as lowercase hex. Computed on first call (it reads
+   * every page of the file) and remembered; KV layout fingerprints are built on it, so two
+   * engines only exchange KV blocks when they run the very same weights.
+   */
+  public String contentHash() {
+    String hash = contentHash;
+    if (hash == null) {
+      synchronized (this) {
+        hash = contentHash;
+        if (hash == null) {
+          hash = computeContentHash();
+          contentHash = hash;
+        }
+      }
+    }
+    return hash;
+  }
+
+  private String computeContentHash() {
+    try (FileChannel channel = FileChannel.open(path, StandardOpenOption.READ)) {
+      MessageDigest digest = MessageDigest.getInstance("SHA-256");
+      ByteBuffer buffer = ByteBuffer.allocateDirect(1 << 20);
+      while (channel.read(buffer) >= 0) {
+        buffer.flip();
+        digest.update(buffer);
+        buffer.clear();
+        if (channel.position() >= fileSize) {
+          break;
+        }
+      }
+      return HexFormat.of().formatHex(digest.digest());
+    } catch (IOException e) {
+      throw new IllegalStateException("cannot re-read " + path + " to hash it: " + e.getMessage(), e);
+    } catch (NoSuchAlgorithmException e) {
+      throw new IllegalStateException("SHA-256 is a required JDK algorithm", e);
+    }
+  }
+}
