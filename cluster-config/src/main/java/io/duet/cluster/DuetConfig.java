@@ -388,6 +388,26 @@ public final class DuetConfig {
     return bool("proxy.embedded");
   }
 
+  /** {@code proxy.prefill-policy}: the name of the routing policy that picks prefill instances. */
+  public String proxyPrefillPolicy() {
+    return requiredString("proxy.prefill-policy");
+  }
+
+  /** {@code proxy.prefill-policy-params}: the prefill routing policy's parameters; may be empty. */
+  public JsonObject proxyPrefillPolicyParams() {
+    return map("proxy.prefill-policy-params");
+  }
+
+  /** {@code proxy.decode-policy}: the name of the routing policy that picks decode targets. */
+  public String proxyDecodePolicy() {
+    return requiredString("proxy.decode-policy");
+  }
+
+  /** {@code proxy.decode-policy-params}: the decode routing policy's parameters; may be empty. */
+  public JsonObject proxyDecodePolicyParams() {
+    return map("proxy.decode-policy-params");
+  }
+
   // ---------------------------------------------------------------- prefill
 
   /** {@code prefill.http-port}: metrics/health port of a prefill instance (0 = ephemeral). */
@@ -512,6 +532,10 @@ public final class DuetConfig {
     proxyRequestTimeoutSeconds();
     proxyStreamCredits();
     proxyHttpInstances();
+    proxyPrefillPolicy();
+    proxyPrefillPolicyParams();
+    proxyDecodePolicy();
+    proxyDecodePolicyParams();
     prefillHttpPort();
     prefillKvPort();
     prefillMaxBatchTokens();
@@ -552,6 +576,18 @@ public final class DuetConfig {
     }
     String text = value.toString().trim();
     return text.isEmpty() ? Optional.empty() : Optional.of(text);
+  }
+
+  /** A map (a copy); empty when unset. */
+  private JsonObject map(String key) {
+    Object value = value(key);
+    if (value == null) {
+      return new JsonObject();
+    }
+    if (!(value instanceof JsonObject object)) {
+      throw invalid(key, "a map", value);
+    }
+    return object;
   }
 
   private int integer(String key, int min, int max) {

@@ -266,6 +266,28 @@ class ConfigLoaderTest {
   }
 
   @Test
+  void routingPoliciesAreNamedWithParameterMapsThatDefaultToEmpty() {
+    DuetConfig base = DuetConfig.defaults();
+    assertEquals("least-prompt-tokens", base.proxyPrefillPolicy());
+    assertEquals("least-load", base.proxyDecodePolicy());
+    assertEquals(new JsonObject(), base.proxyPrefillPolicyParams());
+    assertEquals(new JsonObject(), base.proxyDecodePolicyParams());
+
+    DuetConfig set = base.with(ConfigFlags.parse("--set", "proxy.decode-policy=pinned",
+        "--set", "proxy.decode-policy-params.instance=d1").toJson());
+    assertEquals("pinned", set.proxyDecodePolicy());
+    assertEquals(new JsonObject().put("instance", "d1"), set.proxyDecodePolicyParams());
+    assertEquals(new JsonObject(), base.with("proxy.prefill-policy-params", null)
+        .proxyPrefillPolicyParams(), "an empty YAML value is no parameters");
+
+    IllegalArgumentException notAMap = assertThrows(IllegalArgumentException.class,
+        () -> base.with("proxy.prefill-policy-params", "size=3"));
+    assertTrue(notAMap.getMessage().contains("proxy.prefill-policy-params must be a map"),
+        notAMap.getMessage());
+    assertThrows(IllegalArgumentException.class, () -> base.with("proxy.decode-policy", " "));
+  }
+
+  @Test
   void modelWeightsAreMappedByDefaultAndTakeHugePagesOrFailNamingTheKey() {
     DuetConfig base = DuetConfig.defaults();
     assertFalse(base.hugePageWeights());

@@ -10,12 +10,18 @@ import io.duet.contract.Role;
 import io.duet.decode.DecodeMain;
 import io.duet.prefill.PrefillMain;
 import io.duet.proxy.cluster.ClusterBackend;
+import io.duet.proxy.routing.Routing;
+import io.duet.proxy.routing.RoutingOptions;
 import io.duet.service.ServiceRuntime;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.concurrent.Callable;
+import java.util.function.Supplier;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -51,16 +57,17 @@ public final class ProxyMain implements Callable<Integer> {
   public Integer call() throws Exception {
     DuetConfig config = ServiceRuntime.loadConfig(Role.PROXY, flags);
     boolean withWorkers = embedded != null ? embedded : config.proxyEmbedded();
+    PrometheusMeterRegistry metrics = Metrics.createRegistry(Role.PROXY.wireName(),
+        config.instanceId());
+    // Before joining the cluster, so that a misnamed policy fails the start at once.
+    Routing routing = routing(config, metrics);
     ServiceRuntime.Member member = ServiceRuntime.join(config);
     Vertx vertx = member.vertx();
     Registry registry = Registry.create(vertx, config);
     ServiceRuntime.await(registry.ready());
     String servedModel = withWorkers ? startWorkers(member) : null;
 
-    ProxyVerticle proxy = new ProxyVerticle(ClusterBackend.perEventLoop(vertx,
-            registry::instances, config.instanceId(), config.proxyStreamCredits(),
-            config.proxyRequestTimeoutSeconds() * 1000L), options(config),
-        Metrics.createRegistry(Role.PROXY.wireName(), config.instanceId()));
+    ProxyVerticle proxy = proxy(vertx, config, registry::instances, routing, metrics);
     ServiceRuntime.await(vertx.deployVerticle(proxy));
     Heartbeat.start(vertx, config, () -> new InstanceInfo(config.instanceId(), Role.PROXY, 0,
         config.proxyHost(), proxy.actualPort(), 0, "", "", 0,
@@ -72,6 +79,35 @@ public final class ProxyMain implements Callable<Integer> {
         config.proxyHost(), proxy.actualPort(), servedModel != null ? servedModel
             : "the models of the cluster's prefill and decode instances");
     return 0;
+  }
+
+  /**
+   * The routing policies the configuration names ({@code proxy.prefill-policy},
+   * {@code proxy.decode-policy} and their parameters), counting their decisions in
+   * {@code metrics}.
+   *
+   * @throws IllegalArgumentException for an unknown policy (the message lists the known ones) or
+   *     parameters a policy does not take
+   */
+  public static Routing routing(DuetConfig config, MeterRegistry metrics) {
+    return Routing.create(new RoutingOptions()
+        .setPrefillPolicy(config.proxyPrefillPolicy())
+        .setPrefillPolicyParams(config.proxyPrefillPolicyParams())
+        .setDecodePolicy(config.proxyDecodePolicy())
+        .setDecodePolicyParams(config.proxyDecodePolicyParams()), metrics);
+  }
+
+  /**
+   * The proxy the configuration describes, in front of the instances {@code registry} lists:
+   * its HTTP servers, each with a cluster backend of its own, all routing with {@code routing}.
+   *
+   * @param metrics the registry the proxy's metrics go to and {@code /metrics} serves
+   */
+  public static ProxyVerticle proxy(Vertx vertx, DuetConfig config,
+      Supplier<List<InstanceInfo>> registry, Routing routing, PrometheusMeterRegistry metrics) {
+    return new ProxyVerticle(ClusterBackend.perEventLoop(vertx, registry, config.instanceId(),
+        routing, config.proxyStreamCredits(), config.proxyRequestTimeoutSeconds() * 1000L),
+        options(config), metrics);
   }
 
   /** The HTTP front end's options from the configuration. */

@@ -11,7 +11,7 @@ import java.util.ArrayDeque;
 /**
  * The proxy's end of one request's decode stream: buffers events while the HTTP side is paused
  * and hands credit back to the decode instance as events are consumed, so neither side can be
- * flooded. Event-loop confined; {@link ClusterBackend} feeds it.
+ * flooded. Event-loop confined; {@link StreamRelay} feeds it, {@link ClusterBackend} ends it.
  */
 final class ClusterStream implements CompletionStream {
 

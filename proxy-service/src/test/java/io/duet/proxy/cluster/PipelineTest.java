@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.duet.cluster.DuetConfig;
 import io.duet.contract.Addresses;
 import io.duet.contract.DecodeAccepted;
 import io.duet.contract.DecodeEvent;
@@ -24,9 +25,14 @@ import io.duet.prefill.PrefillVerticle;
 import io.duet.proxy.CompletionException;
 import io.duet.proxy.CompletionJob;
 import io.duet.proxy.CompletionStream;
+import io.duet.proxy.ProxyMain;
 import io.duet.proxy.ProxyOptions;
 import io.duet.proxy.ProxyVerticle;
+import io.duet.proxy.routing.Routing;
+import io.duet.proxy.routing.RoutingOptions;
+import io.duet.proxy.testpolicy.PinnedDecodePolicy;
 import io.duet.service.ServiceTests.Engines;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.vertx.core.AbstractVerticle;
@@ -289,25 +295,11 @@ class PipelineTest {
   void concurrentStreamsThroughAProxyWithTwoEventLoopsEqualTheEngineAlone() throws Exception {
     PrometheusMeterRegistry metrics = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
     ProxyVerticle proxy = new ProxyVerticle(
-        ClusterBackend.perEventLoop(vertx, this::instances, "proxy1", 4, 30_000),
+        ClusterBackend.perEventLoop(vertx, this::instances, "proxy1",
+            Routing.create(new RoutingOptions(), metrics), 4, 30_000),
         new ProxyOptions().setHost(HOST).setPort(0).setInstances(2), metrics);
     await(vertx.deployVerticle(proxy));
-    http = vertx.createHttpClient(new PoolOptions().setHttp1MaxSize(PROMPTS.size()));
-    List<Future<String>> texts = new ArrayList<>();
-    for (String prompt : PROMPTS) {
-      JsonObject body = new JsonObject().put("model", MODEL).put("prompt", prompt)
-          .put("max_tokens", 30).put("temperature", 0).put("stream", true);
-      texts.add(http.request(HttpMethod.POST, proxy.actualPort(), HOST, "/v1/completions")
-          .compose(request -> request.putHeader("Content-Type", "application/json")
-              .send(body.encode()))
-          .compose(HttpClientResponse::body)
-          .map(PipelineTest::streamedText));
-    }
-    await(Future.all(texts));
-
-    for (int i = 0; i < PROMPTS.size(); i++) {
-      assertEquals(expected(PROMPTS.get(i), 30), texts.get(i).result(), PROMPTS.get(i));
-    }
+    streamEveryPromptAtOnce(proxy);
     // Each connection goes to the next HTTP server, and each server's backend sends from its
     // own event loop.
     assertEquals(2, senders.get(Addresses.prefill("p0")).size(),
@@ -319,7 +311,78 @@ class PipelineTest {
     }
     assertTrue(metrics.get("duet.prefill").timer().totalTime(TimeUnit.MICROSECONDS) > 0);
     assertTrue(metrics.get("duet.kv.pull").timer().totalTime(TimeUnit.MICROSECONDS) > 0);
+    for (String kind : List.of("prefill", "decode")) {
+      assertEquals(PROMPTS.size(), metrics.get("duet.routing.decisions").tag("kind", kind)
+          .counter().count(), kind + " decisions");
+    }
     awaitEveryBlockFree(decodeEngine);
+  }
+
+  /**
+   * Streams a greedy completion of every prompt through {@code proxy}'s HTTP API, all at once,
+   * and checks that each equals the engine alone.
+   */
+  private void streamEveryPromptAtOnce(ProxyVerticle proxy) throws Exception {
+    if (http == null) {
+      http = vertx.createHttpClient(new PoolOptions().setHttp1MaxSize(PROMPTS.size()));
+    }
+    List<Future<String>> texts = new ArrayList<>();
+    for (String prompt : PROMPTS) {
+      JsonObject body = new JsonObject().put("model", MODEL).put("prompt", prompt)
+          .put("max_tokens", 30).put("temperature", 0).put("stream", true);
+      texts.add(http.request(HttpMethod.POST, proxy.actualPort(), HOST, "/v1/completions")
+          .compose(request -> request.putHeader("Content-Type", "application/json")
+              .send(body.encode()))
+          .compose(HttpClientResponse::body)
+          .map(PipelineTest::streamedText));
+    }
+    await(Future.all(texts));
+    for (int i = 0; i < PROMPTS.size(); i++) {
+      assertEquals(expected(PROMPTS.get(i), 30), texts.get(i).result(), PROMPTS.get(i));
+    }
+  }
+
+  /** A proxy made from {@code config} as ProxyMain makes it, in front of this test's registry. */
+  private ProxyVerticle deployedProxy(DuetConfig config, PrometheusMeterRegistry metrics)
+      throws Exception {
+    ProxyVerticle proxy = ProxyMain.proxy(vertx, config, this::instances,
+        ProxyMain.routing(config, metrics), metrics);
+    await(vertx.deployVerticle(proxy));
+    return proxy;
+  }
+
+  /**
+   * The proof that routing is a seam: a decode policy that only the tests have (registered in
+   * their META-INF/services), named in the proxy's configuration, chooses the decode instance of
+   * every request of a proxy wired as ProxyMain wires it, without any change to this backend.
+   */
+  @Test
+  void aDecodePolicyRegisteredByTestCodeAndNamedInTheConfigurationRoutesEveryRequest()
+      throws Exception {
+    Engine d1Engine = engines.open(512);
+    registry.add(deployDecode("d1", d1Engine, 64)::info);
+    DuetConfig proxyConfig = DuetConfig.defaults().with("proxy.host", HOST).with("proxy.port", 0)
+        .with("proxy.http-instances", 2);
+
+    // The policy sends every request to d1, though d0 is as idle and comes first.
+    DuetConfig pinned = proxyConfig.with("instance.id", "proxy-pinned")
+        .with("proxy.decode-policy", PinnedDecodePolicy.NAME)
+        .with("proxy.decode-policy-params", new JsonObject().put("instance", "d1"));
+    PrometheusMeterRegistry metrics = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
+    ProxyVerticle pinnedProxy = deployedProxy(pinned, metrics);
+    streamEveryPromptAtOnce(pinnedProxy);
+    assertEquals(PROMPTS.size(), sentTo(Addresses.decode("d1")));
+    assertEquals(0, sentTo(Addresses.decode("d0")));
+    assertEquals(PROMPTS.size(), metrics.get("duet.routing.decisions").tag("kind", "decode")
+        .tag("policy", PinnedDecodePolicy.NAME).counter().count());
+
+    // The same requests through a proxy of the default configuration: least-load sends the
+    // first to d0, and spreads the others over both.
+    DuetConfig leastLoad = proxyConfig.with("instance.id", "proxy-least-load");
+    streamEveryPromptAtOnce(deployedProxy(leastLoad,
+        new PrometheusMeterRegistry(PrometheusConfig.DEFAULT)));
+    assertTrue(sentTo(Addresses.decode("d0")) > 0, "least-load used d0");
+    awaitEveryBlockFree(decodeEngine, d1Engine);
   }
 
   @Test
@@ -330,7 +393,8 @@ class PipelineTest {
     // requests it sent tell d0 and d1 apart.
     List<InstanceInfo> heartbeats = instances();
     Supplier<ClusterBackend> backends =
-        ClusterBackend.perEventLoop(vertx, () -> heartbeats, "proxy1", 4, 30_000);
+        ClusterBackend.perEventLoop(vertx, () -> heartbeats, "proxy1",
+            Routing.create(new RoutingOptions(), new SimpleMeterRegistry()), 4, 30_000);
     BackendVerticle first = open(backends.get());
     BackendVerticle second = open(backends.get());
 
@@ -384,7 +448,7 @@ class PipelineTest {
   void whenDecodeInstancesKeepRefusingTheRequestFailsAsOverloadedAfterABoundedNumber()
       throws Exception {
     registry.removeIf(entry -> entry.get().role() == Role.DECODE);
-    for (int i = 0; i <= ClusterBackend.DECODE_ATTEMPTS; i++) {
+    for (int i = 0; i <= DecodeAttempts.MAX; i++) {
       registry.add(deployOverloadedDecode("d-full-" + i)::info);
     }
     Exception e = assertThrows(Exception.class,
@@ -393,12 +457,12 @@ class PipelineTest {
     assertEquals(Failure.OVERLOADED, failure.failure());
 
     int asked = 0;
-    for (int i = 0; i <= ClusterBackend.DECODE_ATTEMPTS; i++) {
+    for (int i = 0; i <= DecodeAttempts.MAX; i++) {
       int sent = sentTo(Addresses.decode("d-full-" + i));
       assertTrue(sent <= 1, "no instance is asked twice");
       asked += sent;
     }
-    assertEquals(ClusterBackend.DECODE_ATTEMPTS, asked);
+    assertEquals(DecodeAttempts.MAX, asked);
     assertEquals(1, sentTo(Addresses.prefill("p0")), "no second prefill");
     awaitEveryBlockFree();
   }

@@ -338,6 +338,11 @@ class ThreeJvmClusterIT {
     }
     assertEquals("length", finishReason);
     assertEquals(expected.text(), text.toString());
+    // The packaged proxy found its default policies by name and counts their decisions.
+    assertTrue(proxyMetric("duet_routing_decisions_total",
+        "kind=\"prefill\",policy=\"least-prompt-tokens\"") >= 1);
+    assertTrue(proxyMetric("duet_routing_decisions_total",
+        "kind=\"decode\",policy=\"least-load\"") >= 1);
   }
 
   @Test

@@ -1,0 +1,45 @@
+package io.duet.proxy.cluster;
+
+import io.duet.contract.Failure;
+import io.duet.contract.InstanceInfo;
+import io.duet.proxy.CompletionJob;
+import io.duet.proxy.routing.DecodeTarget;
+
+/**
+ * The state of one request as it moves through the cluster. Confined to the event loop of the
+ * {@link ClusterBackend} that runs it.
+ */
+final class ClusterJob {
+
+  /** How a collaborator of the backend ends a request that failed. */
+  @FunctionalInterface
+  interface Failer {
+    void fail(ClusterJob job, Failure failure, String message);
+  }
+
+  final CompletionJob completion;
+  final ClusterStream stream;
+  /**
+   * The reference deployment balances prefill by in-flight prompt length; before the prefill
+   * instance has tokenized, characters / 4 stands in for tokens.
+   */
+  final long estimatedPromptTokens;
+  final DecodeAttempts decodeAttempts = new DecodeAttempts();
+  /** The prefill instance, once chosen. */
+  InstanceInfo prefill;
+  /** The decode target asked last, once there is one. */
+  DecodeTarget decode;
+  /** Names the KV lease on the prefill instance, once prefilled. */
+  String transferId;
+  long deadlineTimer;
+
+  ClusterJob(CompletionJob completion, ClusterStream stream) {
+    this.completion = completion;
+    this.stream = stream;
+    this.estimatedPromptTokens = Math.max(1, completion.prompt().length() / 4);
+  }
+
+  String requestId() {
+    return completion.requestId();
+  }
+}

@@ -1,0 +1,74 @@
+package io.duet.proxy.cluster;
+
+import io.duet.contract.Failure;
+import io.duet.contract.InstanceInfo;
+import io.duet.proxy.routing.DecodeTarget;
+import io.vertx.core.Vertx;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+import java.util.function.Supplier;
+
+/**
+ * Fails, as UNAVAILABLE, the requests whose instance left the registry: the decode target once a
+ * request has one, else its prefill instance. Without it such a request would wait for its
+ * deadline (minutes) instead of failing within a heartbeat timeout. Runs periodically on the
+ * context of the backend whose requests it checks.
+ */
+final class LivenessCheck {
+
+  static final long PERIOD_MILLIS = 500;
+
+  private final Vertx vertx;
+  private final Supplier<List<InstanceInfo>> registry;
+  private final Supplier<Collection<ClusterJob>> jobs;
+  private final ClusterJob.Failer failer;
+  private long timer = -1;
+
+  /**
+   * @param jobs the requests running, read on the backend's context
+   * @param failer ends a request whose instance left
+   */
+  LivenessCheck(Vertx vertx, Supplier<List<InstanceInfo>> registry,
+      Supplier<Collection<ClusterJob>> jobs, ClusterJob.Failer failer) {
+    this.vertx = vertx;
+    this.registry = registry;
+    this.jobs = jobs;
+    this.failer = failer;
+  }
+
+  /** Starts checking every {@link #PERIOD_MILLIS} on the caller's context. */
+  void start() {
+    timer = vertx.setPeriodic(PERIOD_MILLIS, t -> run());
+  }
+
+  void stop() {
+    vertx.cancelTimer(timer);
+  }
+
+  /** One check. */
+  void run() {
+    Collection<ClusterJob> running = jobs.get();
+    if (running.isEmpty()) {
+      return;
+    }
+    Set<String> liveInstances = new HashSet<>();
+    Set<DecodeTarget> liveTargets = new HashSet<>();
+    for (InstanceInfo entry : registry.get()) {
+      liveInstances.add(entry.instanceId());
+      liveTargets.add(DecodeTarget.of(entry));
+    }
+    for (ClusterJob job : new ArrayList<>(running)) {
+      if (job.decode != null && !liveTargets.contains(job.decode)) {
+        failer.fail(job, Failure.UNAVAILABLE, "decode instance " + job.decode.instanceId()
+            + " left the cluster mid-request");
+      } else if (job.decode == null && job.prefill != null
+          && !liveInstances.contains(job.prefill.instanceId())) {
+        failer.fail(job, Failure.UNAVAILABLE, "prefill instance " + job.prefill.instanceId()
+            + " left the cluster mid-request");
+      }
+    }
+  }
+}

@@ -1,0 +1,36 @@
+package io.duet.proxy.routing;
+
+import io.duet.contract.InstanceInfo;
+import io.duet.contract.Role;
+
+/** Registry entries as heartbeats announce them, for the routing tests. */
+public final class Entries {
+
+  public static final String MODEL = "m";
+  public static final String FINGERPRINT = "kv-a";
+
+  private Entries() {
+  }
+
+  /** A prefill instance with {@code inFlightTokens} prompt tokens in its last heartbeat. */
+  public static InstanceInfo prefill(String id, String model, long inFlightTokens) {
+    return new InstanceInfo(id, Role.PREFILL, 0, "127.0.0.1", 1, 2, model, FINGERPRINT, 2048,
+        new InstanceInfo.Load(0, 0, inFlightTokens, 0, 0), 0);
+  }
+
+  /** A decode instance (one rank, 0) of {@link #MODEL} and {@link #FINGERPRINT}. */
+  public static InstanceInfo decode(String id, int capacity, int running, int waiting) {
+    return decode(id, MODEL, FINGERPRINT, capacity, running, waiting);
+  }
+
+  public static InstanceInfo decode(String id, String model, String fingerprint, int capacity,
+      int running, int waiting) {
+    return new InstanceInfo(id, Role.DECODE, 0, "127.0.0.1", 1, 0, model, fingerprint, capacity,
+        new InstanceInfo.Load(running, waiting, 0, 0, 0), 0);
+  }
+
+  /** {@code entry} as a decode candidate with {@code localRequests} of this proxy in flight. */
+  public static DecodeCandidate candidate(InstanceInfo entry, int localRequests) {
+    return new DecodeCandidate(DecodeTarget.of(entry), entry, localRequests);
+  }
+}
