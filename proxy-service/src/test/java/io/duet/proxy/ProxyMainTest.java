@@ -2,8 +2,12 @@ package io.duet.proxy;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.duet.cluster.DuetConfig;
+import io.duet.cluster.Settings;
+import java.util.List;
+import java.util.Optional;
 import org.junit.jupiter.api.Test;
 
 class ProxyMainTest {
@@ -13,8 +17,37 @@ class ProxyMainTest {
     DuetConfig defaults = DuetConfig.defaults();
     assertEquals(Runtime.getRuntime().availableProcessors(),
         ProxyMain.options(defaults).getInstances());
-    assertEquals(3, ProxyMain.options(defaults.with("proxy.http-instances", 3)).getInstances());
+    assertEquals(3, ProxyMain.options(defaults.with(Settings.PROXY_HTTP_INSTANCES, 3))
+        .getInstances());
     assertThrows(IllegalArgumentException.class,
-        () -> defaults.with("proxy.http-instances", -1));
+        () -> defaults.with(Settings.PROXY_HTTP_INSTANCES, -1));
+  }
+
+  @Test
+  void optionsComeFromTheSettingsWhoseDefaultsAreTheOptionsDefaults() {
+    assertEquals(new ProxyOptions().toJson(), ProxyMain.options(DuetConfig.defaults()).toJson());
+    assertEquals("127.0.0.1", ProxyOptions.DEFAULT_HOST);
+    ProxyOptions options = ProxyMain.options(DuetConfig.defaults()
+        .with(Settings.PROXY_HOST, "0.0.0.0")
+        .with(Settings.PROXY_PORT, 7100)
+        .with(Settings.API_KEY, Optional.of("sk-1"))
+        .with(Settings.MODEL_CHAT_TEMPLATE, ChatTemplate.PLAIN)
+        .with(Settings.PROXY_MAX_BODY_BYTES, 4096)
+        .with(Settings.PROXY_COMPLETION_MAX_TOKENS, 5)
+        .with(Settings.PROXY_CHAT_MAX_TOKENS, 6));
+    assertEquals(List.of("0.0.0.0", 7100, "sk-1", ChatTemplate.PLAIN, 4096, 5, 6),
+        List.of(options.getHost(), options.getPort(), options.getApiKey(),
+            options.getChatTemplate(), options.getMaxBodyBytes(), options.getCompletionMaxTokens(),
+            options.getChatMaxTokens()));
+  }
+
+  @Test
+  void optionsRefuseWhatTheSettingsRefuse() {
+    IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+        () -> new ProxyOptions().setPort(70000));
+    assertTrue(e.getMessage().startsWith("proxy.port must be an integer in 0..65535"),
+        e.getMessage());
+    assertThrows(IllegalArgumentException.class, () -> new ProxyOptions().setMaxBodyBytes(0));
+    assertThrows(IllegalArgumentException.class, () -> new ProxyOptions().setChatMaxTokens(0));
   }
 }
