@@ -4,6 +4,7 @@ import io.duet.cluster.ClusterBootstrap;
 import io.duet.cluster.ConfigFlags;
 import io.duet.cluster.ConfigLoader;
 import io.duet.cluster.DuetConfig;
+import io.duet.cluster.InvalidConfigException;
 import io.duet.cluster.Logging;
 import io.duet.cluster.Settings;
 import io.duet.contract.Role;
@@ -64,11 +65,18 @@ public final class ServiceRuntime {
    * The body of a service's {@code main}: {@link #relaunchIfNeeded} (the command's class is the
    * main class), then the picocli command. A command that fails ends the process with its exit
    * code; one that succeeds has started a service whose threads keep the process alive, so
-   * this returns. For service mains only: it may end the process.
+   * this returns. An invalid configuration is reported as its list of problems, without a stack
+   * trace. For service mains only: it may end the process.
    */
   public static void runMain(Callable<Integer> command, String[] args) {
     relaunchIfNeeded(command.getClass(), args);
-    int exit = new CommandLine(command).execute(args);
+    int exit = new CommandLine(command).setExecutionExceptionHandler((error, line, parsed) -> {
+      if (!(error instanceof InvalidConfigException)) {
+        throw error;
+      }
+      line.getErr().println(error.getMessage());
+      return line.getCommandSpec().exitCodeOnExecutionException();
+    }).execute(args);
     if (exit != 0) {
       System.exit(exit);
     }
