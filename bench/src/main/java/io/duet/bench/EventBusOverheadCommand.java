@@ -7,6 +7,7 @@ import io.duet.bench.impl.Progress;
 import io.duet.bench.impl.Table;
 import io.duet.cluster.ClusterBootstrap;
 import io.duet.cluster.DuetConfig;
+import io.duet.cluster.Settings;
 import io.duet.contract.DecodeEvent;
 import io.vertx.core.Vertx;
 import io.vertx.core.json.JsonArray;
@@ -44,7 +45,7 @@ final class EventBusOverheadCommand extends BenchCommand {
 
   @Option(names = "--window", description = "credit window: events in flight (default: "
       + "${DEFAULT-VALUE}, the proxy's stream-credits)")
-  int window = DuetConfig.defaults().proxyStreamCredits();
+  int window = Settings.PROXY_STREAM_CREDITS.defaultValue();
 
   private record Row(String bus, int window, EventStream.Result result) {
   }
@@ -106,13 +107,14 @@ final class EventBusOverheadCommand extends BenchCommand {
   private static DuetConfig clusterConfig() {
     int base = 20_000 + 20 * ThreadLocalRandom.current().nextInt(2_000);
     return DuetConfig.defaults()
-        .with("cluster.name", "duet-bench-" + UUID.randomUUID())
-        .with("cluster.host", "127.0.0.1")
-        .with("cluster.port", base)
-        .with("cluster.port-count", 10)
-        .with("cluster.members", List.of("127.0.0.1"))
+        .with(Settings.CLUSTER_NAME, "duet-bench-" + UUID.randomUUID())
+        .with(Settings.CLUSTER_HOST, "127.0.0.1")
+        .with(Settings.CLUSTER_PORT, base)
+        .with(Settings.CLUSTER_PORT_COUNT, 10)
+        .with(Settings.CLUSTER_MEMBERS, List.of("127.0.0.1"))
         // the master otherwise waits 5 s to batch joins; members here start one after the other
-        .with("cluster.hazelcast-properties", Map.of("hazelcast.wait.seconds.before.join", 0));
+        .with(Settings.CLUSTER_HAZELCAST_PROPERTIES,
+            Map.of("hazelcast.wait.seconds.before.join", "0"));
   }
 
   private void report(List<Row> rows, double startupSeconds) throws Exception {

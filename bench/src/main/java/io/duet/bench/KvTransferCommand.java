@@ -6,6 +6,7 @@ import io.duet.bench.impl.Prompts;
 import io.duet.bench.impl.RawLoopback;
 import io.duet.bench.impl.Table;
 import io.duet.cluster.DuetConfig;
+import io.duet.cluster.Settings;
 import io.duet.contract.Addresses;
 import io.duet.contract.PrefillRequest;
 import io.duet.contract.PrefillResult;
@@ -142,7 +143,8 @@ final class KvTransferCommand extends BenchCommand {
       try {
         progress.phase("starting the prefill verticle and the KV puller");
         PrefillVerticle prefill = new PrefillVerticle(engineA,
-            PrefillOptions.from(DuetConfig.defaults().with("instance.id", "bench-kv-p0"), "bench"),
+            PrefillOptions.from(DuetConfig.defaults().with(Settings.INSTANCE_ID, "bench-kv-p0"),
+                "bench"),
             new PrometheusMeterRegistry(PrometheusConfig.DEFAULT));
         Futures.await(vertx.deployVerticle(prefill), 60);
         Context context = vertx.getOrCreateContext();

@@ -52,7 +52,7 @@ public final class ClusterBootstrap {
     if (eventBus.getHost() == null) {
       // Needed: with a Hazelcast public address set, the cluster manager reports no cluster
       // host and Vert.x would bind the event bus to the first non-loopback interface.
-      eventBus.setHost(config.clusterHost());
+      eventBus.setHost(config.get(Settings.CLUSTER_HOST));
     }
     Config hazelcast;
     try {
@@ -60,8 +60,9 @@ public final class ClusterBootstrap {
     } catch (IllegalArgumentException e) {
       return Future.failedFuture(e);
     }
-    log.info("Joining cluster '{}' as {}:{}+ with members {}", config.clusterName(),
-        config.clusterHost(), config.clusterPort(), config.members());
+    log.info("Joining cluster '{}' as {}:{}+ with members {}", config.get(Settings.CLUSTER_NAME),
+        config.get(Settings.CLUSTER_HOST), config.get(Settings.CLUSTER_PORT),
+        config.get(Settings.CLUSTER_MEMBERS));
     return Vertx.builder()
         .with(vertxOptions)
         .withClusterManager(new HazelcastClusterManager(hazelcast))
@@ -74,30 +75,32 @@ public final class ClusterBootstrap {
    */
   public static Config hazelcastConfig(DuetConfig config) {
     Config hz = new Config();
-    hz.setClusterName(config.clusterName());
+    hz.setClusterName(config.get(Settings.CLUSTER_NAME));
     hz.setProperty("hazelcast.phone.home.enabled", "false");
     hz.setProperty("hazelcast.logging.type", "slf4j");
     // a "host" member without a port is tried on this many ports from cluster.port
-    hz.setProperty("hazelcast.tcp.join.port.try.count", String.valueOf(config.clusterPortCount()));
+    hz.setProperty("hazelcast.tcp.join.port.try.count",
+        String.valueOf(config.get(Settings.CLUSTER_PORT_COUNT)));
 
-    String host = config.clusterHost();
+    String host = config.get(Settings.CLUSTER_HOST);
     hz.setProperty("hazelcast.socket.bind.any", "false");
 
     NetworkConfig network = hz.getNetworkConfig();
-    network.setPort(config.clusterPort())
+    network.setPort(config.get(Settings.CLUSTER_PORT))
         .setPortAutoIncrement(true)
-        .setPortCount(config.clusterPortCount());
+        .setPortCount(config.get(Settings.CLUSTER_PORT_COUNT));
     network.setPublicAddress(host);
     network.getInterfaces().setEnabled(true).addInterface(resolve(host));
 
     JoinConfig join = network.getJoin();
     join.getMulticastConfig().setEnabled(false);
     join.getAutoDetectionConfig().setEnabled(false);
-    List<String> members = config.members().isEmpty() ? List.of(host) : config.members();
+    List<String> members = config.get(Settings.CLUSTER_MEMBERS).isEmpty() ? List.of(host)
+        : config.get(Settings.CLUSTER_MEMBERS);
     join.getTcpIpConfig().setEnabled(true).setMembers(members);
 
     // last, so that a topology can tune failure detection, join waits, ...
-    config.hazelcastProperties().forEach(hz::setProperty);
+    config.get(Settings.CLUSTER_HAZELCAST_PROPERTIES).forEach(hz::setProperty);
     return hz;
   }
 

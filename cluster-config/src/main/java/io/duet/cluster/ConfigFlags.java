@@ -3,12 +3,15 @@ package io.duet.cluster;
 import io.duet.cluster.impl.JsonPaths;
 import io.vertx.core.json.JsonObject;
 import java.nio.file.Path;
-import java.util.Arrays;
 import java.util.LinkedHashMap;
-import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.IModelTransformer;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Model.ISetter;
+import picocli.CommandLine.Model.OptionSpec;
 import picocli.CommandLine.Option;
 
 /**
@@ -16,59 +19,29 @@ import picocli.CommandLine.Option;
  * {@code @Mixin ConfigFlags config;}. Flags are the highest layer of the configuration (see
  * {@link ConfigLoader}); a flag not given leaves the lower layers' value in place.
  *
- * <p>{@code --set key.path=value} sets any key, e.g. {@code --set decode.max-num-seqs=64}; the
- * value becomes an integer, {@code true}/{@code false}, {@code null} or else a string. The
- * named flags are applied after all {@code --set}s, so {@code --port 7001} wins over
- * {@code --set proxy.port=7002}.
+ * <p>Besides {@code --config FILE}, there is one named flag per setting that declares one
+ * ({@code --port}, {@code --model}, {@code --[no-]embedded}, ...), made from the declarations in
+ * {@link Settings}, and {@code --set key.path=value}, which sets any key, e.g.
+ * {@code --set decode.max-num-seqs=64}; its value is read as the setting's type reads text, and
+ * {@code null} unsets the key. The named flags are applied after all {@code --set}s, so
+ * {@code --port 7001} wins over {@code --set proxy.port=7002}.
+ *
+ * <p>A command that mixes these flags in must not declare a model transformer of its own:
+ * picocli gives the mixin's to the command, and that is how the named flags are added.
  */
+@Command(modelTransformer = ConfigFlags.NamedFlags.class)
 public class ConfigFlags {
 
   @Option(names = "--config", paramLabel = "FILE",
       description = "YAML topology file (default: $DUET_CONFIG, else none).")
   Path config;
 
-  @Option(names = "--model", paramLabel = "PATH", description = "llama2.c checkpoint (model.path).")
-  String model;
-
-  @Option(names = "--tokenizer", paramLabel = "PATH", description = "tokenizer.bin (model.tokenizer).")
-  String tokenizer;
-
-  @Option(names = "--served-model-name", paramLabel = "NAME",
-      description = "Model name clients use (model.served-name).")
-  String servedModelName;
-
-  @Option(names = "--port", paramLabel = "PORT", description = "Proxy HTTP port (proxy.port).")
-  Integer port;
-
-  @Option(names = "--cluster-name", paramLabel = "NAME", description = "Cluster name (cluster.name).")
-  String clusterName;
-
-  @Option(names = "--cluster-host", paramLabel = "HOST",
-      description = "Address this member binds to and announces (cluster.host).")
-  String clusterHost;
-
-  @Option(names = "--cluster-port", paramLabel = "PORT",
-      description = "First Hazelcast port (cluster.port).")
-  Integer clusterPort;
-
-  @Option(names = "--members", paramLabel = "HOST[:PORT],...",
-      description = "Comma-separated cluster members to join (cluster.members).")
-  String members;
-
-  @Option(names = "--instance-id", paramLabel = "ID", description = "Instance id (instance.id).")
-  String instanceId;
-
-  @Option(names = "--dp-rank", paramLabel = "RANK",
-      description = "Data-parallel rank (instance.dp-rank).")
-  Integer dpRank;
-
-  @Option(names = "--log-path", paramLabel = "DIR",
-      description = "Directory for log files (log.path).")
-  String logPath;
-
   @Option(names = "--set", paramLabel = "KEY=VALUE",
       description = "Set any configuration key, e.g. --set decode.max-num-seqs=64 (repeatable).")
   Map<String, String> set = new LinkedHashMap<>();
+
+  /** The named flags given, by setting, as text. */
+  private final Map<Setting<?>, String> named = new LinkedHashMap<>();
 
   /** Parses {@code args} as nothing but these flags (for tools and tests). */
   public static ConfigFlags parse(String... args) {
@@ -90,50 +63,57 @@ public class ConfigFlags {
   DuetConfig.Layer layer() {
     JsonObject values = new JsonObject();
     Map<String, String> details = new LinkedHashMap<>();
-    set.forEach((key, value) -> {
+    set.forEach((key, text) -> {
       String path = key.trim();
-      JsonPaths.put(values, path, parseValue(value));
+      String value = text.trim();
+      JsonPaths.put(values, path, value.equals("null") ? null
+          : Settings.find(path).map(setting -> setting.type().fromText(value)).orElse(value));
       details.put(path, "--set " + path);
     });
-    put(values, details, "model.path", model, "--model");
-    put(values, details, "model.tokenizer", tokenizer, "--tokenizer");
-    put(values, details, "model.served-name", servedModelName, "--served-model-name");
-    put(values, details, "proxy.port", port, "--port");
-    put(values, details, "cluster.name", clusterName, "--cluster-name");
-    put(values, details, "cluster.host", clusterHost, "--cluster-host");
-    put(values, details, "cluster.port", clusterPort, "--cluster-port");
-    put(values, details, "cluster.members", members == null ? null : splitList(members), "--members");
-    put(values, details, "instance.id", instanceId, "--instance-id");
-    put(values, details, "instance.dp-rank", dpRank, "--dp-rank");
-    put(values, details, "log.path", logPath, "--log-path");
+    named.forEach((setting, text) -> {
+      JsonPaths.put(values, setting.key(), setting.type().fromText(text.trim()));
+      details.put(setting.key(), setting.flag().orElseThrow().name());
+    });
     return new DuetConfig.Layer(DuetConfig.SOURCE_FLAG, values, details);
   }
 
-  private static void put(JsonObject values, Map<String, String> details, String key, Object value,
-      String flag) {
-    if (value != null) {
-      JsonPaths.put(values, key, value);
-      details.put(key, flag);
-    }
-  }
+  /**
+   * Adds an option for every setting that declares a flag, to the command these flags are
+   * mixed into (or to a {@link ConfigFlags} parsed alone). Each option keeps its text for
+   * {@link #layer()}; the setting's type reads it there, so a bad value is reported with all
+   * the other problems of the configuration.
+   */
+  static final class NamedFlags implements IModelTransformer {
 
-  /** A comma-separated list, trimmed, blanks dropped. */
-  static List<String> splitList(String text) {
-    return Arrays.stream(text.split(",")).map(String::trim).filter(s -> !s.isEmpty()).toList();
-  }
-
-  /** {@code --set} values: integers, booleans and null by their spelling, anything else a string. */
-  static Object parseValue(String text) {
-    String value = text.trim();
-    if (value.matches("[+-]?\\d{1,18}")) {
-      long number = Long.parseLong(value);
-      return number == (int) number ? (Object) (int) number : (Object) number;
+    @Override
+    public CommandSpec transform(CommandSpec command) {
+      ConfigFlags flags = command.userObject() instanceof ConfigFlags own ? own
+          : command.mixins().values().stream().map(CommandSpec::userObject)
+              .filter(ConfigFlags.class::isInstance).map(ConfigFlags.class::cast).findFirst()
+              .orElseThrow(() -> new IllegalStateException("no ConfigFlags mixin in "
+                  + command.name()));
+      for (Setting<?> setting : Settings.all()) {
+        setting.flag().ifPresent(flag -> command.addOption(option(flags, setting, flag)));
+      }
+      return command;
     }
-    return switch (value) {
-      case "true" -> Boolean.TRUE;
-      case "false" -> Boolean.FALSE;
-      case "null" -> null;
-      default -> value;
-    };
+
+    private static OptionSpec option(ConfigFlags flags, Setting<?> setting, Setting.Flag flag) {
+      String description = setting.description() + " (" + setting.key() + ")";
+      OptionSpec.Builder option = OptionSpec.builder(flag.name()).description(description)
+          .setter(new ISetter() {
+            @Override
+            public <T> T set(T value) {
+              // picocli also sets every option's initial value, null: not a flag given
+              if (value != null) {
+                flags.named.put(setting, value.toString());
+              }
+              return null;
+            }
+          });
+      return flag.isSwitch()
+          ? option.negatable(true).arity("0").type(Boolean.class).build()
+          : option.paramLabel(flag.paramLabel()).type(String.class).build();
+    }
   }
 }

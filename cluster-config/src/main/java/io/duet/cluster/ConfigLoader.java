@@ -14,18 +14,17 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
-import java.util.function.Function;
 
 /**
  * Builds a {@link DuetConfig} from four layers, lowest to highest precedence; for every key the
  * highest layer that sets it wins (objects are merged key by key, lists replaced whole):
  *
  * <ol>
- *   <li><b>defaults</b>: the {@value DuetConfig#DEFAULTS_RESOURCE} classpath resource;</li>
+ *   <li><b>defaults</b>: the defaults declared in {@link Settings};</li>
  *   <li><b>file</b>: the YAML topology file named by {@code --config}, else by the
  *       {@code DUET_CONFIG} environment variable (none when neither is set; a file that is
  *       named but missing is an error);</li>
- *   <li><b>env</b>: the environment variables of {@link #ENVIRONMENT}, e.g.
+ *   <li><b>env</b>: the environment variables that settings declare, e.g.
  *       {@code MODEL_PATH} for {@code model.path}; unset or empty variables are ignored;</li>
  *   <li><b>flag</b>: command-line {@link ConfigFlags} ({@code --set} first, then the named flags).</li>
  * </ol>
@@ -40,37 +39,15 @@ public final class ConfigLoader {
   /** Environment variable naming the topology file when {@code --config} is not given. */
   public static final String CONFIG_ENV = "DUET_CONFIG";
 
-  /** Environment variables read, and the key each one sets. */
-  public static final Map<String, String> ENVIRONMENT = envTable();
-
-  private static Map<String, String> envTable() {
-    Map<String, String> table = new LinkedHashMap<>();
-    table.put("MODEL_PATH", "model.path");
-    table.put("TOKENIZER_PATH", "model.tokenizer");
-    table.put("SERVED_MODEL_NAME", "model.served-name");
-    table.put("LOG_PATH", "log.path");
-    table.put("DUET_CLUSTER_NAME", "cluster.name");
-    table.put("DUET_CLUSTER_HOST", "cluster.host");
-    table.put("DUET_CLUSTER_PORT", "cluster.port");
-    table.put("DUET_CLUSTER_MEMBERS", "cluster.members");
-    table.put("DUET_INSTANCE_ID", "instance.id");
-    table.put("DUET_PROXY_PORT", "proxy.port");
-    table.put("DUET_API_KEY", "api-key");
-    return Map.copyOf(table);
-  }
-
-  private static final Map<String, Function<String, Object>> ENV_PARSERS = Map.of(
-      "DUET_CLUSTER_PORT", ConfigLoader::envInteger,
-      "DUET_PROXY_PORT", ConfigLoader::envInteger,
-      "DUET_CLUSTER_MEMBERS", ConfigFlags::splitList);
-
   private ConfigLoader() {
   }
 
   /**
    * Loads the configuration; {@code instance.id} stays unset unless a layer sets it (see
-   * {@link DuetConfig#forRole}). Fails with a message naming the key and its source when a
-   * value is invalid, and naming the path when the topology file is missing or unreadable.
+   * {@link DuetConfig#forRole}). Fails with an {@link InvalidConfigException} listing every
+   * problem (each with its key and source) when the configuration does not match the
+   * declarations, and with a message naming the path when the topology file is missing or
+   * unreadable.
    */
   public static Future<DuetConfig> load(Vertx vertx, ConfigFlags flags, Map<String, String> env) {
     Objects.requireNonNull(vertx, "vertx");
@@ -103,34 +80,20 @@ public final class ConfigLoader {
     return load(vertx, flags, env).map(config -> config.forRole(role));
   }
 
+  /** The variables that settings declare; unset or blank ones are ignored. */
   private static DuetConfig.Layer envLayer(Map<String, String> env) {
     JsonObject values = new JsonObject();
     Map<String, String> details = new LinkedHashMap<>();
-    ENVIRONMENT.forEach((variable, key) -> {
-      String text = env.get(variable);
-      if (text == null || text.isBlank()) {
-        return;
-      }
-      Function<String, Object> parser = ENV_PARSERS.get(variable);
-      Object value;
-      try {
-        value = parser == null ? text.trim() : parser.apply(text.trim());
-      } catch (IllegalArgumentException e) {
-        throw new IllegalArgumentException("environment variable " + variable + " (" + key + "): "
-            + e.getMessage(), e);
-      }
-      JsonPaths.put(values, key, value);
-      details.put(key, variable);
-    });
-    return new DuetConfig.Layer(DuetConfig.SOURCE_ENV, values, details);
-  }
-
-  private static Object envInteger(String text) {
-    try {
-      return Integer.parseInt(text);
-    } catch (NumberFormatException e) {
-      throw new IllegalArgumentException("must be an integer, got '" + text + "'");
+    for (Setting<?> setting : Settings.all()) {
+      setting.env().ifPresent(variable -> {
+        String text = env.get(variable);
+        if (text != null && !text.isBlank()) {
+          JsonPaths.put(values, setting.key(), setting.type().fromText(text.trim()));
+          details.put(setting.key(), variable);
+        }
+      });
     }
+    return new DuetConfig.Layer(DuetConfig.SOURCE_ENV, values, details);
   }
 
   private static Future<DuetConfig.Layer> fileLayer(Vertx vertx, ConfigFlags flags,

@@ -36,7 +36,8 @@ public final class Heartbeat {
     this.vertx = vertx;
     this.current = current;
     ClusterMember.localMemberId(vertx).ifPresent(id -> delivery.addHeader(MEMBER_HEADER, id));
-    this.timerId = vertx.setPeriodic(0, config.heartbeatMillis(), id -> beat());
+    this.timerId = vertx.setPeriodic(0, config.get(Settings.CLUSTER_HEARTBEAT_MILLIS),
+        id -> beat());
   }
 
   /** Starts heartbeating; the first heartbeat goes out at once (on a Vert.x context). */

@@ -12,6 +12,7 @@ import ch.qos.logback.core.rolling.SizeBasedTriggeringPolicy;
 import ch.qos.logback.core.util.FileSize;
 import java.nio.file.Path;
 import java.util.Iterator;
+import java.util.Optional;
 import org.slf4j.ILoggerFactory;
 import org.slf4j.LoggerFactory;
 
@@ -69,12 +70,13 @@ public final class Logging {
       console.start();
       root.addAppender(console);
     }
-    if (config.logPath().isEmpty()) {
+    Optional<Path> logPath = config.get(Settings.LOG_PATH);
+    if (logPath.isEmpty()) {
       return null;
     }
-    String id = config.value("instance.id") == null ? "duet"
-        : config.value("instance.id").toString().replaceAll("[^A-Za-z0-9._-]", "_");
-    Path dir = config.logPath().get().toAbsolutePath();
+    String id = config.isSet(Settings.INSTANCE_ID)
+        ? config.get(Settings.INSTANCE_ID).replaceAll("[^A-Za-z0-9._-]", "_") : "duet";
+    Path dir = logPath.get().toAbsolutePath();
     Path file = dir.resolve(id + ".log");
 
     RollingFileAppender<ILoggingEvent> appender = new RollingFileAppender<>();

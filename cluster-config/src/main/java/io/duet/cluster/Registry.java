@@ -51,7 +51,7 @@ public interface Registry {
    * {@code config}. Heartbeats published before {@link #ready()} completes may be missed.
    */
   static Registry create(Vertx vertx, DuetConfig config) {
-    return new RegistryImpl(vertx, config.heartbeatTimeoutMillis());
+    return new RegistryImpl(vertx, config.get(Settings.CLUSTER_HEARTBEAT_TIMEOUT_MILLIS));
   }
 
   /** Completes when the heartbeat consumer is registered across the cluster. */

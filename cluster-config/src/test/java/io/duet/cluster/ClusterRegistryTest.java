@@ -32,18 +32,19 @@ class ClusterRegistryTest {
 
   private final List<Vertx> nodes = new CopyOnWriteArrayList<>();
 
-  private static DuetConfig clusterConfig(long heartbeatMillis, long timeoutMillis) {
+  private static DuetConfig clusterConfig(int heartbeatMillis, int timeoutMillis) {
     int base = 20_000 + 20 * ThreadLocalRandom.current().nextInt(2_000);
     return DuetConfig.defaults()
-        .with("cluster.name", "duet-test-" + UUID.randomUUID())
-        .with("cluster.host", "127.0.0.1")
-        .with("cluster.port", base)
-        .with("cluster.port-count", 10)
-        .with("cluster.members", List.of("127.0.0.1"))
-        .with("cluster.heartbeat-millis", heartbeatMillis)
-        .with("cluster.heartbeat-timeout-millis", timeoutMillis)
+        .with(Settings.CLUSTER_NAME, "duet-test-" + UUID.randomUUID())
+        .with(Settings.CLUSTER_HOST, "127.0.0.1")
+        .with(Settings.CLUSTER_PORT, base)
+        .with(Settings.CLUSTER_PORT_COUNT, 10)
+        .with(Settings.CLUSTER_MEMBERS, List.of("127.0.0.1"))
+        .with(Settings.CLUSTER_HEARTBEAT_MILLIS, heartbeatMillis)
+        .with(Settings.CLUSTER_HEARTBEAT_TIMEOUT_MILLIS, timeoutMillis)
         // the master otherwise waits 5 s to batch joins; members here start one after the other
-        .with("cluster.hazelcast-properties", Map.of("hazelcast.wait.seconds.before.join", 0));
+        .with(Settings.CLUSTER_HAZELCAST_PROPERTIES,
+            Map.of("hazelcast.wait.seconds.before.join", "0"));
   }
 
   /**
@@ -73,15 +74,16 @@ class ClusterRegistryTest {
   @Test
   void hazelcastConfigIsBuiltInCode() {
     DuetConfig config = clusterConfig(200, 1000)
-        .with("cluster.members", List.of("127.0.0.1", "10.1.2.3:5801"))
-        .with("cluster.hazelcast-properties", Map.of("hazelcast.max.no.heartbeat.seconds", 15));
+        .with(Settings.CLUSTER_MEMBERS, List.of("127.0.0.1", "10.1.2.3:5801"))
+        .with(Settings.CLUSTER_HAZELCAST_PROPERTIES,
+            Map.of("hazelcast.max.no.heartbeat.seconds", "15"));
     Config hz = ClusterBootstrap.hazelcastConfig(config);
-    assertEquals(config.clusterName(), hz.getClusterName());
+    assertEquals(config.get(Settings.CLUSTER_NAME), hz.getClusterName());
     assertEquals("false", hz.getProperty("hazelcast.phone.home.enabled"));
     assertEquals("slf4j", hz.getProperty("hazelcast.logging.type"));
     assertEquals("false", hz.getProperty("hazelcast.socket.bind.any"));
     assertEquals("15", hz.getProperty("hazelcast.max.no.heartbeat.seconds"));
-    assertEquals(config.clusterPort(), hz.getNetworkConfig().getPort());
+    assertEquals(config.get(Settings.CLUSTER_PORT), hz.getNetworkConfig().getPort());
     assertTrue(hz.getNetworkConfig().isPortAutoIncrement());
     assertEquals(10, hz.getNetworkConfig().getPortCount());
     assertEquals("127.0.0.1", hz.getNetworkConfig().getPublicAddress());
@@ -106,8 +108,8 @@ class ClusterRegistryTest {
     assertEquals(2, ClusterMember.hazelcast(a).orElseThrow().getCluster().getMembers().size());
     assertEquals(2, ClusterMember.hazelcast(b).orElseThrow().getCluster().getMembers().size());
     Registry registry = Registry.create(a, config);
-    String first = config.forRole(Role.PREFILL).instanceId();
-    String second = config.forRole(Role.PREFILL).instanceId();
+    String first = config.forRole(Role.PREFILL).get(Settings.INSTANCE_ID);
+    String second = config.forRole(Role.PREFILL).get(Settings.INSTANCE_ID);
     assertNotEquals(first, second);
     Heartbeat[] heartbeat = new Heartbeat[1];
     registry.onChange(change -> {

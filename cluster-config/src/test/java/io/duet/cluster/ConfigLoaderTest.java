@@ -6,6 +6,8 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.duet.contract.Role;
+import io.duet.engine.EngineOptions;
+import io.duet.engine.WeightStorage;
 import io.vertx.core.Future;
 import io.vertx.core.Vertx;
 import io.vertx.core.json.JsonObject;
@@ -72,35 +74,36 @@ class ConfigLoaderTest {
       DuetConfig c = withFlags.result();
 
       // the same key at every level: each level wins over the ones below
-      assertEquals("duet", d.clusterName());
-      assertEquals("file-cluster", f.clusterName());
-      assertEquals("env-cluster", e.clusterName());
-      assertEquals("flag-cluster", c.clusterName());
+      assertEquals("duet", d.get(Settings.CLUSTER_NAME));
+      assertEquals("file-cluster", f.get(Settings.CLUSTER_NAME));
+      assertEquals("env-cluster", e.get(Settings.CLUSTER_NAME));
+      assertEquals("flag-cluster", c.get(Settings.CLUSTER_NAME));
       assertEquals(List.of("default", "file", "env", "flag"), List.of(d.source("cluster.name"),
           f.source("cluster.name"), e.source("cluster.name"), c.source("cluster.name")));
 
-      assertEquals(Optional.empty(), d.modelPath());
-      assertEquals(Optional.of(Path.of("/file/model.bin")), f.modelPath());
-      assertEquals(Optional.of(Path.of("/env/model.bin")), e.modelPath());
-      assertEquals(Optional.of(Path.of("/flag/model.bin")), c.modelPath());
+      assertEquals(Optional.empty(), d.get(Settings.MODEL_PATH));
+      assertEquals(Optional.of(Path.of("/file/model.bin")), f.get(Settings.MODEL_PATH));
+      assertEquals(Optional.of(Path.of("/env/model.bin")), e.get(Settings.MODEL_PATH));
+      assertEquals(Optional.of(Path.of("/flag/model.bin")), c.get(Settings.MODEL_PATH));
 
-      assertEquals(7000, d.proxyPort());
-      assertEquals(7100, f.proxyPort());
-      assertEquals(7200, e.proxyPort());
-      assertEquals(1, c.proxyPort(), "--set is a flag, above the environment");
+      assertEquals(7000, d.get(Settings.PROXY_PORT));
+      assertEquals(7100, f.get(Settings.PROXY_PORT));
+      assertEquals(7200, e.get(Settings.PROXY_PORT));
+      assertEquals(1, c.get(Settings.PROXY_PORT), "--set is a flag, above the environment");
       assertEquals("flag", c.source("proxy.port"));
 
       // keys set only by lower layers keep their values
-      assertEquals(6000, c.clusterPort());
+      assertEquals(6000, c.get(Settings.CLUSTER_PORT));
       assertEquals("file", c.source("cluster.port"));
-      assertEquals(30, c.prefillLeaseSeconds());
+      assertEquals(30, c.get(Settings.PREFILL_LEASE_SECONDS));
       assertEquals("default", c.source("prefill.lease-seconds"));
-      assertEquals(64, c.decodeMaxNumSeqs());
-      assertEquals(List.of("10.0.0.1:5701", "p1"), c.members());
-      assertEquals(Optional.of(ENV_SECRET), c.apiKey());
-      assertEquals(Map.of("hazelcast.max.no.heartbeat.seconds", "15"), c.hazelcastProperties());
-      assertEquals(Optional.of("model"), c.servedModelName());
-      assertEquals(Optional.of(Path.of("/env/tokenizer.bin")), c.tokenizerPath());
+      assertEquals(64, c.get(Settings.DECODE_MAX_NUM_SEQS));
+      assertEquals(List.of("10.0.0.1:5701", "p1"), c.get(Settings.CLUSTER_MEMBERS));
+      assertEquals(Optional.of(ENV_SECRET), c.get(Settings.API_KEY));
+      assertEquals(Map.of("hazelcast.max.no.heartbeat.seconds", "15"),
+          c.get(Settings.CLUSTER_HAZELCAST_PROPERTIES));
+      assertEquals(Optional.of("model"), c.get(Settings.MODEL_SERVED_NAME));
+      assertEquals(Optional.of(Path.of("/env/tokenizer.bin")), c.get(Settings.MODEL_TOKENIZER));
 
       String described = c.describe();
       assertFalse(described.contains(ENV_SECRET), described);
@@ -129,13 +132,15 @@ class ConfigLoaderTest {
   @Test
   void namedFlagsWinOverSet() {
     ConfigFlags flags = ConfigFlags.parse("--set", "proxy.port=7002", "--port", "7001",
-        "--set", "model.served-name=null", "--set", "x.flag=true", "--set", "x.text=a=b");
+        "--set", "model.served-name=null", "--set", "proxy.embedded=false",
+        "--set", "model.chat-template=a=b");
     JsonObject overlay = flags.toJson();
     assertEquals(7001, overlay.getJsonObject("proxy").getInteger("port"));
     assertTrue(overlay.getJsonObject("model").containsKey("served-name"));
     assertEquals(null, overlay.getJsonObject("model").getValue("served-name"));
-    assertEquals(true, overlay.getJsonObject("x").getBoolean("flag"));
-    assertEquals("a=b", overlay.getJsonObject("x").getString("text"));
+    assertEquals(false, overlay.getJsonObject("proxy").getBoolean("embedded"),
+        "a declared key's value is read by its type");
+    assertEquals("a=b", overlay.getJsonObject("model").getString("chat-template"));
     assertThrows(CommandLine.ParameterException.class, () -> ConfigFlags.parse("--set", "novalue"));
   }
 
@@ -144,9 +149,10 @@ class ConfigLoaderTest {
     String file = topology().toString();
     ConfigLoader.load(vertx, Role.PREFILL, new ConfigFlags(), Map.of("DUET_CONFIG", file))
         .onComplete(ctx.succeeding(config -> ctx.verify(() -> {
-          assertEquals("file-cluster", config.clusterName());
-          assertTrue(config.instanceId().startsWith("prefill-"), config.instanceId());
-          assertTrue(config.instanceId().matches("prefill-[a-z0-9-]+-[0-9a-f]{6}"), config.instanceId());
+          assertEquals("file-cluster", config.get(Settings.CLUSTER_NAME));
+          String id = config.get(Settings.INSTANCE_ID);
+          assertTrue(id.startsWith("prefill-"), id);
+          assertTrue(id.matches("prefill-[a-z0-9-]+-[0-9a-f]{6}"), id);
           assertEquals("generated", config.source("instance.id"));
           ctx.completeNow();
         })));
@@ -216,102 +222,106 @@ class ConfigLoaderTest {
     ConfigLoader.load(vertx, new ConfigFlags(), Map.of()).onComplete(ctx.succeeding(config -> ctx.verify(() -> {
       assertEquals(DuetConfig.defaults().toJson(), config.toJson());
       DuetConfig d = DuetConfig.defaults();
-      assertEquals("duet", d.clusterName());
-      assertEquals("127.0.0.1", d.clusterHost());
-      assertEquals(5701, d.clusterPort());
-      assertEquals(100, d.clusterPortCount());
-      assertEquals(List.of("127.0.0.1"), d.members());
-      assertEquals(1000, d.heartbeatMillis());
-      assertEquals(5000, d.heartbeatTimeoutMillis());
-      assertEquals("llama2", d.chatTemplate());
-      assertEquals(0, d.dpRank());
-      assertEquals("127.0.0.1", d.proxyHost());
-      assertEquals(7000, d.proxyPort());
-      assertEquals(600, d.proxyRequestTimeoutSeconds());
-      assertEquals(32, d.proxyStreamCredits());
-      assertEquals(0, d.prefillHttpPort());
-      assertEquals(0, d.prefillKvPort());
-      assertEquals(2048, d.prefillMaxBatchTokens());
-      assertEquals(256, d.prefillMaxWaiting());
-      assertEquals(30, d.prefillLeaseSeconds());
-      assertEquals(10, d.prefillKvStallTimeoutSeconds());
-      assertEquals(256, d.prefillKvCacheMb());
-      assertEquals(Runtime.getRuntime().availableProcessors(), d.prefillThreads());
-      assertEquals(0, d.decodeHttpPort());
-      assertEquals(32, d.decodeMaxNumSeqs());
-      assertEquals(256, d.decodeMaxWaiting());
-      assertEquals(256, d.decodeKvCacheMb());
-      assertEquals(Runtime.getRuntime().availableProcessors(), d.decodeThreads());
-      assertEquals(30, d.decodeKvPullTimeoutSeconds());
-      assertEquals(4, d.decodeKvConnectionsPerPeer());
-      assertEquals(Optional.empty(), d.logPath());
-      assertEquals(Optional.empty(), d.apiKey());
-      assertEquals(Optional.empty(), d.servedModelName());
-      assertThrows(IllegalStateException.class, d::instanceId);
+      int cores = Runtime.getRuntime().availableProcessors();
+      assertEquals("duet", d.get(Settings.CLUSTER_NAME));
+      assertEquals("127.0.0.1", d.get(Settings.CLUSTER_HOST));
+      assertEquals(5701, d.get(Settings.CLUSTER_PORT));
+      assertEquals(100, d.get(Settings.CLUSTER_PORT_COUNT));
+      assertEquals(List.of("127.0.0.1"), d.get(Settings.CLUSTER_MEMBERS));
+      assertEquals(1000, d.get(Settings.CLUSTER_HEARTBEAT_MILLIS));
+      assertEquals(5000, d.get(Settings.CLUSTER_HEARTBEAT_TIMEOUT_MILLIS));
+      assertEquals(Map.of(), d.get(Settings.CLUSTER_HAZELCAST_PROPERTIES));
+      assertEquals("llama2", d.get(Settings.MODEL_CHAT_TEMPLATE));
+      assertEquals(WeightStorage.MAPPED, d.get(Settings.MODEL_WEIGHTS));
+      assertEquals(0, d.get(Settings.INSTANCE_DP_RANK));
+      assertEquals("127.0.0.1", d.get(Settings.PROXY_HOST));
+      assertEquals(7000, d.get(Settings.PROXY_PORT));
+      assertEquals(cores, d.get(Settings.PROXY_HTTP_INSTANCES));
+      assertEquals(600, d.get(Settings.PROXY_REQUEST_TIMEOUT_SECONDS));
+      assertEquals(32, d.get(Settings.PROXY_STREAM_CREDITS));
+      assertEquals(true, d.get(Settings.PROXY_EMBEDDED));
+      assertEquals(1 << 20, d.get(Settings.PROXY_MAX_BODY_BYTES));
+      assertEquals(16, d.get(Settings.PROXY_COMPLETION_MAX_TOKENS));
+      assertEquals(4096, d.get(Settings.PROXY_CHAT_MAX_TOKENS));
+      assertEquals(0, d.get(Settings.PREFILL_HTTP_PORT));
+      assertEquals(0, d.get(Settings.PREFILL_KV_PORT));
+      assertEquals(2048, d.get(Settings.PREFILL_MAX_BATCH_TOKENS));
+      assertEquals(256, d.get(Settings.PREFILL_MAX_WAITING));
+      assertEquals(30, d.get(Settings.PREFILL_LEASE_SECONDS));
+      assertEquals(10, d.get(Settings.PREFILL_KV_STALL_TIMEOUT_SECONDS));
+      assertEquals(256, d.get(Settings.PREFILL_KV_CACHE_MB));
+      assertEquals(EngineOptions.DEFAULT_KV_CACHE_BYTES, (long) d.get(Settings.PREFILL_KV_CACHE_MB) << 20);
+      assertEquals(cores, d.get(Settings.PREFILL_THREADS));
+      assertEquals(0, d.get(Settings.DECODE_HTTP_PORT));
+      assertEquals(32, d.get(Settings.DECODE_MAX_NUM_SEQS));
+      assertEquals(256, d.get(Settings.DECODE_MAX_WAITING));
+      assertEquals(256, d.get(Settings.DECODE_KV_CACHE_MB));
+      assertEquals(cores, d.get(Settings.DECODE_THREADS));
+      assertEquals(30, d.get(Settings.DECODE_KV_PULL_TIMEOUT_SECONDS));
+      assertEquals(4, d.get(Settings.DECODE_KV_CONNECTIONS_PER_PEER));
+      assertEquals(Optional.empty(), d.get(Settings.LOG_PATH));
+      assertEquals(Optional.empty(), d.get(Settings.API_KEY));
+      assertEquals(Optional.empty(), d.get(Settings.MODEL_SERVED_NAME));
+      assertFalse(d.isSet(Settings.INSTANCE_ID));
+      assertThrows(IllegalStateException.class, () -> d.get(Settings.INSTANCE_ID));
       ctx.completeNow();
     })));
   }
 
   @Test
   void withAndForRole() {
-    DuetConfig base = DuetConfig.defaults().with("instance.id", "p-7");
-    assertEquals("p-7", base.forRole(Role.PREFILL).instanceId(), "an explicit id is kept");
+    DuetConfig base = DuetConfig.defaults().with(Settings.INSTANCE_ID, "p-7");
+    assertEquals("p-7", base.forRole(Role.PREFILL).get(Settings.INSTANCE_ID),
+        "an explicit id is kept");
     assertEquals("code", base.source("instance.id"));
-    DuetConfig overlaid = base.with(new JsonObject().put("decode", new JsonObject().put("max-num-seqs", 8)));
-    assertEquals(8, overlaid.decodeMaxNumSeqs());
-    assertEquals(256, overlaid.decodeMaxWaiting(), "siblings survive a nested overlay");
-    assertEquals(32, base.decodeMaxNumSeqs(), "configs are immutable");
-    assertThrows(IllegalArgumentException.class, () -> base.with("proxy.port", -1));
-    assertThrows(IllegalArgumentException.class, () -> base.with("cluster.members", "host:port"));
+    DuetConfig overlaid = base.with(Settings.DECODE_MAX_NUM_SEQS, 8);
+    assertEquals(8, overlaid.get(Settings.DECODE_MAX_NUM_SEQS));
+    assertEquals(256, overlaid.get(Settings.DECODE_MAX_WAITING), "siblings survive an overlay");
+    assertEquals(32, base.get(Settings.DECODE_MAX_NUM_SEQS), "configs are immutable");
+    assertThrows(IllegalArgumentException.class, () -> base.with(Settings.PROXY_PORT, -1));
+    assertThrows(IllegalArgumentException.class,
+        () -> base.with(Settings.CLUSTER_MEMBERS, List.of("host:port")));
   }
 
   @Test
-  void routingPoliciesAreNamedWithParameterMapsThatDefaultToEmpty() {
+  void modelWeightsAreMappedByDefaultAndTakeHugePagesOrFailNamingTheKey(Vertx vertx,
+      VertxTestContext ctx) {
     DuetConfig base = DuetConfig.defaults();
-    assertEquals("least-prompt-tokens", base.proxyPrefillPolicy());
-    assertEquals("least-load", base.proxyDecodePolicy());
-    assertEquals(new JsonObject(), base.proxyPrefillPolicyParams());
-    assertEquals(new JsonObject(), base.proxyDecodePolicyParams());
-
-    DuetConfig set = base.with(ConfigFlags.parse("--set", "proxy.decode-policy=pinned",
-        "--set", "proxy.decode-policy-params.instance=d1").toJson());
-    assertEquals("pinned", set.proxyDecodePolicy());
-    assertEquals(new JsonObject().put("instance", "d1"), set.proxyDecodePolicyParams());
-    assertEquals(new JsonObject(), base.with("proxy.prefill-policy-params", null)
-        .proxyPrefillPolicyParams(), "an empty YAML value is no parameters");
-
-    IllegalArgumentException notAMap = assertThrows(IllegalArgumentException.class,
-        () -> base.with("proxy.prefill-policy-params", "size=3"));
-    assertTrue(notAMap.getMessage().contains("proxy.prefill-policy-params must be a map"),
-        notAMap.getMessage());
-    assertThrows(IllegalArgumentException.class, () -> base.with("proxy.decode-policy", " "));
-  }
-
-  @Test
-  void modelWeightsAreMappedByDefaultAndTakeHugePagesOrFailNamingTheKey() {
-    DuetConfig base = DuetConfig.defaults();
-    assertFalse(base.hugePageWeights());
-    assertTrue(base.with("model.weights", "huge-pages").hugePageWeights());
-    IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-        () -> base.with("model.weights", "copied"));
-    assertTrue(e.getMessage().contains("model.weights must be mapped or huge-pages"),
-        e.getMessage());
+    assertEquals(WeightStorage.MAPPED, base.get(Settings.MODEL_WEIGHTS));
+    assertEquals(WeightStorage.HUGE_PAGES,
+        base.with(Settings.MODEL_WEIGHTS, WeightStorage.HUGE_PAGES).get(Settings.MODEL_WEIGHTS));
+    ConfigLoader.load(vertx, ConfigFlags.parse("--set", "model.weights=huge-pages"), Map.of())
+        .compose(hugePages -> {
+          ctx.verify(() -> assertEquals(WeightStorage.HUGE_PAGES,
+              hugePages.get(Settings.MODEL_WEIGHTS)));
+          return ConfigLoader.load(vertx, ConfigFlags.parse("--set", "model.weights=copied"),
+              Map.of());
+        })
+        .onComplete(ctx.failing(e -> ctx.verify(() -> {
+          assertTrue(e.getMessage().contains(
+              "model.weights: expected one of mapped, huge-pages, found 'copied'"), e.getMessage());
+          ctx.completeNow();
+        })));
   }
 
   @Test
   void secretsAreMaskedButTokenizerAndTokenCountsAreNot() {
     DuetConfig config = DuetConfig.defaults()
-        .with("api-key", "k-1")
-        .with("model.tokenizer", "/models/tokenizer.bin")
-        .with("hub.auth-token", "t-2")
-        .with("hub.accessToken", "t-3")
-        .with("db.password", "p-4")
-        .with("s3.secret-access", "s-5");
+        .with(Settings.API_KEY, Optional.of("k-1"))
+        .with(Settings.MODEL_TOKENIZER, Optional.of(Path.of("/models/tokenizer.bin")))
+        .with(Settings.CLUSTER_HAZELCAST_PROPERTIES, Map.of("hub.auth-token", "t-2",
+            "hub.accessToken", "t-3", "db.password", "p-4", "s3.secret-access", "s-5",
+            "hazelcast.operation.call.timeout.millis", "60000"));
     String described = config.describe();
     for (String secret : List.of("k-1", "t-2", "t-3", "p-4", "s-5")) {
       assertFalse(described.contains(secret), secret + " leaked:\n" + described);
     }
+    assertTrue(described.matches("(?s).*api-key\\s+= \\*\\*\\*\\* .*"), described);
+    assertTrue(described.matches(
+        "(?s).*cluster\\.hazelcast-properties\\.db\\.password\\s+= \\*\\*\\*\\* .*"), described);
     assertTrue(described.contains("/models/tokenizer.bin"), described);
+    assertTrue(described.contains("= 60000"), "other map entries are shown: " + described);
     assertTrue(described.matches("(?s).*prefill\\.max-batch-tokens\\s+= 2048.*"), described);
+    assertFalse(config.toString().contains("k-1"), config.toString());
   }
 }

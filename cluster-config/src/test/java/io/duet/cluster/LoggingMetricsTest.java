@@ -10,6 +10,7 @@ import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.prometheus.metrics.expositionformats.PrometheusTextFormatWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Optional;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.slf4j.Logger;
@@ -23,8 +24,9 @@ class LoggingMetricsTest {
 
   @Test
   void fileAppenderNamedByInstanceWithRequestIds() throws Exception {
-    DuetConfig config = DuetConfig.defaults().with("log.path", dir.resolve("logs").toString())
-        .with("instance.id", "decode-test-1");
+    DuetConfig config = DuetConfig.defaults()
+        .with(Settings.LOG_PATH, Optional.of(dir.resolve("logs")))
+        .with(Settings.INSTANCE_ID, "decode-test-1");
     Path file = Logging.configure(config);
     ch.qos.logback.classic.Logger root = ((LoggerContext) LoggerFactory.getILoggerFactory())
         .getLogger(Logger.ROOT_LOGGER_NAME);

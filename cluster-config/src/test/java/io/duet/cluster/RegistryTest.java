@@ -28,8 +28,8 @@ import org.junit.jupiter.api.extension.ExtendWith;
 class RegistryTest {
 
   static final DuetConfig FAST = DuetConfig.defaults()
-      .with("cluster.heartbeat-millis", 100)
-      .with("cluster.heartbeat-timeout-millis", 500);
+      .with(Settings.CLUSTER_HEARTBEAT_MILLIS, 100)
+      .with(Settings.CLUSTER_HEARTBEAT_TIMEOUT_MILLIS, 500);
 
   static InstanceInfo info(String id, Role role, int running) {
     return new InstanceInfo(id, role, 0, "127.0.0.1", 8000, role == Role.PREFILL ? 9000 : 0,

@@ -2,6 +2,7 @@ package io.duet.decode;
 
 import io.duet.cluster.DuetConfig;
 import io.duet.cluster.Metrics;
+import io.duet.cluster.Settings;
 import io.duet.contract.Role;
 import io.duet.engine.Engine;
 import io.duet.service.ServiceRuntime;
@@ -25,6 +26,6 @@ public final class DecodeMain extends WorkerMain {
   /** The decode verticle for a configuration and an engine. */
   public static DecodeVerticle create(DuetConfig config, Engine engine, String modelName) {
     return new DecodeVerticle(engine, DecodeOptions.from(config, modelName),
-        Metrics.createRegistry(Role.DECODE.wireName(), config.instanceId()));
+        Metrics.createRegistry(Role.DECODE.wireName(), config.get(Settings.INSTANCE_ID)));
   }
 }

@@ -1,6 +1,7 @@
 package io.duet.decode;
 
 import io.duet.cluster.DuetConfig;
+import io.duet.cluster.Settings;
 
 /**
  * Settings of one decode instance (one data-parallel rank).
@@ -15,9 +16,11 @@ public record DecodeOptions(String instanceId, String modelName, String host, in
 
   /** The decode settings of a configuration (keys under {@code decode.}). */
   public static DecodeOptions from(DuetConfig config, String modelName) {
-    return new DecodeOptions(config.instanceId(), modelName, config.clusterHost(),
-        config.decodeHttpPort(), config.dpRank(), config.decodeMaxNumSeqs(),
-        config.decodeMaxWaiting(), config.decodeKvPullTimeoutSeconds() * 1000L,
-        config.decodeKvConnectionsPerPeer());
+    return new DecodeOptions(config.get(Settings.INSTANCE_ID), modelName,
+        config.get(Settings.CLUSTER_HOST), config.get(Settings.DECODE_HTTP_PORT),
+        config.get(Settings.INSTANCE_DP_RANK), config.get(Settings.DECODE_MAX_NUM_SEQS),
+        config.get(Settings.DECODE_MAX_WAITING),
+        config.get(Settings.DECODE_KV_PULL_TIMEOUT_SECONDS) * 1000L,
+        config.get(Settings.DECODE_KV_CONNECTIONS_PER_PEER));
   }
 }

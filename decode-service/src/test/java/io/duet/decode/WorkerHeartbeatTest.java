@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.duet.cluster.DuetConfig;
 import io.duet.cluster.Registry;
+import io.duet.cluster.Settings;
 import io.duet.contract.Addresses;
 import io.duet.contract.InstanceInfo;
 import io.duet.contract.Role;
@@ -34,8 +35,8 @@ import org.junit.jupiter.params.provider.EnumSource;
 @Timeout(value = 20, unit = TimeUnit.SECONDS)
 class WorkerHeartbeatTest {
 
-  private static final long HEARTBEAT_MILLIS = 50;
-  private static final long TIMEOUT_MILLIS = 300;
+  private static final int HEARTBEAT_MILLIS = 50;
+  private static final int TIMEOUT_MILLIS = 300;
 
   private Vertx vertx;
   private final Engines engines = new Engines();
@@ -55,9 +56,9 @@ class WorkerHeartbeatTest {
   @EnumSource(value = Role.class, names = {"PREFILL", "DECODE"})
   void undeployingAWorkerStopsItsHeartbeatAndTheRegistryDropsIt(Role role) throws Exception {
     String id = role.wireName() + "-undeployed";
-    DuetConfig config = DuetConfig.defaults().with("instance.id", id)
-        .with("cluster.heartbeat-millis", HEARTBEAT_MILLIS)
-        .with("cluster.heartbeat-timeout-millis", TIMEOUT_MILLIS);
+    DuetConfig config = DuetConfig.defaults().with(Settings.INSTANCE_ID, id)
+        .with(Settings.CLUSTER_HEARTBEAT_MILLIS, HEARTBEAT_MILLIS)
+        .with(Settings.CLUSTER_HEARTBEAT_TIMEOUT_MILLIS, TIMEOUT_MILLIS);
     Registry registry = Registry.create(vertx, config);
     await(registry.ready());
     BlockingQueue<Registry.Change> changes = new LinkedBlockingQueue<>();

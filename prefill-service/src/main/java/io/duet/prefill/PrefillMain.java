@@ -2,6 +2,7 @@ package io.duet.prefill;
 
 import io.duet.cluster.DuetConfig;
 import io.duet.cluster.Metrics;
+import io.duet.cluster.Settings;
 import io.duet.contract.Role;
 import io.duet.engine.Engine;
 import io.duet.service.ServiceRuntime;
@@ -25,6 +26,6 @@ public final class PrefillMain extends WorkerMain {
   /** The prefill verticle for a configuration and an engine. */
   public static PrefillVerticle create(DuetConfig config, Engine engine, String modelName) {
     return new PrefillVerticle(engine, PrefillOptions.from(config, modelName),
-        Metrics.createRegistry(Role.PREFILL.wireName(), config.instanceId()));
+        Metrics.createRegistry(Role.PREFILL.wireName(), config.get(Settings.INSTANCE_ID)));
   }
 }

@@ -1,6 +1,7 @@
 package io.duet.prefill;
 
 import io.duet.cluster.DuetConfig;
+import io.duet.cluster.Settings;
 
 /**
  * Settings of one prefill instance.
@@ -19,9 +20,10 @@ public record PrefillOptions(String instanceId, String modelName, String host, i
 
   /** The prefill settings of a configuration (keys under {@code prefill.}). */
   public static PrefillOptions from(DuetConfig config, String modelName) {
-    return new PrefillOptions(config.instanceId(), modelName, config.clusterHost(),
-        config.prefillKvPort(), config.prefillHttpPort(), config.prefillMaxBatchTokens(),
-        config.prefillMaxWaiting(), config.prefillLeaseSeconds() * 1000L,
-        config.prefillKvStallTimeoutSeconds() * 1000L);
+    return new PrefillOptions(config.get(Settings.INSTANCE_ID), modelName,
+        config.get(Settings.CLUSTER_HOST), config.get(Settings.PREFILL_KV_PORT),
+        config.get(Settings.PREFILL_HTTP_PORT), config.get(Settings.PREFILL_MAX_BATCH_TOKENS),
+        config.get(Settings.PREFILL_MAX_WAITING), config.get(Settings.PREFILL_LEASE_SECONDS) * 1000L,
+        config.get(Settings.PREFILL_KV_STALL_TIMEOUT_SECONDS) * 1000L);
   }
 }

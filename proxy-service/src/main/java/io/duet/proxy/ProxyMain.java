@@ -5,6 +5,7 @@ import io.duet.cluster.DuetConfig;
 import io.duet.cluster.Heartbeat;
 import io.duet.cluster.Metrics;
 import io.duet.cluster.Registry;
+import io.duet.cluster.Settings;
 import io.duet.contract.InstanceInfo;
 import io.duet.contract.Role;
 import io.duet.decode.DecodeMain;
@@ -17,14 +18,16 @@ import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
+import io.vertx.core.json.JsonObject;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.function.Supplier;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
-import picocli.CommandLine.Option;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -45,10 +48,6 @@ public final class ProxyMain implements Callable<Integer> {
   @Mixin
   ConfigFlags flags;
 
-  @Option(names = "--embedded", negatable = true, description = "Also run a prefill and a "
-      + "decode instance in this JVM (default: proxy.embedded, true unless configured).")
-  Boolean embedded;
-
   public static void main(String[] args) {
     ServiceRuntime.runMain(new ProxyMain(), args);
   }
@@ -56,9 +55,9 @@ public final class ProxyMain implements Callable<Integer> {
   @Override
   public Integer call() throws Exception {
     DuetConfig config = ServiceRuntime.loadConfig(Role.PROXY, flags);
-    boolean withWorkers = embedded != null ? embedded : config.proxyEmbedded();
-    PrometheusMeterRegistry metrics = Metrics.createRegistry(Role.PROXY.wireName(),
-        config.instanceId());
+    boolean withWorkers = config.get(Settings.PROXY_EMBEDDED);
+    String id = config.get(Settings.INSTANCE_ID);
+    PrometheusMeterRegistry metrics = Metrics.createRegistry(Role.PROXY.wireName(), id);
     // Before joining the cluster, so that a misnamed policy fails the start at once.
     Routing routing = routing(config, metrics);
     ServiceRuntime.Member member = ServiceRuntime.join(config);
@@ -67,16 +66,17 @@ public final class ProxyMain implements Callable<Integer> {
     ServiceRuntime.await(registry.ready());
     String servedModel = withWorkers ? startWorkers(member) : null;
 
+    String host = config.get(Settings.PROXY_HOST);
     ProxyVerticle proxy = proxy(vertx, config, registry::instances, routing, metrics);
     ServiceRuntime.await(vertx.deployVerticle(proxy));
-    Heartbeat.start(vertx, config, () -> new InstanceInfo(config.instanceId(), Role.PROXY, 0,
-        config.proxyHost(), proxy.actualPort(), 0, "", "", 0,
-        new InstanceInfo.Load(0, 0, 0, 0, 0), System.currentTimeMillis()));
+    Heartbeat.start(vertx, config, () -> new InstanceInfo(id, Role.PROXY, 0, host,
+        proxy.actualPort(), 0, "", "", 0, new InstanceInfo.Load(0, 0, 0, 0, 0),
+        System.currentTimeMillis()));
     if (servedModel != null) {
       ServiceRuntime.await(servedBy(vertx, registry, servedModel));
     }
-    LOG.info("Duet proxy {} ready on http://{}:{}/v1 serving {}", config.instanceId(),
-        config.proxyHost(), proxy.actualPort(), servedModel != null ? servedModel
+    LOG.info("Duet proxy {} ready on http://{}:{}/v1 serving {}", id, host,
+        proxy.actualPort(), servedModel != null ? servedModel
             : "the models of the cluster's prefill and decode instances");
     return 0;
   }
@@ -91,10 +91,14 @@ public final class ProxyMain implements Callable<Integer> {
    */
   public static Routing routing(DuetConfig config, MeterRegistry metrics) {
     return Routing.create(new RoutingOptions()
-        .setPrefillPolicy(config.proxyPrefillPolicy())
-        .setPrefillPolicyParams(config.proxyPrefillPolicyParams())
-        .setDecodePolicy(config.proxyDecodePolicy())
-        .setDecodePolicyParams(config.proxyDecodePolicyParams()), metrics);
+        .setPrefillPolicy(config.get(Settings.PROXY_PREFILL_POLICY))
+        .setPrefillPolicyParams(params(config.get(Settings.PROXY_PREFILL_POLICY_PARAMS)))
+        .setDecodePolicy(config.get(Settings.PROXY_DECODE_POLICY))
+        .setDecodePolicyParams(params(config.get(Settings.PROXY_DECODE_POLICY_PARAMS))), metrics);
+  }
+
+  private static JsonObject params(Map<String, String> values) {
+    return new JsonObject(new HashMap<>(values));
   }
 
   /**
@@ -105,16 +109,21 @@ public final class ProxyMain implements Callable<Integer> {
    */
   public static ProxyVerticle proxy(Vertx vertx, DuetConfig config,
       Supplier<List<InstanceInfo>> registry, Routing routing, PrometheusMeterRegistry metrics) {
-    return new ProxyVerticle(ClusterBackend.perEventLoop(vertx, registry, config.instanceId(),
-        routing, config.proxyStreamCredits(), config.proxyRequestTimeoutSeconds() * 1000L),
-        options(config), metrics);
+    return new ProxyVerticle(ClusterBackend.perEventLoop(vertx, registry,
+        config.get(Settings.INSTANCE_ID), routing, config.get(Settings.PROXY_STREAM_CREDITS),
+        config.get(Settings.PROXY_REQUEST_TIMEOUT_SECONDS) * 1000L), options(config), metrics);
   }
 
   /** The HTTP front end's options from the configuration. */
   static ProxyOptions options(DuetConfig config) {
-    return new ProxyOptions().setHost(config.proxyHost()).setPort(config.proxyPort())
-        .setInstances(config.proxyHttpInstances()).setChatTemplate(config.chatTemplate())
-        .setApiKey(config.apiKey().orElse(null));
+    return new ProxyOptions().setHost(config.get(Settings.PROXY_HOST))
+        .setPort(config.get(Settings.PROXY_PORT))
+        .setInstances(config.get(Settings.PROXY_HTTP_INSTANCES))
+        .setChatTemplate(config.get(Settings.MODEL_CHAT_TEMPLATE))
+        .setApiKey(config.get(Settings.API_KEY).orElse(null))
+        .setMaxBodyBytes(config.get(Settings.PROXY_MAX_BODY_BYTES))
+        .setCompletionMaxTokens(config.get(Settings.PROXY_COMPLETION_MAX_TOKENS))
+        .setChatMaxTokens(config.get(Settings.PROXY_CHAT_MAX_TOKENS));
   }
 
   /** Opens the model twice (a prefill and a decode engine) and deploys both services here. */
@@ -122,27 +131,25 @@ public final class ProxyMain implements Callable<Integer> {
     DuetConfig config = member.config();
     Path model;
     Path tokenizer;
-    String name;
-    if (config.modelPath().isPresent()) {
-      model = config.modelPath().get();
-      tokenizer = config.tokenizerPath().orElse(null);
-      name = ServiceRuntime.modelName(config, model);
+    String name = config.get(Settings.MODEL_SERVED_NAME).orElse(DemoModel.SERVED_NAME);
+    if (config.get(Settings.MODEL_PATH).isPresent()) {
+      model = config.get(Settings.MODEL_PATH).get();
+      tokenizer = config.get(Settings.MODEL_TOKENIZER).orElse(null);
     } else {
       DemoModel.Written demo = DemoModel.write(Files.createTempDirectory("duet-demo"));
       model = demo.model();
       tokenizer = demo.tokenizer();
-      name = config.servedModelName().orElse(DemoModel.SERVED_NAME);
       LOG.warn("No model configured: serving the built-in demo model '{}', which has RANDOM "
           + "weights and answers with noise. Load real weights with --model PATH --tokenizer "
           + "PATH (or MODEL_PATH / TOKENIZER_PATH), e.g. a llama2.c checkpoint and its "
           + "tokenizer.bin.", name);
     }
-    String id = config.instanceId();
-    DuetConfig prefill = config.with("instance.id", id + "-prefill");
+    String id = config.get(Settings.INSTANCE_ID);
+    DuetConfig prefill = config.with(Settings.INSTANCE_ID, id + "-prefill");
     ServiceRuntime.deployWorker(new ServiceRuntime.Member(member.vertx(), prefill),
         PrefillMain.create(prefill, ServiceRuntime.openEngine(config, Role.PREFILL, model,
             tokenizer, true), name));
-    DuetConfig decode = config.with("instance.id", id + "-decode");
+    DuetConfig decode = config.with(Settings.INSTANCE_ID, id + "-decode");
     ServiceRuntime.deployWorker(new ServiceRuntime.Member(member.vertx(), decode),
         DecodeMain.create(decode, ServiceRuntime.openEngine(config, Role.DECODE, model,
             tokenizer, true), name));

@@ -1,37 +1,43 @@
 package io.duet.proxy;
 
+import io.duet.cluster.Settings;
 import io.vertx.core.json.JsonObject;
 import java.util.Objects;
 
-/** Options of the OpenAI-compatible HTTP front end ({@link OpenAiApi}, {@link ProxyVerticle}). */
+/**
+ * Options of the OpenAI-compatible HTTP front end ({@link OpenAiApi}, {@link ProxyVerticle}).
+ * The defaults and the allowed values are those of the settings declared in {@link Settings}.
+ */
 public class ProxyOptions {
 
-  /** Listen on every interface. */
-  public static final String DEFAULT_HOST = "0.0.0.0";
-  /** The port of the reference deployment's proxy. */
-  public static final int DEFAULT_PORT = 7000;
-  /** One HTTP server per core, as Vert.x sizes its event-loop pool by the cores. */
-  public static final int DEFAULT_INSTANCES = Runtime.getRuntime().availableProcessors();
-  /** No API key: {@code /v1/*} is open. */
-  public static final String DEFAULT_API_KEY = null;
-  /** The llama2.c chat format ({@code [INST] ... [/INST]}); see {@link ChatTemplate#LLAMA2}. */
-  public static final String DEFAULT_CHAT_TEMPLATE = ChatTemplate.LLAMA2;
-  /** Request bodies above 1 MiB are refused with 413. */
-  public static final long DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
-  /** OpenAI's default {@code max_tokens} of {@code /v1/completions}. */
-  public static final int DEFAULT_COMPLETION_MAX_TOKENS = 16;
+  /** {@link Settings#PROXY_HOST}: loopback only. */
+  public static final String DEFAULT_HOST = Settings.PROXY_HOST.defaultValue();
+  /** {@link Settings#PROXY_PORT}: the port of the reference deployment's proxy. */
+  public static final int DEFAULT_PORT = Settings.PROXY_PORT.defaultValue();
+  /** {@link Settings#PROXY_HTTP_INSTANCES}: one HTTP server per core. */
+  public static final int DEFAULT_INSTANCES = Settings.PROXY_HTTP_INSTANCES.defaultValue();
+  /** {@link Settings#API_KEY}: none, {@code /v1/*} is open. */
+  public static final String DEFAULT_API_KEY = Settings.API_KEY.defaultValue().orElse(null);
+  /** {@link Settings#MODEL_CHAT_TEMPLATE}: {@link ChatTemplate#LLAMA2}. */
+  public static final String DEFAULT_CHAT_TEMPLATE = Settings.MODEL_CHAT_TEMPLATE.defaultValue();
+  /** {@link Settings#PROXY_MAX_BODY_BYTES}: larger request bodies are refused with 413. */
+  public static final int DEFAULT_MAX_BODY_BYTES = Settings.PROXY_MAX_BODY_BYTES.defaultValue();
+  /** {@link Settings#PROXY_COMPLETION_MAX_TOKENS}: OpenAI's default. */
+  public static final int DEFAULT_COMPLETION_MAX_TOKENS =
+      Settings.PROXY_COMPLETION_MAX_TOKENS.defaultValue();
   /**
-   * {@code /v1/chat/completions} has no default limit in OpenAI's API; this cap stands in for it
-   * (the model's context length cuts earlier, with {@code finish_reason: "length"}).
+   * {@link Settings#PROXY_CHAT_MAX_TOKENS}: {@code /v1/chat/completions} has no default limit in
+   * OpenAI's API; this cap stands in for it (the model's context length cuts earlier, with
+   * {@code finish_reason: "length"}).
    */
-  public static final int DEFAULT_CHAT_MAX_TOKENS = 4096;
+  public static final int DEFAULT_CHAT_MAX_TOKENS = Settings.PROXY_CHAT_MAX_TOKENS.defaultValue();
 
   private String host = DEFAULT_HOST;
   private int port = DEFAULT_PORT;
   private int instances = DEFAULT_INSTANCES;
   private String apiKey = DEFAULT_API_KEY;
   private String chatTemplate = DEFAULT_CHAT_TEMPLATE;
-  private long maxBodyBytes = DEFAULT_MAX_BODY_BYTES;
+  private int maxBodyBytes = DEFAULT_MAX_BODY_BYTES;
   private int completionMaxTokens = DEFAULT_COMPLETION_MAX_TOKENS;
   private int chatMaxTokens = DEFAULT_CHAT_MAX_TOKENS;
 
@@ -56,7 +62,7 @@ public class ProxyOptions {
     setInstances(json.getInteger("instances", DEFAULT_INSTANCES));
     setApiKey(json.getString("apiKey", DEFAULT_API_KEY));
     setChatTemplate(json.getString("chatTemplate", DEFAULT_CHAT_TEMPLATE));
-    setMaxBodyBytes(json.getLong("maxBodyBytes", DEFAULT_MAX_BODY_BYTES));
+    setMaxBodyBytes(json.getInteger("maxBodyBytes", DEFAULT_MAX_BODY_BYTES));
     setCompletionMaxTokens(json.getInteger("completionMaxTokens", DEFAULT_COMPLETION_MAX_TOKENS));
     setChatMaxTokens(json.getInteger("chatMaxTokens", DEFAULT_CHAT_MAX_TOKENS));
   }
@@ -82,10 +88,7 @@ public class ProxyOptions {
 
   /** The port to listen on; 0 picks a free one (see {@link ProxyVerticle#actualPort()}). */
   public ProxyOptions setPort(int port) {
-    if (port < 0 || port > 65535) {
-      throw new IllegalArgumentException("port must be in 0..65535: " + port);
-    }
-    this.port = port;
+    this.port = Settings.PROXY_PORT.requireValid(port);
     return this;
   }
 
@@ -130,15 +133,12 @@ public class ProxyOptions {
     return this;
   }
 
-  public long getMaxBodyBytes() {
+  public int getMaxBodyBytes() {
     return maxBodyBytes;
   }
 
-  public ProxyOptions setMaxBodyBytes(long maxBodyBytes) {
-    if (maxBodyBytes <= 0) {
-      throw new IllegalArgumentException("maxBodyBytes must be positive: " + maxBodyBytes);
-    }
-    this.maxBodyBytes = maxBodyBytes;
+  public ProxyOptions setMaxBodyBytes(int maxBodyBytes) {
+    this.maxBodyBytes = Settings.PROXY_MAX_BODY_BYTES.requireValid(maxBodyBytes);
     return this;
   }
 
@@ -148,10 +148,8 @@ public class ProxyOptions {
 
   /** {@code max_tokens} of a {@code /v1/completions} request that gives none. */
   public ProxyOptions setCompletionMaxTokens(int completionMaxTokens) {
-    if (completionMaxTokens <= 0) {
-      throw new IllegalArgumentException("completionMaxTokens must be positive");
-    }
-    this.completionMaxTokens = completionMaxTokens;
+    this.completionMaxTokens =
+        Settings.PROXY_COMPLETION_MAX_TOKENS.requireValid(completionMaxTokens);
     return this;
   }
 
@@ -161,10 +159,7 @@ public class ProxyOptions {
 
   /** {@code max_tokens} of a {@code /v1/chat/completions} request that gives none. */
   public ProxyOptions setChatMaxTokens(int chatMaxTokens) {
-    if (chatMaxTokens <= 0) {
-      throw new IllegalArgumentException("chatMaxTokens must be positive");
-    }
-    this.chatMaxTokens = chatMaxTokens;
+    this.chatMaxTokens = Settings.PROXY_CHAT_MAX_TOKENS.requireValid(chatMaxTokens);
     return this;
   }
 }

@@ -3,6 +3,7 @@ package io.duet.proxy;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
+import io.duet.cluster.Settings;
 import io.vertx.core.json.JsonObject;
 import java.util.List;
 import org.junit.jupiter.api.Test;
@@ -40,6 +41,8 @@ class ChatTemplateTest {
   @Test
   void registry() {
     assertEquals(List.of("llama2", "plain"), ChatTemplate.names());
+    assertEquals(String.join(", ", ChatTemplate.names()),
+        Settings.MODEL_CHAT_TEMPLATE.type().range(), "the setting offers every template");
     assertEquals(ChatTemplate.LLAMA2, new ProxyOptions().getChatTemplate());
     IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
         () -> ChatTemplate.forName("chatml"));

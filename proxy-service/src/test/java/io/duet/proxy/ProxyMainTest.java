@@ -2,8 +2,10 @@ package io.duet.proxy;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.duet.cluster.DuetConfig;
+import io.duet.cluster.Settings;
 import io.duet.contract.InstanceInfo;
 import io.duet.proxy.routing.DecodeTarget;
 import io.duet.proxy.routing.Entries;
@@ -11,8 +13,8 @@ import io.duet.proxy.routing.Routing;
 import io.duet.proxy.routing.RoutingRequest;
 import io.duet.proxy.testpolicy.PinnedDecodePolicy;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
-import io.vertx.core.json.JsonObject;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import org.junit.jupiter.api.Test;
@@ -24,15 +26,45 @@ class ProxyMainTest {
     DuetConfig defaults = DuetConfig.defaults();
     assertEquals(Runtime.getRuntime().availableProcessors(),
         ProxyMain.options(defaults).getInstances());
-    assertEquals(3, ProxyMain.options(defaults.with("proxy.http-instances", 3)).getInstances());
+    assertEquals(3, ProxyMain.options(defaults.with(Settings.PROXY_HTTP_INSTANCES, 3))
+        .getInstances());
     assertThrows(IllegalArgumentException.class,
-        () -> defaults.with("proxy.http-instances", -1));
+        () -> defaults.with(Settings.PROXY_HTTP_INSTANCES, -1));
+  }
+
+  @Test
+  void optionsComeFromTheSettingsWhoseDefaultsAreTheOptionsDefaults() {
+    assertEquals(new ProxyOptions().toJson(), ProxyMain.options(DuetConfig.defaults()).toJson());
+    assertEquals("127.0.0.1", ProxyOptions.DEFAULT_HOST);
+    ProxyOptions options = ProxyMain.options(DuetConfig.defaults()
+        .with(Settings.PROXY_HOST, "0.0.0.0")
+        .with(Settings.PROXY_PORT, 7100)
+        .with(Settings.API_KEY, Optional.of("sk-1"))
+        .with(Settings.MODEL_CHAT_TEMPLATE, ChatTemplate.PLAIN)
+        .with(Settings.PROXY_MAX_BODY_BYTES, 4096)
+        .with(Settings.PROXY_COMPLETION_MAX_TOKENS, 5)
+        .with(Settings.PROXY_CHAT_MAX_TOKENS, 6));
+    assertEquals(List.of("0.0.0.0", 7100, "sk-1", ChatTemplate.PLAIN, 4096, 5, 6),
+        List.of(options.getHost(), options.getPort(), options.getApiKey(),
+            options.getChatTemplate(), options.getMaxBodyBytes(), options.getCompletionMaxTokens(),
+            options.getChatMaxTokens()));
+  }
+
+  @Test
+  void optionsRefuseWhatTheSettingsRefuse() {
+    IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+        () -> new ProxyOptions().setPort(70000));
+    assertTrue(e.getMessage().startsWith("proxy.port must be an integer in 0..65535"),
+        e.getMessage());
+    assertThrows(IllegalArgumentException.class, () -> new ProxyOptions().setMaxBodyBytes(0));
+    assertThrows(IllegalArgumentException.class, () -> new ProxyOptions().setChatMaxTokens(0));
   }
 
   @Test
   void routingPoliciesAndTheirParametersComeFromTheConfiguration() {
-    DuetConfig pinned = DuetConfig.defaults().with("proxy.decode-policy", PinnedDecodePolicy.NAME)
-        .with("proxy.decode-policy-params", new JsonObject().put("instance", "d1"));
+    DuetConfig pinned = DuetConfig.defaults()
+        .with(Settings.PROXY_DECODE_POLICY, PinnedDecodePolicy.NAME)
+        .with(Settings.PROXY_DECODE_POLICY_PARAMS, Map.of("instance", "d1"));
     Routing routing = ProxyMain.routing(pinned, new SimpleMeterRegistry());
     List<InstanceInfo> idle = List.of(Entries.decode("d0", 8, 0, 0), Entries.decode("d1", 8, 0, 0));
     assertEquals(Optional.of(new DecodeTarget("d1", 0)), routing.chooseDecode(idle,
@@ -44,12 +76,14 @@ class ProxyMainTest {
     DuetConfig defaults = DuetConfig.defaults();
     SimpleMeterRegistry metrics = new SimpleMeterRegistry();
     IllegalArgumentException unknown = assertThrows(IllegalArgumentException.class,
-        () -> ProxyMain.routing(defaults.with("proxy.decode-policy", "round-robin"), metrics));
+        () -> ProxyMain.routing(defaults.with(Settings.PROXY_DECODE_POLICY, "round-robin"),
+            metrics));
     assertEquals("unknown decode routing policy 'round-robin'; known decode policies: "
         + "least-load, test-pinned", unknown.getMessage());
     IllegalArgumentException parameter = assertThrows(IllegalArgumentException.class,
-        () -> ProxyMain.routing(defaults.with("proxy.prefill-policy-params.weight", 2), metrics));
-    assertEquals("routing policy least-prompt-tokens takes no parameters, got {\"weight\":2}",
+        () -> ProxyMain.routing(defaults.with(Settings.PROXY_PREFILL_POLICY_PARAMS,
+            Map.of("weight", "2")), metrics));
+    assertEquals("routing policy least-prompt-tokens takes no parameters, got {\"weight\":\"2\"}",
         parameter.getMessage());
   }
 }

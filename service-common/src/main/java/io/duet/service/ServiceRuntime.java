@@ -4,11 +4,12 @@ import io.duet.cluster.ClusterBootstrap;
 import io.duet.cluster.ConfigFlags;
 import io.duet.cluster.ConfigLoader;
 import io.duet.cluster.DuetConfig;
+import io.duet.cluster.InvalidConfigException;
 import io.duet.cluster.Logging;
+import io.duet.cluster.Settings;
 import io.duet.contract.Role;
 import io.duet.engine.Engine;
 import io.duet.engine.EngineOptions;
-import io.duet.engine.WeightStorage;
 import io.duet.engine.launch.VectorLauncher;
 import io.vertx.core.Future;
 import io.vertx.core.Vertx;
@@ -64,11 +65,18 @@ public final class ServiceRuntime {
    * The body of a service's {@code main}: {@link #relaunchIfNeeded} (the command's class is the
    * main class), then the picocli command. A command that fails ends the process with its exit
    * code; one that succeeds has started a service whose threads keep the process alive, so
-   * this returns. For service mains only: it may end the process.
+   * this returns. An invalid configuration is reported as its list of problems, without a stack
+   * trace. For service mains only: it may end the process.
    */
   public static void runMain(Callable<Integer> command, String[] args) {
     relaunchIfNeeded(command.getClass(), args);
-    int exit = new CommandLine(command).execute(args);
+    int exit = new CommandLine(command).setExecutionExceptionHandler((error, line, parsed) -> {
+      if (!(error instanceof InvalidConfigException)) {
+        throw error;
+      }
+      line.getErr().println(error.getMessage());
+      return line.getCommandSpec().exitCodeOnExecutionException();
+    }).execute(args);
     if (exit != 0) {
       System.exit(exit);
     }
@@ -87,7 +95,7 @@ public final class ServiceRuntime {
   public static Member join(DuetConfig config) throws Exception {
     Logging.configure(config);
     LOG.info("{} starting with configuration (lowest to highest precedence: default < file < "
-        + "env < flag):\n{}", config.instanceId(), config.describe());
+        + "env < flag):\n{}", config.get(Settings.INSTANCE_ID), config.describe());
     Vertx vertx = await(ClusterBootstrap.start(config));
     ClusterBootstrap.closeOnSignal(vertx);
     return new Member(vertx, config);
@@ -107,8 +115,10 @@ public final class ServiceRuntime {
       throws Exception {
     DuetConfig config = loadConfig(role, flags);
     Path model = requireModel(config);
-    Engine engine = openEngine(config, role, model, config.tokenizerPath().orElse(null));
-    deployWorker(join(config), factory.create(config, engine, modelName(config, model)));
+    Engine engine = openEngine(config, role, model,
+        config.get(Settings.MODEL_TOKENIZER).orElse(null));
+    deployWorker(join(config), factory.create(config, engine,
+        config.get(Settings.MODEL_SERVED_NAME).orElseThrow()));
   }
 
   /** Deploys a worker on a member; it heartbeats until it is undeployed. */
@@ -131,9 +141,10 @@ public final class ServiceRuntime {
       boolean sharedCores) throws IOException {
     boolean prefill = role == Role.PREFILL;
     EngineOptions options = new EngineOptions().modelPath(model).tokenizerPath(tokenizer)
-        .kvCacheBytes((long) (prefill ? config.prefillKvCacheMb() : config.decodeKvCacheMb()) << 20)
-        .threads(prefill ? config.prefillThreads() : config.decodeThreads())
-        .weightStorage(config.hugePageWeights() ? WeightStorage.HUGE_PAGES : WeightStorage.MAPPED)
+        .kvCacheBytes((long) config.get(prefill ? Settings.PREFILL_KV_CACHE_MB
+            : Settings.DECODE_KV_CACHE_MB) << 20)
+        .threads(config.get(prefill ? Settings.PREFILL_THREADS : Settings.DECODE_THREADS))
+        .weightStorage(config.get(Settings.MODEL_WEIGHTS))
         .sharedCores(sharedCores);
     Engine engine = Engine.open(options);
     // Hash the weights for the KV layout fingerprint now, not on an event loop later, and let
@@ -145,18 +156,9 @@ public final class ServiceRuntime {
 
   /** The configured model path, or a clear error. */
   public static Path requireModel(DuetConfig config) {
-    return config.modelPath().orElseThrow(() -> new IllegalArgumentException(
+    return config.get(Settings.MODEL_PATH).orElseThrow(() -> new IllegalArgumentException(
         "no model configured: pass --model PATH (and --tokenizer PATH), set MODEL_PATH, or set "
             + "model.path in the --config file"));
-  }
-
-  /** The name clients use: configured, else the model file's name without extension. */
-  public static String modelName(DuetConfig config, Path model) {
-    return config.servedModelName().orElseGet(() -> {
-      String file = model.getFileName().toString();
-      int dot = file.lastIndexOf('.');
-      return dot > 0 ? file.substring(0, dot) : file;
-    });
   }
 
   public static <T> T await(Future<T> future) throws Exception {

@@ -1,5 +1,6 @@
 package io.duet.bench.impl;
 
+import io.duet.contract.Addresses;
 import io.duet.contract.DecodeEvent;
 import io.duet.contract.StreamCredit;
 import io.vertx.core.AbstractVerticle;
@@ -40,8 +41,9 @@ public final class EventStream {
    */
   public static Future<Result> run(Vertx senderVertx, Vertx receiverVertx, String tag,
       int messages, int window) {
-    String stream = "bench.stream." + tag;
-    String control = "bench.control." + tag;
+    // The addresses a real stream uses: a proxy's stream address, a decode instance's control.
+    String stream = Addresses.proxyStream("bench-" + tag, 0);
+    String control = Addresses.decodeControl("bench-" + tag);
     AtomicLongArray sentAt = new AtomicLongArray(messages);
     Receiver receiver = new Receiver(stream, control, tag, sentAt, messages, window);
     Sender sender = new Sender(stream, control, tag, sentAt, messages, window);

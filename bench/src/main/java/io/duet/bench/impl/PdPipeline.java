@@ -1,6 +1,7 @@
 package io.duet.bench.impl;
 
 import io.duet.cluster.DuetConfig;
+import io.duet.cluster.Settings;
 import io.duet.contract.DecodeEvent;
 import io.duet.contract.SamplingSpec;
 import io.duet.decode.DecodeOptions;
@@ -26,7 +27,7 @@ import java.util.function.IntConsumer;
  * An embedded 1P1D on a local (non-clustered) Vert.x, as the proxy's pipeline test runs it:
  * the real prefill and decode verticles, each with its own engine, KV moved over a real
  * loopback TCP connection, driven through the proxy's {@link ClusterBackend} on one context.
- * Instance settings are the built-in defaults of the configuration ({@code duet-defaults.yaml}),
+ * Instance settings are the built-in defaults of the configuration ({@link Settings}),
  * with {@code max-num-seqs} raised to the benchmark's concurrency if needed.
  */
 public final class PdPipeline implements AutoCloseable {
@@ -57,16 +58,18 @@ public final class PdPipeline implements AutoCloseable {
     try {
       DuetConfig defaults = DuetConfig.defaults();
       PrefillVerticle prefill = new PrefillVerticle(prefillEngine,
-          PrefillOptions.from(defaults.with("instance.id", "bench-p0"), MODEL),
+          PrefillOptions.from(defaults.with(Settings.INSTANCE_ID, "bench-p0"), MODEL),
           new PrometheusMeterRegistry(PrometheusConfig.DEFAULT));
       DecodeVerticle decode = new DecodeVerticle(decodeEngine,
-          DecodeOptions.from(defaults.with("instance.id", "bench-d0")
-              .with("decode.max-num-seqs", Math.max(maxNumSeqs, defaults.decodeMaxNumSeqs())),
+          DecodeOptions.from(defaults.with(Settings.INSTANCE_ID, "bench-d0")
+              .with(Settings.DECODE_MAX_NUM_SEQS,
+                  Math.max(maxNumSeqs, defaults.get(Settings.DECODE_MAX_NUM_SEQS))),
               MODEL),
           new PrometheusMeterRegistry(PrometheusConfig.DEFAULT));
       Futures.await(vertx.deployVerticle(prefill).compose(id -> vertx.deployVerticle(decode)), 60);
       ClusterBackend backend = new ClusterBackend(vertx, () -> List.of(prefill.info(),
-          decode.info()), "bench-proxy", defaults.proxyStreamCredits(), TIMEOUT_MILLIS);
+          decode.info()), "bench-proxy", defaults.get(Settings.PROXY_STREAM_CREDITS),
+          TIMEOUT_MILLIS);
       // The backend is confined to one context, as it is inside the proxy verticle.
       Context context = vertx.getOrCreateContext();
       Promise<Void> opened = Promise.promise();

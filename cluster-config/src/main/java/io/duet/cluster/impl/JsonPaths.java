@@ -34,6 +34,14 @@ public final class JsonPaths {
     }
   }
 
+  /** A value as text: objects and arrays as JSON, null as {@code null}. */
+  public static String text(Object value) {
+    if (value instanceof JsonObject object) {
+      return object.encode();
+    }
+    return value instanceof JsonArray array ? array.encode() : String.valueOf(value);
+  }
+
   /** The value at a dotted path, or null when any part of the path is missing. */
   public static Object get(JsonObject json, String path) {
     JsonObject current = json;
@@ -46,13 +54,6 @@ public final class JsonPaths {
       current = object;
     }
     return current.getValue(parts[parts.length - 1]);
-  }
-
-  /** Whether a dotted path is present (possibly with a null value). */
-  public static boolean contains(JsonObject json, String path) {
-    int dot = path.lastIndexOf('.');
-    Object parent = dot < 0 ? json : get(json, path.substring(0, dot));
-    return parent instanceof JsonObject object && object.containsKey(path.substring(dot + 1));
   }
 
   /** Sets the value at a dotted path, creating (or replacing non-object) parents on the way. */

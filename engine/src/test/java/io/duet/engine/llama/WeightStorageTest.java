@@ -55,6 +55,8 @@ class WeightStorageTest {
     }
     try (Engine engine = Engines.open(new EngineOptions().modelPath(MODEL)
         .weightStorage(WeightStorage.HUGE_PAGES))) {
+      assertTrue(engine.description().weights().startsWith("copied to "),
+          "the engine runs on the copy: " + engine.description());
       Generation actual = Engines.generateAlone(engine, prompt, greedy);
       assertArrayEquals(expected.outputTokens(), actual.outputTokens());
     }

@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.duet.cluster.DuetConfig;
+import io.duet.cluster.Settings;
 import io.duet.contract.Addresses;
 import io.duet.contract.DecodeAccepted;
 import io.duet.contract.DecodeEvent;
@@ -361,13 +362,13 @@ class PipelineTest {
       throws Exception {
     Engine d1Engine = engines.open(512);
     registry.add(deployDecode("d1", d1Engine, 64)::info);
-    DuetConfig proxyConfig = DuetConfig.defaults().with("proxy.host", HOST).with("proxy.port", 0)
-        .with("proxy.http-instances", 2);
+    DuetConfig proxyConfig = DuetConfig.defaults().with(Settings.PROXY_HOST, HOST)
+        .with(Settings.PROXY_PORT, 0).with(Settings.PROXY_HTTP_INSTANCES, 2);
 
     // The policy sends every request to d1, though d0 is as idle and comes first.
-    DuetConfig pinned = proxyConfig.with("instance.id", "proxy-pinned")
-        .with("proxy.decode-policy", PinnedDecodePolicy.NAME)
-        .with("proxy.decode-policy-params", new JsonObject().put("instance", "d1"));
+    DuetConfig pinned = proxyConfig.with(Settings.INSTANCE_ID, "proxy-pinned")
+        .with(Settings.PROXY_DECODE_POLICY, PinnedDecodePolicy.NAME)
+        .with(Settings.PROXY_DECODE_POLICY_PARAMS, Map.of("instance", "d1"));
     PrometheusMeterRegistry metrics = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
     ProxyVerticle pinnedProxy = deployedProxy(pinned, metrics);
     streamEveryPromptAtOnce(pinnedProxy);
@@ -378,7 +379,7 @@ class PipelineTest {
 
     // The same requests through a proxy of the default configuration: least-load sends the
     // first to d0, and spreads the others over both.
-    DuetConfig leastLoad = proxyConfig.with("instance.id", "proxy-least-load");
+    DuetConfig leastLoad = proxyConfig.with(Settings.INSTANCE_ID, "proxy-least-load");
     streamEveryPromptAtOnce(deployedProxy(leastLoad,
         new PrometheusMeterRegistry(PrometheusConfig.DEFAULT)));
     assertTrue(sentTo(Addresses.decode("d0")) > 0, "least-load used d0");

@@ -7,6 +7,8 @@ import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
+import io.duet.cluster.ConfigLoader;
+import io.duet.cluster.Settings;
 import io.duet.engine.Engine;
 import io.duet.engine.EngineOptions;
 import io.duet.engine.FinishReason;
@@ -36,6 +38,7 @@ import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Locale;
+import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
@@ -203,8 +206,8 @@ class ThreeJvmClusterIT {
         .redirectOutput(log.toFile());
     // The topology file and the flags are the whole configuration: no variable of this
     // machine's environment may move the cluster elsewhere.
-    builder.environment().keySet().removeIf(key -> key.startsWith("DUET_")
-        || List.of("MODEL_PATH", "TOKENIZER_PATH", "SERVED_MODEL_NAME", "LOG_PATH").contains(key));
+    builder.environment().keySet().removeIf(key -> key.equals(ConfigLoader.CONFIG_ENV)
+        || Settings.all().stream().anyMatch(setting -> setting.env().equals(Optional.of(key))));
     CHILDREN.add(new Child(name, builder.start(), log));
   }
 

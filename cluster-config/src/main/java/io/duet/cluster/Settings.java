@@ -1,0 +1,309 @@
+package io.duet.cluster;
+
+import static io.duet.cluster.SettingType.atLeast;
+import static io.duet.cluster.SettingType.bool;
+import static io.duet.cluster.SettingType.choice;
+import static io.duet.cluster.SettingType.countOrAllCores;
+import static io.duet.cluster.SettingType.hostPorts;
+import static io.duet.cluster.SettingType.integer;
+import static io.duet.cluster.SettingType.map;
+import static io.duet.cluster.SettingType.optional;
+import static io.duet.cluster.SettingType.path;
+import static io.duet.cluster.SettingType.port;
+import static io.duet.cluster.SettingType.string;
+
+import io.duet.engine.EngineOptions;
+import io.duet.engine.WeightStorage;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import java.util.TreeSet;
+
+/**
+ * Every setting of Duet, each declared once. To add one, declare a constant here with its key,
+ * type, default and description (and, if users need them, an environment variable and a flag),
+ * then regenerate the reference table of {@code docs/operations.md} (see
+ * {@code cluster-config/README.md}); read it with {@link DuetConfig#get}.
+ *
+ * <p>The order of declaration is the order of the reference table.
+ */
+public final class Settings {
+
+  private static final Map<String, Setting<?>> BY_KEY = new LinkedHashMap<>();
+  private static final Set<String> NAMES = new TreeSet<>();
+
+  // ---------------------------------------------------------------- cluster
+
+  public static final Setting<String> CLUSTER_NAME = declare(Setting.builder("cluster.name",
+      string()).defaultValue("duet").env("DUET_CLUSTER_NAME").flag("--cluster-name", "NAME")
+      .description("Hazelcast cluster name; only members with the same name join."));
+
+  public static final Setting<String> CLUSTER_HOST = declare(Setting.builder("cluster.host",
+      string()).defaultValue("127.0.0.1").env("DUET_CLUSTER_HOST").flag("--cluster-host", "HOST")
+      .description("The address this member binds to and announces."));
+
+  public static final Setting<Integer> CLUSTER_PORT = declare(Setting.builder("cluster.port",
+      integer(1, 65535)).defaultValue(5701).env("DUET_CLUSTER_PORT").flag("--cluster-port", "PORT")
+      .description("The first Hazelcast port tried (auto-increment is on)."));
+
+  public static final Setting<Integer> CLUSTER_PORT_COUNT = declare(Setting.builder(
+      "cluster.port-count", integer(1, 65535)).defaultValue(100)
+      .description("How many ports from cluster.port may be used, and how many a member given "
+          + "as a host without a port is tried on."));
+
+  public static final Setting<List<String>> CLUSTER_MEMBERS = declare(Setting.builder(
+      "cluster.members", hostPorts()).defaultValue(List.of("127.0.0.1"))
+      .env("DUET_CLUSTER_MEMBERS").flag("--members", "HOST[:PORT],...")
+      .description("The members to join (TCP-IP); comma-separated in the variable and the flag. "
+          + "Empty: this member's cluster.host."));
+
+  public static final Setting<Integer> CLUSTER_HEARTBEAT_MILLIS = declare(Setting.builder(
+      "cluster.heartbeat-millis", atLeast(1)).defaultValue(1000)
+      .description("How often every instance announces itself on the registry."));
+
+  public static final Setting<Integer> CLUSTER_HEARTBEAT_TIMEOUT_MILLIS = declare(Setting.builder(
+      "cluster.heartbeat-timeout-millis", atLeast(1)).defaultValue(5000)
+      .requires("greater than cluster.heartbeat-millis",
+          (config, timeout) -> timeout > config.get(Settings.CLUSTER_HEARTBEAT_MILLIS))
+      .description("An instance silent this long is dropped from the registry."));
+
+  public static final Setting<Map<String, String>> CLUSTER_HAZELCAST_PROPERTIES = declare(
+      Setting.builder("cluster.hazelcast-properties", map()).defaultValue(Map.of())
+      .description("Extra Hazelcast properties by their full dotted name, e.g. "
+          + "hazelcast.max.no.heartbeat.seconds: 15; applied last."));
+
+  // ---------------------------------------------------------------- model
+
+  public static final Setting<Optional<Path>> MODEL_PATH = declare(Setting.builder("model.path",
+      optional(path())).env("MODEL_PATH").flag("--model", "PATH")
+      .description("The llama2.c checkpoint. Unset: the proxy serves a built-in demo model with "
+          + "random weights; prefill and decode refuse to start."));
+
+  public static final Setting<Optional<Path>> MODEL_TOKENIZER = declare(Setting.builder(
+      "model.tokenizer", optional(path())).env("TOKENIZER_PATH").flag("--tokenizer", "PATH")
+      .description("The tokenizer.bin of the checkpoint."));
+
+  public static final Setting<Optional<String>> MODEL_SERVED_NAME = declare(Setting.builder(
+      "model.served-name", optional(string())).env("SERVED_MODEL_NAME")
+      .flag("--served-model-name", "NAME")
+      .whenUnset(config -> config.get(Settings.MODEL_PATH).map(Settings::fileStem))
+      .description("The model name clients use. Unset: the file name of model.path without its "
+          + "extension."));
+
+  public static final Setting<String> MODEL_CHAT_TEMPLATE = declare(Setting.builder(
+      "model.chat-template", choice("llama2", "plain")).defaultValue("llama2")
+      .description("How the proxy renders chat messages into a prompt: llama2 as run.c's chat "
+          + "mode ([INST] ... [/INST]), plain as role-prefixed lines."));
+
+  public static final Setting<WeightStorage> MODEL_WEIGHTS = declare(Setting.builder(
+      "model.weights", choice(WeightStorage.class)).defaultValue(new EngineOptions().weightStorage())
+      .description("mapped: memory-mapped from the checkpoint, opens at once. huge-pages: copied "
+          + "off the heap onto transparent huge pages, faster decode, slower start."));
+
+  // ---------------------------------------------------------------- instance
+
+  public static final Setting<String> INSTANCE_ID = declare(Setting.builder("instance.id",
+      string()).env("DUET_INSTANCE_ID").flag("--instance-id", "ID")
+      .whenUnset(config -> {
+        throw new IllegalStateException(
+            "instance.id is unset: use DuetConfig.forRole(role) to generate one");
+      })
+      .description("This instance's id, unique in the cluster. Unset: the role, the host name "
+          + "and 6 random hex digits, e.g. decode-node1-3fa9c2."));
+
+  public static final Setting<Integer> INSTANCE_DP_RANK = declare(Setting.builder(
+      "instance.dp-rank", atLeast(0)).defaultValue(0).flag("--dp-rank", "RANK")
+      .description("The data-parallel rank within a decode instance."));
+
+  // ---------------------------------------------------------------- proxy
+
+  public static final Setting<String> PROXY_HOST = declare(Setting.builder("proxy.host",
+      string()).defaultValue("127.0.0.1")
+      .description("The address the proxy's HTTP server binds to."));
+
+  public static final Setting<Integer> PROXY_PORT = declare(Setting.builder("proxy.port", port())
+      .defaultValue(7000).env("DUET_PROXY_PORT").flag("--port", "PORT")
+      .description("The proxy's HTTP port (0 = any free port)."));
+
+  public static final Setting<Integer> PROXY_HTTP_INSTANCES = declare(Setting.builder(
+      "proxy.http-instances", countOrAllCores()).defaultValue(0)
+      .description("HTTP servers sharing the port, each on its own event loop."));
+
+  public static final Setting<Integer> PROXY_REQUEST_TIMEOUT_SECONDS = declare(Setting.builder(
+      "proxy.request-timeout-seconds", atLeast(1)).defaultValue(600)
+      .description("The end-to-end limit of one request."));
+
+  public static final Setting<Integer> PROXY_STREAM_CREDITS = declare(Setting.builder(
+      "proxy.stream-credits", atLeast(1)).defaultValue(32)
+      .description("Decode events a stream may have in flight to the proxy."));
+
+  public static final Setting<Boolean> PROXY_EMBEDDED = declare(Setting.builder("proxy.embedded",
+      bool()).defaultValue(true).switchFlag("--embedded")
+      .description("Also run one prefill and one decode instance in the proxy's JVM."));
+
+  public static final Setting<Integer> PROXY_MAX_BODY_BYTES = declare(Setting.builder(
+      "proxy.max-body-bytes", atLeast(1)).defaultValue(1 << 20)
+      .description("Request bodies above this size are refused with 413."));
+
+  public static final Setting<Integer> PROXY_COMPLETION_MAX_TOKENS = declare(Setting.builder(
+      "proxy.completion-max-tokens", atLeast(1)).defaultValue(16)
+      .description("max_tokens of a /v1/completions request that gives none (OpenAI's "
+          + "default)."));
+
+  public static final Setting<Integer> PROXY_CHAT_MAX_TOKENS = declare(Setting.builder(
+      "proxy.chat-max-tokens", atLeast(1)).defaultValue(4096)
+      .description("max_tokens of a /v1/chat/completions request that gives none; OpenAI has "
+          + "no limit there, and the model's context cuts earlier."));
+
+  public static final Setting<String> PROXY_PREFILL_POLICY = declare(Setting.builder(
+      "proxy.prefill-policy", string()).defaultValue("least-prompt-tokens")
+      .description("The routing policy that picks each request's prefill instance (see "
+          + "proxy-service/README.md: least-prompt-tokens, or one registered by a jar)."));
+
+  public static final Setting<Map<String, String>> PROXY_PREFILL_POLICY_PARAMS = declare(
+      Setting.builder("proxy.prefill-policy-params", map()).defaultValue(Map.of())
+      .description("The prefill routing policy's parameters, by name."));
+
+  public static final Setting<String> PROXY_DECODE_POLICY = declare(Setting.builder(
+      "proxy.decode-policy", string()).defaultValue("least-load")
+      .description("The routing policy that picks each request's decode target (least-load, or "
+          + "one registered by a jar)."));
+
+  public static final Setting<Map<String, String>> PROXY_DECODE_POLICY_PARAMS = declare(
+      Setting.builder("proxy.decode-policy-params", map()).defaultValue(Map.of())
+      .description("The decode routing policy's parameters, by name."));
+
+  // ---------------------------------------------------------------- prefill
+
+  public static final Setting<Integer> PREFILL_HTTP_PORT = declare(Setting.builder(
+      "prefill.http-port", port()).defaultValue(0)
+      .description("Status port (health, metrics) of a prefill instance (0 = any free port)."));
+
+  public static final Setting<Integer> PREFILL_KV_PORT = declare(Setting.builder(
+      "prefill.kv-port", port()).defaultValue(0)
+      .description("The KV transfer server's port (0 = any free port)."));
+
+  public static final Setting<Integer> PREFILL_MAX_BATCH_TOKENS = declare(Setting.builder(
+      "prefill.max-batch-tokens", atLeast(1)).defaultValue(2048)
+      .description("Prompt tokens prefilled together in one batch."));
+
+  public static final Setting<Integer> PREFILL_MAX_WAITING = declare(Setting.builder(
+      "prefill.max-waiting", atLeast(0)).defaultValue(256)
+      .description("Queued prefill requests beyond which new ones are refused as overloaded."));
+
+  public static final Setting<Integer> PREFILL_LEASE_SECONDS = declare(Setting.builder(
+      "prefill.lease-seconds", atLeast(1)).defaultValue(30)
+      .description("How long prefilled KV is held for a decode instance to pull it."));
+
+  public static final Setting<Integer> PREFILL_KV_STALL_TIMEOUT_SECONDS = declare(Setting.builder(
+      "prefill.kv-stall-timeout-seconds", atLeast(1)).defaultValue(10)
+      .description("How long a KV send may wait for its reader before the connection is closed "
+          + "and the pull lets go of its blocks."));
+
+  public static final Setting<Integer> PREFILL_KV_CACHE_MB = declare(Setting.builder(
+      "prefill.kv-cache-mb", atLeast(1)).defaultValue(engineKvCacheMb())
+      .description("The prefill instance's KV cache size in MiB."));
+
+  public static final Setting<Integer> PREFILL_THREADS = declare(Setting.builder(
+      "prefill.threads", countOrAllCores()).defaultValue(0)
+      .description("Compute threads of a prefill instance."));
+
+  // ---------------------------------------------------------------- decode
+
+  public static final Setting<Integer> DECODE_HTTP_PORT = declare(Setting.builder(
+      "decode.http-port", port()).defaultValue(0)
+      .description("Status port (health, metrics) of a decode instance (0 = any free port)."));
+
+  public static final Setting<Integer> DECODE_MAX_NUM_SEQS = declare(Setting.builder(
+      "decode.max-num-seqs", atLeast(1)).defaultValue(32)
+      .description("Sequences decoded together in the running batch."));
+
+  public static final Setting<Integer> DECODE_MAX_WAITING = declare(Setting.builder(
+      "decode.max-waiting", atLeast(0)).defaultValue(256)
+      .description("Queued decode requests beyond the batch before new ones are refused as "
+          + "overloaded."));
+
+  public static final Setting<Integer> DECODE_KV_CACHE_MB = declare(Setting.builder(
+      "decode.kv-cache-mb", atLeast(1)).defaultValue(engineKvCacheMb())
+      .description("The decode instance's KV cache size in MiB."));
+
+  public static final Setting<Integer> DECODE_THREADS = declare(Setting.builder(
+      "decode.threads", countOrAllCores()).defaultValue(0)
+      .description("Compute threads of a decode instance."));
+
+  public static final Setting<Integer> DECODE_KV_PULL_TIMEOUT_SECONDS = declare(Setting.builder(
+      "decode.kv-pull-timeout-seconds", atLeast(1)).defaultValue(30)
+      .description("The limit for pulling one sequence's KV from its prefill instance."));
+
+  public static final Setting<Integer> DECODE_KV_CONNECTIONS_PER_PEER = declare(Setting.builder(
+      "decode.kv-connections-per-peer", atLeast(1)).defaultValue(4)
+      .description("KV connections kept open to each prefill instance."));
+
+  // ---------------------------------------------------------------- log, secrets
+
+  public static final Setting<Optional<Path>> LOG_PATH = declare(Setting.builder("log.path",
+      optional(path())).env("LOG_PATH").flag("--log-path", "DIR")
+      .description("Directory for log files, one rolling file per instance. Unset: console "
+          + "only."));
+
+  public static final Setting<Optional<String>> API_KEY = declare(Setting.builder("api-key",
+      optional(string())).env("DUET_API_KEY").secret()
+      .description("The key clients must present (Authorization: Bearer) on /v1/*. Unset: "
+          + "none required."));
+
+  private Settings() {
+  }
+
+  /** Every setting, in the order of declaration. */
+  public static Collection<Setting<?>> all() {
+    return Collections.unmodifiableCollection(BY_KEY.values());
+  }
+
+  /** The setting of a key, if one is declared. */
+  public static Optional<Setting<?>> find(String key) {
+    return Optional.ofNullable(BY_KEY.get(key));
+  }
+
+  /**
+   * The setting a dotted path belongs to: the setting of that key, or the one whose value holds
+   * the path (an entry of a map, or anything nested under a setting of another type).
+   */
+  public static Optional<Setting<?>> owner(String path) {
+    String key = path;
+    while (!BY_KEY.containsKey(key) && key.contains(".")) {
+      key = key.substring(0, key.lastIndexOf('.'));
+    }
+    return find(key);
+  }
+
+  private static <T> Setting<T> declare(Setting.Builder<T> builder) {
+    Setting<T> setting = builder.build();
+    List<String> names = new ArrayList<>(List.of(setting.key()));
+    setting.env().ifPresent(names::add);
+    setting.flag().ifPresent(flag -> names.add(flag.name()));
+    for (String name : names) {
+      if (!NAMES.add(name)) {
+        throw new IllegalStateException(name + " is declared twice");
+      }
+    }
+    BY_KEY.put(setting.key(), setting);
+    return setting;
+  }
+
+  private static int engineKvCacheMb() {
+    return (int) (EngineOptions.DEFAULT_KV_CACHE_BYTES >> 20);
+  }
+
+  /** A file's name without its extension: the served name of a model file. */
+  private static String fileStem(Path file) {
+    String name = file.getFileName().toString();
+    int dot = name.lastIndexOf('.');
+    return dot > 0 ? name.substring(0, dot) : name;
+  }
+}
