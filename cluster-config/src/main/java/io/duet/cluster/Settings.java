@@ -85,6 +85,11 @@ public final class Settings {
       .description("The llama2.c checkpoint. Unset: the proxy serves a built-in demo model with "
           + "random weights; prefill and decode refuse to start."));
 
+  public static final Setting<Optional<String>> MODEL_ARCHITECTURE = declare(Setting.builder(
+      "model.architecture", optional(string()))
+      .description("The engine architecture that runs the model, e.g. llama2c. Unset: the one "
+          + "that recognizes the model file."));
+
   public static final Setting<Optional<Path>> MODEL_TOKENIZER = declare(Setting.builder(
       "model.tokenizer", optional(path())).env("TOKENIZER_PATH").flag("--tokenizer", "PATH")
       .description("The tokenizer.bin of the checkpoint."));

@@ -140,7 +140,9 @@ public final class ServiceRuntime {
   public static Engine openEngine(DuetConfig config, Role role, Path model, Path tokenizer,
       boolean sharedCores) throws IOException {
     boolean prefill = role == Role.PREFILL;
-    EngineOptions options = new EngineOptions().modelPath(model).tokenizerPath(tokenizer)
+    EngineOptions options = new EngineOptions().modelPath(model)
+        .architecture(config.get(Settings.MODEL_ARCHITECTURE).orElse(null))
+        .tokenizerPath(tokenizer)
         .kvCacheBytes((long) config.get(prefill ? Settings.PREFILL_KV_CACHE_MB
             : Settings.DECODE_KV_CACHE_MB) << 20)
         .threads(config.get(prefill ? Settings.PREFILL_THREADS : Settings.DECODE_THREADS))
