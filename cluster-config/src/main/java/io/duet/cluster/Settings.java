@@ -107,7 +107,8 @@ public final class Settings {
           + "mode ([INST] ... [/INST]), plain as role-prefixed lines."));
 
   public static final Setting<WeightStorage> MODEL_WEIGHTS = declare(Setting.builder(
-      "model.weights", choice(WeightStorage.class)).defaultValue(new EngineOptions().weightStorage())
+      "model.weights", choice(WeightStorage.class))
+      .defaultValue(EngineOptions.DEFAULT_WEIGHT_STORAGE)
       .description("mapped: memory-mapped from the checkpoint, opens at once. huge-pages: copied "
           + "off the heap onto transparent huge pages, faster decode, slower start."));
 

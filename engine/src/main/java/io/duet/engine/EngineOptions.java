@@ -12,6 +12,7 @@ public final class EngineOptions {
   public static final long DEFAULT_KV_CACHE_BYTES = 256L << 20;
   public static final int DEFAULT_MAX_BATCH_TOKENS = 512;
   public static final int DEFAULT_MAX_SEQUENCES = 64;
+  public static final WeightStorage DEFAULT_WEIGHT_STORAGE = WeightStorage.MAPPED;
 
   private Path modelPath;
   private String architecture;
@@ -23,7 +24,7 @@ public final class EngineOptions {
   private int maxSequences = DEFAULT_MAX_SEQUENCES;
   private int threads = Runtime.getRuntime().availableProcessors();
   private boolean sharedCores;
-  private WeightStorage weightStorage = WeightStorage.MAPPED;
+  private WeightStorage weightStorage = DEFAULT_WEIGHT_STORAGE;
 
   public Path modelPath() {
     return modelPath;
