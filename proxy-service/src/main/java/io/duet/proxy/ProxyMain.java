@@ -59,7 +59,8 @@ public final class ProxyMain implements Callable<Integer> {
 
     ProxyVerticle proxy = new ProxyVerticle(ClusterBackend.perEventLoop(vertx,
             registry::instances, config.instanceId(), config.proxyStreamCredits(),
-            config.proxyRequestTimeoutSeconds() * 1000L), options(config),
+            config.proxyRequestTimeoutSeconds() * 1000L),
+        options(config).setInstanceId(config.instanceId()),
         Metrics.createRegistry(Role.PROXY.wireName(), config.instanceId()));
     ServiceRuntime.await(vertx.deployVerticle(proxy));
     Heartbeat.start(vertx, config, () -> new InstanceInfo(config.instanceId(), Role.PROXY, 0,
@@ -74,7 +75,7 @@ public final class ProxyMain implements Callable<Integer> {
     return 0;
   }
 
-  /** The HTTP front end's options from the configuration. */
+  /** The front ends' options from the configuration. */
   static ProxyOptions options(DuetConfig config) {
     return new ProxyOptions().setHost(config.proxyHost()).setPort(config.proxyPort())
         .setInstances(config.proxyHttpInstances()).setChatTemplate(config.chatTemplate())

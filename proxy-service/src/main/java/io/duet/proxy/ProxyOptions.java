@@ -3,7 +3,11 @@ package io.duet.proxy;
 import io.vertx.core.json.JsonObject;
 import java.util.Objects;
 
-/** Options of the OpenAI-compatible HTTP front end ({@link OpenAiApi}, {@link ProxyVerticle}). */
+/**
+ * Options of the proxy's front ends ({@link ProxyVerticle}): the OpenAI-compatible HTTP API
+ * ({@link OpenAiApi}) and the completions for event-bus clients
+ * ({@link io.duet.contract.Addresses#COMPLETIONS}).
+ */
 public class ProxyOptions {
 
   /** Listen on every interface. */
@@ -25,6 +29,14 @@ public class ProxyOptions {
    * (the model's context length cuts earlier, with {@code finish_reason: "length"}).
    */
   public static final int DEFAULT_CHAT_MAX_TOKENS = 4096;
+  /** No instance id: each {@link ProxyVerticle} makes up one of its own. */
+  public static final String DEFAULT_INSTANCE_ID = null;
+  /**
+   * An event-bus client that has used up its credits and grants none for 30 s is taken for
+   * gone: long enough for any client that is still reading, short enough not to hold a decode
+   * slot for a client that died without leaving the cluster.
+   */
+  public static final long DEFAULT_EVENT_BUS_STALL_TIMEOUT_MILLIS = 30_000;
 
   private String host = DEFAULT_HOST;
   private int port = DEFAULT_PORT;
@@ -34,6 +46,8 @@ public class ProxyOptions {
   private long maxBodyBytes = DEFAULT_MAX_BODY_BYTES;
   private int completionMaxTokens = DEFAULT_COMPLETION_MAX_TOKENS;
   private int chatMaxTokens = DEFAULT_CHAT_MAX_TOKENS;
+  private String instanceId = DEFAULT_INSTANCE_ID;
+  private long eventBusStallTimeoutMillis = DEFAULT_EVENT_BUS_STALL_TIMEOUT_MILLIS;
 
   public ProxyOptions() {
   }
@@ -47,6 +61,8 @@ public class ProxyOptions {
     maxBodyBytes = other.maxBodyBytes;
     completionMaxTokens = other.completionMaxTokens;
     chatMaxTokens = other.chatMaxTokens;
+    instanceId = other.instanceId;
+    eventBusStallTimeoutMillis = other.eventBusStallTimeoutMillis;
   }
 
   /** Reads the fields {@link #toJson()} writes; absent fields keep their defaults. */
@@ -59,12 +75,17 @@ public class ProxyOptions {
     setMaxBodyBytes(json.getLong("maxBodyBytes", DEFAULT_MAX_BODY_BYTES));
     setCompletionMaxTokens(json.getInteger("completionMaxTokens", DEFAULT_COMPLETION_MAX_TOKENS));
     setChatMaxTokens(json.getInteger("chatMaxTokens", DEFAULT_CHAT_MAX_TOKENS));
+    setInstanceId(json.getString("instanceId", DEFAULT_INSTANCE_ID));
+    setEventBusStallTimeoutMillis(json.getLong("eventBusStallTimeoutMillis",
+        DEFAULT_EVENT_BUS_STALL_TIMEOUT_MILLIS));
   }
 
   public JsonObject toJson() {
     return new JsonObject().put("host", host).put("port", port).put("instances", instances)
         .put("apiKey", apiKey).put("chatTemplate", chatTemplate).put("maxBodyBytes", maxBodyBytes)
-        .put("completionMaxTokens", completionMaxTokens).put("chatMaxTokens", chatMaxTokens);
+        .put("completionMaxTokens", completionMaxTokens).put("chatMaxTokens", chatMaxTokens)
+        .put("instanceId", instanceId)
+        .put("eventBusStallTimeoutMillis", eventBusStallTimeoutMillis);
   }
 
   public String getHost() {
@@ -165,6 +186,35 @@ public class ProxyOptions {
       throw new IllegalArgumentException("chatMaxTokens must be positive");
     }
     this.chatMaxTokens = chatMaxTokens;
+    return this;
+  }
+
+  public String getInstanceId() {
+    return instanceId;
+  }
+
+  /**
+   * The proxy's instance id, which names its event-bus control addresses
+   * ({@link io.duet.contract.Addresses#proxyControl}); unique in the cluster.
+   */
+  public ProxyOptions setInstanceId(String instanceId) {
+    this.instanceId = instanceId;
+    return this;
+  }
+
+  public long getEventBusStallTimeoutMillis() {
+    return eventBusStallTimeoutMillis;
+  }
+
+  /**
+   * How long an event-bus client that has used up its credits may grant none before its request
+   * is cancelled.
+   */
+  public ProxyOptions setEventBusStallTimeoutMillis(long eventBusStallTimeoutMillis) {
+    if (eventBusStallTimeoutMillis <= 0) {
+      throw new IllegalArgumentException("eventBusStallTimeoutMillis must be positive");
+    }
+    this.eventBusStallTimeoutMillis = eventBusStallTimeoutMillis;
     return this;
   }
 }

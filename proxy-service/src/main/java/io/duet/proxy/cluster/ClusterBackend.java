@@ -92,8 +92,9 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
       this.completion = completion;
       this.stream = stream;
       // The reference deployment balances prefill by in-flight prompt length; before the
-      // prefill instance has tokenized, characters / 4 stands in for tokens.
-      this.estimatedPromptTokens = Math.max(1, completion.prompt().length() / 4);
+      // prefill instance has tokenized a text, characters / 4 stands in for tokens.
+      this.estimatedPromptTokens = completion.promptTokens().isEmpty()
+          ? Math.max(1, completion.prompt().length() / 4) : completion.promptTokens().size();
     }
   }
 
@@ -206,7 +207,9 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
     job.prefill = candidate.get();
     picker.prefillStarted(job.prefill.instanceId(), job.estimatedPromptTokens);
     PrefillRequest request = new PrefillRequest(job.completion.requestId(),
-        job.completion.prompt(), new int[0], job.completion.sampling());
+        job.completion.prompt(),
+        job.completion.promptTokens().stream().mapToInt(Integer::intValue).toArray(),
+        job.completion.sampling());
     eventBus.<JsonObject>request(Addresses.prefill(job.prefill.instanceId()), request.toJson(),
             new DeliveryOptions().setSendTimeout(requestTimeoutMillis))
         .onComplete(reply -> {
