@@ -158,7 +158,7 @@ class EventBusCompletionsTest {
         new Message("system", "You are terse."), new Message("user", "Hello")),
         SamplingSpec.greedy(0), client.address, 8)));
     assertTrue(chat.requestId().startsWith("chatcmpl-"), chat.requestId());
-    CompletionJob chatJob = backend.jobs.get(0);
+    CompletionJob chatJob = job(0);
     assertEquals("[INST] <<SYS>>\nYou are terse.\n<</SYS>>\n\nHello [/INST]", chatJob.prompt());
     assertEquals(ProxyOptions.DEFAULT_CHAT_MAX_TOKENS, chatJob.sampling().maxTokens());
 
@@ -166,7 +166,7 @@ class EventBusCompletionsTest {
         new int[] {1, 403, 27}, SamplingSpec.greedy(7), client.address, 8)
         .withRequestId("my-own-id")));
     assertEquals("my-own-id", tokens.requestId());
-    CompletionJob tokenJob = backend.jobs.get(1);
+    CompletionJob tokenJob = job(1);
     assertEquals("my-own-id", tokenJob.requestId());
     assertEquals(List.of(1, 403, 27), tokenJob.promptTokens());
     assertNull(tokenJob.prompt());
@@ -337,6 +337,12 @@ class EventBusCompletionsTest {
   }
 
   // ---- helpers --------------------------------------------------------------------------------
+
+  /** The job of the {@code index}th request; the proxy starts it right after its reply. */
+  private CompletionJob job(int index) {
+    eventually("job " + index + " started", WAIT, () -> backend.jobs.size() > index);
+    return backend.jobs.get(index);
+  }
 
   private static String[] pieces(int count) {
     return IntStream.range(0, count).mapToObj(i -> "x").toArray(String[]::new);

@@ -61,28 +61,16 @@ final class CompletionExchange {
       trace.abandoned("client went away before the job started");
       return;
     }
-    trace.started();
     ctx.addEndHandler(ended -> {
       if (ended.failed()) {
         clientGone();
       }
     });
-    try {
-      stream = backend.start(new CompletionJob(requestId, request.model(), request.prompt(),
-          request.sampling()));
-    } catch (RuntimeException e) {
-      fail(e);
-      return;
+    stream = trace.start(backend, new CompletionJob(requestId, request.model(),
+        request.prompt(), request.sampling()), this::fail);
+    if (stream != null) {
+      stream.handler(this::onEvent);
     }
-    trace.follow(stream);
-    stream.exceptionHandler(this::fail);
-    stream.endHandler(v -> {
-      if (!done) {
-        fail(new CompletionException(Failure.INTERNAL,
-            "the decode stream ended before its last event"));
-      }
-    });
-    stream.handler(this::onEvent);
   }
 
   private void onEvent(DecodeEvent event) {

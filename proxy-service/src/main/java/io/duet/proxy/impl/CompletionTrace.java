@@ -1,18 +1,23 @@
 package io.duet.proxy.impl;
 
 import io.duet.contract.DecodeEvent;
+import io.duet.contract.Failure;
+import io.duet.proxy.CompletionBackend;
+import io.duet.proxy.CompletionException;
+import io.duet.proxy.CompletionJob;
 import io.duet.proxy.CompletionStream;
 import io.duet.proxy.TtftStages;
+import io.vertx.core.Handler;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import org.slf4j.MDC;
 
 /**
- * The bookkeeping of one completion that every front end shares: its count among the requests
- * in flight, its time to first token (with the stages its instances reported), time per output
- * token and end-to-end latency in {@link ProxyMetrics}, and its log line when it ends. Confined
- * to the request's event loop; exactly one of {@link #succeeded}, {@link #failed} and
- * {@link #abandoned} ends it.
+ * What every front end does alike with one completion: starting its job on the backend, and the
+ * bookkeeping: its count among the requests in flight, its time to first token (with the stages
+ * its instances reported), time per output token and end-to-end latency in
+ * {@link ProxyMetrics}, and its log line when it ends. Confined to the request's event loop;
+ * exactly one of {@link #succeeded}, {@link #failed} and {@link #abandoned} ends it.
  */
 final class CompletionTrace {
 
@@ -46,15 +51,28 @@ final class CompletionTrace {
     this.arrivalNanos = arrivalNanos;
   }
 
-  /** The job is about to start: it counts in flight until it ends. */
-  void started() {
+  /**
+   * Starts {@code job}, which counts in flight from now on. Its failure, including a backend
+   * that cannot start it and a stream that ends before its last event, goes to
+   * {@code failures} (which may have ended the request already).
+   *
+   * @return the job's stream, for the caller to keep before it sets the stream's handler; null
+   *     when the backend could not start the job
+   */
+  CompletionStream start(CompletionBackend backend, CompletionJob job,
+      Handler<Throwable> failures) {
     inFlight = true;
     metrics.started();
-  }
-
-  /** The job's stream, whose TTFT stages the metrics and the log line report. */
-  void follow(CompletionStream value) {
-    source = value;
+    try {
+      source = backend.start(job);
+    } catch (RuntimeException e) {
+      failures.handle(e);
+      return null;
+    }
+    source.exceptionHandler(failures);
+    source.endHandler(v -> failures.handle(new CompletionException(Failure.INTERNAL,
+        "the decode stream ended before its last event")));
+    return source;
   }
 
   /** Counts an event; the first that carries text or tokens marks the time to first token. */

@@ -61,18 +61,10 @@ final class EventBusExchange {
   }
 
   void start(CompletionBackend backend) {
-    trace.started();
-    try {
-      stream = backend.start(job);
-    } catch (RuntimeException e) {
-      fail(e);
-      return;
+    stream = trace.start(backend, job, this::fail);
+    if (stream != null) {
+      stream.handler(this::onEvent);
     }
-    trace.follow(stream);
-    stream.exceptionHandler(this::fail);
-    stream.endHandler(v -> fail(new CompletionException(Failure.INTERNAL,
-        "the decode stream ended before its last event")));
-    stream.handler(this::onEvent);
   }
 
   /** The client grants {@code granted} more events. */
