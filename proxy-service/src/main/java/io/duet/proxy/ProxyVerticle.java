@@ -74,9 +74,9 @@ public class ProxyVerticle extends AbstractVerticle {
     listenPort()
         .compose(port -> vertx.deployVerticle(() -> new Server(api, metrics, port),
             new DeploymentOptions().setInstances(options.getInstances())))
-        .onSuccess(deployed -> LOG.info("OpenAI API listening on {}:{} with {} HTTP servers "
-                + "(chat template {}, API key {})", options.getHost(), actualPort,
-            options.getInstances(), options.getChatTemplate(),
+        .onSuccess(deployed -> LOG.info("OpenAI API listening on {}:{} with {} HTTP servers, "
+                + "event-bus completions on {} (chat template {}, API key {})", options.getHost(),
+            actualPort, options.getInstances(), Addresses.COMPLETIONS, options.getChatTemplate(),
             options.getApiKey() == null ? "off" : "required"))
         .<Void>mapEmpty()
         .onComplete(startPromise);

@@ -108,7 +108,8 @@ public final class EventBusCompletions {
       refuse(message, Failure.BAD_REQUEST, e.status(),
           e.param() == null ? e.getMessage() : e.param() + ": " + e.getMessage());
       return;
-    } catch (RuntimeException e) {
+    } catch (IllegalArgumentException | NullPointerException | ClassCastException e) {
+      // another contract version, or a field of the wrong type
       refuse(message, Failure.BAD_REQUEST, 400, "unreadable completion request: "
           + e.getMessage());
       return;

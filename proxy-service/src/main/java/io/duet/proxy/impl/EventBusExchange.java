@@ -91,8 +91,7 @@ final class EventBusExchange {
   DecodeEvent cancel() {
     DecodeEvent last = held;
     if (last == null) {
-      done = true;
-      stream.cancel();
+      stopJob();
       last = lastEvent(Failure.CANCELLED, "cancelled by the client");
     }
     held = null;
