@@ -167,6 +167,12 @@ public final class Settings {
       .description("max_tokens of a /v1/chat/completions request that gives none; OpenAI has "
           + "no limit there, and the model's context cuts earlier."));
 
+  public static final Setting<Integer> PROXY_EVENTBUS_STALL_TIMEOUT_SECONDS = declare(
+      Setting.builder("proxy.eventbus-stall-timeout-seconds", atLeast(1)).defaultValue(30)
+      .description("An event-bus client that has used up its credits and grants none for this "
+          + "long is taken for gone and its request cancelled: long enough for a client that is "
+          + "still reading, short enough not to hold a decode slot for one that died."));
+
   public static final Setting<String> PROXY_PREFILL_POLICY = declare(Setting.builder(
       "proxy.prefill-policy", string()).defaultValue("least-prompt-tokens")
       .description("The routing policy that picks each request's prefill instance (see "

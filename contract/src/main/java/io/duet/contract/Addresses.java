@@ -16,6 +16,14 @@ public final class Addresses {
    */
   public static final String REGISTRY_VIEW = "duet.registry.view";
 
+  /**
+   * Request/reply for event-bus clients: {@link CompletionRequest} in, {@link CompletionAccepted}
+   * out, then the tokens as {@link DecodeEvent}s to the client's stream address. Every proxy
+   * serves it and the event bus hands each request to one of them; the message flow is described
+   * on {@link CompletionRequest}.
+   */
+  public static final String COMPLETIONS = "duet.completions";
+
   private Addresses() {
   }
 
@@ -45,5 +53,23 @@ public final class Addresses {
    */
   public static String proxyStream(String proxyInstanceId, int eventLoop) {
     return "duet.proxy." + proxyInstanceId + ".stream." + eventLoop;
+  }
+
+  /**
+   * Where the event-bus clients of one event loop of a proxy send {@link StreamCredit}s
+   * (fire-and-forget) and {@link Cancel}s (request/reply) for the completions it took; each
+   * client learns it from its {@link CompletionAccepted}.
+   */
+  public static String proxyControl(String proxyInstanceId, int eventLoop) {
+    return "duet.proxy." + proxyInstanceId + ".control." + eventLoop;
+  }
+
+  /**
+   * A stream address for an event-bus client: where the {@link DecodeEvent}s of its requests
+   * arrive (they carry their request id, so one address serves all its requests). Any address
+   * that only the client consumes would do; this one keeps clients apart from the services.
+   */
+  public static String clientStream(String clientId) {
+    return "duet.client." + clientId + ".stream";
   }
 }

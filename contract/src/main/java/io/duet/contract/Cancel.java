@@ -4,7 +4,9 @@ import io.vertx.core.json.JsonObject;
 
 /**
  * Stop working on a request and free what it holds: a queued or running prefill, a KV lease
- * (by {@code transferId}, when the KV will never be pulled), or a running decode.
+ * (by {@code transferId}, when the KV will never be pulled), or a running decode. An event-bus
+ * client sends one (with its request id) as a request to the proxy control address its
+ * {@link CompletionAccepted} named; the reply is the stream's last {@link DecodeEvent}.
  */
 public record Cancel(String requestId, String transferId, String reason) {
 

@@ -3,17 +3,19 @@ package io.duet.contract;
 import io.vertx.core.json.JsonObject;
 
 /**
- * One step of a decode stream. Events of a request are numbered from 0; several tokens may be
- * coalesced into one event when the requester is slow to grant credits. The last event has a
- * {@code finishReason} ("stop", "length") or an {@code error}.
+ * One step of a decode stream: from a decode instance to the proxy, and from a proxy to an
+ * event-bus client ({@link CompletionRequest}). Events of a request are numbered from 0; several
+ * tokens may be coalesced into one event when the requester is slow to grant credits (see
+ * {@link StreamCredit}). The last event has a {@code finishReason} ("stop", "length") or a
+ * {@code failure} with its {@code error} text.
  *
  * @param text text added since the previous event (may be empty)
  * @param tokens tokens generated since the previous event
  * @param completionTokens tokens generated so far in total
  * @param failure a {@link Failure} name when the decode failed, else null
- * @param queueMicros on the first event: how long the request waited on the decode instance
- *     before its KV pull started; -1 on the others
- * @param kvPullMicros on the first event: how long the KV pull and import took; -1 on the others
+ * @param queueMicros on the first event from a decode instance: how long the request waited
+ *     there before its KV pull started; -1 on the others, and on the events a proxy sends
+ * @param kvPullMicros on that event: how long the KV pull and import took; -1 on the others
  */
 public record DecodeEvent(String requestId, int sequence, String text, int tokens,
     int completionTokens, int promptTokens, String finishReason, String failure, String error,

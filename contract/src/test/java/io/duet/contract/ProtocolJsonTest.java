@@ -6,6 +6,8 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.duet.contract.Cancel;
+import io.duet.contract.CompletionAccepted;
+import io.duet.contract.CompletionRequest;
 import io.duet.contract.DecodeAccepted;
 import io.duet.contract.DecodeEvent;
 import io.duet.contract.DecodeRequest;
@@ -113,6 +115,42 @@ class ProtocolJsonTest {
   }
 
   @Test
+  void completionRequestAndAccepted() {
+    CompletionRequest chat = CompletionRequest.ofChat("deepseek", List.of(
+            new CompletionRequest.Message("system", "Be brief."),
+            new CompletionRequest.Message("user", "Hi")), SAMPLING,
+            Addresses.clientStream("c1"), 16)
+        .withRequestId("req-7").withApiKey("sk-1");
+    CompletionRequest back = CompletionRequest.fromJson(wire(chat.toJson()));
+    assertEquals(List.of("req-7", "deepseek", "duet.client.c1.stream", "sk-1"),
+        List.of(back.requestId(), back.model(), back.streamAddress(), back.apiKey()));
+    assertEquals(chat.messages(), back.messages());
+    assertEquals(SAMPLING, back.sampling());
+    assertEquals(16, back.initialCredits());
+    assertEquals(null, back.prompt());
+    assertArrayEquals(new int[0], back.promptTokens());
+
+    CompletionRequest tokens = CompletionRequest.ofTokens("m", new int[] {1, 9038}, SAMPLING,
+        "a", 1);
+    assertArrayEquals(new int[] {1, 9038},
+        CompletionRequest.fromJson(wire(tokens.toJson())).promptTokens());
+    CompletionRequest text = CompletionRequest.fromJson(wire(
+        CompletionRequest.ofPrompt("m", "Once", SAMPLING, "a", 1).toJson()));
+    assertEquals("Once", text.prompt());
+    assertEquals(List.of(), text.messages());
+    assertEquals(null, text.requestId());
+
+    // what a client leaves out reads as absent, for the proxy to name
+    CompletionRequest bare = CompletionRequest.fromJson(new JsonObject().put("v", Messages.VERSION));
+    assertEquals(null, bare.sampling());
+    assertEquals(0, bare.initialCredits());
+
+    CompletionAccepted accepted = new CompletionAccepted("req-7",
+        Addresses.proxyControl("proxy-1", 2));
+    assertEquals(accepted, CompletionAccepted.fromJson(wire(accepted.toJson())));
+  }
+
+  @Test
   void wrongOrMissingVersionIsRefused() {
     PrefillRequest request = new PrefillRequest("r", "p", new int[0], SAMPLING);
     Map<String, JsonObject> messages = Map.of(
@@ -123,7 +161,9 @@ class ProtocolJsonTest {
         "decode accepted", new DecodeAccepted("r", "d", 0).toJson(),
         "decode event", new DecodeEvent("r", 0, "", 0, 0, 0, null, null, null).toJson(),
         "cancel", new Cancel("r", null, "x").toJson(),
-        "stream credit", new StreamCredit("r", 1).toJson());
+        "stream credit", new StreamCredit("r", 1).toJson(),
+        "completion request", CompletionRequest.ofPrompt("m", "p", SAMPLING, "a", 1).toJson(),
+        "completion accepted", new CompletionAccepted("r", "c").toJson());
     Map<String, Function<JsonObject, ?>> readers = Map.of(
         "instance info", InstanceInfo::fromJson,
         "prefill request", PrefillRequest::fromJson,
@@ -132,7 +172,9 @@ class ProtocolJsonTest {
         "decode accepted", DecodeAccepted::fromJson,
         "decode event", DecodeEvent::fromJson,
         "cancel", Cancel::fromJson,
-        "stream credit", StreamCredit::fromJson);
+        "stream credit", StreamCredit::fromJson,
+        "completion request", CompletionRequest::fromJson,
+        "completion accepted", CompletionAccepted::fromJson);
     assertEquals(messages.keySet(), readers.keySet());
     messages.forEach((what, json) -> {
       Function<JsonObject, ?> reader = readers.get(what);

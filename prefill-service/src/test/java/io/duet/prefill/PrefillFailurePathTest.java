@@ -354,6 +354,20 @@ class PrefillFailurePathTest {
   }
 
   @Test
+  void aTokenIdOutsideTheVocabularyIsRefusedAsABadRequestAndTheQueueGoesOn() throws Exception {
+    deploy(LONG_LEASE, 64, 64);
+    ReplyException e = failureOf(prefillTokens("bad", new int[] {1, 512}));
+    assertEquals(Failure.BAD_REQUEST, Failure.of(e));
+    assertTrue(e.getMessage().contains("512"), e.getMessage());
+    assertEquals(0, prefill.info().load().waiting());
+
+    PrefillResult next = await(prefillTokens("next", tokens(5)));
+    assertEquals(5, next.promptTokens());
+    cancelTransfer(next.kv().transferId());
+    eventuallyEquals(0, this::used, "used blocks after cancel");
+  }
+
+  @Test
   void maxWaitingZeroRefusesEverythingAsOverloaded() throws Exception {
     deploy(LONG_LEASE, 0, 64);
     ReplyException e = failureOf(request(new PrefillRequest("r", PROMPT, new int[0], greedy(4))));

@@ -1,6 +1,7 @@
 package io.duet.proxy;
 
 import io.duet.proxy.impl.OpenAiApiImpl;
+import io.duet.proxy.impl.ProxyMetrics;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.vertx.core.Vertx;
 import io.vertx.ext.web.Router;
@@ -28,7 +29,8 @@ public interface OpenAiApi {
    * @throws IllegalArgumentException if the options name an unknown chat template
    */
   static OpenAiApi create(Vertx vertx, ProxyOptions options, PrometheusMeterRegistry registry) {
-    return new OpenAiApiImpl(vertx, new ProxyOptions(options), registry);
+    return new OpenAiApiImpl(vertx, new ProxyOptions(options), registry,
+        new ProxyMetrics(registry));
   }
 
   /**

@@ -111,10 +111,11 @@ public final class ProxyMain implements Callable<Integer> {
       Supplier<List<InstanceInfo>> registry, Routing routing, PrometheusMeterRegistry metrics) {
     return new ProxyVerticle(ClusterBackend.perEventLoop(vertx, registry,
         config.get(Settings.INSTANCE_ID), routing, config.get(Settings.PROXY_STREAM_CREDITS),
-        config.get(Settings.PROXY_REQUEST_TIMEOUT_SECONDS) * 1000L), options(config), metrics);
+        config.get(Settings.PROXY_REQUEST_TIMEOUT_SECONDS) * 1000L),
+        options(config).setInstanceId(config.get(Settings.INSTANCE_ID)), metrics);
   }
 
-  /** The HTTP front end's options from the configuration. */
+  /** The front ends' options from the configuration. */
   static ProxyOptions options(DuetConfig config) {
     return new ProxyOptions().setHost(config.get(Settings.PROXY_HOST))
         .setPort(config.get(Settings.PROXY_PORT))
@@ -123,7 +124,9 @@ public final class ProxyMain implements Callable<Integer> {
         .setApiKey(config.get(Settings.API_KEY).orElse(null))
         .setMaxBodyBytes(config.get(Settings.PROXY_MAX_BODY_BYTES))
         .setCompletionMaxTokens(config.get(Settings.PROXY_COMPLETION_MAX_TOKENS))
-        .setChatMaxTokens(config.get(Settings.PROXY_CHAT_MAX_TOKENS));
+        .setChatMaxTokens(config.get(Settings.PROXY_CHAT_MAX_TOKENS))
+        .setEventBusStallTimeoutMillis(
+            config.get(Settings.PROXY_EVENTBUS_STALL_TIMEOUT_SECONDS) * 1000L);
   }
 
   /** Opens the model twice (a prefill and a decode engine) and deploys both services here. */

@@ -5,8 +5,10 @@ import io.vertx.core.json.JsonObject;
 import java.util.Objects;
 
 /**
- * Options of the OpenAI-compatible HTTP front end ({@link OpenAiApi}, {@link ProxyVerticle}).
- * The defaults and the allowed values are those of the settings declared in {@link Settings}.
+ * Options of the proxy's front ends ({@link ProxyVerticle}): the OpenAI-compatible HTTP API
+ * ({@link OpenAiApi}) and the completions for event-bus clients
+ * ({@link io.duet.contract.Addresses#COMPLETIONS}). The defaults and the allowed values are those
+ * of the settings declared in {@link Settings}.
  */
 public class ProxyOptions {
 
@@ -31,6 +33,11 @@ public class ProxyOptions {
    * {@code finish_reason: "length"}).
    */
   public static final int DEFAULT_CHAT_MAX_TOKENS = Settings.PROXY_CHAT_MAX_TOKENS.defaultValue();
+  /** No instance id: each {@link ProxyVerticle} makes up one of its own. */
+  public static final String DEFAULT_INSTANCE_ID = null;
+  /** {@link Settings#PROXY_EVENTBUS_STALL_TIMEOUT_SECONDS}. */
+  public static final long DEFAULT_EVENT_BUS_STALL_TIMEOUT_MILLIS =
+      Settings.PROXY_EVENTBUS_STALL_TIMEOUT_SECONDS.defaultValue() * 1000L;
 
   private String host = DEFAULT_HOST;
   private int port = DEFAULT_PORT;
@@ -40,6 +47,8 @@ public class ProxyOptions {
   private int maxBodyBytes = DEFAULT_MAX_BODY_BYTES;
   private int completionMaxTokens = DEFAULT_COMPLETION_MAX_TOKENS;
   private int chatMaxTokens = DEFAULT_CHAT_MAX_TOKENS;
+  private String instanceId = DEFAULT_INSTANCE_ID;
+  private long eventBusStallTimeoutMillis = DEFAULT_EVENT_BUS_STALL_TIMEOUT_MILLIS;
 
   public ProxyOptions() {
   }
@@ -53,6 +62,8 @@ public class ProxyOptions {
     maxBodyBytes = other.maxBodyBytes;
     completionMaxTokens = other.completionMaxTokens;
     chatMaxTokens = other.chatMaxTokens;
+    instanceId = other.instanceId;
+    eventBusStallTimeoutMillis = other.eventBusStallTimeoutMillis;
   }
 
   /** Reads the fields {@link #toJson()} writes; absent fields keep their defaults. */
@@ -65,12 +76,17 @@ public class ProxyOptions {
     setMaxBodyBytes(json.getInteger("maxBodyBytes", DEFAULT_MAX_BODY_BYTES));
     setCompletionMaxTokens(json.getInteger("completionMaxTokens", DEFAULT_COMPLETION_MAX_TOKENS));
     setChatMaxTokens(json.getInteger("chatMaxTokens", DEFAULT_CHAT_MAX_TOKENS));
+    setInstanceId(json.getString("instanceId", DEFAULT_INSTANCE_ID));
+    setEventBusStallTimeoutMillis(json.getLong("eventBusStallTimeoutMillis",
+        DEFAULT_EVENT_BUS_STALL_TIMEOUT_MILLIS));
   }
 
   public JsonObject toJson() {
     return new JsonObject().put("host", host).put("port", port).put("instances", instances)
         .put("apiKey", apiKey).put("chatTemplate", chatTemplate).put("maxBodyBytes", maxBodyBytes)
-        .put("completionMaxTokens", completionMaxTokens).put("chatMaxTokens", chatMaxTokens);
+        .put("completionMaxTokens", completionMaxTokens).put("chatMaxTokens", chatMaxTokens)
+        .put("instanceId", instanceId)
+        .put("eventBusStallTimeoutMillis", eventBusStallTimeoutMillis);
   }
 
   public String getHost() {
@@ -160,6 +176,36 @@ public class ProxyOptions {
   /** {@code max_tokens} of a {@code /v1/chat/completions} request that gives none. */
   public ProxyOptions setChatMaxTokens(int chatMaxTokens) {
     this.chatMaxTokens = Settings.PROXY_CHAT_MAX_TOKENS.requireValid(chatMaxTokens);
+    return this;
+  }
+
+  public String getInstanceId() {
+    return instanceId;
+  }
+
+  /**
+   * The proxy's instance id, which names its event-bus control addresses
+   * ({@link io.duet.contract.Addresses#proxyControl}); unique in the cluster.
+   */
+  public ProxyOptions setInstanceId(String instanceId) {
+    this.instanceId = instanceId;
+    return this;
+  }
+
+  public long getEventBusStallTimeoutMillis() {
+    return eventBusStallTimeoutMillis;
+  }
+
+  /**
+   * How long an event-bus client that has used up its credits may grant none before its request
+   * is cancelled.
+   */
+  public ProxyOptions setEventBusStallTimeoutMillis(long eventBusStallTimeoutMillis) {
+    if (eventBusStallTimeoutMillis <= 0) {
+      throw new IllegalArgumentException("eventBusStallTimeoutMillis must be positive, was "
+          + eventBusStallTimeoutMillis);
+    }
+    this.eventBusStallTimeoutMillis = eventBusStallTimeoutMillis;
     return this;
   }
 }

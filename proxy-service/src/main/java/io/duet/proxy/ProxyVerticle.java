@@ -1,5 +1,9 @@
 package io.duet.proxy;
 
+import io.duet.contract.Addresses;
+import io.duet.proxy.impl.EventBusCompletions;
+import io.duet.proxy.impl.OpenAiApiImpl;
+import io.duet.proxy.impl.ProxyMetrics;
 import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.vertx.core.AbstractVerticle;
@@ -10,6 +14,8 @@ import io.vertx.core.http.HttpServer;
 import io.vertx.core.http.HttpServerOptions;
 import io.vertx.core.shareddata.Counter;
 import java.util.Objects;
+import java.util.UUID;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Supplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -20,8 +26,11 @@ import org.slf4j.LoggerFactory;
  * as a verticle instance on an event loop of its own, so that one busy event loop does not hold
  * up every stream. The servers share the port (Vert.x hands new connections to them in turn), one
  * {@link OpenAiApi} and its metrics; each has a backend of its own from the supplier, opened on
- * its event loop. Deployment completes once every server listens; undeployment closes them and
- * their backends.
+ * its event loop. Each event loop also serves completions to event-bus clients
+ * ({@link Addresses#COMPLETIONS}) over its backend, with its own control address
+ * ({@link Addresses#proxyControl}, numbered from 0 under {@link ProxyOptions#getInstanceId()}),
+ * counted in the same metrics. Deployment completes once every server listens; undeployment
+ * closes them and their backends.
  */
 public class ProxyVerticle extends AbstractVerticle {
 
@@ -32,6 +41,9 @@ public class ProxyVerticle extends AbstractVerticle {
   private final Supplier<? extends CompletionBackend> backends;
   private final ProxyOptions options;
   private final PrometheusMeterRegistry registry;
+  private final String instanceId;
+  /** Numbers the event loops' control addresses. */
+  private final AtomicInteger eventLoops = new AtomicInteger();
   private volatile int actualPort = -1;
 
   /** A proxy with its own Prometheus registry. */
@@ -49,19 +61,22 @@ public class ProxyVerticle extends AbstractVerticle {
     this.backends = Objects.requireNonNull(backends, "backends");
     this.options = new ProxyOptions(Objects.requireNonNull(options, "options"));
     this.registry = Objects.requireNonNull(registry, "registry");
+    this.instanceId = options.getInstanceId() != null ? options.getInstanceId()
+        : "proxy-" + UUID.randomUUID();
   }
 
   @Override
   public void start(Promise<Void> startPromise) {
-    OpenAiApi api = OpenAiApi.create(vertx, options, registry);
+    ProxyMetrics metrics = new ProxyMetrics(registry);
+    OpenAiApi api = new OpenAiApiImpl(vertx, options, registry, metrics);
     // The servers are child deployments: undeploying this verticle undeploys them first, and
     // when one of them fails to start, Vert.x stops those that had started.
     listenPort()
-        .compose(port -> vertx.deployVerticle(() -> new Server(api, port),
+        .compose(port -> vertx.deployVerticle(() -> new Server(api, metrics, port),
             new DeploymentOptions().setInstances(options.getInstances())))
-        .onSuccess(deployed -> LOG.info("OpenAI API listening on {}:{} with {} HTTP servers "
-                + "(chat template {}, API key {})", options.getHost(), actualPort,
-            options.getInstances(), options.getChatTemplate(),
+        .onSuccess(deployed -> LOG.info("OpenAI API listening on {}:{} with {} HTTP servers, "
+                + "event-bus completions on {} (chat template {}, API key {})", options.getHost(),
+            actualPort, options.getInstances(), Addresses.COMPLETIONS, options.getChatTemplate(),
             options.getApiKey() == null ? "off" : "required"))
         .<Void>mapEmpty()
         .onComplete(startPromise);
@@ -93,22 +108,31 @@ public class ProxyVerticle extends AbstractVerticle {
     return registry;
   }
 
-  /** One HTTP server and its backend, on the event loop of the verticle instance's context. */
+  /**
+   * One HTTP server, the event-bus completions and their backend, on the event loop of the
+   * verticle instance's context.
+   */
   private final class Server extends AbstractVerticle {
 
     private final OpenAiApi api;
+    private final ProxyMetrics metrics;
     private final int port;
     private final CompletionBackend backend = backends.get();
+    private EventBusCompletions eventBus;
     private HttpServer server;
 
-    Server(OpenAiApi api, int port) {
+    Server(OpenAiApi api, ProxyMetrics metrics, int port) {
       this.api = api;
+      this.metrics = metrics;
       this.port = port;
     }
 
     @Override
     public void start(Promise<Void> startPromise) {
+      eventBus = new EventBusCompletions(vertx, options, metrics, backend,
+          Addresses.proxyControl(instanceId, eventLoops.getAndIncrement()));
       backend.open()
+          .compose(v -> eventBus.open())
           .compose(v -> vertx.createHttpServer(new HttpServerOptions().setHost(options.getHost())
                   .setPort(port))
               .requestHandler(api.router(backend))
@@ -118,14 +142,15 @@ public class ProxyVerticle extends AbstractVerticle {
             actualPort = listening.actualPort();
           })
           // Vert.x never stops an instance whose start failed: free the backend here.
-          .onFailure(e -> backend.close())
+          .onFailure(e -> eventBus.close().eventually(backend::close))
           .<Void>mapEmpty()
           .onComplete(startPromise);
     }
 
     @Override
     public void stop(Promise<Void> stopPromise) {
-      server.close().eventually(backend::close).onComplete(stopPromise);
+      server.close().eventually(eventBus::close).eventually(backend::close)
+          .onComplete(stopPromise);
     }
   }
 }

@@ -154,14 +154,17 @@ public final class PrefillScheduler extends EngineThread {
         sequence = engine.allocate(job.prompt);
       } catch (KvCacheFullException e) {
         if (batch.isEmpty() && !leases.holdsBlocks()) {
-          dequeue();
-          finish(job);
-          complete(job, null, new ServiceException(Failure.OVERLOADED,
+          refuse(job, new ServiceException(Failure.OVERLOADED,
               "the prompt does not fit into this prefill instance's KV cache"));
           continue;
         }
         // Leases will end (pulled or expired) and free blocks; their release wakes us.
         break;
+      } catch (IllegalArgumentException e) {
+        // A prompt of token ids the engine refuses (outside the vocabulary) must leave the
+        // queue, or it would fail again at its head every round.
+        refuse(job, new ServiceException(Failure.BAD_REQUEST, e.getMessage()));
+        continue;
       }
       dequeue();
       batch.add(job);
@@ -222,6 +225,13 @@ public final class PrefillScheduler extends EngineThread {
     }
     running.set(0);
     return !queue.isEmpty();
+  }
+
+  /** Takes the head of the queue off it and fails it. */
+  private void refuse(Job job, ServiceException why) {
+    dequeue();
+    finish(job);
+    complete(job, null, why);
   }
 
   /** Takes the head of the queue: it no longer counts as waiting. */

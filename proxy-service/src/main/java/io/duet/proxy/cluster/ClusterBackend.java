@@ -178,7 +178,8 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
     job.prefill = chosen.get();
     inFlight.prefillStarted(job.prefill.instanceId(), job.estimatedPromptTokens);
     PrefillRequest request = new PrefillRequest(job.requestId(), job.completion.prompt(),
-        new int[0], job.completion.sampling());
+        job.completion.promptTokens().stream().mapToInt(Integer::intValue).toArray(),
+        job.completion.sampling());
     eventBus.<JsonObject>request(Addresses.prefill(job.prefill.instanceId()), request.toJson(),
             new DeliveryOptions().setSendTimeout(requestTimeoutMillis))
         .onComplete(reply -> {

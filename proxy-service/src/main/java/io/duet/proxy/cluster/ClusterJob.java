@@ -36,7 +36,9 @@ final class ClusterJob {
   ClusterJob(CompletionJob completion, ClusterStream stream) {
     this.completion = completion;
     this.stream = stream;
-    this.estimatedPromptTokens = Math.max(1, completion.prompt().length() / 4);
+    // Before the prefill instance has tokenized a text, characters / 4 stands in for tokens.
+    this.estimatedPromptTokens = completion.promptTokens().isEmpty()
+        ? Math.max(1, completion.prompt().length() / 4) : completion.promptTokens().size();
   }
 
   String requestId() {

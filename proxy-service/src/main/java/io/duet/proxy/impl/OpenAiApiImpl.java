@@ -1,6 +1,5 @@
 package io.duet.proxy.impl;
 
-import io.duet.proxy.ChatTemplate;
 import io.duet.proxy.CompletionBackend;
 import io.duet.proxy.OpenAiApi;
 import io.duet.proxy.ProxyOptions;
@@ -15,11 +14,8 @@ import io.vertx.ext.web.Router;
 import io.vertx.ext.web.RoutingContext;
 import io.vertx.ext.web.handler.BodyHandler;
 import io.vertx.ext.web.handler.HttpException;
-import java.nio.charset.StandardCharsets;
-import java.security.MessageDigest;
 import java.util.List;
 import java.util.Objects;
-import java.util.UUID;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import org.slf4j.MDC;
@@ -49,17 +45,21 @@ public final class OpenAiApiImpl implements OpenAiApi {
   private final PrometheusMeterRegistry registry;
   private final ProxyMetrics metrics;
   private final RequestParser parser;
-  private final byte[] apiKey;
+  private final ApiKey apiKey;
   private final long createdSeconds = System.currentTimeMillis() / 1000;
 
-  public OpenAiApiImpl(Vertx vertx, ProxyOptions options, PrometheusMeterRegistry registry) {
+  /**
+   * @param metrics the metrics of {@code registry}; a proxy's event-bus front end counts in the
+   *     same instance
+   */
+  public OpenAiApiImpl(Vertx vertx, ProxyOptions options, PrometheusMeterRegistry registry,
+      ProxyMetrics metrics) {
     this.vertx = Objects.requireNonNull(vertx, "vertx");
     this.options = Objects.requireNonNull(options, "options");
     this.registry = Objects.requireNonNull(registry, "registry");
-    this.metrics = new ProxyMetrics(registry);
-    this.parser = new RequestParser(options, ChatTemplate.forName(options.getChatTemplate()));
-    this.apiKey = options.getApiKey() == null ? null
-        : options.getApiKey().getBytes(StandardCharsets.UTF_8);
+    this.metrics = Objects.requireNonNull(metrics, "metrics");
+    this.parser = new RequestParser(new CompletionRules(options));
+    this.apiKey = new ApiKey(options.getApiKey());
   }
 
   @Override
@@ -67,7 +67,7 @@ public final class OpenAiApiImpl implements OpenAiApi {
     Objects.requireNonNull(backend, "backend");
     Router r = Router.router(vertx);
     r.route().handler(this::arrival);
-    if (apiKey != null) {
+    if (apiKey.required()) {
       r.route("/v1/*").handler(this::authenticate);
     }
     r.route("/v1/*").handler(BodyHandler.create(false).setBodyLimit(options.getMaxBodyBytes()));
@@ -92,14 +92,14 @@ public final class OpenAiApiImpl implements OpenAiApi {
     ctx.put(ARRIVAL_KEY, System.nanoTime());
     ctx.put(CREATED_KEY, System.currentTimeMillis() / 1000);
     String path = ctx.normalizedPath();
-    String prefix = null;
+    ParsedRequest.Kind kind = null;
     if (path.equals(ParsedRequest.Kind.COMPLETION.path)) {
-      prefix = ParsedRequest.Kind.COMPLETION.idPrefix;
+      kind = ParsedRequest.Kind.COMPLETION;
     } else if (path.equals(ParsedRequest.Kind.CHAT.path)) {
-      prefix = ParsedRequest.Kind.CHAT.idPrefix;
+      kind = ParsedRequest.Kind.CHAT;
     }
-    if (prefix != null) {
-      String requestId = prefix + UUID.randomUUID().toString().replace("-", "");
+    if (kind != null) {
+      String requestId = kind.newRequestId();
       ctx.put(REQUEST_ID_KEY, requestId);
       ctx.response().putHeader(REQUEST_ID_HEADER, requestId);
     }
@@ -126,8 +126,8 @@ public final class OpenAiApiImpl implements OpenAiApi {
       error = new ApiError(401, ApiError.INVALID_REQUEST, "You didn't provide an API key. You need"
           + " to provide your API key in an Authorization header using Bearer auth (i.e."
           + " Authorization: Bearer YOUR_KEY).", null, null);
-    } else if (!header.regionMatches(true, 0, "Bearer ", 0, 7) || !MessageDigest.isEqual(apiKey,
-        header.substring(7).trim().getBytes(StandardCharsets.UTF_8))) {
+    } else if (!header.regionMatches(true, 0, "Bearer ", 0, 7)
+        || !apiKey.matches(header.substring(7).trim())) {
       error = new ApiError(401, ApiError.INVALID_REQUEST, "Incorrect API key provided.", null,
           "invalid_api_key");
     }
@@ -144,9 +144,7 @@ public final class OpenAiApiImpl implements OpenAiApi {
     ParsedRequest request;
     try {
       request = parser.parse(kind, RequestParser.json(ctx.body().buffer()));
-      if (!backend.models().contains(request.model())) {
-        throw ApiError.modelNotFound(request.model());
-      }
+      CompletionRules.requireServed(backend, request.model());
     } catch (RuntimeException e) {
       reject(ctx, ApiError.from(e));
       return;

@@ -1,6 +1,7 @@
 package io.duet.proxy.impl;
 
 import io.duet.contract.SamplingSpec;
+import java.util.UUID;
 
 /**
  * A validated completion or chat completion request.
@@ -24,6 +25,11 @@ record ParsedRequest(Kind kind, String model, String prompt, SamplingSpec sampli
     Kind(String path, String idPrefix) {
       this.path = path;
       this.idPrefix = idPrefix;
+    }
+
+    /** A new request id of this kind, as OpenAI's look: the prefix and 32 hex digits. */
+    String newRequestId() {
+      return idPrefix + UUID.randomUUID().toString().replace("-", "");
     }
   }
 }

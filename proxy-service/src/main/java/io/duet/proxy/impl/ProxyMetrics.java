@@ -12,9 +12,10 @@ import java.util.concurrent.atomic.AtomicInteger;
 /**
  * End-to-end request metrics as the client sees them. In Prometheus form:
  * <ul>
- *   <li>{@code duet_requests_total{endpoint,status}}: answered {@code /v1/*} requests; a stream
- *   that failed after its 200 header counts with the failure's status, a client that went away
- *   with 499;</li>
+ *   <li>{@code duet_requests_total{endpoint,status}}: answered {@code /v1/*} requests, and
+ *   event-bus completions under the endpoint {@code eventbus} with the status an HTTP request
+ *   would have had; a stream that failed after its 200 header counts with the failure's status,
+ *   a client that went away with 499;</li>
  *   <li>{@code duet_ttft_seconds}: request arrival to the first event carrying text or tokens;</li>
  *   <li>{@code duet_prefill_queue_seconds}, {@code duet_prefill_seconds},
  *   {@code duet_decode_queue_seconds} and {@code duet_kv_pull_seconds}: the stages of it that the
@@ -25,10 +26,11 @@ import java.util.concurrent.atomic.AtomicInteger;
  *   <li>{@code duet_e2e_seconds}: request arrival to the last byte of a successful answer;</li>
  *   <li>{@code duet_requests_in_flight}: completions running now.</li>
  * </ul>
- * Thread-safe: the routers of every event loop count here. One per registry: Micrometer keeps
- * the first gauge registered under a name, so a second instance's in-flight count would not show.
+ * Thread-safe: the front ends of every event loop count here. One per registry, shared by the
+ * HTTP and the event-bus front ends: Micrometer keeps the first gauge registered under a name, so
+ * a second instance's in-flight count would not show.
  */
-final class ProxyMetrics {
+public final class ProxyMetrics {
 
   private final MeterRegistry registry;
   private final Timer ttft;
@@ -40,7 +42,7 @@ final class ProxyMetrics {
   private final Timer kvPull;
   private final AtomicInteger inFlight = new AtomicInteger();
 
-  ProxyMetrics(MeterRegistry registry) {
+  public ProxyMetrics(MeterRegistry registry) {
     this.registry = registry;
     ttft = timer("duet.ttft", "Time to first token, from request arrival",
         Duration.ofMillis(1), Duration.ofMinutes(5));

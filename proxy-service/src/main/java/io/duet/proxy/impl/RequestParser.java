@@ -2,8 +2,6 @@ package io.duet.proxy.impl;
 
 import io.duet.contract.SamplingSpec;
 import io.duet.proxy.ChatMessage;
-import io.duet.proxy.ChatTemplate;
-import io.duet.proxy.ProxyOptions;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.json.DecodeException;
 import io.vertx.core.json.JsonArray;
@@ -12,25 +10,21 @@ import java.math.BigDecimal;
 import java.math.BigInteger;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.ThreadLocalRandom;
 
 /**
  * Parses and validates the body of {@code /v1/completions} and {@code /v1/chat/completions} the
  * way OpenAI does (and vLLM where OpenAI is silent): parameters of the wrong type or out of range
  * are a 400 naming the parameter; parameters whose non-default values this server cannot honour
  * ({@code n > 1}, logprobs, penalties, tools...) are a 400 rather than silently ignored; unknown
- * fields are ignored.
+ * fields are ignored. Bounds and defaults come from {@link CompletionRules}, which the event-bus
+ * front end applies too.
  */
 final class RequestParser {
 
-  static final int MAX_STOP_SEQUENCES = 4;
+  private final CompletionRules rules;
 
-  private final ProxyOptions options;
-  private final ChatTemplate chatTemplate;
-
-  RequestParser(ProxyOptions options, ChatTemplate chatTemplate) {
-    this.options = options;
-    this.chatTemplate = chatTemplate;
+  RequestParser(CompletionRules rules) {
+    this.rules = rules;
   }
 
   /** The JSON object of a request body. */
@@ -51,25 +45,18 @@ final class RequestParser {
 
   ParsedRequest parse(ParsedRequest.Kind kind, JsonObject body) {
     boolean chat = kind == ParsedRequest.Kind.CHAT;
-    String model = string(body, "model");
-    if (model == null || model.isEmpty()) {
-      throw ApiError.invalid("model", "you must provide a model parameter");
-    }
+    String model = CompletionRules.requireModel(string(body, "model"));
     String prompt = chat ? chatPrompt(body) : completionPrompt(body);
 
-    Integer maxTokens = null;
-    if (chat) {
-      maxTokens = integer(body, "max_completion_tokens", 1, Integer.MAX_VALUE);
-    }
+    Integer maxTokens = chat ? maxTokens(body, "max_completion_tokens") : null;
     if (maxTokens == null) {
-      maxTokens = integer(body, "max_tokens", 1, Integer.MAX_VALUE);
+      maxTokens = maxTokens(body, "max_tokens");
     }
-    if (maxTokens == null) {
-      maxTokens = chat ? options.getChatMaxTokens() : options.getCompletionMaxTokens();
-    }
-    double temperature = number(body, "temperature", 1.0, 0.0, true, 2.0);
-    double topP = number(body, "top_p", 1.0, 0.0, false, 1.0);
-    Integer topK = integer(body, "top_k", -1, Integer.MAX_VALUE);
+    double temperature = CompletionRules.temperature("temperature",
+        number(body, "temperature", 1.0));
+    double topP = CompletionRules.topP("top_p", number(body, "top_p", 1.0));
+    Long topK = longInteger(body, "top_k");
+    int k = topK == null ? 0 : CompletionRules.topK("top_k", topK);
     Long seed = longInteger(body, "seed");
     List<String> stop = stop(body);
     List<Integer> stopTokenIds = stopTokenIds(body);
@@ -99,10 +86,8 @@ final class RequestParser {
 
     checkUnsupported(kind, body);
 
-    SamplingSpec sampling = new SamplingSpec((float) temperature,
-        topK == null || topK <= 0 ? 0 : topK, (float) topP,
-        seed != null ? seed : ThreadLocalRandom.current().nextLong() & Long.MAX_VALUE,
-        maxTokens, stopTokenIds, stop, Boolean.TRUE.equals(ignoreEos));
+    SamplingSpec sampling = rules.sampling(kind, maxTokens, temperature, k, topP, seed,
+        stopTokenIds, stop, Boolean.TRUE.equals(ignoreEos));
     return new ParsedRequest(kind, model, prompt, sampling, streaming, includeUsage,
         continuousUsage, echo);
   }
@@ -156,38 +141,18 @@ final class RequestParser {
       if (!(item instanceof JsonObject message)) {
         throw ApiError.wrongType(param, "an object", item);
       }
-      String role = string(message, "role", param + ".role");
-      if (role == null) {
-        throw ApiError.invalid(param + ".role", "each message needs a role");
-      }
-      if ("developer".equals(role)) {
-        role = ChatMessage.SYSTEM;
-      }
-      if (!role.equals(ChatMessage.SYSTEM) && !role.equals(ChatMessage.USER)
-          && !role.equals(ChatMessage.ASSISTANT)) {
-        throw ApiError.unsupported(param + ".role", "Unsupported role '" + role
-            + "'; supported roles are system, user and assistant");
-      }
+      String role = CompletionRules.chatRole(param + ".role",
+          string(message, "role", param + ".role"));
       String content = content(message.getValue("content"), param + ".content",
           role.equals(ChatMessage.ASSISTANT));
       messages.add(new ChatMessage(role, content));
     }
-    if (!messages.get(messages.size() - 1).role().equals(ChatMessage.USER)) {
-      throw ApiError.invalid("messages", "the last message must be from the user");
-    }
-    try {
-      return chatTemplate.render(messages);
-    } catch (IllegalArgumentException e) {
-      throw ApiError.invalid("messages", e.getMessage());
-    }
+    return rules.chatPrompt(messages);
   }
 
   private static String content(Object content, String param, boolean mayBeNull) {
     if (content == null) {
-      if (mayBeNull) {
-        return "";
-      }
-      throw ApiError.invalid(param, "message content must not be null");
+      return CompletionRules.absentContent(param, mayBeNull);
     }
     if (content instanceof String text) {
       return text;
@@ -236,14 +201,7 @@ final class RequestParser {
     } else {
       throw ApiError.wrongType("stop", "a string or an array of strings", stop);
     }
-    if (sequences.size() > MAX_STOP_SEQUENCES) {
-      throw ApiError.invalid("stop", "stop accepts at most " + MAX_STOP_SEQUENCES
-          + " sequences, got " + sequences.size());
-    }
-    if (sequences.contains("")) {
-      throw ApiError.invalid("stop", "stop sequences must not be empty strings");
-    }
-    return sequences;
+    return CompletionRules.stop("stop", sequences);
   }
 
   private static List<Integer> stopTokenIds(JsonObject body) {
@@ -256,11 +214,8 @@ final class RequestParser {
       throw ApiError.wrongType("stop_token_ids", "an array of integers", value);
     }
     for (int i = 0; i < array.size(); i++) {
-      Long id = asLong("stop_token_ids", array.getValue(i), "an array of integers");
-      if (id == null || id < 0 || id > Integer.MAX_VALUE) {
-        throw ApiError.invalid("stop_token_ids", "token ids must be non-negative integers");
-      }
-      ids.add(id.intValue());
+      ids.add(CompletionRules.tokenId("stop_token_ids",
+          asLong("stop_token_ids", array.getValue(i), "an array of integers")));
     }
     return ids;
   }
@@ -311,12 +266,13 @@ final class RequestParser {
       }
     }
     for (String penalty : List.of("presence_penalty", "frequency_penalty")) {
-      double value = number(body, penalty, 0.0, -2.0, true, 2.0);
+      double value = CompletionRules.inRange(penalty, number(body, penalty, 0.0), -2.0, true, 2.0);
       if (value != 0.0) {
         throw ApiError.unsupported(penalty, penalty + " is not supported (only 0)");
       }
     }
-    double repetition = number(body, "repetition_penalty", 1.0, 0.0, false, Double.MAX_VALUE);
+    double repetition = CompletionRules.inRange("repetition_penalty",
+        number(body, "repetition_penalty", 1.0), 0.0, false, Double.MAX_VALUE);
     if (repetition != 1.0) {
       throw ApiError.unsupported("repetition_penalty",
           "repetition_penalty is not supported (only 1)");
@@ -356,9 +312,8 @@ final class RequestParser {
     throw ApiError.wrongType(param, "a boolean", value);
   }
 
-  /** A number in [min, max] ({@code minInclusive} tells whether min itself is allowed). */
-  private static double number(JsonObject json, String name, double defaultValue, double min,
-      boolean minInclusive, double max) {
+  /** A number parameter; its range is for the caller to check. */
+  private static double number(JsonObject json, String name, double defaultValue) {
     Object value = json.getValue(name);
     if (value == null) {
       return defaultValue;
@@ -366,36 +321,17 @@ final class RequestParser {
     if (!(value instanceof Number number)) {
       throw ApiError.wrongType(name, "a number", value);
     }
-    double d = number.doubleValue();
-    if (!Double.isFinite(d)) {
-      throw ApiError.invalid(name, name + " must be a finite number");
-    }
-    if (minInclusive ? d < min : d <= min) {
-      throw ApiError.invalid(name, format(d) + " is " + (minInclusive ? "less than the minimum of "
-          : "less than or equal to the exclusive minimum of ") + format(min) + " - '" + name
-          + "'");
-    }
-    if (d > max) {
-      throw ApiError.invalid(name, format(d) + " is greater than the maximum of " + format(max)
-          + " - '" + name + "'");
-    }
-    return d;
+    return number.doubleValue();
   }
 
   private static Integer integer(JsonObject json, String name, int min, int max) {
-    Long value = asLong(name, json.getValue(name), "an integer");
-    if (value == null) {
-      return null;
-    }
-    if (value < min) {
-      throw ApiError.invalid(name, value + " is less than the minimum of " + min + " - '" + name
-          + "'");
-    }
-    if (value > max) {
-      throw ApiError.invalid(name, value + " is greater than the maximum of " + max + " - '"
-          + name + "'");
-    }
-    return value.intValue();
+    Long value = longInteger(json, name);
+    return value == null ? null : CompletionRules.inRange(name, value, min, max);
+  }
+
+  private static Integer maxTokens(JsonObject json, String name) {
+    Long value = longInteger(json, name);
+    return value == null ? null : CompletionRules.maxTokens(name, value);
   }
 
   private static Long longInteger(JsonObject json, String name) {
@@ -429,11 +365,6 @@ final class RequestParser {
       }
     }
     throw ApiError.wrongType(param, expected, value);
-  }
-
-  private static String format(double value) {
-    return value == Math.rint(value) && Math.abs(value) < 1e15 ? String.valueOf((long) value)
-        : String.valueOf(value);
   }
 
   private static String firstLine(String message) {

@@ -48,6 +48,7 @@ import io.vertx.core.http.PoolOptions;
 import io.vertx.core.json.JsonObject;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -275,6 +276,23 @@ class PipelineTest {
     DecodeEvent last = events.get(events.size() - 1);
     assertTrue(last.finishReason() != null, "last event carries a finish reason");
     assertEquals(reference.tokenizer().encode(prompt, true).length, last.promptTokens());
+  }
+
+  @Test
+  void aPromptOfTokenIdsIsPrefilledAsThoseTokens() throws Exception {
+    String prompt = "Once upon a time";
+    List<Integer> tokens = Arrays.stream(reference.tokenizer().encode(prompt, true)).boxed()
+        .toList();
+    List<DecodeEvent> events = await(run(new CompletionJob("t1", MODEL, null, tokens,
+        greedy(40))));
+    assertEquals(expected(prompt, 40), text(events));
+    assertEquals(tokens.size(), events.get(events.size() - 1).promptTokens());
+
+    Exception e = assertThrows(Exception.class, () -> await(run(new CompletionJob("t2", MODEL,
+        null, List.of(1, 512), greedy(5)))));
+    CompletionException outside = assertInstanceOf(CompletionException.class, e.getCause());
+    assertEquals(Failure.BAD_REQUEST, outside.failure());
+    awaitEveryBlockFree(decodeEngine);
   }
 
   @Test

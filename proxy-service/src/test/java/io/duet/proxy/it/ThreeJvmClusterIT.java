@@ -61,9 +61,10 @@ import org.junit.jupiter.api.extension.TestWatcher;
 
 /**
  * The reference 1P1D as it is deployed: three JVMs started from the packaged jars (prefill,
- * decode, proxy) forming one Hazelcast cluster over loopback, driven over real HTTP. Every
- * generated text is checked against the engine run alone in this JVM, and the KV block gauges
- * of both services must return to zero after normal, concurrent and aborted requests.
+ * decode, proxy) forming one Hazelcast cluster over loopback, driven over real HTTP and by the
+ * example event-bus client, run from its own jar in a JVM of its own that joins the cluster.
+ * Every generated text is checked against the engine run alone in this JVM, and the KV block
+ * gauges of both services must return to zero after normal, concurrent and aborted requests.
  *
  * <p>Each run uses its own cluster name and its own free port range, so a stale JVM of an
  * earlier run cannot join; every child is killed with its descendants in {@link #stopCluster()}
@@ -93,9 +94,31 @@ class ThreeJvmClusterIT {
   private record Answer(String text, String finishReason, JsonObject usage) {
   }
 
+  /**
+   * A run of the example event-bus client: its exit status and its standard output, the text as
+   * it streamed in followed by a summary line.
+   */
+  private record ClientRun(int exit, String stdout, Path log) {
+
+    String text() {
+      String out = stdout.endsWith("\n") ? stdout.substring(0, stdout.length() - 1) : stdout;
+      return out.substring(0, Math.max(0, out.lastIndexOf('\n')));
+    }
+
+    String summary() {
+      return stdout.strip().substring(stdout.strip().lastIndexOf('\n') + 1);
+    }
+
+    String describe() {
+      return "exit " + exit + ", stdout:\n" + stdout + "\nlog: " + log;
+    }
+  }
+
   private static final List<Child> CHILDREN = new CopyOnWriteArrayList<>();
   private static Thread killHook;
   private static Path logDir;
+  private static String cluster;
+  private static int hazelcastPort;
   private static int proxyPort;
   private static int prefillHttpPort;
   private static int decodeHttpPort;
@@ -129,9 +152,9 @@ class ThreeJvmClusterIT {
     Files.createDirectories(logDir);
     Path work = Files.createTempDirectory(target, "three-jvm-it-");
 
-    String cluster = "duet-it-" + Long.toHexString(ThreadLocalRandom.current().nextLong() >>> 16);
+    cluster = "duet-it-" + Long.toHexString(ThreadLocalRandom.current().nextLong() >>> 16);
     Set<Integer> taken = new HashSet<>();
-    int hazelcastPort = freePortRange(HAZELCAST_PORT_COUNT + 1, taken);
+    hazelcastPort = freePortRange(HAZELCAST_PORT_COUNT + 1, taken);
     proxyPort = freePortRange(1, taken);
     prefillHttpPort = freePortRange(1, taken);
     decodeHttpPort = freePortRange(1, taken);
@@ -190,25 +213,31 @@ class ThreeJvmClusterIT {
   }
 
   private static void start(String name, Path jar, List<String> args) throws IOException {
-    Path javaBin = Path.of(System.getProperty("java.home"), "bin", "java");
     List<String> command = new ArrayList<>();
-    command.add(javaBin.toString());
     // Give the child the Vector API itself: no relaunch, so no grandchild JVM.
     command.add("--add-modules");
     command.add("jdk.incubator.vector");
     command.add("-Dduet.relaunch=false");
     command.addAll(ServiceRuntime.JVM_FLAGS);
-    command.add("-jar");
-    command.add(jar.toString());
-    command.addAll(args);
     Path log = logDir.resolve(name + ".log");
-    ProcessBuilder builder = new ProcessBuilder(command).redirectErrorStream(true)
+    ProcessBuilder builder = javaCommand(command, jar, args).redirectErrorStream(true)
         .redirectOutput(log.toFile());
     // The topology file and the flags are the whole configuration: no variable of this
     // machine's environment may move the cluster elsewhere.
     builder.environment().keySet().removeIf(key -> key.equals(ConfigLoader.CONFIG_ENV)
         || Settings.all().stream().anyMatch(setting -> setting.env().equals(Optional.of(key))));
     CHILDREN.add(new Child(name, builder.start(), log));
+  }
+
+  /** {@code java FLAGS -jar JAR ARGS}, with this JVM's java. */
+  private static ProcessBuilder javaCommand(List<String> flags, Path jar, List<String> args) {
+    List<String> command = new ArrayList<>();
+    command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+    command.addAll(flags);
+    command.add("-jar");
+    command.add(jar.toString());
+    command.addAll(args);
+    return new ProcessBuilder(command);
   }
 
   private static String topology(String cluster, int hazelcastPort) {
@@ -495,6 +524,104 @@ class ThreeJvmClusterIT {
     assertAnswer(expected, completeWhole(new JsonObject().put("model", MODEL).put("prompt", "hi")
         .put("temperature", 0).put("max_tokens", 16)), "the request after a bad one");
     awaitNoKvBlocksUsed();
+  }
+
+  // ------------------------------------------------------------------------------ event-bus clients
+
+  @Test
+  @Order(6)
+  void theEventBusClientGetsTheSameGreedyTextAsTheHttpApi() throws Exception {
+    String prompt = "how are you?";
+    OfflineGenerator.Completion expected = engineCompletion(prompt, 50);
+    Answer http = completeWhole(new JsonObject().put("model", MODEL).put("prompt", prompt)
+        .put("temperature", 0).put("max_tokens", 50));
+    assertAnswer(expected, http, "over HTTP");
+
+    double answeredBefore = proxyRequests("eventbus", 200);
+    ClientRun run = runEventBusClient("--max-tokens", "50", prompt);
+    assertEquals(0, run.exit(), run::describe);
+    assertEquals(http.text(), run.text(), run::describe);
+    assertEquals("[finish_reason=" + http.finishReason() + " prompt_tokens="
+        + http.usage().getInteger("prompt_tokens") + " completion_tokens="
+        + http.usage().getInteger("completion_tokens") + "]", run.summary(), run::describe);
+
+    String question = "Tell me about your dreams.";
+    Answer httpChat = completeWhole(chatRequest(question, 40));
+    assertAnswer(engineChat(question, 40), httpChat, "chat over HTTP");
+    ClientRun chat = runEventBusClient("--chat", "--max-tokens", "40", question);
+    assertEquals(0, chat.exit(), chat::describe);
+    assertEquals(httpChat.text(), chat.text(), chat::describe);
+
+    awaitTrue("the proxy to count both event-bus requests",
+        () -> proxyRequests("eventbus", 200) == answeredBefore + 2);
+    awaitNoKvBlocksUsed();
+  }
+
+  @Test
+  @Order(7)
+  void aCancelFromTheEventBusClientFreesTheKvOnBothInstances() throws Exception {
+    // ignore_eos and a large max_tokens: the generation runs to the end of the model's context
+    // unless it is cancelled.
+    String prompt = "Once upon a time";
+    Answer uncancelled = completeWhole(new JsonObject().put("model", MODEL).put("prompt", prompt)
+        .put("temperature", 0).put("max_tokens", 1000).put("ignore_eos", true));
+    awaitNoKvBlocksUsed();
+
+    // The client cancels after its first event, and the proxy answers the cancel with the last
+    // event: CANCELLED while the request still ran there, its own end if that came first. This
+    // tiny model's whole generation (116 tokens) takes about 150 ms, and a client JVM that has
+    // just joined reacts to its first event about 100 ms after the decode instance sent it, so
+    // the decode instance may have finished generating (and freed its blocks) before the cancel
+    // reaches it: what holds either way is that nothing is left held afterwards. An attempt
+    // whose stream ended before the cancel is retried.
+    Pattern cancelled = Pattern.compile("\\[failure=CANCELLED .* completion_tokens=(\\d+)\\]");
+    double abortedBefore = proxyRequests("eventbus", 499);
+    ClientRun run = null;
+    for (int attempt = 1; attempt <= 3; attempt++) {
+      run = runEventBusClient("--ignore-eos", "--max-tokens", "1000", "--credits", "4",
+          "--cancel-after", "1", prompt);
+      assertEquals(0, run.exit(), run::describe);
+      awaitNoKvBlocksUsed();
+      if (cancelled.matcher(run.summary()).matches()) {
+        break;
+      }
+      System.out.println("[ThreeJvmClusterIT] attempt " + attempt + ": the stream ended "
+          + "before the cancel: " + run.summary());
+    }
+    Matcher summary = cancelled.matcher(run.summary());
+    assertTrue(summary.matches(), run::describe);
+    assertTrue(Integer.parseInt(summary.group(1))
+        < uncancelled.usage().getInteger("completion_tokens"), run::describe);
+    awaitTrue("the proxy to count the cancelled request (499)",
+        () -> proxyRequests("eventbus", 499) == abortedBefore + 1);
+    awaitTrue("the proxy to have no request in flight",
+        () -> proxyMetric("duet_requests_in_flight", "") == 0);
+  }
+
+  /**
+   * Runs the example client from its jar, in a JVM of its own that joins this test's cluster,
+   * and waits for it to exit. It stays on the children's list, so it is killed should this JVM
+   * give up on it.
+   */
+  private static ClientRun runEventBusClient(String... args) throws Exception {
+    String name = "eventbus-client-" + CHILDREN.size();
+    Path stdout = logDir.resolve(name + ".out");
+    Path log = logDir.resolve(name + ".log");
+    List<String> command = new ArrayList<>(List.of("--cluster-name", cluster, "--port",
+        String.valueOf(hazelcastPort), "--port-count", String.valueOf(HAZELCAST_PORT_COUNT),
+        "--model", MODEL));
+    command.addAll(List.of(args));
+    Process process = javaCommand(ServiceRuntime.JVM_FLAGS,
+        jar(repoDir().resolve("examples"), "eventbus-client"), command)
+        .redirectOutput(stdout.toFile()).redirectError(log.toFile()).start();
+    CHILDREN.add(new Child(name, process, log));
+    try {
+      assertTrue(process.waitFor(REQUEST_TIMEOUT.toSeconds(), TimeUnit.SECONDS),
+          name + " did not exit within " + REQUEST_TIMEOUT.toSeconds() + " s; see " + log);
+    } finally {
+      process.destroyForcibly();
+    }
+    return new ClientRun(process.exitValue(), Files.readString(stdout, UTF_8), log);
   }
 
   // ------------------------------------------------------------------------------ expectations

@@ -1,0 +1,161 @@
+package io.duet.proxy.impl;
+
+import io.duet.contract.SamplingSpec;
+import io.duet.proxy.ChatMessage;
+import io.duet.proxy.ChatTemplate;
+import io.duet.proxy.CompletionBackend;
+import io.duet.proxy.ProxyOptions;
+import java.util.List;
+import java.util.concurrent.ThreadLocalRandom;
+
+/**
+ * What a completion must satisfy before it runs, whichever front end it came through (the HTTP
+ * API or the event bus), and the {@link SamplingSpec} it runs with: the bounds of the sampling
+ * parameters, the {@code max_tokens} defaults, the chat roles and template, a served model. A
+ * refusal is an {@link ApiError} worded the same for both front ends; each passes the names its
+ * clients know the parameters by.
+ */
+final class CompletionRules {
+
+  static final int MAX_STOP_SEQUENCES = 4;
+
+  private final ProxyOptions options;
+  private final ChatTemplate chatTemplate;
+
+  CompletionRules(ProxyOptions options) {
+    this.options = options;
+    this.chatTemplate = ChatTemplate.forName(options.getChatTemplate());
+  }
+
+  static String requireModel(String model) {
+    if (model == null || model.isEmpty()) {
+      throw ApiError.invalid("model", "you must provide a model parameter");
+    }
+    return model;
+  }
+
+  /** Refuses a model that {@code backend} does not serve, the way OpenAI does (404). */
+  static void requireServed(CompletionBackend backend, String model) {
+    if (!backend.models().contains(model)) {
+      throw ApiError.modelNotFound(model);
+    }
+  }
+
+  static double temperature(String param, double value) {
+    return inRange(param, value, 0.0, true, 2.0);
+  }
+
+  static double topP(String param, double value) {
+    return inRange(param, value, 0.0, false, 1.0);
+  }
+
+  /** {@code top_k}; -1 and 0 (as in vLLM) both turn it off. */
+  static int topK(String param, long value) {
+    return inRange(param, value, -1, Integer.MAX_VALUE);
+  }
+
+  static int maxTokens(String param, long value) {
+    return inRange(param, value, 1, Integer.MAX_VALUE);
+  }
+
+  /** A number in [min, max] ({@code minInclusive} tells whether min itself is allowed). */
+  static double inRange(String param, double value, double min, boolean minInclusive,
+      double max) {
+    if (!Double.isFinite(value)) {
+      throw ApiError.invalid(param, param + " must be a finite number");
+    }
+    if (minInclusive ? value < min : value <= min) {
+      throw ApiError.invalid(param, format(value) + " is " + (minInclusive
+          ? "less than the minimum of " : "less than or equal to the exclusive minimum of ")
+          + format(min) + " - '" + param + "'");
+    }
+    if (value > max) {
+      throw ApiError.invalid(param, format(value) + " is greater than the maximum of "
+          + format(max) + " - '" + param + "'");
+    }
+    return value;
+  }
+
+  static int inRange(String param, long value, int min, int max) {
+    if (value < min) {
+      throw ApiError.invalid(param, value + " is less than the minimum of " + min + " - '"
+          + param + "'");
+    }
+    if (value > max) {
+      throw ApiError.invalid(param, value + " is greater than the maximum of " + max + " - '"
+          + param + "'");
+    }
+    return (int) value;
+  }
+
+  static List<String> stop(String param, List<String> sequences) {
+    if (sequences.size() > MAX_STOP_SEQUENCES) {
+      throw ApiError.invalid(param, param + " accepts at most " + MAX_STOP_SEQUENCES
+          + " sequences, got " + sequences.size());
+    }
+    if (sequences.contains("")) {
+      throw ApiError.invalid(param, param + " sequences must not be empty strings");
+    }
+    return sequences;
+  }
+
+  /** A token id (null when the client sent no number). */
+  static int tokenId(String param, Long id) {
+    if (id == null || id < 0 || id > Integer.MAX_VALUE) {
+      throw ApiError.invalid(param, "token ids must be non-negative integers");
+    }
+    return id.intValue();
+  }
+
+  /** A message's role; OpenAI's {@code developer} is the system. */
+  static String chatRole(String param, String role) {
+    if (role == null) {
+      throw ApiError.invalid(param, "each message needs a role");
+    }
+    String known = "developer".equals(role) ? ChatMessage.SYSTEM : role;
+    if (!known.equals(ChatMessage.SYSTEM) && !known.equals(ChatMessage.USER)
+        && !known.equals(ChatMessage.ASSISTANT)) {
+      throw ApiError.unsupported(param, "Unsupported role '" + role
+          + "'; supported roles are system, user and assistant");
+    }
+    return known;
+  }
+
+  /** The content of a message that has none: only an assistant's may be left out. */
+  static String absentContent(String param, boolean assistant) {
+    if (!assistant) {
+      throw ApiError.invalid(param, "message content must not be null");
+    }
+    return "";
+  }
+
+  /** The prompt of a conversation: the user speaks last, the chat template renders it. */
+  String chatPrompt(List<ChatMessage> messages) {
+    if (!messages.get(messages.size() - 1).role().equals(ChatMessage.USER)) {
+      throw ApiError.invalid("messages", "the last message must be from the user");
+    }
+    try {
+      return chatTemplate.render(messages);
+    } catch (IllegalArgumentException e) {
+      throw ApiError.invalid("messages", e.getMessage());
+    }
+  }
+
+  /**
+   * The sampling of a checked request: {@code maxTokens} null takes the default of its kind, a
+   * seed left out is drawn per request.
+   */
+  SamplingSpec sampling(ParsedRequest.Kind kind, Integer maxTokens, double temperature, int topK,
+      double topP, Long seed, List<Integer> stopTokenIds, List<String> stop, boolean ignoreEos) {
+    int max = maxTokens != null ? maxTokens : kind == ParsedRequest.Kind.CHAT
+        ? options.getChatMaxTokens() : options.getCompletionMaxTokens();
+    return new SamplingSpec((float) temperature, Math.max(0, topK), (float) topP,
+        seed != null ? seed : ThreadLocalRandom.current().nextLong() & Long.MAX_VALUE, max,
+        stopTokenIds, stop, ignoreEos);
+  }
+
+  private static String format(double value) {
+    return value == Math.rint(value) && Math.abs(value) < 1e15 ? String.valueOf((long) value)
+        : String.valueOf(value);
+  }
+}
