@@ -1,0 +1,66 @@
+package io.duet.engine.impl;
+
+import io.duet.engine.KvComponent;
+import io.duet.engine.KvLayout;
+
+/**
+ * A sequence's blocks in the paged KV cache as a KV export or import sees them: block {@code i}
+ * holds tokens {@code [i * blockSize, i * blockSize + slots(i))}, and its payload is, for each
+ * layer, each component and each of its runs, the run's values of those slots.
+ */
+abstract class PagedKvBlocks {
+
+  /** Visits one run of a block payload: {@code length} floats of {@code layer} at {@code at}. */
+  @FunctionalInterface
+  interface RunVisitor {
+    void visit(float[] layer, int at, int length);
+  }
+
+  final KvLayout layout;
+  final PagedKvStorage storage;
+  final int[] tokens;
+  final int[] blocks;
+
+  PagedKvBlocks(KvLayout layout, PagedKvStorage storage, int[] tokens, int[] blocks) {
+    this.layout = layout;
+    this.storage = storage;
+    this.tokens = tokens;
+    this.blocks = blocks;
+  }
+
+  public KvLayout layout() {
+    return layout;
+  }
+
+  public int[] tokens() {
+    return tokens.clone();
+  }
+
+  public int blockCount() {
+    return blocks.length;
+  }
+
+  public int slots(int index) {
+    return Math.min(storage.blockSize(), tokens.length - index * storage.blockSize());
+  }
+
+  public int payloadBytes(int index) {
+    return Math.toIntExact(layout.bytesPerToken() * slots(index));
+  }
+
+  /** Visits the runs of block {@code index}'s payload in payload order. */
+  void forEachRun(int index, RunVisitor visitor) {
+    int slots = slots(index);
+    int block = blocks[index];
+    for (int l = 0; l < layout.layers(); l++) {
+      float[] layer = storage.layer(l);
+      for (int c = 0; c < layout.components().size(); c++) {
+        KvComponent component = layout.components().get(c);
+        int runFloats = slots * component.runWidth();
+        for (int run = 0; run < component.runs(); run++) {
+          visitor.visit(layer, storage.offset(block, c, run, 0), runFloats);
+        }
+      }
+    }
+  }
+}
