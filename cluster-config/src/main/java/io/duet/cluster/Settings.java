@@ -101,10 +101,11 @@ public final class Settings {
       .description("The model name clients use. Unset: the file name of model.path without its "
           + "extension."));
 
-  public static final Setting<String> MODEL_CHAT_TEMPLATE = declare(Setting.builder(
-      "model.chat-template", choice("llama2", "plain")).defaultValue("llama2")
+  public static final Setting<Optional<String>> MODEL_CHAT_TEMPLATE = declare(Setting.builder(
+      "model.chat-template", optional(choice("llama2", "plain")))
       .description("How the proxy renders chat messages into a prompt: llama2 as run.c's chat "
-          + "mode ([INST] ... [/INST]), plain as role-prefixed lines."));
+          + "mode ([INST] ... [/INST]), plain as role-prefixed lines. Unset: the template the "
+          + "model's instances announce (llama2 for llama2.c checkpoints)."));
 
   public static final Setting<WeightStorage> MODEL_WEIGHTS = declare(Setting.builder(
       "model.weights", choice(WeightStorage.class))

@@ -68,7 +68,7 @@ class ClusterRegistryTest {
 
   private static InstanceInfo prefill(String id) {
     return new InstanceInfo(id, Role.PREFILL, 0, "127.0.0.1", 8100, 9100, "stories15M", "fp-1",
-        2048, new InstanceInfo.Load(0, 0, 0, 0, 128), 0);
+        "llama2", 2048, new InstanceInfo.Load(0, 0, 0, 0, 128), 0);
   }
 
   @Test

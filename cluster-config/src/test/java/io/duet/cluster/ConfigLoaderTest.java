@@ -231,7 +231,7 @@ class ConfigLoaderTest {
       assertEquals(1000, d.get(Settings.CLUSTER_HEARTBEAT_MILLIS));
       assertEquals(5000, d.get(Settings.CLUSTER_HEARTBEAT_TIMEOUT_MILLIS));
       assertEquals(Map.of(), d.get(Settings.CLUSTER_HAZELCAST_PROPERTIES));
-      assertEquals("llama2", d.get(Settings.MODEL_CHAT_TEMPLATE));
+      assertEquals(Optional.empty(), d.get(Settings.MODEL_CHAT_TEMPLATE));
       assertEquals(WeightStorage.MAPPED, d.get(Settings.MODEL_WEIGHTS));
       assertEquals(0, d.get(Settings.INSTANCE_DP_RANK));
       assertEquals("127.0.0.1", d.get(Settings.PROXY_HOST));

@@ -33,7 +33,7 @@ class RegistryTest {
 
   static InstanceInfo info(String id, Role role, int running) {
     return new InstanceInfo(id, role, 0, "127.0.0.1", 8000, role == Role.PREFILL ? 9000 : 0,
-        "stories15M", "fp-1", 16, new InstanceInfo.Load(running, 0, 0, 0, 64), 0);
+        "stories15M", "fp-1", "llama2", 16, new InstanceInfo.Load(running, 0, 0, 0, 64), 0);
   }
 
   @Test

@@ -9,10 +9,12 @@ import io.vertx.core.json.JsonObject;
  * @param dpRank data-parallel rank within its decode instance (0 for others)
  * @param kvPort the KV transfer port (prefill instances), 0 otherwise
  * @param fingerprint the KV layout fingerprint; prefill and decode pair only when equal
+ * @param chatTemplate the name of the chat template of the model it serves (the proxy renders
+ *     chat requests with it unless configured otherwise); empty for a proxy
  * @param capacity sequences it runs at once ({@code max-num-seqs}) or its token budget (prefill)
  */
 public record InstanceInfo(String instanceId, Role role, int dpRank, String host, int httpPort,
-    int kvPort, String modelName, String fingerprint, int capacity, Load load,
+    int kvPort, String modelName, String fingerprint, String chatTemplate, int capacity, Load load,
     long heartbeatMillis) {
 
   /**
@@ -40,13 +42,14 @@ public record InstanceInfo(String instanceId, Role role, int dpRank, String host
 
   public InstanceInfo withLoad(Load value, long now) {
     return new InstanceInfo(instanceId, role, dpRank, host, httpPort, kvPort, modelName,
-        fingerprint, capacity, value, now);
+        fingerprint, chatTemplate, capacity, value, now);
   }
 
   public JsonObject toJson() {
     return Messages.envelope().put("instanceId", instanceId).put("role", role.wireName())
         .put("dpRank", dpRank).put("host", host).put("httpPort", httpPort).put("kvPort", kvPort)
-        .put("modelName", modelName).put("fingerprint", fingerprint).put("capacity", capacity)
+        .put("modelName", modelName).put("fingerprint", fingerprint)
+        .put("chatTemplate", chatTemplate).put("capacity", capacity)
         .put("load", load.toJson()).put("heartbeatMillis", heartbeatMillis);
   }
 
@@ -55,7 +58,7 @@ public record InstanceInfo(String instanceId, Role role, int dpRank, String host
     return new InstanceInfo(json.getString("instanceId"), Role.fromWire(json.getString("role")),
         json.getInteger("dpRank"), json.getString("host"), json.getInteger("httpPort"),
         json.getInteger("kvPort"), json.getString("modelName"), json.getString("fingerprint"),
-        json.getInteger("capacity"), Load.fromJson(json.getJsonObject("load")),
+        json.getString("chatTemplate", ""), json.getInteger("capacity"), Load.fromJson(json.getJsonObject("load")),
         json.getLong("heartbeatMillis"));
   }
 }

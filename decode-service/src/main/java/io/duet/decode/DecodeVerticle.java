@@ -64,7 +64,7 @@ public final class DecodeVerticle extends WorkerVerticle {
     var kv = engine.kvStats();
     return new InstanceInfo(options.instanceId(), Role.DECODE, options.dpRank(), options.host(),
         statusPort(), 0, options.modelName(), engine.layout().fingerprint(),
-        options.maxNumSeqs(), new InstanceInfo.Load(service.active(), service.waiting(),
+        engine.info().chatTemplate(), options.maxNumSeqs(), new InstanceInfo.Load(service.active(), service.waiting(),
             service.reservedTokens(), kv.usedBlocks(), kv.totalBlocks()),
         System.currentTimeMillis());
   }

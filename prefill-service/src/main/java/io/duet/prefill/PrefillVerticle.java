@@ -86,7 +86,7 @@ public final class PrefillVerticle extends WorkerVerticle {
     var kv = engine.kvStats();
     return new InstanceInfo(options.instanceId(), Role.PREFILL, 0, options.host(), statusPort(),
         kvServer.actualPort(), options.modelName(), engine.layout().fingerprint(),
-        options.maxBatchTokens(), new InstanceInfo.Load(scheduler.running(), scheduler.waiting(),
+        engine.info().chatTemplate(), options.maxBatchTokens(), new InstanceInfo.Load(scheduler.running(), scheduler.waiting(),
             scheduler.inFlightTokens(), kv.usedBlocks(), kv.totalBlocks()),
         System.currentTimeMillis());
   }

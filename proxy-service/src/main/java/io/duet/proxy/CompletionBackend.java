@@ -3,6 +3,7 @@ package io.duet.proxy;
 import io.vertx.core.Future;
 
 import java.util.List;
+import java.util.Optional;
 
 /**
  * Runs one completion through the cluster (prefill on a P instance, decode on a D instance).
@@ -25,6 +26,14 @@ public interface CompletionBackend {
    * prefill and one decode instance serve.
    */
   List<String> models();
+
+  /**
+   * The name of the chat template the instances serving {@code model} announce, if they do;
+   * the proxy renders chat requests with it unless it is configured with one of its own.
+   */
+  default Optional<String> chatTemplate(String model) {
+    return Optional.empty();
+  }
 
   /**
    * Called on the context of each HTTP server that uses this backend, before the server serves

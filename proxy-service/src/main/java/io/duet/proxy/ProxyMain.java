@@ -70,7 +70,7 @@ public final class ProxyMain implements Callable<Integer> {
     ProxyVerticle proxy = proxy(vertx, config, registry::instances, routing, metrics);
     ServiceRuntime.await(vertx.deployVerticle(proxy));
     Heartbeat.start(vertx, config, () -> new InstanceInfo(id, Role.PROXY, 0, host,
-        proxy.actualPort(), 0, "", "", 0, new InstanceInfo.Load(0, 0, 0, 0, 0),
+        proxy.actualPort(), 0, "", "", "", 0, new InstanceInfo.Load(0, 0, 0, 0, 0),
         System.currentTimeMillis()));
     if (servedModel != null) {
       ServiceRuntime.await(servedBy(vertx, registry, servedModel));
@@ -120,7 +120,7 @@ public final class ProxyMain implements Callable<Integer> {
     return new ProxyOptions().setHost(config.get(Settings.PROXY_HOST))
         .setPort(config.get(Settings.PROXY_PORT))
         .setInstances(config.get(Settings.PROXY_HTTP_INSTANCES))
-        .setChatTemplate(config.get(Settings.MODEL_CHAT_TEMPLATE))
+        .setChatTemplate(config.get(Settings.MODEL_CHAT_TEMPLATE).orElse(null))
         .setApiKey(config.get(Settings.API_KEY).orElse(null))
         .setMaxBodyBytes(config.get(Settings.PROXY_MAX_BODY_BYTES))
         .setCompletionMaxTokens(config.get(Settings.PROXY_COMPLETION_MAX_TOKENS))

@@ -20,8 +20,9 @@ public class ProxyOptions {
   public static final int DEFAULT_INSTANCES = Settings.PROXY_HTTP_INSTANCES.defaultValue();
   /** {@link Settings#API_KEY}: none, {@code /v1/*} is open. */
   public static final String DEFAULT_API_KEY = Settings.API_KEY.defaultValue().orElse(null);
-  /** {@link Settings#MODEL_CHAT_TEMPLATE}: {@link ChatTemplate#LLAMA2}. */
-  public static final String DEFAULT_CHAT_TEMPLATE = Settings.MODEL_CHAT_TEMPLATE.defaultValue();
+  /** {@link Settings#MODEL_CHAT_TEMPLATE}: none, the model's own. */
+  public static final String DEFAULT_CHAT_TEMPLATE =
+      Settings.MODEL_CHAT_TEMPLATE.defaultValue().orElse(null);
   /** {@link Settings#PROXY_MAX_BODY_BYTES}: larger request bodies are refused with 413. */
   public static final int DEFAULT_MAX_BODY_BYTES = Settings.PROXY_MAX_BODY_BYTES.defaultValue();
   /** {@link Settings#PROXY_COMPLETION_MAX_TOKENS}: OpenAI's default. */
@@ -142,9 +143,14 @@ public class ProxyOptions {
     return chatTemplate;
   }
 
-  /** The {@link ChatTemplate} name that renders chat messages into a prompt. */
+  /**
+   * The {@link ChatTemplate} name that renders chat messages into a prompt; null (the default)
+   * for the one each model's instances announce.
+   */
   public ProxyOptions setChatTemplate(String chatTemplate) {
-    ChatTemplate.forName(chatTemplate);
+    if (chatTemplate != null) {
+      ChatTemplate.forName(chatTemplate);
+    }
     this.chatTemplate = chatTemplate;
     return this;
   }

@@ -43,7 +43,7 @@ class ChatTemplateTest {
     assertEquals(List.of("llama2", "plain"), ChatTemplate.names());
     assertEquals(String.join(", ", ChatTemplate.names()),
         Settings.MODEL_CHAT_TEMPLATE.type().range(), "the setting offers every template");
-    assertEquals(ChatTemplate.LLAMA2, new ProxyOptions().getChatTemplate());
+    assertEquals(null, new ProxyOptions().getChatTemplate(), "by default the model's own");
     IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
         () -> ChatTemplate.forName("chatml"));
     assertEquals("unknown chat template 'chatml'; known: llama2, plain", e.getMessage());

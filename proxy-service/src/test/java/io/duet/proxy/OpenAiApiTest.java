@@ -147,6 +147,18 @@ class OpenAiApiTest {
   }
 
   @Test
+  void chatIsRenderedWithTheModelsOwnTemplateUnlessOneIsConfigured() throws Exception {
+    backend.chatTemplate = ChatTemplate.PLAIN;
+    post("/v1/chat/completions", chat("Hi"));
+    assertEquals("User: Hi\nAssistant:", backend.jobs.get(0).prompt());
+
+    ProxyVerticle configured = deploy(new ProxyOptions().setChatTemplate(ChatTemplate.LLAMA2));
+    await(client.post(configured.actualPort(), HOST, "/v1/chat/completions")
+        .sendJsonObject(chat("Hi")));
+    assertEquals("[INST] Hi [/INST]", backend.jobs.get(1).prompt());
+  }
+
+  @Test
   void echoPrependsThePrompt() throws Exception {
     HttpResponse<Buffer> response = post("/v1/completions",
         new JsonObject().put("model", MODEL).put("prompt", "Say:").put("echo", true));

@@ -40,7 +40,7 @@ class ProxyMainTest {
         .with(Settings.PROXY_HOST, "0.0.0.0")
         .with(Settings.PROXY_PORT, 7100)
         .with(Settings.API_KEY, Optional.of("sk-1"))
-        .with(Settings.MODEL_CHAT_TEMPLATE, ChatTemplate.PLAIN)
+        .with(Settings.MODEL_CHAT_TEMPLATE, Optional.of(ChatTemplate.PLAIN))
         .with(Settings.PROXY_MAX_BODY_BYTES, 4096)
         .with(Settings.PROXY_COMPLETION_MAX_TOKENS, 5)
         .with(Settings.PROXY_CHAT_MAX_TOKENS, 6));

@@ -9,6 +9,7 @@ import io.vertx.core.Vertx;
 import io.vertx.core.streams.ReadStream;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
@@ -88,6 +89,14 @@ final class StubBackend implements CompletionBackend {
   @Override
   public List<String> models() {
     return models;
+  }
+
+  /** What the stub's model announces as its chat template; none unless a test sets one. */
+  volatile String chatTemplate;
+
+  @Override
+  public Optional<String> chatTemplate(String model) {
+    return Optional.ofNullable(chatTemplate);
   }
 
   private final class StubStream implements CompletionStream {

@@ -132,6 +132,15 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
     return servedModels(registry.get());
   }
 
+  /** The template the prefill instances of {@code model} announce (they render its prompts). */
+  @Override
+  public Optional<String> chatTemplate(String model) {
+    return registry.get().stream()
+        .filter(i -> i.role() == Role.PREFILL && i.modelName().equals(model)
+            && i.chatTemplate() != null && !i.chatTemplate().isEmpty())
+        .map(InstanceInfo::chatTemplate).findFirst();
+  }
+
   /** The models that at least one prefill and one decode instance of the same KV layout serve. */
   public static List<String> servedModels(List<InstanceInfo> instances) {
     Set<String> prefill = new TreeSet<>();

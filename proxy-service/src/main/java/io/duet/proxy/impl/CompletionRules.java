@@ -20,11 +20,9 @@ final class CompletionRules {
   static final int MAX_STOP_SEQUENCES = 4;
 
   private final ProxyOptions options;
-  private final ChatTemplate chatTemplate;
 
   CompletionRules(ProxyOptions options) {
     this.options = options;
-    this.chatTemplate = ChatTemplate.forName(options.getChatTemplate());
   }
 
   static String requireModel(String model) {
@@ -129,13 +127,26 @@ final class CompletionRules {
     return "";
   }
 
-  /** The prompt of a conversation: the user speaks last, the chat template renders it. */
-  String chatPrompt(List<ChatMessage> messages) {
+  /**
+   * The prompt of a conversation with {@code model}: the user speaks last, and the configured
+   * chat template renders it, else the one the model's instances announce
+   * ({@link CompletionBackend#chatTemplate}), else {@link ChatTemplate#LLAMA2}.
+   */
+  String chatPrompt(List<ChatMessage> messages, String model, CompletionBackend backend) {
     if (!messages.get(messages.size() - 1).role().equals(ChatMessage.USER)) {
       throw ApiError.invalid("messages", "the last message must be from the user");
     }
+    String name = options.getChatTemplate() != null ? options.getChatTemplate()
+        : backend.chatTemplate(model).orElse(ChatTemplate.LLAMA2);
+    ChatTemplate template;
     try {
-      return chatTemplate.render(messages);
+      template = ChatTemplate.forName(name);
+    } catch (IllegalArgumentException e) {
+      throw new ApiError(500, ApiError.INTERNAL, "model " + model + " announces a chat template "
+          + "this proxy does not have: " + e.getMessage(), null, null);
+    }
+    try {
+      return template.render(messages);
     } catch (IllegalArgumentException e) {
       throw ApiError.invalid("messages", e.getMessage());
     }

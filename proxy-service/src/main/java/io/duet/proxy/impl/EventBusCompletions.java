@@ -102,7 +102,7 @@ public final class EventBusCompletions {
     CompletionJob job;
     try {
       request = CompletionRequest.fromJson(json);
-      job = requests.job(request);
+      job = requests.job(request, backend);
       CompletionRules.requireServed(backend, job.model());
     } catch (ApiError e) {
       refuse(message, Failure.BAD_REQUEST, e.status(),

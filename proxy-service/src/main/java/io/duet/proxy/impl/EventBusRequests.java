@@ -1,5 +1,6 @@
 package io.duet.proxy.impl;
 
+import io.duet.proxy.CompletionBackend;
 import io.duet.contract.CompletionRequest;
 import io.duet.contract.SamplingSpec;
 import io.duet.proxy.ChatMessage;
@@ -23,7 +24,8 @@ final class EventBusRequests {
     this.rules = rules;
   }
 
-  CompletionJob job(CompletionRequest request) {
+  /** @param backend the cluster the request goes to, which knows the model's chat template */
+  CompletionJob job(CompletionRequest request, CompletionBackend backend) {
     String model = CompletionRules.requireModel(request.model());
     boolean text = request.prompt() != null;
     boolean tokens = request.promptTokens().length > 0;
@@ -36,7 +38,7 @@ final class EventBusRequests {
     }
     ParsedRequest.Kind kind = chat ? ParsedRequest.Kind.CHAT : ParsedRequest.Kind.COMPLETION;
     String requestId = requestId(request.requestId(), kind);
-    String prompt = chat ? rules.chatPrompt(chatMessages(request.messages())) : request.prompt();
+    String prompt = chat ? rules.chatPrompt(chatMessages(request.messages()), model, backend) : request.prompt();
     List<Integer> promptTokens = new ArrayList<>();
     for (int token : request.promptTokens()) {
       promptTokens.add(CompletionRules.tokenId("promptTokens", (long) token));

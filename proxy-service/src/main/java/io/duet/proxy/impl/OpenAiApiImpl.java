@@ -143,7 +143,7 @@ public final class OpenAiApiImpl implements OpenAiApi {
       ParsedRequest.Kind kind) {
     ParsedRequest request;
     try {
-      request = parser.parse(kind, RequestParser.json(ctx.body().buffer()));
+      request = parser.parse(kind, RequestParser.json(ctx.body().buffer()), backend);
       CompletionRules.requireServed(backend, request.model());
     } catch (RuntimeException e) {
       reject(ctx, ApiError.from(e));

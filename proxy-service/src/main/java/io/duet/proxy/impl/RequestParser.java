@@ -1,5 +1,6 @@
 package io.duet.proxy.impl;
 
+import io.duet.proxy.CompletionBackend;
 import io.duet.contract.SamplingSpec;
 import io.duet.proxy.ChatMessage;
 import io.vertx.core.buffer.Buffer;
@@ -43,10 +44,11 @@ final class RequestParser {
     }
   }
 
-  ParsedRequest parse(ParsedRequest.Kind kind, JsonObject body) {
+  /** @param backend the cluster the request goes to, which knows the model's chat template */
+  ParsedRequest parse(ParsedRequest.Kind kind, JsonObject body, CompletionBackend backend) {
     boolean chat = kind == ParsedRequest.Kind.CHAT;
     String model = CompletionRules.requireModel(string(body, "model"));
-    String prompt = chat ? chatPrompt(body) : completionPrompt(body);
+    String prompt = chat ? chatPrompt(body, model, backend) : completionPrompt(body);
 
     Integer maxTokens = chat ? maxTokens(body, "max_completion_tokens") : null;
     if (maxTokens == null) {
@@ -123,7 +125,7 @@ final class RequestParser {
     return array.getString(0);
   }
 
-  private String chatPrompt(JsonObject body) {
+  private String chatPrompt(JsonObject body, String model, CompletionBackend backend) {
     Object value = body.getValue("messages");
     if (value == null) {
       throw ApiError.invalid("messages", "you must provide a messages parameter");
@@ -147,7 +149,7 @@ final class RequestParser {
           role.equals(ChatMessage.ASSISTANT));
       messages.add(new ChatMessage(role, content));
     }
-    return rules.chatPrompt(messages);
+    return rules.chatPrompt(messages, model, backend);
   }
 
   private static String content(Object content, String param, boolean mayBeNull) {

@@ -185,7 +185,7 @@ class PipelineTest {
   private Supplier<InstanceInfo> listedDecode(String id) {
     InstanceInfo d0 = decode.info();
     InstanceInfo listed = new InstanceInfo(id, Role.DECODE, 0, HOST, d0.httpPort(), 0, MODEL,
-        d0.fingerprint(), d0.capacity(), new InstanceInfo.Load(0, 0, 0, 0, 0),
+        d0.fingerprint(), d0.chatTemplate(), d0.capacity(), new InstanceInfo.Load(0, 0, 0, 0, 0),
         System.currentTimeMillis());
     return () -> listed;
   }
