@@ -168,6 +168,17 @@ public final class Settings {
       .description("max_tokens of a /v1/chat/completions request that gives none; OpenAI has "
           + "no limit there, and the model's context cuts earlier."));
 
+  public static final Setting<Integer> PROXY_DECODE_RANK_CAP = declare(Setting.builder(
+      "proxy.decode-rank-cap", atLeast(1)).defaultValue(25)
+      .description("Requests this proxy keeps in flight on one decode rank at most (the "
+          + "reference deployment's \"proxy batch size\"; its advice: n+1 for an average "
+          + "concurrency of n per rank). Requests beyond it wait in the proxy's queue."));
+
+  public static final Setting<Integer> PROXY_QUEUE_SIZE = declare(Setting.builder(
+      "proxy.queue-size", atLeast(0)).defaultValue(1024)
+      .description("Requests that may wait in the proxy for a decode rank under its cap; one "
+          + "more is refused with 429 and Retry-After."));
+
   public static final Setting<Integer> PROXY_EVENTBUS_STALL_TIMEOUT_SECONDS = declare(
       Setting.builder("proxy.eventbus-stall-timeout-seconds", atLeast(1)).defaultValue(30)
       .description("An event-bus client that has used up its credits and grants none for this "
@@ -201,6 +212,12 @@ public final class Settings {
   public static final Setting<Integer> PREFILL_KV_PORT = declare(Setting.builder(
       "prefill.kv-port", port()).defaultValue(0)
       .description("The KV transfer server's port (0 = any free port)."));
+
+  public static final Setting<Integer> PREFILL_TP = declare(Setting.builder("prefill.tp",
+      atLeast(1)).defaultValue(1)
+      .description("Tensor-parallel size of a prefill instance: the accelerators one instance "
+          + "spans in the reference deployment. The Java engine computes on one process's cores; "
+          + "topology files record it and validation checks it."));
 
   public static final Setting<Integer> PREFILL_MAX_BATCH_TOKENS = declare(Setting.builder(
       "prefill.max-batch-tokens", atLeast(1)).defaultValue(2048)
@@ -236,6 +253,27 @@ public final class Settings {
   public static final Setting<Integer> DECODE_MAX_NUM_SEQS = declare(Setting.builder(
       "decode.max-num-seqs", atLeast(1)).defaultValue(32)
       .description("Sequences decoded together in the running batch."));
+
+  public static final Setting<Integer> DECODE_DP = declare(Setting.builder("decode.dp",
+      atLeast(1)).defaultValue(1)
+      .description("Data-parallel ranks of a decode instance, all in its one JVM: each rank has "
+          + "its own batch, KV cache, registry entry and status port (decode.http-port + rank)."));
+
+  public static final Setting<Integer> DECODE_TP = declare(Setting.builder("decode.tp",
+      atLeast(1)).defaultValue(1)
+      .description("Tensor-parallel size of each decode rank in the reference deployment; the "
+          + "instance's accelerator count is dp x tp."));
+
+  public static final Setting<Integer> DECODE_EP = declare(Setting.builder("decode.ep",
+      atLeast(1)).defaultValue(1)
+      .description("Expert-parallel size of a decode instance: the ranks its routed experts are "
+          + "spread over (1: every rank holds every expert); must divide the model's routed "
+          + "experts."));
+
+  public static final Setting<Integer> DECODE_NUM_SPECULATIVE_TOKENS = declare(Setting.builder(
+      "decode.num-speculative-tokens", atLeast(0)).defaultValue(0)
+      .description("Draft tokens a decode step verifies per sequence (MTP); 0 turns speculative "
+          + "decoding off."));
 
   public static final Setting<Integer> DECODE_MAX_WAITING = declare(Setting.builder(
       "decode.max-waiting", atLeast(0)).defaultValue(256)
