@@ -57,14 +57,17 @@ public interface Registry {
   /** Completes when the heartbeat consumer is registered across the cluster. */
   Future<Void> ready();
 
-  /** Every live instance, sorted by instance id. */
+  /**
+   * Every live entry (an instance, or one rank of a decode instance of several), sorted by
+   * instance id, then rank.
+   */
   List<InstanceInfo> instances();
 
-  /** The live instances of one role, sorted by instance id. */
+  /** The live entries of one role, sorted by instance id, then rank. */
   List<InstanceInfo> instances(Role role);
 
-  /** The latest info of one instance, if it is live. */
-  Optional<InstanceInfo> get(String instanceId);
+  /** The latest info of rank {@code rank} of an instance (0 for all but decode), if it is live. */
+  Optional<InstanceInfo> get(String instanceId, int rank);
 
   /** Adds a handler called on every change; exceptions it throws are logged and ignored. */
   Registry onChange(Handler<Change> handler);

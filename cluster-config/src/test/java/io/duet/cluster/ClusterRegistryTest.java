@@ -67,7 +67,7 @@ class ClusterRegistryTest {
   }
 
   private static InstanceInfo prefill(String id) {
-    return new InstanceInfo(id, Role.PREFILL, 0, "127.0.0.1", 8100, 9100, "stories15M", "fp-1",
+    return new InstanceInfo(id, Role.PREFILL, 0, 1, "127.0.0.1", 8100, 9100, "stories15M", "fp-1",
         "llama2", 2048, new InstanceInfo.Load(0, 0, 0, 0, 128), 0);
   }
 
@@ -119,7 +119,7 @@ class ClusterRegistryTest {
         ctx.verify(() -> {
           assertEquals(List.of(id), registry.instances(Role.PREFILL).stream()
               .map(InstanceInfo::instanceId).toList());
-          assertEquals(9100, registry.get(id).orElseThrow().kvPort());
+          assertEquals(9100, registry.get(id, 0).orElseThrow().kvPort());
         });
         heartbeat[0].stop();
         stoppedAt[0] = System.nanoTime();

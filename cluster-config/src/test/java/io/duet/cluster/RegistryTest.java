@@ -32,7 +32,7 @@ class RegistryTest {
       .with(Settings.CLUSTER_HEARTBEAT_TIMEOUT_MILLIS, 500);
 
   static InstanceInfo info(String id, Role role, int running) {
-    return new InstanceInfo(id, role, 0, "127.0.0.1", 8000, role == Role.PREFILL ? 9000 : 0,
+    return new InstanceInfo(id, role, 0, 1, "127.0.0.1", 8000, role == Role.PREFILL ? 9000 : 0,
         "stories15M", "fp-1", "llama2", 16, new InstanceInfo.Load(running, 0, 0, 0, 64), 0);
   }
 
@@ -57,7 +57,7 @@ class RegistryTest {
         });
         case UPDATED -> {
           if (change.instance().load().running() >= 2 && stoppedAt[0] == 0) {
-            ctx.verify(() -> assertEquals(Optional.of(change.instance()), registry.get("p-1")));
+            ctx.verify(() -> assertEquals(Optional.of(change.instance()), registry.get("p-1", 0)));
             heartbeat[0].stop();
             heartbeat[0].stop(); // idempotent
             stoppedAt[0] = System.nanoTime();
@@ -70,7 +70,7 @@ class RegistryTest {
           assertTrue(silentMillis >= 400 && silentMillis < 2000, "removed after " + silentMillis);
           assertTrue(change.reason().contains("no heartbeat"), change.reason());
           assertEquals(List.of(), registry.instances());
-          assertEquals(Optional.empty(), registry.get("p-1"));
+          assertEquals(Optional.empty(), registry.get("p-1", 0));
           long removals = changes.stream().filter(c -> c.kind() == ChangeKind.REMOVED).count();
           assertEquals(1, removals);
           registry.close().onComplete(ctx.succeedingThenComplete());
@@ -98,7 +98,7 @@ class RegistryTest {
       ctx.verify(() -> {
         assertEquals(List.of("d-1", "d-2", "sentinel"),
             changes.stream().map(c -> c.instance().instanceId()).toList());
-        assertEquals(1, registry.get("d-1").orElseThrow().load().running());
+        assertEquals(1, registry.get("d-1", 0).orElseThrow().load().running());
         assertEquals(List.of("d-1", "d-2", "sentinel"),
             registry.instances(Role.DECODE).stream().map(InstanceInfo::instanceId).toList());
         registry.close().onComplete(ctx.succeedingThenComplete());
@@ -117,6 +117,35 @@ class RegistryTest {
           new InstanceInfo.Load(3, 0, 0, 0, 64), 1000).toJson());
       bus.publish(Addresses.REGISTRY, info("sentinel", Role.DECODE, 0).toJson());
     }));
+  }
+
+  @Test
+  void theRanksOfOneDecodeInstanceAreEntriesOfTheirOwn(Vertx vertx, VertxTestContext ctx) {
+    Registry registry = Registry.create(vertx, FAST);
+    registry.onChange(change -> {
+      if (!change.instance().instanceId().equals("sentinel")) {
+        return;
+      }
+      ctx.verify(() -> {
+        assertEquals(List.of("d0#0", "d0#1", "d0#2"), registry.instances(Role.DECODE).stream()
+            .filter(i -> i.instanceId().equals("d0")).map(InstanceInfo::key).toList());
+        assertEquals(7, registry.get("d0", 1).orElseThrow().load().running());
+        assertEquals(Optional.empty(), registry.get("d0", 3));
+        registry.close().onComplete(ctx.succeedingThenComplete());
+      });
+    });
+    registry.ready().onComplete(ctx.succeeding(v -> {
+      for (int rank : new int[] {2, 0, 1}) {
+        vertx.eventBus().publish(Addresses.REGISTRY, rank("d0", rank, 3, rank == 1 ? 7 : 0)
+            .toJson());
+      }
+      vertx.eventBus().publish(Addresses.REGISTRY, info("sentinel", Role.DECODE, 0).toJson());
+    }));
+  }
+
+  private static InstanceInfo rank(String id, int rank, int ranks, int running) {
+    return new InstanceInfo(id, Role.DECODE, rank, ranks, "127.0.0.1", 9100 + rank, 0,
+        "stories15M", "fp-1", "llama2", 16, new InstanceInfo.Load(running, 0, 0, 0, 64), 1);
   }
 
   @Test

@@ -37,14 +37,17 @@ public final class Addresses {
     return "duet.prefill." + instanceId + ".control";
   }
 
-  /** Request/reply: {@link DecodeRequest} in, {@link DecodeAccepted} out; tokens follow as a stream. */
-  public static String decode(String instanceId) {
-    return "duet.decode." + instanceId;
+  /**
+   * Request/reply to rank {@code rank} of a decode instance: {@link DecodeRequest} in,
+   * {@link DecodeAccepted} out; tokens follow as a stream.
+   */
+  public static String decode(String instanceId, int rank) {
+    return "duet.decode." + instanceId + "." + rank;
   }
 
-  /** Fire-and-forget {@link StreamCredit} and {@link Cancel} for running decodes. */
-  public static String decodeControl(String instanceId) {
-    return "duet.decode." + instanceId + ".control";
+  /** Fire-and-forget {@link StreamCredit} and {@link Cancel} for a decode rank's requests. */
+  public static String decodeControl(String instanceId, int rank) {
+    return "duet.decode." + instanceId + "." + rank + ".control";
   }
 
   /**

@@ -4,16 +4,19 @@ import io.vertx.core.json.JsonObject;
 
 /**
  * What every instance announces with each heartbeat: who it is, where to reach it, what it can
- * hold and how busy it is.
+ * hold and how busy it is. A decode instance of several data-parallel ranks announces one entry
+ * per rank, each with its own status port, capacity and load; {@link #key()} tells them apart.
  *
  * @param dpRank data-parallel rank within its decode instance (0 for others)
+ * @param ranks the data-parallel ranks of its instance (1 for prefill and proxy instances)
  * @param kvPort the KV transfer port (prefill instances), 0 otherwise
  * @param fingerprint the KV layout fingerprint; prefill and decode pair only when equal
  * @param chatTemplate the name of the chat template of the model it serves (the proxy renders
  *     chat requests with it unless configured otherwise); empty for a proxy
  * @param capacity sequences it runs at once ({@code max-num-seqs}) or its token budget (prefill)
  */
-public record InstanceInfo(String instanceId, Role role, int dpRank, String host, int httpPort,
+public record InstanceInfo(String instanceId, Role role, int dpRank, int ranks, String host,
+    int httpPort,
     int kvPort, String modelName, String fingerprint, String chatTemplate, int capacity, Load load,
     long heartbeatMillis) {
 
@@ -40,14 +43,24 @@ public record InstanceInfo(String instanceId, Role role, int dpRank, String host
     }
   }
 
+  /** Unique among the registry's entries: the instance id and, for a decode rank, the rank. */
+  public String key() {
+    return key(instanceId, dpRank);
+  }
+
+  /** The {@link #key()} of rank {@code rank} of instance {@code instanceId}. */
+  public static String key(String instanceId, int rank) {
+    return instanceId + "#" + rank;
+  }
+
   public InstanceInfo withLoad(Load value, long now) {
-    return new InstanceInfo(instanceId, role, dpRank, host, httpPort, kvPort, modelName,
+    return new InstanceInfo(instanceId, role, dpRank, ranks, host, httpPort, kvPort, modelName,
         fingerprint, chatTemplate, capacity, value, now);
   }
 
   public JsonObject toJson() {
     return Messages.envelope().put("instanceId", instanceId).put("role", role.wireName())
-        .put("dpRank", dpRank).put("host", host).put("httpPort", httpPort).put("kvPort", kvPort)
+        .put("dpRank", dpRank).put("ranks", ranks).put("host", host).put("httpPort", httpPort).put("kvPort", kvPort)
         .put("modelName", modelName).put("fingerprint", fingerprint)
         .put("chatTemplate", chatTemplate).put("capacity", capacity)
         .put("load", load.toJson()).put("heartbeatMillis", heartbeatMillis);
@@ -56,9 +69,10 @@ public record InstanceInfo(String instanceId, Role role, int dpRank, String host
   public static InstanceInfo fromJson(JsonObject json) {
     Messages.checked(json, "instance info");
     return new InstanceInfo(json.getString("instanceId"), Role.fromWire(json.getString("role")),
-        json.getInteger("dpRank"), json.getString("host"), json.getInteger("httpPort"),
-        json.getInteger("kvPort"), json.getString("modelName"), json.getString("fingerprint"),
-        json.getString("chatTemplate", ""), json.getInteger("capacity"), Load.fromJson(json.getJsonObject("load")),
+        json.getInteger("dpRank"), json.getInteger("ranks", 1), json.getString("host"),
+        json.getInteger("httpPort"), json.getInteger("kvPort"), json.getString("modelName"),
+        json.getString("fingerprint"), json.getString("chatTemplate", ""),
+        json.getInteger("capacity"), Load.fromJson(json.getJsonObject("load")),
         json.getLong("heartbeatMillis"));
   }
 }

@@ -34,7 +34,8 @@ public final class DecodeVerticle extends WorkerVerticle {
   private DecodeService service;
 
   public DecodeVerticle(Engine engine, DecodeOptions options, PrometheusMeterRegistry metrics) {
-    super(Addresses.decode(options.instanceId()), Addresses.decodeControl(options.instanceId()),
+    super(Addresses.decode(options.instanceId(), options.dpRank()),
+        Addresses.decodeControl(options.instanceId(), options.dpRank()),
         new StatusServer(options.host(), options.httpPort(), metrics));
     this.engine = engine;
     this.options = options;
@@ -62,7 +63,8 @@ public final class DecodeVerticle extends WorkerVerticle {
   @Override
   public InstanceInfo info() {
     var kv = engine.kvStats();
-    return new InstanceInfo(options.instanceId(), Role.DECODE, options.dpRank(), options.host(),
+    return new InstanceInfo(options.instanceId(), Role.DECODE, options.dpRank(), options.ranks(),
+        options.host(),
         statusPort(), 0, options.modelName(), engine.layout().fingerprint(),
         engine.info().chatTemplate(), options.maxNumSeqs(), new InstanceInfo.Load(service.active(), service.waiting(),
             service.reservedTokens(), kv.usedBlocks(), kv.totalBlocks()),

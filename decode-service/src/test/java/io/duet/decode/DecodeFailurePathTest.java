@@ -141,7 +141,7 @@ class DecodeFailurePathTest {
     prefill = new PrefillVerticle(prefillEngine, new PrefillOptions(P, "aidreams", "127.0.0.1", 0,
         0, 512, 64, 30_000, 10_000), new PrometheusMeterRegistry(PrometheusConfig.DEFAULT));
     decodeMetrics = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
-    decode = new DecodeVerticle(decodeEngine, new DecodeOptions(D, "aidreams", "127.0.0.1", 0, 0,
+    decode = new DecodeVerticle(decodeEngine, new DecodeOptions(D, "aidreams", "127.0.0.1", 0, 0, 1,
         maxNumSeqs, 64, 8_000, 2), decodeMetrics);
     await(vertx.deployVerticle(prefill).compose(id -> vertx.deployVerticle(decode)));
   }
@@ -217,18 +217,18 @@ class DecodeFailurePathTest {
   }
 
   private Future<DecodeAccepted> decode(DecodeRequest request) {
-    return vertx.eventBus().<JsonObject>request(Addresses.decode(D), request.toJson(),
+    return vertx.eventBus().<JsonObject>request(Addresses.decode(D, 0), request.toJson(),
             new DeliveryOptions().setSendTimeout(8_000))
         .map(Message::body).map(DecodeAccepted::fromJson);
   }
 
   private void credit(String requestId, int credits) {
-    vertx.eventBus().send(Addresses.decodeControl(D),
+    vertx.eventBus().send(Addresses.decodeControl(D, 0),
         new StreamCredit(requestId, credits).toJson());
   }
 
   private void cancelDecode(String requestId) {
-    vertx.eventBus().send(Addresses.decodeControl(D),
+    vertx.eventBus().send(Addresses.decodeControl(D, 0),
         new Cancel(requestId, null, "test").toJson());
   }
 

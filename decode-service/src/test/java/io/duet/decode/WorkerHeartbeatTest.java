@@ -97,6 +97,6 @@ class WorkerHeartbeatTest {
     assertNull(changes.poll(4 * HEARTBEAT_MILLIS, TimeUnit.MILLISECONDS),
         "the undeployed worker does not come back");
     assertEquals(beatsAtRemoval, beats.get(), "no heartbeat after the worker was undeployed");
-    assertTrue(registry.get(id).isEmpty());
+    assertTrue(registry.get(id, 0).isEmpty());
   }
 }

@@ -84,7 +84,7 @@ public final class PrefillVerticle extends WorkerVerticle {
   @Override
   public InstanceInfo info() {
     var kv = engine.kvStats();
-    return new InstanceInfo(options.instanceId(), Role.PREFILL, 0, options.host(), statusPort(),
+    return new InstanceInfo(options.instanceId(), Role.PREFILL, 0, 1, options.host(), statusPort(),
         kvServer.actualPort(), options.modelName(), engine.layout().fingerprint(),
         engine.info().chatTemplate(), options.maxBatchTokens(), new InstanceInfo.Load(scheduler.running(), scheduler.waiting(),
             scheduler.inFlightTokens(), kv.usedBlocks(), kv.totalBlocks()),

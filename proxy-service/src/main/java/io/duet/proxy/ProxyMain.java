@@ -69,7 +69,7 @@ public final class ProxyMain implements Callable<Integer> {
     String host = config.get(Settings.PROXY_HOST);
     ProxyVerticle proxy = proxy(vertx, config, registry::instances, routing, metrics);
     ServiceRuntime.await(vertx.deployVerticle(proxy));
-    Heartbeat.start(vertx, config, () -> new InstanceInfo(id, Role.PROXY, 0, host,
+    Heartbeat.start(vertx, config, () -> new InstanceInfo(id, Role.PROXY, 0, 1, host,
         proxy.actualPort(), 0, "", "", "", 0, new InstanceInfo.Load(0, 0, 0, 0, 0),
         System.currentTimeMillis()));
     if (servedModel != null) {

@@ -43,7 +43,7 @@ public final class EventStream {
       int messages, int window) {
     // The addresses a real stream uses: a proxy's stream address, a decode instance's control.
     String stream = Addresses.proxyStream("bench-" + tag, 0);
-    String control = Addresses.decodeControl("bench-" + tag);
+    String control = Addresses.decodeControl("bench-" + tag, 0);
     AtomicLongArray sentAt = new AtomicLongArray(messages);
     Receiver receiver = new Receiver(stream, control, tag, sentAt, messages, window);
     Sender sender = new Sender(stream, control, tag, sentAt, messages, window);

@@ -36,6 +36,9 @@ public final class RegistryImpl implements Registry {
   private record Entry(InstanceInfo info, long seenNanos, String memberId) {
   }
 
+  private static final Comparator<InstanceInfo> ORDER =
+      Comparator.comparing(InstanceInfo::instanceId).thenComparingInt(InstanceInfo::dpRank);
+
   private final Vertx vertx;
   private final Context context;
   private final long timeoutNanos;
@@ -72,18 +75,18 @@ public final class RegistryImpl implements Registry {
   @Override
   public List<InstanceInfo> instances() {
     return entries.values().stream().map(Entry::info)
-        .sorted(Comparator.comparing(InstanceInfo::instanceId)).toList();
+        .sorted(ORDER).toList();
   }
 
   @Override
   public List<InstanceInfo> instances(Role role) {
     return entries.values().stream().map(Entry::info).filter(info -> info.role() == role)
-        .sorted(Comparator.comparing(InstanceInfo::instanceId)).toList();
+        .sorted(ORDER).toList();
   }
 
   @Override
-  public Optional<InstanceInfo> get(String instanceId) {
-    return Optional.ofNullable(entries.get(instanceId)).map(Entry::info);
+  public Optional<InstanceInfo> get(String instanceId, int rank) {
+    return Optional.ofNullable(entries.get(InstanceInfo.key(instanceId, rank))).map(Entry::info);
   }
 
   @Override
@@ -126,18 +129,18 @@ public final class RegistryImpl implements Registry {
       return;
     }
     String memberId = message.headers().get(Heartbeat.MEMBER_HEADER);
-    Entry previous = entries.get(info.instanceId());
+    Entry previous = entries.get(info.key());
     if (previous != null && info.heartbeatMillis() < previous.info().heartbeatMillis()) {
       return; // out of order
     }
     if (previous != null && previous.memberId() != null && memberId != null
         && !previous.memberId().equals(memberId)) {
-      log.warn("Instance id {} is announced by two cluster members ({} and {})",
-          info.instanceId(), previous.memberId(), memberId);
+      log.warn("Instance {} is announced by two cluster members ({} and {})",
+          info.key(), previous.memberId(), memberId);
     }
-    entries.put(info.instanceId(), new Entry(info, System.nanoTime(), memberId));
+    entries.put(info.key(), new Entry(info, System.nanoTime(), memberId));
     if (previous == null) {
-      log.info("Instance {} ({}) joined", info.instanceId(), info.role().wireName());
+      log.info("Instance {} ({}) joined", info.key(), info.role().wireName());
     }
     fire(new Change(previous == null ? ChangeKind.ADDED : ChangeKind.UPDATED, info, null));
   }
@@ -167,8 +170,8 @@ public final class RegistryImpl implements Registry {
   }
 
   private void remove(Entry entry, String reason) {
-    if (entries.remove(entry.info().instanceId(), entry)) {
-      log.info("Instance {} ({}) removed: {}", entry.info().instanceId(),
+    if (entries.remove(entry.info().key(), entry)) {
+      log.info("Instance {} ({}) removed: {}", entry.info().key(),
           entry.info().role().wireName(), reason);
       fire(new Change(ChangeKind.REMOVED, entry.info(), reason));
     }

@@ -238,7 +238,8 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
     DecodeRequest request = new DecodeRequest(job.requestId(), result.kv(), result.firstToken(),
         result.samplerState(), result.promptTokens(), job.completion.sampling(), relay.address(),
         credits);
-    eventBus.<JsonObject>request(Addresses.decode(target.instanceId()), request.toJson(),
+    eventBus.<JsonObject>request(Addresses.decode(target.instanceId(), target.dpRank()),
+        request.toJson(),
             new DeliveryOptions().setSendTimeout(requestTimeoutMillis))
         .onFailure(error -> decodeNotTaken(job, result, error));
   }
@@ -290,7 +291,7 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
   private void abandon(ClusterJob job, String reason) {
     Cancel cancel = new Cancel(job.requestId(), null, reason);
     if (job.decode != null) {
-      eventBus.send(Addresses.decodeControl(job.decode.instanceId()), cancel.toJson());
+      eventBus.send(Addresses.decodeControl(job.decode.instanceId(), job.decode.dpRank()), cancel.toJson());
     } else if (job.prefill != null) {
       eventBus.send(Addresses.prefillControl(job.prefill.instanceId()), cancel.toJson());
     }

@@ -63,7 +63,7 @@ final class StreamRelay {
   /** Lets the decode target of {@code job} send {@code credits} more events. */
   void grant(ClusterJob job, int credits) {
     if (job.decode != null) {
-      eventBus.send(Addresses.decodeControl(job.decode.instanceId()),
+      eventBus.send(Addresses.decodeControl(job.decode.instanceId(), job.decode.dpRank()),
           new StreamCredit(job.requestId(), credits).toJson());
     }
   }

@@ -4,9 +4,9 @@ import io.duet.contract.InstanceInfo;
 
 /**
  * Where a decode request goes: one data-parallel rank of a decode instance. It is the unit the
- * proxy counts its in-flight requests on and excludes when it refused a request. Today every
- * decode instance is one rank; an instance of many ranks announces each rank as a registry entry
- * of its own, and each entry is a target.
+ * proxy counts its in-flight requests on and excludes when it refused a request. A decode
+ * instance announces each of its ranks as a registry entry of its own, and each entry is a
+ * target.
  */
 public record DecodeTarget(String instanceId, int dpRank) {
 

@@ -62,7 +62,7 @@ class BigramPipelineTest {
         "127.0.0.1", 0, 0, 512, 64, 30_000, 10_000),
         new PrometheusMeterRegistry(PrometheusConfig.DEFAULT));
     DecodeVerticle decode = new DecodeVerticle(decodeEngine, new DecodeOptions("d0", MODEL,
-        "127.0.0.1", 0, 0, 8, 64, 10_000, 2),
+        "127.0.0.1", 0, 0, 1, 8, 64, 10_000, 2),
         new PrometheusMeterRegistry(PrometheusConfig.DEFAULT));
     await(vertx.deployVerticle(prefill).compose(id -> vertx.deployVerticle(decode)));
     backend = new ClusterBackend(vertx, () -> List.of(prefill.info(), decode.info()), "proxy0", 4,

@@ -169,7 +169,7 @@ class PipelineTest {
   /** @param maxWaiting 0 for an instance that refuses every request as overloaded */
   private DecodeVerticle deployDecode(String id, Engine engine, int maxWaiting) throws Exception {
     DecodeVerticle verticle = new DecodeVerticle(engine, new DecodeOptions(id, MODEL, HOST,
-        0, 0, 8, maxWaiting, 10_000, 2), new PrometheusMeterRegistry(PrometheusConfig.DEFAULT));
+        0, 0, 1, 8, maxWaiting, 10_000, 2), new PrometheusMeterRegistry(PrometheusConfig.DEFAULT));
     await(vertx.deployVerticle(verticle));
     return verticle;
   }
@@ -184,7 +184,7 @@ class PipelineTest {
    */
   private Supplier<InstanceInfo> listedDecode(String id) {
     InstanceInfo d0 = decode.info();
-    InstanceInfo listed = new InstanceInfo(id, Role.DECODE, 0, HOST, d0.httpPort(), 0, MODEL,
+    InstanceInfo listed = new InstanceInfo(id, Role.DECODE, 0, 1, HOST, d0.httpPort(), 0, MODEL,
         d0.fingerprint(), d0.chatTemplate(), d0.capacity(), new InstanceInfo.Load(0, 0, 0, 0, 0),
         System.currentTimeMillis());
     return () -> listed;
@@ -196,7 +196,7 @@ class PipelineTest {
       return deployOverloadedDecode(id)::info;
     }
     if (refusal == Refusal.UNAVAILABLE) {
-      await(vertx.eventBus().<JsonObject>consumer(Addresses.decode(id), message -> message.fail(
+      await(vertx.eventBus().<JsonObject>consumer(Addresses.decode(id, 0), message -> message.fail(
           Failure.UNAVAILABLE.code(), Failure.UNAVAILABLE.message("shutting down")))
           .completion());
     }
@@ -390,8 +390,8 @@ class PipelineTest {
     PrometheusMeterRegistry metrics = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
     ProxyVerticle pinnedProxy = deployedProxy(pinned, metrics);
     streamEveryPromptAtOnce(pinnedProxy);
-    assertEquals(PROMPTS.size(), sentTo(Addresses.decode("d1")));
-    assertEquals(0, sentTo(Addresses.decode("d0")));
+    assertEquals(PROMPTS.size(), sentTo(Addresses.decode("d1", 0)));
+    assertEquals(0, sentTo(Addresses.decode("d0", 0)));
     assertEquals(PROMPTS.size(), metrics.get("duet.routing.decisions").tag("kind", "decode")
         .tag("policy", PinnedDecodePolicy.NAME).counter().count());
 
@@ -400,7 +400,7 @@ class PipelineTest {
     DuetConfig leastLoad = proxyConfig.with(Settings.INSTANCE_ID, "proxy-least-load");
     streamEveryPromptAtOnce(deployedProxy(leastLoad,
         new PrometheusMeterRegistry(PrometheusConfig.DEFAULT)));
-    assertTrue(sentTo(Addresses.decode("d0")) > 0, "least-load used d0");
+    assertTrue(sentTo(Addresses.decode("d0", 0)) > 0, "least-load used d0");
     awaitEveryBlockFree(decodeEngine, d1Engine);
   }
 
@@ -427,13 +427,13 @@ class PipelineTest {
       held.complete(stream);
     });
     eventually("the first request went to d0", Duration.ofSeconds(10),
-        () -> sentTo(Addresses.decode("d0")) == 1);
+        () -> sentTo(Addresses.decode("d0", 0)) == 1);
 
     String prompt = "Hello world";
     List<DecodeEvent> events = await(run(second, new CompletionJob("next", MODEL, prompt,
         greedy(20))));
     assertEquals(expected(prompt, 20), text(events));
-    assertEquals(1, sentTo(Addresses.decode("d1")), "the second backend counted d0's request");
+    assertEquals(1, sentTo(Addresses.decode("d1", 0)), "the second backend counted d0's request");
 
     first.onContext(() -> held.future().result().cancel());
     awaitEveryBlockFree(decodeEngine, d1Engine);
@@ -457,8 +457,8 @@ class PipelineTest {
     List<DecodeEvent> events = await(run(new CompletionJob("r1", MODEL, prompt, greedy(30))));
 
     assertEquals(expected(prompt, 30), text(events));
-    assertEquals(1, sentTo(Addresses.decode("d-refusing")), "the refusing instance was asked");
-    assertEquals(1, sentTo(Addresses.decode("d0")));
+    assertEquals(1, sentTo(Addresses.decode("d-refusing", 0)), "the refusing instance was asked");
+    assertEquals(1, sentTo(Addresses.decode("d0", 0)));
     assertEquals(1, sentTo(Addresses.prefill("p0")), "one prefill, its KV handed to d0");
     awaitEveryBlockFree(decodeEngine);
   }
@@ -477,7 +477,7 @@ class PipelineTest {
 
     int asked = 0;
     for (int i = 0; i <= DecodeAttempts.MAX; i++) {
-      int sent = sentTo(Addresses.decode("d-full-" + i));
+      int sent = sentTo(Addresses.decode("d-full-" + i, 0));
       assertTrue(sent <= 1, "no instance is asked twice");
       asked += sent;
     }
@@ -491,7 +491,7 @@ class PipelineTest {
     // It takes the request and streams a token, then fails as UNAVAILABLE: the client has seen
     // the token and the KV may be pulled already, so the request fails where it is.
     registry.add(1, listedDecode("d-failing"));
-    await(vertx.eventBus().<JsonObject>consumer(Addresses.decode("d-failing"), message -> {
+    await(vertx.eventBus().<JsonObject>consumer(Addresses.decode("d-failing", 0), message -> {
       DecodeRequest request = DecodeRequest.fromJson(message.body());
       message.reply(new DecodeAccepted(request.requestId(), "d-failing", 0).toJson());
       vertx.eventBus().send(request.streamAddress(), new DecodeEvent(request.requestId(), 0,
@@ -506,7 +506,7 @@ class PipelineTest {
     CompletionException failure = assertInstanceOf(CompletionException.class, e.getCause());
     assertEquals(Failure.UNAVAILABLE, failure.failure());
     assertEquals("shutting down", failure.getMessage());
-    assertEquals(0, sentTo(Addresses.decode("d0")), "the request was not moved");
+    assertEquals(0, sentTo(Addresses.decode("d0", 0)), "the request was not moved");
     awaitEveryBlockFree();
   }
 }

@@ -14,7 +14,7 @@ public final class Entries {
 
   /** A prefill instance with {@code inFlightTokens} prompt tokens in its last heartbeat. */
   public static InstanceInfo prefill(String id, String model, long inFlightTokens) {
-    return new InstanceInfo(id, Role.PREFILL, 0, "127.0.0.1", 1, 2, model, FINGERPRINT, "plain", 2048,
+    return new InstanceInfo(id, Role.PREFILL, 0, 1, "127.0.0.1", 1, 2, model, FINGERPRINT, "plain", 2048,
         new InstanceInfo.Load(0, 0, inFlightTokens, 0, 0), 0);
   }
 
@@ -25,7 +25,7 @@ public final class Entries {
 
   public static InstanceInfo decode(String id, String model, String fingerprint, int capacity,
       int running, int waiting) {
-    return new InstanceInfo(id, Role.DECODE, 0, "127.0.0.1", 1, 0, model, fingerprint, "plain", capacity,
+    return new InstanceInfo(id, Role.DECODE, 0, 1, "127.0.0.1", 1, 0, model, fingerprint, "plain", capacity,
         new InstanceInfo.Load(running, waiting, 0, 0, 0), 0);
   }
 
