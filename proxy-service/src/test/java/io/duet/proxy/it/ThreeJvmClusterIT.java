@@ -91,7 +91,8 @@ class ThreeJvmClusterIT {
   private static final int LONG_SEQ_LEN = 4096;
   private static final LlamaConfig LONG_CONFIG = new LlamaConfig(128, 384, 4, 4, 4, 512,
       LONG_SEQ_LEN, true);
-  private static final Duration READY_TIMEOUT = Duration.ofSeconds(90);
+  /** Five service JVMs starting on two cores take 20 s, 45 s on a machine busy with builds. */
+  private static final Duration READY_TIMEOUT = Duration.ofSeconds(150);
   private static final Duration REQUEST_TIMEOUT = Duration.ofSeconds(60);
   /**
    * How long freed KV blocks may take to show in the gauges. Well below the prefill lease
