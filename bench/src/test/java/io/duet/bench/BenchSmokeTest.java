@@ -117,7 +117,7 @@ class BenchSmokeTest {
     Path json = temp.resolve("kv.json");
     String out = run("kv-transfer", shared("aidreams260K.bin"), "--tokens", "100", "--repeat",
         "3", "--warmup", "1", "--threads", "1", "--json", json.toString());
-    // 3 paths x 7 figures + 7 stages x 3 figures
+    // 3 paths x 7 figures + 4 stages x 3 figures
     assertEquals(3 * 7 + 4 * 3, figures(out).size(), out);
     JsonObject figures = new JsonObject(Files.readString(json));
     assertEquals(100, figures.getInteger("tokens"));

@@ -246,6 +246,12 @@ class KvTransferServerTest {
     pullWholeAndRelease(stalling, transferId);
   }
 
+  /**
+   * The one deliberate wait of these tests: a slow reader is time passing, and what is under
+   * test is that the server tells pauses shorter than its stall timeout from a stall. Each pause
+   * is a quarter of the timeout, so a descheduled thread does not make it a stall; the pull as a
+   * whole must outlast the timeout, or the test would not tell the two apart.
+   */
   @Test
   void aSlowReaderIsNotCutOffWhileEachPauseIsShorterThanTheStallTimeout() throws Exception {
     KvTransferServer stalling = stallingServer(1_000);
@@ -256,7 +262,7 @@ class KvTransferServerTest {
       byte[] buffer = new byte[64 << 10];
       long read = 0;
       while (read < wholePullBytes) {
-        Thread.sleep(250); // the server waits for a drain meanwhile
+        Thread.sleep(250); // the reader's pause: the server waits for a drain meanwhile
         long target = Math.min(wholePullBytes, read + buffer.length);
         while (read < target) {
           int n = in.read(buffer, 0, (int) (target - read));

@@ -88,14 +88,25 @@ public final class ServiceTests {
     }
   }
 
-  /** Whether {@code check} holds within {@code timeout}, polled every 5 ms. */
+  /**
+   * Whether {@code check} holds within {@code timeout}, polled every 5 ms. For a condition that
+   * is awaited: its result is not a proof that something did not happen.
+   */
   public static boolean holdsWithin(Duration timeout, BooleanSupplier check) {
+    return holdsWithin(timeout, Duration.ofMillis(5), check);
+  }
+
+  /**
+   * Whether {@code check} holds within {@code timeout}, polled every {@code every}: for a
+   * condition that costs a request to observe, such as another process's status page.
+   */
+  public static boolean holdsWithin(Duration timeout, Duration every, BooleanSupplier check) {
     long deadline = System.nanoTime() + timeout.toNanos();
     while (!check.getAsBoolean()) {
       if (System.nanoTime() > deadline) {
         return false;
       }
-      LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(5));
+      LockSupport.parkNanos(every.toNanos());
     }
     return true;
   }

@@ -3,6 +3,7 @@ package io.duet.engine.cli;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import io.duet.engine.TestFiles;
+import io.duet.engine.WeightStorage;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
@@ -21,7 +22,11 @@ import picocli.CommandLine;
 class GenerateCommandTest {
 
   private static String generate(String... args) {
-    GenerateCommand command = new GenerateCommand();
+    return generate(new GenerateCommand(), args);
+  }
+
+  /** Runs {@code command} (which the caller can inspect afterwards) on aidreams260K. */
+  private static String generate(GenerateCommand command, String... args) {
     ByteArrayOutputStream bytes = new ByteArrayOutputStream();
     command.out = new PrintStream(bytes, true, StandardCharsets.UTF_8);
     String model = TestFiles.shared("models/aidreams260K.bin").toString();
@@ -51,10 +56,21 @@ class GenerateCommandTest {
   @Test
   void weightsOnHugePagesGiveTheSameOutput() throws IOException {
     String expected = Files.readString(TestFiles.shared("models/aidreams260K.greedy.txt"));
+    GenerateCommand greedy = new GenerateCommand();
     assertEquals(expected + "\n",
-        generate("-t", "0", "-n", "128", "-i", "Once upon a time", "--huge-pages"));
-    assertEquals(reference("aidreams-sampled-t1-p0.9-s42.txt"), generate("-t", "1.0", "-p",
-        "0.9", "-s", "42", "-n", "100", "-i", "Once upon a time", "--huge-pages"));
+        generate(greedy, "-t", "0", "-n", "128", "-i", "Once upon a time", "--huge-pages"));
+    GenerateCommand sampled = new GenerateCommand();
+    assertEquals(reference("aidreams-sampled-t1-p0.9-s42.txt"), generate(sampled, "-t", "1.0",
+        "-p", "0.9", "-s", "42", "-n", "100", "-i", "Once upon a time", "--huge-pages"));
+    // The same output must come from weights copied off the heap, not from the mapped file
+    // that a run without the flag uses (WeightStorageTest: an engine so opened runs on a copy).
+    for (GenerateCommand command : new GenerateCommand[] {greedy, sampled}) {
+      assertEquals(WeightStorage.HUGE_PAGES,
+          command.engineArguments.engineOptions().weightStorage());
+    }
+    GenerateCommand plain = new GenerateCommand();
+    new CommandLine(plain).parseArgs("model.bin");
+    assertEquals(WeightStorage.MAPPED, plain.engineArguments.engineOptions().weightStorage());
   }
 
   @ParameterizedTest(name = "{0}")

@@ -86,6 +86,9 @@ class LlamaWeightsTest {
     LlamaWeights model = LlamaWeights.load(path);
     long millis = (System.nanoTime() - start) / 1_000_000;
     assertTrue(millis < 1000, "loading took " + millis + " ms");
+    // fast because nothing is read but the header: the tensors are views of the mapped file
+    // (isDirect alone would also hold for weights copied off the heap)
+    assertEquals("mapped from the file", model.storageDescription());
     assertTrue(model.classifier().data().isDirect(), "the classifier should be file-mapped");
     assertTrue(model.tokenEmbedding().data().isDirect());
     assertTrue(model.layer(0).w1().data().isDirect());

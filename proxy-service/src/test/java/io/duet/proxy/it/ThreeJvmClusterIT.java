@@ -14,9 +14,12 @@ import io.duet.engine.EngineOptions;
 import io.duet.engine.FinishReason;
 import io.duet.engine.OfflineGenerator;
 import io.duet.engine.SamplingParams;
+import io.duet.engine.llama.Llama2cCheckpoint;
+import io.duet.engine.llama.LlamaConfig;
 import io.duet.proxy.ChatMessage;
 import io.duet.proxy.ChatTemplate;
 import io.duet.service.ServiceRuntime;
+import io.duet.service.ServiceTests;
 import io.vertx.core.json.JsonArray;
 import io.vertx.core.json.JsonObject;
 import java.io.BufferedReader;
@@ -39,6 +42,7 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Locale;
 import java.util.Optional;
+import java.util.Random;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
@@ -51,10 +55,8 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.MethodOrderer;
-import org.junit.jupiter.api.Order;
+import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.TestMethodOrder;
 import org.junit.jupiter.api.extension.ExtensionContext;
 import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.extension.TestWatcher;
@@ -66,15 +68,31 @@ import org.junit.jupiter.api.extension.TestWatcher;
  * Every generated text is checked against the engine run alone in this JVM, and the KV block
  * gauges of both services must return to zero after normal, concurrent and aborted requests.
  *
+ * <p>Requests that are to be stopped while they run go to a second prefill/decode pair in the
+ * same cluster, serving a model the test writes: random weights with aidreams260K's vocabulary
+ * (so its tokenizer serves it) and a context of {@value #LONG_SEQ_LEN} tokens, whose generation
+ * to the end takes seconds where aidreams260K's takes a tenth of one. So a client that leaves or
+ * cancels after its first event always does so mid-generation, and its own pair's counters show
+ * what the decode instance did with that request alone.
+ *
+ * <p>The cluster is started once for the class; the tests do not depend on each other or on
+ * their order: each starts by waiting for an idle cluster (no KV held, no request in flight),
+ * and compares the counters it reads with their values at its start.
+ *
  * <p>Each run uses its own cluster name and its own free port range, so a stale JVM of an
  * earlier run cannot join; every child is killed with its descendants in {@link #stopCluster()}
  * and, should this JVM be interrupted, by a shutdown hook.
  */
-@TestMethodOrder(MethodOrderer.OrderAnnotation.class)
 class ThreeJvmClusterIT {
 
   private static final String MODEL = "deepseek";
-  private static final Duration READY_TIMEOUT = Duration.ofSeconds(90);
+  /** The served name of the long-context model (see the class comment). */
+  private static final String LONG_MODEL = "longctx";
+  private static final int LONG_SEQ_LEN = 4096;
+  private static final LlamaConfig LONG_CONFIG = new LlamaConfig(128, 384, 4, 4, 4, 512,
+      LONG_SEQ_LEN, true);
+  /** Five service JVMs starting on two cores take 20 s, 45 s on a machine busy with builds. */
+  private static final Duration READY_TIMEOUT = Duration.ofSeconds(150);
   private static final Duration REQUEST_TIMEOUT = Duration.ofSeconds(60);
   /**
    * How long freed KV blocks may take to show in the gauges. Well below the prefill lease
@@ -83,8 +101,15 @@ class ThreeJvmClusterIT {
   private static final Duration RELEASE_TIMEOUT = Duration.ofSeconds(10);
   private static final int LEASE_SECONDS = 30;
   private static final int HAZELCAST_PORT_COUNT = 20;
+  /** How often a condition of another JVM (its metrics, its model list) is looked at. */
+  private static final Duration POLL = Duration.ofMillis(100);
   private static final Pattern KV_USED = metricPattern("duet_kv_blocks_used", "");
   private static final Pattern KV_LEASES = metricPattern("duet_kv_leases", "");
+  private static final Pattern DECODE_RUNNING = metricPattern("duet_decode_running", "");
+  private static final Pattern DECODE_TOKENS = metricPattern("duet_decode_tokens_total", "");
+  /** The example client's last line when the proxy answered its cancel while the request ran. */
+  private static final Pattern CANCELLED = Pattern.compile(
+      "\\[failure=CANCELLED .* completion_tokens=(\\d+)\\]");
 
   /** A started service JVM and the file its output goes to. */
   private record Child(String name, Process process, Path log) {
@@ -122,8 +147,11 @@ class ThreeJvmClusterIT {
   private static int proxyPort;
   private static int prefillHttpPort;
   private static int decodeHttpPort;
+  private static int longPrefillHttpPort;
+  private static int longDecodeHttpPort;
   private static HttpClient http;
   private static Engine reference;
+  private static Engine longReference;
 
   @RegisterExtension
   static final TestWatcher DUMP_LOGS_ON_FAILURE = new TestWatcher() {
@@ -158,24 +186,38 @@ class ThreeJvmClusterIT {
     proxyPort = freePortRange(1, taken);
     prefillHttpPort = freePortRange(1, taken);
     decodeHttpPort = freePortRange(1, taken);
+    longPrefillHttpPort = freePortRange(1, taken);
+    longDecodeHttpPort = freePortRange(1, taken);
     Path topology = work.resolve("1p1d-it.yaml");
-    Files.writeString(topology, topology(cluster, hazelcastPort));
+    Files.writeString(topology, topology(prefillHttpPort, decodeHttpPort));
+    Path longTopology = work.resolve("1p1d-long-it.yaml");
+    Files.writeString(longTopology, topology(longPrefillHttpPort, longDecodeHttpPort));
+    Path longModel = work.resolve("longctx.bin");
+    Llama2cCheckpoint.write(longModel, LONG_CONFIG,
+        Llama2cCheckpoint.randomWeights(new Random(20_240_607L)));
 
     reference = Engine.open(new EngineOptions().modelPath(model).tokenizerPath(tokenizer)
         .kvBlocks(512).threads(1));
+    longReference = Engine.open(new EngineOptions().modelPath(longModel)
+        .tokenizerPath(tokenizer).kvBlocks(64).threads(1));
     http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1)
         .connectTimeout(Duration.ofSeconds(5)).build();
 
     List<String> args = List.of("--config", topology.toString(), "--model", model.toString(),
         "--tokenizer", tokenizer.toString(), "--served-model-name", MODEL);
+    List<String> longArgs = List.of("--config", longTopology.toString(), "--model",
+        longModel.toString(), "--tokenizer", tokenizer.toString(), "--served-model-name",
+        LONG_MODEL);
     long start = System.nanoTime();
     try {
       start("prefill", jar(repo, "prefill-service"), args);
       start("decode", jar(repo, "decode-service"), args);
       start("proxy", jar(repo, "proxy-service"), args);
-      awaitModelServed();
+      start("prefill-long", jar(repo, "prefill-service"), longArgs);
+      start("decode-long", jar(repo, "decode-service"), longArgs);
+      awaitModelsServed(MODEL, LONG_MODEL);
     } catch (Throwable e) {
-      dumpLogs("the three-JVM cluster did not start: " + e);
+      dumpLogs("the cluster did not start: " + e);
       throw e;
     }
     System.out.printf(Locale.ROOT, "[ThreeJvmClusterIT] cluster %s (hazelcast %d+, proxy %d) "
@@ -200,6 +242,9 @@ class ThreeJvmClusterIT {
       }
       if (reference != null) {
         reference.close();
+      }
+      if (longReference != null) {
+        longReference.close();
       }
     }
   }
@@ -240,7 +285,11 @@ class ThreeJvmClusterIT {
     return new ProcessBuilder(command);
   }
 
-  private static String topology(String cluster, int hazelcastPort) {
+  /**
+   * The topology of this run's cluster, with the status ports of one prefill/decode pair (a JVM
+   * that is not a proxy ignores the proxy's part).
+   */
+  private static String topology(int prefillHttpPort, int decodeHttpPort) {
     return """
         # Written by ThreeJvmClusterIT: cluster-config/topologies/1p1d-local.yaml with a cluster
         # name and ports of its own, fast failure detection, small engines and a proxy with two
@@ -276,11 +325,13 @@ class ThreeJvmClusterIT {
         prefillHttpPort, LEASE_SECONDS, decodeHttpPort);
   }
 
-  /** Polls {@code GET /v1/models} until it lists the model: P and D registered with the proxy. */
-  private static void awaitModelServed() throws Exception {
-    long deadline = System.nanoTime() + READY_TIMEOUT.toNanos();
-    String last = "no answer yet";
-    while (System.nanoTime() < deadline) {
+  /**
+   * Polls {@code GET /v1/models} until it lists every one of {@code models}: their prefill and
+   * decode instances registered with the proxy. Fails at once when a child exits.
+   */
+  private static void awaitModelsServed(String... models) {
+    String[] last = {"no answer yet"};
+    boolean served = ServiceTests.holdsWithin(READY_TIMEOUT, POLL, () -> {
       for (Child child : CHILDREN) {
         if (!child.process().isAlive()) {
           fail(child.name() + " exited with " + child.process().exitValue()
@@ -288,30 +339,48 @@ class ThreeJvmClusterIT {
         }
       }
       try {
-        HttpResponse<String> models = http.send(HttpRequest.newBuilder(uri(proxyPort, "/v1/models"))
-            .timeout(Duration.ofSeconds(2)).GET().build(), HttpResponse.BodyHandlers.ofString());
-        last = models.statusCode() + " " + models.body();
-        if (models.statusCode() == 200) {
-          JsonArray data = new JsonObject(models.body()).getJsonArray("data");
-          for (int i = 0; i < data.size(); i++) {
-            if (MODEL.equals(data.getJsonObject(i).getString("id"))) {
-              return;
-            }
-          }
+        HttpResponse<String> answer = http.send(HttpRequest.newBuilder(uri(proxyPort,
+            "/v1/models")).timeout(Duration.ofSeconds(2)).GET().build(),
+            HttpResponse.BodyHandlers.ofString());
+        last[0] = answer.statusCode() + " " + answer.body();
+        if (answer.statusCode() != 200) {
+          return false;
         }
+        Set<String> listed = new HashSet<>();
+        JsonArray data = new JsonObject(answer.body()).getJsonArray("data");
+        for (int i = 0; i < data.size(); i++) {
+          listed.add(data.getJsonObject(i).getString("id"));
+        }
+        return listed.containsAll(List.of(models));
       } catch (IOException notListeningYet) {
-        last = notListeningYet.toString();
+        last[0] = notListeningYet.toString();
+        return false;
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new IllegalStateException(e);
       }
-      Thread.sleep(250);
+    });
+    if (!served) {
+      fail("the proxy did not serve " + List.of(models) + " within " + READY_TIMEOUT.toSeconds()
+          + " s; last /v1/models answer: " + last[0]);
     }
-    fail("the proxy did not serve '" + MODEL + "' within " + READY_TIMEOUT.toSeconds()
-        + " s; last /v1/models answer: " + last);
+  }
+
+  /**
+   * Whatever ran before, a test starts on an idle cluster: no KV held by any instance, no
+   * request in flight in the proxy.
+   */
+  @BeforeEach
+  void clusterIsIdle() throws Exception {
+    awaitNoKvBlocksUsed();
+    awaitNoKvHeld(longPrefillHttpPort, longDecodeHttpPort, "the long-context instances");
+    awaitTrue("the proxy to have no request in flight",
+        () -> proxyMetric("duet_requests_in_flight", "") == 0);
   }
 
   // ------------------------------------------------------------------------------ tests
 
   @Test
-  @Order(1)
   void theIssuesRequestStreamsTheAnswerWithUsageInEveryChunk() throws Exception {
     String prompt = "how are you?";
     OfflineGenerator.Completion expected = engineCompletion(prompt, 50);
@@ -378,7 +447,6 @@ class ThreeJvmClusterIT {
   }
 
   @Test
-  @Order(2)
   void textThroughPrefillAndDecodeEqualsTheEngineAlone() throws Exception {
     String prompt = "Once upon a time";
     OfflineGenerator.Completion completion = engineCompletion(prompt, 60);
@@ -395,7 +463,6 @@ class ThreeJvmClusterIT {
   }
 
   @Test
-  @Order(3)
   void sixteenConcurrentRequestsAllCompleteAndFreeEveryBlock() throws Exception {
     List<String> subjects = List.of("The robot", "Hello world", "In the quiet lab, a",
         "Once upon a time", "Pixels", "A dream of", "Whispers", "The network", "Silicon",
@@ -435,35 +502,25 @@ class ThreeJvmClusterIT {
   }
 
   @Test
-  @Order(4)
   void aClientThatDisconnectsMidStreamLeaksNoBlocks() throws Exception {
-    // Whether the client leaves before the last token is a race the test cannot fix: a 120-token
-    // stream of this tiny model lasts a few hundred ms. An attempt that lost it (no 499) is
-    // retried; every attempt, lost or not, must leave no block behind.
-    int attempts = 0;
-    boolean leftMidStream = false;
-    while (!leftMidStream && attempts < 3) {
-      attempts++;
-      double abortedBefore = proxyRequests("/v1/completions", 499);
-      boolean sawDone = readTwoEventsAndDisconnect();
-      if (!sawDone) {
-        try {
-          await("the proxy to count the request as abandoned by its client (499)",
-              () -> proxyRequests("/v1/completions", 499) >= abortedBefore + 1, RELEASE_TIMEOUT);
-          leftMidStream = true;
-        } catch (AssertionError finishedFirst) {
-          System.out.println("[ThreeJvmClusterIT] attempt " + attempts + ": the stream ended "
-              + "before the proxy saw the client leave; trying again");
-        }
-      }
-      awaitNoKvBlocksUsed();
-    }
-    assertTrue(leftMidStream, "in " + attempts + " attempts the client never left a running "
-        + "stream: every 120-token stream had ended first");
+    // A stream of the long-context model: the client surely leaves while it runs.
+    String prompt = "Once upon a time";
+    int fullLength = fullLength(prompt, LONG_SEQ_LEN);
+    double abortedBefore = proxyRequests("/v1/completions", 499);
+    double tokensBefore = metric(longDecodeHttpPort, DECODE_TOKENS);
+
+    assertFalse(readTwoEventsAndDisconnect(LONG_MODEL, prompt, LONG_SEQ_LEN),
+        "the stream ended before the client left");
+    awaitTrue("the proxy to count the request as abandoned by its client (499)",
+        () -> proxyRequests("/v1/completions", 499) == abortedBefore + 1);
+    awaitStoppedMidGeneration(tokensBefore, fullLength);
     awaitTrue("the proxy to have no request in flight",
         () -> proxyMetric("duet_requests_in_flight", "") == 0);
 
-    // and the cluster goes on serving
+    // and the cluster goes on serving, on the instances the stream ran on and on the others
+    assertAnswer(engineCompletion(longReference, "Pixels", 20), completeWhole(new JsonObject()
+        .put("model", LONG_MODEL).put("prompt", "Pixels").put("temperature", 0)
+        .put("max_tokens", 20)), "a request to the long-context model after the disconnect");
     OfflineGenerator.Completion expected = engineCompletion("Pixels", 20);
     assertAnswer(expected, completeWhole(new JsonObject().put("model", MODEL)
         .put("prompt", "Pixels").put("temperature", 0).put("max_tokens", 20)),
@@ -471,12 +528,14 @@ class ThreeJvmClusterIT {
   }
 
   /**
-   * Starts a 120-token stream on a raw socket (so that leaving is a real TCP close), reads its
-   * first two events and closes the connection. Returns whether the stream had already ended.
+   * Starts a stream of {@code maxTokens} tokens ignoring the end of sequence on a raw socket (so
+   * that leaving is a real TCP close), reads its first two events and closes the connection.
+   * Returns whether the stream had already ended.
    */
-  private static boolean readTwoEventsAndDisconnect() throws IOException {
-    String body = new JsonObject().put("model", MODEL).put("prompt", "Once upon a time")
-        .put("temperature", 0).put("max_tokens", 120).put("ignore_eos", true)
+  private static boolean readTwoEventsAndDisconnect(String model, String prompt, int maxTokens)
+      throws IOException {
+    String body = new JsonObject().put("model", model).put("prompt", prompt)
+        .put("temperature", 0).put("max_tokens", maxTokens).put("ignore_eos", true)
         .put("stream", true).encode();
     byte[] bytes = body.getBytes(UTF_8);
     try (Socket socket = new Socket(InetAddress.getLoopbackAddress(), proxyPort)) {
@@ -507,7 +566,6 @@ class ThreeJvmClusterIT {
   }
 
   @Test
-  @Order(5)
   void badInputIsA400WithAnOpenAiErrorAndTheNextRequestSucceeds() throws Exception {
     HttpResponse<String> bad = post("/v1/completions",
         new JsonObject("{\"model\":\"deepseek\",\"prompt\":\"hi\",\"temperature\":\"hot\"}"));
@@ -529,7 +587,6 @@ class ThreeJvmClusterIT {
   // ------------------------------------------------------------------------------ event-bus clients
 
   @Test
-  @Order(6)
   void theEventBusClientGetsTheSameGreedyTextAsTheHttpApi() throws Exception {
     String prompt = "how are you?";
     OfflineGenerator.Completion expected = engineCompletion(prompt, 50);
@@ -538,7 +595,7 @@ class ThreeJvmClusterIT {
     assertAnswer(expected, http, "over HTTP");
 
     double answeredBefore = proxyRequests("eventbus", 200);
-    ClientRun run = runEventBusClient("--max-tokens", "50", prompt);
+    ClientRun run = runEventBusClient(MODEL, "--max-tokens", "50", prompt);
     assertEquals(0, run.exit(), run::describe);
     assertEquals(http.text(), run.text(), run::describe);
     assertEquals("[finish_reason=" + http.finishReason() + " prompt_tokens="
@@ -548,7 +605,7 @@ class ThreeJvmClusterIT {
     String question = "Tell me about your dreams.";
     Answer httpChat = completeWhole(chatRequest(question, 40));
     assertAnswer(engineChat(question, 40), httpChat, "chat over HTTP");
-    ClientRun chat = runEventBusClient("--chat", "--max-tokens", "40", question);
+    ClientRun chat = runEventBusClient(MODEL, "--chat", "--max-tokens", "40", question);
     assertEquals(0, chat.exit(), chat::describe);
     assertEquals(httpChat.text(), chat.text(), chat::describe);
 
@@ -557,41 +614,27 @@ class ThreeJvmClusterIT {
     awaitNoKvBlocksUsed();
   }
 
+  /**
+   * The example client cancels after its first event a request of the long-context model that
+   * would otherwise generate to the end of its context for seconds: the decode instance stops
+   * it, and the KV of both instances is freed while the generation would still be running.
+   */
   @Test
-  @Order(7)
-  void aCancelFromTheEventBusClientFreesTheKvOnBothInstances() throws Exception {
-    // ignore_eos and a large max_tokens: the generation runs to the end of the model's context
-    // unless it is cancelled.
+  void aCancelFromTheEventBusClientStopsTheDecodeAndFreesTheKvOnBothInstances() throws Exception {
     String prompt = "Once upon a time";
-    Answer uncancelled = completeWhole(new JsonObject().put("model", MODEL).put("prompt", prompt)
-        .put("temperature", 0).put("max_tokens", 1000).put("ignore_eos", true));
-    awaitNoKvBlocksUsed();
-
-    // The client cancels after its first event, and the proxy answers the cancel with the last
-    // event: CANCELLED while the request still ran there, its own end if that came first. This
-    // tiny model's whole generation (116 tokens) takes about 150 ms, and a client JVM that has
-    // just joined reacts to its first event about 100 ms after the decode instance sent it, so
-    // the decode instance may have finished generating (and freed its blocks) before the cancel
-    // reaches it: what holds either way is that nothing is left held afterwards. An attempt
-    // whose stream ended before the cancel is retried.
-    Pattern cancelled = Pattern.compile("\\[failure=CANCELLED .* completion_tokens=(\\d+)\\]");
+    int fullLength = fullLength(prompt, LONG_SEQ_LEN);
     double abortedBefore = proxyRequests("eventbus", 499);
-    ClientRun run = null;
-    for (int attempt = 1; attempt <= 3; attempt++) {
-      run = runEventBusClient("--ignore-eos", "--max-tokens", "1000", "--credits", "4",
-          "--cancel-after", "1", prompt);
-      assertEquals(0, run.exit(), run::describe);
-      awaitNoKvBlocksUsed();
-      if (cancelled.matcher(run.summary()).matches()) {
-        break;
-      }
-      System.out.println("[ThreeJvmClusterIT] attempt " + attempt + ": the stream ended "
-          + "before the cancel: " + run.summary());
-    }
-    Matcher summary = cancelled.matcher(run.summary());
+    double tokensBefore = metric(longDecodeHttpPort, DECODE_TOKENS);
+
+    ClientRun run = runEventBusClient(LONG_MODEL, "--ignore-eos", "--max-tokens",
+        String.valueOf(LONG_SEQ_LEN), "--credits", "4", "--cancel-after", "1", prompt);
+    assertEquals(0, run.exit(), run::describe);
+    // The proxy answers a cancel with the stream's last event: CANCELLED, as the request still
+    // ran, with the tokens it had streamed.
+    Matcher summary = CANCELLED.matcher(run.summary());
     assertTrue(summary.matches(), run::describe);
-    assertTrue(Integer.parseInt(summary.group(1))
-        < uncancelled.usage().getInteger("completion_tokens"), run::describe);
+    double generated = awaitStoppedMidGeneration(tokensBefore, fullLength);
+    assertTrue(Integer.parseInt(summary.group(1)) <= generated, run::describe);
     awaitTrue("the proxy to count the cancelled request (499)",
         () -> proxyRequests("eventbus", 499) == abortedBefore + 1);
     awaitTrue("the proxy to have no request in flight",
@@ -599,17 +642,53 @@ class ThreeJvmClusterIT {
   }
 
   /**
+   * Awaits the long-context pair going idle after the one request it ran was stopped by its
+   * client: no request running on the decode instance, no KV block used by either instance, no
+   * lease on the prefill instance. Then the decode instance must have generated fewer tokens
+   * than the request would have had: its counter only grows, so it showed fewer still when the
+   * KV was seen freed, and nothing runs any more: the generation was stopped, and its KV freed
+   * while it would otherwise still have been running.
+   *
+   * @param tokensBefore {@code duet_decode_tokens_total} of the pair's decode instance before
+   *     the request
+   * @param fullLength the tokens the request would have generated to its end
+   * @return the tokens the decode instance generated for the request
+   */
+  private static double awaitStoppedMidGeneration(double tokensBefore, int fullLength)
+      throws Exception {
+    awaitTrue("the long-context decode instance to run no request",
+        () -> metric(longDecodeHttpPort, DECODE_RUNNING) == 0);
+    awaitNoKvHeld(longPrefillHttpPort, longDecodeHttpPort, "the long-context instances");
+    double generated = metric(longDecodeHttpPort, DECODE_TOKENS) - tokensBefore;
+    System.out.printf(Locale.ROOT, "[ThreeJvmClusterIT] the long-context decode instance "
+        + "stopped after %.0f of the request's %d tokens%n", generated, fullLength);
+    assertTrue(generated >= 1 && generated < fullLength, "the decode instance generated "
+        + generated + " tokens of the request's " + fullLength);
+    return generated;
+  }
+
+  /**
+   * The tokens a greedy request of {@code prompt} ignoring the end of sequence generates on the
+   * long-context model: {@code maxTokens}, or as the decode service counts them, every token up
+   * to the end of the context and the one sampled there.
+   */
+  private static int fullLength(String prompt, int maxTokens) {
+    int promptTokens = longReference.tokenizer().encode(prompt, true).length;
+    return Math.min(maxTokens, LONG_SEQ_LEN + 1 - promptTokens);
+  }
+
+  /**
    * Runs the example client from its jar, in a JVM of its own that joins this test's cluster,
    * and waits for it to exit. It stays on the children's list, so it is killed should this JVM
    * give up on it.
    */
-  private static ClientRun runEventBusClient(String... args) throws Exception {
+  private static ClientRun runEventBusClient(String model, String... args) throws Exception {
     String name = "eventbus-client-" + CHILDREN.size();
     Path stdout = logDir.resolve(name + ".out");
     Path log = logDir.resolve(name + ".log");
     List<String> command = new ArrayList<>(List.of("--cluster-name", cluster, "--port",
         String.valueOf(hazelcastPort), "--port-count", String.valueOf(HAZELCAST_PORT_COUNT),
-        "--model", MODEL));
+        "--model", model));
     command.addAll(List.of(args));
     Process process = javaCommand(ServiceRuntime.JVM_FLAGS,
         jar(repoDir().resolve("examples"), "eventbus-client"), command)
@@ -627,8 +706,13 @@ class ThreeJvmClusterIT {
   // ------------------------------------------------------------------------------ expectations
 
   private static OfflineGenerator.Completion engineCompletion(String prompt, int maxTokens) {
-    int[] tokens = reference.tokenizer().encode(prompt, true);
-    return new OfflineGenerator(reference, 1).generate(tokens, SamplingParams.greedy(maxTokens));
+    return engineCompletion(reference, prompt, maxTokens);
+  }
+
+  private static OfflineGenerator.Completion engineCompletion(Engine engine, String prompt,
+      int maxTokens) {
+    int[] tokens = engine.tokenizer().encode(prompt, true);
+    return new OfflineGenerator(engine, 1).generate(tokens, SamplingParams.greedy(maxTokens));
   }
 
   private static OfflineGenerator.Completion engineChat(String userMessage, int maxTokens) {
@@ -676,7 +760,7 @@ class ThreeJvmClusterIT {
     JsonObject body = new JsonObject(response.body());
     assertEquals(chat ? "chat.completion" : "text_completion", body.getString("object"),
         response::body);
-    assertEquals(MODEL, body.getString("model"), response::body);
+    assertEquals(request.getString("model"), body.getString("model"), response::body);
     JsonArray choices = body.getJsonArray("choices");
     assertEquals(1, choices.size(), response::body);
     JsonObject choice = choices.getJsonObject(0);
@@ -756,9 +840,16 @@ class ThreeJvmClusterIT {
   // ------------------------------------------------------------------------------ metrics
 
   private static void awaitNoKvBlocksUsed() throws Exception {
-    awaitTrue("decode to free every KV block", () -> metric(decodeHttpPort, KV_USED) == 0);
-    awaitTrue("prefill to free every KV block", () -> metric(prefillHttpPort, KV_USED) == 0);
-    awaitTrue("prefill to hold no KV lease", () -> metric(prefillHttpPort, KV_LEASES) == 0);
+    awaitNoKvHeld(prefillHttpPort, decodeHttpPort, "");
+  }
+
+  /** Awaits a prefill/decode pair holding no KV: no block used by either, no lease on prefill. */
+  private static void awaitNoKvHeld(int prefillPort, int decodePort, String which)
+      throws Exception {
+    String of = which.isEmpty() ? "" : " (" + which + ")";
+    awaitTrue("decode to free every KV block" + of, () -> metric(decodePort, KV_USED) == 0);
+    awaitTrue("prefill to free every KV block" + of, () -> metric(prefillPort, KV_USED) == 0);
+    awaitTrue("prefill to hold no KV lease" + of, () -> metric(prefillPort, KV_LEASES) == 0);
   }
 
   private static Pattern metricPattern(String name, String labelMatch) {
@@ -811,17 +902,14 @@ class ThreeJvmClusterIT {
     await(what, condition, RELEASE_TIMEOUT);
   }
 
-  /** Polls {@code condition} every 100 ms until it holds; fails after {@code timeout}. */
-  private static void await(String what, Supplier<Boolean> condition, Duration timeout)
-      throws Exception {
-    long deadline = System.nanoTime() + timeout.toNanos();
-    while (!condition.get()) {
-      if (System.nanoTime() > deadline) {
-        fail("timed out after " + timeout.toSeconds() + " s waiting for " + what
-            + "\nprefill metrics:\n" + kvLines(prefillHttpPort)
-            + "decode metrics:\n" + kvLines(decodeHttpPort));
-      }
-      Thread.sleep(100);
+  /** Polls {@code condition} every {@link #POLL} until it holds; fails after {@code timeout}. */
+  private static void await(String what, Supplier<Boolean> condition, Duration timeout) {
+    if (!ServiceTests.holdsWithin(timeout, POLL, condition::get)) {
+      fail("timed out after " + timeout.toSeconds() + " s waiting for " + what
+          + "\nprefill metrics:\n" + kvLines(prefillHttpPort)
+          + "decode metrics:\n" + kvLines(decodeHttpPort)
+          + "long-context prefill metrics:\n" + kvLines(longPrefillHttpPort)
+          + "long-context decode metrics:\n" + kvLines(longDecodeHttpPort));
     }
   }
 
