@@ -11,8 +11,8 @@ public enum WeightStorage {
 
   /**
    * Copied into off-heap memory backed by transparent huge pages. Every decode step streams all
-   * the weights, and with 4 KB pages that costs a TLB miss every 4 KB; a 2 MB page takes one.
-   * Single-stream decode measured about 10% faster. Opening copies the whole file, and the copy is
+   * the weights, and with 4 KB pages that costs a TLB miss every 4 KB; a 2 MB page takes one,
+   * which makes single-stream decode faster (docs/performance.md). Opening copies the whole file, and the copy is
    * held besides the page cache. The memory comes from {@code ByteBuffer.allocateDirect}, so
    * models larger than the heap need {@code -XX:MaxDirectMemorySize}. Huge pages need the
    * kernel's transparent huge pages in {@code madvise} or {@code always} mode and glibc asked to

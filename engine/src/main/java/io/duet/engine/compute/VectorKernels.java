@@ -7,8 +7,7 @@ import jdk.incubator.vector.VectorSpecies;
 /**
  * Kernels on the incubating Vector API with 256-bit float vectors (one vector = {@link #LANES}
  * canonical partial sums). For one token the matrix product walks the weights one row at a time
- * (a single sequential stream, which the hardware prefetcher follows best; interleaving rows
- * measured slower from the mapped file). For several it takes two rows by four tokens at a time,
+ * (a single sequential stream, which the hardware prefetcher follows best). For several it takes two rows by four tokens at a time,
  * which turns batched decode and prefill into compute-bound work.
  *
  * <p>Only loaded through {@link KernelsProvider}, so a JVM without the incubator module never

@@ -11,9 +11,8 @@ import java.util.concurrent.locks.LockSupport;
  * calling thread and the pool's workers claim one at a time, and returns when all are done.
  *
  * <p>Each thread owns a contiguous share of a job's chunks and runs it in order, so the weight
- * rows one thread reads form one long sequential run that the hardware prefetcher follows (with
- * chunks handed out alternately, both threads' reads jumped every chunk, and single-stream decode
- * was about 3% slower). A thread that finishes its share early takes chunks from the far end of
+ * rows one thread reads form one long sequential run that the hardware prefetcher follows
+ * (chunks handed out alternately would make every thread's reads jump at each chunk). A thread that finishes its share early takes chunks from the far end of
  * the others' shares, so a thread that loses its core for a while does not hold up the job.
  *
  * <p>A decode step issues some thirty such jobs of a few tens of microseconds each, so waking a
