@@ -61,7 +61,8 @@ import org.junit.jupiter.api.extension.TestWatcher;
 
 /**
  * The reference 1P1D as it is deployed: three JVMs started from the packaged jars (prefill,
- * decode, proxy) forming one Hazelcast cluster over loopback, driven over real HTTP and by the
+ * decode, proxy) forming one Hazelcast cluster over loopback, the decode instance with two
+ * data-parallel ranks, driven over real HTTP and by the
  * example event-bus client, run from its own jar in a JVM of its own that joins the cluster.
  * Every generated text is checked against the engine run alone in this JVM, and the KV block
  * gauges of both services must return to zero after normal, concurrent and aborted requests.
@@ -84,6 +85,9 @@ class ThreeJvmClusterIT {
   private static final int LEASE_SECONDS = 30;
   private static final int HAZELCAST_PORT_COUNT = 20;
   private static final Pattern KV_USED = metricPattern("duet_kv_blocks_used", "");
+  private static final Pattern DECODE_TOKENS = metricPattern("duet_decode_tokens_total", "");
+  /** The decode instance's data-parallel ranks; rank r's status port is decodeHttpPort + r. */
+  private static final int DECODE_RANKS = 2;
   private static final Pattern KV_LEASES = metricPattern("duet_kv_leases", "");
 
   /** A started service JVM and the file its output goes to. */
@@ -157,7 +161,7 @@ class ThreeJvmClusterIT {
     hazelcastPort = freePortRange(HAZELCAST_PORT_COUNT + 1, taken);
     proxyPort = freePortRange(1, taken);
     prefillHttpPort = freePortRange(1, taken);
-    decodeHttpPort = freePortRange(1, taken);
+    decodeHttpPort = freePortRange(DECODE_RANKS, taken);
     Path topology = work.resolve("1p1d-it.yaml");
     Files.writeString(topology, topology(cluster, hazelcastPort));
 
@@ -269,11 +273,12 @@ class ThreeJvmClusterIT {
           threads: 1
         decode:
           http-port: %d
+          dp: %d
           max-num-seqs: 32
           kv-cache-mb: 32
           threads: 1
         """.formatted(cluster, hazelcastPort, HAZELCAST_PORT_COUNT, MODEL, proxyPort,
-        prefillHttpPort, LEASE_SECONDS, decodeHttpPort);
+        prefillHttpPort, LEASE_SECONDS, decodeHttpPort, DECODE_RANKS);
   }
 
   /** Polls {@code GET /v1/models} until it lists the model: P and D registered with the proxy. */
@@ -598,6 +603,51 @@ class ThreeJvmClusterIT {
         () -> proxyMetric("duet_requests_in_flight", "") == 0);
   }
 
+  // ------------------------------------------------------------------------------ decode ranks
+
+  @Test
+  @Order(8)
+  void bothRanksOfTheDecodeInstanceAnnounceThemselvesAndDecode() throws Exception {
+    Set<String> instances = new HashSet<>();
+    double[] tokensBefore = new double[DECODE_RANKS];
+    for (int rank = 0; rank < DECODE_RANKS; rank++) {
+      int port = decodeHttpPort + rank;
+      // What the rank's /health reports is the registry entry it heartbeats.
+      JsonObject entry = new JsonObject(get(port, "/health")).getJsonObject("instance");
+      assertEquals(rank, entry.getInteger("dpRank"), entry::encode);
+      assertEquals(DECODE_RANKS, entry.getInteger("ranks"), entry::encode);
+      assertEquals(port, entry.getInteger("httpPort"), entry::encode);
+      instances.add(entry.getString("instanceId"));
+      tokensBefore[rank] = metric(port, DECODE_TOKENS);
+    }
+    assertEquals(1, instances.size(), "the ranks of one instance: " + instances);
+
+    List<String> prompts = List.of("The robot", "Hello world", "Pixels", "A dream of",
+        "Whispers", "The network", "Silicon", "Memory");
+    List<CompletableFuture<Answer>> answers = new ArrayList<>();
+    ExecutorService clients = Executors.newFixedThreadPool(prompts.size());
+    try {
+      for (String prompt : prompts) {
+        answers.add(CompletableFuture.supplyAsync(unchecked(() -> completeWhole(new JsonObject()
+            .put("model", MODEL).put("prompt", prompt).put("temperature", 0)
+            .put("max_tokens", 40))), clients));
+      }
+      CompletableFuture.allOf(answers.toArray(CompletableFuture[]::new))
+          .get(REQUEST_TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+    } finally {
+      clients.shutdownNow();
+    }
+    for (int i = 0; i < prompts.size(); i++) {
+      assertAnswer(engineCompletion(prompts.get(i), 40), answers.get(i).get(),
+          "'" + prompts.get(i) + "'");
+    }
+    for (int rank = 0; rank < DECODE_RANKS; rank++) {
+      assertTrue(metric(decodeHttpPort + rank, DECODE_TOKENS) > tokensBefore[rank],
+          "the proxy sent rank " + rank + " some of the concurrent requests");
+    }
+    awaitNoKvBlocksUsed();
+  }
+
   /**
    * Runs the example client from its jar, in a JVM of its own that joins this test's cluster,
    * and waits for it to exit. It stays on the children's list, so it is killed should this JVM
@@ -756,7 +806,11 @@ class ThreeJvmClusterIT {
   // ------------------------------------------------------------------------------ metrics
 
   private static void awaitNoKvBlocksUsed() throws Exception {
-    awaitTrue("decode to free every KV block", () -> metric(decodeHttpPort, KV_USED) == 0);
+    for (int rank = 0; rank < DECODE_RANKS; rank++) {
+      int port = decodeHttpPort + rank;
+      awaitTrue("decode rank " + rank + " to free every KV block",
+          () -> metric(port, KV_USED) == 0);
+    }
     awaitTrue("prefill to free every KV block", () -> metric(prefillHttpPort, KV_USED) == 0);
     awaitTrue("prefill to hold no KV lease", () -> metric(prefillHttpPort, KV_LEASES) == 0);
   }
@@ -819,10 +873,18 @@ class ThreeJvmClusterIT {
       if (System.nanoTime() > deadline) {
         fail("timed out after " + timeout.toSeconds() + " s waiting for " + what
             + "\nprefill metrics:\n" + kvLines(prefillHttpPort)
-            + "decode metrics:\n" + kvLines(decodeHttpPort));
+            + "decode metrics:\n" + decodeKvLines());
       }
       Thread.sleep(100);
     }
+  }
+
+  private static String decodeKvLines() {
+    StringBuilder out = new StringBuilder();
+    for (int rank = 0; rank < DECODE_RANKS; rank++) {
+      out.append(kvLines(decodeHttpPort + rank));
+    }
+    return out.toString();
   }
 
   private static String kvLines(int port) {
