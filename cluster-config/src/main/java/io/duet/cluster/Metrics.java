@@ -16,6 +16,8 @@ public final class Metrics {
   public static final String TAG_ROLE = "role";
   /** Common tag naming the instance id. */
   public static final String TAG_INSTANCE = "instance";
+  /** Common tag naming the data-parallel rank, on the meters of a decode rank. */
+  public static final String TAG_RANK = "rank";
 
   private Metrics() {
   }

@@ -124,10 +124,6 @@ public final class Settings {
       .description("This instance's id, unique in the cluster. Unset: the role, the host name "
           + "and 6 random hex digits, e.g. decode-node1-3fa9c2."));
 
-  public static final Setting<Integer> INSTANCE_DP_RANK = declare(Setting.builder(
-      "instance.dp-rank", atLeast(0)).defaultValue(0).flag("--dp-rank", "RANK")
-      .description("The data-parallel rank within a decode instance."));
-
   // ---------------------------------------------------------------- proxy
 
   public static final Setting<String> PROXY_HOST = declare(Setting.builder("proxy.host",
@@ -248,16 +244,20 @@ public final class Settings {
 
   public static final Setting<Integer> DECODE_HTTP_PORT = declare(Setting.builder(
       "decode.http-port", port()).defaultValue(0)
-      .description("Status port (health, metrics) of a decode instance (0 = any free port)."));
+      .requires("at most 65536 - decode.dp (a port per rank)",
+          (config, port) -> port + config.get(Settings.DECODE_DP) - 1 <= 65535)
+      .description("Status port (health, metrics) of rank 0 of a decode instance; rank r listens "
+          + "on decode.http-port + r (0 = any free port for every rank)."));
 
   public static final Setting<Integer> DECODE_MAX_NUM_SEQS = declare(Setting.builder(
       "decode.max-num-seqs", atLeast(1)).defaultValue(32)
-      .description("Sequences decoded together in the running batch."));
+      .description("Sequences decoded together in the running batch of each decode rank."));
 
   public static final Setting<Integer> DECODE_DP = declare(Setting.builder("decode.dp",
       atLeast(1)).defaultValue(1)
       .description("Data-parallel ranks of a decode instance, all in its one JVM: each rank has "
-          + "its own batch, KV cache, registry entry and status port (decode.http-port + rank)."));
+          + "its own batch, KV cache, compute threads, registry entry and status port "
+          + "(decode.http-port + rank); the model's weights are loaded once and shared."));
 
   public static final Setting<Integer> DECODE_TP = declare(Setting.builder("decode.tp",
       atLeast(1)).defaultValue(1)
@@ -277,16 +277,18 @@ public final class Settings {
 
   public static final Setting<Integer> DECODE_MAX_WAITING = declare(Setting.builder(
       "decode.max-waiting", atLeast(0)).defaultValue(256)
-      .description("Queued decode requests beyond the batch before new ones are refused as "
-          + "overloaded."));
+      .description("Queued decode requests beyond the batch of each decode rank before new ones "
+          + "are refused as overloaded."));
 
   public static final Setting<Integer> DECODE_KV_CACHE_MB = declare(Setting.builder(
       "decode.kv-cache-mb", atLeast(1)).defaultValue(engineKvCacheMb())
-      .description("The decode instance's KV cache size in MiB."));
+      .description("The KV cache size of each decode rank in MiB."));
 
   public static final Setting<Integer> DECODE_THREADS = declare(Setting.builder(
-      "decode.threads", countOrAllCores()).defaultValue(0)
-      .description("Compute threads of a decode instance."));
+      "decode.threads", atLeast(0)).defaultValue(0)
+      .description("Compute threads of each decode rank. 0: the JVM's cores divided evenly "
+          + "among the decode.dp ranks, rounded down and at least 1 (4 each for 2 ranks on 8 "
+          + "cores), so that the ranks do not oversubscribe the cores."));
 
   public static final Setting<Integer> DECODE_KV_PULL_TIMEOUT_SECONDS = declare(Setting.builder(
       "decode.kv-pull-timeout-seconds", atLeast(1)).defaultValue(30)
@@ -294,7 +296,7 @@ public final class Settings {
 
   public static final Setting<Integer> DECODE_KV_CONNECTIONS_PER_PEER = declare(Setting.builder(
       "decode.kv-connections-per-peer", atLeast(1)).defaultValue(4)
-      .description("KV connections kept open to each prefill instance."));
+      .description("KV connections each decode rank keeps open to each prefill instance."));
 
   // ---------------------------------------------------------------- log, secrets
 

@@ -233,7 +233,6 @@ class ConfigLoaderTest {
       assertEquals(Map.of(), d.get(Settings.CLUSTER_HAZELCAST_PROPERTIES));
       assertEquals(Optional.empty(), d.get(Settings.MODEL_CHAT_TEMPLATE));
       assertEquals(WeightStorage.MAPPED, d.get(Settings.MODEL_WEIGHTS));
-      assertEquals(0, d.get(Settings.INSTANCE_DP_RANK));
       assertEquals("127.0.0.1", d.get(Settings.PROXY_HOST));
       assertEquals(7000, d.get(Settings.PROXY_PORT));
       assertEquals(cores, d.get(Settings.PROXY_HTTP_INSTANCES));
@@ -256,7 +255,7 @@ class ConfigLoaderTest {
       assertEquals(32, d.get(Settings.DECODE_MAX_NUM_SEQS));
       assertEquals(256, d.get(Settings.DECODE_MAX_WAITING));
       assertEquals(256, d.get(Settings.DECODE_KV_CACHE_MB));
-      assertEquals(cores, d.get(Settings.DECODE_THREADS));
+      assertEquals(0, d.get(Settings.DECODE_THREADS), "0: the cores shared among the ranks");
       assertEquals(30, d.get(Settings.DECODE_KV_PULL_TIMEOUT_SECONDS));
       assertEquals(4, d.get(Settings.DECODE_KV_CONNECTIONS_PER_PEER));
       assertEquals(Optional.empty(), d.get(Settings.LOG_PATH));

@@ -47,8 +47,8 @@ class ConfigValidationTest {
         cluster:
           members: "p0, p1:99999"
         """);
-    Map<String, String> env = Map.of("DUET_CLUSTER_PORT", "57o1", "DUET_PROXY_PORT", "70000");
-    ConfigFlags flags = ConfigFlags.parse("--config", file.toString(), "--dp-rank=-1",
+    Map<String, String> env = Map.of("DUET_CLUSTER_PORT", "57o1");
+    ConfigFlags flags = ConfigFlags.parse("--config", file.toString(), "--port=70000",
         "--set", "model.weights=copied", "--set", "decode.threads=all");
     Throwable failure = Configs.failure(vertx, flags, env);
     String source = "file: " + file.toAbsolutePath();
@@ -58,12 +58,11 @@ class ConfigValidationTest {
             + "comma-separated string)", "'p0, p1:99999'", source),
         new Problem("model.weights", "one of mapped, huge-pages", "'copied'",
             "flag: --set model.weights"),
-        new Problem("instance.dp-rank", "an integer >= 0", "'-1'", "flag: --dp-rank"),
-        new Problem("proxy.port", "an integer in 0..65535", "'70000'", "env: DUET_PROXY_PORT"),
+        new Problem("proxy.port", "an integer in 0..65535", "'70000'", "flag: --port"),
         new Problem("prefill.lease-seconds", "an integer >= 1", "'soon'", source),
-        new Problem("decode.threads", "an integer >= 0 (0 = one per core)", "'all'",
+        new Problem("decode.threads", "an integer >= 0", "'all'",
             "flag: --set decode.threads")), problems(failure));
-    assertTrue(failure.getMessage().startsWith("invalid configuration, 7 problems:\n  "
+    assertTrue(failure.getMessage().startsWith("invalid configuration, 6 problems:\n  "
         + "cluster.port: expected an integer in 1..65535, found '57o1' (env: DUET_CLUSTER_PORT)\n"),
         failure.getMessage());
   }

@@ -26,7 +26,7 @@ class NamedFlagsAndVariablesTest {
   /** The flags and variables users have: renaming one breaks their scripts. */
   private static final Set<String> FLAGS = Set.of("--model", "--tokenizer",
       "--served-model-name", "--port", "--cluster-name", "--cluster-host", "--cluster-port",
-      "--members", "--instance-id", "--dp-rank", "--log-path", "--embedded");
+      "--members", "--instance-id", "--log-path", "--embedded");
   private static final Set<String> VARIABLES = Set.of("MODEL_PATH", "TOKENIZER_PATH",
       "SERVED_MODEL_NAME", "LOG_PATH", "DUET_CLUSTER_NAME", "DUET_CLUSTER_HOST",
       "DUET_CLUSTER_PORT", "DUET_CLUSTER_MEMBERS", "DUET_INSTANCE_ID", "DUET_PROXY_PORT",
@@ -54,7 +54,7 @@ class NamedFlagsAndVariablesTest {
     DuetConfig config = Configs.load(vertx, ConfigFlags.parse("--model", "/m/stories.bin",
         "--tokenizer", "/m/tok.bin", "--served-model-name", "s", "--port", "7001",
         "--cluster-name", "c", "--cluster-host", "10.0.0.2", "--cluster-port", "5801",
-        "--members", "a, b:5802", "--instance-id", "i-1", "--dp-rank", "3", "--log-path", "/logs",
+        "--members", "a, b:5802", "--instance-id", "i-1", "--log-path", "/logs",
         "--no-embedded"), Map.of());
     assertEquals(Optional.of(Path.of("/m/stories.bin")), config.get(Settings.MODEL_PATH));
     assertEquals(Optional.of(Path.of("/m/tok.bin")), config.get(Settings.MODEL_TOKENIZER));
@@ -65,7 +65,6 @@ class NamedFlagsAndVariablesTest {
     assertEquals(5801, config.get(Settings.CLUSTER_PORT));
     assertEquals(List.of("a", "b:5802"), config.get(Settings.CLUSTER_MEMBERS));
     assertEquals("i-1", config.get(Settings.INSTANCE_ID));
-    assertEquals(3, config.get(Settings.INSTANCE_DP_RANK));
     assertEquals(Optional.of(Path.of("/logs")), config.get(Settings.LOG_PATH));
     assertEquals(false, config.get(Settings.PROXY_EMBEDDED));
     for (Setting<?> setting : Settings.all()) {

@@ -10,6 +10,7 @@ import io.duet.contract.InstanceInfo;
 import io.duet.contract.Role;
 import io.duet.contract.StreamCredit;
 import io.duet.decode.impl.DecodeService;
+import io.duet.decode.impl.RankStepping;
 import io.duet.engine.Engine;
 import io.duet.service.StatusServer;
 import io.duet.service.WorkerVerticle;
@@ -21,9 +22,11 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * One decode instance (one data-parallel rank): takes {@link DecodeRequest}s on its event-bus
+ * One data-parallel rank of a decode instance: takes {@link DecodeRequest}s on its event-bus
  * address, pulls each request's KV from the prefill instance that holds it, decodes all running
- * requests as one continuous batch and streams their tokens back with flow control.
+ * requests as one continuous batch on its own engine and streams their tokens back with flow
+ * control. It has its own status endpoint and registry entry; the ranks of an instance share
+ * only the model's weights.
  */
 public final class DecodeVerticle extends WorkerVerticle {
 
@@ -43,7 +46,10 @@ public final class DecodeVerticle extends WorkerVerticle {
 
   @Override
   protected Future<?> startService() {
-    service = new DecodeService(vertx, context, engine, options, metrics());
+    // Dense models: the ranks step independently. Expert parallelism will hand every rank of
+    // an instance one lockstep RankStepping here.
+    service = new DecodeService(vertx, context, engine, options, RankStepping.INDEPENDENT,
+        metrics());
     return Future.succeededFuture();
   }
 

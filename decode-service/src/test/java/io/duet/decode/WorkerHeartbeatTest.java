@@ -3,7 +3,6 @@ package io.duet.decode;
 import static io.duet.service.ServiceTests.await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.duet.cluster.DuetConfig;
@@ -18,8 +17,6 @@ import io.duet.service.ServiceTests.Engines;
 import io.duet.service.WorkerVerticle;
 import io.vertx.core.Vertx;
 import io.vertx.core.json.JsonObject;
-import java.util.concurrent.BlockingQueue;
-import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import org.junit.jupiter.api.AfterEach;
@@ -59,14 +56,7 @@ class WorkerHeartbeatTest {
     DuetConfig config = DuetConfig.defaults().with(Settings.INSTANCE_ID, id)
         .with(Settings.CLUSTER_HEARTBEAT_MILLIS, HEARTBEAT_MILLIS)
         .with(Settings.CLUSTER_HEARTBEAT_TIMEOUT_MILLIS, TIMEOUT_MILLIS);
-    Registry registry = Registry.create(vertx, config);
-    await(registry.ready());
-    BlockingQueue<Registry.Change> changes = new LinkedBlockingQueue<>();
-    registry.onChange(change -> {
-      if (change.kind() != Registry.ChangeKind.UPDATED) {
-        changes.add(change);
-      }
-    });
+    RegistryWatch registry = RegistryWatch.start(vertx, config);
     // when the latest heartbeat of the worker that arrived was sent (each is stamped with it)
     AtomicLong lastBeatSentMillis = new AtomicLong();
     await(vertx.eventBus().<JsonObject>consumer(Addresses.REGISTRY, message -> {
@@ -78,12 +68,10 @@ class WorkerHeartbeatTest {
 
     WorkerVerticle worker = role == Role.PREFILL
         ? PrefillMain.create(config, engines.open(64), "aidreams")
-        : DecodeMain.create(config, engines.open(64), "aidreams");
+        : DecodeMain.create(config, engines.open(64), "aidreams", 0);
     ServiceRuntime.deployWorker(new ServiceRuntime.Member(vertx, config), worker);
 
-    Registry.Change added = changes.poll(5, TimeUnit.SECONDS);
-    assertNotNull(added, "the deployed worker joins the registry");
-    assertEquals(Registry.ChangeKind.ADDED, added.kind());
+    Registry.Change added = registry.next(Registry.ChangeKind.ADDED);
     assertEquals(id, added.instance().instanceId());
     assertEquals(role, added.instance().role());
 
@@ -93,9 +81,7 @@ class WorkerHeartbeatTest {
     // Vert.x cancels with the deployment: gone, it cannot send another one.
     assertFalse(vertx.deploymentIDs().contains(worker.deploymentID()));
 
-    Registry.Change removed = changes.poll(5, TimeUnit.SECONDS);
-    assertNotNull(removed, "the registry drops the undeployed worker");
-    assertEquals(Registry.ChangeKind.REMOVED, removed.kind());
+    Registry.Change removed = registry.next(Registry.ChangeKind.REMOVED);
     assertEquals(id, removed.instance().instanceId());
     assertTrue(removed.reason().contains("no heartbeat"), removed.reason());
     // Removal means a whole timeout passed without a heartbeat, and every one that came had
@@ -103,6 +89,6 @@ class WorkerHeartbeatTest {
     assertTrue(lastBeatSentMillis.get() > 0 && lastBeatSentMillis.get() <= undeployedMillis,
         "last heartbeat sent at " + lastBeatSentMillis.get() + ", undeployed at "
             + undeployedMillis);
-    assertTrue(registry.get(id, 0).isEmpty());
+    assertTrue(registry.registry().get(id, 0).isEmpty());
   }
 }

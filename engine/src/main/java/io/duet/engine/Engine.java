@@ -15,7 +15,9 @@ import java.util.List;
  *
  * <p>Threading: allocate, append and step belong to one thread at a time (the engine thread).
  * Export, import and release may run on other threads for sequences the engine thread is not
- * stepping (a prefilled sequence under lease, an import in progress).
+ * stepping (a prefilled sequence under lease, an import in progress). Engines opened together
+ * by {@link #openRanks} are independent in this respect: each may have an engine thread of its
+ * own.
  */
 public interface Engine extends AutoCloseable {
 
@@ -26,7 +28,22 @@ public interface Engine extends AutoCloseable {
    * @throws ModelFormatException when no architecture can run the model, or its files are bad
    */
   static Engine open(EngineOptions options) throws IOException {
-    return PagedEngine.open(options);
+    return PagedEngine.openRanks(options, 1).get(0);
+  }
+
+  /**
+   * Opens {@code count} engines over one load of the model, as {@link #open} opens one: the
+   * data-parallel ranks of a decode instance. The weights are opened (mapped, or copied) once
+   * and shared, since a forward pass only reads them; each engine has its own KV cache, forward
+   * pass buffers and {@link EngineOptions#threads} compute threads, so each behaves as an engine
+   * opened alone and may be driven by a thread of its own. The weights are let go of when the
+   * last of them closes; closing one leaves the others working.
+   *
+   * @param count at least 1
+   * @throws ModelFormatException as {@link #open}
+   */
+  static List<Engine> openRanks(EngineOptions options, int count) throws IOException {
+    return PagedEngine.openRanks(options, count);
   }
 
   /** The model's vocabulary, context, special tokens and chat template. */
@@ -129,7 +146,10 @@ public interface Engine extends AutoCloseable {
     return warmUp(decodeSteps, Long.MAX_VALUE);
   }
 
-  /** Stops the compute threads and lets go of the weights. */
+  /**
+   * Stops the compute threads and lets go of the weights, unless other engines opened with this
+   * one by {@link #openRanks} still use them. Idempotent.
+   */
   @Override
   void close();
 }

@@ -16,7 +16,8 @@ import picocli.CommandLine.Command;
 public final class PrefillMain extends WorkerMain {
 
   PrefillMain() {
-    super(Role.PREFILL, PrefillMain::create);
+    // A prefill instance is one rank.
+    super(Role.PREFILL, (config, engine, modelName, rank) -> create(config, engine, modelName));
   }
 
   public static void main(String[] args) {

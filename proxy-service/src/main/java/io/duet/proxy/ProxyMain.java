@@ -129,7 +129,10 @@ public final class ProxyMain implements Callable<Integer> {
             config.get(Settings.PROXY_EVENTBUS_STALL_TIMEOUT_SECONDS) * 1000L);
   }
 
-  /** Opens the model twice (a prefill and a decode engine) and deploys both services here. */
+  /**
+   * Opens the model for a prefill instance and for the ranks of a decode instance
+   * ({@code decode.dp}, one by default) and deploys both services here.
+   */
   private static String startWorkers(ServiceRuntime.Member member) throws Exception {
     DuetConfig config = member.config();
     Path model;
@@ -150,12 +153,12 @@ public final class ProxyMain implements Callable<Integer> {
     String id = config.get(Settings.INSTANCE_ID);
     DuetConfig prefill = config.with(Settings.INSTANCE_ID, id + "-prefill");
     ServiceRuntime.deployWorker(new ServiceRuntime.Member(member.vertx(), prefill),
-        PrefillMain.create(prefill, ServiceRuntime.openEngine(config, Role.PREFILL, model,
-            tokenizer, true), name));
+        PrefillMain.create(prefill, ServiceRuntime.openEngines(config, Role.PREFILL, model,
+            tokenizer, true).get(0), name));
     DuetConfig decode = config.with(Settings.INSTANCE_ID, id + "-decode");
-    ServiceRuntime.deployWorker(new ServiceRuntime.Member(member.vertx(), decode),
-        DecodeMain.create(decode, ServiceRuntime.openEngine(config, Role.DECODE, model,
-            tokenizer, true), name));
+    ServiceRuntime.deployWorkers(new ServiceRuntime.Member(member.vertx(), decode),
+        ServiceRuntime.openEngines(config, Role.DECODE, model, tokenizer, true),
+        DecodeMain::create, name);
     return name;
   }
 

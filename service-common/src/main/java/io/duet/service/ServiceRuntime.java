@@ -15,6 +15,7 @@ import io.vertx.core.Future;
 import io.vertx.core.Vertx;
 import java.io.IOException;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
 import java.util.concurrent.ExecutionException;
@@ -101,24 +102,26 @@ public final class ServiceRuntime {
     return new Member(vertx, config);
   }
 
-  /** Makes the worker verticle of a role for an engine. */
+  /** Makes the worker verticle of one rank of an instance, for that rank's engine. */
   @FunctionalInterface
   public interface WorkerFactory {
-    WorkerVerticle create(DuetConfig config, Engine engine, String modelName);
+    /** @param rank the worker's data-parallel rank, from 0 to {@link ServiceRuntime#ranks} - 1 */
+    WorkerVerticle create(DuetConfig config, Engine engine, String modelName, int rank);
   }
 
   /**
-   * The whole life of a prefill or decode main: configuration, the engine on the configured
-   * model, the cluster, the worker verticle and its heartbeat.
+   * The whole life of a prefill or decode main: configuration, the engines of the instance's
+   * ranks over the configured model, the cluster, and a worker verticle per rank with its
+   * heartbeat. SIGTERM closes Vert.x, which undeploys every rank.
    */
   public static void runWorker(Role role, ConfigFlags flags, WorkerFactory factory)
       throws Exception {
     DuetConfig config = loadConfig(role, flags);
     Path model = requireModel(config);
-    Engine engine = openEngine(config, role, model,
-        config.get(Settings.MODEL_TOKENIZER).orElse(null));
-    deployWorker(join(config), factory.create(config, engine,
-        config.get(Settings.MODEL_SERVED_NAME).orElseThrow()));
+    List<Engine> engines = openEngines(config, role, model,
+        config.get(Settings.MODEL_TOKENIZER).orElse(null), false);
+    deployWorkers(join(config), engines, factory,
+        config.get(Settings.MODEL_SERVED_NAME).orElseThrow());
   }
 
   /** Deploys a worker on a member; it heartbeats until it is undeployed. */
@@ -127,33 +130,67 @@ public final class ServiceRuntime {
     return worker;
   }
 
-  /** Opens a model with the KV cache size and threads configured for {@code role}. */
-  public static Engine openEngine(DuetConfig config, Role role, Path model, Path tokenizer)
-      throws IOException {
-    return openEngine(config, role, model, tokenizer, false);
+  /**
+   * Deploys the workers of an instance on a member, rank {@code r} on {@code engines.get(r)};
+   * each heartbeats (announcing its own registry entry) until it is undeployed.
+   *
+   * @return the workers, by rank
+   */
+  public static List<WorkerVerticle> deployWorkers(Member member, List<Engine> engines,
+      WorkerFactory factory, String modelName) throws Exception {
+    List<WorkerVerticle> workers = new ArrayList<>();
+    for (int rank = 0; rank < engines.size(); rank++) {
+      workers.add(deployWorker(member, factory.create(member.config(), engines.get(rank),
+          modelName, rank)));
+    }
+    return workers;
+  }
+
+  /** The data-parallel ranks of an instance of {@code role}: {@code decode.dp}, else 1. */
+  public static int ranks(DuetConfig config, Role role) {
+    return role == Role.DECODE ? config.get(Settings.DECODE_DP) : 1;
   }
 
   /**
-   * As {@link #openEngine(DuetConfig, Role, Path, Path)}; {@code sharedCores} when another
-   * engine of this JVM computes on the same cores (the embedded 1P1D).
+   * Opens a model for the {@link #ranks} of an instance of {@code role}: one engine per rank over
+   * one load of the weights, each with the KV cache size configured for the role and
+   * {@link #threadsPerRank} compute threads. {@code sharedCores} when another engine of this JVM
+   * computes on the same cores (the embedded 1P1D).
    */
-  public static Engine openEngine(DuetConfig config, Role role, Path model, Path tokenizer,
-      boolean sharedCores) throws IOException {
+  public static List<Engine> openEngines(DuetConfig config, Role role, Path model,
+      Path tokenizer, boolean sharedCores) throws IOException {
     boolean prefill = role == Role.PREFILL;
+    int ranks = ranks(config, role);
+    int cores = Runtime.getRuntime().availableProcessors();
+    int threads = threadsPerRank(config.get(prefill ? Settings.PREFILL_THREADS
+        : Settings.DECODE_THREADS), ranks, cores);
     EngineOptions options = new EngineOptions().modelPath(model)
         .architecture(config.get(Settings.MODEL_ARCHITECTURE).orElse(null))
         .tokenizerPath(tokenizer)
         .kvCacheBytes((long) config.get(prefill ? Settings.PREFILL_KV_CACHE_MB
             : Settings.DECODE_KV_CACHE_MB) << 20)
-        .threads(config.get(prefill ? Settings.PREFILL_THREADS : Settings.DECODE_THREADS))
+        .threads(threads)
         .weightStorage(config.get(Settings.MODEL_WEIGHTS))
-        .sharedCores(sharedCores);
-    Engine engine = Engine.open(options);
+        .sharedCores(sharedCores || threads * ranks > cores);
+    List<Engine> engines = Engine.openRanks(options, ranks);
     // Hash the weights for the KV layout fingerprint now, not on an event loop later, and let
-    // the JIT compile the forward pass before the first request.
-    LOG.info("{} engine: KV layout {}, warmed up in {} ms", role.wireName(),
-        engine.layout().fingerprint(), engine.warmUp(WARM_UP_STEPS, WARM_UP_BUDGET_MILLIS));
-    return engine;
+    // the JIT compile the forward pass before the first request. The ranks share the weights
+    // (and their hash) and the JVM's compiled code, so warming one warms them all.
+    Engine first = engines.get(0);
+    LOG.info("{} engine{}: KV layout {}, warmed up in {} ms", role.wireName(),
+        ranks == 1 ? "" : "s of " + ranks + " ranks, " + threads + " threads each",
+        first.layout().fingerprint(), first.warmUp(WARM_UP_STEPS, WARM_UP_BUDGET_MILLIS));
+    return engines;
+  }
+
+  /**
+   * Compute threads of each of {@code ranks} engines in one JVM: {@code configured}, or when it
+   * is 0 the cores divided evenly among the ranks, rounded down and at least one. Evenly, so that
+   * the ranks decode at the same speed and least-load balancing over them stays fair; a core the
+   * division leaves over serves the event loops and KV transfers.
+   */
+  static int threadsPerRank(int configured, int ranks, int cores) {
+    return configured > 0 ? configured : Math.max(1, cores / ranks);
   }
 
   /** The configured model path, or a clear error. */

@@ -59,6 +59,13 @@ public final class ServiceTests {
       return engine;
     }
 
+    /** Opens {@code count} engines over one load of the model, as a decode instance's ranks. */
+    public List<Engine> openRanks(EngineOptions options, int count) throws IOException {
+      List<Engine> ranks = Engine.openRanks(options, count);
+      open.addAll(ranks);
+      return ranks;
+    }
+
     @Override
     public void close() {
       open.forEach(Engine::close);

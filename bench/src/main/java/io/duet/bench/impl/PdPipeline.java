@@ -64,7 +64,7 @@ public final class PdPipeline implements AutoCloseable {
           DecodeOptions.from(defaults.with(Settings.INSTANCE_ID, "bench-d0")
               .with(Settings.DECODE_MAX_NUM_SEQS,
                   Math.max(maxNumSeqs, defaults.get(Settings.DECODE_MAX_NUM_SEQS))),
-              MODEL),
+              MODEL, 0),
           new PrometheusMeterRegistry(PrometheusConfig.DEFAULT));
       Futures.await(vertx.deployVerticle(prefill).compose(id -> vertx.deployVerticle(decode)), 60);
       ClusterBackend backend = new ClusterBackend(vertx, () -> List.of(prefill.info(),

@@ -12,10 +12,11 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The engine thread's {@link ContinuousBatch}: requests whose KV was imported join with the
- * first token their prefill instance sampled, every step takes one token for each running
- * request, finished, failed and cancelled ones leave and free their blocks. Deltas of a step go
- * to the Vert.x context in one hop.
+ * The engine thread of one decode rank and its {@link ContinuousBatch}: requests whose KV was
+ * imported join with the first token their prefill instance sampled, every step takes one token
+ * for each running request, finished, failed and cancelled ones leave and free their blocks.
+ * When to step is the instance's {@link RankStepping}'s call. Deltas of a step go to the Vert.x
+ * context in one hop.
  */
 final class DecodeScheduler extends EngineThread {
 
@@ -43,14 +44,17 @@ final class DecodeScheduler extends EngineThread {
 
   private final Context context;
   private final Listener listener;
+  private final RankStepping stepping;
   private final ContinuousBatch<String> batch;
   /** What the command or step under way reports, published in one hop when it ends. */
   private List<Delta> deltas = new ArrayList<>();
 
-  DecodeScheduler(Engine engine, Context context, Listener listener) {
-    super("duet-decode-engine");
+  DecodeScheduler(Engine engine, int rank, RankStepping stepping, Context context,
+      Listener listener) {
+    super("duet-decode-engine-" + rank);
     this.context = context;
     this.listener = listener;
+    this.stepping = stepping;
     this.batch = new ContinuousBatch<>(engine, new ToDeltas());
   }
 
@@ -69,7 +73,7 @@ final class DecodeScheduler extends EngineThread {
 
   @Override
   protected boolean iteration() {
-    if (batch.isEmpty()) {
+    if (!stepping.beforeStep(!batch.isEmpty())) {
       return false;
     }
     try {
@@ -81,7 +85,9 @@ final class DecodeScheduler extends EngineThread {
       }
     }
     publish();
-    return !batch.isEmpty();
+    // Ask again at once, even with the batch now empty: a rank in lockstep steps on while any
+    // other rank has work.
+    return true;
   }
 
   /** Turns the batch's reports into deltas; a failure ends only its own request. */

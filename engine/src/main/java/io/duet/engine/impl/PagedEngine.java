@@ -21,8 +21,10 @@ import io.duet.engine.spi.ForwardPass;
 import io.duet.engine.spi.ForwardResources;
 import io.duet.engine.spi.LoadedModel;
 import java.io.IOException;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -36,6 +38,7 @@ public final class PagedEngine implements Engine {
 
   private static final Logger LOG = LoggerFactory.getLogger(PagedEngine.class);
 
+  private final SharedModel shared;
   private final LoadedModel model;
   private final ModelInfo info;
   private final EngineOptions options;
@@ -53,9 +56,12 @@ public final class PagedEngine implements Engine {
   private volatile KvLayout layout;
   // Written by the engine thread, read by metrics and tests elsewhere.
   private volatile long computedTokens;
+  private final AtomicBoolean closed = new AtomicBoolean();
 
-  private PagedEngine(LoadedModel model, EngineOptions options, Kernels kernels) {
-    this.model = model;
+  /** An engine over {@code shared}, which it holds until it closes. */
+  private PagedEngine(SharedModel shared, EngineOptions options, Kernels kernels) {
+    this.shared = shared;
+    this.model = shared.model();
     this.info = model.info();
     this.options = options;
     this.kernels = kernels;
@@ -74,25 +80,40 @@ public final class PagedEngine implements Engine {
     this.firstLogitRow = new int[maxRows];
     this.forwardPass = model.forwardPass(new ForwardResources(storage, pool, kernels,
         options.maxBatchTokens(), maxRows));
+    // Last: an engine that failed to construct holds nothing.
+    shared.acquire();
   }
 
-  /** Opens the model with its architecture and sizes the KV cache. */
-  public static PagedEngine open(EngineOptions options) throws IOException {
+  /**
+   * Opens the model once with its architecture, and {@code count} engines over it, each with a
+   * KV cache, forward pass and compute threads of its own (see {@link Engine#openRanks}).
+   */
+  public static List<Engine> openRanks(EngineOptions options, int count) throws IOException {
     if (options.modelPath() == null) {
       throw new IllegalArgumentException("no model path given");
     }
-    LoadedModel model = Architectures.find(options).open(options);
-    PagedEngine engine;
-    try {
-      engine = new PagedEngine(model, options, KernelsProvider.best());
-    } catch (RuntimeException | Error e) {
-      model.close();
-      throw e;
+    if (count < 1) {
+      throw new IllegalArgumentException("at least one engine must be opened, not " + count);
     }
-    LOG.info("engine ready: {} with {} KV blocks of {} tokens, {} threads",
-        engine.description(), engine.allocator.stats().totalBlocks(), options.blockSize(),
-        options.threads());
-    return engine;
+    SharedModel model = new SharedModel(Architectures.find(options).open(options));
+    List<Engine> engines = new ArrayList<>(count);
+    try {
+      for (int i = 0; i < count; i++) {
+        engines.add(new PagedEngine(model, options, KernelsProvider.best()));
+      }
+    } catch (RuntimeException | Error e) {
+      engines.forEach(Engine::close);
+      throw e;
+    } finally {
+      // The opener lets go: from now on the engines hold the model, and the last to close
+      // closes it (at once when none could be made).
+      model.release();
+    }
+    PagedEngine first = (PagedEngine) engines.get(0);
+    LOG.info("engine ready: {} with {} KV blocks of {} tokens, {} threads{}",
+        first.description(), first.allocator.stats().totalBlocks(), options.blockSize(),
+        options.threads(), count == 1 ? "" : "; " + count + " such engines share the weights");
+    return List.copyOf(engines);
   }
 
   @Override
@@ -441,9 +462,12 @@ public final class PagedEngine implements Engine {
     return paged;
   }
 
+  /** Idempotent: the model is released once, so another engine's hold on it stays. */
   @Override
   public void close() {
-    pool.close();
-    model.close();
+    if (closed.compareAndSet(false, true)) {
+      pool.close();
+      shared.release();
+    }
   }
 }

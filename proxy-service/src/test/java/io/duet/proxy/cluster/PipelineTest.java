@@ -16,6 +16,7 @@ import io.duet.contract.Failure;
 import io.duet.contract.InstanceInfo;
 import io.duet.contract.Role;
 import io.duet.contract.SamplingSpec;
+import io.duet.decode.DecodeMain;
 import io.duet.decode.DecodeOptions;
 import io.duet.decode.DecodeVerticle;
 import io.duet.engine.Engine;
@@ -32,7 +33,10 @@ import io.duet.proxy.ProxyVerticle;
 import io.duet.proxy.routing.Routing;
 import io.duet.proxy.routing.RoutingOptions;
 import io.duet.proxy.testpolicy.PinnedDecodePolicy;
+import io.duet.service.ServiceRuntime;
+import io.duet.service.ServiceTests;
 import io.duet.service.ServiceTests.Engines;
+import io.duet.service.WorkerVerticle;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
@@ -402,6 +406,45 @@ class PipelineTest {
         new PrometheusMeterRegistry(PrometheusConfig.DEFAULT)));
     assertTrue(sentTo(Addresses.decode("d0", 0)) > 0, "least-load used d0");
     awaitEveryBlockFree(decodeEngine, d1Engine);
+  }
+
+  /**
+   * Ranks are targets: a decode instance of two ranks, deployed as the decode main deploys it
+   * (one engine per rank over one load of the model), next to the one-rank d0. Least-load
+   * spreads concurrent requests over every rank of both instances, each rank decodes and frees
+   * all its KV, and every text equals the engine alone.
+   */
+  @Test
+  void leastLoadSpreadsRequestsOverEveryRankOfEveryDecodeInstance() throws Exception {
+    DuetConfig twoRanks = DuetConfig.defaults().with(Settings.INSTANCE_ID, "dr")
+        .with(Settings.CLUSTER_HOST, HOST).with(Settings.DECODE_DP, 2)
+        .with(Settings.DECODE_MAX_NUM_SEQS, 8);
+    List<Engine> ranks = engines.openRanks(ServiceTests.aidreams(512), 2);
+    for (WorkerVerticle rank : ServiceRuntime.deployWorkers(
+        new ServiceRuntime.Member(vertx, twoRanks), ranks, DecodeMain::create, MODEL)) {
+      registry.add(rank::info);
+    }
+
+    List<Future<List<DecodeEvent>>> runs = new ArrayList<>();
+    for (int i = 0; i < 16; i++) {
+      runs.add(run(new CompletionJob("ranks" + i, MODEL, PROMPTS.get(i % PROMPTS.size()),
+          greedy(30))));
+    }
+    await(Future.all(runs));
+    for (int i = 0; i < 16; i++) {
+      assertEquals(expected(PROMPTS.get(i % PROMPTS.size()), 30), text(runs.get(i).result()),
+          "request " + i);
+    }
+    List<String> targets = List.of(Addresses.decode("d0", 0), Addresses.decode("dr", 0),
+        Addresses.decode("dr", 1));
+    for (String target : targets) {
+      assertTrue(sentTo(target) > 0, "no request went to " + target);
+    }
+    assertEquals(16, targets.stream().mapToInt(this::sentTo).sum());
+    for (Engine rank : ranks) {
+      assertTrue(rank.computedTokens() > 0, "every rank decoded");
+    }
+    awaitEveryBlockFree(decodeEngine, ranks.get(0), ranks.get(1));
   }
 
   @Test

@@ -63,7 +63,8 @@ import org.junit.jupiter.api.extension.TestWatcher;
 
 /**
  * The reference 1P1D as it is deployed: three JVMs started from the packaged jars (prefill,
- * decode, proxy) forming one Hazelcast cluster over loopback, driven over real HTTP and by the
+ * decode, proxy) forming one Hazelcast cluster over loopback, the decode instance with two
+ * data-parallel ranks, driven over real HTTP and by the
  * example event-bus client, run from its own jar in a JVM of its own that joins the cluster.
  * Every generated text is checked against the engine run alone in this JVM, and the KV block
  * gauges of both services must return to zero after normal, concurrent and aborted requests.
@@ -104,9 +105,11 @@ class ThreeJvmClusterIT {
   /** How often a condition of another JVM (its metrics, its model list) is looked at. */
   private static final Duration POLL = Duration.ofMillis(100);
   private static final Pattern KV_USED = metricPattern("duet_kv_blocks_used", "");
+  private static final Pattern DECODE_TOKENS = metricPattern("duet_decode_tokens_total", "");
+  /** The decode instance's data-parallel ranks; rank r's status port is decodeHttpPort + r. */
+  private static final int DECODE_RANKS = 2;
   private static final Pattern KV_LEASES = metricPattern("duet_kv_leases", "");
   private static final Pattern DECODE_RUNNING = metricPattern("duet_decode_running", "");
-  private static final Pattern DECODE_TOKENS = metricPattern("duet_decode_tokens_total", "");
   /** The example client's last line when the proxy answered its cancel while the request ran. */
   private static final Pattern CANCELLED = Pattern.compile(
       "\\[failure=CANCELLED .* completion_tokens=(\\d+)\\]");
@@ -185,7 +188,7 @@ class ThreeJvmClusterIT {
     hazelcastPort = freePortRange(HAZELCAST_PORT_COUNT + 1, taken);
     proxyPort = freePortRange(1, taken);
     prefillHttpPort = freePortRange(1, taken);
-    decodeHttpPort = freePortRange(1, taken);
+    decodeHttpPort = freePortRange(DECODE_RANKS, taken);
     longPrefillHttpPort = freePortRange(1, taken);
     longDecodeHttpPort = freePortRange(1, taken);
     Path topology = work.resolve("1p1d-it.yaml");
@@ -318,11 +321,12 @@ class ThreeJvmClusterIT {
           threads: 1
         decode:
           http-port: %d
+          dp: %d
           max-num-seqs: 32
           kv-cache-mb: 32
           threads: 1
         """.formatted(cluster, hazelcastPort, HAZELCAST_PORT_COUNT, MODEL, proxyPort,
-        prefillHttpPort, LEASE_SECONDS, decodeHttpPort);
+        prefillHttpPort, LEASE_SECONDS, decodeHttpPort, DECODE_RANKS);
   }
 
   /**
@@ -373,7 +377,7 @@ class ThreeJvmClusterIT {
   @BeforeEach
   void clusterIsIdle() throws Exception {
     awaitNoKvBlocksUsed();
-    awaitNoKvHeld(longPrefillHttpPort, longDecodeHttpPort, "the long-context instances");
+    awaitNoKvHeld(longPrefillHttpPort, longDecodeHttpPort, 1, "the long-context instances");
     awaitTrue("the proxy to have no request in flight",
         () -> proxyMetric("duet_requests_in_flight", "") == 0);
   }
@@ -641,6 +645,50 @@ class ThreeJvmClusterIT {
         () -> proxyMetric("duet_requests_in_flight", "") == 0);
   }
 
+  // ------------------------------------------------------------------------------ decode ranks
+
+  @Test
+  void bothRanksOfTheDecodeInstanceAnnounceThemselvesAndDecode() throws Exception {
+    Set<String> instances = new HashSet<>();
+    double[] tokensBefore = new double[DECODE_RANKS];
+    for (int rank = 0; rank < DECODE_RANKS; rank++) {
+      int port = decodeHttpPort + rank;
+      // What the rank's /health reports is the registry entry it heartbeats.
+      JsonObject entry = new JsonObject(get(port, "/health")).getJsonObject("instance");
+      assertEquals(rank, entry.getInteger("dpRank"), entry::encode);
+      assertEquals(DECODE_RANKS, entry.getInteger("ranks"), entry::encode);
+      assertEquals(port, entry.getInteger("httpPort"), entry::encode);
+      instances.add(entry.getString("instanceId"));
+      tokensBefore[rank] = metric(port, DECODE_TOKENS);
+    }
+    assertEquals(1, instances.size(), "the ranks of one instance: " + instances);
+
+    List<String> prompts = List.of("The robot", "Hello world", "Pixels", "A dream of",
+        "Whispers", "The network", "Silicon", "Memory");
+    List<CompletableFuture<Answer>> answers = new ArrayList<>();
+    ExecutorService clients = Executors.newFixedThreadPool(prompts.size());
+    try {
+      for (String prompt : prompts) {
+        answers.add(CompletableFuture.supplyAsync(unchecked(() -> completeWhole(new JsonObject()
+            .put("model", MODEL).put("prompt", prompt).put("temperature", 0)
+            .put("max_tokens", 40))), clients));
+      }
+      CompletableFuture.allOf(answers.toArray(CompletableFuture[]::new))
+          .get(REQUEST_TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+    } finally {
+      clients.shutdownNow();
+    }
+    for (int i = 0; i < prompts.size(); i++) {
+      assertAnswer(engineCompletion(prompts.get(i), 40), answers.get(i).get(),
+          "'" + prompts.get(i) + "'");
+    }
+    for (int rank = 0; rank < DECODE_RANKS; rank++) {
+      assertTrue(metric(decodeHttpPort + rank, DECODE_TOKENS) > tokensBefore[rank],
+          "the proxy sent rank " + rank + " some of the concurrent requests");
+    }
+    awaitNoKvBlocksUsed();
+  }
+
   /**
    * Awaits the long-context pair going idle after the one request it ran was stopped by its
    * client: no request running on the decode instance, no KV block used by either instance, no
@@ -658,7 +706,7 @@ class ThreeJvmClusterIT {
       throws Exception {
     awaitTrue("the long-context decode instance to run no request",
         () -> metric(longDecodeHttpPort, DECODE_RUNNING) == 0);
-    awaitNoKvHeld(longPrefillHttpPort, longDecodeHttpPort, "the long-context instances");
+    awaitNoKvHeld(longPrefillHttpPort, longDecodeHttpPort, 1, "the long-context instances");
     double generated = metric(longDecodeHttpPort, DECODE_TOKENS) - tokensBefore;
     System.out.printf(Locale.ROOT, "[ThreeJvmClusterIT] the long-context decode instance "
         + "stopped after %.0f of the request's %d tokens%n", generated, fullLength);
@@ -840,14 +888,21 @@ class ThreeJvmClusterIT {
   // ------------------------------------------------------------------------------ metrics
 
   private static void awaitNoKvBlocksUsed() throws Exception {
-    awaitNoKvHeld(prefillHttpPort, decodeHttpPort, "");
+    awaitNoKvHeld(prefillHttpPort, decodeHttpPort, DECODE_RANKS, "");
   }
 
-  /** Awaits a prefill/decode pair holding no KV: no block used by either, no lease on prefill. */
-  private static void awaitNoKvHeld(int prefillPort, int decodePort, String which)
-      throws Exception {
+  /**
+   * Awaits a prefill/decode pair holding no KV: no block used by the prefill instance or any of
+   * the decode instance's {@code decodeRanks} ranks, no lease on prefill.
+   */
+  private static void awaitNoKvHeld(int prefillPort, int decodePort, int decodeRanks,
+      String which) throws Exception {
     String of = which.isEmpty() ? "" : " (" + which + ")";
-    awaitTrue("decode to free every KV block" + of, () -> metric(decodePort, KV_USED) == 0);
+    for (int rank = 0; rank < decodeRanks; rank++) {
+      int port = decodePort + rank;
+      awaitTrue("decode rank " + rank + " to free every KV block" + of,
+          () -> metric(port, KV_USED) == 0);
+    }
     awaitTrue("prefill to free every KV block" + of, () -> metric(prefillPort, KV_USED) == 0);
     awaitTrue("prefill to hold no KV lease" + of, () -> metric(prefillPort, KV_LEASES) == 0);
   }
@@ -907,10 +962,18 @@ class ThreeJvmClusterIT {
     if (!ServiceTests.holdsWithin(timeout, POLL, condition::get)) {
       fail("timed out after " + timeout.toSeconds() + " s waiting for " + what
           + "\nprefill metrics:\n" + kvLines(prefillHttpPort)
-          + "decode metrics:\n" + kvLines(decodeHttpPort)
+          + "decode metrics:\n" + decodeKvLines()
           + "long-context prefill metrics:\n" + kvLines(longPrefillHttpPort)
           + "long-context decode metrics:\n" + kvLines(longDecodeHttpPort));
     }
+  }
+
+  private static String decodeKvLines() {
+    StringBuilder out = new StringBuilder();
+    for (int rank = 0; rank < DECODE_RANKS; rank++) {
+      out.append(kvLines(decodeHttpPort + rank));
+    }
+    return out.toString();
   }
 
   private static String kvLines(int port) {
