@@ -42,6 +42,7 @@ class RoutingTest {
   private final Routing routing = Routing.create(new RoutingOptions(), metrics);
   private final List<InstanceInfo> idlePair = List.of(decode("d0", 8, 0, 0),
       decode("d1", 8, 0, 0));
+  private final List<InstanceInfo> one = List.of(decode("d0", 8, 0, 0));
   /** The requests whose waiting claims got a slot, and where, in the order they got it. */
   private final Map<String, DecodeTarget> granted = new ConcurrentHashMap<>();
   private final List<String> grantOrder = new CopyOnWriteArrayList<>();
@@ -58,6 +59,14 @@ class RoutingTest {
   private Optional<DecodeTarget> placed(List<InstanceInfo> instances, RoutingRequest request) {
     DecodeClaim claim = claim(instances, request, Set.of());
     return claim.outcome() == Outcome.PLACED ? Optional.of(claim.target()) : Optional.empty();
+  }
+
+  /** Caps the targets at 1 request (and the queue at 10), then fills d0 with one it returns. */
+  private RoutingRequest fillTheOnlyTarget() {
+    routing.reconfigure(capped(1, 10));
+    RoutingRequest holder = request("holder", 10, 16);
+    assertEquals(Outcome.PLACED, claim(one, holder, Set.of()).outcome());
+    return holder;
   }
 
   private static RoutingOptions capped(int cap, int queueSize) {
@@ -196,7 +205,6 @@ class RoutingTest {
   @Test
   void aFullQueueRefusesAndTheDoorSaysSoWhileNoTargetHasRoom() {
     routing.reconfigure(capped(1, 1));
-    List<InstanceInfo> one = List.of(decode("d0", 8, 0, 0));
     assertFalse(routing.queueFull(one, MODEL));
     assertEquals(Outcome.PLACED, claim(one, request("a", 10, 16), Set.of()).outcome());
     assertEquals(Outcome.WAITING, claim(one, request("b", 10, 16), Set.of()).outcome());
@@ -211,10 +219,7 @@ class RoutingTest {
 
   @Test
   void aWithdrawnRequestGetsNoSlotAndOneThatGotItsSlotCannotWithdraw() {
-    routing.reconfigure(capped(1, 10));
-    List<InstanceInfo> one = List.of(decode("d0", 8, 0, 0));
-    RoutingRequest holder = request("holder", 10, 16);
-    claim(one, holder, Set.of());
+    RoutingRequest holder = fillTheOnlyTarget();
     DecodeClaim withdrawn = claim(one, request("withdrawn", 10, 16), Set.of());
     DecodeClaim next = claim(one, request("next", 10, 16), Set.of());
 
@@ -243,10 +248,7 @@ class RoutingTest {
 
   @Test
   void waitingRequestsAreServedFirstComeFirstServedOrInTheOrderOfTheDecodePolicy() {
-    routing.reconfigure(capped(1, 10));
-    List<InstanceInfo> one = List.of(decode("d0", 8, 0, 0));
-    RoutingRequest holder = request("holder", 10, 16);
-    claim(one, holder, Set.of());
+    RoutingRequest holder = fillTheOnlyTarget();
     for (String id : List.of("small", "large", "medium")) {
       int size = Map.of("small", 10, "large", 100, "medium", 50).get(id);
       assertEquals(Outcome.WAITING, claim(one, request(id, size, 16), Set.of()).outcome());
@@ -263,10 +265,7 @@ class RoutingTest {
 
   @Test
   void aRaisedCapGivesTheSlotsItOpensToTheWaitingRequestsAndALoweredOneKeepsThoseInFlight() {
-    routing.reconfigure(capped(1, 10));
-    List<InstanceInfo> one = List.of(decode("d0", 8, 0, 0));
-    RoutingRequest first = request("first", 10, 16);
-    claim(one, first, Set.of());
+    RoutingRequest first = fillTheOnlyTarget();
     claim(one, request("w1", 10, 16), Set.of());
     claim(one, request("w2", 10, 16), Set.of());
 
