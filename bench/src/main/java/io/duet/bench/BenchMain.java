@@ -5,15 +5,15 @@ import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
 /**
- * {@code java -jar bench.jar pd-latency|kv-transfer|eventbus-overhead ...}: serving benchmarks
- * of Duet. Results go to stdout as tables (and to {@code --json FILE}); progress and logs go to
- * stderr.
+ * {@code java -jar bench.jar pd-latency|kv-transfer|eventbus-overhead|routing ...}: serving
+ * benchmarks of Duet. Results go to stdout as tables (and to {@code --json FILE}); progress and
+ * logs go to stderr.
  */
 @Command(name = "bench.jar", mixinStandardHelpOptions = true,
     description = "Serving benchmarks: PD latency vs the engine alone, KV transfer throughput, "
-        + "event-bus overhead per streamed token.",
+        + "event-bus overhead per streamed token, the proxy's time per routing decision.",
     subcommands = {PdLatencyCommand.class, KvTransferCommand.class,
-        EventBusOverheadCommand.class})
+        EventBusOverheadCommand.class, RoutingCommand.class})
 public final class BenchMain {
 
   private static final String LOGBACK_CONFIG = "logback.configurationFile";

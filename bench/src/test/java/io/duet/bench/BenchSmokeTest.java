@@ -10,6 +10,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -44,6 +45,9 @@ class BenchSmokeTest {
     return out.toString();
   }
 
+  /** The columns of text besides the first. */
+  private static final Set<String> TEXT_COLUMNS = Set.of("unit", "policy", "setting");
+
   /**
    * The numeric cells of every table (a header line, a rule of dashes, rows up to a blank
    * line; cells separated by two or more spaces), skipping columns named {@code delta ...} or
@@ -70,8 +74,8 @@ class BenchSmokeTest {
                 + " in row: " + lines[r]);
             figures.add(value);
           } catch (NumberFormatException e) {
-            assertTrue(c == 0 || header[c].equals("unit"), "not a number: " + header[c] + " = "
-                + cells[c] + " in row: " + lines[r]);
+            assertTrue(c == 0 || TEXT_COLUMNS.contains(header[c]), "not a number: " + header[c]
+                + " = " + cells[c] + " in row: " + lines[r]);
           }
         }
       }
@@ -141,6 +145,23 @@ class BenchSmokeTest {
       JsonObject stream = figures.getJsonArray("streams").getJsonObject(i);
       assertEquals(400, stream.getInteger("messages"));
       assertTrue(stream.getJsonObject("oneWayMicros").getDouble("p99") > 0);
+    }
+  }
+
+  @Test
+  @Timeout(value = 60, unit = TimeUnit.SECONDS)
+  void routing() throws Exception {
+    Path json = temp.resolve("routing.json");
+    String out = run("routing", "--ranks", "40", "--prefills", "3", "--decisions", "2000",
+        "--warmup", "500", "--waiting", "20", "--threads", "2", "--json", json.toString());
+    // 2 decode policies x 2 settings x (claim, release) + 3 prefill policies, x 5 figures
+    assertEquals((2 * 2 * 2 + 3) * 5, figures(out).size(), out);
+    JsonObject figures = new JsonObject(Files.readString(json));
+    assertEquals(11, figures.getJsonArray("rows").size());
+    for (int i = 0; i < 11; i++) {
+      JsonObject micros = figures.getJsonArray("rows").getJsonObject(i).getJsonObject("micros");
+      assertEquals(4000, micros.getLong("count"), "2 threads x 2000 decisions");
+      assertTrue(micros.getDouble("p50") > 0);
     }
   }
 }

@@ -168,12 +168,14 @@ public final class Settings {
       "proxy.decode-rank-cap", atLeast(1)).defaultValue(25)
       .description("Requests this proxy keeps in flight on one decode rank at most (the "
           + "reference deployment's \"proxy batch size\"; its advice: n+1 for an average "
-          + "concurrency of n per rank). Requests beyond it wait in the proxy's queue."));
+          + "concurrency of n per rank). Requests beyond it wait in the proxy's queue. "
+          + "Reloadable."));
 
   public static final Setting<Integer> PROXY_QUEUE_SIZE = declare(Setting.builder(
       "proxy.queue-size", atLeast(0)).defaultValue(1024)
-      .description("Requests that may wait in the proxy for a decode rank under its cap; one "
-          + "more is refused with 429 and Retry-After."));
+      .description("Prefilled requests that may wait in the proxy for a decode rank under its "
+          + "cap; while it is full, new requests are refused with 429 and Retry-After. "
+          + "Reloadable."));
 
   public static final Setting<Integer> PROXY_EVENTBUS_STALL_TIMEOUT_SECONDS = declare(
       Setting.builder("proxy.eventbus-stall-timeout-seconds", atLeast(1)).defaultValue(30)
@@ -183,21 +185,23 @@ public final class Settings {
 
   public static final Setting<String> PROXY_PREFILL_POLICY = declare(Setting.builder(
       "proxy.prefill-policy", string()).defaultValue("least-prompt-tokens")
-      .description("The routing policy that picks each request's prefill instance (see "
-          + "proxy-service/README.md: least-prompt-tokens, or one registered by a jar)."));
+      .description("The routing policy that picks each request's prefill instance: "
+          + "least-prompt-tokens, round-robin, prefix-affinity, or one registered by a jar (see "
+          + "proxy-service/README.md). Reloadable."));
 
   public static final Setting<Map<String, String>> PROXY_PREFILL_POLICY_PARAMS = declare(
       Setting.builder("proxy.prefill-policy-params", map()).defaultValue(Map.of())
-      .description("The prefill routing policy's parameters, by name."));
+      .description("The prefill routing policy's parameters, by name. Reloadable."));
 
   public static final Setting<String> PROXY_DECODE_POLICY = declare(Setting.builder(
       "proxy.decode-policy", string()).defaultValue("least-load")
-      .description("The routing policy that picks each request's decode target (least-load, or "
-          + "one registered by a jar)."));
+      .description("The routing policy that picks each request's decode target and orders the "
+          + "requests waiting for one: least-load, longest-first, or one registered by a jar. "
+          + "Reloadable."));
 
   public static final Setting<Map<String, String>> PROXY_DECODE_POLICY_PARAMS = declare(
       Setting.builder("proxy.decode-policy-params", map()).defaultValue(Map.of())
-      .description("The decode routing policy's parameters, by name."));
+      .description("The decode routing policy's parameters, by name. Reloadable."));
 
   // ---------------------------------------------------------------- prefill
 

@@ -18,8 +18,9 @@ import java.util.Objects;
  *   <li>It sends this request with {@code eventBus.request(Addresses.COMPLETIONS, toJson())}. The
  *   proxy answers with a {@link CompletionAccepted} naming the request id and the proxy's control
  *   address for it, or fails the request (read with {@link Failure#of} and {@link Failure#text}):
- *   {@link Failure#BAD_REQUEST} naming what is wrong with it, or {@link Failure#UNAUTHORIZED} when
- *   the proxy requires an API key and this one is missing or wrong.</li>
+ *   {@link Failure#BAD_REQUEST} naming what is wrong with it, {@link Failure#UNAUTHORIZED} when
+ *   the proxy requires an API key and this one is missing or wrong, or {@link Failure#OVERLOADED}
+ *   when the proxy's queue of requests waiting for a decode slot is full (retry later).</li>
  *   <li>After that reply, the proxy sends the tokens to {@code streamAddress} as
  *   {@link DecodeEvent}s numbered from 0: at most {@code initialCredits} of them, then one more
  *   for each credit the client grants by sending a {@link StreamCredit} to the control address.

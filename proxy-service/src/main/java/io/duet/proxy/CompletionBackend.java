@@ -22,6 +22,18 @@ public interface CompletionBackend {
   CompletionStream start(CompletionJob job);
 
   /**
+   * Refuses a new job for {@code model} up front when the backend is at its limits, so that a
+   * front end answers at once (HTTP 429, an OVERLOADED reply to an event-bus client) instead of
+   * spending a prefill on a job that could only wait or be refused. By default every job is
+   * taken.
+   *
+   * @throws CompletionException with {@link io.duet.contract.Failure#OVERLOADED} when the
+   *     backend takes no job for the model now
+   */
+  default void checkCapacity(String model) {
+  }
+
+  /**
    * Models currently served (from the live registry): the names of the models that at least one
    * prefill and one decode instance serve.
    */

@@ -30,7 +30,7 @@ public interface OpenAiApi {
    */
   static OpenAiApi create(Vertx vertx, ProxyOptions options, PrometheusMeterRegistry registry) {
     return new OpenAiApiImpl(vertx, new ProxyOptions(options), registry,
-        new ProxyMetrics(registry));
+        new ProxyMetrics(registry), null);
   }
 
   /**

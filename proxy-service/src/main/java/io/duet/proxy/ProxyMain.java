@@ -1,6 +1,7 @@
 package io.duet.proxy;
 
 import io.duet.cluster.ConfigFlags;
+import io.duet.cluster.ConfigLoader;
 import io.duet.cluster.DuetConfig;
 import io.duet.cluster.Heartbeat;
 import io.duet.cluster.Metrics;
@@ -16,6 +17,7 @@ import io.duet.proxy.routing.RoutingOptions;
 import io.duet.service.ServiceRuntime;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
+import io.vertx.core.Future;
 import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
 import io.vertx.core.json.JsonObject;
@@ -24,6 +26,7 @@ import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.concurrent.Callable;
 import java.util.function.Supplier;
 import picocli.CommandLine.Command;
@@ -44,6 +47,8 @@ public final class ProxyMain implements Callable<Integer> {
 
   private static final Logger LOG = LoggerFactory.getLogger(ProxyMain.class);
   private static final long READY_TIMEOUT_MILLIS = 30_000;
+  /** How often the configuration file is checked for a change to reload. */
+  private static final long CONFIG_WATCH_MILLIS = 1000;
 
   @Mixin
   ConfigFlags flags;
@@ -63,11 +68,21 @@ public final class ProxyMain implements Callable<Integer> {
     ServiceRuntime.Member member = ServiceRuntime.join(config);
     Vertx vertx = member.vertx();
     Registry registry = Registry.create(vertx, config);
+    // A decode rank that joins takes waiting requests at once, not at the next slot given back.
+    registry.onChange(change -> {
+      if (change.kind() == Registry.ChangeKind.ADDED && change.instance().role() == Role.DECODE) {
+        routing.dispatchWaiting(registry.instances());
+      }
+    });
     ServiceRuntime.await(registry.ready());
     String servedModel = withWorkers ? startWorkers(member) : null;
 
+    Map<String, String> env = System.getenv();
+    ConfigReload reload = reload(vertx, () -> ConfigLoader.load(vertx, flags, env), config,
+        routing, registry::instances, metrics);
+    configFile(flags, env).ifPresent(file -> reload.watch(file, CONFIG_WATCH_MILLIS));
     String host = config.get(Settings.PROXY_HOST);
-    ProxyVerticle proxy = proxy(vertx, config, registry::instances, routing, metrics);
+    ProxyVerticle proxy = proxy(vertx, config, registry::instances, routing, metrics, reload);
     ServiceRuntime.await(vertx.deployVerticle(proxy));
     Heartbeat.start(vertx, config, () -> new InstanceInfo(id, Role.PROXY, 0, 1, host,
         proxy.actualPort(), 0, "", "", "", 0, new InstanceInfo.Load(0, 0, 0, 0, 0),
@@ -90,11 +105,42 @@ public final class ProxyMain implements Callable<Integer> {
    *     parameters a policy does not take
    */
   public static Routing routing(DuetConfig config, MeterRegistry metrics) {
-    return Routing.create(new RoutingOptions()
+    return Routing.create(routingOptions(config), metrics);
+  }
+
+  /**
+   * The routing the configuration names: the policies, their parameters, the cap per decode
+   * target ({@code proxy.decode-rank-cap}) and the queue bound ({@code proxy.queue-size}).
+   */
+  static RoutingOptions routingOptions(DuetConfig config) {
+    return new RoutingOptions()
         .setPrefillPolicy(config.get(Settings.PROXY_PREFILL_POLICY))
         .setPrefillPolicyParams(params(config.get(Settings.PROXY_PREFILL_POLICY_PARAMS)))
         .setDecodePolicy(config.get(Settings.PROXY_DECODE_POLICY))
-        .setDecodePolicyParams(params(config.get(Settings.PROXY_DECODE_POLICY_PARAMS))), metrics);
+        .setDecodePolicyParams(params(config.get(Settings.PROXY_DECODE_POLICY_PARAMS)))
+        .setDecodeRankCap(config.get(Settings.PROXY_DECODE_RANK_CAP))
+        .setQueueSize(config.get(Settings.PROXY_QUEUE_SIZE));
+  }
+
+  /**
+   * The reload of {@code routing}'s settings ({@link ConfigReload#RELOADABLE}) from the
+   * configurations {@code loader} loads; {@code config} is the one the proxy started with. Once
+   * applied, a raised cap gives the waiting requests the slots it opens.
+   */
+  public static ConfigReload reload(Vertx vertx, Supplier<Future<DuetConfig>> loader,
+      DuetConfig config, Routing routing, Supplier<List<InstanceInfo>> registry,
+      MeterRegistry metrics) {
+    return new ConfigReload(vertx, loader, config, next -> {
+      routing.reconfigure(routingOptions(next));
+      routing.dispatchWaiting(registry.get());
+    }, metrics);
+  }
+
+  /** The configuration file as {@link ConfigLoader} finds it: {@code --config}, else the variable. */
+  private static Optional<Path> configFile(ConfigFlags flags, Map<String, String> env) {
+    String variable = env.get(ConfigLoader.CONFIG_ENV);
+    return flags.configFile().or(() -> variable == null || variable.isBlank()
+        ? Optional.empty() : Optional.of(Path.of(variable.trim())));
   }
 
   private static JsonObject params(Map<String, String> values) {
@@ -106,13 +152,15 @@ public final class ProxyMain implements Callable<Integer> {
    * its HTTP servers, each with a cluster backend of its own, all routing with {@code routing}.
    *
    * @param metrics the registry the proxy's metrics go to and {@code /metrics} serves
+   * @param reload what {@code POST /admin/reload} runs; null for no such endpoint
    */
   public static ProxyVerticle proxy(Vertx vertx, DuetConfig config,
-      Supplier<List<InstanceInfo>> registry, Routing routing, PrometheusMeterRegistry metrics) {
+      Supplier<List<InstanceInfo>> registry, Routing routing, PrometheusMeterRegistry metrics,
+      ConfigReload reload) {
     return new ProxyVerticle(ClusterBackend.perEventLoop(vertx, registry,
         config.get(Settings.INSTANCE_ID), routing, config.get(Settings.PROXY_STREAM_CREDITS),
         config.get(Settings.PROXY_REQUEST_TIMEOUT_SECONDS) * 1000L),
-        options(config).setInstanceId(config.get(Settings.INSTANCE_ID)), metrics);
+        options(config).setInstanceId(config.get(Settings.INSTANCE_ID)), metrics, reload);
   }
 
   /** The front ends' options from the configuration. */
@@ -163,7 +211,7 @@ public final class ProxyMain implements Callable<Integer> {
   }
 
   /** Completes once the registry shows a prefill and a decode instance serving the model. */
-  private static io.vertx.core.Future<Void> servedBy(Vertx vertx, Registry registry,
+  private static Future<Void> servedBy(Vertx vertx, Registry registry,
       String model) {
     Promise<Void> served = Promise.promise();
     long timer = vertx.setTimer(READY_TIMEOUT_MILLIS, t -> served.tryFail(

@@ -42,25 +42,34 @@ public class ProxyVerticle extends AbstractVerticle {
   private final ProxyOptions options;
   private final PrometheusMeterRegistry registry;
   private final String instanceId;
+  private final ConfigReload reload;
   /** Numbers the event loops' control addresses. */
   private final AtomicInteger eventLoops = new AtomicInteger();
   private volatile int actualPort = -1;
 
-  /** A proxy with its own Prometheus registry. */
+  /** A proxy with its own Prometheus registry and no {@code /admin/reload}. */
   public ProxyVerticle(Supplier<? extends CompletionBackend> backends, ProxyOptions options) {
     this(backends, options, new PrometheusMeterRegistry(PrometheusConfig.DEFAULT));
+  }
+
+  /** A proxy without {@code /admin/reload}. */
+  public ProxyVerticle(Supplier<? extends CompletionBackend> backends, ProxyOptions options,
+      PrometheusMeterRegistry registry) {
+    this(backends, options, registry, null);
   }
 
   /**
    * @param backends called once per HTTP server: a backend confined to one event loop (such as
    *     {@code ClusterBackend}) must come new from each call; one backend may serve them all
    *     only if it is safe to call from several event loops
+   * @param reload what {@code POST /admin/reload} runs; null for no such endpoint
    */
   public ProxyVerticle(Supplier<? extends CompletionBackend> backends, ProxyOptions options,
-      PrometheusMeterRegistry registry) {
+      PrometheusMeterRegistry registry, ConfigReload reload) {
     this.backends = Objects.requireNonNull(backends, "backends");
     this.options = new ProxyOptions(Objects.requireNonNull(options, "options"));
     this.registry = Objects.requireNonNull(registry, "registry");
+    this.reload = reload;
     this.instanceId = options.getInstanceId() != null ? options.getInstanceId()
         : "proxy-" + UUID.randomUUID();
   }
@@ -68,7 +77,7 @@ public class ProxyVerticle extends AbstractVerticle {
   @Override
   public void start(Promise<Void> startPromise) {
     ProxyMetrics metrics = new ProxyMetrics(registry);
-    OpenAiApi api = new OpenAiApiImpl(vertx, options, registry, metrics);
+    OpenAiApi api = new OpenAiApiImpl(vertx, options, registry, metrics, reload);
     // The servers are child deployments: undeploying this verticle undeploys them first, and
     // when one of them fails to start, Vert.x stops those that had started.
     listenPort()

@@ -184,7 +184,7 @@ class EventBusCompletionsTest {
     assertEquals(Failure.OVERLOADED.name(), last.failure());
     assertEquals("no decode slot", last.error());
     eventually("the failure counted with its HTTP status", WAIT,
-        () -> metrics().contains("duet_requests_total{endpoint=\"eventbus\",status=\"503\"} 1.0"));
+        () -> metrics().contains("duet_requests_total{endpoint=\"eventbus\",status=\"429\"} 1.0"));
   }
 
   // ---- refusals -------------------------------------------------------------------------------
@@ -242,6 +242,18 @@ class EventBusCompletionsTest {
             + ".0"));
     assertTrue(metrics().contains("duet_requests_total{endpoint=\"eventbus\",status=\"404\"} 1.0"),
         metrics());
+  }
+
+  @Test
+  void aBackendAtItsLimitsIsRefusedWithAnOverloadedReplyBeforeAnyJobStarts() throws Exception {
+    backend.overloaded = "the queue is full";
+    Client client = new Client();
+    Exception e = assertThrows(Exception.class, () -> await(client.send(client.prompt("p", 8))));
+    assertEquals(Failure.OVERLOADED, Failure.of(e));
+    assertEquals("the queue is full", Failure.text(e));
+    assertEquals(List.of(), backend.jobs);
+    eventually("the refusal counted as HTTP counts it", WAIT, () -> metrics().contains(
+        "duet_requests_total{endpoint=\"eventbus\",status=\"429\"} 1.0"));
   }
 
   @Test

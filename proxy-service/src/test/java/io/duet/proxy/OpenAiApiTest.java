@@ -9,8 +9,13 @@ import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.duet.cluster.DuetConfig;
+import io.duet.cluster.InvalidConfigException;
+import io.duet.cluster.Settings;
 import io.duet.contract.Failure;
 import io.duet.contract.SamplingSpec;
+import io.micrometer.prometheusmetrics.PrometheusConfig;
+import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.vertx.core.Future;
 import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
@@ -27,7 +32,9 @@ import io.vertx.junit5.VertxTestContext;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicReference;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
@@ -645,6 +652,80 @@ class OpenAiApiTest {
 
     assertEquals(200, await(client.get(port, HOST, "/health").send()).statusCode());
     assertEquals(200, await(client.get(port, HOST, "/metrics").send()).statusCode());
+  }
+
+  // ---- overload --------------------------------------------------------------------------------
+
+  @Test
+  void aBackendAtItsLimitsIsAnswered429WithRetryAfterBeforeAnyJobStarts() throws Exception {
+    backend.overloaded = "every decode slot is taken and the queue is full";
+    HttpResponse<Buffer> response = post("/v1/completions",
+        new JsonObject().put("model", MODEL).put("prompt", "p"));
+    assertEquals(429, response.statusCode(), response.bodyAsString());
+    assertEquals("1", response.getHeader("Retry-After"));
+    assertEquals(new JsonObject().put("error", new JsonObject()
+        .put("message", "every decode slot is taken and the queue is full")
+        .put("type", "overloaded").put("param", null).put("code", null)),
+        response.bodyAsJsonObject());
+    assertEquals(List.of(), backend.jobs);
+  }
+
+  @Test
+  void aJobRefusedAsOverloadedBeforeItsFirstTokenIs429WithRetryAfter() throws Exception {
+    backend.script = job -> new StubBackend.Script(List.of(), 0, null, false)
+        .thenFail(Failure.OVERLOADED, "no decode slot came free in time");
+    HttpResponse<Buffer> response = post("/v1/completions", new JsonObject()
+        .put("model", MODEL).put("prompt", "p").put("stream", true));
+    assertEquals(429, response.statusCode(), response.bodyAsString());
+    assertEquals("1", response.getHeader("Retry-After"));
+    assertEquals("overloaded", response.bodyAsJsonObject().getJsonObject("error")
+        .getString("type"));
+  }
+
+  // ---- /admin/reload ---------------------------------------------------------------------------
+
+  @Test
+  void adminReloadAnswersWhatChangedOrWhyItWasRefusedBehindTheApiKey() throws Exception {
+    DuetConfig started = DuetConfig.defaults().with(Settings.INSTANCE_ID, "proxy-1");
+    AtomicReference<Future<DuetConfig>> next = new AtomicReference<>();
+    List<DuetConfig> applied = new CopyOnWriteArrayList<>();
+    ConfigReload reload = new ConfigReload(vertx, next::get, started, applied::add,
+        new PrometheusMeterRegistry(PrometheusConfig.DEFAULT));
+    ProxyVerticle secured = new ProxyVerticle(() -> backend, new ProxyOptions().setHost(HOST)
+        .setPort(0).setApiKey("sk-duet-test"),
+        new PrometheusMeterRegistry(PrometheusConfig.DEFAULT), reload);
+    await(vertx.deployVerticle(secured));
+    int port = secured.actualPort();
+
+    next.set(Future.succeededFuture(DuetConfig.defaults()
+        .with(Settings.PROXY_DECODE_RANK_CAP, 3)));
+    assertEquals(401, await(client.post(port, HOST, "/admin/reload").send()).statusCode());
+    assertEquals(List.of(), applied);
+
+    HttpResponse<Buffer> ok = await(client.post(port, HOST, "/admin/reload")
+        .bearerTokenAuthentication("sk-duet-test").send());
+    assertEquals(200, ok.statusCode(), ok.bodyAsString());
+    assertEquals(new JsonObject().put("status", "applied").put("changes", new JsonArray()
+        .add(new JsonObject().put("key", "proxy.decode-rank-cap").put("old", "25")
+            .put("new", "3"))).put("restartRequired", new JsonArray()), ok.bodyAsJsonObject());
+    assertEquals(3, applied.get(0).get(Settings.PROXY_DECODE_RANK_CAP));
+
+    next.set(Future.failedFuture(new InvalidConfigException(List.of(
+        new InvalidConfigException.Problem("proxy.queue-size", "an integer >= 0", "'-1'",
+            "file: /etc/duet.yaml")))));
+    HttpResponse<Buffer> refused = await(client.post(port, HOST, "/admin/reload")
+        .bearerTokenAuthentication("sk-duet-test").send());
+    assertEquals(400, refused.statusCode(), refused.bodyAsString());
+    assertEquals(new JsonObject().put("status", "refused").put("errors", new JsonArray()
+        .add("proxy.queue-size: expected an integer >= 0, found '-1' (file: /etc/duet.yaml)")),
+        refused.bodyAsJsonObject());
+    assertEquals(1, applied.size());
+  }
+
+  @Test
+  void aProxyWithoutAReloadHasNoAdminEndpoint() throws Exception {
+    assertEquals(404, await(client.post(proxy.actualPort(), HOST, "/admin/reload").send())
+        .statusCode());
   }
 
   // ---- helpers --------------------------------------------------------------------------------

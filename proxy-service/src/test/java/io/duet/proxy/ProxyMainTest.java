@@ -7,12 +7,14 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.duet.cluster.DuetConfig;
 import io.duet.cluster.Settings;
 import io.duet.contract.InstanceInfo;
+import io.duet.proxy.routing.DecodeClaim;
 import io.duet.proxy.routing.DecodeTarget;
 import io.duet.proxy.routing.Entries;
 import io.duet.proxy.routing.Routing;
-import io.duet.proxy.routing.RoutingRequest;
+import io.duet.proxy.routing.RoutingOptions;
 import io.duet.proxy.testpolicy.PinnedDecodePolicy;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -67,8 +69,25 @@ class ProxyMainTest {
         .with(Settings.PROXY_DECODE_POLICY_PARAMS, Map.of("instance", "d1"));
     Routing routing = ProxyMain.routing(pinned, new SimpleMeterRegistry());
     List<InstanceInfo> idle = List.of(Entries.decode("d0", 8, 0, 0), Entries.decode("d1", 8, 0, 0));
-    assertEquals(Optional.of(new DecodeTarget("d1", 0)), routing.chooseDecode(idle,
-        new RoutingRequest("r1", Entries.MODEL, 10), Entries.FINGERPRINT, Set.of()));
+    assertEquals(new DecodeTarget("d1", 0), routing.claimDecode(idle,
+        Entries.request("r1", 10, 16), Entries.FINGERPRINT, Set.of(), target -> { }).target());
+  }
+
+  @Test
+  void theDecodeRankCapAndTheQueueSizeComeFromTheConfiguration() {
+    DuetConfig config = DuetConfig.defaults().with(Settings.PROXY_DECODE_RANK_CAP, 1)
+        .with(Settings.PROXY_QUEUE_SIZE, 1);
+    Routing routing = ProxyMain.routing(config, new SimpleMeterRegistry());
+    List<InstanceInfo> one = List.of(Entries.decode("d0", 8, 0, 0));
+    List<DecodeClaim.Outcome> outcomes = new ArrayList<>();
+    for (int i = 0; i < 3; i++) {
+      outcomes.add(routing.claimDecode(one, Entries.request("r" + i, 10, 16),
+          Entries.FINGERPRINT, Set.of(), target -> { }).outcome());
+    }
+    assertEquals(List.of(DecodeClaim.Outcome.PLACED, DecodeClaim.Outcome.WAITING,
+        DecodeClaim.Outcome.QUEUE_FULL), outcomes);
+    assertEquals(new RoutingOptions().toJson(),
+        ProxyMain.routingOptions(DuetConfig.defaults()).toJson(), "the defaults agree");
   }
 
   @Test
@@ -79,7 +98,7 @@ class ProxyMainTest {
         () -> ProxyMain.routing(defaults.with(Settings.PROXY_DECODE_POLICY, "round-robin"),
             metrics));
     assertEquals("unknown decode routing policy 'round-robin'; known decode policies: "
-        + "least-load, test-pinned", unknown.getMessage());
+        + "least-load, longest-first, test-pinned", unknown.getMessage());
     IllegalArgumentException parameter = assertThrows(IllegalArgumentException.class,
         () -> ProxyMain.routing(defaults.with(Settings.PROXY_PREFILL_POLICY_PARAMS,
             Map.of("weight", "2")), metrics));

@@ -78,6 +78,16 @@ final class StubBackend implements CompletionBackend {
         failure.name(), error);
   }
 
+  /** When set, the backend refuses new jobs as OVERLOADED with this message. */
+  volatile String overloaded;
+
+  @Override
+  public void checkCapacity(String model) {
+    if (overloaded != null) {
+      throw new CompletionException(Failure.OVERLOADED, overloaded);
+    }
+  }
+
   @Override
   public CompletionStream start(CompletionJob job) {
     jobs.add(job);

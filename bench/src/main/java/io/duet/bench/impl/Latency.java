@@ -22,6 +22,11 @@ public final class Latency {
     recordNanos(Math.round(nanos));
   }
 
+  /** Adds the values {@code other} recorded. */
+  public void add(Latency other) {
+    histogram.add(other.histogram);
+  }
+
   public long count() {
     return histogram.getTotalCount();
   }

@@ -9,14 +9,16 @@ import io.duet.contract.PrefillRequest;
 import io.duet.contract.PrefillResult;
 import io.duet.contract.Role;
 import io.duet.proxy.CompletionBackend;
+import io.duet.proxy.CompletionException;
 import io.duet.proxy.CompletionJob;
 import io.duet.proxy.CompletionStream;
+import io.duet.proxy.routing.DecodeClaim;
 import io.duet.proxy.routing.DecodeTarget;
 import io.duet.proxy.routing.InFlightCounts;
 import io.duet.proxy.routing.Routing;
 import io.duet.proxy.routing.RoutingOptions;
-import io.duet.proxy.routing.RoutingRequest;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import io.vertx.core.Context;
 import io.vertx.core.Future;
 import io.vertx.core.Vertx;
 import io.vertx.core.eventbus.DeliveryOptions;
@@ -36,8 +38,16 @@ import org.slf4j.LoggerFactory;
 
 /**
  * Runs completions through the cluster: has {@link Routing} choose a prefill instance, has it
- * prefill the prompt, has {@link Routing} choose a decode target with the same KV layout, hands
- * it the KV handle and relays the token stream ({@link StreamRelay}).
+ * prefill the prompt, claims a slot on a decode target with the same KV layout from
+ * {@link Routing} (waiting for one when every target holds as many of this proxy's requests as
+ * the cap allows), hands the target the KV handle and relays the token stream
+ * ({@link StreamRelay}).
+ *
+ * <p>A request waiting for a decode slot holds its KV lease on the prefill instance. It waits
+ * at most until {@value #LEASE_MARGIN_MILLIS} ms before the lease ends: then it gives up its
+ * place, its lease is released and it fails as OVERLOADED, as when the queue is full. Prefilling
+ * it again instead would spend prefill work on a cluster already short of decode slots, and let
+ * a request wait without a bound; a client may retry it.
  *
  * <p>Failure detection: every request has a deadline, and a request whose prefill or decode
  * instance leaves the registry fails at once instead of waiting for the deadline
@@ -53,6 +63,11 @@ import org.slf4j.LoggerFactory;
 public final class ClusterBackend implements CompletionBackend, ClusterStream.Control {
 
   private static final Logger LOG = LoggerFactory.getLogger(ClusterBackend.class);
+  /**
+   * How long before its KV lease ends a request stops waiting for a decode slot: the decode
+   * instance must receive the request and start its pull (which extends the lease) before then.
+   */
+  static final long LEASE_MARGIN_MILLIS = 1000;
 
   private final Vertx vertx;
   private final EventBus eventBus;
@@ -127,6 +142,19 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
     return relay.close();
   }
 
+  /** Refuses a job when the proxy's queue for decode slots is full (see {@link Routing#queueFull}). */
+  @Override
+  public void checkCapacity(String model) {
+    if (routing.queueFull(registry.get(), model)) {
+      throw new CompletionException(Failure.OVERLOADED, queueFull(model));
+    }
+  }
+
+  private static String queueFull(String model) {
+    return "no decode instance of model " + model + " has a free slot and the proxy's queue of "
+        + "requests waiting for one is full; retry later";
+  }
+
   @Override
   public List<String> models() {
     return servedModels(registry.get());
@@ -178,21 +206,20 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
       return;
     }
     String model = job.completion.model();
-    var chosen = routing.choosePrefill(registry.get(),
-        new RoutingRequest(job.requestId(), model, job.estimatedPromptTokens));
+    var chosen = routing.choosePrefill(registry.get(), job.routing);
     if (chosen.isEmpty()) {
       fail(job, Failure.UNAVAILABLE, "no prefill instance serves model " + model);
       return;
     }
     job.prefill = chosen.get();
-    inFlight.prefillStarted(job.prefill.instanceId(), job.estimatedPromptTokens);
+    inFlight.prefillStarted(job.prefill.instanceId(), job.routing.promptTokens());
     PrefillRequest request = new PrefillRequest(job.requestId(), job.completion.prompt(),
         job.completion.promptTokens().stream().mapToInt(Integer::intValue).toArray(),
         job.completion.sampling());
     eventBus.<JsonObject>request(Addresses.prefill(job.prefill.instanceId()), request.toJson(),
             new DeliveryOptions().setSendTimeout(requestTimeoutMillis))
         .onComplete(reply -> {
-          inFlight.prefillEnded(job.prefill.instanceId(), job.estimatedPromptTokens);
+          inFlight.prefillEnded(job.prefill.instanceId(), job.routing.promptTokens());
           if (reply.failed()) {
             fail(job, Failure.of(reply.cause()), "prefill on " + job.prefill.instanceId()
                 + " failed: " + Failure.text(reply.cause()));
@@ -206,58 +233,87 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
                 + job.prefill.instanceId() + ": " + e.getMessage());
             return;
           }
-          job.transferId = result.kv().transferId();
+          job.prefilled = result;
           job.stream.prefilled(result.queueMicros(), result.prefillMicros());
           if (job.stream.isDone()) {
             leases.release(job);
             return;
           }
-          decode(job, result);
+          job.decodeRouting = job.routing.withPromptTokens(result.promptTokens());
+          claimDecode(job, Failure.UNAVAILABLE, "no decode instance of model "
+              + job.completion.model() + " has KV layout " + result.kv().fingerprint());
         });
   }
 
-  private void decode(ClusterJob job, PrefillResult result) {
-    var chosen = chooseDecode(job, result);
-    if (chosen.isEmpty()) {
-      fail(job, Failure.UNAVAILABLE, "no decode instance of model " + job.completion.model()
-          + " has KV layout " + result.kv().fingerprint());
+  /**
+   * Claims a decode slot for a prefilled job and sends it to its target, at once or when the
+   * job gets its turn; fails it as {@code noTarget} when no target can take it, as OVERLOADED
+   * when the proxy's queue is full.
+   */
+  private void claimDecode(ClusterJob job, Failure noTarget, String noTargetMessage) {
+    Context context = vertx.getOrCreateContext();
+    DecodeClaim claim = routing.claimDecode(registry.get(), job.decodeRouting,
+        job.prefilled.kv().fingerprint(), job.decodeAttempts.refused(),
+        target -> context.runOnContext(v -> slotGranted(job, target)));
+    switch (claim.outcome()) {
+      case PLACED -> sendDecode(job, claim.target());
+      case WAITING -> waitForSlot(job, claim);
+      case QUEUE_FULL -> fail(job, Failure.OVERLOADED, queueFull(job.completion.model()));
+      case NO_TARGET -> fail(job, noTarget, noTargetMessage);
+    }
+  }
+
+  private void waitForSlot(ClusterJob job, DecodeClaim claim) {
+    job.waiting = claim;
+    long wait = job.prefilled.kv().leaseExpiresAtMillis() - LEASE_MARGIN_MILLIS
+        - System.currentTimeMillis();
+    job.leaseTimer = vertx.setTimer(Math.max(1, wait), t -> {
+      if (claim.withdraw()) {
+        job.waiting = null;
+        fail(job, Failure.OVERLOADED, "no decode slot came free before the request's KV lease "
+            + "on " + job.prefill.instanceId() + " ran out; retry later");
+      }
+    });
+  }
+
+  /** A waiting job got its slot; a job that has ended since gives it back. */
+  private void slotGranted(ClusterJob job, DecodeTarget target) {
+    if (jobs.get(job.requestId()) != job) {
+      routing.releaseDecode(registry.get(), target, job.decodeRouting);
       return;
     }
-    sendDecode(job, result, chosen.get());
+    job.waiting = null;
+    vertx.cancelTimer(job.leaseTimer);
+    sendDecode(job, target);
   }
 
-  private Optional<DecodeTarget> chooseDecode(ClusterJob job, PrefillResult result) {
-    return routing.chooseDecode(registry.get(),
-        new RoutingRequest(job.requestId(), job.completion.model(), result.promptTokens()),
-        result.kv().fingerprint(), job.decodeAttempts.refused());
-  }
-
-  private void sendDecode(ClusterJob job, PrefillResult result, DecodeTarget target) {
+  private void sendDecode(ClusterJob job, DecodeTarget target) {
     job.decode = target;
-    inFlight.decodeStarted(target);
+    PrefillResult result = job.prefilled;
     DecodeRequest request = new DecodeRequest(job.requestId(), result.kv(), result.firstToken(),
         result.samplerState(), result.promptTokens(), job.completion.sampling(), relay.address(),
         credits);
     eventBus.<JsonObject>request(Addresses.decode(target.instanceId(), target.dpRank()),
         request.toJson(),
             new DeliveryOptions().setSendTimeout(requestTimeoutMillis))
-        .onFailure(error -> decodeNotTaken(job, result, error));
+        .onFailure(error -> decodeNotTaken(job, error));
   }
 
-  /** The decode request failed: asks the next decode target when {@link DecodeAttempts} allow. */
-  private void decodeNotTaken(ClusterJob job, PrefillResult result, Throwable error) {
+  /**
+   * The decode request failed: gives the target's slot back and claims another when
+   * {@link DecodeAttempts} allow.
+   */
+  private void decodeNotTaken(ClusterJob job, Throwable error) {
     String message = "decode on " + job.decode.instanceId() + " did not take the request: "
         + Failure.text(error);
-    if (jobs.get(job.requestId()) == job && job.decodeAttempts.mayMoveOn(job.decode, error,
-        result.kv().leaseExpiresAtMillis(), System.currentTimeMillis())) {
-      var next = chooseDecode(job, result);
-      if (next.isPresent()) {
-        LOG.info("request {}: {}; trying decode instance {}", job.requestId(), message,
-            next.get().instanceId());
-        inFlight.decodeEnded(job.decode);
-        sendDecode(job, result, next.get());
-        return;
-      }
+    DecodeTarget refused = job.decode;
+    if (jobs.get(job.requestId()) == job && job.decodeAttempts.mayMoveOn(refused, error,
+        job.prefilled.kv().leaseExpiresAtMillis(), System.currentTimeMillis())) {
+      LOG.info("request {}: {}; asking another decode instance", job.requestId(), message);
+      job.decode = null;
+      routing.releaseDecode(registry.get(), refused, job.decodeRouting);
+      claimDecode(job, Failure.of(error), message);
+      return;
     }
     fail(job, Failure.of(error), message);
   }
@@ -295,6 +351,10 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
     } else if (job.prefill != null) {
       eventBus.send(Addresses.prefillControl(job.prefill.instanceId()), cancel.toJson());
     }
+    if (job.waiting != null) {
+      // false: the slot is on its way, and slotGranted gives it back
+      job.waiting.withdraw();
+    }
     leases.release(job);
     end(job);
   }
@@ -302,8 +362,9 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
   private void end(ClusterJob job) {
     if (jobs.remove(job.requestId(), job)) {
       vertx.cancelTimer(job.deadlineTimer);
+      vertx.cancelTimer(job.leaseTimer);
       if (job.decode != null) {
-        inFlight.decodeEnded(job.decode);
+        routing.releaseDecode(registry.get(), job.decode, job.decodeRouting);
       }
     }
   }

@@ -2,8 +2,11 @@ package io.duet.proxy.cluster;
 
 import io.duet.contract.Failure;
 import io.duet.contract.InstanceInfo;
+import io.duet.contract.PrefillResult;
 import io.duet.proxy.CompletionJob;
+import io.duet.proxy.routing.DecodeClaim;
 import io.duet.proxy.routing.DecodeTarget;
+import io.duet.proxy.routing.RoutingRequest;
 
 /**
  * The state of one request as it moves through the cluster. Confined to the event loop of the
@@ -19,26 +22,32 @@ final class ClusterJob {
 
   final CompletionJob completion;
   final ClusterStream stream;
-  /**
-   * The reference deployment balances prefill by in-flight prompt length; before the prefill
-   * instance has tokenized, characters / 4 stands in for tokens.
-   */
-  final long estimatedPromptTokens;
+  /** The request as routing sees it before prefill: its prompt tokens are an estimate. */
+  final RoutingRequest routing;
   final DecodeAttempts decodeAttempts = new DecodeAttempts();
   /** The prefill instance, once chosen. */
   InstanceInfo prefill;
-  /** The decode target asked last, once there is one. */
+  /** The prefill instance's answer, whose KV handle names the request's lease, once prefilled. */
+  PrefillResult prefilled;
+  /** The request as routing sees it once prefilled, with its prompt's token count. */
+  RoutingRequest decodeRouting;
+  /** The claim of a request that waits in the proxy for a decode slot; null otherwise. */
+  DecodeClaim waiting;
+  /** The decode target asked last, which holds a slot for the request, once there is one. */
   DecodeTarget decode;
-  /** Names the KV lease on the prefill instance, once prefilled. */
-  String transferId;
   long deadlineTimer;
+  /** Fails a waiting request before its KV lease runs out; -1 when none is set. */
+  long leaseTimer = -1;
 
   ClusterJob(CompletionJob completion, ClusterStream stream) {
     this.completion = completion;
     this.stream = stream;
-    // Before the prefill instance has tokenized a text, characters / 4 stands in for tokens.
-    this.estimatedPromptTokens = completion.promptTokens().isEmpty()
-        ? Math.max(1, completion.prompt().length() / 4) : completion.promptTokens().size();
+    int maxTokens = completion.sampling().maxTokens();
+    this.routing = completion.promptTokens().isEmpty()
+        ? RoutingRequest.ofText(completion.requestId(), completion.model(), completion.prompt(),
+            maxTokens)
+        : RoutingRequest.ofTokens(completion.requestId(), completion.model(),
+            completion.promptTokens(), maxTokens);
   }
 
   String requestId() {

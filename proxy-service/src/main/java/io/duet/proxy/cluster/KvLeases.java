@@ -22,9 +22,9 @@ final class KvLeases {
    * (pulled, expired or freed before).
    */
   void release(ClusterJob job) {
-    if (job.transferId != null && job.prefill != null) {
+    if (job.prefilled != null) {
       eventBus.send(Addresses.prefillControl(job.prefill.instanceId()),
-          new Cancel(job.requestId(), job.transferId, "request ended").toJson());
+          new Cancel(job.requestId(), job.prefilled.kv().transferId(), "request ended").toJson());
     }
   }
 }

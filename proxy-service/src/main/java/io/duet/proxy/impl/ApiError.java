@@ -14,18 +14,30 @@ final class ApiError extends RuntimeException {
 
   static final String INVALID_REQUEST = "invalid_request_error";
   static final String INTERNAL = "internal_error";
+  /**
+   * How long an OVERLOADED client is asked to wait before it retries: a slot frees as soon as
+   * any running request ends, so a short wait; a refusal costs the proxy almost nothing.
+   */
+  static final int RETRY_AFTER_SECONDS = 1;
 
   private final int status;
   private final String type;
   private final String param;
   private final String code;
+  private final int retryAfterSeconds;
 
   ApiError(int status, String type, String message, String param, String code) {
+    this(status, type, message, param, code, 0);
+  }
+
+  private ApiError(int status, String type, String message, String param, String code,
+      int retryAfterSeconds) {
     super(message, null, false, false);
     this.status = status;
     this.type = type;
     this.param = param;
     this.code = code;
+    this.retryAfterSeconds = retryAfterSeconds;
   }
 
   /** 400 about one request parameter. */
@@ -50,7 +62,11 @@ final class ApiError extends RuntimeException {
         + "` does not exist or is not served right now.", null, "model_not_found");
   }
 
-  /** The error a cluster {@link Failure} is answered with: its HTTP status and OpenAI type. */
+  /**
+   * The error a cluster {@link Failure} is answered with: its HTTP status and OpenAI type.
+   * OVERLOADED (the proxy's queue is full, or the instances refuse work) is 429 with a
+   * {@code Retry-After}, as servers at their limits answer and OpenAI clients retry.
+   */
   static ApiError of(Failure failure, String message) {
     return switch (failure) {
       case BAD_REQUEST, CONTEXT_LENGTH -> new ApiError(400, INVALID_REQUEST, message, null, null);
@@ -59,7 +75,8 @@ final class ApiError extends RuntimeException {
       case CANCELLED -> new ApiError(499, "cancelled", message, null, null);
       case INTERNAL -> new ApiError(500, INTERNAL, message, null, null);
       case KV_TRANSFER -> new ApiError(502, "kv_transfer_failed", message, null, null);
-      case OVERLOADED -> new ApiError(503, "overloaded", message, null, null);
+      case OVERLOADED -> new ApiError(429, "overloaded", message, null, null,
+          RETRY_AFTER_SECONDS);
       case UNAVAILABLE -> new ApiError(503, "service_unavailable", message, null, null);
       case TIMEOUT -> new ApiError(504, "timeout", message, null, null);
     };
@@ -110,6 +127,11 @@ final class ApiError extends RuntimeException {
 
   String code() {
     return code;
+  }
+
+  /** The {@code Retry-After} to answer with; 0 for none. */
+  int retryAfterSeconds() {
+    return retryAfterSeconds;
   }
 
   JsonObject toJson() {

@@ -7,6 +7,7 @@ import io.duet.contract.CompletionRequest;
 import io.duet.contract.Failure;
 import io.duet.contract.StreamCredit;
 import io.duet.proxy.CompletionBackend;
+import io.duet.proxy.CompletionException;
 import io.duet.proxy.CompletionJob;
 import io.duet.proxy.ProxyOptions;
 import io.vertx.core.Future;
@@ -104,9 +105,14 @@ public final class EventBusCompletions {
       request = CompletionRequest.fromJson(json);
       job = requests.job(request, backend);
       CompletionRules.requireServed(backend, job.model());
+      backend.checkCapacity(job.model());
     } catch (ApiError e) {
       refuse(message, Failure.BAD_REQUEST, e.status(),
           e.param() == null ? e.getMessage() : e.param() + ": " + e.getMessage());
+      return;
+    } catch (CompletionException e) {
+      refuse(message, e.failure(), ApiError.of(e.failure(), e.getMessage()).status(),
+          e.getMessage());
       return;
     } catch (IllegalArgumentException | NullPointerException | ClassCastException e) {
       // another contract version, or a field of the wrong type

@@ -1,10 +1,12 @@
 package io.duet.proxy.impl;
 
 import io.duet.proxy.CompletionBackend;
+import io.duet.proxy.ConfigReload;
 import io.duet.proxy.OpenAiApi;
 import io.duet.proxy.ProxyOptions;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.vertx.core.AsyncResult;
+import io.vertx.core.Context;
 import io.vertx.core.Vertx;
 import io.vertx.core.http.HttpHeaders;
 import io.vertx.core.http.HttpServerResponse;
@@ -46,20 +48,23 @@ public final class OpenAiApiImpl implements OpenAiApi {
   private final ProxyMetrics metrics;
   private final RequestParser parser;
   private final ApiKey apiKey;
+  private final ConfigReload reload;
   private final long createdSeconds = System.currentTimeMillis() / 1000;
 
   /**
    * @param metrics the metrics of {@code registry}; a proxy's event-bus front end counts in the
    *     same instance
+   * @param reload what {@code POST /admin/reload} runs; null for no such endpoint
    */
   public OpenAiApiImpl(Vertx vertx, ProxyOptions options, PrometheusMeterRegistry registry,
-      ProxyMetrics metrics) {
+      ProxyMetrics metrics, ConfigReload reload) {
     this.vertx = Objects.requireNonNull(vertx, "vertx");
     this.options = Objects.requireNonNull(options, "options");
     this.registry = Objects.requireNonNull(registry, "registry");
     this.metrics = Objects.requireNonNull(metrics, "metrics");
     this.parser = new RequestParser(new CompletionRules(options));
     this.apiKey = new ApiKey(options.getApiKey());
+    this.reload = reload;
   }
 
   @Override
@@ -69,6 +74,7 @@ public final class OpenAiApiImpl implements OpenAiApi {
     r.route().handler(this::arrival);
     if (apiKey.required()) {
       r.route("/v1/*").handler(this::authenticate);
+      r.route("/admin/*").handler(this::authenticate);
     }
     r.route("/v1/*").handler(BodyHandler.create(false).setBodyLimit(options.getMaxBodyBytes()));
     r.post("/v1/completions").handler(ctx -> handleCompletion(ctx, backend,
@@ -79,6 +85,9 @@ public final class OpenAiApiImpl implements OpenAiApi {
     r.getWithRegex("/v1/models/(?<model>.+)").handler(ctx -> handleModel(ctx, backend));
     r.get("/health").handler(ctx -> handleHealth(ctx, backend));
     r.get("/metrics").handler(this::handleMetrics);
+    if (reload != null) {
+      r.post("/admin/reload").handler(this::handleReload);
+    }
     r.route().failureHandler(this::handleFailure);
     r.errorHandler(404, ctx -> sendError(ctx, ApiError.fromStatus(404, ctx.request().method()
         .name(), ctx.request().path(), options.getMaxBodyBytes())));
@@ -145,6 +154,7 @@ public final class OpenAiApiImpl implements OpenAiApi {
     try {
       request = parser.parse(kind, RequestParser.json(ctx.body().buffer()), backend);
       CompletionRules.requireServed(backend, request.model());
+      backend.checkCapacity(request.model());
     } catch (RuntimeException e) {
       reject(ctx, ApiError.from(e));
       return;
@@ -193,6 +203,13 @@ public final class OpenAiApiImpl implements OpenAiApi {
     ctx.response().putHeader(HttpHeaders.CONTENT_TYPE, PROMETHEUS_TEXT).end(registry.scrape());
   }
 
+  /** 200 with what changed, or 400 with why the configuration was refused. */
+  private void handleReload(RoutingContext ctx) {
+    Context context = vertx.getOrCreateContext();
+    reload.reload("POST /admin/reload").onSuccess(outcome -> context.runOnContext(v ->
+        sendJson(ctx, outcome.applied() ? 200 : 400, outcome.toJson())));
+  }
+
   private void handleFailure(RoutingContext ctx) {
     Throwable failure = ctx.failure();
     ApiError error;
@@ -237,6 +254,9 @@ public final class OpenAiApiImpl implements OpenAiApi {
     response.setStatusCode(error.status());
     if (error.status() == 499) {
       response.setStatusMessage("Client Closed Request");
+    }
+    if (error.retryAfterSeconds() > 0) {
+      response.putHeader(HttpHeaders.RETRY_AFTER, Integer.toString(error.retryAfterSeconds()));
     }
     response.putHeader(HttpHeaders.CONTENT_TYPE, APPLICATION_JSON).end(error.toJson().encode());
   }

@@ -1,5 +1,6 @@
 package io.duet.proxy.routing;
 
+import io.micrometer.core.instrument.MeterRegistry;
 import io.vertx.core.json.JsonObject;
 
 /**
@@ -22,4 +23,14 @@ public interface PolicyFactory<P> {
    * @throws IllegalArgumentException naming the parameter, when one is missing, unknown or wrong
    */
   P create(JsonObject params);
+
+  /**
+   * A new policy that may count what it does in the proxy's {@code metrics} (beyond the
+   * decisions, which the proxy counts for every policy). By default {@link #create(JsonObject)}.
+   *
+   * @throws IllegalArgumentException as {@link #create(JsonObject)}
+   */
+  default P create(JsonObject params, MeterRegistry metrics) {
+    return create(params);
+  }
 }

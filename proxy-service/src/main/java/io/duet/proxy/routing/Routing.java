@@ -4,30 +4,41 @@ import io.duet.contract.InstanceInfo;
 import io.duet.contract.Role;
 import io.duet.proxy.routing.impl.PolicyCatalog;
 import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
 import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicReference;
-import java.util.function.Function;
+import java.util.function.Consumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Chooses the instances of each request with the current routing policies. The proxy decides
- * which instances are compatible with a request (they serve its model; a decode target also has
- * the KV layout of the request's prefill instance and has not refused it); the policy chooses
- * among them, seeing the proxy's own {@link #inFlight() in-flight counts} in the candidates.
+ * Chooses the instances of each request with the current routing policies, and holds this
+ * proxy's requests to a cap per decode target. The proxy decides which instances are compatible
+ * with a request (they serve its model; a decode target also has the KV layout of the request's
+ * prefill instance and has not refused it); the policy chooses among them, seeing the proxy's own
+ * {@link #inFlight() in-flight counts} in the candidates.
+ *
+ * <p>Decode targets take at most {@link RoutingOptions#getDecodeRankCap()} of this proxy's
+ * requests each. A request that finds every compatible target at the cap waits in the proxy's
+ * queue (at most {@link RoutingOptions#getQueueSize()} requests, in the order the decode policy
+ * sets) and gets the next slot it may use; see {@link #claimDecode}.
  *
  * <p>Policies are found by name among the factories registered with {@link
- * java.util.ServiceLoader} ({@link PrefillPolicyFactory}, {@link DecodePolicyFactory}). They can
- * be replaced at run time ({@link #reconfigure}); the in-flight counts stay, so the new policies
- * see the requests the old ones placed.
+ * java.util.ServiceLoader} ({@link PrefillPolicyFactory}, {@link DecodePolicyFactory}). They, the
+ * cap and the queue bound can be replaced at run time ({@link #reconfigure}); the in-flight counts
+ * and the waiting requests stay.
  *
- * <p>Every decision is counted in {@code duet_routing_decisions_total{kind,policy}}, kind
- * {@code prefill} or {@code decode}. One {@code Routing} serves every event loop of a proxy; it
- * is thread-safe.
+ * <p>Metrics: every decision in {@code duet_routing_decisions_total{kind,policy}}, kind
+ * {@code prefill} or {@code decode}; this proxy's prompt tokens in flight per prefill instance
+ * ({@code duet_routing_prefill_tokens_in_flight{prefill_instance}}) and requests per decode
+ * target ({@code duet_routing_decode_in_flight{decode_instance,rank}}); the queue's length
+ * ({@code duet_routing_queue_length}) and wait ({@code duet_routing_queue_wait_seconds}). One
+ * {@code Routing} serves every event loop of a proxy; it is thread-safe.
  */
 public final class Routing {
 
@@ -35,9 +46,9 @@ public final class Routing {
   private static final String PREFILL = Role.PREFILL.wireName();
   private static final String DECODE = Role.DECODE.wireName();
 
-  /** The policies in use and the counters of their decisions, replaced as one. */
-  private record Policies(PrefillPolicy prefill, Counter prefillDecisions, DecodePolicy decode,
-      Counter decodeDecisions) {
+  /** The policies in use, the counters of their decisions, the cap and the queue bound. */
+  record Config(PrefillPolicy prefill, Counter prefillDecisions, DecodePolicy decode,
+      Counter decodeDecisions, int decodeRankCap, int queueSize) {
   }
 
   private final PolicyCatalog<PrefillPolicy> prefillPolicies =
@@ -46,40 +57,54 @@ public final class Routing {
       PolicyCatalog.load(DECODE, DecodePolicyFactory.class);
   private final MeterRegistry metrics;
   private final InFlightCounts inFlight = new InFlightCounts();
-  private final AtomicReference<Policies> policies = new AtomicReference<>();
+  private final Set<String> gaugedPrefill = ConcurrentHashMap.newKeySet();
+  private final AtomicReference<Config> config = new AtomicReference<>();
+  private final DecodeSlots decodeSlots;
 
-  private Routing(MeterRegistry metrics) {
+  private Routing(RoutingOptions options, MeterRegistry metrics) {
     this.metrics = metrics;
+    config.set(config(options));
+    this.decodeSlots = new DecodeSlots(config::get, inFlight, metrics);
   }
 
   /**
-   * Routing with the policies {@code options} names.
+   * Routing as {@code options} say.
    *
    * @param metrics where the decisions are counted
    * @throws IllegalArgumentException for an unknown policy (the message lists the known ones)
    *     or parameters a policy does not take
    */
   public static Routing create(RoutingOptions options, MeterRegistry metrics) {
-    Routing routing = new Routing(metrics);
-    routing.reconfigure(options);
+    Routing routing = new Routing(options, metrics);
+    LOG.info("routing: {}", options.toJson().encode());
     return routing;
   }
 
   /**
-   * Replaces the policies with those {@code options} names. Both are made before either is
-   * replaced, so a bad name or parameter leaves the policies in use as they were. Choices
-   * already running finish with the policies they started with.
+   * Routes as {@code options} say from now on. Both policies are made before anything is
+   * replaced, so a bad name or parameter leaves everything as it was. Choices already running
+   * finish with the policies they started with; requests in flight keep their slots even above
+   * a lowered cap, waiting requests keep their place in a smaller queue and are ordered by the new
+   * decode policy. Waiting requests get the slots a raised cap opens at the next
+   * {@link #releaseDecode} or {@link #dispatchWaiting}.
    *
    * @throws IllegalArgumentException as {@link #create} does
    */
   public void reconfigure(RoutingOptions options) {
-    Policies next = new Policies(
-        prefillPolicies.create(options.getPrefillPolicy(), options.getPrefillPolicyParams()),
+    config.set(config(options));
+    decodeSlots.reorder();
+    LOG.info("routing: {}", options.toJson().encode());
+  }
+
+  private Config config(RoutingOptions options) {
+    return new Config(
+        prefillPolicies.create(options.getPrefillPolicy(), options.getPrefillPolicyParams(),
+            metrics),
         decisions(PREFILL, options.getPrefillPolicy()),
-        decodePolicies.create(options.getDecodePolicy(), options.getDecodePolicyParams()),
-        decisions(DECODE, options.getDecodePolicy()));
-    policies.set(next);
-    LOG.info("routing policies: {}", options.toJson().encode());
+        decodePolicies.create(options.getDecodePolicy(), options.getDecodePolicyParams(),
+            metrics),
+        decisions(DECODE, options.getDecodePolicy()), options.getDecodeRankCap(),
+        options.getQueueSize());
   }
 
   private Counter decisions(String kind, String policy) {
@@ -88,7 +113,7 @@ public final class Routing {
         .tag("kind", kind).tag("policy", policy).register(metrics);
   }
 
-  /** This proxy's in-flight counts, which the caller keeps as it sends and ends work. */
+  /** This proxy's in-flight counts; the caller keeps the prefill counts as it sends and ends work. */
   public InFlightCounts inFlight() {
     return inFlight;
   }
@@ -107,41 +132,69 @@ public final class Routing {
         candidates.add(new PrefillCandidate(entry, inFlight.promptTokens(entry.instanceId())));
       }
     }
-    Policies current = policies.get();
-    return decide(candidates, c -> current.prefill().choose(request, c),
-        current.prefillDecisions()).map(PrefillCandidate::entry);
-  }
-
-  /**
-   * The decode target for a request, chosen among the targets that serve its model with the
-   * KV layout {@code fingerprint}, less {@code excluded}.
-   *
-   * @param instances the live registry
-   * @param excluded targets that already refused the request
-   * @return empty when no target is compatible or the policy refused them all
-   */
-  public Optional<DecodeTarget> chooseDecode(List<InstanceInfo> instances,
-      RoutingRequest request, String fingerprint, Set<DecodeTarget> excluded) {
-    List<DecodeCandidate> candidates = new ArrayList<>();
-    for (InstanceInfo entry : instances) {
-      DecodeTarget target = DecodeTarget.of(entry);
-      if (entry.role() == Role.DECODE && entry.modelName().equals(request.model())
-          && entry.fingerprint().equals(fingerprint) && !excluded.contains(target)) {
-        candidates.add(new DecodeCandidate(target, entry, inFlight.requests(target)));
-      }
-    }
-    Policies current = policies.get();
-    return decide(candidates, c -> current.decode().choose(request, c),
-        current.decodeDecisions()).map(DecodeCandidate::target);
-  }
-
-  private static <C> Optional<C> decide(List<C> candidates,
-      Function<List<C>, Optional<C>> policy, Counter decisions) {
     if (candidates.isEmpty()) {
       return Optional.empty();
     }
-    Optional<C> choice = policy.apply(List.copyOf(candidates));
-    choice.ifPresent(c -> decisions.increment());
+    Config current = config.get();
+    Optional<InstanceInfo> choice = current.prefill().choose(request, List.copyOf(candidates))
+        .map(PrefillCandidate::entry);
+    choice.ifPresent(entry -> {
+      current.prefillDecisions().increment();
+      String id = entry.instanceId();
+      if (gaugedPrefill.add(id)) {
+        Gauge.builder("duet.routing.prefill.tokens.in.flight", inFlight,
+                counts -> counts.promptTokens(id))
+            .description("Prompt tokens this proxy has in flight on a prefill instance")
+            .tag("prefill_instance", id).register(metrics);
+      }
+    });
     return choice;
+  }
+
+  /**
+   * Claims a decode slot for a prefilled request: a target that serves its model with the KV
+   * layout {@code fingerprint}, has not refused it and holds fewer of this proxy's requests than
+   * the cap, as the decode policy chooses. When every compatible target is at the cap the
+   * request waits, unless the queue is full. Thread-safe.
+   *
+   * @param instances the live registry
+   * @param refused targets that already refused the request
+   * @param onSlot called with the target when a waiting request gets its slot, on the thread
+   *     that freed it; it counts on the target from then on
+   */
+  public DecodeClaim claimDecode(List<InstanceInfo> instances, RoutingRequest request,
+      String fingerprint, Set<DecodeTarget> refused, Consumer<DecodeTarget> onSlot) {
+    return decodeSlots.claim(instances, request, fingerprint, refused, onSlot);
+  }
+
+  /**
+   * Gives back the slot {@code request} held on {@code target} (it ended, or the target did not
+   * take it), and gives the slots free in {@code instances} to waiting requests.
+   */
+  public void releaseDecode(List<InstanceInfo> instances, DecodeTarget target,
+      RoutingRequest request) {
+    decodeSlots.release(instances, target, request);
+  }
+
+  /**
+   * Gives the slots free in {@code instances} to waiting requests: after a target joined or the
+   * cap was raised, when no slot was given back.
+   */
+  public void dispatchWaiting(List<InstanceInfo> instances) {
+    decodeSlots.dispatch(instances);
+  }
+
+  /**
+   * Whether a new request for {@code model} would be refused for want of a decode slot: the
+   * queue is full and no decode target of the model is below the cap. A front end refuses such a
+   * request before it is prefilled.
+   */
+  public boolean queueFull(List<InstanceInfo> instances, String model) {
+    return decodeSlots.full(instances, model);
+  }
+
+  /** Requests waiting for a decode slot now. */
+  public int waiting() {
+    return decodeSlots.waiting();
   }
 }

@@ -6,6 +6,8 @@ import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.duet.cluster.ConfigFlags;
+import io.duet.cluster.ConfigLoader;
 import io.duet.cluster.DuetConfig;
 import io.duet.cluster.Settings;
 import io.duet.contract.Addresses;
@@ -14,6 +16,7 @@ import io.duet.contract.DecodeEvent;
 import io.duet.contract.DecodeRequest;
 import io.duet.contract.Failure;
 import io.duet.contract.InstanceInfo;
+import io.duet.contract.PrefillResult;
 import io.duet.contract.Role;
 import io.duet.contract.SamplingSpec;
 import io.duet.decode.DecodeMain;
@@ -30,8 +33,11 @@ import io.duet.proxy.CompletionStream;
 import io.duet.proxy.ProxyMain;
 import io.duet.proxy.ProxyOptions;
 import io.duet.proxy.ProxyVerticle;
+import io.duet.proxy.routing.DecodeTarget;
 import io.duet.proxy.routing.Routing;
 import io.duet.proxy.routing.RoutingOptions;
+import io.duet.proxy.routing.impl.PrefixAffinityPolicy;
+import io.duet.proxy.routing.impl.RoundRobinPolicy;
 import io.duet.proxy.testpolicy.PinnedDecodePolicy;
 import io.duet.service.ServiceRuntime;
 import io.duet.service.ServiceTests;
@@ -46,16 +52,19 @@ import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.HttpClient;
-import io.vertx.core.http.HttpClientResponse;
 import io.vertx.core.http.HttpMethod;
 import io.vertx.core.http.PoolOptions;
+import io.vertx.core.json.JsonArray;
 import io.vertx.core.json.JsonObject;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.UUID;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
@@ -65,7 +74,9 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.provider.EnumSource;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * The whole request path in one JVM on a local event bus: the real prefill and decode verticles
@@ -98,6 +109,10 @@ class PipelineTest {
   private final Map<String, AtomicInteger> sent = new ConcurrentHashMap<>();
   /** The names of the threads that sent them, by address. */
   private final Map<String, Set<String>> senders = new ConcurrentHashMap<>();
+  /** The addresses of the event-bus requests and sends, in order. */
+  private final List<String> sentInOrder = new CopyOnWriteArrayList<>();
+  /** The prefill instances' answers, as they went back to the proxy. */
+  private final List<PrefillResult> prefilled = new CopyOnWriteArrayList<>();
   private Vertx vertx;
   private Engine prefillEngine;
   private Engine decodeEngine;
@@ -115,16 +130,17 @@ class PipelineTest {
       sent.computeIfAbsent(address, a -> new AtomicInteger()).incrementAndGet();
       senders.computeIfAbsent(address, a -> ConcurrentHashMap.newKeySet())
           .add(Thread.currentThread().getName());
+      sentInOrder.add(address);
+      if (delivery.message().body() instanceof JsonObject body
+          && body.containsKey("cachedPromptTokens")) {
+        prefilled.add(PrefillResult.fromJson(body));
+      }
       delivery.next();
     });
     prefillEngine = engines.open(512);
     decodeEngine = engines.open(512);
     reference = engines.open(512);
-    PrefillVerticle prefill = new PrefillVerticle(prefillEngine, new PrefillOptions("p0", MODEL,
-        HOST, 0, 0, 512, 64, 30_000, 10_000),
-        new PrometheusMeterRegistry(PrometheusConfig.DEFAULT));
-    await(vertx.deployVerticle(prefill));
-    registry.add(prefill::info);
+    registry.add(deployPrefill("p0", prefillEngine, 30_000)::info);
     decode = deployDecode("d0", decodeEngine, 64);
     registry.add(decode::info);
     backend = open(new ClusterBackend(vertx, this::instances, "proxy0", 4, 30_000));
@@ -166,6 +182,14 @@ class PipelineTest {
 
   private BackendVerticle open(ClusterBackend clusterBackend) throws Exception {
     BackendVerticle verticle = new BackendVerticle(clusterBackend);
+    await(vertx.deployVerticle(verticle));
+    return verticle;
+  }
+
+  private PrefillVerticle deployPrefill(String id, Engine engine, long leaseMillis)
+      throws Exception {
+    PrefillVerticle verticle = new PrefillVerticle(engine, new PrefillOptions(id, MODEL, HOST, 0,
+        0, 512, 64, leaseMillis, 10_000), new PrometheusMeterRegistry(PrometheusConfig.DEFAULT));
     await(vertx.deployVerticle(verticle));
     return verticle;
   }
@@ -226,15 +250,43 @@ class PipelineTest {
 
   /** Runs a job on {@code on}'s context and collects its events; fails with its exception. */
   private static Future<List<DecodeEvent>> run(BackendVerticle on, CompletionJob job) {
+    return start(on, job, false).events();
+  }
+
+  /**
+   * A job started on a backend's context: its stream, and its events once it ended.
+   *
+   * @param events fails with the job's exception
+   */
+  private record Started(BackendVerticle on, Future<CompletionStream> stream,
+      Future<List<DecodeEvent>> events) {
+
+    /** Resumes a paused stream: the job gets its remaining events and ends. */
+    void resume() {
+      on.onContext(() -> stream.result().resume());
+    }
+  }
+
+  /**
+   * Starts a job on {@code on}'s context, collecting its events. A job started {@code paused}
+   * grants its decode target no credit: it stays on its target, holding its decode slot, until
+   * it is resumed.
+   */
+  private static Started start(BackendVerticle on, CompletionJob job, boolean paused) {
+    Promise<CompletionStream> started = Promise.promise();
     Promise<List<DecodeEvent>> done = Promise.promise();
     List<DecodeEvent> events = new ArrayList<>();
     on.onContext(() -> {
       CompletionStream stream = on.backend.start(job);
+      if (paused) {
+        stream.pause();
+      }
       stream.exceptionHandler(done::tryFail);
       stream.endHandler(x -> done.tryComplete(events));
       stream.handler(events::add);
+      started.complete(stream);
     });
-    return done.future();
+    return new Started(on, started.future(), done.future());
   }
 
   private static String text(List<DecodeEvent> events) {
@@ -346,30 +398,51 @@ class PipelineTest {
    * and checks that each equals the engine alone.
    */
   private void streamEveryPromptAtOnce(ProxyVerticle proxy) throws Exception {
-    if (http == null) {
-      http = vertx.createHttpClient(new PoolOptions().setHttp1MaxSize(PROMPTS.size()));
-    }
-    List<Future<String>> texts = new ArrayList<>();
-    for (String prompt : PROMPTS) {
-      JsonObject body = new JsonObject().put("model", MODEL).put("prompt", prompt)
-          .put("max_tokens", 30).put("temperature", 0).put("stream", true);
-      texts.add(http.request(HttpMethod.POST, proxy.actualPort(), HOST, "/v1/completions")
-          .compose(request -> request.putHeader("Content-Type", "application/json")
-              .send(body.encode()))
-          .compose(HttpClientResponse::body)
-          .map(PipelineTest::streamedText));
-    }
+    List<Future<String>> texts = streams(proxy);
     await(Future.all(texts));
     for (int i = 0; i < PROMPTS.size(); i++) {
       assertEquals(expected(PROMPTS.get(i), 30), texts.get(i).result(), PROMPTS.get(i));
     }
   }
 
+  /**
+   * Sends a streamed greedy completion of every prompt, 30 tokens, through {@code proxy}'s HTTP
+   * API, all at once: the streamed texts, failed unless the status is 200.
+   */
+  private List<Future<String>> streams(ProxyVerticle proxy) {
+    List<Future<String>> texts = new ArrayList<>();
+    for (String prompt : PROMPTS) {
+      JsonObject body = new JsonObject().put("model", MODEL).put("prompt", prompt)
+          .put("max_tokens", 30).put("temperature", 0).put("stream", true);
+      texts.add(post(proxy, "/v1/completions", body)
+          .compose(response -> response.status() == 200 ? Future.succeededFuture(response.body())
+              : Future.failedFuture("HTTP " + response.status() + ": " + response.body()))
+          .map(PipelineTest::streamedText));
+    }
+    return texts;
+  }
+
+  /** An HTTP answer: its status, its Retry-After header and its body. */
+  private record Answer(int status, String retryAfter, Buffer body) {
+  }
+
+  private Future<Answer> post(ProxyVerticle proxy, String path, JsonObject body) {
+    if (http == null) {
+      // a connection for every prompt's stream, and one for /admin/reload while they stream
+      http = vertx.createHttpClient(new PoolOptions().setHttp1MaxSize(PROMPTS.size() + 1));
+    }
+    return http.request(HttpMethod.POST, proxy.actualPort(), HOST, path)
+        .compose(request -> request.putHeader("Content-Type", "application/json")
+            .send(body.encode()))
+        .compose(response -> response.body().map(buffer -> new Answer(response.statusCode(),
+            response.getHeader("Retry-After"), buffer)));
+  }
+
   /** A proxy made from {@code config} as ProxyMain makes it, in front of this test's registry. */
   private ProxyVerticle deployedProxy(DuetConfig config, PrometheusMeterRegistry metrics)
       throws Exception {
     ProxyVerticle proxy = ProxyMain.proxy(vertx, config, this::instances,
-        ProxyMain.routing(config, metrics), metrics);
+        ProxyMain.routing(config, metrics), metrics, null);
     await(vertx.deployVerticle(proxy));
     return proxy;
   }
@@ -462,13 +535,8 @@ class PipelineTest {
 
     // The first backend's request goes to d0 and stays there: its stream is paused, so d0
     // gets no credit to send the last event.
-    Promise<CompletionStream> held = Promise.promise();
-    first.onContext(() -> {
-      CompletionStream stream = first.backend.start(new CompletionJob("held", MODEL,
-          "Once upon a time", greedy(40)));
-      stream.pause();
-      held.complete(stream);
-    });
+    Started held = start(first, new CompletionJob("held", MODEL, "Once upon a time",
+        greedy(40)), true);
     eventually("the first request went to d0", Duration.ofSeconds(10),
         () -> sentTo(Addresses.decode("d0", 0)) == 1);
 
@@ -478,7 +546,7 @@ class PipelineTest {
     assertEquals(expected(prompt, 20), text(events));
     assertEquals(1, sentTo(Addresses.decode("d1", 0)), "the second backend counted d0's request");
 
-    first.onContext(() -> held.future().result().cancel());
+    first.onContext(() -> held.stream().result().cancel());
     awaitEveryBlockFree(decodeEngine, d1Engine);
   }
 
@@ -551,5 +619,271 @@ class PipelineTest {
     assertEquals("shutting down", failure.getMessage());
     assertEquals(0, sentTo(Addresses.decode("d0", 0)), "the request was not moved");
     awaitEveryBlockFree();
+  }
+
+  // ---------------------------------------------------------------- scheduling
+
+  private static final DecodeTarget D0 = new DecodeTarget("d0", 0);
+  /** A prompt whose greedy answer runs past the 4 credits a backend here grants at first. */
+  private static final String LONG_ANSWER = "Once upon a time";
+
+  /** A backend of a proxy routing with {@code routing}, on an event loop of its own. */
+  private BackendVerticle eventLoop(Routing routing) throws Exception {
+    return open(ClusterBackend.perEventLoop(vertx, this::instances, "proxy-" + UUID.randomUUID(),
+        routing, 4, 30_000).get());
+  }
+
+  /**
+   * Starts a request that takes a decode slot and keeps it, its stream paused, once it has it.
+   */
+  private Started holdASlot(BackendVerticle on, Routing routing, String id) {
+    int before = routing.inFlight().requests(D0);
+    Started held = start(on, new CompletionJob(id, MODEL, LONG_ANSWER, greedy(40)), true);
+    eventually(id + " has its decode slot", Duration.ofSeconds(10),
+        () -> routing.inFlight().requests(D0) == before + 1);
+    return held;
+  }
+
+  private static Failure failureOf(Exception e) {
+    return assertInstanceOf(CompletionException.class, e.getCause() == null ? e : e.getCause())
+        .failure();
+  }
+
+  @ParameterizedTest(name = "{0} decode instance(s)")
+  @ValueSource(ints = {1, 2})
+  void withARankCapOf2NoDecodeTargetEverHoldsMoreThan2OfTheProxysRequestsAndAll12Complete(
+      int decodes) throws Exception {
+    List<Engine> decodeEngines = new ArrayList<>(List.of(decodeEngine));
+    List<DecodeTarget> targets = new ArrayList<>(List.of(D0));
+    if (decodes == 2) {
+      decodeEngines.add(engines.open(512));
+      registry.add(deployDecode("d1", decodeEngines.get(1), 64)::info);
+      targets.add(new DecodeTarget("d1", 0));
+    }
+    SimpleMeterRegistry metrics = new SimpleMeterRegistry();
+    Routing routing = Routing.create(new RoutingOptions().setDecodeRankCap(2), metrics);
+    List<BackendVerticle> loops = List.of(eventLoop(routing), eventLoop(routing));
+    AtomicInteger peak = new AtomicInteger();
+    long sampler = vertx.setPeriodic(1, t -> targets.forEach(target ->
+        peak.accumulateAndGet(routing.inFlight().requests(target), Math::max)));
+
+    // The first requests fill every target up to the cap and keep their slots (their streams
+    // are paused) until all the others wait in the proxy.
+    int held = 2 * decodes;
+    List<Started> jobs = new ArrayList<>();
+    List<String> prompts = new ArrayList<>();
+    for (int i = 0; i < 12; i++) {
+      if (i == held) {
+        eventually("the first requests fill every target", Duration.ofSeconds(10),
+            () -> targets.stream().allMatch(target -> routing.inFlight().requests(target) == 2));
+      }
+      prompts.add(i < held ? LONG_ANSWER : PROMPTS.get(i % PROMPTS.size()));
+      jobs.add(start(loops.get(i % 2), new CompletionJob("cap-" + i, MODEL, prompts.get(i),
+          greedy(30)), i < held));
+    }
+    eventually("the other requests wait in the proxy", Duration.ofSeconds(10),
+        () -> routing.waiting() == 12 - held);
+    for (DecodeTarget target : targets) {
+      assertEquals(2.0, metrics.get("duet.routing.decode.in.flight")
+          .tag("decode_instance", target.instanceId()).gauge().value());
+    }
+    jobs.subList(0, held).forEach(Started::resume);
+    await(Future.all(jobs.stream().map(Started::events).toList()));
+    vertx.cancelTimer(sampler);
+
+    for (int i = 0; i < 12; i++) {
+      assertEquals(expected(prompts.get(i), 30), text(jobs.get(i).events().result()),
+          "request " + i);
+    }
+    assertEquals(2, peak.get(), "every target was full, none ever held more");
+    assertEquals(12, metrics.get("duet.routing.queue.wait").timer().count());
+    assertTrue(metrics.get("duet.routing.queue.wait").timer().max(TimeUnit.MILLISECONDS) > 0);
+    awaitEveryBlockFree(decodeEngines.toArray(Engine[]::new));
+  }
+
+  @Test
+  void aFullQueueAnswers429WithRetryAfterAndAnOpenAiErrorBodyBeforeThePrefill()
+      throws Exception {
+    PrometheusMeterRegistry metrics = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
+    Routing routing = Routing.create(new RoutingOptions().setDecodeRankCap(1).setQueueSize(1),
+        metrics);
+    Supplier<ClusterBackend> backends = ClusterBackend.perEventLoop(vertx, this::instances,
+        "proxy-full", routing, 4, 30_000);
+    BackendVerticle holder = open(backends.get());
+    ProxyVerticle proxy = new ProxyVerticle(backends,
+        new ProxyOptions().setHost(HOST).setPort(0).setInstances(1), metrics);
+    await(vertx.deployVerticle(proxy));
+    Started held = holdASlot(holder, routing, "held");
+    Future<List<DecodeEvent>> waiting = run(holder, new CompletionJob("waiting", MODEL,
+        "Hello world", greedy(20)));
+    eventually("the second request waits", Duration.ofSeconds(10), () -> routing.waiting() == 1);
+
+    Answer refused = await(post(proxy, "/v1/completions", new JsonObject().put("model", MODEL)
+        .put("prompt", "Pixels").put("max_tokens", 5)));
+    assertEquals(429, refused.status(), refused.body().toString());
+    assertEquals("1", refused.retryAfter());
+    JsonObject error = refused.body().toJsonObject().getJsonObject("error");
+    assertEquals("overloaded", error.getString("type"));
+    assertTrue(error.getString("message").contains("queue"), error.getString("message"));
+    assertTrue(error.containsKey("param") && error.containsKey("code"), error.encode());
+    assertEquals(2, sentTo(Addresses.prefill("p0")), "the refused request was not prefilled");
+
+    held.resume();
+    assertEquals(expected(LONG_ANSWER, 40), text(await(held.events())));
+    assertEquals(expected("Hello world", 20), text(await(waiting)));
+    awaitEveryBlockFree(decodeEngine);
+  }
+
+  @Test
+  void aRequestThatFindsTheQueueFullAfterItsPrefillFailsAsOverloadedAndFreesItsKvLease()
+      throws Exception {
+    // A queue of 0: the request is refused as soon as it finds no slot.
+    Routing routing = Routing.create(new RoutingOptions().setDecodeRankCap(1).setQueueSize(0),
+        new SimpleMeterRegistry());
+    BackendVerticle loop = eventLoop(routing);
+    Started held = holdASlot(loop, routing, "held");
+
+    Exception e = assertThrows(Exception.class, () -> await(run(loop, new CompletionJob(
+        "refused", MODEL, "Hello world", greedy(20)))));
+    assertEquals(Failure.OVERLOADED, failureOf(e));
+    assertEquals(2, sentTo(Addresses.prefill("p0")));
+    // Its lease would hold the blocks for 30 s.
+    eventually("the refused request's KV lease is freed", Duration.ofSeconds(5),
+        () -> prefillEngine.kvStats().usedBlocks() == 0);
+
+    held.resume();
+    assertEquals(expected(LONG_ANSWER, 40), text(await(held.events())));
+    awaitEveryBlockFree(decodeEngine);
+  }
+
+  @Test
+  void aRequestStillWaitingWhenItsKvLeaseIsAboutToRunOutFailsAsOverloadedBeforeItDoes()
+      throws Exception {
+    Engine shortLeaseEngine = engines.open(512);
+    registry.removeIf(entry -> entry.get().role() == Role.PREFILL);
+    registry.add(deployPrefill("p-short", shortLeaseEngine, 2_500)::info);
+    Routing routing = Routing.create(new RoutingOptions().setDecodeRankCap(1),
+        new SimpleMeterRegistry());
+    BackendVerticle loop = eventLoop(routing);
+    Started held = holdASlot(loop, routing, "held");
+
+    Exception e = assertThrows(Exception.class, () -> await(run(loop, new CompletionJob(
+        "waiting", MODEL, "Hello world", greedy(20)))));
+    long failedAtMillis = System.currentTimeMillis();
+    assertEquals(Failure.OVERLOADED, failureOf(e));
+    assertTrue(e.getCause().getMessage().contains("KV lease"), e.getCause().getMessage());
+    PrefillResult waited = prefilled.stream()
+        .filter(result -> result.requestId().equals("waiting")).findFirst().orElseThrow();
+    assertTrue(failedAtMillis < waited.kv().leaseExpiresAtMillis(),
+        "it failed before its lease ran out");
+    assertEquals(0, routing.waiting());
+
+    held.resume();
+    assertEquals(expected(LONG_ANSWER, 40), text(await(held.events())));
+    eventually("every KV block is free", Duration.ofSeconds(5),
+        () -> shortLeaseEngine.kvStats().usedBlocks() == 0
+            && decodeEngine.kvStats().usedBlocks() == 0);
+  }
+
+  @Test
+  void roundRobinTakesThePrefillInstancesInTurn() throws Exception {
+    registry.add(1, deployPrefill("p1", engines.open(512), 30_000)::info);
+    BackendVerticle loop = eventLoop(Routing.create(new RoutingOptions()
+        .setPrefillPolicy(RoundRobinPolicy.NAME), new SimpleMeterRegistry()));
+    for (int i = 0; i < 6; i++) {
+      String prompt = PROMPTS.get(i);
+      assertEquals(expected(prompt, 20), text(await(run(loop, new CompletionJob("rr-" + i,
+          MODEL, prompt, greedy(20))))), prompt);
+    }
+    String p0 = Addresses.prefill("p0");
+    String p1 = Addresses.prefill("p1");
+    assertEquals(List.of(p0, p1, p0, p1, p0, p1), sentInOrder.stream()
+        .filter(address -> address.equals(p0) || address.equals(p1)).toList());
+  }
+
+  @Test
+  void prefixAffinitySendsPromptsThatBeginAlikeToOnePrefillInstanceWhosePrefixCacheHits()
+      throws Exception {
+    registry.add(1, deployPrefill("p1", engines.open(512), 30_000)::info);
+    SimpleMeterRegistry metrics = new SimpleMeterRegistry();
+    // A key of 16 tokens: the first 64 characters, one KV block's worth.
+    BackendVerticle loop = eventLoop(Routing.create(new RoutingOptions()
+        .setPrefillPolicy(PrefixAffinityPolicy.NAME)
+        .setPrefillPolicyParams(new JsonObject().put("prefix-tokens", 16)), metrics));
+    String prefix = "Once upon a time, in a quiet lab full of humming machines, a small robot";
+    List<String> endings = List.of(" woke up.", " had a dream.", " sang a song.", " met a cat.");
+    for (String ending : endings) {
+      String prompt = prefix + ending;
+      assertEquals(expected(prompt, 20), text(await(run(loop, new CompletionJob(
+          "affine" + ending, MODEL, prompt, greedy(20))))), prompt);
+    }
+    int toP0 = sentTo(Addresses.prefill("p0"));
+    int toP1 = sentTo(Addresses.prefill("p1"));
+    assertEquals(Set.of(0, endings.size()), Set.of(toP0, toP1), "p0: " + toP0 + ", p1: " + toP1);
+    assertEquals(endings.size(), metrics.get("duet.routing.affinity").tag("outcome", "hit")
+        .counter().count());
+    assertEquals(endings.size(), prefilled.size());
+    for (PrefillResult result : prefilled.subList(1, endings.size())) {
+      assertTrue(result.cachedPromptTokens() >= 16, result.requestId() + " found "
+          + result.cachedPromptTokens() + " prompt tokens in the prefix cache");
+    }
+  }
+
+  @Test
+  void aCapRaisedByAdminReloadTakesEffectWithoutFailingARequestAndAnInvalidReloadChangesNothing(
+      @TempDir Path dir) throws Exception {
+    Path file = dir.resolve("proxy.yaml");
+    String yaml = "instance:\n  id: proxy-reload\nproxy:\n  host: " + HOST + "\n  port: 0\n"
+        + "  http-instances: 2\n  decode-rank-cap: %d\n";
+    Files.writeString(file, yaml.formatted(1));
+    ConfigFlags flags = ConfigFlags.parse("--config", file.toString());
+    Supplier<Future<DuetConfig>> loader = () -> ConfigLoader.load(vertx, flags, Map.of());
+    DuetConfig started = await(loader.get());
+    PrometheusMeterRegistry metrics = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
+    Routing routing = ProxyMain.routing(started, metrics);
+    ProxyVerticle proxy = ProxyMain.proxy(vertx, started, this::instances, routing, metrics,
+        ProxyMain.reload(vertx, loader, started, routing, this::instances, metrics));
+    await(vertx.deployVerticle(proxy));
+
+    // With a cap of 1 and the slot held, every request waits.
+    Started held = holdASlot(eventLoop(routing), routing, "held");
+    List<Future<String>> texts = streams(proxy);
+    eventually("every request waits for the held slot", Duration.ofSeconds(10),
+        () -> routing.waiting() == PROMPTS.size());
+
+    Files.writeString(file, yaml.formatted(4));
+    assertEquals(new JsonObject().put("status", "applied").put("changes", new JsonArray()
+            .add(new JsonObject().put("key", "proxy.decode-rank-cap").put("old", "1")
+                .put("new", "4"))).put("restartRequired", new JsonArray()),
+        reload(proxy, 200));
+    // They run on the 3 slots the reload opened: the held request still has the fourth.
+    await(Future.all(texts));
+    for (int i = 0; i < PROMPTS.size(); i++) {
+      assertEquals(expected(PROMPTS.get(i), 30), texts.get(i).result(), PROMPTS.get(i));
+    }
+
+    Files.writeString(file, yaml.formatted(0));
+    assertEquals(new JsonArray().add("proxy.decode-rank-cap: expected an integer >= 1, found "
+        + "'0' (file: " + file.toAbsolutePath() + ")"), reload(proxy, 400).getJsonArray("errors"));
+    Files.writeString(file, yaml.formatted(4) + "  decode-policy: random\n");
+    assertEquals(new JsonArray().add("unknown decode routing policy 'random'; known decode "
+        + "policies: least-load, longest-first, test-pinned"),
+        reload(proxy, 400).getJsonArray("errors"));
+    Files.writeString(file, yaml.formatted(4));
+    assertEquals(new JsonArray(), reload(proxy, 200).getJsonArray("changes"),
+        "the refused reloads changed nothing");
+    assertEquals(2, metrics.get("duet.config.reloads").tag("outcome", "refused").counter()
+        .count());
+
+    held.resume();
+    assertEquals(expected(LONG_ANSWER, 40), text(await(held.events())));
+    awaitEveryBlockFree(decodeEngine);
+  }
+
+  /** {@code POST /admin/reload}: its body, once its status is checked. */
+  private JsonObject reload(ProxyVerticle proxy, int status) throws Exception {
+    Answer answer = await(post(proxy, "/admin/reload", new JsonObject()));
+    assertEquals(status, answer.status(), answer.body().toString());
+    return answer.body().toJsonObject();
   }
 }

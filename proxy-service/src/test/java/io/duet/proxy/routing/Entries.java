@@ -2,6 +2,7 @@ package io.duet.proxy.routing;
 
 import io.duet.contract.InstanceInfo;
 import io.duet.contract.Role;
+import java.util.Collections;
 
 /** Registry entries as heartbeats announce them, for the routing tests. */
 public final class Entries {
@@ -31,6 +32,23 @@ public final class Entries {
 
   /** {@code entry} as a decode candidate with {@code localRequests} of this proxy in flight. */
   public static DecodeCandidate candidate(InstanceInfo entry, int localRequests) {
-    return new DecodeCandidate(DecodeTarget.of(entry), entry, localRequests);
+    return candidate(entry, localRequests, 0);
+  }
+
+  /**
+   * {@code entry} as a decode candidate with {@code localRequests} of this proxy in flight,
+   * holding {@code localTokens}.
+   */
+  public static DecodeCandidate candidate(InstanceInfo entry, int localRequests,
+      long localTokens) {
+    return new DecodeCandidate(DecodeTarget.of(entry), entry, localRequests, localTokens);
+  }
+
+  /**
+   * A request for {@link #MODEL} whose prompt is {@code promptTokens} token ids, generating up to
+   * {@code maxTokens}.
+   */
+  public static RoutingRequest request(String id, int promptTokens, int maxTokens) {
+    return RoutingRequest.ofTokens(id, MODEL, Collections.nCopies(promptTokens, 1), maxTokens);
   }
 }

@@ -27,23 +27,29 @@ class InFlightCountsTest {
   }
 
   @Test
-  void requestsAreCountedPerDecodeTargetSoRanksOfOneInstanceAreApart() {
+  void requestsAndTheirTokensAreCountedPerDecodeTargetSoRanksOfOneInstanceAreApart() {
     DecodeTarget rank0 = new DecodeTarget("d0", 0);
     DecodeTarget rank1 = new DecodeTarget("d0", 1);
-    counts.decodeStarted(rank0);
-    counts.decodeStarted(rank0);
-    counts.decodeStarted(rank1);
+    counts.decodeStarted(rank0, 100);
+    counts.decodeStarted(rank0, 20);
+    counts.decodeStarted(rank1, 7);
     assertEquals(2, counts.requests(rank0));
+    assertEquals(120, counts.tokens(rank0));
     assertEquals(1, counts.requests(rank1));
-    counts.decodeEnded(rank0);
+    assertEquals(7, counts.tokens(rank1));
+    counts.decodeEnded(rank0, 100);
     assertEquals(1, counts.requests(rank0));
+    assertEquals(20, counts.tokens(rank0));
+    counts.decodeEnded(rank0, 20);
+    assertEquals(0, counts.tokens(rank0));
   }
 
   @Test
   void anEndWithoutAStartCountsNothing() {
-    counts.decodeEnded(new DecodeTarget("d0", 0));
+    counts.decodeEnded(new DecodeTarget("d0", 0), 10);
     counts.prefillEnded("p0", 10);
     assertEquals(0, counts.requests(new DecodeTarget("d0", 0)));
+    assertEquals(0, counts.tokens(new DecodeTarget("d0", 0)));
     assertEquals(0, counts.promptTokens("p0"));
   }
 
@@ -58,10 +64,10 @@ class InFlightCountsTest {
       for (int t = 0; t < threads; t++) {
         runs.add(pool.submit(() -> {
           for (int i = 0; i < perThread; i++) {
-            counts.decodeStarted(target);
+            counts.decodeStarted(target, 5);
             counts.prefillStarted("p0", 3);
             if (i % 2 == 0) {
-              counts.decodeEnded(target);
+              counts.decodeEnded(target, 5);
               counts.prefillEnded("p0", 3);
             }
           }
@@ -74,6 +80,7 @@ class InFlightCountsTest {
       pool.shutdownNow();
     }
     assertEquals(threads * perThread / 2, counts.requests(target));
+    assertEquals(5L * threads * perThread / 2, counts.tokens(target));
     assertEquals(3L * threads * perThread / 2, counts.promptTokens("p0"));
   }
 }

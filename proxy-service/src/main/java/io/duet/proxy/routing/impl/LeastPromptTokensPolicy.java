@@ -24,7 +24,8 @@ public final class LeastPromptTokensPolicy implements PrefillPolicy {
     return candidates.stream().min(Comparator.comparingLong(LeastPromptTokensPolicy::inFlight));
   }
 
-  private static long inFlight(PrefillCandidate candidate) {
+  /** A candidate's prompt tokens in flight: its heartbeat's and this proxy's since. */
+  static long inFlight(PrefillCandidate candidate) {
     return candidate.entry().load().inFlightTokens() + candidate.localPromptTokens();
   }
 

@@ -1,6 +1,7 @@
 package io.duet.proxy.routing.impl;
 
 import io.duet.proxy.routing.PolicyFactory;
+import io.micrometer.core.instrument.MeterRegistry;
 import io.vertx.core.json.JsonObject;
 import java.util.Map;
 import java.util.ServiceLoader;
@@ -48,15 +49,16 @@ public final class PolicyCatalog<P> {
   /**
    * A new policy.
    *
+   * @param metrics where the policy may count what it does
    * @throws IllegalArgumentException for an unknown name (the message lists the known ones) or
    *     parameters the policy does not take
    */
-  public P create(String name, JsonObject params) {
+  public P create(String name, JsonObject params, MeterRegistry metrics) {
     PolicyFactory<P> factory = factories.get(name);
     if (factory == null) {
       throw new IllegalArgumentException("unknown " + kind + " routing policy '" + name
           + "'; known " + kind + " policies: " + String.join(", ", names()));
     }
-    return factory.create(params.copy());
+    return factory.create(params.copy(), metrics);
   }
 }

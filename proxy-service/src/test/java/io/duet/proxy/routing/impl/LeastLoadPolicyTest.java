@@ -1,6 +1,5 @@
 package io.duet.proxy.routing.impl;
 
-import static io.duet.proxy.routing.Entries.MODEL;
 import static io.duet.proxy.routing.Entries.candidate;
 import static io.duet.proxy.routing.Entries.decode;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -8,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 
 import io.duet.proxy.routing.DecodeCandidate;
 import io.duet.proxy.routing.DecodePolicy;
+import io.duet.proxy.routing.Entries;
 import io.duet.proxy.routing.RoutingRequest;
 import io.vertx.core.json.JsonObject;
 import java.util.List;
@@ -16,7 +16,7 @@ import org.junit.jupiter.api.Test;
 class LeastLoadPolicyTest {
 
   private final DecodePolicy policy = new LeastLoadPolicy.Factory().create(new JsonObject());
-  private final RoutingRequest request = new RoutingRequest("r1", MODEL, 10);
+  private final RoutingRequest request = Entries.request("r1", 10, 16);
 
   private String chosen(DecodeCandidate... candidates) {
     return policy.choose(request, List.of(candidates)).orElseThrow().target().instanceId();

@@ -5,6 +5,7 @@ import static io.duet.proxy.routing.Entries.prefill;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
+import io.duet.proxy.routing.Entries;
 import io.duet.proxy.routing.PrefillCandidate;
 import io.duet.proxy.routing.PrefillPolicy;
 import io.duet.proxy.routing.RoutingRequest;
@@ -15,7 +16,7 @@ import org.junit.jupiter.api.Test;
 class LeastPromptTokensPolicyTest {
 
   private final PrefillPolicy policy = new LeastPromptTokensPolicy.Factory().create(new JsonObject());
-  private final RoutingRequest request = new RoutingRequest("r1", MODEL, 10);
+  private final RoutingRequest request = Entries.request("r1", 10, 16);
 
   private String chosen(PrefillCandidate... candidates) {
     return policy.choose(request, List.of(candidates)).orElseThrow().entry().instanceId();
