@@ -6,6 +6,7 @@ import io.duet.cluster.ConfigLoader;
 import io.duet.cluster.DuetConfig;
 import io.duet.cluster.InvalidConfigException;
 import io.duet.cluster.Logging;
+import io.duet.cluster.ModelChecks;
 import io.duet.cluster.Settings;
 import io.duet.contract.Role;
 import io.duet.engine.Engine;
@@ -117,6 +118,10 @@ public final class ServiceRuntime {
     Path model = requireModel(config);
     Engine engine = openEngine(config, role, model,
         config.get(Settings.MODEL_TOKENIZER).orElse(null));
+    if (role == Role.DECODE) {
+      // what a topology file cannot know without the model: decode.ep against its experts
+      ModelChecks.require(config, engine.info());
+    }
     deployWorker(join(config), factory.create(config, engine,
         config.get(Settings.MODEL_SERVED_NAME).orElseThrow()));
   }
