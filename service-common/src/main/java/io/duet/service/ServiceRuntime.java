@@ -57,6 +57,14 @@ public final class ServiceRuntime {
   private ServiceRuntime() {
   }
 
+  /**
+   * The JVM options to start a service jar with directly, as a launcher of many does: what the
+   * relaunch would add ({@link VectorLauncher#jvmFlags}), so each service is one process.
+   */
+  public static List<String> directLaunchFlags() {
+    return VectorLauncher.jvmFlags(JVM_FLAGS);
+  }
+
   /** For service mains: relaunches with the Vector API and {@link #JVM_FLAGS} if needed. */
   public static void relaunchIfNeeded(Class<?> mainClass, String[] args) {
     VectorLauncher.ensureVectorApi(mainClass, args, JVM_FLAGS);
