@@ -46,6 +46,19 @@ public final class ClusterBootstrap {
    * bus is bound to {@code cluster.host} on an ephemeral port unless {@code options} set a host.
    */
   public static Future<Vertx> start(DuetConfig config, VertxOptions options) {
+    return start(config, options, false);
+  }
+
+  /**
+   * Joins the cluster as a Hazelcast lite member, which holds no share of the cluster's data:
+   * for tools that only talk on the event bus, such as {@code duet.jar status}, so that their
+   * coming and going moves no data. It needs a member that is not lite (any service) to join.
+   */
+  public static Future<Vertx> startLiteMember(DuetConfig config) {
+    return start(config, new VertxOptions(), true);
+  }
+
+  private static Future<Vertx> start(DuetConfig config, VertxOptions options, boolean lite) {
     Objects.requireNonNull(config, "config");
     VertxOptions vertxOptions = new VertxOptions(options);
     EventBusOptions eventBus = vertxOptions.getEventBusOptions();
@@ -56,11 +69,12 @@ public final class ClusterBootstrap {
     }
     Config hazelcast;
     try {
-      hazelcast = hazelcastConfig(config);
+      hazelcast = hazelcastConfig(config).setLiteMember(lite);
     } catch (IllegalArgumentException e) {
       return Future.failedFuture(e);
     }
-    log.info("Joining cluster '{}' as {}:{}+ with members {}", config.get(Settings.CLUSTER_NAME),
+    log.info("Joining cluster '{}' as {}{}:{}+ with members {}",
+        config.get(Settings.CLUSTER_NAME), lite ? "a lite member " : "",
         config.get(Settings.CLUSTER_HOST), config.get(Settings.CLUSTER_PORT),
         config.get(Settings.CLUSTER_MEMBERS));
     return Vertx.builder()

@@ -19,7 +19,8 @@ import picocli.CommandLine.Option;
  * {@code @Mixin ConfigFlags config;}. Flags are the highest layer of the configuration (see
  * {@link ConfigLoader}); a flag not given leaves the lower layers' value in place.
  *
- * <p>Besides {@code --config FILE}, there is one named flag per setting that declares one
+ * <p>Besides {@code --config FILE} (and {@code --instance NAME}, which picks a section of a
+ * topology file, see {@link Topology}), there is one named flag per setting that declares one
  * ({@code --port}, {@code --model}, {@code --[no-]embedded}, ...), made from the declarations in
  * {@link Settings}, and {@code --set key.path=value}, which sets any key, e.g.
  * {@code --set decode.max-num-seqs=64}; its value is read as the setting's type reads text, and
@@ -35,6 +36,14 @@ public class ConfigFlags {
   @Option(names = "--config", paramLabel = "FILE",
       description = "YAML topology file (default: $DUET_CONFIG, else none).")
   Path config;
+
+  /** The flag that names the instance of a topology file a process is. */
+  public static final String INSTANCE_FLAG = "--instance";
+
+  @Option(names = INSTANCE_FLAG, paramLabel = "NAME",
+      description = "The instance of the --config topology this process is: its section of the "
+          + "file's instances: overlays the file's settings.")
+  String instance;
 
   @Option(names = "--set", paramLabel = "KEY=VALUE",
       description = "Set any configuration key, e.g. --set decode.max-num-seqs=64 (repeatable).")
@@ -53,6 +62,11 @@ public class ConfigFlags {
   /** The {@code --config} file, if given. */
   public Optional<Path> configFile() {
     return Optional.ofNullable(config);
+  }
+
+  /** The {@code --instance} name, if given. */
+  public Optional<String> instance() {
+    return Optional.ofNullable(instance);
   }
 
   /** The overlay the given flags make, as nested JSON (empty when no flag was given). */

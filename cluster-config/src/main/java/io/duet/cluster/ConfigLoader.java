@@ -23,7 +23,8 @@ import java.util.Objects;
  *   <li><b>defaults</b>: the defaults declared in {@link Settings};</li>
  *   <li><b>file</b>: the YAML topology file named by {@code --config}, else by the
  *       {@code DUET_CONFIG} environment variable (none when neither is set; a file that is
- *       named but missing is an error);</li>
+ *       named but missing is an error). A file with {@code instances:} is a {@link Topology}:
+ *       the layer is the section {@code --instance} names over the file's settings;</li>
  *   <li><b>env</b>: the environment variables that settings declare, e.g.
  *       {@code MODEL_PATH} for {@code model.path}; unset or empty variables are ignored;</li>
  *   <li><b>flag</b>: command-line {@link ConfigFlags} ({@code --set} first, then the named flags).</li>
@@ -47,9 +48,47 @@ public final class ConfigLoader {
    * {@link DuetConfig#forRole}). Fails with an {@link InvalidConfigException} listing every
    * problem (each with its key and source) when the configuration does not match the
    * declarations, and with a message naming the path when the topology file is missing or
-   * unreadable.
+   * unreadable. A file with {@code instances:} is a {@link Topology}: it is checked whole, and
+   * its file layer is the section {@code --instance} names over the file's settings.
    */
   public static Future<DuetConfig> load(Vertx vertx, ConfigFlags flags, Map<String, String> env) {
+    return merge(vertx, null, flags, env);
+  }
+
+  /**
+   * {@link #load(Vertx, ConfigFlags, Map)} for a service of {@code role}, then
+   * {@link DuetConfig#forRole(Role)}. The instance {@code --instance} names must be of that role.
+   */
+  public static Future<DuetConfig> load(Vertx vertx, Role role, ConfigFlags flags,
+      Map<String, String> env) {
+    Objects.requireNonNull(role, "role");
+    return merge(vertx, role, flags, env).map(config -> config.forRole(role));
+  }
+
+  /**
+   * Reads and checks a topology file (one with {@code instances:}) with the environment
+   * {@code env}, as every process started from it will read it.
+   *
+   * @return the topology; failed with an {@link InvalidConfigException} listing every problem
+   *     of the file, or with a message naming the path when the file is missing, unreadable or
+   *     names no instances
+   */
+  public static Future<Topology> loadTopology(Vertx vertx, Path file, Map<String, String> env) {
+    Objects.requireNonNull(vertx, "vertx");
+    Objects.requireNonNull(env, "env");
+    String path = absolute(file);
+    return readFile(vertx, path, "the command line").map(json -> {
+      if (!Topology.describes(json)) {
+        throw new IllegalArgumentException("config file " + path + " names no instances: a "
+            + "topology file has an '" + Topology.INSTANCES + ":' section");
+      }
+      return Topology.parse(Path.of(path), json, DuetConfig.defaultsLayer(), envLayer(env));
+    });
+  }
+
+  /** The layers merged, the file's for an instance of {@code role} (null: any). */
+  private static Future<DuetConfig> merge(Vertx vertx, Role role, ConfigFlags flags,
+      Map<String, String> env) {
     Objects.requireNonNull(vertx, "vertx");
     Objects.requireNonNull(flags, "flags");
     Objects.requireNonNull(env, "env");
@@ -63,21 +102,8 @@ public final class ConfigLoader {
     } catch (RuntimeException e) {
       return Future.failedFuture(e);
     }
-    return fileLayer(vertx, flags, env).compose(fileLayer -> {
-      try {
-        return Future.succeededFuture(
-            DuetConfig.merge(List.of(defaults, fileLayer, envLayer, flagLayer)));
-      } catch (IllegalArgumentException e) {
-        return Future.failedFuture(e);
-      }
-    });
-  }
-
-  /** {@link #load(Vertx, ConfigFlags, Map)}, then {@link DuetConfig#forRole(Role)}. */
-  public static Future<DuetConfig> load(Vertx vertx, Role role, ConfigFlags flags,
-      Map<String, String> env) {
-    Objects.requireNonNull(role, "role");
-    return load(vertx, flags, env).map(config -> config.forRole(role));
+    return fileLayer(vertx, role, flags, env, defaults, envLayer).map(fileLayer ->
+        DuetConfig.merge(List.of(defaults, fileLayer, envLayer, flagLayer)));
   }
 
   /** The variables that settings declare; unset or blank ones are ignored. */
@@ -96,22 +122,53 @@ public final class ConfigLoader {
     return new DuetConfig.Layer(DuetConfig.SOURCE_ENV, values, details);
   }
 
-  private static Future<DuetConfig.Layer> fileLayer(Vertx vertx, ConfigFlags flags,
-      Map<String, String> env) {
-    Path file;
+  /**
+   * The file layer: the file's values, or for a topology file the section of the instance
+   * {@code --instance} names, which must be of {@code role} (null: any).
+   */
+  private static Future<DuetConfig.Layer> fileLayer(Vertx vertx, Role role, ConfigFlags flags,
+      Map<String, String> env, DuetConfig.Layer defaults, DuetConfig.Layer envLayer) {
+    String path;
     String given;
     if (flags.configFile().isPresent()) {
-      file = flags.configFile().get();
+      path = absolute(flags.configFile().get());
       given = "--config";
     } else if (env.get(CONFIG_ENV) != null && !env.get(CONFIG_ENV).isBlank()) {
-      file = Path.of(env.get(CONFIG_ENV).trim());
+      path = absolute(Path.of(env.get(CONFIG_ENV).trim()));
       given = CONFIG_ENV;
     } else {
-      return Future.succeededFuture(
-          new DuetConfig.Layer(DuetConfig.SOURCE_FILE, new JsonObject(), Map.of()));
+      // mapped, so that a problem fails the future
+      return Future.succeededFuture(new JsonObject())
+          .map(none -> instanceOfNoTopology(flags, DuetConfig.Layer.ofFile("", none)));
     }
-    // absolute, or Vert.x's file resolver would fall back to a classpath resource of that name
-    String path = file.toAbsolutePath().normalize().toString();
+    return readFile(vertx, path, given).map(json -> {
+      if (!Topology.describes(json)) {
+        return instanceOfNoTopology(flags, DuetConfig.Layer.ofFile(path, json));
+      }
+      return Topology.parse(Path.of(path), json, defaults, envLayer)
+          .select(flags.instance().orElse(null), role).layer();
+    });
+  }
+
+  /** {@code layer}, unless {@code --instance} names an instance, which only a topology has. */
+  private static DuetConfig.Layer instanceOfNoTopology(ConfigFlags flags,
+      DuetConfig.Layer layer) {
+    flags.instance().ifPresent(name -> {
+      throw new InvalidConfigException(List.of(new InvalidConfigException.Problem(
+          ConfigFlags.INSTANCE_FLAG, "a --config topology file with an '" + Topology.INSTANCES
+              + ":' section", "'" + name + "'",
+          DuetConfig.SOURCE_FLAG + ": " + ConfigFlags.INSTANCE_FLAG)));
+    });
+    return layer;
+  }
+
+  /** Absolute, or Vert.x's file resolver would fall back to a classpath resource of the name. */
+  private static String absolute(Path file) {
+    return file.toAbsolutePath().normalize().toString();
+  }
+
+  /** The YAML content of a file; an empty object for a file of comments only. */
+  private static Future<JsonObject> readFile(Vertx vertx, String path, String given) {
     return vertx.fileSystem().exists(path).compose(exists -> {
       if (!exists) {
         return Future.failedFuture(new IllegalArgumentException(
@@ -126,12 +183,7 @@ public final class ConfigLoader {
           .recover(error -> Future.failedFuture(new IllegalArgumentException(
               "cannot read config file " + path + " (given by " + given + "): "
                   + error.getMessage(), error)))
-          .map(json -> {
-            JsonObject values = json == null ? new JsonObject() : json;
-            Map<String, String> details = new LinkedHashMap<>();
-            JsonPaths.flatten(values).keySet().forEach(key -> details.put(key, path));
-            return new DuetConfig.Layer(DuetConfig.SOURCE_FILE, values, details);
-          });
+          .map(json -> json == null ? new JsonObject() : json);
     });
   }
 }

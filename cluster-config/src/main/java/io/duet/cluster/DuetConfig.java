@@ -43,6 +43,13 @@ public final class DuetConfig {
 
   /** One layer of configuration: values and, per dotted key, what set it (a flag, a variable). */
   record Layer(String source, JsonObject values, Map<String, String> details) {
+
+    /** The layer of a file's values: every key is set by the file. */
+    static Layer ofFile(String file, JsonObject values) {
+      Map<String, String> details = new TreeMap<>();
+      JsonPaths.flatten(values).keySet().forEach(key -> details.put(key, file));
+      return new Layer(SOURCE_FILE, values, details);
+    }
   }
 
   /** Where a value came from: a source and, when known, the file, variable or flag. */
@@ -62,10 +69,15 @@ public final class DuetConfig {
   private DuetConfig(JsonObject json, Map<String, Origin> origins) {
     this.json = json;
     this.origins = origins;
+  }
+
+  /** This configuration, if it has no problem. */
+  private DuetConfig checked() {
     List<InvalidConfigException.Problem> problems = Validator.problems(this);
     if (!problems.isEmpty()) {
       throw new InvalidConfigException(problems);
     }
+    return this;
   }
 
   /** The declared defaults of every setting. */
@@ -85,6 +97,14 @@ public final class DuetConfig {
 
   /** Deep-merges the layers, later ones overriding earlier ones key by key. */
   static DuetConfig merge(List<Layer> layers) {
+    return mergeUnchecked(layers).checked();
+  }
+
+  /**
+   * {@link #merge} without the check, for a caller that checks the result itself (with
+   * {@link Validator}) and reads what is valid of it.
+   */
+  static DuetConfig mergeUnchecked(List<Layer> layers) {
     JsonObject merged = new JsonObject();
     Map<String, Origin> origins = Map.of();
     for (Layer layer : layers) {
@@ -139,7 +159,8 @@ public final class DuetConfig {
     JsonObject overlay = JsonPaths.put(new JsonObject(), setting.key(),
         value == null ? null : setting.type().encode(value));
     JsonObject merged = json.copy().mergeIn(overlay, true);
-    return new DuetConfig(merged, origins(merged, origins, new Layer(source, overlay, Map.of())));
+    return new DuetConfig(merged, origins(merged, origins, new Layer(source, overlay, Map.of())))
+        .checked();
   }
 
   // ---------------------------------------------------------------- access

@@ -1,5 +1,6 @@
 package io.duet.cluster;
 
+import io.duet.cluster.impl.JsonPaths;
 import io.duet.cluster.impl.types.RawValues;
 import java.util.ArrayList;
 import java.util.List;
@@ -43,8 +44,14 @@ public final class Setting<T> {
     }
   }
 
-  /** A condition on the value that involves other settings, e.g. one timeout above another. */
-  private record Requirement<T>(String description, BiPredicate<DuetConfig, T> test) {
+  /**
+   * A condition on the value that involves other settings, e.g. one timeout above another.
+   *
+   * @param description what is required, for the reference table
+   * @param expected what is expected of the value in a given configuration, for a problem
+   */
+  private record Requirement<T>(String description, BiPredicate<DuetConfig, T> test,
+      Function<DuetConfig, String> expected) {
   }
 
   private final String key;
@@ -181,14 +188,17 @@ public final class Setting<T> {
     }
   }
 
-  /** The conditions on other settings that {@code config}'s value does not meet. */
+  /**
+   * What the conditions on other settings that {@code config}'s value does not meet expect of
+   * it, e.g. "a value greater than cluster.heartbeat-millis".
+   */
   List<String> unmetRequirements(DuetConfig config) {
     if (requirements.isEmpty()) {
       return List.of();
     }
     T value = config.get(this);
     return requirements.stream().filter(requirement -> !requirement.test().test(config, value))
-        .map(Requirement::description).toList();
+        .map(requirement -> requirement.expected().apply(config)).toList();
   }
 
   static boolean isUnset(Object raw) {
@@ -261,7 +271,18 @@ public final class Setting<T> {
      * on its own; {@code description} says what is required, e.g. "greater than x.y".
      */
     Builder<T> requires(String description, BiPredicate<DuetConfig, T> test) {
-      requirements.add(new Requirement<>(description, test));
+      requirements.add(new Requirement<>(description, test, config -> "a value " + description));
+      return this;
+    }
+
+    /**
+     * The value must be the one {@code derive} makes of other settings; {@code formula} says
+     * how, e.g. "decode.dp x decode.tp". A problem names the value this configuration needs.
+     */
+    Builder<T> requiresEqual(String formula, Function<DuetConfig, T> derive) {
+      requirements.add(new Requirement<>("equal to " + formula,
+          (config, value) -> value.equals(derive.apply(config)),
+          config -> JsonPaths.text(type.encode(derive.apply(config))) + " (= " + formula + ")"));
       return this;
     }
 

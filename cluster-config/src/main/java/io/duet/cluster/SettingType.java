@@ -4,6 +4,7 @@ import io.duet.cluster.impl.types.BooleanType;
 import io.duet.cluster.impl.types.ChoiceType;
 import io.duet.cluster.impl.types.CoresType;
 import io.duet.cluster.impl.types.HostPortListType;
+import io.duet.cluster.impl.types.IntegerListType;
 import io.duet.cluster.impl.types.IntegerType;
 import io.duet.cluster.impl.types.MapType;
 import io.duet.cluster.impl.types.OptionalType;
@@ -60,6 +61,14 @@ public interface SettingType<T> {
   /** Whole numbers from {@code min} up. */
   static SettingType<Integer> atLeast(int min) {
     return integer(min, Integer.MAX_VALUE);
+  }
+
+  /**
+   * A non-empty list of whole numbers from {@code min} up: a YAML list or one comma-separated
+   * string.
+   */
+  static SettingType<List<Integer>> integers(int min) {
+    return new IntegerListType(min);
   }
 
   /** A TCP port; 0 lets the system pick a free one. */

@@ -6,6 +6,7 @@ import static io.duet.cluster.SettingType.choice;
 import static io.duet.cluster.SettingType.countOrAllCores;
 import static io.duet.cluster.SettingType.hostPorts;
 import static io.duet.cluster.SettingType.integer;
+import static io.duet.cluster.SettingType.integers;
 import static io.duet.cluster.SettingType.map;
 import static io.duet.cluster.SettingType.optional;
 import static io.duet.cluster.SettingType.path;
@@ -248,8 +249,8 @@ public final class Settings {
 
   public static final Setting<Integer> DECODE_HTTP_PORT = declare(Setting.builder(
       "decode.http-port", port()).defaultValue(0)
-      .requires("at most 65536 - decode.dp (a port per rank)",
-          (config, port) -> port + config.get(Settings.DECODE_DP) - 1 <= 65535)
+      .requires("with room for a status port per rank: at most 65536 - decode.dp, or 0",
+          (config, port) -> port == 0 || port + config.get(Settings.DECODE_DP) - 1 <= 65535)
       .description("Status port (health, metrics) of rank 0 of a decode instance; rank r listens "
           + "on decode.http-port + r (0 = any free port for every rank)."));
 
@@ -268,6 +269,13 @@ public final class Settings {
       .description("Tensor-parallel size of each decode rank in the reference deployment; the "
           + "instance's accelerator count is dp x tp."));
 
+  public static final Setting<Integer> DECODE_RANKS = declare(Setting.builder("decode.ranks",
+      atLeast(1)).whenUnset(Settings::decodeRanks)
+      .requiresEqual("decode.dp x decode.tp", Settings::decodeRanks)
+      .description("The accelerator ranks of a decode instance, as an inventory counts them: "
+          + "dp x tp. A topology file states it so that a dp or tp written wrong is caught. "
+          + "Unset: dp x tp."));
+
   public static final Setting<Integer> DECODE_EP = declare(Setting.builder("decode.ep",
       atLeast(1)).defaultValue(1)
       .description("Expert-parallel size of a decode instance: the ranks its routed experts are "
@@ -278,6 +286,16 @@ public final class Settings {
       "decode.num-speculative-tokens", atLeast(0)).defaultValue(0)
       .description("Draft tokens a decode step verifies per sequence (MTP); 0 turns speculative "
           + "decoding off."));
+
+  public static final Setting<List<Integer>> DECODE_GEAR_LIST = declare(Setting.builder(
+      "decode.decode-gear-list", integers(1)).whenUnset(Settings::decodeGears)
+      .requiresEqual("[decode.max-num-seqs x (1 + decode.num-speculative-tokens)]",
+          Settings::decodeGears)
+      .description("The batch sizes, in tokens per step, a decode rank's graphs are compiled "
+          + "for (the reference deployment's decode_gear_list): one gear of max-num-seqs x "
+          + "(1 + num-speculative-tokens), e.g. [64] for 32 sequences with MTP 1. The Java engine "
+          + "runs any batch size; topology files record it and validation checks it. Unset: "
+          + "that one gear."));
 
   public static final Setting<Integer> DECODE_MAX_WAITING = declare(Setting.builder(
       "decode.max-waiting", atLeast(0)).defaultValue(256)
@@ -355,6 +373,15 @@ public final class Settings {
 
   private static int engineKvCacheMb() {
     return (int) (EngineOptions.DEFAULT_KV_CACHE_BYTES >> 20);
+  }
+
+  private static int decodeRanks(DuetConfig config) {
+    return config.get(DECODE_DP) * config.get(DECODE_TP);
+  }
+
+  private static List<Integer> decodeGears(DuetConfig config) {
+    return List.of(config.get(DECODE_MAX_NUM_SEQS)
+        * (1 + config.get(DECODE_NUM_SPECULATIVE_TOKENS)));
   }
 
   /** A file's name without its extension: the served name of a model file. */

@@ -63,6 +63,14 @@ class SettingTest {
       assertThrows(IllegalArgumentException.class, () -> SettingType.port().decode(bad),
           String.valueOf(bad));
     }
+    assertEquals(List.of(8, 16), SettingType.integers(1).decode("8, 16"));
+    assertEquals(List.of(64), SettingType.integers(1).decode(new JsonArray().add("64")));
+    assertEquals(new JsonArray().add(64).add("x"), SettingType.integers(1).fromText("64,x"),
+        "left for validation to report");
+    for (Object bad : List.of(new JsonArray(), new JsonArray().add(0), "8,x", 8)) {
+      assertThrows(IllegalArgumentException.class, () -> SettingType.integers(1).decode(bad),
+          String.valueOf(bad));
+    }
     assertThrows(IllegalArgumentException.class, () -> SettingType.hostPorts().decode(":5701"));
     assertThrows(IllegalArgumentException.class, () -> SettingType.string().decode(" "));
   }

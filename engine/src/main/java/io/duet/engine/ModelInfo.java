@@ -13,12 +13,17 @@ import java.util.List;
  *     ({@link SamplingParams#ignoreEos()})
  * @param chatTemplate the name of the chat template that renders conversations for this model
  * @param shape the model's dimensions, for logs (e.g. {@code dim=288 layers=6 heads=6})
+ * @param routedExperts the routed experts of each mixture-of-experts layer, which expert
+ *     parallelism spreads over a decode instance's ranks; 0 for a dense model (llama2.c's)
  */
 public record ModelInfo(String architecture, int vocabSize, int contextLength, int bosToken,
-    List<Integer> endTokens, String chatTemplate, String shape) {
+    List<Integer> endTokens, String chatTemplate, String shape, int routedExperts) {
 
   public ModelInfo {
     endTokens = List.copyOf(endTokens);
+    if (routedExperts < 0) {
+      throw new IllegalArgumentException("routedExperts < 0: " + routedExperts);
+    }
   }
 
   /** Whether {@code token} ends a generation that does not ignore end tokens. */

@@ -6,6 +6,7 @@ import io.duet.cluster.ConfigLoader;
 import io.duet.cluster.DuetConfig;
 import io.duet.cluster.InvalidConfigException;
 import io.duet.cluster.Logging;
+import io.duet.cluster.ModelChecks;
 import io.duet.cluster.Settings;
 import io.duet.contract.Role;
 import io.duet.engine.Engine;
@@ -55,6 +56,14 @@ public final class ServiceRuntime {
       "--add-opens", "jdk.management/com.sun.management.internal=ALL-UNNAMED");
 
   private ServiceRuntime() {
+  }
+
+  /**
+   * The JVM options to start a service jar with directly, as a launcher of many does: what the
+   * relaunch would add ({@link VectorLauncher#jvmFlags}), so each service is one process.
+   */
+  public static List<String> directLaunchFlags() {
+    return VectorLauncher.jvmFlags(JVM_FLAGS);
   }
 
   /** For service mains: relaunches with the Vector API and {@link #JVM_FLAGS} if needed. */
@@ -120,6 +129,10 @@ public final class ServiceRuntime {
     Path model = requireModel(config);
     List<Engine> engines = openEngines(config, role, model,
         config.get(Settings.MODEL_TOKENIZER).orElse(null), false);
+    if (role == Role.DECODE) {
+      // what a topology file cannot know without the model: decode.ep against its experts
+      ModelChecks.require(config, engines.get(0).info());
+    }
     deployWorkers(join(config), engines, factory,
         config.get(Settings.MODEL_SERVED_NAME).orElseThrow());
   }

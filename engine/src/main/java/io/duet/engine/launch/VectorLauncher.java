@@ -5,6 +5,7 @@ import java.lang.management.ManagementFactory;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 
 /**
  * Gives {@code java -jar} the Vector API without flags the user must remember. The incubator
@@ -62,7 +63,7 @@ public final class VectorLauncher {
     }
     try {
       ProcessBuilder builder = new ProcessBuilder(command).inheritIO();
-      builder.environment().putIfAbsent(TUNABLES_VARIABLE, HUGE_PAGE_TUNABLE);
+      addHugePageTunable(builder.environment());
       Process child = builder.start();
       Runtime.getRuntime().addShutdownHook(new Thread(() -> {
         if (child.isAlive()) {
@@ -85,6 +86,24 @@ public final class VectorLauncher {
     }
   }
 
+  /**
+   * The JVM options that give a JVM what the relaunch would: the Vector API, the kernels'
+   * unchecked loads, {@code extraJvmFlags}, and {@code -Dduet.relaunch=false}, so that a JVM
+   * started with them stays the one process. For launchers that start a Duet main directly
+   * (with {@link #addHugePageTunable} on its environment).
+   */
+  public static List<String> jvmFlags(List<String> extraJvmFlags) {
+    List<String> flags = new ArrayList<>(List.of("--add-modules", MODULE, UNCHECKED_LOADS_FLAG));
+    flags.addAll(extraJvmFlags);
+    flags.add("-D" + RELAUNCH_PROPERTY + "=false");
+    return flags;
+  }
+
+  /** Adds {@link #HUGE_PAGE_TUNABLE} to a child's environment unless it sets the variable. */
+  public static void addHugePageTunable(Map<String, String> environment) {
+    environment.putIfAbsent(TUNABLES_VARIABLE, HUGE_PAGE_TUNABLE);
+  }
+
   private static List<String> childCommand(Class<?> mainClass, String[] args,
       List<String> extraJvmFlags) {
     String javaHome = System.getProperty("java.home");
@@ -94,12 +113,8 @@ public final class VectorLauncher {
     }
     List<String> command = new ArrayList<>();
     command.add(Path.of(javaHome, "bin", "java").toString());
-    command.add("--add-modules");
-    command.add(MODULE);
-    command.add(UNCHECKED_LOADS_FLAG);
-    command.addAll(extraJvmFlags);
     command.addAll(ManagementFactory.getRuntimeMXBean().getInputArguments());
-    command.add("-D" + RELAUNCH_PROPERTY + "=false");
+    command.addAll(jvmFlags(extraJvmFlags));
     command.add("-cp");
     command.add(classPath);
     command.add(mainClass.getName());

@@ -27,7 +27,7 @@ final class LlamaModel implements LoadedModel {
     this.info = new ModelInfo(Llama2cArchitecture.NAME, c.vocabSize(), c.seqLen(), BOS,
         List.of(BOS, EOS), "llama2", "dim=" + c.dim() + " hidden=" + c.hiddenDim() + " layers="
             + c.layers() + " heads=" + c.heads() + " kv_heads=" + c.kvHeads() + " vocab="
-            + c.vocabSize() + " seq_len=" + c.seqLen());
+            + c.vocabSize() + " seq_len=" + c.seqLen(), 0);
   }
 
   @Override

@@ -72,7 +72,7 @@ public final class BigramArchitecture implements Architecture {
     @Override
     public ModelInfo info() {
       return new ModelInfo(NAME, table.length, BigramModel.CONTEXT, BigramModel.BOS,
-          List.of(BigramModel.EOS), "plain", "vocab=" + table.length);
+          List.of(BigramModel.EOS), "plain", "vocab=" + table.length, 0);
     }
 
     @Override

@@ -294,7 +294,7 @@ class ThreeJvmClusterIT {
    */
   private static String topology(int prefillHttpPort, int decodeHttpPort) {
     return """
-        # Written by ThreeJvmClusterIT: cluster-config/topologies/1p1d-local.yaml with a cluster
+        # Written by ThreeJvmClusterIT: cluster-config/topologies/1p1d.yaml with a cluster
         # name and ports of its own, fast failure detection, small engines and a proxy with two
         # HTTP servers (event loops) whatever the cores of the machine.
         cluster:

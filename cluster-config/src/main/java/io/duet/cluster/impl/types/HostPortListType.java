@@ -21,12 +21,8 @@ public final class HostPortListType extends DescribedType<List<String>> {
 
   @Override
   public List<String> decode(Object raw) {
-    List<?> items;
-    if (raw instanceof JsonArray array) {
-      items = array.getList();
-    } else if (raw instanceof String text) {
-      items = Arrays.asList(text.split(","));
-    } else {
+    List<?> items = RawValues.items(raw);
+    if (items == null) {
       throw invalid();
     }
     List<String> members = new ArrayList<>();

@@ -2,6 +2,8 @@ package io.duet.cluster.impl.types;
 
 import io.vertx.core.json.JsonArray;
 import io.vertx.core.json.JsonObject;
+import java.util.Arrays;
+import java.util.List;
 import java.util.regex.Pattern;
 
 /** Reading raw configuration values the way every type does. */
@@ -21,6 +23,17 @@ public final class RawValues {
       return null;
     }
     return raw.toString().trim();
+  }
+
+  /**
+   * The items of a list as files and the command line write it: a YAML list, or one
+   * comma-separated string; null for anything else.
+   */
+  static List<?> items(Object raw) {
+    if (raw instanceof JsonArray array) {
+      return array.getList();
+    }
+    return raw instanceof String text ? Arrays.asList(text.split(",")) : null;
   }
 
   /** Whether {@code raw} is null or blank text. */
