@@ -727,6 +727,14 @@ class PipelineTest {
     assertTrue(error.getString("message").contains("queue"), error.getString("message"));
     assertTrue(error.containsKey("param") && error.containsKey("code"), error.encode());
     assertEquals(2, sentTo(Addresses.prefill("p0")), "the refused request was not prefilled");
+    String scrape = metrics.scrape();
+    for (String series : List.of("duet_routing_queue_length 1.0",
+        "duet_routing_decode_in_flight{decode_instance=\"d0\",rank=\"0\"} 1.0",
+        "duet_routing_prefill_tokens_in_flight{prefill_instance=\"p0\"} 0.0",
+        "duet_routing_queue_wait_seconds_count 1",
+        "duet_routing_decisions_total{kind=\"decode\",policy=\"least-load\"} 1.0")) {
+      assertTrue(scrape.contains(series), series + " in:\n" + scrape);
+    }
 
     held.resume();
     assertEquals(expected(LONG_ANSWER, 40), text(await(held.events())));
