@@ -28,8 +28,8 @@ final class StatusCommand implements Callable<Integer> {
   RunOptions options;
 
   @Option(names = "--timeout", paramLabel = "SECONDS", defaultValue = "30",
-      description = "How long joining the cluster and its answer may take each (default: "
-          + "${DEFAULT-VALUE}).")
+      description = "How long joining the cluster, its answer, and each /health may take "
+          + "(default: ${DEFAULT-VALUE}).")
   int timeoutSeconds;
 
   @Override
@@ -43,7 +43,8 @@ final class StatusCommand implements Callable<Integer> {
           ClusterView.registry(topology, Duration.ofSeconds(timeoutSeconds)));
       out.println(cluster + ", from the cluster's registry (joined as a lite member):");
     } catch (LaunchFailure noRegistry) {
-      report = StatusReport.fromHealth(topology, new HealthProbe());
+      report = StatusReport.fromHealth(topology,
+          new HealthProbe(Duration.ofSeconds(timeoutSeconds)));
       out.println(cluster + ", from each instance's /health (no registry: "
           + noRegistry.getMessage() + "):");
     }

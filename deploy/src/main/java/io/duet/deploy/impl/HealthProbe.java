@@ -19,8 +19,6 @@ import java.util.Optional;
  */
 public final class HealthProbe {
 
-  private static final Duration TIMEOUT = Duration.ofSeconds(2);
-
   /**
    * What an endpoint answered.
    *
@@ -63,14 +61,21 @@ public final class HealthProbe {
     }
   }
 
-  private final HttpClient http = HttpClient.newBuilder().connectTimeout(TIMEOUT).build();
+  private final Duration timeout;
+  private final HttpClient http;
+
+  /** @param timeout how long connecting and the answer may take each */
+  public HealthProbe(Duration timeout) {
+    this.timeout = timeout;
+    this.http = HttpClient.newBuilder().connectTimeout(timeout).build();
+  }
 
   /** The endpoint's answer; never throws for an endpoint that does not answer. */
   public Answer get(Topology.Endpoint endpoint) {
     String host = endpoint.host().contains(":") ? "[" + endpoint.host() + "]" : endpoint.host();
     URI uri = URI.create("http://" + host + ":" + endpoint.port() + "/health");
     try {
-      HttpResponse<String> response = http.send(HttpRequest.newBuilder(uri).timeout(TIMEOUT)
+      HttpResponse<String> response = http.send(HttpRequest.newBuilder(uri).timeout(timeout)
           .GET().build(), HttpResponse.BodyHandlers.ofString());
       return new Answer(response.statusCode(), response.body());
     } catch (IOException e) {

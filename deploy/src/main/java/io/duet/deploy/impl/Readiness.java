@@ -21,7 +21,8 @@ public final class Readiness {
   private static final long POLL_MILLIS = 250;
   private static final int TAIL_LINES = 40;
 
-  private final HealthProbe probe = new HealthProbe();
+  /** Short: a probe that gets no answer is simply made again at the next poll. */
+  private final HealthProbe probe = new HealthProbe(Duration.ofSeconds(2));
   private final RunDirectory run;
   private final PrintWriter out;
 

@@ -14,6 +14,7 @@ import io.vertx.core.http.HttpServer;
 import io.vertx.core.json.JsonObject;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.AfterEach;
@@ -48,7 +49,8 @@ class HealthStatusTest {
                prefill: {kv-port: 6100, http-port: %d}}
           d0: {role: decode, host: 127.0.0.1, cluster-port: 5703, decode: {http-port: %d}}
         """.formatted(nothing, prefill, staleDecode)), Map.of());
-    HealthProbe probe = new HealthProbe();
+    // long: an answer that comes, however slowly on a busy machine, is what is tested
+    HealthProbe probe = new HealthProbe(Duration.ofSeconds(30));
 
     Topology.Instance p0 = topology.instance("p0").orElseThrow();
     assertNull(probe.get(p0.healthEndpoints().get(0)).notServing(p0,
