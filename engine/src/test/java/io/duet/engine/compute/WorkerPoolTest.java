@@ -123,21 +123,22 @@ class WorkerPoolTest {
   void aThreadHeldUpInItsShareHasTheRestOfItTakenOver() {
     assertTimeoutPreemptively(TIMEOUT, () -> {
       try (WorkerPool pool = new WorkerPool(2, uniqueName(), 2 > CORES)) {
-        // The calling thread's first chunk waits until every other chunk is done, including
-        // the rest of its own share (chunks 1 to 7): only the worker can run those.
+        // The first chunk the calling thread runs waits until every other chunk is done,
+        // including the rest of its own share: only the worker can run those. (On a busy machine
+        // the worker may finish its share and take the caller's before the caller starts; then
+        // the caller runs nothing, which is the same guarantee seen from the other side.)
         AtomicInteger othersDone = new AtomicInteger();
         AtomicIntegerArray perWorker = new AtomicIntegerArray(2);
         pool.run(16, (chunk, worker) -> {
-          perWorker.incrementAndGet(worker);
-          if (chunk == 0) {
-            assertEquals(0, worker, "chunk 0 starts the calling thread's share");
-            awaitCondition(() -> othersDone.get() == 15, "the rest of a held-up share never ran");
+          if (worker == 0 && perWorker.getAndIncrement(0) == 0) {
+            awaitCondition(() -> othersDone.get() == 16 - 1, "the rest of a held-up share never ran");
           } else {
+            perWorker.incrementAndGet(worker);
             othersDone.incrementAndGet();
           }
         });
-        assertEquals(1, perWorker.get(0));
-        assertEquals(15, perWorker.get(1));
+        assertTrue(perWorker.get(0) <= 1, "the held-up caller ran " + perWorker.get(0) + " chunks");
+        assertEquals(16 - perWorker.get(0), perWorker.get(1));
       }
     });
   }
