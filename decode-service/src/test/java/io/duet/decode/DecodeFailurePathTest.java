@@ -62,6 +62,8 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * The decode instance with a real prefill instance (separate engines, KV over TCP on
@@ -495,7 +497,25 @@ class DecodeFailurePathTest {
   // 11 ---------------------------------------------------------------------------------------
 
   @Test
-  void aPrefillInstanceThatDiesMidTransferFailsTheRequestAndTheHalfImportIsAborted()
+  void aPrefillInstanceThatIsGoneWhenItsKvIsPulledFailsTheRequestAsKvUnreachable()
+      throws Exception {
+    deploy(8);
+    EventStream stream = stream();
+    PrefillResult result = prefill("r1", PROMPT, greedy(20));
+    await(vertx.undeploy(prefill.deploymentID())); // its KV server closes with it
+
+    await(decode(decodeRequest("r1", result, greedy(20), stream, 4)));
+    DecodeEvent last = stream.next();
+    assertEquals(0, last.sequence());
+    assertTrue(last.isLast());
+    assertEquals(Failure.KV_UNREACHABLE.name(), last.failure(), last.error());
+    assertTrue(last.error().contains("cannot connect"), last.error());
+    assertEquals(0, dUsed(), "nothing stays allocated on D");
+    assertEquals(0, decode.info().load().running(), "the slot is free");
+  }
+
+  @Test
+  void aPrefillInstanceThatDiesMidTransferFailsTheRequestAsKvUnreachableAndTheHalfImportIsAborted()
       throws Exception {
     deploy(8);
     Export export = export(40);
@@ -517,14 +537,40 @@ class DecodeFailurePathTest {
     DecodeEvent last = stream.next();
     assertEquals(0, last.sequence());
     assertTrue(last.isLast());
-    assertEquals(Failure.KV_TRANSFER.name(), last.failure());
-    assertNotNull(last.error());
+    assertEquals(Failure.KV_UNREACHABLE.name(), last.failure(), last.error());
     eventuallyNoBlocksOnD();
     assertEquals(0, decode.info().load().running(), "the slot is free");
 
     // and D goes on serving, on the same stream: nothing came after the last event
     decodeToEnd("next", PROMPT, 20, stream);
     eventuallyNoBlocksOnD();
+  }
+
+  /**
+   * A pull that gets no answer within the pull timeout means a prefill instance that is gone or
+   * cut off (KV_UNREACHABLE: prefilling again elsewhere may help); one that got its header and
+   * then stalled, a slow one (TIMEOUT).
+   */
+  @ParameterizedTest
+  @ValueSource(booleans = {false, true})
+  void aPullThatTimesOutIsUnreachableWhenNothingCameElseATimeout(boolean headerSent)
+      throws Exception {
+    deploy(1, 500);
+    Export export = export(40);
+    FakePrefill fake = await(FakePrefill.start(vertx, (socket, transferId) -> {
+      if (headerSent) {
+        FakePrefill.write(socket, KvFrame.Type.HEADER, export.header());
+      }
+    }));
+    EventStream stream = stream();
+    await(decode(fakeRequest("r1", fake, export, stream)));
+
+    DecodeEvent last = stream.next();
+    assertTrue(last.isLast());
+    assertEquals((headerSent ? Failure.TIMEOUT : Failure.KV_UNREACHABLE).name(), last.failure(),
+        last.error());
+    eventuallyNoBlocksOnD();
+    assertEquals(0, decode.info().load().running(), "the slot is free");
   }
 
   // 12 ---------------------------------------------------------------------------------------

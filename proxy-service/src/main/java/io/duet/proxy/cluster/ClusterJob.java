@@ -24,9 +24,16 @@ final class ClusterJob {
    * instance has tokenized, characters / 4 stands in for tokens.
    */
   final long estimatedPromptTokens;
-  final DecodeAttempts decodeAttempts = new DecodeAttempts();
-  /** The prefill instance, once chosen. */
+  /** The prefill instances that refused or lost the request. */
+  final Attempts<String> prefillAttempts = new Attempts<>();
+  /** The decode targets that refused the request's current KV. */
+  Attempts<DecodeTarget> decodeAttempts = new Attempts<>();
+  /** The prefill instance asked last, once chosen. */
   InstanceInfo prefill;
+  /** Numbers the prefill requests sent, so that a reply to an earlier one is known as such. */
+  int prefillRequests;
+  /** Whether the prompt was prefilled again because its first prefill instance was lost. */
+  boolean prefilledAgain;
   /** The decode target asked last, once there is one. */
   DecodeTarget decode;
   /** Names the KV lease on the prefill instance, once prefilled. */

@@ -16,9 +16,10 @@ import org.slf4j.LoggerFactory;
 
 /**
  * Chooses the instances of each request with the current routing policies. The proxy decides
- * which instances are compatible with a request (they serve its model; a decode target also has
- * the KV layout of the request's prefill instance and has not refused it); the policy chooses
- * among them, seeing the proxy's own {@link #inFlight() in-flight counts} in the candidates.
+ * which instances are compatible with a request (they are serving, not draining, serve its
+ * model and have not refused it; a decode target also has the KV layout of the request's
+ * prefill instance); the policy chooses among them, seeing the proxy's own {@link #inFlight()
+ * in-flight counts} in the candidates.
  *
  * <p>Policies are found by name among the factories registered with {@link
  * java.util.ServiceLoader} ({@link PrefillPolicyFactory}, {@link DecodePolicyFactory}). They can
@@ -94,16 +95,19 @@ public final class Routing {
   }
 
   /**
-   * The prefill instance for a request, chosen among the instances that serve its model.
+   * The prefill instance for a request, chosen among the serving instances that serve its
+   * model, less {@code excluded}.
    *
    * @param instances the live registry
+   * @param excluded ids of the instances that already refused or lost the request
    * @return empty when no instance serves the model or the policy refused them all
    */
   public Optional<InstanceInfo> choosePrefill(List<InstanceInfo> instances,
-      RoutingRequest request) {
+      RoutingRequest request, Set<String> excluded) {
     List<PrefillCandidate> candidates = new ArrayList<>();
     for (InstanceInfo entry : instances) {
-      if (entry.role() == Role.PREFILL && entry.modelName().equals(request.model())) {
+      if (entry.role() == Role.PREFILL && entry.isServing()
+          && entry.modelName().equals(request.model()) && !excluded.contains(entry.instanceId())) {
         candidates.add(new PrefillCandidate(entry, inFlight.promptTokens(entry.instanceId())));
       }
     }
@@ -113,8 +117,8 @@ public final class Routing {
   }
 
   /**
-   * The decode target for a request, chosen among the targets that serve its model with the
-   * KV layout {@code fingerprint}, less {@code excluded}.
+   * The decode target for a request, chosen among the serving targets that serve its model
+   * with the KV layout {@code fingerprint}, less {@code excluded}.
    *
    * @param instances the live registry
    * @param excluded targets that already refused the request
@@ -125,7 +129,8 @@ public final class Routing {
     List<DecodeCandidate> candidates = new ArrayList<>();
     for (InstanceInfo entry : instances) {
       DecodeTarget target = DecodeTarget.of(entry);
-      if (entry.role() == Role.DECODE && entry.modelName().equals(request.model())
+      if (entry.role() == Role.DECODE && entry.isServing()
+          && entry.modelName().equals(request.model())
           && entry.fingerprint().equals(fingerprint) && !excluded.contains(target)) {
         candidates.add(new DecodeCandidate(target, entry, inFlight.requests(target)));
       }
