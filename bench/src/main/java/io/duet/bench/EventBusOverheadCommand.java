@@ -15,7 +15,6 @@ import io.vertx.core.json.JsonObject;
 import java.io.PrintWriter;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
 import java.util.UUID;
 import java.util.concurrent.ThreadLocalRandom;
 import picocli.CommandLine.Command;
@@ -111,10 +110,7 @@ final class EventBusOverheadCommand extends BenchCommand {
         .with(Settings.CLUSTER_HOST, "127.0.0.1")
         .with(Settings.CLUSTER_PORT, base)
         .with(Settings.CLUSTER_PORT_COUNT, 10)
-        .with(Settings.CLUSTER_MEMBERS, List.of("127.0.0.1"))
-        // the master otherwise waits 5 s to batch joins; members here start one after the other
-        .with(Settings.CLUSTER_HAZELCAST_PROPERTIES,
-            Map.of("hazelcast.wait.seconds.before.join", "0"));
+        .with(Settings.CLUSTER_MEMBERS, List.of("127.0.0.1"));
   }
 
   private void report(List<Row> rows, double startupSeconds) throws Exception {

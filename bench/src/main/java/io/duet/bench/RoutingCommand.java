@@ -202,7 +202,7 @@ final class RoutingCommand extends BenchCommand {
             systemPrompts.get(questions.nextInt(systemPrompts.size())) + " question "
                 + questions.nextInt(), 100);
         long start = System.nanoTime();
-        routing.choosePrefill(registry, request);
+        routing.choosePrefill(registry, request, Set.of());
         if (i >= warmup) {
           choices.recordNanos(System.nanoTime() - start);
         }

@@ -10,7 +10,9 @@ import io.vertx.core.eventbus.EventBusOptions;
 import io.vertx.spi.cluster.hazelcast.HazelcastClusterManager;
 import java.net.InetAddress;
 import java.net.UnknownHostException;
+import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Objects;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
@@ -22,14 +24,33 @@ import org.slf4j.LoggerFactory;
  * configuration built in code (no {@code hazelcast.xml}): cluster name, a port range with
  * auto-increment (several members per host), sockets bound to {@code cluster.host} only,
  * TCP-IP join over {@code cluster.members} with multicast and auto-detection off, phone-home
- * off and logging through SLF4J. The event bus listens on {@code cluster.host} too, on an
- * ephemeral port. {@code cluster.host} must therefore be an address of this machine that the
- * other members can reach (a wildcard address such as 0.0.0.0 is not supported).
+ * off and logging through SLF4J, and the failure detection of {@link #DEFAULT_PROPERTIES}.
+ * The event bus listens on {@code cluster.host} too, on an ephemeral port. {@code cluster.host}
+ * must therefore be an address of this machine that the other members can reach (a wildcard
+ * address such as 0.0.0.0 is not supported).
  */
 public final class ClusterBootstrap {
 
-  /** How long the shutdown hook of {@link #closeOnSignal} waits for Vert.x to close. */
+  /**
+   * How long the shutdown hook of {@link #closeOnSignal} waits for Vert.x to close, beyond the
+   * {@code instance.drain-timeout-seconds} its instances may take to drain.
+   */
   public static final long CLOSE_TIMEOUT_SECONDS = 20;
+
+  /**
+   * The Hazelcast properties Duet sets, before {@code cluster.hazelcast-properties} (which may
+   * override them). Hazelcast's own defaults suit long-lived data grids, not members that come
+   * and go at run time: its master waits 5 s after a join request for others to batch, and it
+   * takes a member that stopped answering for dead only after 60 s. A member killed on a live
+   * machine is noticed at once anyway (its connections are refused), so this bounds what a
+   * frozen or cut-off member costs; the registry stops routing to it after its heartbeat
+   * timeout whatever Hazelcast does. 10 s, not less: a member taken for dead falsely leaves the
+   * cluster until Hazelcast merges it back minutes later.
+   */
+  public static final Map<String, String> DEFAULT_PROPERTIES = Map.of(
+      "hazelcast.wait.seconds.before.join", "0",
+      "hazelcast.heartbeat.interval.seconds", "1",
+      "hazelcast.max.no.heartbeat.seconds", "10");
 
   private static final Logger log = LoggerFactory.getLogger(ClusterBootstrap.class);
 
@@ -91,6 +112,7 @@ public final class ClusterBootstrap {
     Config hz = new Config();
     hz.setClusterName(config.get(Settings.CLUSTER_NAME));
     hz.setProperty("hazelcast.phone.home.enabled", "false");
+    DEFAULT_PROPERTIES.forEach(hz::setProperty);
     hz.setProperty("hazelcast.logging.type", "slf4j");
     // a "host" member without a port is tried on this many ports from cluster.port
     hz.setProperty("hazelcast.tcp.join.port.try.count",
@@ -119,21 +141,28 @@ public final class ClusterBootstrap {
   }
 
   /**
-   * Registers a JVM shutdown hook (SIGTERM, SIGINT, normal exit) that closes {@code vertx},
-   * which leaves the cluster cleanly, and waits for it at most {@value #CLOSE_TIMEOUT_SECONDS}
-   * seconds. Needed because the Hazelcast cluster manager turns Hazelcast's own hook off.
+   * Registers a JVM shutdown hook (SIGTERM, SIGINT, normal exit) that stops this member cleanly:
+   * it undeploys every verticle, which lets a prefill or decode instance drain (it refuses new
+   * requests and finishes those it has, for up to {@code instance.drain-timeout-seconds}), then
+   * closes {@code vertx}, which leaves the cluster. Draining comes first so that the instance is
+   * still a member, reachable on the event bus and over its KV port, while it finishes. The hook
+   * waits at most the drain timeout plus {@value #CLOSE_TIMEOUT_SECONDS} seconds. Needed because
+   * the Hazelcast cluster manager turns Hazelcast's own hook off.
    *
    * @return the hook, for {@link Runtime#removeShutdownHook} when Vert.x is closed otherwise
    */
-  public static Thread closeOnSignal(Vertx vertx) {
+  public static Thread closeOnSignal(Vertx vertx, DuetConfig config) {
     Objects.requireNonNull(vertx, "vertx");
+    long limitSeconds = config.get(Settings.INSTANCE_DRAIN_TIMEOUT_SECONDS) + CLOSE_TIMEOUT_SECONDS;
     Thread hook = new Thread(() -> {
-      log.info("Shutting down: closing Vert.x and leaving the cluster");
+      log.info("Shutting down: draining and undeploying, then leaving the cluster");
+      long start = System.nanoTime();
       try {
-        vertx.close().toCompletionStage().toCompletableFuture()
-            .get(CLOSE_TIMEOUT_SECONDS, TimeUnit.SECONDS);
+        undeployAll(vertx).eventually(vertx::close).toCompletionStage().toCompletableFuture()
+            .get(limitSeconds, TimeUnit.SECONDS);
+        log.info("Left the cluster and closed in {} ms", (System.nanoTime() - start) / 1_000_000);
       } catch (TimeoutException e) {
-        log.warn("Vert.x did not close within {} s", CLOSE_TIMEOUT_SECONDS);
+        log.warn("Vert.x did not close within {} s", limitSeconds);
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
       } catch (Exception e) {
@@ -142,6 +171,18 @@ public final class ClusterBootstrap {
     }, "duet-shutdown");
     Runtime.getRuntime().addShutdownHook(hook);
     return hook;
+  }
+
+  /**
+   * Undeploys every deployment at once; completes when all have ended, however. A child
+   * deployment may already be gone with its parent; that failure does not matter.
+   */
+  private static Future<Void> undeployAll(Vertx vertx) {
+    List<Future<Void>> undeployed = new ArrayList<>();
+    for (String id : vertx.deploymentIDs()) {
+      undeployed.add(vertx.undeploy(id));
+    }
+    return Future.join(undeployed).mapEmpty();
   }
 
   private static String resolve(String host) {

@@ -15,6 +15,8 @@ import org.slf4j.LoggerFactory;
  * Announces one instance: publishes what {@code current} supplies on {@link Addresses#REGISTRY}
  * at once and then every {@code cluster.heartbeat-millis}, with its {@code heartbeatMillis}
  * stamped to the time of sending. A supplier that returns null or throws skips that beat.
+ * {@link #beatNow} announces a change (such as draining) without waiting for the next period,
+ * and {@link #leave} ends with an announcement that the instance has left.
  */
 public final class Heartbeat {
 
@@ -37,7 +39,7 @@ public final class Heartbeat {
     this.current = current;
     ClusterMember.localMemberId(vertx).ifPresent(id -> delivery.addHeader(MEMBER_HEADER, id));
     this.timerId = vertx.setPeriodic(0, config.get(Settings.CLUSTER_HEARTBEAT_MILLIS),
-        id -> beat());
+        id -> beatNow());
   }
 
   /** Starts heartbeating; the first heartbeat goes out at once (on a Vert.x context). */
@@ -48,23 +50,18 @@ public final class Heartbeat {
     return new Heartbeat(vertx, config, current);
   }
 
-  private void beat() {
-    JsonObject message;
-    try {
-      InstanceInfo info = current.get();
-      if (info == null) {
-        return;
-      }
-      message = info.withLoad(info.load(), System.currentTimeMillis()).toJson();
-    } catch (RuntimeException e) {
-      log.warn("Heartbeat skipped: no valid instance info", e);
-      return;
-    }
-    synchronized (this) {
-      if (!stopped) {
-        vertx.eventBus().publish(Addresses.REGISTRY, message, delivery);
-      }
-    }
+  /** Publishes a heartbeat now, as the period would; nothing once stopped. */
+  public void beatNow() {
+    publish(null);
+  }
+
+  /**
+   * Stops heartbeating and publishes the instance's last announcement, {@link
+   * InstanceInfo.State#LEFT}, so that registries drop it at once instead of after their
+   * heartbeat timeout. Nothing is published after this returns; a second call publishes nothing.
+   */
+  public void leave() {
+    publish(InstanceInfo.State.LEFT);
   }
 
   /** Stops heartbeating; nothing is published after this returns. Idempotent. */
@@ -73,5 +70,38 @@ public final class Heartbeat {
       stopped = true;
     }
     vertx.cancelTimer(timerId);
+  }
+
+  /**
+   * Publishes the current info; with a {@code finalState}, as the instance's last announcement,
+   * after which it stops.
+   */
+  private void publish(InstanceInfo.State finalState) {
+    JsonObject message = message(finalState);
+    synchronized (this) {
+      if (stopped) {
+        return;
+      }
+      if (message != null) {
+        vertx.eventBus().publish(Addresses.REGISTRY, message, delivery);
+      }
+      if (finalState != null) {
+        stop();
+      }
+    }
+  }
+
+  private JsonObject message(InstanceInfo.State state) {
+    try {
+      InstanceInfo info = current.get();
+      if (info == null) {
+        return null;
+      }
+      InstanceInfo stamped = info.withLoad(info.load(), System.currentTimeMillis());
+      return (state == null ? stamped : stamped.withState(state)).toJson();
+    } catch (RuntimeException e) {
+      log.warn("Heartbeat skipped: no valid instance info", e);
+      return null;
+    }
   }
 }

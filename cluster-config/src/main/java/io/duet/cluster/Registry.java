@@ -16,8 +16,11 @@ import java.util.Optional;
  *
  * <p>An instance is dropped when no heartbeat came from it for
  * {@code cluster.heartbeat-timeout-millis} (measured on this machine's clock, when heartbeats
- * arrive, so clock skew between machines does not matter), and at once when the Hazelcast
- * member that announced it leaves the cluster. A heartbeat older than the one held is ignored.
+ * arrive, so clock skew between machines does not matter), and at once when it announces that
+ * it {@linkplain InstanceInfo.State#LEFT left} or when the Hazelcast member that announced it
+ * leaves the cluster. A heartbeat older than the one held is ignored. An instance that is
+ * {@linkplain InstanceInfo.State#DRAINING draining} stays in the view: it is alive and finishing
+ * its requests, though it takes no new ones.
  *
  * <p>Every registry also answers requests on {@link Addresses#REGISTRY_VIEW} with its view, so
  * any event-bus client can read it.
@@ -31,9 +34,9 @@ public interface Registry {
   enum ChangeKind {
     /** First heartbeat seen (or first again after it was removed). */
     ADDED,
-    /** A later heartbeat replaced the held one (load, capacity, ...). */
+    /** A later heartbeat replaced the held one (load, state, ...). */
     UPDATED,
-    /** Dropped: heartbeat timeout or cluster member left; see {@link Change#reason()}. */
+    /** Dropped: it left, heartbeat timeout or cluster member left; see {@link Change#reason()}. */
     REMOVED
   }
 

@@ -65,19 +65,23 @@ public final class Settings {
           + "Empty: this member's cluster.host."));
 
   public static final Setting<Integer> CLUSTER_HEARTBEAT_MILLIS = declare(Setting.builder(
-      "cluster.heartbeat-millis", atLeast(1)).defaultValue(1000)
+      "cluster.heartbeat-millis", atLeast(1)).defaultValue(500)
       .description("How often every instance announces itself on the registry."));
 
   public static final Setting<Integer> CLUSTER_HEARTBEAT_TIMEOUT_MILLIS = declare(Setting.builder(
-      "cluster.heartbeat-timeout-millis", atLeast(1)).defaultValue(5000)
+      "cluster.heartbeat-timeout-millis", atLeast(1)).defaultValue(2000)
       .requires("greater than cluster.heartbeat-millis",
           (config, timeout) -> timeout > config.get(Settings.CLUSTER_HEARTBEAT_MILLIS))
-      .description("An instance silent this long is dropped from the registry."));
+      .description("An instance silent this long is dropped from the registry (a crashed or cut "
+          + "off one; an instance that stops, or whose cluster member leaves, is dropped at "
+          + "once). With the defaults a silent instance is no longer picked within 2.5 s."));
 
   public static final Setting<Map<String, String>> CLUSTER_HAZELCAST_PROPERTIES = declare(
       Setting.builder("cluster.hazelcast-properties", map()).defaultValue(Map.of())
-      .description("Extra Hazelcast properties by their full dotted name, e.g. "
-          + "hazelcast.max.no.heartbeat.seconds: 15; applied last."));
+      .description("Hazelcast properties by their full dotted name, applied last, e.g. "
+          + "hazelcast.max.no.heartbeat.seconds: 15. Duet's own defaults: no wait before "
+          + "admitting a joining member (hazelcast.wait.seconds.before.join: 0), a member "
+          + "heartbeat every second, and a member silent for 10 s taken for dead."));
 
   // ---------------------------------------------------------------- model
 
@@ -124,6 +128,13 @@ public final class Settings {
       })
       .description("This instance's id, unique in the cluster. Unset: the role, the host name "
           + "and 6 random hex digits, e.g. decode-node1-3fa9c2."));
+
+  public static final Setting<Integer> INSTANCE_DRAIN_TIMEOUT_SECONDS = declare(Setting.builder(
+      "instance.drain-timeout-seconds", atLeast(0)).defaultValue(30)
+      .description("How long a stopping prefill or decode instance (SIGTERM) may take to finish "
+          + "its requests: it refuses new ones at once, then stops when its streams have ended "
+          + "and its leased KV has been pulled, or when this time is up. 0: it stops at once. "
+          + "Allow this plus 20 s between SIGTERM and SIGKILL."));
 
   // ---------------------------------------------------------------- proxy
 

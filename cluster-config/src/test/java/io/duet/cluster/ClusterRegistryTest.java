@@ -41,10 +41,7 @@ class ClusterRegistryTest {
         .with(Settings.CLUSTER_PORT_COUNT, 10)
         .with(Settings.CLUSTER_MEMBERS, List.of("127.0.0.1"))
         .with(Settings.CLUSTER_HEARTBEAT_MILLIS, heartbeatMillis)
-        .with(Settings.CLUSTER_HEARTBEAT_TIMEOUT_MILLIS, timeoutMillis)
-        // the master otherwise waits 5 s to batch joins; members here start one after the other
-        .with(Settings.CLUSTER_HAZELCAST_PROPERTIES,
-            Map.of("hazelcast.wait.seconds.before.join", "0"));
+        .with(Settings.CLUSTER_HEARTBEAT_TIMEOUT_MILLIS, timeoutMillis);
   }
 
   /**
@@ -82,7 +79,12 @@ class ClusterRegistryTest {
     assertEquals("false", hz.getProperty("hazelcast.phone.home.enabled"));
     assertEquals("slf4j", hz.getProperty("hazelcast.logging.type"));
     assertEquals("false", hz.getProperty("hazelcast.socket.bind.any"));
-    assertEquals("15", hz.getProperty("hazelcast.max.no.heartbeat.seconds"));
+    assertEquals("15", hz.getProperty("hazelcast.max.no.heartbeat.seconds"),
+        "the configured properties override Duet's defaults");
+    assertEquals("0", hz.getProperty("hazelcast.wait.seconds.before.join"));
+    assertEquals("1", hz.getProperty("hazelcast.heartbeat.interval.seconds"));
+    assertEquals("10", ClusterBootstrap.hazelcastConfig(clusterConfig(200, 1000))
+        .getProperty("hazelcast.max.no.heartbeat.seconds"));
     assertEquals(config.get(Settings.CLUSTER_PORT), hz.getNetworkConfig().getPort());
     assertTrue(hz.getNetworkConfig().isPortAutoIncrement());
     assertEquals(10, hz.getNetworkConfig().getPortCount());

@@ -228,11 +228,12 @@ class ConfigLoaderTest {
       assertEquals(5701, d.get(Settings.CLUSTER_PORT));
       assertEquals(100, d.get(Settings.CLUSTER_PORT_COUNT));
       assertEquals(List.of("127.0.0.1"), d.get(Settings.CLUSTER_MEMBERS));
-      assertEquals(1000, d.get(Settings.CLUSTER_HEARTBEAT_MILLIS));
-      assertEquals(5000, d.get(Settings.CLUSTER_HEARTBEAT_TIMEOUT_MILLIS));
+      assertEquals(500, d.get(Settings.CLUSTER_HEARTBEAT_MILLIS));
+      assertEquals(2000, d.get(Settings.CLUSTER_HEARTBEAT_TIMEOUT_MILLIS));
       assertEquals(Map.of(), d.get(Settings.CLUSTER_HAZELCAST_PROPERTIES));
       assertEquals(Optional.empty(), d.get(Settings.MODEL_CHAT_TEMPLATE));
       assertEquals(WeightStorage.MAPPED, d.get(Settings.MODEL_WEIGHTS));
+      assertEquals(30, d.get(Settings.INSTANCE_DRAIN_TIMEOUT_SECONDS));
       assertEquals("127.0.0.1", d.get(Settings.PROXY_HOST));
       assertEquals(7000, d.get(Settings.PROXY_PORT));
       assertEquals(cores, d.get(Settings.PROXY_HTTP_INSTANCES));

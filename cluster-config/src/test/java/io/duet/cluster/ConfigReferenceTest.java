@@ -41,7 +41,7 @@ class ConfigReferenceTest {
         + "host:port, each | `DUET_CLUSTER_MEMBERS` | `--members HOST[:PORT],...` |"), table);
     assertTrue(table.contains("| `proxy.embedded` | boolean | `true` | true, false |  "
         + "| `--[no-]embedded` |"), table);
-    assertTrue(table.contains("| `cluster.heartbeat-timeout-millis` | integer | `5000` | >= 1, "
+    assertTrue(table.contains("| `cluster.heartbeat-timeout-millis` | integer | `2000` | >= 1, "
         + "greater than cluster.heartbeat-millis |"), table);
     assertTrue(table.contains("| `model.path` | path | unset |  | `MODEL_PATH` |"), table);
   }

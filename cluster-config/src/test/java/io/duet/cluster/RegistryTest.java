@@ -18,6 +18,7 @@ import java.util.Optional;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicReference;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.extension.ExtendWith;
@@ -80,6 +81,55 @@ class RegistryTest {
     });
     registry.ready().onComplete(ctx.succeeding(v ->
         heartbeat[0] = Heartbeat.start(vertx, FAST, () -> info("p-1", Role.PREFILL, load.getAndIncrement()))));
+  }
+
+  /**
+   * An instance that drains stays in the view, marked as such, and one that leaves is dropped at
+   * once: long before the heartbeat timeout, which this test's registry sets to a minute.
+   */
+  @Test
+  void aDrainingInstanceStaysAndOneThatLeftIsDroppedAtOnce(Vertx vertx, VertxTestContext ctx) {
+    DuetConfig slowTimeout = FAST.with(Settings.CLUSTER_HEARTBEAT_TIMEOUT_MILLIS, 60_000);
+    Registry registry = Registry.create(vertx, slowTimeout);
+    List<Change> changes = new CopyOnWriteArrayList<>();
+    // nothing to announce until the heartbeat is at hand (null skips a beat)
+    AtomicReference<InstanceInfo.State> state = new AtomicReference<>();
+    Heartbeat[] heartbeat = new Heartbeat[1];
+    registry.onChange(change -> {
+      InstanceInfo.State announced = change.instance().state();
+      if (change.kind() == ChangeKind.UPDATED
+          && changes.get(changes.size() - 1).instance().state() == announced) {
+        return; // the periodic beat repeated an announcement
+      }
+      changes.add(change);
+      if (change.kind() == ChangeKind.ADDED && change.instance().instanceId().equals("p-1")) {
+        state.set(InstanceInfo.State.DRAINING);
+        heartbeat[0].beatNow(); // at once, not a period later
+      } else if (change.kind() == ChangeKind.UPDATED && announced == InstanceInfo.State.DRAINING) {
+        ctx.verify(() -> assertEquals(List.of(change.instance()), registry.instances()));
+        heartbeat[0].leave();
+        heartbeat[0].beatNow(); // publishes nothing: it left
+        // what one sender publishes arrives in order: the sentinel comes after all of it
+        vertx.eventBus().publish(Addresses.REGISTRY, info("sentinel", Role.DECODE, 0).toJson());
+      } else if (change.instance().instanceId().equals("sentinel")) {
+        ctx.verify(() -> {
+          assertEquals(List.of(ChangeKind.ADDED, ChangeKind.UPDATED, ChangeKind.REMOVED,
+              ChangeKind.ADDED), changes.stream().map(Change::kind).toList());
+          assertEquals("it left", changes.get(2).reason());
+          assertEquals(List.of("sentinel"),
+              registry.instances().stream().map(InstanceInfo::instanceId).toList());
+          registry.close().onComplete(ctx.succeedingThenComplete());
+        });
+      }
+    });
+    registry.ready().onComplete(ctx.succeeding(v -> {
+      // a period longer than the test: every announcement is asked for
+      heartbeat[0] = Heartbeat.start(vertx,
+          slowTimeout.with(Settings.CLUSTER_HEARTBEAT_MILLIS, 30_000),
+          () -> state.get() == null ? null : info("p-1", Role.PREFILL, 0).withState(state.get()));
+      state.set(InstanceInfo.State.SERVING);
+      heartbeat[0].beatNow();
+    }));
   }
 
   @Test

@@ -28,7 +28,13 @@ public enum Failure {
   /** It took longer than its deadline. */
   TIMEOUT(9),
   /** The requester did not present a valid API key. */
-  UNAUTHORIZED(10);
+  UNAUTHORIZED(10),
+  /**
+   * The prefill instance that holds the KV could not be reached, did not answer the pull, or its
+   * connection broke before the KV arrived: it died or is cut off. Unlike other
+   * {@link #KV_TRANSFER} failures, prefilling the prompt again on another instance may succeed.
+   */
+  KV_UNREACHABLE(11);
 
   private final int code;
 

@@ -14,11 +14,42 @@ import io.vertx.core.json.JsonObject;
  * @param chatTemplate the name of the chat template of the model it serves (the proxy renders
  *     chat requests with it unless configured otherwise); empty for a proxy
  * @param capacity sequences it runs at once ({@code max-num-seqs}) or its token budget (prefill)
+ * @param state whether it takes new requests, finishes the ones it has, or has gone
  */
 public record InstanceInfo(String instanceId, Role role, int dpRank, int ranks, String host,
     int httpPort,
     int kvPort, String modelName, String fingerprint, String chatTemplate, int capacity, Load load,
-    long heartbeatMillis) {
+    long heartbeatMillis, State state) {
+
+  /**
+   * Where an instance is in its life. A stopping instance first announces {@link #DRAINING}, so
+   * that proxies stop sending it requests at once while it finishes the ones it has, then
+   * {@link #LEFT}, so that registries drop it at once rather than after a heartbeat timeout.
+   */
+  public enum State {
+    /** It takes new requests. */
+    SERVING,
+    /** It refuses new requests and finishes those it has; it is still alive. */
+    DRAINING,
+    /** Its last announcement: it has stopped serving. */
+    LEFT;
+
+    public String wireName() {
+      return name().toLowerCase(java.util.Locale.ROOT);
+    }
+
+    public static State fromWire(String name) {
+      return valueOf(name.toUpperCase(java.util.Locale.ROOT));
+    }
+  }
+
+  /** An instance that is {@link State#SERVING}, as every instance announces itself while it runs. */
+  public InstanceInfo(String instanceId, Role role, int dpRank, int ranks, String host,
+      int httpPort, int kvPort, String modelName, String fingerprint, String chatTemplate,
+      int capacity, Load load, long heartbeatMillis) {
+    this(instanceId, role, dpRank, ranks, host, httpPort, kvPort, modelName, fingerprint,
+        chatTemplate, capacity, load, heartbeatMillis, State.SERVING);
+  }
 
   /**
    * Current load.
@@ -55,7 +86,17 @@ public record InstanceInfo(String instanceId, Role role, int dpRank, int ranks, 
 
   public InstanceInfo withLoad(Load value, long now) {
     return new InstanceInfo(instanceId, role, dpRank, ranks, host, httpPort, kvPort, modelName,
-        fingerprint, chatTemplate, capacity, value, now);
+        fingerprint, chatTemplate, capacity, value, now, state);
+  }
+
+  public InstanceInfo withState(State value) {
+    return new InstanceInfo(instanceId, role, dpRank, ranks, host, httpPort, kvPort, modelName,
+        fingerprint, chatTemplate, capacity, load, heartbeatMillis, value);
+  }
+
+  /** Whether it takes new requests. */
+  public boolean isServing() {
+    return state == State.SERVING;
   }
 
   public JsonObject toJson() {
@@ -63,7 +104,8 @@ public record InstanceInfo(String instanceId, Role role, int dpRank, int ranks, 
         .put("dpRank", dpRank).put("ranks", ranks).put("host", host).put("httpPort", httpPort).put("kvPort", kvPort)
         .put("modelName", modelName).put("fingerprint", fingerprint)
         .put("chatTemplate", chatTemplate).put("capacity", capacity)
-        .put("load", load.toJson()).put("heartbeatMillis", heartbeatMillis);
+        .put("load", load.toJson()).put("heartbeatMillis", heartbeatMillis)
+        .put("state", state.wireName());
   }
 
   public static InstanceInfo fromJson(JsonObject json) {
@@ -73,6 +115,8 @@ public record InstanceInfo(String instanceId, Role role, int dpRank, int ranks, 
         json.getInteger("httpPort"), json.getInteger("kvPort"), json.getString("modelName"),
         json.getString("fingerprint"), json.getString("chatTemplate", ""),
         json.getInteger("capacity"), Load.fromJson(json.getJsonObject("load")),
-        json.getLong("heartbeatMillis"));
+        json.getLong("heartbeatMillis"),
+        // a peer of a build without states announces only while it serves
+        State.fromWire(json.getString("state", State.SERVING.wireName())));
   }
 }

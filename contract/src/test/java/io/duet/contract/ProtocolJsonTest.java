@@ -55,6 +55,20 @@ class ProtocolJsonTest {
   }
 
   @Test
+  void instanceInfoStates() {
+    assertEquals(InstanceInfo.State.SERVING, INFO.state());
+    assertTrue(INFO.isServing());
+    for (InstanceInfo.State state : InstanceInfo.State.values()) {
+      InstanceInfo announced = INFO.withState(state);
+      assertEquals(announced, InstanceInfo.fromJson(wire(announced.toJson())));
+      assertEquals(state == InstanceInfo.State.SERVING, announced.isServing());
+    }
+    JsonObject ofAnOlderBuild = INFO.withState(InstanceInfo.State.DRAINING).toJson();
+    ofAnOlderBuild.remove("state");
+    assertEquals(INFO, InstanceInfo.fromJson(ofAnOlderBuild), "a heartbeat without a state");
+  }
+
+  @Test
   void nestedRecords() {
     assertEquals(SAMPLING, SamplingSpec.fromJson(wire(SAMPLING.toJson())));
     assertEquals(KV, KvHandle.fromJson(wire(KV.toJson())));

@@ -61,6 +61,11 @@ public final class DecodeVerticle extends WorkerVerticle {
   }
 
   @Override
+  protected boolean isIdle() {
+    return service.isIdle();
+  }
+
+  @Override
   protected Future<?> stopService() {
     service.close();
     return Future.succeededFuture();

@@ -12,15 +12,19 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.duet.cluster.DuetConfig;
+import io.duet.cluster.Settings;
 import io.duet.contract.Addresses;
 import io.duet.contract.Cancel;
 import io.duet.contract.DecodeAccepted;
 import io.duet.contract.DecodeEvent;
 import io.duet.contract.DecodeRequest;
 import io.duet.contract.Failure;
+import io.duet.contract.InstanceInfo;
 import io.duet.contract.KvHandle;
 import io.duet.contract.PrefillRequest;
 import io.duet.contract.PrefillResult;
+import io.duet.contract.Role;
 import io.duet.contract.SamplingSpec;
 import io.duet.contract.StreamCredit;
 import io.duet.kv.KvFrame;
@@ -58,6 +62,8 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * The decode instance with a real prefill instance (separate engines, KV over TCP on
@@ -146,11 +152,24 @@ class DecodeFailurePathTest {
   }
 
   private void deploy(int maxNumSeqs, long pullTimeoutMillis) throws Exception {
+    deploy(maxNumSeqs, pullTimeoutMillis, null, 0);
+  }
+
+  /**
+   * As {@link #deploy(int, long)}; the worker of {@code draining} (when not null) heartbeats and
+   * drains for up to {@code drainSeconds} when undeployed, as a service's main deploys it.
+   */
+  private void deploy(int maxNumSeqs, long pullTimeoutMillis, Role draining, int drainSeconds)
+      throws Exception {
     prefill = new PrefillVerticle(prefillEngine, new PrefillOptions(P, "aidreams", "127.0.0.1", 0,
         0, 512, 64, 30_000, 10_000), new PrometheusMeterRegistry(PrometheusConfig.DEFAULT));
     decodeMetrics = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
     decode = new DecodeVerticle(decodeEngine, new DecodeOptions(D, "aidreams", "127.0.0.1", 0, 0,
         1, maxNumSeqs, 64, pullTimeoutMillis, 2), decodeMetrics);
+    if (draining != null) {
+      (draining == Role.PREFILL ? prefill : decode).heartbeatWith(DuetConfig.defaults()
+          .with(Settings.INSTANCE_DRAIN_TIMEOUT_SECONDS, drainSeconds));
+    }
     await(vertx.deployVerticle(prefill).compose(id -> vertx.deployVerticle(decode)));
   }
 
@@ -478,7 +497,25 @@ class DecodeFailurePathTest {
   // 11 ---------------------------------------------------------------------------------------
 
   @Test
-  void aPrefillInstanceThatDiesMidTransferFailsTheRequestAndTheHalfImportIsAborted()
+  void aPrefillInstanceThatIsGoneWhenItsKvIsPulledFailsTheRequestAsKvUnreachable()
+      throws Exception {
+    deploy(8);
+    EventStream stream = stream();
+    PrefillResult result = prefill("r1", PROMPT, greedy(20));
+    await(vertx.undeploy(prefill.deploymentID())); // its KV server closes with it
+
+    await(decode(decodeRequest("r1", result, greedy(20), stream, 4)));
+    DecodeEvent last = stream.next();
+    assertEquals(0, last.sequence());
+    assertTrue(last.isLast());
+    assertEquals(Failure.KV_UNREACHABLE.name(), last.failure(), last.error());
+    assertTrue(last.error().contains("cannot connect"), last.error());
+    assertEquals(0, dUsed(), "nothing stays allocated on D");
+    assertEquals(0, decode.info().load().running(), "the slot is free");
+  }
+
+  @Test
+  void aPrefillInstanceThatDiesMidTransferFailsTheRequestAsKvUnreachableAndTheHalfImportIsAborted()
       throws Exception {
     deploy(8);
     Export export = export(40);
@@ -500,14 +537,40 @@ class DecodeFailurePathTest {
     DecodeEvent last = stream.next();
     assertEquals(0, last.sequence());
     assertTrue(last.isLast());
-    assertEquals(Failure.KV_TRANSFER.name(), last.failure());
-    assertNotNull(last.error());
+    assertEquals(Failure.KV_UNREACHABLE.name(), last.failure(), last.error());
     eventuallyNoBlocksOnD();
     assertEquals(0, decode.info().load().running(), "the slot is free");
 
     // and D goes on serving, on the same stream: nothing came after the last event
     decodeToEnd("next", PROMPT, 20, stream);
     eventuallyNoBlocksOnD();
+  }
+
+  /**
+   * A pull that gets no answer within the pull timeout means a prefill instance that is gone or
+   * cut off (KV_UNREACHABLE: prefilling again elsewhere may help); one that got its header and
+   * then stalled, a slow one (TIMEOUT).
+   */
+  @ParameterizedTest
+  @ValueSource(booleans = {false, true})
+  void aPullThatTimesOutIsUnreachableWhenNothingCameElseATimeout(boolean headerSent)
+      throws Exception {
+    deploy(1, 500);
+    Export export = export(40);
+    FakePrefill fake = await(FakePrefill.start(vertx, (socket, transferId) -> {
+      if (headerSent) {
+        FakePrefill.write(socket, KvFrame.Type.HEADER, export.header());
+      }
+    }));
+    EventStream stream = stream();
+    await(decode(fakeRequest("r1", fake, export, stream)));
+
+    DecodeEvent last = stream.next();
+    assertTrue(last.isLast());
+    assertEquals((headerSent ? Failure.TIMEOUT : Failure.KV_UNREACHABLE).name(), last.failure(),
+        last.error());
+    eventuallyNoBlocksOnD();
+    assertEquals(0, decode.info().load().running(), "the slot is free");
   }
 
   // 12 ---------------------------------------------------------------------------------------
@@ -675,5 +738,127 @@ class DecodeFailurePathTest {
     eventuallyNoBlocksOnP();
     assertEquals(0, decode.info().load().running());
     assertEquals(0, decode.info().load().waiting());
+  }
+
+  // stopping --------------------------------------------------------------------------------
+
+  /** The states {@code instanceId} announces on the registry, as they come. */
+  private BlockingQueue<InstanceInfo.State> announcements(String instanceId) throws Exception {
+    BlockingQueue<InstanceInfo.State> states = new LinkedBlockingQueue<>();
+    await(vertx.eventBus().<JsonObject>consumer(Addresses.REGISTRY, message -> {
+      InstanceInfo info = InstanceInfo.fromJson(message.body());
+      if (info.instanceId().equals(instanceId)) {
+        states.add(info.state());
+      }
+    }).completion());
+    return states;
+  }
+
+  /**
+   * Takes announcements until {@code state}, skipping those of earlier states of an instance's
+   * life (serving, draining, left); fails on a later one.
+   */
+  private static void awaitAnnounced(BlockingQueue<InstanceInfo.State> states,
+      InstanceInfo.State state) throws InterruptedException {
+    InstanceInfo.State announced;
+    do {
+      announced = states.poll(5, TimeUnit.SECONDS);
+      assertNotNull(announced, "no " + state + " announcement within 5 s");
+    } while (announced.ordinal() < state.ordinal());
+    assertEquals(state, announced);
+  }
+
+  /**
+   * Deploys a decode instance that drains for up to {@code drainSeconds} when undeployed and
+   * starts on it a greedy stream of 60 tokens with {@code credits}.
+   */
+  private EventStream streamOnADrainingDecode(int drainSeconds, String requestId, int credits)
+      throws Exception {
+    deploy(8, 8_000, Role.DECODE, drainSeconds);
+    EventStream stream = stream();
+    PrefillResult result = prefill(requestId, PROMPT, greedy(60));
+    await(decode(decodeRequest(requestId, result, greedy(60), stream, credits)));
+    return stream;
+  }
+
+  private static void assertRefusedAsUnavailable(Future<?> request) {
+    Exception e = assertThrows(Exception.class, () -> await(request));
+    assertEquals(Failure.UNAVAILABLE, Failure.of(assertInstanceOf(ReplyException.class, e)),
+        e.getMessage());
+  }
+
+  /**
+   * A decode instance stopped mid-stream announces that it drains, refuses new requests as
+   * UNAVAILABLE, and finishes the stream (its last event waits for the requester's credit, so the
+   * stream cannot end before the test grants it) before it stops and announces that it left.
+   */
+  @Test
+  void aStoppedDecodeInstanceFinishesItsStreamsAndRefusesNewRequests() throws Exception {
+    EventStream stream = streamOnADrainingDecode(30, "running", 2);
+    BlockingQueue<InstanceInfo.State> states = announcements(D);
+
+    Future<Void> stopped = vertx.undeploy(decode.deploymentID());
+    awaitAnnounced(states, InstanceInfo.State.DRAINING);
+    PrefillResult late = prefill("late", PROMPT, greedy(10));
+    assertRefusedAsUnavailable(decode(decodeRequest("late", late, greedy(10), stream(), 4)));
+    assertFalse(stopped.isComplete(), "stopped before its stream ended");
+
+    // the stream, granting credit as its events come
+    List<DecodeEvent> events = stream.untilLast("running");
+    DecodeEvent last = events.get(events.size() - 1);
+    assertNull(last.failure(), () -> "the stream failed: " + last.error());
+    assertEquals(expected(PROMPT, SamplingParams.greedy(60)).text(), text(events));
+    await(stopped);
+    awaitAnnounced(states, InstanceInfo.State.LEFT);
+    eventuallyNoBlocksOnD();
+    // the refused request's lease is the prefill instance's to end: it was never pulled
+    vertx.eventBus().send(Addresses.prefillControl(P),
+        new Cancel(null, late.kv().transferId(), "test").toJson());
+    eventuallyNoBlocksOnP();
+  }
+
+  /**
+   * A prefill instance stopped while it holds leased KV refuses new prompts as UNAVAILABLE and
+   * goes on serving the KV: it stops once the decode instance has pulled and released it.
+   */
+  @Test
+  void aStoppedPrefillInstanceServesItsLeasedKvUntilItIsPulled() throws Exception {
+    deploy(8, 8_000, Role.PREFILL, 30);
+    BlockingQueue<InstanceInfo.State> states = announcements(P);
+    PrefillResult leased = prefill("leased", PROMPT, greedy(30));
+
+    Future<Void> stopped = vertx.undeploy(prefill.deploymentID());
+    awaitAnnounced(states, InstanceInfo.State.DRAINING);
+    assertRefusedAsUnavailable(vertx.eventBus().request(Addresses.prefill(P),
+        new PrefillRequest("late", PROMPT, new int[0], greedy(10)).toJson()));
+    assertFalse(stopped.isComplete(), "stopped while its KV was leased");
+
+    EventStream stream = stream();
+    await(decode(decodeRequest("leased", leased, greedy(30), stream, 64)));
+    List<DecodeEvent> events = stream.untilLast("leased");
+    DecodeEvent last = events.get(events.size() - 1);
+    assertNull(last.failure(), () -> "the decode failed: " + last.error());
+    assertEquals(expected(PROMPT, SamplingParams.greedy(30)).text(), text(events));
+    await(stopped);
+    awaitAnnounced(states, InstanceInfo.State.LEFT);
+    eventuallyNoBlocksOnP();
+    eventuallyNoBlocksOnD();
+  }
+
+  /** Work that does not end within the drain timeout is cut: the instance stops anyway. */
+  @Test
+  void aDrainEndsAtItsTimeout() throws Exception {
+    // one credit, never another: the stream cannot end
+    EventStream stream = streamOnADrainingDecode(1, "stuck", 1);
+    BlockingQueue<InstanceInfo.State> states = announcements(D);
+    assertFalse(stream.next().isLast());
+
+    long start = System.nanoTime();
+    await(vertx.undeploy(decode.deploymentID()));
+    long tookMillis = (System.nanoTime() - start) / 1_000_000;
+    assertTrue(tookMillis >= 1000 && tookMillis < 5000, "stopped after " + tookMillis + " ms");
+    awaitAnnounced(states, InstanceInfo.State.DRAINING);
+    awaitAnnounced(states, InstanceInfo.State.LEFT);
+    eventuallyNoBlocksOnD();
   }
 }

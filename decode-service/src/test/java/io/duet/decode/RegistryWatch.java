@@ -11,7 +11,10 @@ import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 
-/** A registry and the instances it adds and removes, in order (updates are left out). */
+/**
+ * A registry and the instances it adds and removes, and the changes of their state (draining,
+ * left), in order; the updates that only refresh an instance are left out.
+ */
 final class RegistryWatch {
 
   private final Registry registry;
@@ -20,7 +23,7 @@ final class RegistryWatch {
   private RegistryWatch(Registry registry) {
     this.registry = registry;
     registry.onChange(change -> {
-      if (change.kind() != Registry.ChangeKind.UPDATED) {
+      if (change.kind() != Registry.ChangeKind.UPDATED || !change.instance().isServing()) {
         changes.add(change);
       }
     });
@@ -37,16 +40,17 @@ final class RegistryWatch {
     return registry;
   }
 
-  /** The next addition or removal, which must come within 5 s and be of {@code kind}. */
+  /**
+   * The next change of {@code kind}, which must come within 5 s; asked for an addition or a
+   * removal, it passes over changes of state.
+   */
   Registry.Change next(Registry.ChangeKind kind) throws InterruptedException {
-    Registry.Change change = changes.poll(5, TimeUnit.SECONDS);
-    assertNotNull(change, "no registry change within 5 s; expected " + kind);
+    Registry.Change change;
+    do {
+      change = changes.poll(5, TimeUnit.SECONDS);
+      assertNotNull(change, "no registry change within 5 s; expected " + kind);
+    } while (kind != Registry.ChangeKind.UPDATED && change.kind() == Registry.ChangeKind.UPDATED);
     assertEquals(kind, change.kind(), change.toString());
     return change;
-  }
-
-  /** The next addition or removal within {@code millis}, or null. */
-  Registry.Change poll(long millis) throws InterruptedException {
-    return changes.poll(millis, TimeUnit.MILLISECONDS);
   }
 }

@@ -24,8 +24,10 @@ import org.slf4j.LoggerFactory;
  * local engine. A connection serves one transfer at a time; when all of a peer's connections
  * are busy, pulls wait for one. Any failure aborts the import (its blocks are freed); a
  * refusal by the prefill instance (ERROR frame) leaves the connection idle for the next pull,
- * any other failure closes it, since its state can no longer be trusted. Use from one Vert.x
- * context only.
+ * any other failure closes it, since its state can no longer be trusted. A prefill instance
+ * that cannot be connected to, whose connection breaks mid-transfer, or that does not answer a
+ * PULL within the pull timeout fails the pull as KV_UNREACHABLE: it is gone or cut off, and the
+ * KV can only come from prefilling again elsewhere. Use from one Vert.x context only.
  */
 public final class KvPuller {
 
@@ -57,9 +59,7 @@ public final class KvPuller {
   public Future<Sequence> pull(KvHandle handle) {
     Transfer transfer = new Transfer(handle);
     transfers.put(handle.transferId(), transfer);
-    transfer.timer = vertx.setTimer(timeoutMillis, t -> transfer.fail(new ServiceException(
-        Failure.TIMEOUT, "KV pull of " + handle.tokenCount() + " tokens from " + handle.host()
-        + ":" + handle.port() + " took longer than " + timeoutMillis + " ms")));
+    transfer.timer = vertx.setTimer(timeoutMillis, t -> transfer.fail(transfer.timedOut()));
     peers.computeIfAbsent(handle.host() + ":" + handle.port(), k -> new Peer(handle.host(),
         handle.port())).submit(transfer);
     return transfer.promise.future();
@@ -116,8 +116,8 @@ public final class KvPuller {
               new Connection(this, result.result()).start(first);
             } else {
               open--;
-              first.fail(new ServiceException(Failure.KV_TRANSFER, "cannot connect to the prefill "
-                  + "instance's KV endpoint " + host + ":" + port + ": "
+              first.fail(new ServiceException(Failure.KV_UNREACHABLE, "cannot connect to the "
+                  + "prefill instance's KV endpoint " + host + ":" + port + ": "
                   + result.cause().getMessage()));
               dispatch();
             }
@@ -153,8 +153,8 @@ public final class KvPuller {
       socket.closeHandler(v -> {
         closed = true;
         if (current != null) {
-          current.fail(new ServiceException(Failure.KV_TRANSFER, "the prefill instance closed the "
-              + "KV connection mid-transfer"));
+          current.fail(new ServiceException(Failure.KV_UNREACHABLE, "the KV connection to the "
+              + "prefill instance broke mid-transfer"));
           current = null;
         }
         peer.closed(this);
@@ -249,6 +249,20 @@ public final class KvPuller {
 
     Transfer(KvHandle handle) {
       this.handle = handle;
+    }
+
+    /**
+     * Why the pull failed when its time was up: a PULL that got no answer at all means the
+     * prefill instance is gone or cut off (KV_UNREACHABLE), one that got its header is slow.
+     */
+    ServiceException timedOut() {
+      String pull = "KV pull of " + handle.tokenCount() + " tokens from " + handle.host() + ":"
+          + handle.port();
+      return connection != null && kvImport == null
+          ? new ServiceException(Failure.KV_UNREACHABLE, pull + " got no answer within "
+              + timeoutMillis + " ms")
+          : new ServiceException(Failure.TIMEOUT, pull + " took longer than " + timeoutMillis
+              + " ms");
     }
 
     KvStreamReader kvImport() {

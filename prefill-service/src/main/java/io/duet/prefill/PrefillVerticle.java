@@ -19,6 +19,7 @@ import io.duet.service.EngineMetrics;
 import io.duet.service.Sampling;
 import io.duet.service.StatusServer;
 import io.duet.service.WorkerVerticle;
+import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.vertx.core.Future;
@@ -43,6 +44,7 @@ public final class PrefillVerticle extends WorkerVerticle {
   private LeaseTable leases;
   private PrefillScheduler scheduler;
   private KvTransferServer kvServer;
+  private Counter prefilled;
 
   public PrefillVerticle(Engine engine, PrefillOptions options, PrometheusMeterRegistry metrics) {
     super(Addresses.prefill(options.instanceId()), Addresses.prefillControl(options.instanceId()),
@@ -62,6 +64,8 @@ public final class PrefillVerticle extends WorkerVerticle {
     Gauge.builder("duet_prefill_waiting", scheduler, PrefillScheduler::waiting)
         .register(metrics());
     Gauge.builder("duet_kv_leases", leases, LeaseTable::size).register(metrics());
+    prefilled = Counter.builder("duet_prefill_prompts_total")
+        .description("prompts prefilled and answered with their KV lease").register(metrics());
     kvServer = new KvTransferServer(vertx, leases, metrics());
     return kvServer.listen(options.host(), options.kvPort(),
         KvTransferServer.Settings.withStallMillis(options.kvStallMillis()));
@@ -72,6 +76,12 @@ public final class PrefillVerticle extends WorkerVerticle {
     return String.format("prefill %s ready: KV on %s:%d, status on port %d, model %s (%s)",
         options.instanceId(), options.host(), kvServer.actualPort(), statusPort(),
         options.modelName(), engine.layout().fingerprint());
+  }
+
+  /** Nothing queued or being prefilled, and no KV leased or being pulled. */
+  @Override
+  protected boolean isIdle() {
+    return !scheduler.hasWork() && !leases.holdsBlocks();
   }
 
   @Override
@@ -112,6 +122,7 @@ public final class PrefillVerticle extends WorkerVerticle {
       MDC.put("requestId", request.requestId());
       try {
         if (result.succeeded()) {
+          prefilled.increment();
           message.reply(toResult(request.requestId(), result.result()).toJson());
         } else {
           if (!(result.cause() instanceof ServiceException)) {

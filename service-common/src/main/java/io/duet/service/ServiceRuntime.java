@@ -107,7 +107,7 @@ public final class ServiceRuntime {
     LOG.info("{} starting with configuration (lowest to highest precedence: default < file < "
         + "env < flag):\n{}", config.get(Settings.INSTANCE_ID), config.describe());
     Vertx vertx = await(ClusterBootstrap.start(config));
-    ClusterBootstrap.closeOnSignal(vertx);
+    ClusterBootstrap.closeOnSignal(vertx, config);
     return new Member(vertx, config);
   }
 

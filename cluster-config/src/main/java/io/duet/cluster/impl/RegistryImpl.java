@@ -25,8 +25,9 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * {@link Registry} over a heartbeat consumer, a periodic expiry check (four times per timeout)
- * and a Hazelcast membership listener. All changes are made on the registry's context; the
+ * {@link Registry} over a heartbeat consumer, a periodic expiry check (eight times per timeout,
+ * so that a silent instance goes at most an eighth of a timeout late) and a Hazelcast
+ * membership listener. All changes are made on the registry's context; the
  * concurrent map lets readers on other threads see a consistent entry per instance.
  */
 public final class RegistryImpl implements Registry {
@@ -61,7 +62,7 @@ public final class RegistryImpl implements Registry {
       instances().forEach(info -> view.add(info.toJson()));
       message.reply(view);
     });
-    long checkPeriod = Math.max(10, timeoutMillis / 4);
+    long checkPeriod = Math.max(10, timeoutMillis / 8);
     this.timerId = vertx.setPeriodic(checkPeriod, id -> onContext(this::expire));
     this.stopMemberListener = ClusterMember.onMemberLeft(vertx,
         memberId -> onContext(() -> memberLeft(memberId))).orElse(() -> { });
@@ -133,6 +134,12 @@ public final class RegistryImpl implements Registry {
     if (previous != null && info.heartbeatMillis() < previous.info().heartbeatMillis()) {
       return; // out of order
     }
+    if (info.state() == InstanceInfo.State.LEFT) {
+      if (previous != null) {
+        remove(previous, "it left");
+      }
+      return;
+    }
     if (previous != null && previous.memberId() != null && memberId != null
         && !previous.memberId().equals(memberId)) {
       log.warn("Instance {} is announced by two cluster members ({} and {})",
@@ -140,7 +147,11 @@ public final class RegistryImpl implements Registry {
     }
     entries.put(info.key(), new Entry(info, System.nanoTime(), memberId));
     if (previous == null) {
-      log.info("Instance {} ({}) joined", info.key(), info.role().wireName());
+      log.info("Instance {} ({}) joined, {}", info.key(), info.role().wireName(),
+          info.state().wireName());
+    } else if (previous.info().state() != info.state()) {
+      log.info("Instance {} ({}) is {}", info.key(), info.role().wireName(),
+          info.state().wireName());
     }
     fire(new Change(previous == null ? ChangeKind.ADDED : ChangeKind.UPDATED, info, null));
   }

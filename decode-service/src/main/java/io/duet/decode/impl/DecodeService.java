@@ -97,6 +97,14 @@ public final class DecodeService implements DecodeScheduler.Listener {
     return waitingCount;
   }
 
+  /**
+   * Whether every request it took has ended and its last event has gone out: nothing waits,
+   * pulls, decodes or waits for credit to send its end.
+   */
+  public boolean isIdle() {
+    return requests.isEmpty() && lingering.isEmpty();
+  }
+
   /** Tokens of KV reserved for admitted requests. */
   public long reservedTokens() {
     return (long) reservedBlocks * engine.options().blockSize();

@@ -125,6 +125,11 @@ public final class PrefillScheduler extends EngineThread {
     return waiting.get();
   }
 
+  /** Whether a prompt is queued or being prefilled, not yet answered. Any thread. */
+  public boolean hasWork() {
+    return !jobs.isEmpty();
+  }
+
   public int running() {
     return running.get();
   }

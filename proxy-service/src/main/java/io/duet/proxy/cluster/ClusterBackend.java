@@ -49,11 +49,15 @@ import org.slf4j.LoggerFactory;
  * it again instead would spend prefill work on a cluster already short of decode slots, and let
  * a request wait without a bound; a client may retry it.
  *
- * <p>Failure detection: every request has a deadline, and a request whose prefill or decode
- * instance leaves the registry fails at once instead of waiting for the deadline
- * ({@link LivenessCheck}). A decode target that refuses a request before taking it is replaced
- * by the next compatible one, a bounded number of times ({@link DecodeAttempts}). Whatever ends
- * a request (success, failure, cancel) releases what it holds on the instances
+ * <p>Failure detection: every request has a deadline, and a request whose decode instance leaves
+ * the registry fails at once instead of waiting for the deadline ({@link LivenessCheck}). A
+ * prefill instance or decode target that refuses a request before taking it (it is full or
+ * draining, or has just left) is replaced by the next compatible one, a bounded number of
+ * times ({@link Attempts}). A prefill instance lost after it took the request (it left the
+ * registry before answering, or the decode instance could not reach it to pull the KV) is
+ * replaced by prefilling the prompt again on another instance, once per request and only while
+ * no decode event has come for the client, who then sees nothing but a later first token.
+ * Whatever ends a request (success, failure, cancel) releases what it holds on the instances
  * ({@link KvLeases}).
  *
  * <p>A backend is confined to the Vert.x context it is opened on. A proxy that serves HTTP on
@@ -104,8 +108,10 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
     this.inFlight = routing.inFlight();
     this.credits = credits;
     this.requestTimeoutMillis = requestTimeoutMillis;
-    this.relay = new StreamRelay(eventBus, streamAddress, jobs::get, this::fail, this::end);
-    this.liveness = new LivenessCheck(vertx, registry, jobs::values, this::fail);
+    this.relay = new StreamRelay(eventBus, streamAddress, jobs::get, this::decodeFailed,
+        this::end);
+    this.liveness = new LivenessCheck(vertx, registry, jobs::values, this::fail,
+        this::prefillLost);
     this.leases = new KvLeases(eventBus);
   }
 
@@ -169,17 +175,21 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
         .map(InstanceInfo::chatTemplate).findFirst();
   }
 
-  /** The models that at least one prefill and one decode instance of the same KV layout serve. */
+  /**
+   * The models that at least one serving (not draining) prefill and decode instance of the same
+   * KV layout serve.
+   */
   public static List<String> servedModels(List<InstanceInfo> instances) {
     Set<String> prefill = new TreeSet<>();
     Set<String> served = new TreeSet<>();
     for (InstanceInfo i : instances) {
-      if (i.role() == Role.PREFILL) {
+      if (i.role() == Role.PREFILL && i.isServing()) {
         prefill.add(i.modelName() + "\u0000" + i.fingerprint());
       }
     }
     for (InstanceInfo i : instances) {
-      if (i.role() == Role.DECODE && prefill.contains(i.modelName() + "\u0000" + i.fingerprint())) {
+      if (i.role() == Role.DECODE && i.isServing()
+          && prefill.contains(i.modelName() + "\u0000" + i.fingerprint())) {
         served.add(i.modelName());
       }
     }
@@ -205,24 +215,39 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
     if (job.stream.isDone()) {
       return;
     }
-    String model = job.completion.model();
-    var chosen = routing.choosePrefill(registry.get(), job.routing);
+    var chosen = choosePrefill(job);
     if (chosen.isEmpty()) {
-      fail(job, Failure.UNAVAILABLE, "no prefill instance serves model " + model);
+      fail(job, Failure.UNAVAILABLE, "no prefill instance serves model " + job.completion.model());
       return;
     }
-    job.prefill = chosen.get();
-    inFlight.prefillStarted(job.prefill.instanceId(), job.routing.promptTokens());
+    sendPrefill(job, chosen.get());
+  }
+
+  private Optional<InstanceInfo> choosePrefill(ClusterJob job) {
+    return routing.choosePrefill(registry.get(), job.routing, job.prefillAttempts.refused());
+  }
+
+  private void sendPrefill(ClusterJob job, InstanceInfo target) {
+    job.prefill = target;
+    int sent = ++job.prefillRequests;
+    inFlight.prefillStarted(target.instanceId(), job.routing.promptTokens());
     PrefillRequest request = new PrefillRequest(job.requestId(), job.completion.prompt(),
         job.completion.promptTokens().stream().mapToInt(Integer::intValue).toArray(),
         job.completion.sampling());
-    eventBus.<JsonObject>request(Addresses.prefill(job.prefill.instanceId()), request.toJson(),
+    eventBus.<JsonObject>request(Addresses.prefill(target.instanceId()), request.toJson(),
             new DeliveryOptions().setSendTimeout(requestTimeoutMillis))
         .onComplete(reply -> {
-          inFlight.prefillEnded(job.prefill.instanceId(), job.routing.promptTokens());
+          inFlight.prefillEnded(target.instanceId(), job.routing.promptTokens());
+          if (jobs.get(job.requestId()) != job || job.prefillRequests != sent) {
+            // The request ended, or went to another prefill instance, while this one worked on
+            // it: no decode instance will pull the KV it answered with.
+            if (reply.succeeded()) {
+              cancelOnPrefill(target.instanceId(), job.requestId(), "request ended or moved on");
+            }
+            return;
+          }
           if (reply.failed()) {
-            fail(job, Failure.of(reply.cause()), "prefill on " + job.prefill.instanceId()
-                + " failed: " + Failure.text(reply.cause()));
+            prefillNotTaken(job, target, reply.cause());
             return;
           }
           PrefillResult result;
@@ -230,7 +255,7 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
             result = PrefillResult.fromJson(reply.result().body());
           } catch (RuntimeException e) {
             fail(job, Failure.INTERNAL, "unreadable prefill result from "
-                + job.prefill.instanceId() + ": " + e.getMessage());
+                + target.instanceId() + ": " + e.getMessage());
             return;
           }
           job.prefilled = result;
@@ -252,14 +277,75 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
    */
   private void claimDecode(ClusterJob job, Failure noTarget, String noTargetMessage) {
     Context context = vertx.getOrCreateContext();
+    int number = ++job.claims;
     DecodeClaim claim = routing.claimDecode(registry.get(), job.decodeRouting,
         job.prefilled.kv().fingerprint(), job.decodeAttempts.refused(),
-        target -> context.runOnContext(v -> slotGranted(job, target)));
+        target -> context.runOnContext(v -> slotGranted(job, number, target)));
     switch (claim.outcome()) {
       case PLACED -> sendDecode(job, claim.target());
       case WAITING -> waitForSlot(job, claim);
       case QUEUE_FULL -> fail(job, Failure.OVERLOADED, queueFull(job.completion.model()));
       case NO_TARGET -> fail(job, noTarget, noTargetMessage);
+    }
+  }
+
+  /** The prefill request failed: asks the next prefill instance when {@link Attempts} allow. */
+  private void prefillNotTaken(ClusterJob job, InstanceInfo target, Throwable error) {
+    String message = "prefill on " + target.instanceId() + " failed: " + Failure.text(error);
+    if (job.prefillAttempts.mayMoveOn(target.instanceId(), error)) {
+      var next = choosePrefill(job);
+      if (next.isPresent()) {
+        LOG.info("request {}: {}; trying prefill instance {}", job.requestId(), message,
+            next.get().instanceId());
+        sendPrefill(job, next.get());
+        return;
+      }
+    }
+    fail(job, Failure.of(error), message);
+  }
+
+  /**
+   * The prefill instance of {@code job} was lost after it took the request: it left the registry
+   * before answering, or the decode instance could not reach it to pull the KV. The prompt is
+   * prefilled again on another instance, unless it already was once or a decode event came for
+   * the client (none can have come before the KV was pulled, but the rule is what keeps a second
+   * prefill invisible to the client). What the first attempt held is freed: the lost instance is
+   * told to drop the request (should it still live), a decode slot held or awaited is given
+   * back, and a decode instance that failed the pull has already dropped it.
+   */
+  private void prefillLost(ClusterJob job, Failure failure, String message) {
+    if (jobs.get(job.requestId()) != job) {
+      return;
+    }
+    if (job.prefilledAgain || job.stream.hasEvents()) {
+      fail(job, failure, message);
+      return;
+    }
+    LOG.warn("request {}: {}; prefilling it again on another instance", job.requestId(),
+        message);
+    job.prefilledAgain = true;
+    cancelOnPrefill(job.prefill.instanceId(), job.requestId(), "prefilled again elsewhere");
+    job.prefillAttempts.exclude(job.prefill.instanceId());
+    job.prefilled = null;
+    giveBackDecodeSlot(job);
+    job.decodeAttempts = new Attempts<>();
+    prefill(job);
+  }
+
+  /**
+   * Gives back the decode slot the job holds, or its place in the queue for one; a slot granted
+   * to that place and on its way is given back when it comes ({@link #slotGranted}).
+   */
+  private void giveBackDecodeSlot(ClusterJob job) {
+    job.claims++;
+    if (job.waiting != null) {
+      job.waiting.withdraw();
+      job.waiting = null;
+      vertx.cancelTimer(job.leaseTimer);
+    }
+    if (job.decode != null) {
+      routing.releaseDecode(registry.get(), job.decode, job.decodeRouting);
+      job.decode = null;
     }
   }
 
@@ -276,9 +362,12 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
     });
   }
 
-  /** A waiting job got its slot; a job that has ended since gives it back. */
-  private void slotGranted(ClusterJob job, DecodeTarget target) {
-    if (jobs.get(job.requestId()) != job) {
+  /**
+   * A waiting job got the slot of its claim number {@code claim}; a job that has ended, or given
+   * that claim up since, gives it back.
+   */
+  private void slotGranted(ClusterJob job, int claim, DecodeTarget target) {
+    if (jobs.get(job.requestId()) != job || job.claims != claim) {
       routing.releaseDecode(registry.get(), target, job.decodeRouting);
       return;
     }
@@ -301,14 +390,18 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
 
   /**
    * The decode request failed: gives the target's slot back and claims another when
-   * {@link DecodeAttempts} allow.
+   * {@link Attempts} allow, with the same KV handle, without prefilling again: a target that did
+   * not take the request has not pulled, so the lease is untouched, and this comes within a round
+   * trip, far inside the lease. A lease that has expired by this proxy's clock ends the attempts,
+   * since the next target could only fail to pull it.
    */
   private void decodeNotTaken(ClusterJob job, Throwable error) {
     String message = "decode on " + job.decode.instanceId() + " did not take the request: "
         + Failure.text(error);
     DecodeTarget refused = job.decode;
-    if (jobs.get(job.requestId()) == job && job.decodeAttempts.mayMoveOn(refused, error,
-        job.prefilled.kv().leaseExpiresAtMillis(), System.currentTimeMillis())) {
+    if (jobs.get(job.requestId()) == job
+        && System.currentTimeMillis() < job.prefilled.kv().leaseExpiresAtMillis()
+        && job.decodeAttempts.mayMoveOn(refused, error)) {
       LOG.info("request {}: {}; asking another decode instance", job.requestId(), message);
       job.decode = null;
       routing.releaseDecode(registry.get(), refused, job.decodeRouting);
@@ -334,6 +427,20 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
     }
   }
 
+  /**
+   * The decode target failed the request (its stream's last event): a KV it could not pull
+   * because the prefill instance is unreachable may come from prefilling again; any other
+   * failure ends the request.
+   */
+  private void decodeFailed(ClusterJob job, Failure failure, String message) {
+    if (failure == Failure.KV_UNREACHABLE) {
+      prefillLost(job, failure, "decode instance " + job.decode.instanceId()
+          + " could not pull the KV: " + message);
+    } else {
+      fail(job, failure, message);
+    }
+  }
+
   private void fail(ClusterJob job, Failure failure, String message) {
     if (jobs.get(job.requestId()) != job) {
       return;
@@ -345,11 +452,11 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
 
   /** Stops the job on whichever instance has it and frees the KV lease. */
   private void abandon(ClusterJob job, String reason) {
-    Cancel cancel = new Cancel(job.requestId(), null, reason);
     if (job.decode != null) {
-      eventBus.send(Addresses.decodeControl(job.decode.instanceId(), job.decode.dpRank()), cancel.toJson());
+      eventBus.send(Addresses.decodeControl(job.decode.instanceId(), job.decode.dpRank()),
+          new Cancel(job.requestId(), null, reason).toJson());
     } else if (job.prefill != null) {
-      eventBus.send(Addresses.prefillControl(job.prefill.instanceId()), cancel.toJson());
+      cancelOnPrefill(job.prefill.instanceId(), job.requestId(), reason);
     }
     if (job.waiting != null) {
       // false: the slot is on its way, and slotGranted gives it back
@@ -357,6 +464,12 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
     }
     leases.release(job);
     end(job);
+  }
+
+  /** Has a prefill instance drop the request: its queued prompt, or the lease of its KV. */
+  private void cancelOnPrefill(String instanceId, String requestId, String reason) {
+    eventBus.send(Addresses.prefillControl(instanceId),
+        new Cancel(requestId, null, reason).toJson());
   }
 
   private void end(ClusterJob job) {

@@ -24,13 +24,22 @@ final class ClusterJob {
   final ClusterStream stream;
   /** The request as routing sees it before prefill: its prompt tokens are an estimate. */
   final RoutingRequest routing;
-  final DecodeAttempts decodeAttempts = new DecodeAttempts();
-  /** The prefill instance, once chosen. */
+  /** The prefill instances that refused or lost the request. */
+  final Attempts<String> prefillAttempts = new Attempts<>();
+  /** The decode targets that refused the request's current KV. */
+  Attempts<DecodeTarget> decodeAttempts = new Attempts<>();
+  /** The prefill instance asked last, once chosen. */
   InstanceInfo prefill;
+  /** Numbers the prefill requests sent, so that a reply to an earlier one is known as such. */
+  int prefillRequests;
+  /** Whether the prompt was prefilled again because its first prefill instance was lost. */
+  boolean prefilledAgain;
   /** The prefill instance's answer, whose KV handle names the request's lease, once prefilled. */
   PrefillResult prefilled;
   /** The request as routing sees it once prefilled, with its prompt's token count. */
   RoutingRequest decodeRouting;
+  /** Numbers the decode slot claims made, so that a slot granted to a claim given up is known. */
+  int claims;
   /** The claim of a request that waits in the proxy for a decode slot; null otherwise. */
   DecodeClaim waiting;
   /** The decode target asked last, which holds a slot for the request, once there is one. */

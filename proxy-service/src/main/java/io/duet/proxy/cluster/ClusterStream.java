@@ -33,6 +33,7 @@ final class ClusterStream implements CompletionStream {
   private int consumedSinceGrant;
   private boolean ended;
   private boolean cancelled;
+  private boolean anyEvent;
   private Throwable failure;
   private TtftStages stages = TtftStages.NONE;
 
@@ -44,6 +45,11 @@ final class ClusterStream implements CompletionStream {
 
   boolean isDone() {
     return ended || cancelled || failure != null;
+  }
+
+  /** Whether a decode event came for the client: from then on, it may have seen a token. */
+  boolean hasEvents() {
+    return anyEvent;
   }
 
   /** The prefill instance's timing, from its result. */
@@ -61,6 +67,7 @@ final class ClusterStream implements CompletionStream {
     if (isDone()) {
       return;
     }
+    anyEvent = true;
     if (event.queueMicros() >= 0) {
       stages = stages.withDecode(event.queueMicros(), event.kvPullMicros());
     }

@@ -12,31 +12,37 @@ import java.util.Set;
 import java.util.function.Supplier;
 
 /**
- * Fails, as UNAVAILABLE, the requests whose instance left the registry: the decode target once a
- * request has one, else its prefill instance. Without it such a request would wait for its
- * deadline (minutes) instead of failing within a heartbeat timeout. Runs periodically on the
- * context of the backend whose requests it checks.
+ * Reports, as UNAVAILABLE, the requests whose instance left the registry: the decode target once
+ * a request has one, else its prefill instance. Without it such a request would wait for its
+ * deadline (minutes) instead of ending within a heartbeat timeout. An instance that is draining
+ * is still in the registry: its requests go on. Runs periodically on the context of the backend
+ * whose requests it checks.
  */
 final class LivenessCheck {
 
-  static final long PERIOD_MILLIS = 500;
+  /** With the default heartbeat timeout, a request on a silent instance ends within 2.5 s. */
+  static final long PERIOD_MILLIS = 250;
 
   private final Vertx vertx;
   private final Supplier<List<InstanceInfo>> registry;
   private final Supplier<Collection<ClusterJob>> jobs;
-  private final ClusterJob.Failer failer;
+  private final ClusterJob.Failer decodeLost;
+  private final ClusterJob.Failer prefillLost;
   private long timer = -1;
 
   /**
    * @param jobs the requests running, read on the backend's context
-   * @param failer ends a request whose instance left
+   * @param decodeLost told of a request whose decode target left
+   * @param prefillLost told of a request whose prefill instance left before it answered
    */
   LivenessCheck(Vertx vertx, Supplier<List<InstanceInfo>> registry,
-      Supplier<Collection<ClusterJob>> jobs, ClusterJob.Failer failer) {
+      Supplier<Collection<ClusterJob>> jobs, ClusterJob.Failer decodeLost,
+      ClusterJob.Failer prefillLost) {
     this.vertx = vertx;
     this.registry = registry;
     this.jobs = jobs;
-    this.failer = failer;
+    this.decodeLost = decodeLost;
+    this.prefillLost = prefillLost;
   }
 
   /** Starts checking every {@link #PERIOD_MILLIS} on the caller's context. */
@@ -62,11 +68,11 @@ final class LivenessCheck {
     }
     for (ClusterJob job : new ArrayList<>(running)) {
       if (job.decode != null && !liveTargets.contains(job.decode)) {
-        failer.fail(job, Failure.UNAVAILABLE, "decode instance " + job.decode.instanceId()
+        decodeLost.fail(job, Failure.UNAVAILABLE, "decode instance " + job.decode.instanceId()
             + " left the cluster mid-request");
       } else if (job.decode == null && job.prefill != null
           && !liveInstances.contains(job.prefill.instanceId())) {
-        failer.fail(job, Failure.UNAVAILABLE, "prefill instance " + job.prefill.instanceId()
+        prefillLost.fail(job, Failure.UNAVAILABLE, "prefill instance " + job.prefill.instanceId()
             + " left the cluster mid-request");
       }
     }

@@ -74,7 +74,7 @@ final class ApiError extends RuntimeException {
       case INCOMPATIBLE_KV -> new ApiError(409, "incompatible_kv_layout", message, null, null);
       case CANCELLED -> new ApiError(499, "cancelled", message, null, null);
       case INTERNAL -> new ApiError(500, INTERNAL, message, null, null);
-      case KV_TRANSFER -> new ApiError(502, "kv_transfer_failed", message, null, null);
+      case KV_TRANSFER, KV_UNREACHABLE -> new ApiError(502, "kv_transfer_failed", message, null, null);
       case OVERLOADED -> new ApiError(429, "overloaded", message, null, null,
           RETRY_AFTER_SECONDS);
       case UNAVAILABLE -> new ApiError(503, "service_unavailable", message, null, null);

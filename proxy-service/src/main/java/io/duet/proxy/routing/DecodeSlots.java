@@ -60,8 +60,8 @@ final class DecodeSlots {
     }
 
     private boolean accepts(InstanceInfo entry) {
-      return entry.role() == Role.DECODE && entry.modelName().equals(request.model())
-          && entry.fingerprint().equals(fingerprint)
+      return entry.role() == Role.DECODE && entry.isServing()
+          && entry.modelName().equals(request.model()) && entry.fingerprint().equals(fingerprint)
           && !refused.contains(DecodeTarget.of(entry));
     }
   }
@@ -162,7 +162,8 @@ final class DecodeSlots {
   synchronized boolean full(List<InstanceInfo> instances, String model) {
     Routing.Config rules = config.get();
     return queue.size() >= rules.queueSize() && instances.stream().noneMatch(entry ->
-        entry.role() == Role.DECODE && entry.modelName().equals(model) && hasRoom(entry, rules));
+        entry.role() == Role.DECODE && entry.isServing() && entry.modelName().equals(model)
+            && hasRoom(entry, rules));
   }
 
   private boolean hasRoom(InstanceInfo entry, Routing.Config rules) {
@@ -185,7 +186,7 @@ final class DecodeSlots {
     Routing.Config rules = config.get();
     List<InstanceInfo> free = new ArrayList<>();
     for (InstanceInfo entry : instances) {
-      if (entry.role() == Role.DECODE && hasRoom(entry, rules)) {
+      if (entry.role() == Role.DECODE && entry.isServing() && hasRoom(entry, rules)) {
         free.add(entry);
       }
     }

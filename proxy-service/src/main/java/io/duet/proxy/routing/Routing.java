@@ -19,9 +19,9 @@ import org.slf4j.LoggerFactory;
 /**
  * Chooses the instances of each request with the current routing policies, and holds this
  * proxy's requests to a cap per decode target. The proxy decides which instances are compatible
- * with a request (they serve its model; a decode target also has the KV layout of the request's
- * prefill instance and has not refused it); the policy chooses among them, seeing the proxy's own
- * {@link #inFlight() in-flight counts} in the candidates.
+ * with a request (they are serving, not draining, serve its model and have not refused it; a
+ * decode target also has the KV layout of the request's prefill instance); the policy chooses
+ * among them, seeing the proxy's own {@link #inFlight() in-flight counts} in the candidates.
  *
  * <p>Decode targets take at most {@link RoutingOptions#getDecodeRankCap()} of this proxy's
  * requests each. A request that finds every compatible target at the cap waits in the proxy's
@@ -119,16 +119,19 @@ public final class Routing {
   }
 
   /**
-   * The prefill instance for a request, chosen among the instances that serve its model.
+   * The prefill instance for a request, chosen among the serving instances that serve its
+   * model, less {@code excluded}.
    *
    * @param instances the live registry
+   * @param excluded ids of the instances that already refused or lost the request
    * @return empty when no instance serves the model or the policy refused them all
    */
   public Optional<InstanceInfo> choosePrefill(List<InstanceInfo> instances,
-      RoutingRequest request) {
+      RoutingRequest request, Set<String> excluded) {
     List<PrefillCandidate> candidates = new ArrayList<>();
     for (InstanceInfo entry : instances) {
-      if (entry.role() == Role.PREFILL && entry.modelName().equals(request.model())) {
+      if (entry.role() == Role.PREFILL && entry.isServing()
+          && entry.modelName().equals(request.model()) && !excluded.contains(entry.instanceId())) {
         candidates.add(new PrefillCandidate(entry, inFlight.promptTokens(entry.instanceId())));
       }
     }

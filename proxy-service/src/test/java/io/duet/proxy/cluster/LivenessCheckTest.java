@@ -55,7 +55,7 @@ class LivenessCheckTest {
   }
 
   private LivenessCheck check(ClusterJob.Failer failer) {
-    return new LivenessCheck(vertx, () -> registry, () -> jobs, failer);
+    return new LivenessCheck(vertx, () -> registry, () -> jobs, failer, failer);
   }
 
   private void record(ClusterJob job, Failure failure, String message) {
@@ -64,18 +64,31 @@ class LivenessCheckTest {
   }
 
   @Test
-  void failsTheRequestsWhoseCurrentInstanceLeft() {
+  void reportsTheRequestsWhoseCurrentInstanceLeftByTheirStage() {
     job("choosing", null, null);
     job("prefilling-on-live", "p0", null);
     job("prefilling-on-gone", "p-gone", null);
     job("decoding-on-live", "p-gone", "d0");
     job("decoding-on-gone", "p0", "d-gone");
+    Map<String, String> prefillLost = new TreeMap<>();
 
-    check(this::record).run();
+    new LivenessCheck(vertx, () -> registry, () -> jobs, this::record,
+        (job, failure, message) -> prefillLost.put(job.requestId(), message)).run();
 
     assertEquals(Map.of(
-        "prefilling-on-gone", "prefill instance p-gone left the cluster mid-request",
         "decoding-on-gone", "decode instance d-gone left the cluster mid-request"), failed);
+    assertEquals(Map.of(
+        "prefilling-on-gone", "prefill instance p-gone left the cluster mid-request"),
+        prefillLost);
+  }
+
+  @Test
+  void anInstanceThatIsDrainingIsStillLive() {
+    registry.replaceAll(entry -> entry.withState(InstanceInfo.State.DRAINING));
+    job("prefilling-on-draining", "p0", null);
+    job("decoding-on-draining", "p0", "d0");
+    check(this::record).run();
+    assertEquals(Map.of(), failed);
   }
 
   @Test

@@ -117,6 +117,7 @@ class PipelineTest {
   private Engine prefillEngine;
   private Engine decodeEngine;
   private Engine reference;
+  private PrefillVerticle prefill;
   private DecodeVerticle decode;
   private BackendVerticle backend;
   /** Kept in a field: Vert.x 5 may close a client that nothing references. */
@@ -140,7 +141,8 @@ class PipelineTest {
     prefillEngine = engines.open(512);
     decodeEngine = engines.open(512);
     reference = engines.open(512);
-    registry.add(deployPrefill("p0", prefillEngine, 30_000)::info);
+    prefill = deployPrefill("p0", prefillEngine);
+    registry.add(prefill::info);
     decode = deployDecode("d0", decodeEngine, 64);
     registry.add(decode::info);
     backend = open(new ClusterBackend(vertx, this::instances, "proxy0", 4, 30_000));
@@ -186,10 +188,16 @@ class PipelineTest {
     return verticle;
   }
 
-  private PrefillVerticle deployPrefill(String id, Engine engine, long leaseMillis)
-      throws Exception {
+  private PrefillVerticle deployPrefill(String id, Engine engine) throws Exception {
+    return deployPrefill(id, engine, 64, 30_000);
+  }
+
+  /** @param maxWaiting 0 for an instance that refuses every request as overloaded */
+  private PrefillVerticle deployPrefill(String id, Engine engine, int maxWaiting,
+      long leaseMillis) throws Exception {
     PrefillVerticle verticle = new PrefillVerticle(engine, new PrefillOptions(id, MODEL, HOST, 0,
-        0, 512, 64, leaseMillis, 10_000), new PrometheusMeterRegistry(PrometheusConfig.DEFAULT));
+        0, 512, maxWaiting, leaseMillis, 10_000),
+        new PrometheusMeterRegistry(PrometheusConfig.DEFAULT));
     await(vertx.deployVerticle(verticle));
     return verticle;
   }
@@ -218,17 +226,63 @@ class PipelineTest {
     return () -> listed;
   }
 
+  /**
+   * A registry entry for an idle prefill instance with p0's KV layout; nothing of it runs here,
+   * so nothing handles its address unless the test registers a consumer there.
+   */
+  private Supplier<InstanceInfo> listedPrefill(String id) {
+    InstanceInfo p0 = registry.get(0).get();
+    InstanceInfo listed = new InstanceInfo(id, Role.PREFILL, 0, 1, HOST, p0.httpPort(),
+        p0.kvPort(), MODEL, p0.fingerprint(), p0.chatTemplate(), p0.capacity(),
+        new InstanceInfo.Load(0, 0, 0, 0, 0), System.currentTimeMillis());
+    return () -> listed;
+  }
+
   /** A decode instance in the registry that does not take requests, as {@code refusal} says. */
   private Supplier<InstanceInfo> refusingDecode(Refusal refusal, String id) throws Exception {
     if (refusal == Refusal.OVERLOADED) {
       return deployOverloadedDecode(id)::info;
     }
-    if (refusal == Refusal.UNAVAILABLE) {
-      await(vertx.eventBus().<JsonObject>consumer(Addresses.decode(id, 0), message -> message.fail(
-          Failure.UNAVAILABLE.code(), Failure.UNAVAILABLE.message("shutting down")))
-          .completion());
-    }
+    refuseAsUnavailableIf(refusal, Addresses.decode(id, 0));
     return listedDecode(id);
+  }
+
+  /** A prefill instance in the registry that does not take requests, as {@code refusal} says. */
+  private Supplier<InstanceInfo> refusingPrefill(Refusal refusal, String id) throws Exception {
+    if (refusal == Refusal.OVERLOADED) {
+      return deployPrefill(id, engines.open(64), 0, 30_000)::info;
+    }
+    refuseAsUnavailableIf(refusal, Addresses.prefill(id));
+    return listedPrefill(id);
+  }
+
+  /** For UNAVAILABLE, has {@code address} refuse every request as an instance that drains does. */
+  private void refuseAsUnavailableIf(Refusal refusal, String address) throws Exception {
+    if (refusal == Refusal.UNAVAILABLE) {
+      await(vertx.eventBus().<JsonObject>consumer(address, message -> message.fail(
+          Failure.UNAVAILABLE.code(), Failure.UNAVAILABLE.message("draining"))).completion());
+    }
+  }
+
+  /**
+   * Makes the prefill instances of {@code lost} (deployed here, listed in the registry) die once
+   * they have answered, before d0 pulls their KV: a decode request to d0 naming one of them as
+   * the KV's holder is delivered once that instance is undeployed (its KV server closed) and out
+   * of the registry.
+   */
+  private void losePrefillInstancesBeforeThePull(Map<String, PrefillVerticle> lost) {
+    vertx.eventBus().addOutboundInterceptor(delivery -> {
+      PrefillVerticle holder = delivery.message().address().equals(Addresses.decode("d0", 0))
+          ? lost.remove(DecodeRequest.fromJson((JsonObject) delivery.message().body()).kv()
+              .prefillInstanceId()) : null;
+      if (holder == null) {
+        delivery.next();
+        return;
+      }
+      String id = holder.info().instanceId();
+      registry.removeIf(entry -> entry.get().instanceId().equals(id));
+      vertx.undeploy(holder.deploymentID()).onComplete(undeployed -> delivery.next());
+    });
   }
 
   private int sentTo(String address) {
@@ -578,7 +632,7 @@ class PipelineTest {
   void whenDecodeInstancesKeepRefusingTheRequestFailsAsOverloadedAfterABoundedNumber()
       throws Exception {
     registry.removeIf(entry -> entry.get().role() == Role.DECODE);
-    for (int i = 0; i <= DecodeAttempts.MAX; i++) {
+    for (int i = 0; i <= Attempts.MAX; i++) {
       registry.add(deployOverloadedDecode("d-full-" + i)::info);
     }
     Exception e = assertThrows(Exception.class,
@@ -587,12 +641,12 @@ class PipelineTest {
     assertEquals(Failure.OVERLOADED, failure.failure());
 
     int asked = 0;
-    for (int i = 0; i <= DecodeAttempts.MAX; i++) {
+    for (int i = 0; i <= Attempts.MAX; i++) {
       int sent = sentTo(Addresses.decode("d-full-" + i, 0));
       assertTrue(sent <= 1, "no instance is asked twice");
       asked += sent;
     }
-    assertEquals(DecodeAttempts.MAX, asked);
+    assertEquals(Attempts.MAX, asked);
     assertEquals(1, sentTo(Addresses.prefill("p0")), "no second prefill");
     awaitEveryBlockFree();
   }
@@ -769,7 +823,7 @@ class PipelineTest {
       throws Exception {
     Engine shortLeaseEngine = engines.open(512);
     registry.removeIf(entry -> entry.get().role() == Role.PREFILL);
-    registry.add(deployPrefill("p-short", shortLeaseEngine, 2_500)::info);
+    registry.add(deployPrefill("p-short", shortLeaseEngine, 64, 2_500)::info);
     Routing routing = Routing.create(new RoutingOptions().setDecodeRankCap(1),
         new SimpleMeterRegistry());
     BackendVerticle loop = eventLoop(routing);
@@ -795,7 +849,7 @@ class PipelineTest {
 
   @Test
   void roundRobinTakesThePrefillInstancesInTurn() throws Exception {
-    registry.add(1, deployPrefill("p1", engines.open(512), 30_000)::info);
+    registry.add(1, deployPrefill("p1", engines.open(512))::info);
     BackendVerticle loop = eventLoop(Routing.create(new RoutingOptions()
         .setPrefillPolicy(RoundRobinPolicy.NAME), new SimpleMeterRegistry()));
     for (int i = 0; i < 6; i++) {
@@ -812,7 +866,7 @@ class PipelineTest {
   @Test
   void prefixAffinitySendsPromptsThatBeginAlikeToOnePrefillInstanceWhosePrefixCacheHits()
       throws Exception {
-    registry.add(1, deployPrefill("p1", engines.open(512), 30_000)::info);
+    registry.add(1, deployPrefill("p1", engines.open(512))::info);
     SimpleMeterRegistry metrics = new SimpleMeterRegistry();
     // A key of 16 tokens: the first 64 characters, one KV block's worth.
     BackendVerticle loop = eventLoop(Routing.create(new RoutingOptions()
@@ -893,5 +947,80 @@ class PipelineTest {
     Answer answer = await(post(proxy, "/admin/reload", new JsonObject()));
     assertEquals(status, answer.status(), answer.body().toString());
     return answer.body().toJsonObject();
+  }
+
+  @ParameterizedTest
+  @EnumSource(Refusal.class)
+  void aPrefillInstanceThatDoesNotTakeTheRequestIsReplaced(Refusal refusal) throws Exception {
+    // Equally idle instances go in registry order, so the refusing one is asked first.
+    registry.add(0, refusingPrefill(refusal, "p-refusing"));
+    String prompt = "Once upon a time";
+    List<DecodeEvent> events = await(run(new CompletionJob("r1", MODEL, prompt, greedy(30))));
+
+    assertEquals(expected(prompt, 30), text(events));
+    assertEquals(1, sentTo(Addresses.prefill("p-refusing")), "the refusing instance was asked");
+    assertEquals(1, sentTo(Addresses.prefill("p0")));
+    awaitEveryBlockFree(decodeEngine);
+  }
+
+  /**
+   * The prefill instance dies after it answered, before the decode instance pulled the KV: the
+   * decode instance reports it unreachable, and the prompt is prefilled again on another
+   * instance. The client sees the text it would have seen, and nothing of the first attempt
+   * stays held.
+   */
+  @Test
+  void aPrefillInstanceLostBeforeItsKvWasPulledIsReplacedByPrefillingAgain() throws Exception {
+    Engine lostEngine = engines.open(512);
+    PrefillVerticle lost = deployPrefill("p-lost", lostEngine);
+    registry.add(0, lost::info); // asked first
+    losePrefillInstancesBeforeThePull(new ConcurrentHashMap<>(Map.of("p-lost", lost)));
+
+    String prompt = "Once upon a time";
+    List<DecodeEvent> events = await(run(new CompletionJob("r1", MODEL, prompt, greedy(30))));
+
+    assertEquals(expected(prompt, 30), text(events));
+    assertEquals(1, sentTo(Addresses.prefill("p-lost")));
+    assertEquals(1, sentTo(Addresses.prefill("p0")), "prefilled again on p0");
+    assertEquals(2, sentTo(Addresses.decode("d0", 0)), "the same decode instance, asked again");
+    assertEquals(0, lostEngine.kvStats().usedBlocks(), "the lost instance freed its lease");
+    awaitEveryBlockFree(decodeEngine);
+  }
+
+  @Test
+  void aRequestIsPrefilledAgainAtMostOnce() throws Exception {
+    PrefillVerticle first = deployPrefill("p-lost", engines.open(512));
+    registry.add(0, first::info);
+    losePrefillInstancesBeforeThePull(new ConcurrentHashMap<>(Map.of("p-lost", first,
+        "p0", prefill)));
+
+    Exception e = assertThrows(Exception.class, () -> await(run(new CompletionJob("r1", MODEL,
+        "Once upon a time", greedy(30)))));
+    CompletionException failure = assertInstanceOf(CompletionException.class, e.getCause());
+    assertEquals(Failure.KV_UNREACHABLE, failure.failure());
+    assertEquals(1, sentTo(Addresses.prefill("p-lost")));
+    assertEquals(1, sentTo(Addresses.prefill("p0")), "one prefill again, no more");
+    awaitEveryBlockFree(decodeEngine);
+  }
+
+  /**
+   * The prefill instance took the request and leaves the registry before it answers (it died,
+   * or is cut off): the request does not wait for its deadline, it is prefilled elsewhere.
+   */
+  @Test
+  void aPrefillInstanceThatLeavesBeforeAnsweringIsReplacedByPrefillingAgain() throws Exception {
+    Promise<Void> asked = Promise.promise();
+    // it takes the request and never answers
+    await(vertx.eventBus().<JsonObject>consumer(Addresses.prefill("p-silent"),
+        message -> asked.tryComplete()).completion());
+    registry.add(0, listedPrefill("p-silent"));
+    String prompt = "Once upon a time";
+    Future<List<DecodeEvent>> events = run(new CompletionJob("r1", MODEL, prompt, greedy(30)));
+
+    await(asked.future());
+    registry.remove(0); // it left the cluster
+    assertEquals(expected(prompt, 30), text(await(events)));
+    assertEquals(1, sentTo(Addresses.prefill("p0")));
+    awaitEveryBlockFree(decodeEngine);
   }
 }

@@ -7,30 +7,18 @@ import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
-import io.duet.cluster.ConfigLoader;
-import io.duet.cluster.Settings;
 import io.duet.engine.Engine;
 import io.duet.engine.EngineOptions;
 import io.duet.engine.FinishReason;
 import io.duet.engine.OfflineGenerator;
 import io.duet.engine.SamplingParams;
-import io.duet.engine.llama.Llama2cCheckpoint;
-import io.duet.engine.llama.LlamaConfig;
 import io.duet.proxy.ChatMessage;
 import io.duet.proxy.ChatTemplate;
 import io.duet.service.ServiceRuntime;
 import io.duet.service.ServiceTests;
 import io.vertx.core.json.JsonArray;
 import io.vertx.core.json.JsonObject;
-import java.io.BufferedReader;
 import java.io.IOException;
-import java.io.InputStreamReader;
-import java.io.OutputStream;
-import java.io.UncheckedIOException;
-import java.net.InetAddress;
-import java.net.ServerSocket;
-import java.net.Socket;
-import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
@@ -42,10 +30,8 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Locale;
 import java.util.Optional;
-import java.util.Random;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ThreadLocalRandom;
@@ -57,7 +43,6 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.extension.ExtensionContext;
 import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.extension.TestWatcher;
 
@@ -89,9 +74,7 @@ class ThreeJvmClusterIT {
   private static final String MODEL = "deepseek";
   /** The served name of the long-context model (see the class comment). */
   private static final String LONG_MODEL = "longctx";
-  private static final int LONG_SEQ_LEN = 4096;
-  private static final LlamaConfig LONG_CONFIG = new LlamaConfig(128, 384, 4, 4, 4, 512,
-      LONG_SEQ_LEN, true);
+  private static final int LONG_SEQ_LEN = LongContextModel.SEQ_LEN;
   /** Five service JVMs starting on two cores take 20 s, 45 s on a machine busy with builds. */
   private static final Duration READY_TIMEOUT = Duration.ofSeconds(150);
   private static final Duration REQUEST_TIMEOUT = Duration.ofSeconds(60);
@@ -104,19 +87,17 @@ class ThreeJvmClusterIT {
   private static final int HAZELCAST_PORT_COUNT = 20;
   /** How often a condition of another JVM (its metrics, its model list) is looked at. */
   private static final Duration POLL = Duration.ofMillis(100);
-  private static final Pattern KV_USED = metricPattern("duet_kv_blocks_used", "");
-  private static final Pattern DECODE_TOKENS = metricPattern("duet_decode_tokens_total", "");
+  private static final Pattern KV_USED = StatusPages.metricPattern("duet_kv_blocks_used", "");
+  private static final Pattern KV_LEASES = StatusPages.metricPattern("duet_kv_leases", "");
+  private static final Pattern DECODE_RUNNING =
+      StatusPages.metricPattern("duet_decode_running", "");
+  private static final Pattern DECODE_TOKENS =
+      StatusPages.metricPattern("duet_decode_tokens_total", "");
   /** The decode instance's data-parallel ranks; rank r's status port is decodeHttpPort + r. */
   private static final int DECODE_RANKS = 2;
-  private static final Pattern KV_LEASES = metricPattern("duet_kv_leases", "");
-  private static final Pattern DECODE_RUNNING = metricPattern("duet_decode_running", "");
   /** The example client's last line when the proxy answered its cancel while the request ran. */
   private static final Pattern CANCELLED = Pattern.compile(
       "\\[failure=CANCELLED .* completion_tokens=(\\d+)\\]");
-
-  /** A started service JVM and the file its output goes to. */
-  private record Child(String name, Process process, Path log) {
-  }
 
   /** What a completion answered, streamed or whole. */
   private record Answer(String text, String finishReason, JsonObject usage) {
@@ -142,9 +123,7 @@ class ThreeJvmClusterIT {
     }
   }
 
-  private static final List<Child> CHILDREN = new CopyOnWriteArrayList<>();
-  private static Thread killHook;
-  private static Path logDir;
+  private static ChildJvms jvms;
   private static String cluster;
   private static int hazelcastPort;
   private static int proxyPort;
@@ -153,51 +132,38 @@ class ThreeJvmClusterIT {
   private static int longPrefillHttpPort;
   private static int longDecodeHttpPort;
   private static HttpClient http;
+  private static StatusPages pages;
   private static Engine reference;
   private static Engine longReference;
 
   @RegisterExtension
-  static final TestWatcher DUMP_LOGS_ON_FAILURE = new TestWatcher() {
-    @Override
-    public void testFailed(ExtensionContext context, Throwable cause) {
-      dumpLogs("test " + context.getDisplayName() + " failed: " + cause);
-    }
-  };
+  static final TestWatcher DUMP_LOGS_ON_FAILURE = ChildJvms.dumpingLogsOnFailure(() -> jvms);
 
   // ------------------------------------------------------------------------------ lifecycle
 
   @BeforeAll
   static void startCluster() throws Exception {
-    killHook = new Thread(ThreeJvmClusterIT::killChildren, "three-jvm-it-kill-children");
-    Runtime.getRuntime().addShutdownHook(killHook);
+    Path repo = ItPaths.repoDir();
+    Path model = ItPaths.sharedModel(repo, "aidreams260K.bin");
+    Path tokenizer = ItPaths.sharedModel(repo, "aidreams260K.tok512.bin");
 
-    Path repo = repoDir();
-    Path shared = sharedDir(repo);
-    Path model = shared.resolve("models/aidreams260K.bin");
-    Path tokenizer = shared.resolve("models/aidreams260K.tok512.bin");
-    assertTrue(Files.isRegularFile(model), "model missing: " + model);
-    assertTrue(Files.isRegularFile(tokenizer), "tokenizer missing: " + tokenizer);
-
-    Path target = targetDir();
-    logDir = target.resolve("it-logs");
-    Files.createDirectories(logDir);
+    Path target = ItPaths.targetDir();
+    jvms = new ChildJvms("ThreeJvmClusterIT", target.resolve("it-logs"));
     Path work = Files.createTempDirectory(target, "three-jvm-it-");
 
     cluster = "duet-it-" + Long.toHexString(ThreadLocalRandom.current().nextLong() >>> 16);
     Set<Integer> taken = new HashSet<>();
-    hazelcastPort = freePortRange(HAZELCAST_PORT_COUNT + 1, taken);
-    proxyPort = freePortRange(1, taken);
-    prefillHttpPort = freePortRange(1, taken);
-    decodeHttpPort = freePortRange(DECODE_RANKS, taken);
-    longPrefillHttpPort = freePortRange(1, taken);
-    longDecodeHttpPort = freePortRange(1, taken);
+    hazelcastPort = ItPaths.freePortRange(HAZELCAST_PORT_COUNT + 1, taken);
+    proxyPort = ItPaths.freePortRange(1, taken);
+    prefillHttpPort = ItPaths.freePortRange(1, taken);
+    decodeHttpPort = ItPaths.freePortRange(DECODE_RANKS, taken);
+    longPrefillHttpPort = ItPaths.freePortRange(1, taken);
+    longDecodeHttpPort = ItPaths.freePortRange(1, taken);
     Path topology = work.resolve("1p1d-it.yaml");
     Files.writeString(topology, topology(prefillHttpPort, decodeHttpPort));
     Path longTopology = work.resolve("1p1d-long-it.yaml");
     Files.writeString(longTopology, topology(longPrefillHttpPort, longDecodeHttpPort));
-    Path longModel = work.resolve("longctx.bin");
-    Llama2cCheckpoint.write(longModel, LONG_CONFIG,
-        Llama2cCheckpoint.randomWeights(new Random(20_240_607L)));
+    Path longModel = LongContextModel.write(work.resolve("longctx.bin"));
 
     reference = Engine.open(new EngineOptions().modelPath(model).tokenizerPath(tokenizer)
         .kvBlocks(512).threads(1));
@@ -205,6 +171,7 @@ class ThreeJvmClusterIT {
         .tokenizerPath(tokenizer).kvBlocks(64).threads(1));
     http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1)
         .connectTimeout(Duration.ofSeconds(5)).build();
+    pages = new StatusPages(http);
 
     List<String> args = List.of("--config", topology.toString(), "--model", model.toString(),
         "--tokenizer", tokenizer.toString(), "--served-model-name", MODEL);
@@ -213,36 +180,28 @@ class ThreeJvmClusterIT {
         LONG_MODEL);
     long start = System.nanoTime();
     try {
-      start("prefill", jar(repo, "prefill-service"), args);
-      start("decode", jar(repo, "decode-service"), args);
-      start("proxy", jar(repo, "proxy-service"), args);
-      start("prefill-long", jar(repo, "prefill-service"), longArgs);
-      start("decode-long", jar(repo, "decode-service"), longArgs);
+      jvms.startService("prefill", ItPaths.jar(repo, "prefill-service"), args);
+      jvms.startService("decode", ItPaths.jar(repo, "decode-service"), args);
+      jvms.startService("proxy", ItPaths.jar(repo, "proxy-service"), args);
+      jvms.startService("prefill-long", ItPaths.jar(repo, "prefill-service"), longArgs);
+      jvms.startService("decode-long", ItPaths.jar(repo, "decode-service"), longArgs);
       awaitModelsServed(MODEL, LONG_MODEL);
     } catch (Throwable e) {
-      dumpLogs("the cluster did not start: " + e);
+      jvms.dumpLogs("the cluster did not start: " + e);
       throw e;
     }
     System.out.printf(Locale.ROOT, "[ThreeJvmClusterIT] cluster %s (hazelcast %d+, proxy %d) "
         + "ready in %d ms; logs in %s%n", cluster, hazelcastPort, proxyPort,
-        (System.nanoTime() - start) / 1_000_000, logDir);
+        (System.nanoTime() - start) / 1_000_000, jvms.logDir());
   }
 
   @AfterAll
   static void stopCluster() throws Exception {
     try {
-      killChildren();
-      for (Child child : CHILDREN) {
-        child.process().onExit().get(30, TimeUnit.SECONDS);
+      if (jvms != null) {
+        jvms.close();
       }
     } finally {
-      if (killHook != null) {
-        try {
-          Runtime.getRuntime().removeShutdownHook(killHook);
-        } catch (IllegalStateException shuttingDown) {
-          // the hook runs anyway
-        }
-      }
       if (reference != null) {
         reference.close();
       }
@@ -250,42 +209,6 @@ class ThreeJvmClusterIT {
         longReference.close();
       }
     }
-  }
-
-  /** Kills every child and its descendants; safe to call twice. */
-  private static void killChildren() {
-    for (Child child : CHILDREN) {
-      child.process().descendants().forEach(ProcessHandle::destroyForcibly);
-      child.process().destroyForcibly();
-    }
-  }
-
-  private static void start(String name, Path jar, List<String> args) throws IOException {
-    List<String> command = new ArrayList<>();
-    // Give the child the Vector API itself: no relaunch, so no grandchild JVM.
-    command.add("--add-modules");
-    command.add("jdk.incubator.vector");
-    command.add("-Dduet.relaunch=false");
-    command.addAll(ServiceRuntime.JVM_FLAGS);
-    Path log = logDir.resolve(name + ".log");
-    ProcessBuilder builder = javaCommand(command, jar, args).redirectErrorStream(true)
-        .redirectOutput(log.toFile());
-    // The topology file and the flags are the whole configuration: no variable of this
-    // machine's environment may move the cluster elsewhere.
-    builder.environment().keySet().removeIf(key -> key.equals(ConfigLoader.CONFIG_ENV)
-        || Settings.all().stream().anyMatch(setting -> setting.env().equals(Optional.of(key))));
-    CHILDREN.add(new Child(name, builder.start(), log));
-  }
-
-  /** {@code java FLAGS -jar JAR ARGS}, with this JVM's java. */
-  private static ProcessBuilder javaCommand(List<String> flags, Path jar, List<String> args) {
-    List<String> command = new ArrayList<>();
-    command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
-    command.addAll(flags);
-    command.add("-jar");
-    command.add(jar.toString());
-    command.addAll(args);
-    return new ProcessBuilder(command);
   }
 
   /**
@@ -336,37 +259,14 @@ class ThreeJvmClusterIT {
   private static void awaitModelsServed(String... models) {
     String[] last = {"no answer yet"};
     boolean served = ServiceTests.holdsWithin(READY_TIMEOUT, POLL, () -> {
-      for (Child child : CHILDREN) {
-        if (!child.process().isAlive()) {
-          fail(child.name() + " exited with " + child.process().exitValue()
-              + " during start-up; see " + child.log());
-        }
-      }
-      try {
-        HttpResponse<String> answer = http.send(HttpRequest.newBuilder(uri(proxyPort,
-            "/v1/models")).timeout(Duration.ofSeconds(2)).GET().build(),
-            HttpResponse.BodyHandlers.ofString());
-        last[0] = answer.statusCode() + " " + answer.body();
-        if (answer.statusCode() != 200) {
-          return false;
-        }
-        Set<String> listed = new HashSet<>();
-        JsonArray data = new JsonObject(answer.body()).getJsonArray("data");
-        for (int i = 0; i < data.size(); i++) {
-          listed.add(data.getJsonObject(i).getString("id"));
-        }
-        return listed.containsAll(List.of(models));
-      } catch (IOException notListeningYet) {
-        last[0] = notListeningYet.toString();
-        return false;
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-        throw new IllegalStateException(e);
-      }
+      jvms.assertAllAlive("during start-up");
+      Optional<Set<String>> listed = pages.servedModels(proxyPort);
+      last[0] = listed.map(Object::toString).orElse("none");
+      return listed.map(set -> set.containsAll(List.of(models))).orElse(false);
     });
     if (!served) {
       fail("the proxy did not serve " + List.of(models) + " within " + READY_TIMEOUT.toSeconds()
-          + " s; last /v1/models answer: " + last[0]);
+          + " s; last models listed: " + last[0]);
     }
   }
 
@@ -538,33 +438,21 @@ class ThreeJvmClusterIT {
    */
   private static boolean readTwoEventsAndDisconnect(String model, String prompt, int maxTokens)
       throws IOException {
-    String body = new JsonObject().put("model", model).put("prompt", prompt)
-        .put("temperature", 0).put("max_tokens", maxTokens).put("ignore_eos", true)
-        .put("stream", true).encode();
-    byte[] bytes = body.getBytes(UTF_8);
-    try (Socket socket = new Socket(InetAddress.getLoopbackAddress(), proxyPort)) {
-      socket.setSoTimeout((int) REQUEST_TIMEOUT.toMillis());
-      OutputStream out = socket.getOutputStream();
-      out.write(("POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1:" + proxyPort
-          + "\r\nContent-Type: application/json\r\nAccept: text/event-stream\r\n"
-          + "Content-Length: " + bytes.length + "\r\n\r\n").getBytes(UTF_8));
-      out.write(bytes);
-      out.flush();
-      BufferedReader in = new BufferedReader(new InputStreamReader(socket.getInputStream(), UTF_8));
-      String status = in.readLine();
-      assertTrue(status != null && status.startsWith("HTTP/1.1 200"), "status line: " + status);
-      int events = 0;
-      String line;
-      while (events < 2 && (line = in.readLine()) != null) {
-        if (line.startsWith("data: ")) {
-          if (line.contains("[DONE]")) {
-            return true;
-          }
-          assertFalse(line.contains("\"error\""), line);
-          events++;
+    try (SseStream stream = SseStream.open(proxyPort, new JsonObject().put("model", model)
+        .put("prompt", prompt).put("temperature", 0).put("max_tokens", maxTokens)
+        .put("ignore_eos", true))) {
+      await("two events of the stream or its end",
+          () -> stream.events().size() >= 2 || stream.ended().isDone(), REQUEST_TIMEOUT);
+      assertEquals(200, stream.status(), stream::describe);
+      List<SseStream.Event> events = stream.events();
+      for (SseStream.Event event : events.subList(0, Math.min(2, events.size()))) {
+        if (event.isDone()) {
+          return true;
         }
+        assertFalse(event.isError(), event.data());
       }
-      assertEquals(2, events, "the stream ended without [DONE]");
+      assertTrue(events.size() >= 2, () -> "the stream ended without [DONE]: "
+          + stream.describe());
       return false;
     }
   }
@@ -654,7 +542,7 @@ class ThreeJvmClusterIT {
     for (int rank = 0; rank < DECODE_RANKS; rank++) {
       int port = decodeHttpPort + rank;
       // What the rank's /health reports is the registry entry it heartbeats.
-      JsonObject entry = new JsonObject(get(port, "/health")).getJsonObject("instance");
+      JsonObject entry = new JsonObject(pages.get(port, "/health")).getJsonObject("instance");
       assertEquals(rank, entry.getInteger("dpRank"), entry::encode);
       assertEquals(DECODE_RANKS, entry.getInteger("ranks"), entry::encode);
       assertEquals(port, entry.getInteger("httpPort"), entry::encode);
@@ -731,17 +619,16 @@ class ThreeJvmClusterIT {
    * give up on it.
    */
   private static ClientRun runEventBusClient(String model, String... args) throws Exception {
-    String name = "eventbus-client-" + CHILDREN.size();
-    Path stdout = logDir.resolve(name + ".out");
-    Path log = logDir.resolve(name + ".log");
+    String name = "eventbus-client-" + jvms.children().size();
+    Path stdout = jvms.logDir().resolve(name + ".out");
+    Path log = jvms.logDir().resolve(name + ".log");
     List<String> command = new ArrayList<>(List.of("--cluster-name", cluster, "--port",
         String.valueOf(hazelcastPort), "--port-count", String.valueOf(HAZELCAST_PORT_COUNT),
         "--model", model));
     command.addAll(List.of(args));
-    Process process = javaCommand(ServiceRuntime.JVM_FLAGS,
-        jar(repoDir().resolve("examples"), "eventbus-client"), command)
-        .redirectOutput(stdout.toFile()).redirectError(log.toFile()).start();
-    CHILDREN.add(new Child(name, process, log));
+    Process process = jvms.start(name, ChildJvms.command(ServiceRuntime.JVM_FLAGS,
+        ItPaths.jar(ItPaths.repoDir().resolve("examples"), "eventbus-client"), command)
+        .redirectOutput(stdout.toFile()).redirectError(log.toFile()), log).process();
     try {
       assertTrue(process.waitFor(REQUEST_TIMEOUT.toSeconds(), TimeUnit.SECONDS),
           name + " did not exit within " + REQUEST_TIMEOUT.toSeconds() + " s; see " + log);
@@ -866,7 +753,8 @@ class ThreeJvmClusterIT {
 
   private static HttpResponse<String> post(String path, JsonObject body)
       throws IOException, InterruptedException {
-    return http.send(HttpRequest.newBuilder(uri(proxyPort, path)).timeout(REQUEST_TIMEOUT)
+    return http.send(HttpRequest.newBuilder(StatusPages.uri(proxyPort, path))
+        .timeout(REQUEST_TIMEOUT)
         .header("Content-Type", "application/json")
         .POST(HttpRequest.BodyPublishers.ofString(body.encode())).build(),
         HttpResponse.BodyHandlers.ofString());
@@ -907,28 +795,18 @@ class ThreeJvmClusterIT {
     awaitTrue("prefill to hold no KV lease" + of, () -> metric(prefillPort, KV_LEASES) == 0);
   }
 
-  private static Pattern metricPattern(String name, String labelMatch) {
-    return Pattern.compile("(?m)^" + Pattern.quote(name) + "\\{[^}]*" + labelMatch
-        + "[^}]*\\}\\s+(\\S+)$");
-  }
-
   private static double metric(int port, Pattern pattern) {
-    String text = get(port, "/metrics");
-    Matcher m = pattern.matcher(text);
-    if (!m.find()) {
-      throw new AssertionError("no " + pattern + " in the metrics of port " + port + ":\n" + text);
-    }
-    return Double.parseDouble(m.group(1));
+    return pages.metric(port, pattern);
   }
 
   private static double proxyMetric(String name, String labelMatch) {
-    return metric(proxyPort, metricPattern(name, labelMatch));
+    return metric(proxyPort, StatusPages.metricPattern(name, labelMatch));
   }
 
   /** {@code duet_requests_total} of the proxy for one endpoint and status (0 when none yet). */
   private static double proxyRequests(String endpoint, int status) {
     Pattern pattern = Pattern.compile("(?m)^duet_requests_total\\{([^}]*)\\}\\s+(\\S+)$");
-    Matcher m = pattern.matcher(get(proxyPort, "/metrics"));
+    Matcher m = pattern.matcher(pages.get(proxyPort, "/metrics"));
     double total = 0;
     while (m.find()) {
       if (m.group(1).contains("endpoint=\"" + endpoint + "\"")
@@ -937,20 +815,6 @@ class ThreeJvmClusterIT {
       }
     }
     return total;
-  }
-
-  private static String get(int port, String path) {
-    try {
-      HttpResponse<String> response = http.send(HttpRequest.newBuilder(uri(port, path))
-          .timeout(Duration.ofSeconds(10)).GET().build(), HttpResponse.BodyHandlers.ofString());
-      assertEquals(200, response.statusCode(), () -> "GET " + path + " on " + port);
-      return response.body();
-    } catch (IOException e) {
-      throw new UncheckedIOException(e);
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      throw new IllegalStateException(e);
-    }
   }
 
   private static void awaitTrue(String what, Supplier<Boolean> condition) throws Exception {
@@ -978,7 +842,7 @@ class ThreeJvmClusterIT {
 
   private static String kvLines(int port) {
     StringBuilder out = new StringBuilder();
-    for (String line : get(port, "/metrics").split("\n")) {
+    for (String line : pages.get(port, "/metrics").split("\n")) {
       if (line.startsWith("duet_kv") || line.startsWith("duet_decode") || line.startsWith("duet_prefill")) {
         out.append("  ").append(line).append('\n');
       }
@@ -987,10 +851,6 @@ class ThreeJvmClusterIT {
   }
 
   // ------------------------------------------------------------------------------ plumbing
-
-  private static URI uri(int port, String path) {
-    return URI.create("http://127.0.0.1:" + port + path);
-  }
 
   private static <T> Supplier<T> unchecked(Callable<T> call) {
     return () -> {
@@ -1005,97 +865,5 @@ class ThreeJvmClusterIT {
   @FunctionalInterface
   private interface Callable<T> {
     T call() throws Exception;
-  }
-
-  /** target/ of this module: the parent of the test classes directory. */
-  private static Path targetDir() throws Exception {
-    Path classes = Path.of(ThreeJvmClusterIT.class.getProtectionDomain().getCodeSource()
-        .getLocation().toURI());
-    return classes.getParent();
-  }
-
-  /** The repository root, where the service modules' target/ folders are. */
-  private static Path repoDir() throws Exception {
-    List<Path> candidates = new ArrayList<>();
-    String configured = System.getProperty("duet.jars.dir");
-    if (configured != null && !configured.isBlank()) {
-      candidates.add(Path.of(configured));
-    }
-    candidates.add(targetDir().getParent().getParent());
-    for (Path candidate : candidates) {
-      if (Files.isRegularFile(candidate.resolve("proxy-service/target/proxy-service.jar"))) {
-        return candidate.toAbsolutePath().normalize();
-      }
-    }
-    throw new AssertionError("no proxy-service/target/proxy-service.jar under " + candidates
-        + ": run the 'package' phase first (mvn verify does)");
-  }
-
-  private static Path sharedDir(Path repo) {
-    String configured = System.getProperty("duet.shared.dir");
-    Path shared = configured != null && !configured.isBlank() ? Path.of(configured)
-        : repo.resolve("../shared");
-    if (!Files.isDirectory(shared.resolve("models"))) {
-      shared = repo.resolve("../shared");
-    }
-    return shared.toAbsolutePath().normalize();
-  }
-
-  private static Path jar(Path repo, String module) {
-    Path jar = repo.resolve(module).resolve("target").resolve(module + ".jar");
-    assertTrue(Files.isRegularFile(jar), "missing " + jar + ": run the 'package' phase first");
-    return jar;
-  }
-
-  /**
-   * The first port of {@code count} consecutive ports that are all free on the loopback address,
-   * chosen below Linux's ephemeral range so that no socket the services open later lands on
-   * them, and clear of {@code taken} (which it then extends).
-   */
-  private static int freePortRange(int count, Set<Integer> taken) {
-    ThreadLocalRandom random = ThreadLocalRandom.current();
-    for (int attempt = 0; attempt < 1000; attempt++) {
-      int base = 20_000 + random.nextInt(12_000 - count);
-      boolean free = true;
-      for (int port = base; port < base + count && free; port++) {
-        free = !taken.contains(port) && isFree(port);
-      }
-      if (free) {
-        for (int port = base; port < base + count; port++) {
-          taken.add(port);
-        }
-        return base;
-      }
-    }
-    throw new IllegalStateException("no " + count + " free consecutive ports found");
-  }
-
-  private static boolean isFree(int port) {
-    try (ServerSocket socket = new ServerSocket()) {
-      socket.setReuseAddress(false);
-      socket.bind(new java.net.InetSocketAddress(InetAddress.getLoopbackAddress(), port));
-      return true;
-    } catch (IOException e) {
-      return false;
-    }
-  }
-
-  private static void dumpLogs(String reason) {
-    StringBuilder out = new StringBuilder("\n[ThreeJvmClusterIT] " + reason
-        + "\n[ThreeJvmClusterIT] last lines of each service's log:\n");
-    for (Child child : CHILDREN) {
-      out.append("----- ").append(child.name()).append(" (").append(child.log()).append(", ")
-          .append(child.process().isAlive() ? "running" : "exited with "
-              + child.process().exitValue()).append(") -----\n");
-      try {
-        List<String> lines = new String(Files.readAllBytes(child.log()), UTF_8).lines().toList();
-        for (String line : lines.subList(Math.max(0, lines.size() - 80), lines.size())) {
-          out.append(line).append('\n');
-        }
-      } catch (IOException e) {
-        out.append("(cannot read: ").append(e).append(")\n");
-      }
-    }
-    System.out.println(out);
   }
 }

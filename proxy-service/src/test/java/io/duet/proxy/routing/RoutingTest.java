@@ -83,13 +83,31 @@ class RoutingTest {
         .counter().count();
   }
 
+  private Optional<InstanceInfo> prefillFor(List<InstanceInfo> instances, Set<String> excluded) {
+    return routing.choosePrefill(instances, REQUEST, excluded);
+  }
+
   @Test
-  void prefillCandidatesArePrefillInstancesOfTheRequestsModel() {
+  void prefillCandidatesArePrefillInstancesOfTheRequestsModelThatHaveNotRefusedIt() {
     List<InstanceInfo> registry = List.of(decode("a-decode", 8, 0, 0),
-        prefill("b-other-model", "other", 0), prefill("c-busy", MODEL, 500));
-    assertEquals("c-busy", routing.choosePrefill(registry, REQUEST).orElseThrow().instanceId());
+        prefill("b-other-model", "other", 0), prefill("c-refused", MODEL, 0),
+        prefill("d-busy", MODEL, 500));
+    assertEquals("d-busy", prefillFor(registry, Set.of("c-refused")).orElseThrow().instanceId());
+    assertEquals(Optional.empty(), prefillFor(registry, Set.of("c-refused", "d-busy")));
     assertEquals(Optional.empty(), routing.choosePrefill(registry,
-        RoutingRequest.ofText("r2", "nobody's", "hello", 16)));
+        RoutingRequest.ofText("r2", "nobody's", "hello", 16), Set.of()));
+  }
+
+  @Test
+  void aDrainingOrLeavingInstanceIsNoCandidate() {
+    List<InstanceInfo> registry = List.of(
+        prefill("p0", MODEL, 0).withState(InstanceInfo.State.DRAINING),
+        prefill("p1", MODEL, 500),
+        decode("d0", 8, 0, 0).withState(InstanceInfo.State.DRAINING),
+        decode("d1", 8, 7, 0).withState(InstanceInfo.State.LEFT),
+        decode("d2", 8, 7, 0));
+    assertEquals("p1", prefillFor(registry, Set.of()).orElseThrow().instanceId());
+    assertEquals(Optional.of(new DecodeTarget("d2", 0)), placed(registry, REQUEST));
   }
 
   @Test
@@ -125,7 +143,7 @@ class RoutingTest {
 
     List<InstanceInfo> prefills = List.of(prefill("p0", MODEL, 0), prefill("p1", MODEL, 0));
     routing.inFlight().prefillStarted("p0", 40);
-    assertEquals("p1", routing.choosePrefill(prefills, REQUEST).orElseThrow().instanceId());
+    assertEquals("p1", prefillFor(prefills, Set.of()).orElseThrow().instanceId());
   }
 
   @Test
@@ -158,7 +176,7 @@ class RoutingTest {
 
   @Test
   void decisionsAreCountedByKindAndPolicy() {
-    routing.choosePrefill(List.of(prefill("p0", MODEL, 0)), REQUEST);
+    prefillFor(List.of(prefill("p0", MODEL, 0)), Set.of());
     placed(idlePair, request("a", 10, 16));
     placed(idlePair, request("b", 10, 16));
     routing.reconfigure(pinnedTo("d1"));

@@ -13,15 +13,13 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
 
-class DecodeAttemptsTest {
+class AttemptsTest {
 
-  private static final long NOW = 1_000_000;
-  private static final long LEASE_ENDS = NOW + 30_000;
   private static final DecodeTarget D0 = new DecodeTarget("d0", 0);
   private static final DecodeTarget D1 = new DecodeTarget("d1", 0);
   private static final DecodeTarget D2 = new DecodeTarget("d2", 0);
 
-  private final DecodeAttempts attempts = new DecodeAttempts();
+  private final Attempts<DecodeTarget> attempts = new Attempts<>();
 
   private static ReplyException refused(Failure failure) {
     return new ReplyException(ReplyFailure.RECIPIENT_FAILURE, failure.code(),
@@ -30,10 +28,10 @@ class DecodeAttemptsTest {
 
   @Test
   void aRefusalAsOverloadedOrUnavailableOrAGoneAddressMovesTheRequestOn() {
-    assertTrue(attempts.mayMoveOn(D0, refused(Failure.OVERLOADED), LEASE_ENDS, NOW));
-    assertTrue(new DecodeAttempts().mayMoveOn(D0, refused(Failure.UNAVAILABLE), LEASE_ENDS, NOW));
-    assertTrue(new DecodeAttempts().mayMoveOn(D0,
-        new ReplyException(ReplyFailure.NO_HANDLERS, "no handlers"), LEASE_ENDS, NOW));
+    assertTrue(attempts.mayMoveOn(D0, refused(Failure.OVERLOADED)));
+    assertTrue(new Attempts<DecodeTarget>().mayMoveOn(D0, refused(Failure.UNAVAILABLE)));
+    assertTrue(new Attempts<DecodeTarget>().mayMoveOn(D0,
+        new ReplyException(ReplyFailure.NO_HANDLERS, "no handlers")));
     assertEquals(Set.of(D0), attempts.refused());
   }
 
@@ -41,33 +39,35 @@ class DecodeAttemptsTest {
   @EnumSource(value = Failure.class, names = {"OVERLOADED", "UNAVAILABLE"},
       mode = EnumSource.Mode.EXCLUDE)
   void otherFailuresOfTheInstanceEndTheRequest(Failure failure) {
-    assertFalse(attempts.mayMoveOn(D0, refused(failure), LEASE_ENDS, NOW));
+    assertFalse(attempts.mayMoveOn(D0, refused(failure)));
     assertEquals(Set.of(), attempts.refused());
   }
 
   @Test
   void noReplyInTimeOrAnErrorOnTheWayEndsTheRequest() {
     // the instance may have taken the request after all
-    assertFalse(attempts.mayMoveOn(D0, new ReplyException(ReplyFailure.TIMEOUT, "timed out"),
-        LEASE_ENDS, NOW));
-    assertFalse(attempts.mayMoveOn(D0, new ReplyException(ReplyFailure.ERROR, "error"),
-        LEASE_ENDS, NOW));
-    assertFalse(attempts.mayMoveOn(D0, new IllegalStateException("closed"), LEASE_ENDS, NOW));
+    assertFalse(attempts.mayMoveOn(D0, new ReplyException(ReplyFailure.TIMEOUT, "timed out")));
+    assertFalse(attempts.mayMoveOn(D0, new ReplyException(ReplyFailure.ERROR, "error")));
+    assertFalse(attempts.mayMoveOn(D0, new IllegalStateException("closed")));
   }
 
   @Test
-  void atMostMaxTargetsAreAsked() {
-    assertEquals(3, DecodeAttempts.MAX);
-    assertTrue(attempts.mayMoveOn(D0, refused(Failure.OVERLOADED), LEASE_ENDS, NOW));
-    assertTrue(attempts.mayMoveOn(D1, refused(Failure.OVERLOADED), LEASE_ENDS, NOW));
-    assertFalse(attempts.mayMoveOn(D2, refused(Failure.OVERLOADED), LEASE_ENDS, NOW),
+  void atMostMaxInstancesAreAsked() {
+    assertEquals(3, Attempts.MAX);
+    assertTrue(attempts.mayMoveOn(D0, refused(Failure.OVERLOADED)));
+    assertTrue(attempts.mayMoveOn(D1, refused(Failure.OVERLOADED)));
+    assertFalse(attempts.mayMoveOn(D2, refused(Failure.OVERLOADED)),
         "the third refusal is the last");
     assertEquals(Set.of(D0, D1), attempts.refused());
   }
 
   @Test
-  void anExpiredLeaseEndsTheAttempts() {
-    assertFalse(attempts.mayMoveOn(D0, refused(Failure.OVERLOADED), NOW, NOW));
-    assertEquals(Set.of(), attempts.refused());
+  void anExcludedInstanceIsNotChosenAgainAndCountsAsAsked() {
+    Attempts<String> prefills = new Attempts<>();
+    prefills.exclude("p-lost");
+    assertEquals(Set.of("p-lost"), prefills.refused());
+    assertTrue(prefills.mayMoveOn("p1", refused(Failure.UNAVAILABLE)));
+    assertFalse(prefills.mayMoveOn("p2", refused(Failure.UNAVAILABLE)),
+        "the lost instance and p1 were asked: p2 is the third");
   }
 }

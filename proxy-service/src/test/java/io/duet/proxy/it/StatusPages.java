@@ -1,0 +1,89 @@
+package io.duet.proxy.it;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import io.vertx.core.json.JsonArray;
+import io.vertx.core.json.JsonObject;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.time.Duration;
+import java.util.Optional;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/** Reads the status pages of the children: a page, a Prometheus metric. */
+final class StatusPages {
+
+  private final HttpClient http;
+
+  StatusPages(HttpClient http) {
+    this.http = http;
+  }
+
+  static URI uri(int port, String path) {
+    return URI.create("http://127.0.0.1:" + port + path);
+  }
+
+  /** The value of a metric whose labels match {@code labelMatch} (a regex, "" for any). */
+  static Pattern metricPattern(String name, String labelMatch) {
+    return Pattern.compile("(?m)^" + Pattern.quote(name) + "\\{[^}]*" + labelMatch
+        + "[^}]*\\}\\s+(\\S+)$");
+  }
+
+  /** The first value of {@code pattern} in the metrics of the child on {@code port}. */
+  double metric(int port, Pattern pattern) {
+    String text = get(port, "/metrics");
+    Matcher m = pattern.matcher(text);
+    if (!m.find()) {
+      throw new AssertionError("no " + pattern + " in the metrics of port " + port + ":\n" + text);
+    }
+    return Double.parseDouble(m.group(1));
+  }
+
+  /** {@code GET path} on {@code port}, or empty while nothing listens there. */
+  Optional<HttpResponse<String>> tryGet(int port, String path) {
+    try {
+      return Optional.of(http.send(HttpRequest.newBuilder(uri(port, path))
+          .timeout(Duration.ofSeconds(2)).GET().build(), HttpResponse.BodyHandlers.ofString()));
+    } catch (IOException notListeningYet) {
+      return Optional.empty();
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException(e);
+    }
+  }
+
+  /** The models a proxy lists in {@code GET /v1/models}; empty while it does not answer 200. */
+  Optional<Set<String>> servedModels(int proxyPort) {
+    return tryGet(proxyPort, "/v1/models").filter(answer -> answer.statusCode() == 200)
+        .map(answer -> {
+          Set<String> models = new TreeSet<>();
+          JsonArray data = new JsonObject(answer.body()).getJsonArray("data");
+          for (int i = 0; i < data.size(); i++) {
+            models.add(data.getJsonObject(i).getString("id"));
+          }
+          return models;
+        });
+  }
+
+  /** {@code GET path} on {@code port}; it must answer 200. */
+  String get(int port, String path) {
+    try {
+      HttpResponse<String> response = http.send(HttpRequest.newBuilder(uri(port, path))
+          .timeout(Duration.ofSeconds(10)).GET().build(), HttpResponse.BodyHandlers.ofString());
+      assertEquals(200, response.statusCode(), () -> "GET " + path + " on " + port);
+      return response.body();
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException(e);
+    }
+  }
+}
