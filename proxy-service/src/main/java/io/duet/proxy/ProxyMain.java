@@ -72,6 +72,8 @@ public final class ProxyMain implements Callable<Integer> {
     registry.onChange(change -> {
       if (change.kind() == Registry.ChangeKind.ADDED && change.instance().role() == Role.DECODE) {
         routing.dispatchWaiting(registry.instances());
+      } else if (change.kind() == Registry.ChangeKind.REMOVED) {
+        routing.instanceLeft(change.instance());
       }
     });
     ServiceRuntime.await(registry.ready());

@@ -10,6 +10,7 @@ import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.Iterator;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import java.util.TreeSet;
@@ -70,7 +71,8 @@ final class DecodeSlots {
   private final InFlightCounts counts;
   private final MeterRegistry metrics;
   private final Timer waitTime;
-  private final Set<DecodeTarget> gauged = ConcurrentHashMap.newKeySet();
+  /** The in-flight gauge of each decode target chosen since it joined. */
+  private final Map<DecodeTarget, Gauge> gauges = new ConcurrentHashMap<>();
   /** Guarded by {@code this}. */
   private TreeSet<Waiting> queue;
   /** Guarded by {@code this}. */
@@ -170,6 +172,14 @@ final class DecodeSlots {
     return counts.requests(DecodeTarget.of(entry)) < rules.decodeRankCap();
   }
 
+  /** See {@link Routing#instanceLeft}. */
+  void targetLeft(DecodeTarget target) {
+    Gauge gauge = gauges.remove(target);
+    if (gauge != null) {
+      metrics.remove(gauge);
+    }
+  }
+
   synchronized int waiting() {
     return queue.size();
   }
@@ -231,12 +241,11 @@ final class DecodeSlots {
     target.ifPresent(chosen -> {
       counts.decodeStarted(chosen, request.decodeTokens());
       rules.decodeDecisions().increment();
-      if (gauged.add(chosen)) {
-        Gauge.builder("duet.routing.decode.in.flight", counts, c -> c.requests(chosen))
-            .description("Requests this proxy has in flight on a decode target")
-            .tag("decode_instance", chosen.instanceId())
-            .tag("rank", Integer.toString(chosen.dpRank())).register(metrics);
-      }
+      gauges.computeIfAbsent(chosen, absent -> Gauge.builder("duet.routing.decode.in.flight",
+              counts, c -> c.requests(chosen))
+          .description("Requests this proxy has in flight on a decode target")
+          .tag("decode_instance", chosen.instanceId())
+          .tag("rank", Integer.toString(chosen.dpRank())).register(metrics));
     });
     return target;
   }

@@ -8,6 +8,7 @@ import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
@@ -57,7 +58,8 @@ public final class Routing {
       PolicyCatalog.load(DECODE, DecodePolicyFactory.class);
   private final MeterRegistry metrics;
   private final InFlightCounts inFlight = new InFlightCounts();
-  private final Set<String> gaugedPrefill = ConcurrentHashMap.newKeySet();
+  /** The in-flight gauge of each prefill instance chosen since it joined. */
+  private final Map<String, Gauge> prefillGauges = new ConcurrentHashMap<>();
   private final AtomicReference<Config> config = new AtomicReference<>();
   private final DecodeSlots decodeSlots;
 
@@ -144,12 +146,10 @@ public final class Routing {
     choice.ifPresent(entry -> {
       current.prefillDecisions().increment();
       String id = entry.instanceId();
-      if (gaugedPrefill.add(id)) {
-        Gauge.builder("duet.routing.prefill.tokens.in.flight", inFlight,
-                counts -> counts.promptTokens(id))
-            .description("Prompt tokens this proxy has in flight on a prefill instance")
-            .tag("prefill_instance", id).register(metrics);
-      }
+      prefillGauges.computeIfAbsent(id, absent -> Gauge.builder(
+              "duet.routing.prefill.tokens.in.flight", inFlight, counts -> counts.promptTokens(id))
+          .description("Prompt tokens this proxy has in flight on a prefill instance")
+          .tag("prefill_instance", id).register(metrics));
     });
     return choice;
   }
@@ -194,6 +194,21 @@ public final class Routing {
    */
   public boolean queueFull(List<InstanceInfo> instances, String model) {
     return decodeSlots.full(instances, model);
+  }
+
+  /**
+   * Forgets what the metrics show of an instance (or decode rank) that left the registry, so
+   * that the series of instances long gone do not pile up; it gets them again if it comes back.
+   */
+  public void instanceLeft(InstanceInfo entry) {
+    if (entry.role() == Role.PREFILL) {
+      Gauge gauge = prefillGauges.remove(entry.instanceId());
+      if (gauge != null) {
+        metrics.remove(gauge);
+      }
+    } else if (entry.role() == Role.DECODE) {
+      decodeSlots.targetLeft(DecodeTarget.of(entry));
+    }
   }
 
   /** Requests waiting for a decode slot now. */

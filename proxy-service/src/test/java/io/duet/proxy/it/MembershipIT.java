@@ -204,10 +204,12 @@ class MembershipIT {
   @Test
   void aPrefillInstanceGetsTrafficWithinTwoSecondsOfJoiningAndDrainsOnSigterm()
       throws Exception {
-    long launched = System.nanoTime();
-    Instance joining = startTestInstance("p-0-joining", "prefill");
-    long ready = awaitReady(joining);
+    Instance joining;
+    // Requests flow before it is ready, so that what is measured is the proxy noticing it.
     try (RequestLoop load = new RequestLoop()) {
+      long launched = System.nanoTime();
+      joining = startTestInstance("p-0-joining", "prefill");
+      long ready = awaitReady(joining);
       long prefilled = awaitWithin("the joining prefill instance to prefill a prompt",
           () -> pages.metric(joining.statusPort(), PREFILLED) >= 1, READY_TIMEOUT);
       figure("a prefill instance started in %d ms (launch to ready)", launched, ready);

@@ -99,6 +99,25 @@ class RoutingTest {
   }
 
   @Test
+  void theInFlightSeriesOfAnInstanceGoWhenItLeavesAndComeBackWithIt() {
+    InstanceInfo p0 = prefill("p0", MODEL, 0);
+    InstanceInfo d0 = decode("d0", 8, 0, 0);
+    prefillFor(List.of(p0), Set.of());
+    placed(List.of(d0), REQUEST);
+    assertEquals(1, metrics.find("duet.routing.prefill.tokens.in.flight").gauges().size());
+    assertEquals(1, metrics.find("duet.routing.decode.in.flight").gauges().size());
+
+    routing.instanceLeft(p0);
+    routing.instanceLeft(d0);
+    assertEquals(0, metrics.find("duet.routing.prefill.tokens.in.flight").gauges().size());
+    assertEquals(0, metrics.find("duet.routing.decode.in.flight").gauges().size());
+
+    prefillFor(List.of(p0), Set.of());
+    assertEquals(1, metrics.find("duet.routing.prefill.tokens.in.flight")
+        .tag("prefill_instance", "p0").gauges().size(), "p0 came back");
+  }
+
+  @Test
   void aDrainingOrLeavingInstanceIsNoCandidate() {
     List<InstanceInfo> registry = List.of(
         prefill("p0", MODEL, 0).withState(InstanceInfo.State.DRAINING),
