@@ -45,6 +45,14 @@ public final class HfTokenizer implements Tokenizer {
     this.parts = parts;
   }
 
+  /** This tokenizer with another BPE merge algorithm, see {@link BytePairModel#withMerger}. */
+  HfTokenizer withMerger(BytePairModel.Merger merger) {
+    Parts p = parts;
+    return new HfTokenizer(new Parts(p.rawTokens(), p.normalizedTokens(), p.normalizer(),
+        p.preTokenizers(), p.model().withMerger(merger), p.decoded(), p.bos(), p.ends(),
+        p.chatTemplate(), p.chatTemplateError()));
+  }
+
   /**
    * Reads a tokenizer: {@code tokenizer.json} itself, or a directory holding it; a
    * {@code tokenizer_config.json} in the same directory is read as well.
