@@ -9,7 +9,7 @@
 // The ids are the library's own (encode without added special tokens: DeepSeek-V3's
 // post-processor is ByteLevel, which adds none); never edit them by hand.
 import { createRequire } from "module";
-import { writeFileSync } from "fs";
+import { readFileSync, writeFileSync } from "fs";
 
 const require = createRequire(import.meta.url);
 const { Tokenizer } = require("tokenizers");
@@ -94,16 +94,74 @@ const long = [
   "def f():\n    pass\n\n".repeat(20),
 ];
 
-const tokenizer = Tokenizer.fromFile(tokenizerJson);
-const cases = [];
-for (const text of [...fixed, ...mixed, ...long]) {
-  const encoding = await tokenizer.encode(text, null, { addSpecialTokens: false });
-  const ids = Array.from(encoding.getIds());
-  cases.push({ text, ids, decoded: await tokenizer.decode(ids, false) });
+// Variants of the same file exercise what DeepSeek-V3's does not use: each replaces some of its
+// components and adds tokens; the test applies the same changes before comparing.
+const variants = [
+  {
+    name: "gpt2-style byte level, NFKC, added-token flags",
+    replace: {
+      normalizer: { type: "NFKC" },
+      pre_tokenizer: { type: "ByteLevel", add_prefix_space: true, trim_offsets: true, use_regex: true },
+    },
+    added: [
+      { content: "<mask>", single_word: false, lstrip: true, rstrip: false, normalized: false, special: true },
+      { content: "[R]", single_word: false, lstrip: false, rstrip: true, normalized: false, special: true },
+      { content: "zqxword", single_word: true, lstrip: false, rstrip: false, normalized: true, special: false },
+      { content: "ﬁzz", single_word: false, lstrip: false, rstrip: false, normalized: true, special: false },
+    ],
+    texts: ["Hello world", " Hello  world", "I saw a   <mask> there", "<mask>", "a <mask><mask> b",
+      "[R]   next", "x[R]\n\ny", "zqxword alone", "inzqxword", "zqxwords", "(zqxword)", "fizz ﬁzz",
+      "ＡＢＣ１２３", "don't 'll 've", "numbers 12345 678", "  spaces   everywhere  ", "tab\tnew\nline",
+      "Ⅻ ½ ﬁ", "café\u0301", "你好，世界", "emoji 😀 here", ""],
+  },
+  {
+    name: "Split behaviours and Digits",
+    replace: {
+      pre_tokenizer: { type: "Sequence", pretokenizers: [
+        { type: "Digits", individual_digits: true },
+        { type: "Split", pattern: { String: "-" }, behavior: "MergedWithPrevious", invert: false },
+        { type: "Split", pattern: { Regex: "\\s+" }, behavior: "MergedWithNext", invert: false },
+        { type: "Split", pattern: { Regex: "[aeiou]" }, behavior: "Contiguous", invert: false },
+        { type: "Split", pattern: { String: "#" }, behavior: "Removed", invert: false },
+        { type: "Split", pattern: { Regex: "[^xyz]+" }, behavior: "Isolated", invert: true },
+        { type: "ByteLevel", add_prefix_space: false, trim_offsets: true, use_regex: false },
+      ] },
+    },
+    added: [],
+    texts: ["the-final--countdown", "a 12345 b", "queueing aeiou", "drop#the#hashes##",
+      "xyzzy plugh xyz", "  lead and trail  ", "-start and end-", "année 2024-06-01", ""],
+  },
+];
+
+function withVariant(json, variant) {
+  const changed = { ...json, ...variant.replace };
+  const maxId = Math.max(...json.added_tokens.map((t) => t.id));
+  changed.added_tokens = [...json.added_tokens,
+    ...variant.added.map((t, i) => ({ id: maxId + 1 + i, ...t }))];
+  return changed;
 }
-writeFileSync(out, JSON.stringify({
+
+async function encodeAll(tokenizer, texts) {
+  const cases = [];
+  for (const text of texts) {
+    const encoding = await tokenizer.encode(text, null, { addSpecialTokens: false });
+    const ids = Array.from(encoding.getIds());
+    cases.push({ text, ids, decoded: await tokenizer.decode(ids, false) });
+  }
+  return cases;
+}
+
+const original = JSON.parse(readFileSync(tokenizerJson, "utf8"));
+const fixture = {
   generator: "npm tokenizers " + require("tokenizers/package.json").version,
   tokenizer: "deepseek-v3-tokenizer/tokenizer.json",
-  cases,
-}, null, 1) + "\n");
-console.log(`${cases.length} cases written to ${out}`);
+  cases: await encodeAll(Tokenizer.fromFile(tokenizerJson), [...fixed, ...mixed, ...long]),
+  variants: [],
+};
+for (const variant of variants) {
+  const tokenizer = Tokenizer.fromString(JSON.stringify(withVariant(original, variant)));
+  fixture.variants.push({ name: variant.name, replace: variant.replace, added: variant.added,
+    cases: await encodeAll(tokenizer, variant.texts) });
+}
+writeFileSync(out, JSON.stringify(fixture, null, 1) + "\n");
+console.log(`${fixture.cases.length} cases and ${fixture.variants.length} variants written to ${out}`);

@@ -1,5 +1,6 @@
 package io.duet.engine.tokenizer;
 
+import com.fasterxml.jackson.core.JsonFactory;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -32,7 +33,10 @@ final class TokenizerFiles {
   private static final String GPT2_PATTERN =
       "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
 
-  private static final ObjectMapper JSON = new ObjectMapper();
+  /** A vocabulary's 128K keys are read once: interning them would cost seconds. */
+  private static final ObjectMapper JSON = new ObjectMapper(JsonFactory.builder()
+      .disable(JsonFactory.Feature.INTERN_FIELD_NAMES)
+      .disable(JsonFactory.Feature.CANONICALIZE_FIELD_NAMES).build());
 
   private final Path file;
 
@@ -117,8 +121,10 @@ final class TokenizerFiles {
     Map<String, Integer> vocab = new HashMap<>();
     model.path("vocab").fields().forEachRemaining(e -> vocab.put(e.getKey(), e.getValue().asInt()));
     for (int b = 0; b < 256; b++) {
-      require(vocab.containsKey(String.valueOf(ByteLevel.charOf(b))), "model.vocab",
-          "has no token for byte 0x" + Integer.toHexString(b) + " (byte-level BPE needs all 256)");
+      if (!vocab.containsKey(String.valueOf(ByteLevel.charOf(b)))) {
+        throw problem("model.vocab", "has no token for byte 0x" + Integer.toHexString(b)
+            + " (byte-level BPE needs all 256)");
+      }
     }
     return vocab;
   }
@@ -135,17 +141,21 @@ final class TokenizerFiles {
         left = merge.get(0).asText();
         right = merge.get(1).asText();
       } else {
-        String[] pair = merge.asText().split(" ", -1);
-        require(pair.length == 2, "model.merges", "merge " + rank + " is " + merge
-            + ", not two tokens");
-        left = pair[0];
-        right = pair[1];
+        String text = merge.asText();
+        int space = text.indexOf(' ');
+        if (space < 0 || text.indexOf(' ', space + 1) >= 0) {
+          throw problem("model.merges", "merge " + rank + " is " + merge + ", not two tokens");
+        }
+        left = text.substring(0, space);
+        right = text.substring(space + 1);
       }
       Integer leftId = vocab.get(left);
       Integer rightId = vocab.get(right);
       Integer mergedId = vocab.get(left + right);
-      require(leftId != null && rightId != null && mergedId != null, "model.merges",
-          "merge " + rank + " (" + merge + ") names a token missing from the vocabulary");
+      if (leftId == null || rightId == null || mergedId == null) {
+        throw problem("model.merges",
+            "merge " + rank + " (" + merge + ") names a token missing from the vocabulary");
+      }
       table.put(leftId, rightId, PairMerger.merge(rank, mergedId));
       rank++;
     }
@@ -256,7 +266,11 @@ final class TokenizerFiles {
   private void require(boolean condition, String component, String problem)
       throws ModelFormatException {
     if (!condition) {
-      throw new ModelFormatException("tokenizer " + file + ": " + component + ": " + problem);
+      throw problem(component, problem);
     }
+  }
+
+  private ModelFormatException problem(String component, String problem) {
+    return new ModelFormatException("tokenizer " + file + ": " + component + ": " + problem);
   }
 }
