@@ -135,6 +135,31 @@ public final class Llama2cTokenizer implements Tokenizer {
     return new Llama2cTokenizer(scores, pieceBytes);
   }
 
+  /**
+   * Reads a llama2.c tokenizer file on its own, without the checkpoint that gives its vocabulary
+   * size: the size is the number of tokens the file holds.
+   *
+   * @throws ModelFormatException if the file is not a well-formed tokenizer file
+   * @throws IOException if the file cannot be read
+   */
+  public static Llama2cTokenizer load(Path path) throws IOException {
+    ByteBuffer in = ByteBuffer.wrap(Files.readAllBytes(path)).order(ByteOrder.LITTLE_ENDIAN);
+    int tokens = 0;
+    if (in.remaining() >= Integer.BYTES) {
+      in.getInt();
+      // Count whole tokens; anything malformed is for load(path, size) to report.
+      while (in.remaining() >= Float.BYTES + Integer.BYTES) {
+        int length = in.getInt(in.position() + Float.BYTES);
+        if (length < 0 || length > in.remaining() - Float.BYTES - Integer.BYTES) {
+          break;
+        }
+        in.position(in.position() + Float.BYTES + Integer.BYTES + length);
+        tokens++;
+      }
+    }
+    return load(path, Math.max(tokens, 1));
+  }
+
   private static ModelFormatException truncated(Path path, int id, int vocabSize, int offset) {
     return new ModelFormatException(
         "tokenizer " + path + ": truncated, file ends at offset " + offset + " inside token " + id
