@@ -4,10 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 
 import io.duet.engine.TestFiles;
 import java.io.IOException;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -74,10 +71,8 @@ class Llama2cMergeEquivalenceTest {
         "😀", "Café", "!", ",", "123", "\t", "é", "un", "believ", "able"};
     for (String name : new String[] {"models/tokenizer.bin", "models/aidreams260K.tok512.bin"}) {
       Path path = TestFiles.shared(name);
-      List<byte[]> pieces = new ArrayList<>();
-      float[] scores = read(path, pieces);
-      Llama2cTokenizer tokenizer = Llama2cTokenizer.load(path, scores.length);
-      QuadraticLlama2cEncoder reference = new QuadraticLlama2cEncoder(pieces, scores);
+      Llama2cTokenizer tokenizer = Llama2cTokenizer.load(path);
+      QuadraticLlama2cEncoder reference = QuadraticLlama2cEncoder.load(path);
       for (int text = 0; text < 200; text++) {
         String input = randomText(random, words, 80);
         assertArrayEquals(reference.encode(input, true), tokenizer.encode(input, true),
@@ -92,23 +87,5 @@ class Llama2cMergeEquivalenceTest {
       text.append(atoms[random.nextInt(atoms.length)]);
     }
     return text.toString();
-  }
-
-  /** The pieces and scores of a llama2.c tokenizer file whose size tells its vocabulary. */
-  static float[] read(Path path, List<byte[]> pieces) throws IOException {
-    ByteBuffer in = ByteBuffer.wrap(Files.readAllBytes(path)).order(ByteOrder.LITTLE_ENDIAN);
-    in.getInt();
-    List<Float> scores = new ArrayList<>();
-    while (in.hasRemaining()) {
-      scores.add(in.getFloat());
-      byte[] piece = new byte[in.getInt()];
-      in.get(piece);
-      pieces.add(piece);
-    }
-    float[] out = new float[scores.size()];
-    for (int i = 0; i < out.length; i++) {
-      out[i] = scores.get(i);
-    }
-    return out;
   }
 }

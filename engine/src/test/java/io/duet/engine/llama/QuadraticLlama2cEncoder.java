@@ -1,6 +1,12 @@
 package io.duet.engine.llama;
 
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
@@ -28,6 +34,25 @@ public final class QuadraticLlama2cEncoder {
       pieces[id] = new String(pieceBytes.get(id), StandardCharsets.ISO_8859_1);
       idsByPiece.putIfAbsent(pieces[id], id);
     }
+  }
+
+  /** The reference for a llama2.c tokenizer file; its size gives the vocabulary. */
+  public static QuadraticLlama2cEncoder load(Path path) throws IOException {
+    ByteBuffer in = ByteBuffer.wrap(Files.readAllBytes(path)).order(ByteOrder.LITTLE_ENDIAN);
+    in.getInt();
+    List<byte[]> pieces = new ArrayList<>();
+    List<Float> scores = new ArrayList<>();
+    while (in.hasRemaining()) {
+      scores.add(in.getFloat());
+      byte[] piece = new byte[in.getInt()];
+      in.get(piece);
+      pieces.add(piece);
+    }
+    float[] scoreArray = new float[scores.size()];
+    for (int i = 0; i < scoreArray.length; i++) {
+      scoreArray[i] = scores.get(i);
+    }
+    return new QuadraticLlama2cEncoder(pieces, scoreArray);
   }
 
   public int[] encode(String text, boolean bos) {
