@@ -107,10 +107,12 @@ public final class Settings {
           + "extension."));
 
   public static final Setting<Optional<String>> MODEL_CHAT_TEMPLATE = declare(Setting.builder(
-      "model.chat-template", optional(choice("llama2", "plain")))
+      "model.chat-template", optional(choice("deepseek-v3", "llama2", "plain")))
       .description("How the proxy renders chat messages into a prompt: llama2 as run.c's chat "
-          + "mode ([INST] ... [/INST]), plain as role-prefixed lines. Unset: the template the "
-          + "model's instances announce (llama2 for llama2.c checkpoints)."));
+          + "mode ([INST] ... [/INST]), plain as role-prefixed lines, deepseek-v3 as DeepSeek-V3's "
+          + "template (<｜User｜>...<｜Assistant｜>). Unset: the template the model's instances "
+          + "announce (llama2 for llama2.c checkpoints, the one a Hugging Face checkpoint's "
+          + "tokenizer_config.json holds)."));
 
   public static final Setting<WeightStorage> MODEL_WEIGHTS = declare(Setting.builder(
       "model.weights", choice(WeightStorage.class))

@@ -16,7 +16,13 @@ import java.util.List;
  *   line; consecutive messages of one role are joined with a newline.</li>
  *   <li>{@value #PLAIN} writes one role-prefixed line per message ({@code System: ...},
  *   {@code User: ...}, {@code Assistant: ...}) and ends with {@code Assistant:}.</li>
+ *   <li>{@value #DEEPSEEK_V3} renders as DeepSeek-V3's own Jinja template does:
+ *   <pre>&lt;｜begin▁of▁sentence｜&gt;{system}&lt;｜User｜&gt;{user}&lt;｜Assistant｜&gt;{assistant}&lt;｜end▁of▁sentence｜&gt;...&lt;｜User｜&gt;{user}&lt;｜Assistant｜&gt;</pre>
+ *   with every system message (joined by a blank line) after the BOS, wherever it stands in the
+ *   conversation, and consecutive messages of one role each with its own marker.</li>
  * </ul>
+ * The engine names its model's template ({@code ModelInfo.chatTemplate}); a Hugging Face
+ * checkpoint's is recognised from its {@code tokenizer_config.json}.
  */
 public interface ChatTemplate {
 
@@ -24,6 +30,8 @@ public interface ChatTemplate {
   String LLAMA2 = "llama2";
   /** Role-prefixed lines. */
   String PLAIN = "plain";
+  /** DeepSeek-V3's {@code <｜User｜>}/{@code <｜Assistant｜>} format. */
+  String DEEPSEEK_V3 = "deepseek-v3";
 
   /** The name it is registered under. */
   String name();

@@ -4,7 +4,11 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
 import io.duet.cluster.Settings;
+import io.vertx.core.json.JsonArray;
 import io.vertx.core.json.JsonObject;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 
@@ -38,15 +42,40 @@ class ChatTemplateTest {
             ChatMessage.assistant("A1"), ChatMessage.user("U2"))));
   }
 
+  /**
+   * The prompts DeepSeek-V3's own Jinja template renders (jinja2, as transformers runs it, by
+   * {@code chat-templates/render-deepseek-v3.py}) for system prompts, multi-turn conversations,
+   * repeated roles and a final user turn.
+   */
+  @Test
+  void deepSeekV3RendersAsItsJinjaTemplate() throws IOException {
+    ChatTemplate deepSeek = ChatTemplate.forName(ChatTemplate.DEEPSEEK_V3);
+    JsonArray conversations;
+    try (InputStream in = getClass().getResourceAsStream("/chat-templates/deepseek-v3.json")) {
+      conversations = new JsonObject(new String(in.readAllBytes(), StandardCharsets.UTF_8))
+          .getJsonArray("conversations");
+    }
+    assertEquals(10, conversations.size());
+    for (int i = 0; i < conversations.size(); i++) {
+      JsonObject conversation = conversations.getJsonObject(i);
+      List<ChatMessage> messages = conversation.getJsonArray("messages").stream()
+          .map(m -> (JsonObject) m)
+          .map(m -> new ChatMessage(m.getString("role"), m.getString("content"))).toList();
+      assertEquals(conversation.getString("prompt"), deepSeek.render(messages),
+          "conversation " + i);
+    }
+  }
+
   @Test
   void registry() {
-    assertEquals(List.of("llama2", "plain"), ChatTemplate.names());
+    assertEquals(List.of("deepseek-v3", "llama2", "plain"), ChatTemplate.names());
     assertEquals(String.join(", ", ChatTemplate.names()),
         Settings.MODEL_CHAT_TEMPLATE.type().range(), "the setting offers every template");
     assertEquals(null, new ProxyOptions().getChatTemplate(), "by default the model's own");
     IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
         () -> ChatTemplate.forName("chatml"));
-    assertEquals("unknown chat template 'chatml'; known: llama2, plain", e.getMessage());
+    assertEquals("unknown chat template 'chatml'; known: deepseek-v3, llama2, plain",
+        e.getMessage());
   }
 
   @Test

@@ -4,10 +4,10 @@ import io.duet.engine.launch.VectorLauncher;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
-/** {@code java -jar engine.jar generate|bench ...}. */
+/** {@code java -jar engine.jar generate|bench|tokenize ...}. */
 @Command(name = "engine.jar", mixinStandardHelpOptions = true,
     description = "Pure-Java Llama inference on llama2.c checkpoints.",
-    subcommands = {GenerateCommand.class, BenchCommand.class})
+    subcommands = {GenerateCommand.class, BenchCommand.class, TokenizeCommand.class})
 public final class EngineCli {
 
   private static final String LOGBACK_CONFIG = "logback.configurationFile";

@@ -2,6 +2,7 @@ package io.duet.engine.llama;
 
 import io.duet.engine.ModelFormatException;
 import io.duet.engine.Tokenizer;
+import io.duet.engine.tokenizer.PairMerger;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -132,6 +133,31 @@ public final class Llama2cTokenizer implements Tokenizer {
               + " (one with a larger vocabulary)");
     }
     return new Llama2cTokenizer(scores, pieceBytes);
+  }
+
+  /**
+   * Reads a llama2.c tokenizer file on its own, without the checkpoint that gives its vocabulary
+   * size: the size is the number of tokens the file holds.
+   *
+   * @throws ModelFormatException if the file is not a well-formed tokenizer file
+   * @throws IOException if the file cannot be read
+   */
+  public static Llama2cTokenizer load(Path path) throws IOException {
+    ByteBuffer in = ByteBuffer.wrap(Files.readAllBytes(path)).order(ByteOrder.LITTLE_ENDIAN);
+    int tokens = 0;
+    if (in.remaining() >= Integer.BYTES) {
+      in.getInt();
+      // Count whole tokens; anything malformed is for load(path, size) to report.
+      while (in.remaining() >= Float.BYTES + Integer.BYTES) {
+        int length = in.getInt(in.position() + Float.BYTES);
+        if (length < 0 || length > in.remaining() - Float.BYTES - Integer.BYTES) {
+          break;
+        }
+        in.position(in.position() + Float.BYTES + Integer.BYTES + length);
+        tokens++;
+      }
+    }
+    return load(path, Math.max(tokens, 1));
   }
 
   private static ModelFormatException truncated(Path path, int id, int vocabSize, int offset) {
@@ -265,52 +291,31 @@ public final class Llama2cTokenizer implements Tokenizer {
   }
 
   /**
-   * run.c's merge loop. run.c re-looks-up every pair on every pass; only the pairs next to the
-   * last merge can change, so we keep each pair's merge result and refresh just those two, which
-   * picks the same merges in the same order.
+   * run.c's merge loop: merges the adjacent pair whose concatenation is in the vocabulary with the
+   * highest score, the leftmost on ties, until none is left. run.c rescans every pair after each
+   * merge, which is quadratic in the text length; {@link PairMerger} makes the same merges in the
+   * same order from a priority queue.
    */
   private int mergePairs(int[] tokens, int count) {
-    if (count < 2) {
-      return count;
-    }
-    // mergeIds[i] is the token for tokens[i] + tokens[i + 1], or -1 if that piece is not in the
-    // vocabulary.
-    int[] mergeIds = new int[count - 1];
-    for (int i = 0; i < count - 1; i++) {
-      mergeIds[i] = pairId(tokens[i], tokens[i + 1]);
-    }
-    while (true) {
-      float bestScore = NO_MERGE_SCORE;
-      int bestIdx = -1;
-      for (int i = 0; i < count - 1; i++) {
-        int id = mergeIds[i];
-        if (id != -1 && scores[id] > bestScore) {
-          bestScore = scores[id];
-          bestIdx = i;
-        }
-      }
-      if (bestIdx == -1) {
-        return count;
-      }
-      tokens[bestIdx] = mergeIds[bestIdx];
-      System.arraycopy(tokens, bestIdx + 2, tokens, bestIdx + 1, count - bestIdx - 2);
-      // Pairs right of the merge move one place left; the pair merged away disappears.
-      int pairsAfter = count - bestIdx - 3;
-      if (pairsAfter > 0) {
-        System.arraycopy(mergeIds, bestIdx + 2, mergeIds, bestIdx + 1, pairsAfter);
-      }
-      count--;
-      if (bestIdx > 0) {
-        mergeIds[bestIdx - 1] = pairId(tokens[bestIdx - 1], tokens[bestIdx]);
-      }
-      if (bestIdx < count - 1) {
-        mergeIds[bestIdx] = pairId(tokens[bestIdx], tokens[bestIdx + 1]);
-      }
-    }
+    return PairMerger.mergeAll(tokens, count, this::pairMerge);
   }
 
-  private int pairId(int left, int right) {
-    return idsByPiece.getOrDefault(pieces[left] + pieces[right], -1);
+  /** The merge of {@code left} and {@code right}: run.c merges only above its initial score. */
+  private long pairMerge(int left, int right) {
+    int id = idsByPiece.getOrDefault(pieces[left] + pieces[right], -1);
+    if (id == -1 || !(scores[id] > NO_MERGE_SCORE)) {
+      return PairMerger.NO_MERGE;
+    }
+    return PairMerger.merge(~sortableBits(scores[id]), id);
+  }
+
+  /**
+   * An int that orders as the float does (run.c compares scores with {@code >}, so 0 and -0
+   * are equal); the merger takes the lowest priority first, hence the caller's complement.
+   */
+  private static int sortableBits(float score) {
+    int bits = Float.floatToIntBits(score == 0f ? 0f : score);
+    return bits ^ ((bits >> 31) & 0x7FFF_FFFF);
   }
 
   /**

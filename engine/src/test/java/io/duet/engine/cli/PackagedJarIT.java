@@ -1,8 +1,10 @@
 package io.duet.engine.cli;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.duet.engine.TestCheckpoints;
+import io.duet.engine.TestFiles;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
@@ -25,6 +27,18 @@ class PackagedJarIT {
     String kernels = jar.kernelsLine();
     assertTrue(kernels.contains("Vector API kernels") && kernels.contains("unchecked off-heap loads"),
         kernels);
+  }
+
+  /**
+   * {@code tokenize} with DeepSeek-V3's tokenizer.json from the packaged jar (which must carry
+   * the JSON reader): the ids Hugging Face's tokenizers library gives (the fixture's).
+   */
+  @Test
+  void tokenizeWithAHuggingFaceTokenizer() throws Exception {
+    Path tokenizer = TestFiles.shared("models/deepseek-v3-tokenizer/tokenizer.json").getParent();
+    String ids = new PackagedJar(JAVA_HOME).run("tokenize", tokenizer.toString(), "-i",
+        "<｜User｜>Hi<｜Assistant｜>").stdout();
+    assertEquals("128803 23166 128804\n", ids);
   }
 
   /**

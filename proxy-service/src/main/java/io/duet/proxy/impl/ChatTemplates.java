@@ -10,7 +10,8 @@ public final class ChatTemplates {
 
   private static final Map<String, Supplier<ChatTemplate>> TEMPLATES = Map.of(
       ChatTemplate.LLAMA2, Llama2ChatTemplate::new,
-      ChatTemplate.PLAIN, PlainChatTemplate::new);
+      ChatTemplate.PLAIN, PlainChatTemplate::new,
+      ChatTemplate.DEEPSEEK_V3, DeepSeekV3ChatTemplate::new);
 
   private ChatTemplates() {
   }
