@@ -48,7 +48,10 @@ public final class SafetensorsCheckpoint implements AutoCloseable {
   private final Map<String, TensorEntry> tensors;
   private final Map<Path, FileChannel> channels = new HashMap<>();
   private final WeightStorage storage;
-  private final WeightArena arena;
+  /** What converting (or copying) every tensor would take, to size the arena. */
+  private final long convertedBytes;
+  /** Where converted and copied matrices go; made when the first one comes. */
+  private WeightArena arena;
   private final int[] fp8BlockSize;
 
   private SafetensorsCheckpoint(Path directory, JsonNode config, List<Path> shards,
@@ -64,7 +67,7 @@ public final class SafetensorsCheckpoint implements AutoCloseable {
         converted += t.elements() * Float.BYTES;
       }
     }
-    this.arena = converted > 0 ? new WeightArena(converted) : null;
+    this.convertedBytes = converted;
     this.fp8BlockSize = fp8BlockSize(directory, config);
   }
 
@@ -229,13 +232,20 @@ public final class SafetensorsCheckpoint implements AutoCloseable {
     }
     if (entry.dtype().equals(TensorType.F32.name())) {
       ByteBuffer region = storage == WeightStorage.HUGE_PAGES
-          ? arena.copy(channel(entry.file()), entry.position(), (int) bytes)
+          ? arena().copy(channel(entry.file()), entry.position(), (int) bytes)
           : map(entry);
       return new WeightMatrix(region, rows, cols);
     }
-    ByteBuffer converted = arena.allocate((int) bytes).order(ByteOrder.LITTLE_ENDIAN);
+    ByteBuffer converted = arena().allocate((int) bytes).order(ByteOrder.LITTLE_ENDIAN);
     decode(entry, converted.asFloatBuffer());
     return new WeightMatrix(converted, rows, cols);
+  }
+
+  private WeightArena arena() {
+    if (arena == null) {
+      arena = new WeightArena(convertedBytes);
+    }
+    return arena;
   }
 
   /** Where the matrices are, for logs. */
