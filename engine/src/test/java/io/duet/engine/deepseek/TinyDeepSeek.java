@@ -17,9 +17,9 @@ import java.util.Random;
  * scaling with a softmax-scale correction. Keeps the weights as the engine will read them
  * (after BF16 or FP8 rounding) for the test's reference.
  */
-final class TinyDeepSeek {
+public final class TinyDeepSeek {
 
-  enum Storage { F32, BF16, FP8 }
+  public enum Storage { F32, BF16, FP8 }
 
   static final int HIDDEN = 64;
   static final int LAYERS = 3;
@@ -113,7 +113,7 @@ final class TinyDeepSeek {
    * Writes a checkpoint of random weights drawn from {@code seed} into {@code directory}: one
    * safetensors file, or two shards with {@code model.safetensors.index.json}.
    */
-  static TinyDeepSeek write(Path directory, Storage storage, boolean qLora, boolean sharded,
+  public static TinyDeepSeek write(Path directory, Storage storage, boolean qLora, boolean sharded,
       long seed) throws IOException {
     TinyDeepSeek model = new TinyDeepSeek(config(qLora, storage), storage, seed);
     Files.createDirectories(directory);
