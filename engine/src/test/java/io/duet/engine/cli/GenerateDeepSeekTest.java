@@ -8,6 +8,7 @@ import io.duet.engine.EngineOptions;
 import io.duet.engine.Engines;
 import io.duet.engine.OfflineGenerator;
 import io.duet.engine.SamplingParams;
+import io.duet.engine.deepseek.RandomDeepSeekCheckpoint;
 import io.duet.engine.deepseek.TinyDeepSeek;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
@@ -43,7 +44,7 @@ class GenerateDeepSeekTest {
 
   @Test
   void printIdsGivesTheGreedyTokensOfTheEngine() throws IOException {
-    TinyDeepSeek.write(dir, TinyDeepSeek.Storage.BF16, true, false, 4);
+    TinyDeepSeek.write(dir, RandomDeepSeekCheckpoint.Storage.BF16, true, false, 4);
     int[] prompt = {0, 17, 42};
     int steps = 20;
     Run run = generate(dir.toString(), "--threads", "2", "-t", "0", "-n", String.valueOf(steps),
@@ -65,7 +66,7 @@ class GenerateDeepSeekTest {
 
   @Test
   void aModelWithoutTokenizerNeedsPromptIdsAndPrintIds() throws IOException {
-    TinyDeepSeek.write(dir, TinyDeepSeek.Storage.BF16, true, false, 4);
+    TinyDeepSeek.write(dir, RandomDeepSeekCheckpoint.Storage.BF16, true, false, 4);
     Run run = generate(dir.toString(), "--threads", "2", "-t", "0", "-i", "hello");
     assertEquals(2, run.exit());
     assertTrue(run.err().contains("has no tokenizer: give --prompt-ids and --print-ids"),

@@ -8,7 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.duet.engine.Engine;
 import io.duet.engine.ModelFormatException;
-import io.duet.engine.deepseek.TinyDeepSeek.Storage;
+import io.duet.engine.deepseek.RandomDeepSeekCheckpoint.Storage;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;

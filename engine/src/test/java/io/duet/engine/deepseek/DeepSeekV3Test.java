@@ -12,7 +12,7 @@ import io.duet.engine.KvLayout;
 import io.duet.engine.OfflineGenerator;
 import io.duet.engine.SamplingParams;
 import io.duet.engine.Sequence;
-import io.duet.engine.deepseek.TinyDeepSeek.Storage;
+import io.duet.engine.deepseek.RandomDeepSeekCheckpoint.Storage;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;

@@ -14,9 +14,10 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 
 /**
- * Writes {@code .safetensors} files for tests: tensors as raw little-endian bytes under a JSON
- * header, exactly the format's layout. The quantizing helpers return what the stored values
- * stand for, so that a test's reference computes with the very weights the engine reads.
+ * Writes {@code .safetensors} files (for tests and generated demo checkpoints): tensors as raw
+ * little-endian bytes under a JSON header, in the order added. The quantizing helpers replace
+ * the values given by what the stored ones stand for, so that a test's reference computes with
+ * the very weights the engine reads. Holds every tensor in memory until {@link #write}.
  */
 public final class SafetensorsWriter {
 
@@ -94,14 +95,18 @@ public final class SafetensorsWriter {
     return (float) (sign * value);
   }
 
-  private static int nearestE4m3(float value) {
-    int best = 0;
-    for (int code = 0; code < 0x7f; code++) { // 0x7f is NaN
-      if (Math.abs(e4m3(code) - Math.abs(value)) < Math.abs(e4m3(best) - Math.abs(value))) {
-        best = code;
-      }
+  /** The e4m3fn code nearest to {@code value} (within the format's range, halves rounded up). */
+  static int nearestE4m3(float value) {
+    float magnitude = Math.min(Math.abs(value), E4M3_MAX);
+    int sign = value < 0 ? 0x80 : 0;
+    int exponent = Math.max(Math.getExponent(magnitude), -6);
+    if (magnitude == 0) {
+      return sign;
     }
-    return value < 0 ? best | 0x80 : best;
+    // Steps of 2^(exponent - 3) from 2^exponent; below 2^-6 the subnormal steps of 2^-9.
+    int steps = Math.round(magnitude / (float) Math.scalb(1.0, exponent - 3));
+    int code = exponent == -6 && steps < 8 ? steps : ((exponent + 7) << 3) + steps - 8;
+    return sign | code;
   }
 
   /** Writes the file: u64 header length, the JSON header, then the tensors in order added. */
