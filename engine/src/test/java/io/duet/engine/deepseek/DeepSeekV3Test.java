@@ -43,7 +43,7 @@ class DeepSeekV3Test {
 
   @ParameterizedTest(name = "{0}, q_lora {1}, sharded {2}")
   @CsvSource({"BF16, true, false", "FP8, true, true", "F32, false, false", "BF16, false, true"})
-  void greedyDecodeMatchesTheNaiveReference(Storage storage, boolean qLora, boolean sharded)
+  void absorbedAttentionGivesTheNaiveLogitsAndGreedyTokens(Storage storage, boolean qLora, boolean sharded)
       throws IOException {
     TinyDeepSeek model = TinyDeepSeek.write(dir, storage, qLora, sharded, 7);
     NaiveDeepSeek reference = new NaiveDeepSeek(model.config, model.weights);
