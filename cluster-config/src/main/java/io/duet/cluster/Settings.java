@@ -87,17 +87,20 @@ public final class Settings {
 
   public static final Setting<Optional<Path>> MODEL_PATH = declare(Setting.builder("model.path",
       optional(path())).env("MODEL_PATH").flag("--model", "PATH")
-      .description("The llama2.c checkpoint. Unset: the proxy serves a built-in demo model with "
-          + "random weights; prefill and decode refuse to start."));
+      .description("The model: a llama2.c checkpoint file, or a Hugging Face checkpoint directory "
+          + "(DeepSeek-V3). Unset: the proxy serves a built-in demo model with random weights; "
+          + "prefill and decode refuse to start."));
 
   public static final Setting<Optional<String>> MODEL_ARCHITECTURE = declare(Setting.builder(
       "model.architecture", optional(string()))
-      .description("The engine architecture that runs the model, e.g. llama2c. Unset: the one "
-          + "that recognizes the model file."));
+      .description("The engine architecture that runs the model: llama2c or deepseek-v3. Unset: "
+          + "the one that recognizes the model."));
 
   public static final Setting<Optional<Path>> MODEL_TOKENIZER = declare(Setting.builder(
       "model.tokenizer", optional(path())).env("TOKENIZER_PATH").flag("--tokenizer", "PATH")
-      .description("The tokenizer.bin of the checkpoint."));
+      .description("The tokenizer: a llama2.c checkpoint's tokenizer.bin, or a tokenizer.json. "
+          + "Unset: a checkpoint directory's own tokenizer.json if it has one, else token ids "
+          + "only."));
 
   public static final Setting<Optional<String>> MODEL_SERVED_NAME = declare(Setting.builder(
       "model.served-name", optional(string())).env("SERVED_MODEL_NAME")

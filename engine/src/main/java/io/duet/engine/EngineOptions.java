@@ -64,8 +64,10 @@ public final class EngineOptions {
   }
 
   /**
-   * The tokenizer file, in the format of the model's architecture (a llama2.c
-   * {@code tokenizer.bin}); without one the engine works on token ids only.
+   * The tokenizer file, in the format of the model's architecture (llama2.c's
+   * {@code tokenizer.bin}; a {@code tokenizer.json} for DeepSeek-V3, whose checkpoint
+   * directory's own is used when none is given); without one the engine works on token ids
+   * only.
    */
   public EngineOptions tokenizerPath(Path value) {
     this.tokenizerPath = value;

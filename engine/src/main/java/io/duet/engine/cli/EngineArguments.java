@@ -12,7 +12,8 @@ import picocli.CommandLine.Parameters;
  */
 final class EngineArguments {
 
-  @Parameters(index = "0", description = "llama2.c checkpoint")
+  @Parameters(index = "0", description = "llama2.c checkpoint file, or Hugging Face "
+      + "checkpoint directory (DeepSeek-V3)")
   Path model;
 
   @Option(names = "--threads", description = "compute threads (default: all cores)")

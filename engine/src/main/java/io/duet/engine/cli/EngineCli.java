@@ -4,10 +4,12 @@ import io.duet.engine.launch.VectorLauncher;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
-/** {@code java -jar engine.jar generate|bench|tokenize ...}. */
+/** {@code java -jar engine.jar generate|bench|tokenize|random-deepseek ...}. */
 @Command(name = "engine.jar", mixinStandardHelpOptions = true,
-    description = "Pure-Java Llama inference on llama2.c checkpoints.",
-    subcommands = {GenerateCommand.class, BenchCommand.class, TokenizeCommand.class})
+    description = "Pure-Java inference on llama2.c checkpoints and DeepSeek-V3 Hugging Face "
+        + "checkpoints.",
+    subcommands = {GenerateCommand.class, BenchCommand.class, TokenizeCommand.class,
+        RandomDeepSeekCommand.class})
 public final class EngineCli {
 
   private static final String LOGBACK_CONFIG = "logback.configurationFile";

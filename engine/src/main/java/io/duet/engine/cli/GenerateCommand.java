@@ -7,20 +7,30 @@ import io.duet.engine.Generation;
 import io.duet.engine.OfflineGenerator;
 import io.duet.engine.SamplingParams;
 import io.duet.engine.Tokenizer;
+import io.duet.engine.llama.Llama2cArchitecture;
 import io.duet.engine.llama.Llama2cTokenizer;
 import java.io.PrintStream;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.ParameterException;
+import picocli.CommandLine.Spec;
 
 /**
  * Mirrors llama2.c's {@code run MODEL -z -t -p -s -n -i}: prints the prompt and its
  * continuation exactly as run.c does (steps count positions, prompt included; generation stops
  * at BOS), then {@code achieved tok/s} on stderr. The prompt is prefilled in one batched pass
  * instead of token by token, which changes the speed, not the output.
+ *
+ * <p>The model may also be a Hugging Face checkpoint directory (DeepSeek-V3), whose generation
+ * stops at the model's end tokens. {@code --prompt-ids} gives the prompt as token ids and
+ * {@code --print-ids} prints the generated ids instead of text, for checking against outside
+ * references and for models without a tokenizer.
  */
 @Command(name = "generate", mixinStandardHelpOptions = true,
     description = "Generate text from a prompt, as llama2.c's run does.")
@@ -29,8 +39,12 @@ final class GenerateCommand implements Callable<Integer> {
   @Mixin
   EngineArguments engineArguments;
 
-  @Option(names = "-z", description = "tokenizer.bin (default: ${DEFAULT-VALUE})")
-  Path tokenizer = Path.of("tokenizer.bin");
+  @Spec
+  CommandSpec spec;
+
+  @Option(names = "-z", description = "tokenizer: llama2.c's tokenizer.bin (default: "
+      + "tokenizer.bin for a checkpoint file; a checkpoint directory's own tokenizer.json)")
+  Path tokenizer;
 
   @Option(names = "-t", description = "temperature, 0 = greedy (default: ${DEFAULT-VALUE})")
   float temperature = 1.0f;
@@ -52,6 +66,14 @@ final class GenerateCommand implements Callable<Integer> {
   @Option(names = "-i", description = "prompt (default: empty)")
   String prompt = "";
 
+  @Option(names = "--prompt-ids", split = ",", paramLabel = "ID",
+      description = "the prompt as token ids, e.g. 0,17,42 (instead of -i; not in run.c)")
+  int[] promptIds;
+
+  @Option(names = "--print-ids", description = "print only the generated token ids, "
+      + "space-separated on one line, instead of the text (not in run.c)")
+  boolean printIds;
+
   @Option(names = "--warmup", description = "decode steps to run first so the JIT has compiled "
       + "the forward pass before the timed run (default: ${DEFAULT-VALUE}; not in run.c)")
   int warmup;
@@ -61,7 +83,9 @@ final class GenerateCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
-    EngineOptions options = engineArguments.engineOptions().tokenizerPath(tokenizer)
+    Path tokenizerPath = tokenizer == null && Files.isRegularFile(engineArguments.model)
+        ? Path.of("tokenizer.bin") : tokenizer;
+    EngineOptions options = engineArguments.engineOptions().tokenizerPath(tokenizerPath)
         .maxSequences(1);
     try (Engine engine = Engine.open(options)) {
       if (warmup > 0) {
@@ -74,20 +98,30 @@ final class GenerateCommand implements Callable<Integer> {
 
   private void run(Engine engine, PrintStream out) {
     Tokenizer tok = engine.tokenizer();
-    int bos = engine.info().bosToken();
+    if (tok == null && (promptIds == null || !printIds)) {
+      throw new ParameterException(spec.commandLine(), engine.info().architecture() + " model "
+          + engineArguments.model + " has no tokenizer: give --prompt-ids and --print-ids");
+    }
     int seqLen = engine.info().contextLength();
     int limit = steps <= 0 || steps > seqLen ? seqLen : steps;
-    int[] promptTokens = tok.encode(prompt, true);
-    int pos = 0;
-    for (; pos < Math.min(limit, promptTokens.length - 1); pos++) {
-      print(out, tok.decode(promptTokens[pos], promptTokens[pos + 1]));
+    int[] promptTokens = promptIds != null ? promptIds : tok.encode(prompt, true);
+    if (promptTokens.length == 0) {
+      throw new ParameterException(spec.commandLine(), "--prompt-ids needs at least one id");
+    }
+    int pos = Math.min(limit, promptTokens.length - 1);
+    for (int i = 0; i < pos && !printIds; i++) {
+      print(out, tok.decode(promptTokens[i], promptTokens[i + 1]));
     }
     if (pos < limit) {
       long rngSeed = seed > 0 ? seed : System.currentTimeMillis() / 1000;
-      // As run.c: the steps count positions, prompt included, and only BOS stops the text.
+      // As run.c: the steps count positions, prompt included, and for llama2.c models only BOS
+      // stops the text; other models stop at their end tokens.
+      boolean llama2c = engine.info().architecture().equals(Llama2cArchitecture.NAME);
+      List<Integer> stops = llama2c ? List.of(engine.info().bosToken()) : List.of();
       SamplingParams params = new SamplingParams(temperature, topK, topP, rngSeed, limit - pos,
-          List.of(bos), List.of(), true);
-      Printer printer = new Printer(tok, out, promptTokens[promptTokens.length - 1]);
+          stops, List.of(), llama2c);
+      Printer printer = new Printer(printIds ? null : tok, out,
+          promptTokens[promptTokens.length - 1]);
       new OfflineGenerator(engine, 1).generateAll(List.of(promptTokens), params, printer);
       out.print('\n');
       out.flush();
@@ -98,7 +132,10 @@ final class GenerateCommand implements Callable<Integer> {
     }
   }
 
-  /** Prints each generated token as it comes and times the prompt and the generation. */
+  /**
+   * Prints each generated token as it comes (its text, or with no tokenizer its id, the end token
+   * included) and times the prompt and the generation.
+   */
   private static final class Printer implements OfflineGenerator.Observer {
     private final Tokenizer tokenizer;
     private final PrintStream out;
@@ -122,10 +159,14 @@ final class GenerateCommand implements Callable<Integer> {
     @Override
     public void onToken(int index, Generation.Delta delta) {
       long now = System.nanoTime();
-      if (delta.finish() == FinishReason.STOP) {
+      if (tokenizer == null) {
+        out.print((generated == 0 ? "" : " ") + delta.token());
+        out.flush();
+      } else if (delta.finish() == FinishReason.STOP) {
         return; // the stop token is not text
+      } else {
+        print(out, tokenizer.decode(previous, delta.token()));
       }
-      print(out, tokenizer.decode(previous, delta.token()));
       previous = delta.token();
       if (generated++ == 0) {
         firstToken = now;

@@ -25,7 +25,17 @@ public interface Kernels {
    * @throws IndexOutOfBoundsException if {@code [rowFrom, rowTo)} is not a range of {@code w}'s
    *     rows (checked before any weight is read)
    */
-  void matmul(WeightMatrix w, float[] x, int xStride, int tokens,
+  default void matmul(WeightMatrix w, float[] x, int xStride, int tokens,
+      float[] out, int outOffset, int outStride, int rowFrom, int rowTo) {
+    matmul(w, x, 0, xStride, tokens, out, outOffset, outStride, rowFrom, rowTo);
+  }
+
+  /**
+   * {@link #matmul(WeightMatrix, float[], int, int, float[], int, int, int, int)} over tokens
+   * that start at {@code x[xOffset]}: token {@code t} is {@code x[xOffset + t * xStride ..]}
+   * (the rows a mixture-of-experts layer gathered for one expert, say).
+   */
+  void matmul(WeightMatrix w, float[] x, int xOffset, int xStride, int tokens,
       float[] out, int outOffset, int outStride, int rowFrom, int rowTo);
 
   /** Dot product of two heap vectors in the canonical accumulation order. */

@@ -21,7 +21,7 @@ final class ScalarKernels implements Kernels {
   }
 
   @Override
-  public void matmul(WeightMatrix w, float[] x, int xStride, int tokens,
+  public void matmul(WeightMatrix w, float[] x, int xOffset, int xStride, int tokens,
       float[] out, int outOffset, int outStride, int rowFrom, int rowTo) {
     w.checkRowRange(rowFrom, rowTo);
     ByteBuffer data = w.data();
@@ -31,7 +31,7 @@ final class ScalarKernels implements Kernels {
       int rowByte = n * cols * Float.BYTES;
       for (int t = 0; t < tokens; t++) {
         java.util.Arrays.fill(partial, 0f);
-        int xBase = t * xStride;
+        int xBase = xOffset + t * xStride;
         for (int k = 0; k < cols; k++) {
           float wk = data.getFloat(rowByte + k * Float.BYTES);
           partial[k % LANES] = Math.fma(wk, x[xBase + k], partial[k % LANES]);

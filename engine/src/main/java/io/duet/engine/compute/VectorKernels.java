@@ -34,7 +34,7 @@ final class VectorKernels implements Kernels {
   }
 
   @Override
-  public void matmul(WeightMatrix w, float[] x, int xStride, int tokens,
+  public void matmul(WeightMatrix w, float[] x, int xOffset, int xStride, int tokens,
       float[] out, int outOffset, int outStride, int rowFrom, int rowTo) {
     // The weight loads may be unchecked (see WeightVectors): every row read must be in the matrix.
     w.checkRowRange(rowFrom, rowTo);
@@ -43,7 +43,7 @@ final class VectorKernels implements Kernels {
     int cols = w.cols();
     if (tokens == 1) {
       for (int n = rowFrom; n < rowTo; n++) {
-        out[outOffset + n] = rowDot(data, base, n * cols * Float.BYTES, cols, x, 0);
+        out[outOffset + n] = rowDot(data, base, n * cols * Float.BYTES, cols, x, xOffset);
       }
       return;
     }
@@ -60,13 +60,14 @@ final class VectorKernels implements Kernels {
         int rowByte = n * cols * Float.BYTES;
         int t = 0;
         for (; t + 4 <= tokens; t += 4) {
-          tile2x4(data, base, rowByte, cols, x, t * xStride, xStride, out,
+          tile2x4(data, base, rowByte, cols, x, xOffset + t * xStride, xStride, out,
               t * outStride + outOffset + n, outStride);
         }
         for (; t < tokens; t++) {
           int o = t * outStride + outOffset + n;
-          out[o] = rowDot(data, base, rowByte, cols, x, t * xStride);
-          out[o + 1] = rowDot(data, base, rowByte + cols * Float.BYTES, cols, x, t * xStride);
+          int x0 = xOffset + t * xStride;
+          out[o] = rowDot(data, base, rowByte, cols, x, x0);
+          out[o + 1] = rowDot(data, base, rowByte + cols * Float.BYTES, cols, x, x0);
         }
       }
     }
@@ -74,7 +75,7 @@ final class VectorKernels implements Kernels {
       // An odd last row: rare (ChunkPlan cuts even chunks), so no tile of its own.
       for (int t = 0; t < tokens; t++) {
         out[t * outStride + outOffset + n] =
-            rowDot(data, base, n * cols * Float.BYTES, cols, x, t * xStride);
+            rowDot(data, base, n * cols * Float.BYTES, cols, x, xOffset + t * xStride);
       }
     }
   }

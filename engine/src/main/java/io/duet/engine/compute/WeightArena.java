@@ -44,6 +44,16 @@ public final class WeightArena {
     return tensor;
   }
 
+  /**
+   * Room for {@code bytes} of weights that the caller fills itself (weights converted to float32
+   * on the way in), zeroed, starting on a cache line.
+   */
+  public ByteBuffer allocate(int bytes) {
+    ByteBuffer tensor = take(bytes);
+    copiedBytes += bytes;
+    return tensor;
+  }
+
   /** How much was copied and how much of it landed on huge pages, or why none did; for logs. */
   public String describe() {
     long hugeGained = hugePageBytesBefore < 0 ? -1

@@ -2,6 +2,7 @@ package io.duet.engine.llama;
 
 import io.duet.engine.compute.ChunkPlan;
 import io.duet.engine.compute.Kernels;
+import io.duet.engine.compute.RowOps;
 import io.duet.engine.compute.WorkerPool;
 import io.duet.engine.spi.ForwardBatch;
 import io.duet.engine.spi.ForwardPass;
@@ -32,6 +33,8 @@ final class LlamaForwardPass implements ForwardPass {
   /** The KV components, in the order {@link LlamaModel#kvComponents()} declares them. */
   static final int KEYS = 0;
   static final int VALUES = 1;
+  /** llama2.c's RMSNorm epsilon. */
+  private static final float NORM_EPS = 1e-5f;
 
   private final LlamaWeights model;
   private final LlamaConfig c;
@@ -137,7 +140,7 @@ final class LlamaForwardPass implements ForwardPass {
       layer = model.layer(l);
       layerCache = kv.layer(l);
       for (int t = 0; t < count; t++) {
-        rmsNorm(xb, t * dim, x, t * dim, layer.attentionNorm(), dim);
+        RowOps.rmsNorm(xb, t * dim, x, t * dim, layer.attentionNorm(), dim, NORM_EPS);
       }
       pool.run(qkvPlan.chunks(), qkvTask);
       for (int t = 0; t < count; t++) {
@@ -146,17 +149,18 @@ final class LlamaForwardPass implements ForwardPass {
       }
       pool.run(count * c.heads(), attentionTask);
       pool.run(outputPlan.chunks(), outputTask);
-      addInto(x, xb2, count * dim);
+      RowOps.addInto(x, xb2, count * dim);
       for (int t = 0; t < count; t++) {
-        rmsNorm(xb, t * dim, x, t * dim, layer.ffnNorm(), dim);
+        RowOps.rmsNorm(xb, t * dim, x, t * dim, layer.ffnNorm(), dim, NORM_EPS);
       }
       pool.run(ffnUpPlan.chunks(), ffnUpTask);
       pool.run(ffnDownPlan.chunks(), ffnDownTask);
-      addInto(x, xb, count * dim);
+      RowOps.addInto(x, xb, count * dim);
     }
     int logitRowCount = rows.logitRowCount();
     for (int r = 0; r < logitRowCount; r++) {
-      rmsNorm(finalRows, r * dim, x, rows.logitSourceRow(r) * dim, model.finalNorm(), dim);
+      RowOps.rmsNorm(finalRows, r * dim, x, rows.logitSourceRow(r) * dim, model.finalNorm(),
+          dim, NORM_EPS);
     }
     this.logitRows = logitRowCount;
     this.logitsOut = logits;
@@ -234,27 +238,14 @@ final class LlamaForwardPass implements ForwardPass {
     float[] att = attentionScratch[worker];
     int qOffset = t * c.dim() + h * headSize;
     pullIntoCache(table, kvHead, length, worker);
-    float max = Float.NEGATIVE_INFINITY;
     for (int first = 0, b = 0; first < length; first += blockSize, b++) {
       int keyAt = kv.offset(table[b], KEYS, kvHead, 0);
       int end = Math.min(length, first + blockSize);
       for (int p = first; p < end; p++, keyAt += headSize) {
-        float score = kernels.dot(q, qOffset, layerCache, keyAt, headSize) / attentionScale;
-        att[p] = score;
-        if (score > max) {
-          max = score;
-        }
+        att[p] = kernels.dot(q, qOffset, layerCache, keyAt, headSize) / attentionScale;
       }
     }
-    float sum = 0f;
-    for (int p = 0; p < length; p++) {
-      float e = (float) Math.exp(att[p] - max);
-      att[p] = e;
-      sum += e;
-    }
-    for (int p = 0; p < length; p++) {
-      att[p] /= sum;
-    }
+    RowOps.softmax(att, length);
     int out = t * c.dim() + h * headSize;
     java.util.Arrays.fill(xb, out, out + headSize, 0f);
     for (int first = 0, b = 0; first < length; first += blockSize, b++) {
@@ -304,11 +295,7 @@ final class LlamaForwardPass implements ForwardPass {
     kernels.matmul(layer.w1(), xb, dim, tokenCount, hb, 0, hidden, from, to);
     kernels.matmul(layer.w3(), xb, dim, tokenCount, hb2, 0, hidden, from, to);
     for (int t = 0; t < tokenCount; t++) {
-      int base = t * hidden;
-      for (int i = base + from; i < base + to; i++) {
-        float gate = hb[i];
-        hb[i] = gate * (1.0f / (1.0f + (float) Math.exp(-gate))) * hb2[i];
-      }
+      RowOps.swiGlu(hb, hb2, t * hidden + from, t * hidden + to);
     }
   }
 
@@ -322,26 +309,5 @@ final class LlamaForwardPass implements ForwardPass {
     int piece = classifierPlan.firstPiece(chunk);
     kernels.matmul(model.classifier(), finalRows, c.dim(), logitRows, logitsOut, 0,
         c.vocabSize(), classifierPlan.from(piece), classifierPlan.to(piece));
-  }
-
-  private static void rmsNorm(float[] out, int outOffset, float[] in, int inOffset, float[] weight,
-      int size) {
-    float ss = 0f;
-    for (int j = 0; j < size; j++) {
-      float value = in[inOffset + j];
-      ss += value * value;
-    }
-    ss /= size;
-    ss += 1e-5f;
-    ss = 1.0f / (float) Math.sqrt(ss);
-    for (int j = 0; j < size; j++) {
-      out[outOffset + j] = weight[j] * (ss * in[inOffset + j]);
-    }
-  }
-
-  private static void addInto(float[] target, float[] delta, int length) {
-    for (int i = 0; i < length; i++) {
-      target[i] += delta[i];
-    }
   }
 }

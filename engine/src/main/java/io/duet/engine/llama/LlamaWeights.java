@@ -4,16 +4,15 @@ import io.duet.engine.ModelFormatException;
 import io.duet.engine.WeightStorage;
 import io.duet.engine.compute.WeightArena;
 import io.duet.engine.compute.WeightMatrix;
+import io.duet.engine.spi.ContentHash;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
-import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
 import java.util.HashMap;
-import java.util.HexFormat;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -198,22 +197,6 @@ public final class LlamaWeights {
   }
 
   private String computeContentHash() {
-    try (FileChannel channel = FileChannel.open(path, StandardOpenOption.READ)) {
-      MessageDigest digest = MessageDigest.getInstance("SHA-256");
-      ByteBuffer buffer = ByteBuffer.allocateDirect(1 << 20);
-      while (channel.read(buffer) >= 0) {
-        buffer.flip();
-        digest.update(buffer);
-        buffer.clear();
-        if (channel.position() >= fileSize) {
-          break;
-        }
-      }
-      return HexFormat.of().formatHex(digest.digest());
-    } catch (IOException e) {
-      throw new IllegalStateException("cannot re-read " + path + " to hash it: " + e.getMessage(), e);
-    } catch (NoSuchAlgorithmException e) {
-      throw new IllegalStateException("SHA-256 is a required JDK algorithm", e);
-    }
+    return ContentHash.sha256(List.of(path));
   }
 }

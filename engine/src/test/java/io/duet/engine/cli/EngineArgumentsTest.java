@@ -14,8 +14,9 @@ import picocli.CommandLine;
 
 /**
  * The options every engine command shares reach the engine, and each command's help is still
- * the one users know (the expected files are the help of the commands as they were written
- * before the shared options).
+ * the one users know (the expected files are the commands' help; they change only with a
+ * deliberate change of the options, such as the checkpoint directories and token-id prompts of
+ * DeepSeek-V3).
  */
 class EngineArgumentsTest {
 

@@ -115,9 +115,9 @@ class KernelsTest {
     }
 
     @Override
-    public void matmul(WeightMatrix w, float[] x, int xStride, int tokens, float[] out,
-        int outOffset, int outStride, int rowFrom, int rowTo) {
-      target.matmul(w, x, xStride, tokens, out, outOffset, outStride, rowFrom, rowTo);
+    public void matmul(WeightMatrix w, float[] x, int xOffset, int xStride, int tokens,
+        float[] out, int outOffset, int outStride, int rowFrom, int rowTo) {
+      target.matmul(w, x, xOffset, xStride, tokens, out, outOffset, outStride, rowFrom, rowTo);
     }
 
     @Override
@@ -146,8 +146,8 @@ class KernelsTest {
   }
 
   /**
-   * {@code strided}: a heap weight buffer, padded x rows and output rows, a non-zero output
-   * offset and a row range starting and ending mid-matrix; otherwise a direct buffer, dense
+   * {@code strided}: a heap weight buffer, padded x rows and output rows, non-zero input and
+   * output offsets and a row range starting and ending mid-matrix; otherwise a direct buffer, dense
    * rows and the whole matrix.
    */
   @ParameterizedTest(name = "tokens={0} cols={1} strided={2}")
@@ -158,17 +158,19 @@ class KernelsTest {
     int rows = 37;
     WeightMatrix w = randomMatrix(random, rows, cols, !strided);
     int xStride = strided ? cols + 5 : cols;
+    int xOffset = strided ? 11 : 0;
     int rowFrom = strided ? 3 : 0;
     int rowTo = strided ? rows - 5 : rows;
     int outOffset = strided ? 7 : 0;
     int outStride = strided ? rows + outOffset + 3 : rows;
     // x ends exactly after the last token's row, so a tail read past it would throw.
-    float[] x = randomVector(random, (tokens - 1) * xStride + cols);
+    float[] x = randomVector(random, xOffset + (tokens - 1) * xStride + cols);
 
     float[] fast = filled(tokens * outStride);
     float[] reference = filled(tokens * outStride);
-    best.matmul(w, x, xStride, tokens, fast, outOffset, outStride, rowFrom, rowTo);
-    scalar.matmul(w, x, xStride, tokens, reference, outOffset, outStride, rowFrom, rowTo);
+    best.matmul(w, x, xOffset, xStride, tokens, fast, outOffset, outStride, rowFrom, rowTo);
+    scalar.matmul(w, x, xOffset, xStride, tokens, reference, outOffset, outStride, rowFrom,
+        rowTo);
 
     for (int i = 0; i < fast.length; i++) {
       assertBitsEqual(reference[i], fast[i], "out[" + i + "]");
@@ -184,8 +186,9 @@ class KernelsTest {
         float[] wRow = new float[cols];
         w.copyRow(row, wRow, 0);
         String where = "token " + t + " row " + row;
-        assertBitsEqual(canonicalDot(wRow, 0, x, t * xStride, cols), fast[index], where);
-        assertCloseToDouble(wRow, 0, x, t * xStride, cols, fast[index], where);
+        int xAt = xOffset + t * xStride;
+        assertBitsEqual(canonicalDot(wRow, 0, x, xAt, cols), fast[index], where);
+        assertCloseToDouble(wRow, 0, x, xAt, cols, fast[index], where);
       }
     }
   }

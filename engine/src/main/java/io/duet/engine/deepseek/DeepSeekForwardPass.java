@@ -1,0 +1,375 @@
+package io.duet.engine.deepseek;
+
+import io.duet.engine.compute.ChunkPlan;
+import io.duet.engine.compute.Kernels;
+import io.duet.engine.compute.RowOps;
+import io.duet.engine.compute.WeightMatrix;
+import io.duet.engine.compute.WorkerPool;
+import io.duet.engine.spi.ForwardBatch;
+import io.duet.engine.spi.ForwardPass;
+import io.duet.engine.spi.ForwardResources;
+import io.duet.engine.spi.PagedKvCache;
+import java.util.Arrays;
+
+/**
+ * The DeepSeek-V3 forward pass over a batch of token rows of many sequences (see
+ * {@link ForwardPass}): multi-head latent attention whose cache holds, per token and layer, the
+ * normalized latent and the rotated shared key only; then a dense SwiGLU feed-forward or
+ * DeepSeekMoE.
+ *
+ * <p>Attention runs in the absorbed form for every row, prompt or decode: {@code kv_b_proj}'s
+ * key rows turn each query head into the latent space ({@code q_nope^T W_UK}), scores are taken
+ * against the cached latents directly, the softmax-weighted latents are summed, and
+ * {@code kv_b_proj}'s value rows turn that sum into the head's output. No per-head key or value
+ * is ever built. The tests check this against the naive form, which expands every cached latent
+ * into full heads.
+ *
+ * <p>As in the Llama pass, buffers are allocated once and every output element is computed by
+ * one thread with the same code whatever else is in the batch, so a sequence's logits do not
+ * depend on its batch.
+ */
+final class DeepSeekForwardPass implements ForwardPass {
+
+  /** The KV components, in the order {@link DeepSeekModel#kvComponents()} declares them. */
+  static final int LATENT = 0;
+  static final int ROPE_KEY = 1;
+  private static final int CHUNKS_PER_THREAD = 2;
+  private static final int CLASSIFIER_CHUNKS_PER_THREAD = 8;
+
+  private final DeepSeekWeights model;
+  private final DeepSeekConfig c;
+  private final Kernels kernels;
+  private final WorkerPool pool;
+  private final PagedKvCache kv;
+  private final RotaryTables rope;
+  private final ExpertRouter router;
+  private final float softmaxScale;
+  private final int dim;
+  private final int heads;
+  private final int rank;
+  private final int qkDim;
+  private final int ropeDim;
+  private final int topK;
+
+  private final float[] x;
+  private final float[] xb;
+  private final float[] delta;
+  private final float[] queryDown;
+  private final float[] query;
+  private final float[] keyValueDown;
+  private final float[] attention;
+  private final float[] finalRows;
+  private final float[][] scores;
+  private final float[][] queryLatent;
+  private final float[][] outputLatent;
+  private final float[] hiddenGate;
+  private final float[] hiddenUp;
+  /** Where the routed experts' hidden rows start in {@link #hiddenGate}, after the shared's. */
+  private final int routedHiddenBase;
+  private final float[] routerLogits;
+  private final int[] chosen;
+  private final float[] chosenWeights;
+  /** Per expert, where its gathered rows start in {@link #expertIn}; then one past the last. */
+  private final int[] expertStart;
+  private final int[] expertFill;
+  /** For token row t and choice j, the gathered row at {@code [t * topK + j]}. */
+  private final int[] gatheredRow;
+  private final float[] expertIn;
+  private final float[] expertOut;
+  private final FeedForwardJobs feedForward;
+
+  private final ChunkPlan downPlan;
+  private final ChunkPlan queryUpPlan;
+  private final ChunkPlan outputPlan;
+  private final ChunkPlan routerPlan;
+  private final ChunkPlan classifierPlan;
+  private final WorkerPool.Task downTask = this::downChunk;
+  private final WorkerPool.Task queryUpTask = this::queryUpChunk;
+  private final WorkerPool.Task attentionTask = this::attentionChunk;
+  private final WorkerPool.Task outputTask = this::outputChunk;
+  private final WorkerPool.Task routerTask = this::routerChunk;
+  private final WorkerPool.Task classifierTask = this::classifierChunk;
+
+  // The step being computed; written by the calling thread before each parallel job.
+  private int tokenCount;
+  private ForwardBatch batch;
+  private DeepSeekWeights.Layer layer;
+  private float[] layerCache;
+  private int logitRows;
+  private float[] logitsOut;
+
+  DeepSeekForwardPass(DeepSeekWeights model, ForwardResources resources) {
+    this.model = model;
+    this.c = model.config();
+    this.kernels = resources.kernels();
+    this.pool = resources.pool();
+    this.kv = resources.kv();
+    this.rope = new RotaryTables(c);
+    this.router = new ExpertRouter(c);
+    this.softmaxScale = c.softmaxScale();
+    this.dim = c.hiddenSize();
+    this.heads = c.heads();
+    this.rank = c.kvLoraRank();
+    this.qkDim = c.qkHeadDim();
+    this.ropeDim = c.qkRopeHeadDim();
+    this.topK = c.expertsPerToken();
+    int rows = resources.maxTokens();
+    int threads = pool.size();
+    x = new float[rows * dim];
+    xb = new float[rows * dim];
+    delta = new float[rows * dim];
+    queryDown = new float[rows * Math.max(c.qLoraRank(), 1)];
+    query = new float[rows * heads * qkDim];
+    keyValueDown = new float[rows * (rank + ropeDim)];
+    attention = new float[rows * heads * c.vHeadDim()];
+    finalRows = new float[resources.maxLogitRows() * dim];
+    scores = new float[threads][c.maxPositions()];
+    queryLatent = new float[threads][rank];
+    outputLatent = new float[threads][rank];
+    int sharedHidden = Math.max(c.intermediateSize(), c.sharedExperts() * c.moeIntermediateSize());
+    routedHiddenBase = rows * sharedHidden;
+    int routedRows = rows * topK;
+    hiddenGate = new float[routedHiddenBase + routedRows * c.moeIntermediateSize()];
+    hiddenUp = new float[hiddenGate.length];
+    routerLogits = new float[rows * c.routedExperts()];
+    chosen = new int[routedRows];
+    chosenWeights = new float[routedRows];
+    expertStart = new int[c.routedExperts() + 1];
+    expertFill = new int[c.routedExperts()];
+    gatheredRow = new int[routedRows];
+    expertIn = new float[routedRows * dim];
+    expertOut = new float[routedRows * dim];
+    feedForward = new FeedForwardJobs(kernels, pool, dim, c.routedExperts() + 1);
+
+    DeepSeekWeights.Attention first = model.layer(0).attention();
+    WeightMatrix queryFirst = first.queryDown() != null ? first.queryDown() : first.queryUp();
+    downPlan = ChunkPlan.of(threads, CHUNKS_PER_THREAD, queryFirst.rows(),
+        first.keyValueDown().rows());
+    queryUpPlan = ChunkPlan.of(threads, CHUNKS_PER_THREAD, first.queryUp().rows());
+    outputPlan = ChunkPlan.of(threads, CHUNKS_PER_THREAD, dim);
+    routerPlan = ChunkPlan.of(threads, CHUNKS_PER_THREAD, c.routedExperts());
+    classifierPlan = ChunkPlan.of(threads, CLASSIFIER_CHUNKS_PER_THREAD, c.vocabSize());
+  }
+
+  @Override
+  public void forward(ForwardBatch rows, float[] logits) {
+    int count = rows.rowCount();
+    this.tokenCount = count;
+    this.batch = rows;
+    for (int t = 0; t < count; t++) {
+      model.embedding().copyRow(rows.token(t), x, t * dim);
+    }
+    for (int l = 0; l < c.layers(); l++) {
+      layer = model.layer(l);
+      layerCache = kv.layer(l);
+      attend();
+      for (int t = 0; t < count; t++) {
+        RowOps.rmsNorm(xb, t * dim, x, t * dim, layer.feedForwardNorm(), dim, c.rmsNormEps());
+      }
+      if (layer.dense() != null) {
+        feedForward.clear();
+        feedForward.add(layer.dense(), xb, 0, count, hiddenGate, hiddenUp, 0, delta, 0);
+        feedForward.run();
+      } else {
+        mixtureOfExperts();
+      }
+      RowOps.addInto(x, delta, count * dim);
+    }
+    int logitRowCount = rows.logitRowCount();
+    for (int r = 0; r < logitRowCount; r++) {
+      RowOps.rmsNorm(finalRows, r * dim, x, rows.logitSourceRow(r) * dim, model.finalNorm(),
+          dim, c.rmsNormEps());
+    }
+    this.logitRows = logitRowCount;
+    this.logitsOut = logits;
+    pool.run(classifierPlan.chunks(), classifierTask);
+    this.logitsOut = null;
+    this.layer = null;
+    this.layerCache = null;
+    this.batch = null;
+  }
+
+  /** Multi-head latent attention of every row, added into {@link #x}. */
+  private void attend() {
+    DeepSeekWeights.Attention a = layer.attention();
+    float eps = c.rmsNormEps();
+    for (int t = 0; t < tokenCount; t++) {
+      RowOps.rmsNorm(xb, t * dim, x, t * dim, a.inputNorm(), dim, eps);
+    }
+    pool.run(downPlan.chunks(), downTask);
+    if (a.queryDown() != null) {
+      int qRank = c.qLoraRank();
+      for (int t = 0; t < tokenCount; t++) {
+        RowOps.rmsNorm(queryDown, t * qRank, queryDown, t * qRank, a.queryNorm(), qRank, eps);
+      }
+      pool.run(queryUpPlan.chunks(), queryUpTask);
+    }
+    for (int t = 0; t < tokenCount; t++) {
+      int position = batch.position(t);
+      for (int h = 0; h < heads; h++) {
+        rope.rotate(query, (t * heads + h) * qkDim + c.qkNopeHeadDim(), position);
+      }
+      storeLatent(t, a.latentNorm());
+    }
+    pool.run(tokenCount * heads, attentionTask);
+    pool.run(outputPlan.chunks(), outputTask);
+    RowOps.addInto(x, delta, tokenCount * dim);
+  }
+
+  /** The row's normalized latent and rotated shared key, into its slot of the cache. */
+  private void storeLatent(int t, float[] latentNorm) {
+    int position = batch.position(t);
+    int block = batch.blockTable(t)[position / kv.blockSize()];
+    int slot = position % kv.blockSize();
+    int from = t * (rank + ropeDim);
+    RowOps.rmsNorm(layerCache, kv.offset(block, LATENT, 0, slot), keyValueDown, from,
+        latentNorm, rank, c.rmsNormEps());
+    rope.rotate(keyValueDown, from + rank, position);
+    System.arraycopy(keyValueDown, from + rank, layerCache, kv.offset(block, ROPE_KEY, 0, slot),
+        ropeDim);
+  }
+
+  /** The compressed query (or the whole query) and the latent with the shared key, from xb. */
+  private void downChunk(int chunk, int worker) {
+    DeepSeekWeights.Attention a = layer.attention();
+    for (int p = downPlan.firstPiece(chunk); p < downPlan.firstPiece(chunk + 1); p++) {
+      int from = downPlan.from(p);
+      int to = downPlan.to(p);
+      if (downPlan.matrix(p) == 1) {
+        kernels.matmul(a.keyValueDown(), xb, dim, tokenCount, keyValueDown, 0, rank + ropeDim,
+            from, to);
+      } else if (a.queryDown() != null) {
+        kernels.matmul(a.queryDown(), xb, dim, tokenCount, queryDown, 0, c.qLoraRank(), from,
+            to);
+      } else {
+        kernels.matmul(a.queryUp(), xb, dim, tokenCount, query, 0, heads * qkDim, from, to);
+      }
+    }
+  }
+
+  private void queryUpChunk(int chunk, int worker) {
+    int piece = queryUpPlan.firstPiece(chunk);
+    kernels.matmul(layer.attention().queryUp(), queryDown, c.qLoraRank(), tokenCount, query, 0,
+        heads * qkDim, queryUpPlan.from(piece), queryUpPlan.to(piece));
+  }
+
+  /**
+   * One (row, head): the query head absorbed into the latent space, scores against every cached
+   * latent and rotary key up to the row's position, and the weighted latent sum turned into the
+   * head's output.
+   */
+  private void attentionChunk(int chunk, int worker) {
+    DeepSeekWeights.Attention a = layer.attention();
+    int t = chunk / heads;
+    int h = chunk % heads;
+    int nope = c.qkNopeHeadDim();
+    int valueDim = c.vHeadDim();
+    int queryAt = (t * heads + h) * qkDim;
+    float[] latentQuery = queryLatent[worker];
+    for (int r = 0; r < rank; r++) {
+      latentQuery[r] = kernels.dot(a.keyUpTransposed(), (h * rank + r) * nope, query, queryAt,
+          nope);
+    }
+    int length = batch.position(t) + 1;
+    int[] table = batch.blockTable(t);
+    int blockSize = kv.blockSize();
+    float[] att = scores[worker];
+    for (int first = 0, b = 0; first < length; first += blockSize, b++) {
+      int latentAt = kv.offset(table[b], LATENT, 0, 0);
+      int ropeAt = kv.offset(table[b], ROPE_KEY, 0, 0);
+      int end = Math.min(length, first + blockSize);
+      for (int p = first; p < end; p++, latentAt += rank, ropeAt += ropeDim) {
+        float score = kernels.dot(latentQuery, 0, layerCache, latentAt, rank)
+            + kernels.dot(query, queryAt + nope, layerCache, ropeAt, ropeDim);
+        att[p] = score * softmaxScale;
+      }
+    }
+    RowOps.softmax(att, length);
+    float[] latentSum = outputLatent[worker];
+    Arrays.fill(latentSum, 0f);
+    for (int first = 0, b = 0; first < length; first += blockSize, b++) {
+      int end = Math.min(length, first + blockSize);
+      kernels.accumulateRows(att, first, layerCache, kv.offset(table[b], LATENT, 0, 0),
+          end - first, rank, latentSum, 0);
+    }
+    int out = (t * heads + h) * valueDim;
+    for (int d = 0; d < valueDim; d++) {
+      attention[out + d] = kernels.dot(a.valueUp(), (h * valueDim + d) * rank, latentSum, 0,
+          rank);
+    }
+  }
+
+  private void outputChunk(int chunk, int worker) {
+    int piece = outputPlan.firstPiece(chunk);
+    int width = heads * c.vHeadDim();
+    kernels.matmul(layer.attention().output(), attention, width, tokenCount, delta, 0, dim,
+        outputPlan.from(piece), outputPlan.to(piece));
+  }
+
+  /**
+   * DeepSeekMoE over xb into {@link #delta}: route every row, gather each expert's rows, run the
+   * shared and the chosen experts as one set of parallel jobs, and add each row's expert outputs
+   * by their weights.
+   */
+  private void mixtureOfExperts() {
+    DeepSeekWeights.Experts experts = layer.experts();
+    pool.run(routerPlan.chunks(), routerTask);
+    int expertCount = c.routedExperts();
+    Arrays.fill(expertStart, 0);
+    for (int t = 0; t < tokenCount; t++) {
+      router.route(routerLogits, t * expertCount, experts.correctionBias(), chosen,
+          chosenWeights, t * topK);
+      for (int j = 0; j < topK; j++) {
+        expertStart[chosen[t * topK + j] + 1]++;
+      }
+    }
+    for (int e = 0; e < expertCount; e++) {
+      expertStart[e + 1] += expertStart[e];
+    }
+    Arrays.fill(expertFill, 0);
+    for (int t = 0; t < tokenCount; t++) {
+      for (int j = 0; j < topK; j++) {
+        int e = chosen[t * topK + j];
+        int row = expertStart[e] + expertFill[e]++;
+        gatheredRow[t * topK + j] = row;
+        System.arraycopy(xb, t * dim, expertIn, row * dim, dim);
+      }
+    }
+    feedForward.clear();
+    if (experts.shared() != null) {
+      feedForward.add(experts.shared(), xb, 0, tokenCount, hiddenGate, hiddenUp, 0, delta, 0);
+    } else {
+      Arrays.fill(delta, 0, tokenCount * dim, 0f);
+    }
+    int moeHidden = c.moeIntermediateSize();
+    for (int e = 0; e < expertCount; e++) {
+      int rows = expertStart[e + 1] - expertStart[e];
+      if (rows > 0) {
+        feedForward.add(experts.routed()[e], expertIn, expertStart[e], rows, hiddenGate,
+            hiddenUp, routedHiddenBase + expertStart[e] * moeHidden, expertOut, expertStart[e]);
+      }
+    }
+    feedForward.run();
+    for (int t = 0; t < tokenCount; t++) {
+      for (int j = 0; j < topK; j++) {
+        float weight = chosenWeights[t * topK + j];
+        int from = gatheredRow[t * topK + j] * dim;
+        for (int i = 0; i < dim; i++) {
+          delta[t * dim + i] += weight * expertOut[from + i];
+        }
+      }
+    }
+  }
+
+  private void routerChunk(int chunk, int worker) {
+    int piece = routerPlan.firstPiece(chunk);
+    kernels.matmul(layer.experts().router(), xb, dim, tokenCount, routerLogits, 0,
+        c.routedExperts(), routerPlan.from(piece), routerPlan.to(piece));
+  }
+
+  private void classifierChunk(int chunk, int worker) {
+    int piece = classifierPlan.firstPiece(chunk);
+    kernels.matmul(model.classifier(), finalRows, dim, logitRows, logitsOut, 0, c.vocabSize(),
+        classifierPlan.from(piece), classifierPlan.to(piece));
+  }
+}

@@ -1,0 +1,93 @@
+package io.duet.engine.deepseek;
+
+import io.duet.engine.EngineOptions;
+import io.duet.engine.ModelInfo;
+import io.duet.engine.safetensors.SafetensorsCheckpoint;
+import io.duet.engine.spi.Architecture;
+import io.duet.engine.spi.LoadedModel;
+import io.duet.engine.tokenizer.HfTokenizer;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * DeepSeek-V3 from a Hugging Face checkpoint directory ({@code config.json} with
+ * {@code model_type} {@code deepseek_v3}, and safetensors in F32, BF16, F16 or block-scaled
+ * FP8): multi-head latent attention with YaRN RoPE, dense then DeepSeekMoE feed-forwards, as
+ * HF's {@code modeling_deepseek.py} and DeepSeek's {@code inference/model.py} compute them.
+ *
+ * <p>The tokenizer is the directory's {@code tokenizer.json} (or the file
+ * {@link EngineOptions#tokenizerPath} names). Without one the model loads all the same and runs
+ * by token ids: {@code tokenizer()} is null, as for any engine opened without a tokenizer, and
+ * BOS and EOS come from {@code config.json}.
+ */
+public final class DeepSeekV3Architecture implements Architecture {
+
+  public static final String NAME = "deepseek-v3";
+  private static final String TOKENIZER_FILE = "tokenizer.json";
+
+  @Override
+  public String name() {
+    return NAME;
+  }
+
+  @Override
+  public boolean recognizes(Path model) {
+    if (!Files.isRegularFile(model.resolve(SafetensorsCheckpoint.CONFIG))) {
+      return false;
+    }
+    try {
+      return DeepSeekConfig.MODEL_TYPE.equals(
+          SafetensorsCheckpoint.readConfig(model).path("model_type").asText());
+    } catch (IOException e) {
+      return false;
+    }
+  }
+
+  @Override
+  public LoadedModel open(EngineOptions options) throws IOException {
+    Path directory = options.modelPath();
+    try (SafetensorsCheckpoint checkpoint =
+        SafetensorsCheckpoint.open(directory, options.weightStorage())) {
+      DeepSeekConfig c = DeepSeekConfig.parse(checkpoint.config(),
+          directory.resolve(SafetensorsCheckpoint.CONFIG).toString());
+      DeepSeekWeights weights = DeepSeekWeights.load(checkpoint, c);
+      HfTokenizer tokenizer = tokenizer(options, directory);
+      return new DeepSeekModel(directory, checkpoint.files(), weights, tokenizer,
+          info(c, tokenizer), checkpoint.storageDescription());
+    }
+  }
+
+  private static HfTokenizer tokenizer(EngineOptions options, Path directory)
+      throws IOException {
+    if (options.tokenizerPath() != null) {
+      return HfTokenizer.open(options.tokenizerPath());
+    }
+    return Files.isRegularFile(directory.resolve(TOKENIZER_FILE))
+        ? HfTokenizer.open(directory) : null;
+  }
+
+  private static ModelInfo info(DeepSeekConfig c, HfTokenizer tokenizer) {
+    int bos = c.bosToken();
+    List<Integer> ends = c.eosTokens();
+    String template = DeepSeekModel.CHAT_TEMPLATE;
+    if (tokenizer != null) {
+      bos = tokenizer.bosToken().orElse(bos);
+      if (tokenizer.endTokens().length > 0) {
+        ends = Arrays.stream(tokenizer.endTokens()).boxed().toList();
+      }
+      if (tokenizer.chatTemplate() != null) {
+        template = tokenizer.chatTemplate();
+      }
+    }
+    String shape = "hidden=" + c.hiddenSize() + " layers=" + c.layers() + " heads=" + c.heads()
+        + " q_lora=" + c.qLoraRank() + " kv_lora=" + c.kvLoraRank() + " experts="
+        + c.routedExperts() + "x" + c.moeIntermediateSize() + " top" + c.expertsPerToken()
+        + " shared=" + c.sharedExperts() + " dense_layers=" + c.firstDenseLayers() + " vocab="
+        + c.vocabSize() + (c.yarn() != null ? " yarn x" + c.yarn().factor() : "");
+    return new ModelInfo(NAME, c.vocabSize(), c.maxPositions(), bos, ends, template, shape,
+        c.routedExperts());
+  }
+}

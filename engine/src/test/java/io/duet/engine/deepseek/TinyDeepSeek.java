@@ -1,0 +1,45 @@
+package io.duet.engine.deepseek;
+
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.duet.engine.deepseek.RandomDeepSeekCheckpoint.Shape;
+import io.duet.engine.deepseek.RandomDeepSeekCheckpoint.Storage;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.Map;
+
+/**
+ * The small DeepSeek-V3 shape of the tests, written as a real checkpoint: hidden 64, 3 layers
+ * of which 1 dense, 4 heads, kv_lora_rank 16, 16 routed experts (top 4 of 4 groups, 2 groups
+ * chosen) and 1 shared, YaRN; FP8 scales per 16x16 block, so that every matrix has several
+ * (and ragged) blocks. Keeps the weights as the engine reads them for the test's reference.
+ */
+public final class TinyDeepSeek {
+
+  public static final int HIDDEN = 64;
+  static final int FP8_BLOCK = 16;
+
+  final ObjectNode config;
+  final Map<String, float[]> weights;
+
+  private TinyDeepSeek(ObjectNode config, Map<String, float[]> weights) {
+    this.config = config;
+    this.weights = weights;
+  }
+
+  /** The test shape; {@code qLora} false makes q_lora_rank null. */
+  static Shape shape(boolean qLora) {
+    return new Shape(HIDDEN, 3, 1, 4, qLora ? 32 : 0, 16, 16, 8, 16, 96, 32, 16, 4, 4, 2, 1,
+        128, 256);
+  }
+
+  static ObjectNode config(boolean qLora, Storage storage) {
+    return RandomDeepSeekCheckpoint.config(shape(qLora), storage, FP8_BLOCK);
+  }
+
+  /** Writes it into {@code directory}: one safetensors file, or two shards with an index. */
+  public static TinyDeepSeek write(Path directory, Storage storage, boolean qLora,
+      boolean sharded, long seed) throws IOException {
+    return new TinyDeepSeek(config(qLora, storage), RandomDeepSeekCheckpoint.write(directory,
+        shape(qLora), storage, FP8_BLOCK, sharded, seed));
+  }
+}
