@@ -9,6 +9,7 @@ import io.duet.engine.EngineOptions;
 import io.duet.engine.OfflineGenerator;
 import io.duet.engine.SamplingParams;
 import io.duet.service.ServiceTests;
+import io.duet.service.StatusPages;
 import io.vertx.core.json.JsonObject;
 import java.io.IOException;
 import java.net.http.HttpClient;

@@ -16,6 +16,7 @@ import io.duet.proxy.ChatMessage;
 import io.duet.proxy.ChatTemplate;
 import io.duet.service.ServiceRuntime;
 import io.duet.service.ServiceTests;
+import io.duet.service.StatusPages;
 import io.vertx.core.json.JsonArray;
 import io.vertx.core.json.JsonObject;
 import java.io.IOException;
