@@ -54,7 +54,7 @@ import org.junit.jupiter.api.Test;
  * running gauges, all read from their {@code /metrics}, and the proxy's log. Each test starts from
  * the proxy settings the cluster started with and ends with no KV held on any instance or rank.
  * At the end {@code duet.jar down} must leave no process; every process is killed whatever
- * happened.
+ * happened. The figures the tests measure are printed at the end.
  */
 class XpOneDecodeIT {
 
@@ -108,6 +108,7 @@ class XpOneDecodeIT {
   private static int base;
   /** The proxy's settings in the topology file now. */
   private static String proxySettings = ROUND_ROBIN_CAP_2;
+  private static final List<String> FIGURES = new CopyOnWriteArrayList<>();
 
   // ------------------------------------------------------------------------------ lifecycle
 
@@ -118,8 +119,10 @@ class XpOneDecodeIT {
     http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1)
         .connectTimeout(Duration.ofSeconds(5)).build();
     pages = new StatusPages(http);
+    long start = System.nanoTime();
     Run up = launched.up("2p1d.yaml", PORTS, first -> topology(first, ROUND_ROBIN_CAP_2));
     assertEquals(0, up.exit(), up::out);
+    FIGURES.add("duet.jar up of the 2P1D (5 JVMs) took " + millisSince(start) + " ms");
     base = launched.base();
     assertEquals(List.of("c0", "p0", "p1", "d0"), launched.record().started().stream()
         .map(LaunchRecord.Started::instance).toList(), up::out);
@@ -147,6 +150,7 @@ class XpOneDecodeIT {
       if (reference != null) {
         reference.close();
       }
+      System.out.println("[XpOneDecodeIT] figures:\n  " + String.join("\n  ", FIGURES));
     }
   }
 
@@ -231,6 +235,8 @@ class XpOneDecodeIT {
         "the prefill instance (0: p0, 1: p1) of each request");
     assertEquals(affinityHits + endings.size(), pages.metric(port(PROXY), AFFINITY_HITS));
     double[] hitsNow = prefillCounts(CACHE_HITS);
+    FIGURES.add("prefix affinity: " + endings.size() + " prompts on p" + chosen + ", "
+        + (hitsNow[chosen] - cacheHits[chosen]) + " prompt tokens found in its prefix cache");
     assertEquals(cacheHits[1 - chosen], hitsNow[1 - chosen], "no hit on the other instance");
     // Every prompt after the first finds at least one 16-token block of the prefix cached.
     assertTrue(hitsNow[chosen] - cacheHits[chosen] >= 16 * (endings.size() - 1),
@@ -252,6 +258,7 @@ class XpOneDecodeIT {
       assertEveryAnswerRight(prompts, sendLong(prompts));
       samples = sampler.samples();
     }
+    FIGURES.add("12 requests under a cap of 2: " + describe(samples));
     for (int rank = 0; rank < RANKS; rank++) {
       assertEquals(2, peak(samples, rank, Sample::inFlight), "the proxy's count on rank " + rank
           + " (it reaches the cap, never more): " + samples);
@@ -289,6 +296,9 @@ class XpOneDecodeIT {
     }
     List<Sample> before = samples.stream().filter(s -> s.nanos() < reloadSent).toList();
     List<Sample> after = samples.stream().filter(s -> s.nanos() > reloadApplied).toList();
+    FIGURES.add("16 requests under a cap of 1, before the reload to 4: " + describe(before)
+        + "; after: " + describe(after) + "; the reload (file and POST) took "
+        + (reloadApplied - reloadSent) / 1_000_000 + " ms");
     for (int rank = 0; rank < RANKS; rank++) {
       assertEquals(1, peak(before, rank, Sample::inFlight), "rank " + rank + " under a cap of 1: "
           + before);
@@ -449,6 +459,19 @@ class XpOneDecodeIT {
   /** The highest count {@code of} a rank reached among {@code samples}. */
   private static int peak(List<Sample> samples, int rank, RankCount of) {
     return samples.stream().mapToInt(sample -> of.count(sample, rank)).max().orElse(0);
+  }
+
+  /** The peaks of {@code samples}, for the figures. */
+  private static String describe(List<Sample> samples) {
+    return IntStream.range(0, RANKS).mapToObj(rank -> "rank " + rank + " at most "
+        + peak(samples, rank, Sample::inFlight) + " in flight (proxy), "
+        + peak(samples, rank, Sample::running) + " running (rank)")
+        .collect(Collectors.joining(", ")) + ", at most " + samples.stream()
+        .mapToInt(Sample::queued).max().orElse(0) + " queued, " + samples.size() + " samples";
+  }
+
+  private static long millisSince(long start) {
+    return (System.nanoTime() - start) / 1_000_000;
   }
 
   /** A per-rank count of a sample. */
