@@ -1,5 +1,9 @@
 package io.duet.deploy;
 
+import static io.duet.service.StatusPages.DECODE_RUNNING;
+import static io.duet.service.StatusPages.KV_BLOCKS_USED;
+import static io.duet.service.StatusPages.KV_LEASES;
+import static io.duet.service.StatusPages.PREFILL_PROMPTS;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
@@ -81,13 +85,8 @@ class XpOneDecodeIT {
   private static final Duration RELOAD_LOG_TIMEOUT = Duration.ofSeconds(5);
   private static final Duration POLL = Duration.ofMillis(10);
 
-  private static final Pattern PREFILLED =
-      StatusPages.metricPattern("duet_prefill_prompts_total", "");
   private static final Pattern CACHE_HITS =
       StatusPages.metricPattern("duet_prefill_cached_prompt_tokens_total", "");
-  private static final Pattern KV_USED = StatusPages.metricPattern("duet_kv_blocks_used", "");
-  private static final Pattern LEASES = StatusPages.metricPattern("duet_kv_leases", "");
-  private static final Pattern RUNNING = StatusPages.metricPattern("duet_decode_running", "");
   private static final Pattern QUEUE_LENGTH =
       StatusPages.metricPattern("duet_routing_queue_length", "");
   private static final Pattern QUEUE_WAITS =
@@ -168,11 +167,11 @@ class XpOneDecodeIT {
         port(RANK0_STATUS + 1));
     for (int port : engines) {
       await("the instance on port " + port + " to hold no KV block",
-          () -> pages.metric(port, KV_USED) == 0, IDLE_TIMEOUT);
+          () -> pages.metric(port, KV_BLOCKS_USED) == 0, IDLE_TIMEOUT);
     }
     for (int port : List.of(port(P0_STATUS), port(P1_STATUS))) {
       await("the prefill instance on port " + port + " to hold no KV lease",
-          () -> pages.metric(port, LEASES) == 0, IDLE_TIMEOUT);
+          () -> pages.metric(port, KV_LEASES) == 0, IDLE_TIMEOUT);
     }
   }
 
@@ -195,9 +194,9 @@ class XpOneDecodeIT {
   void roundRobinAlternatesThePrefillInstances() throws Exception {
     List<Integer> prefilledBy = new ArrayList<>();
     for (String prompt : PROMPTS) {
-      double[] before = prefillCounts(PREFILLED);
+      double[] before = prefillCounts(PREFILL_PROMPTS);
       assertEquals(expected(prompt, 16, false), text(complete(prompt, 16, false)), prompt);
-      prefilledBy.add(theOneThatCounted(before, prefillCounts(PREFILLED), 1));
+      prefilledBy.add(theOneThatCounted(before, prefillCounts(PREFILL_PROMPTS), 1));
     }
     int first = prefilledBy.get(0);
     assertEquals(IntStream.range(0, PROMPTS.size()).mapToObj(i -> (first + i) % 2).toList(),
@@ -225,10 +224,10 @@ class XpOneDecodeIT {
     double[] cacheHits = prefillCounts(CACHE_HITS);
     List<Integer> prefilledBy = new ArrayList<>();
     for (String ending : endings) {
-      double[] before = prefillCounts(PREFILLED);
+      double[] before = prefillCounts(PREFILL_PROMPTS);
       assertEquals(expected(prefix + ending, 16, false), text(complete(prefix + ending, 16,
           false)), ending);
-      prefilledBy.add(theOneThatCounted(before, prefillCounts(PREFILLED), 1));
+      prefilledBy.add(theOneThatCounted(before, prefillCounts(PREFILL_PROMPTS), 1));
     }
     int chosen = prefilledBy.get(0);
     assertEquals(endings.stream().map(ending -> chosen).toList(), prefilledBy,
@@ -251,8 +250,7 @@ class XpOneDecodeIT {
   void withARankCapOf2NoRankEverHoldsMoreThan2AndAll12Complete() throws Exception {
     double waits = pages.metric(port(PROXY), QUEUE_WAITS);
     double waited = pages.metric(port(PROXY), QUEUE_WAIT_SUM);
-    List<String> prompts = IntStream.range(0, 12).mapToObj(i -> PROMPTS.get(i % PROMPTS.size()))
-        .toList();
+    List<String> prompts = prompts(12);
     List<Sample> samples;
     try (Sampler sampler = new Sampler()) {
       assertEveryAnswerRight(prompts, sendLong(prompts));
@@ -279,15 +277,15 @@ class XpOneDecodeIT {
   void aCapRaisedByAReloadWhileRequestsWaitTakesEffectWithoutAFailedRequest() throws Exception {
     String capOf = ROUND_ROBIN_CAP_2.replace("decode-rank-cap: 2", "decode-rank-cap: %d");
     assertEquals("proxy.decode-rank-cap 2 -> 1", reconfigure(capOf.formatted(1)));
-    List<String> prompts = IntStream.range(0, 16).mapToObj(i -> PROMPTS.get(i % PROMPTS.size()))
-        .toList();
+    // So many that, 1 per rank at a time, the queue lasts well beyond the reload.
+    List<String> prompts = prompts(24);
     List<Sample> samples;
     long reloadSent;
     long reloadApplied;
     try (Sampler sampler = new Sampler()) {
       List<CompletableFuture<HttpResponse<String>>> answers = sendLong(prompts);
       await("requests to wait in the proxy's queue",
-          () -> pages.metric(port(PROXY), QUEUE_LENGTH) >= 8, REQUEST_TIMEOUT);
+          () -> pages.metric(port(PROXY), QUEUE_LENGTH) >= 16, REQUEST_TIMEOUT);
       reloadSent = System.nanoTime();
       assertEquals("proxy.decode-rank-cap 1 -> 4", reconfigure(capOf.formatted(4)));
       reloadApplied = System.nanoTime();
@@ -296,8 +294,8 @@ class XpOneDecodeIT {
     }
     List<Sample> before = samples.stream().filter(s -> s.nanos() < reloadSent).toList();
     List<Sample> after = samples.stream().filter(s -> s.nanos() > reloadApplied).toList();
-    FIGURES.add("16 requests under a cap of 1, before the reload to 4: " + describe(before)
-        + "; after: " + describe(after) + "; the reload (file and POST) took "
+    FIGURES.add(prompts.size() + " requests under a cap of 1, before the reload to 4: "
+        + describe(before) + "; after: " + describe(after) + "; the reload (file and POST) took "
         + (reloadApplied - reloadSent) / 1_000_000 + " ms");
     for (int rank = 0; rank < RANKS; rank++) {
       assertEquals(1, peak(before, rank, Sample::inFlight), "rank " + rank + " under a cap of 1: "
@@ -401,6 +399,11 @@ class XpOneDecodeIT {
     assertEquals(200, response.statusCode(), response::body);
     return new JsonObject(response.body()).getJsonArray("choices").getJsonObject(0)
         .getString("text");
+  }
+
+  /** {@code count} prompts, {@link #PROMPTS} over and over. */
+  private static List<String> prompts(int count) {
+    return IntStream.range(0, count).mapToObj(i -> PROMPTS.get(i % PROMPTS.size())).toList();
   }
 
   /** Every prompt at once, each asking for {@value #LONG_ANSWER_TOKENS} tokens. */
@@ -511,7 +514,7 @@ class XpOneDecodeIT {
       for (int rank = 0; rank < RANKS; rank++) {
         inFlight[rank] = (int) value(proxy, StatusPages.metricPattern(
             "duet_routing_decode_in_flight", "rank=\"" + rank + "\""));
-        running[rank] = (int) pages.metric(port(RANK0_STATUS + rank), RUNNING);
+        running[rank] = (int) pages.metric(port(RANK0_STATUS + rank), DECODE_RUNNING);
       }
       return new Sample(now, inFlight, running, (int) value(proxy, QUEUE_LENGTH));
     }

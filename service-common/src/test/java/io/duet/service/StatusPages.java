@@ -23,6 +23,13 @@ import java.util.regex.Pattern;
  */
 public final class StatusPages {
 
+  /** Counters and gauges of the prefill and decode instances (a decode rank's on its own page). */
+  public static final Pattern PREFILL_PROMPTS = metricPattern("duet_prefill_prompts_total", "");
+  public static final Pattern KV_BLOCKS_USED = metricPattern("duet_kv_blocks_used", "");
+  public static final Pattern KV_LEASES = metricPattern("duet_kv_leases", "");
+  public static final Pattern DECODE_RUNNING = metricPattern("duet_decode_running", "");
+  public static final Pattern DECODE_TOKENS = metricPattern("duet_decode_tokens_total", "");
+
   private final HttpClient http;
 
   public StatusPages(HttpClient http) {
