@@ -58,7 +58,8 @@ import org.junit.jupiter.api.Test;
  * running gauges, all read from their {@code /metrics}, and the proxy's log. Each test starts from
  * the proxy settings the cluster started with and ends with no KV held on any instance or rank.
  * At the end {@code duet.jar down} must leave no process; every process is killed whatever
- * happened. The figures the tests measure are printed at the end.
+ * happened. The figures the tests measure are printed at the end; the instances' logs stay in
+ * {@code target/xponedecodeit-*}/logs.
  */
 class XpOneDecodeIT {
 
@@ -105,6 +106,8 @@ class XpOneDecodeIT {
   private static HttpClient http;
   private static StatusPages pages;
   private static int base;
+  /** Whether {@code up} brought the topology up, for {@code down} to stop. */
+  private static boolean running;
   /** The proxy's settings in the topology file now. */
   private static String proxySettings = ROUND_ROBIN_CAP_2;
   private static final List<String> FIGURES = new CopyOnWriteArrayList<>();
@@ -121,6 +124,7 @@ class XpOneDecodeIT {
     long start = System.nanoTime();
     Run up = launched.up("2p1d.yaml", PORTS, first -> topology(first, ROUND_ROBIN_CAP_2));
     assertEquals(0, up.exit(), up::out);
+    running = true;
     FIGURES.add("duet.jar up of the 2P1D (5 JVMs) took " + millisSince(start) + " ms");
     base = launched.base();
     assertEquals(List.of("c0", "p0", "p1", "d0"), launched.record().started().stream()
@@ -133,7 +137,7 @@ class XpOneDecodeIT {
   @AfterAll
   static void downLeavesNoProcess() throws Exception {
     try {
-      if (launched != null && launched.topology() != null) {
+      if (running) {
         List<LaunchRecord.Started> started = launched.record().started();
         Run down = launched.duet("down", launched.topology().toString());
         assertEquals(0, down.exit(), down::out);
