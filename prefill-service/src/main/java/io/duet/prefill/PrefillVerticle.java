@@ -45,6 +45,7 @@ public final class PrefillVerticle extends WorkerVerticle {
   private PrefillScheduler scheduler;
   private KvTransferServer kvServer;
   private Counter prefilled;
+  private Counter cachedPromptTokens;
 
   public PrefillVerticle(Engine engine, PrefillOptions options, PrometheusMeterRegistry metrics) {
     super(Addresses.prefill(options.instanceId()), Addresses.prefillControl(options.instanceId()),
@@ -66,6 +67,9 @@ public final class PrefillVerticle extends WorkerVerticle {
     Gauge.builder("duet_kv_leases", leases, LeaseTable::size).register(metrics());
     prefilled = Counter.builder("duet_prefill_prompts_total")
         .description("prompts prefilled and answered with their KV lease").register(metrics());
+    cachedPromptTokens = Counter.builder("duet_prefill_cached_prompt_tokens_total")
+        .description("prompt tokens of those prompts found in the prefix cache, not computed")
+        .register(metrics());
     kvServer = new KvTransferServer(vertx, leases, metrics());
     return kvServer.listen(options.host(), options.kvPort(),
         KvTransferServer.Settings.withStallMillis(options.kvStallMillis()));
@@ -123,6 +127,7 @@ public final class PrefillVerticle extends WorkerVerticle {
       try {
         if (result.succeeded()) {
           prefilled.increment();
+          cachedPromptTokens.increment(result.result().cachedPromptTokens());
           message.reply(toResult(request.requestId(), result.result()).toJson());
         } else {
           if (!(result.cause() instanceof ServiceException)) {

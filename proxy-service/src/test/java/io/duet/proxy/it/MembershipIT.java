@@ -1,5 +1,10 @@
 package io.duet.proxy.it;
 
+import static io.duet.service.StatusPages.DECODE_RUNNING;
+import static io.duet.service.StatusPages.DECODE_TOKENS;
+import static io.duet.service.StatusPages.KV_BLOCKS_USED;
+import static io.duet.service.StatusPages.KV_LEASES;
+import static io.duet.service.StatusPages.PREFILL_PROMPTS;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
@@ -9,6 +14,7 @@ import io.duet.engine.EngineOptions;
 import io.duet.engine.OfflineGenerator;
 import io.duet.engine.SamplingParams;
 import io.duet.service.ServiceTests;
+import io.duet.service.StatusPages;
 import io.vertx.core.json.JsonObject;
 import java.io.IOException;
 import java.net.http.HttpClient;
@@ -73,14 +79,7 @@ class MembershipIT {
    * token costs a millisecond or more through the proxy), short enough to end soon after.
    */
   private static final int STREAM_TOKENS = 1_000;
-  private static final Pattern PREFILLED =
-      StatusPages.metricPattern("duet_prefill_prompts_total", "");
-  private static final Pattern LEASES = StatusPages.metricPattern("duet_kv_leases", "");
-  private static final Pattern KV_USED = StatusPages.metricPattern("duet_kv_blocks_used", "");
-  private static final Pattern RUNNING = StatusPages.metricPattern("duet_decode_running", "");
   private static final Pattern WAITING = StatusPages.metricPattern("duet_decode_waiting", "");
-  private static final Pattern DECODED =
-      StatusPages.metricPattern("duet_decode_tokens_total", "");
   private static final Pattern IN_FLIGHT =
       StatusPages.metricPattern("duet_requests_in_flight", "");
 
@@ -211,7 +210,7 @@ class MembershipIT {
       joining = startTestInstance("p-0-joining", "prefill");
       long ready = awaitReady(joining);
       long prefilled = awaitWithin("the joining prefill instance to prefill a prompt",
-          () -> pages.metric(joining.statusPort(), PREFILLED) >= 1, READY_TIMEOUT);
+          () -> pages.metric(joining.statusPort(), PREFILL_PROMPTS) >= 1, READY_TIMEOUT);
       figure("a prefill instance started in %d ms (launch to ready)", launched, ready);
       figure("a prefill instance got traffic %d ms after it was ready", ready, prefilled);
       assertTrue(prefilled - ready <= JOIN_LIMIT.toNanos(), "traffic came "
@@ -221,8 +220,8 @@ class MembershipIT {
 
     try (SseStream holder = holdTheDecodeSlot()) {
       List<SseStream> queued = queueUntilLeasedOn(joining);
-      double prefilledThere = pages.metric(joining.statusPort(), PREFILLED);
-      double prefilledOnP1 = pages.metric(p1.statusPort(), PREFILLED);
+      double prefilledThere = pages.metric(joining.statusPort(), PREFILL_PROMPTS);
+      double prefilledOnP1 = pages.metric(p1.statusPort(), PREFILL_PROMPTS);
       long stopped = System.nanoTime();
       ChildJvms.terminate(joining.child());
       awaitWithin("the stopped prefill instance to drain",
@@ -232,15 +231,15 @@ class MembershipIT {
       queued.add(during);
       await("the request sent during the drain to wait in d-1's queue",
           () -> pages.metric(d1.statusPort(), WAITING) == queued.size(), REQUEST_TIMEOUT);
-      assertEquals(prefilledOnP1 + 1, pages.metric(p1.statusPort(), PREFILLED),
+      assertEquals(prefilledOnP1 + 1, pages.metric(p1.statusPort(), PREFILL_PROMPTS),
           "the request sent during the drain was prefilled on p-1");
-      assertEquals(prefilledThere, pages.metric(joining.statusPort(), PREFILLED),
+      assertEquals(prefilledThere, pages.metric(joining.statusPort(), PREFILL_PROMPTS),
           "the draining instance prefilled nothing more");
       assertTrue(joining.child().isAlive(), "it drains while its KV is leased");
 
       holder.close(); // the client leaves: d-1 frees its slot and pulls the queued requests
       assertEveryCompletedRight(queued);
-      assertEquals(prefilledOnP1 + 1, pages.metric(p1.statusPort(), PREFILLED),
+      assertEquals(prefilledOnP1 + 1, pages.metric(p1.statusPort(), PREFILL_PROMPTS),
           "the KV leased on the draining instance was pulled from it, not prefilled again");
       joining.child().process().onExit().get(REQUEST_TIMEOUT.toSeconds(), TimeUnit.SECONDS);
       figure("a prefill instance drained and exited %d ms after SIGTERM (its leased KV pulled "
@@ -257,15 +256,15 @@ class MembershipIT {
   @Test
   void aPrefillInstanceKilledBeforeItsKvIsPulledCostsARePrefillNotAnError() throws Exception {
     Instance doomed = startTestInstance("p-0-killed", "prefill");
-    awaitTraffic(doomed, PREFILLED);
+    awaitTraffic(doomed, PREFILL_PROMPTS);
     try (SseStream holder = holdTheDecodeSlot()) {
       List<SseStream> queued = queueUntilLeasedOn(doomed);
-      double prefilledOnP1 = pages.metric(p1.statusPort(), PREFILLED);
+      double prefilledOnP1 = pages.metric(p1.statusPort(), PREFILL_PROMPTS);
       ChildJvms.kill(doomed.child());
 
       holder.close();
       assertEveryCompletedRight(queued);
-      assertEquals(prefilledOnP1 + 1, pages.metric(p1.statusPort(), PREFILLED),
+      assertEquals(prefilledOnP1 + 1, pages.metric(p1.statusPort(), PREFILL_PROMPTS),
           "the request whose KV was lost was prefilled again on p-1");
     }
     awaitNoKvHeld();
@@ -294,9 +293,9 @@ class MembershipIT {
   void aDecodeInstanceThatDiesMidStreamFailsItsStreamsWithinThreeSecondsAndOnlyThose(Death death)
       throws Exception {
     Instance doomed = startTestInstance("d-0-" + death.name().toLowerCase(Locale.ROOT), "decode");
-    awaitTraffic(doomed, DECODED);
+    awaitTraffic(doomed, DECODE_TOKENS);
     List<SseStream> streams = streamsOnBoth(doomed);
-    int onDoomed = (int) pages.metric(doomed.statusPort(), RUNNING);
+    int onDoomed = (int) pages.metric(doomed.statusPort(), DECODE_RUNNING);
 
     long died = System.nanoTime();
     if (death == Death.KILLED) {
@@ -331,7 +330,7 @@ class MembershipIT {
   @Test
   void aDecodeInstanceStoppedWithSigtermLetsItsStreamsFinish() throws Exception {
     Instance stopping = startTestInstance("d-0-stopped", "decode");
-    awaitTraffic(stopping, DECODED);
+    awaitTraffic(stopping, DECODE_TOKENS);
     List<SseStream> streams = streamsOnBoth(stopping);
 
     long stopped = System.nanoTime();
@@ -427,7 +426,7 @@ class MembershipIT {
   private static SseStream holdTheDecodeSlot() throws Exception {
     SseStream holder = SseStream.open(proxyPort, request("Once upon a time", TO_THE_END));
     await("the holding stream to run on d-1",
-        () -> pages.metric(d1.statusPort(), RUNNING) == 1 && !holder.events().isEmpty(),
+        () -> pages.metric(d1.statusPort(), DECODE_RUNNING) == 1 && !holder.events().isEmpty(),
         REQUEST_TIMEOUT);
     return holder;
   }
@@ -446,7 +445,7 @@ class MembershipIT {
       queued.add(SseStream.open(proxyPort, request(prompt, 20)));
       await("the request to wait in d-1's queue",
           () -> pages.metric(d1.statusPort(), WAITING) == queued.size(), REQUEST_TIMEOUT);
-      if (pages.metric(prefill.statusPort(), LEASES) > 0) {
+      if (pages.metric(prefill.statusPort(), KV_LEASES) > 0) {
         return queued;
       }
     }
@@ -465,10 +464,12 @@ class MembershipIT {
     for (String prompt : prompts) {
       streams.add(SseStream.open(proxyPort, request(prompt, STREAM_TOKENS)));
       await("the stream to be taken by a decode instance",
-          () -> pages.metric(d1.statusPort(), RUNNING) + pages.metric(d1.statusPort(), WAITING)
-              + pages.metric(other.statusPort(), RUNNING) == streams.size(), REQUEST_TIMEOUT);
-      if (pages.metric(d1.statusPort(), RUNNING) == 1
-          && pages.metric(other.statusPort(), RUNNING) >= 1) {
+          () -> pages.metric(d1.statusPort(), DECODE_RUNNING)
+              + pages.metric(d1.statusPort(), WAITING)
+              + pages.metric(other.statusPort(), DECODE_RUNNING) == streams.size(),
+          REQUEST_TIMEOUT);
+      if (pages.metric(d1.statusPort(), DECODE_RUNNING) == 1
+          && pages.metric(other.statusPort(), DECODE_RUNNING) >= 1) {
         return streams;
       }
     }
@@ -545,9 +546,9 @@ class MembershipIT {
   private static void awaitNoKvHeld() {
     for (Instance instance : List.of(p1, d1)) {
       await(instance.id() + " to hold no KV block",
-          () -> pages.metric(instance.statusPort(), KV_USED) == 0, IDLE_TIMEOUT);
+          () -> pages.metric(instance.statusPort(), KV_BLOCKS_USED) == 0, IDLE_TIMEOUT);
     }
-    await("p-1 to hold no KV lease", () -> pages.metric(p1.statusPort(), LEASES) == 0,
+    await("p-1 to hold no KV lease", () -> pages.metric(p1.statusPort(), KV_LEASES) == 0,
         IDLE_TIMEOUT);
   }
 

@@ -1,5 +1,9 @@
 package io.duet.proxy.it;
 
+import static io.duet.service.StatusPages.DECODE_RUNNING;
+import static io.duet.service.StatusPages.DECODE_TOKENS;
+import static io.duet.service.StatusPages.KV_BLOCKS_USED;
+import static io.duet.service.StatusPages.KV_LEASES;
 import static java.nio.charset.StandardCharsets.UTF_8;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -16,6 +20,7 @@ import io.duet.proxy.ChatMessage;
 import io.duet.proxy.ChatTemplate;
 import io.duet.service.ServiceRuntime;
 import io.duet.service.ServiceTests;
+import io.duet.service.StatusPages;
 import io.vertx.core.json.JsonArray;
 import io.vertx.core.json.JsonObject;
 import java.io.IOException;
@@ -87,12 +92,6 @@ class ThreeJvmClusterIT {
   private static final int HAZELCAST_PORT_COUNT = 20;
   /** How often a condition of another JVM (its metrics, its model list) is looked at. */
   private static final Duration POLL = Duration.ofMillis(100);
-  private static final Pattern KV_USED = StatusPages.metricPattern("duet_kv_blocks_used", "");
-  private static final Pattern KV_LEASES = StatusPages.metricPattern("duet_kv_leases", "");
-  private static final Pattern DECODE_RUNNING =
-      StatusPages.metricPattern("duet_decode_running", "");
-  private static final Pattern DECODE_TOKENS =
-      StatusPages.metricPattern("duet_decode_tokens_total", "");
   /** The decode instance's data-parallel ranks; rank r's status port is decodeHttpPort + r. */
   private static final int DECODE_RANKS = 2;
   /** The example client's last line when the proxy answered its cancel while the request ran. */
@@ -789,9 +788,10 @@ class ThreeJvmClusterIT {
     for (int rank = 0; rank < decodeRanks; rank++) {
       int port = decodePort + rank;
       awaitTrue("decode rank " + rank + " to free every KV block" + of,
-          () -> metric(port, KV_USED) == 0);
+          () -> metric(port, KV_BLOCKS_USED) == 0);
     }
-    awaitTrue("prefill to free every KV block" + of, () -> metric(prefillPort, KV_USED) == 0);
+    awaitTrue("prefill to free every KV block" + of,
+        () -> metric(prefillPort, KV_BLOCKS_USED) == 0);
     awaitTrue("prefill to hold no KV lease" + of, () -> metric(prefillPort, KV_LEASES) == 0);
   }
 

@@ -1,4 +1,4 @@
-package io.duet.proxy.it;
+package io.duet.service;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
@@ -17,27 +17,37 @@ import java.util.TreeSet;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
-/** Reads the status pages of the children: a page, a Prometheus metric. */
-final class StatusPages {
+/**
+ * Reads the HTTP pages of a cluster's processes for the integration tests (published with
+ * service-common's test-jar): a page, a Prometheus metric, the models a proxy serves.
+ */
+public final class StatusPages {
+
+  /** Counters and gauges of the prefill and decode instances (a decode rank's on its own page). */
+  public static final Pattern PREFILL_PROMPTS = metricPattern("duet_prefill_prompts_total", "");
+  public static final Pattern KV_BLOCKS_USED = metricPattern("duet_kv_blocks_used", "");
+  public static final Pattern KV_LEASES = metricPattern("duet_kv_leases", "");
+  public static final Pattern DECODE_RUNNING = metricPattern("duet_decode_running", "");
+  public static final Pattern DECODE_TOKENS = metricPattern("duet_decode_tokens_total", "");
 
   private final HttpClient http;
 
-  StatusPages(HttpClient http) {
+  public StatusPages(HttpClient http) {
     this.http = http;
   }
 
-  static URI uri(int port, String path) {
+  public static URI uri(int port, String path) {
     return URI.create("http://127.0.0.1:" + port + path);
   }
 
   /** The value of a metric whose labels match {@code labelMatch} (a regex, "" for any). */
-  static Pattern metricPattern(String name, String labelMatch) {
+  public static Pattern metricPattern(String name, String labelMatch) {
     return Pattern.compile("(?m)^" + Pattern.quote(name) + "\\{[^}]*" + labelMatch
         + "[^}]*\\}\\s+(\\S+)$");
   }
 
   /** The first value of {@code pattern} in the metrics of the child on {@code port}. */
-  double metric(int port, Pattern pattern) {
+  public double metric(int port, Pattern pattern) {
     String text = get(port, "/metrics");
     Matcher m = pattern.matcher(text);
     if (!m.find()) {
@@ -47,7 +57,7 @@ final class StatusPages {
   }
 
   /** {@code GET path} on {@code port}, or empty while nothing listens there. */
-  Optional<HttpResponse<String>> tryGet(int port, String path) {
+  public Optional<HttpResponse<String>> tryGet(int port, String path) {
     try {
       return Optional.of(http.send(HttpRequest.newBuilder(uri(port, path))
           .timeout(Duration.ofSeconds(2)).GET().build(), HttpResponse.BodyHandlers.ofString()));
@@ -60,7 +70,7 @@ final class StatusPages {
   }
 
   /** The models a proxy lists in {@code GET /v1/models}; empty while it does not answer 200. */
-  Optional<Set<String>> servedModels(int proxyPort) {
+  public Optional<Set<String>> servedModels(int proxyPort) {
     return tryGet(proxyPort, "/v1/models").filter(answer -> answer.statusCode() == 200)
         .map(answer -> {
           Set<String> models = new TreeSet<>();
@@ -73,7 +83,7 @@ final class StatusPages {
   }
 
   /** {@code GET path} on {@code port}; it must answer 200. */
-  String get(int port, String path) {
+  public String get(int port, String path) {
     try {
       HttpResponse<String> response = http.send(HttpRequest.newBuilder(uri(port, path))
           .timeout(Duration.ofSeconds(10)).GET().build(), HttpResponse.BodyHandlers.ofString());
