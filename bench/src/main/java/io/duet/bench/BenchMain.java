@@ -13,7 +13,7 @@ import picocli.CommandLine.Command;
     description = "Serving benchmarks: PD latency vs the engine alone, KV transfer throughput, "
         + "event-bus overhead per streamed token, the proxy's time per routing decision.",
     subcommands = {PdLatencyCommand.class, KvTransferCommand.class,
-        EventBusOverheadCommand.class, RoutingCommand.class})
+        EventBusOverheadCommand.class, RoutingCommand.class, HttpLoadCommand.class})
 public final class BenchMain {
 
   private static final String LOGBACK_CONFIG = "logback.configurationFile";

@@ -3,6 +3,7 @@ package io.duet.bench.impl;
 import io.duet.cluster.DuetConfig;
 import io.duet.cluster.Settings;
 import io.duet.contract.DecodeEvent;
+import io.duet.contract.InstanceInfo;
 import io.duet.contract.SamplingSpec;
 import io.duet.decode.DecodeOptions;
 import io.duet.decode.DecodeVerticle;
@@ -12,7 +13,11 @@ import io.duet.prefill.PrefillOptions;
 import io.duet.prefill.PrefillVerticle;
 import io.duet.proxy.CompletionJob;
 import io.duet.proxy.CompletionStream;
+import io.duet.proxy.ProxyOptions;
+import io.duet.proxy.ProxyVerticle;
 import io.duet.proxy.cluster.ClusterBackend;
+import io.duet.proxy.routing.Routing;
+import io.duet.proxy.routing.RoutingOptions;
 import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.vertx.core.Context;
@@ -22,6 +27,7 @@ import io.vertx.core.Vertx;
 import java.util.Arrays;
 import java.util.List;
 import java.util.function.IntConsumer;
+import java.util.function.Supplier;
 
 /**
  * An embedded 1P1D on a local (non-clustered) Vert.x, as the proxy's pipeline test runs it:
@@ -32,20 +38,22 @@ import java.util.function.IntConsumer;
  */
 public final class PdPipeline implements AutoCloseable {
 
-  private static final String MODEL = "bench";
+  public static final String MODEL = "bench";
   private static final long TIMEOUT_MILLIS = 600_000;
 
   private final Vertx vertx;
   private final Engine prefillEngine;
   private final Engine decodeEngine;
+  private final Supplier<List<InstanceInfo>> registry;
   private final ClusterBackend backend;
   private final Context context;
 
   private PdPipeline(Vertx vertx, Engine prefillEngine, Engine decodeEngine,
-      ClusterBackend backend, Context context) {
+      Supplier<List<InstanceInfo>> registry, ClusterBackend backend, Context context) {
     this.vertx = vertx;
     this.prefillEngine = prefillEngine;
     this.decodeEngine = decodeEngine;
+    this.registry = registry;
     this.backend = backend;
     this.context = context;
   }
@@ -67,21 +75,36 @@ public final class PdPipeline implements AutoCloseable {
               MODEL, 0),
           new PrometheusMeterRegistry(PrometheusConfig.DEFAULT));
       Futures.await(vertx.deployVerticle(prefill).compose(id -> vertx.deployVerticle(decode)), 60);
-      ClusterBackend backend = new ClusterBackend(vertx, () -> List.of(prefill.info(),
-          decode.info()), "bench-proxy", defaults.get(Settings.PROXY_STREAM_CREDITS),
-          TIMEOUT_MILLIS);
+      Supplier<List<InstanceInfo>> registry = () -> List.of(prefill.info(), decode.info());
+      ClusterBackend backend = new ClusterBackend(vertx, registry, "bench-proxy",
+          defaults.get(Settings.PROXY_STREAM_CREDITS), TIMEOUT_MILLIS);
       // The backend is confined to one context, as it is inside the proxy verticle.
       Context context = vertx.getOrCreateContext();
       Promise<Void> opened = Promise.promise();
       context.runOnContext(v -> backend.open().onComplete(opened));
       Futures.await(opened.future(), 60);
-      return new PdPipeline(vertx, prefillEngine, decodeEngine, backend, context);
+      return new PdPipeline(vertx, prefillEngine, decodeEngine, registry, backend, context);
     } catch (Exception e) {
       vertx.close();
       prefillEngine.close();
       decodeEngine.close();
       throw e;
     }
+  }
+
+  /**
+   * Puts the proxy's OpenAI API in front of this 1P1D, as the embedded proxy runs it (one HTTP
+   * server, a cluster backend of its own, default routing), on a random port of 127.0.0.1;
+   * completes with the port. The served model is {@value #MODEL}.
+   */
+  public Future<Integer> serveHttp() {
+    DuetConfig defaults = DuetConfig.defaults();
+    PrometheusMeterRegistry metrics = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
+    ProxyVerticle proxy = new ProxyVerticle(ClusterBackend.perEventLoop(vertx, registry,
+        "bench-http-proxy", Routing.create(new RoutingOptions(), metrics),
+        defaults.get(Settings.PROXY_STREAM_CREDITS), TIMEOUT_MILLIS),
+        new ProxyOptions().setHost("127.0.0.1").setPort(0).setInstances(1), metrics);
+    return vertx.deployVerticle(proxy).map(id -> proxy.actualPort());
   }
 
   public Engine prefillEngine() {
