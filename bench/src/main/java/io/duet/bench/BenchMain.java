@@ -13,7 +13,7 @@ import picocli.CommandLine.Command;
     description = "Serving benchmarks: PD latency vs the engine alone, KV transfer throughput, "
         + "event-bus overhead per streamed token, the proxy's time per routing decision.",
     subcommands = {PdLatencyCommand.class, KvTransferCommand.class,
-        EventBusOverheadCommand.class, RoutingCommand.class, HttpLoadCommand.class})
+        EventBusOverheadCommand.class, RoutingCommand.class, HttpLoadCommand.class, ReloadLagCommand.class, JoinLagCommand.class})
 public final class BenchMain {
 
   private static final String LOGBACK_CONFIG = "logback.configurationFile";
@@ -25,6 +25,11 @@ public final class BenchMain {
       System.setProperty(LOGBACK_CONFIG, "logback-bench.xml");
     }
     ServiceRuntime.relaunchIfNeeded(BenchMain.class, args);
-    System.exit(new CommandLine(new BenchMain()).execute(args));
+    System.exit(commandLine().execute(args));
+  }
+
+  /** The command line, which takes enum values in any case ({@code --arrivals poisson}). */
+  static CommandLine commandLine() {
+    return new CommandLine(new BenchMain()).setCaseInsensitiveEnumValuesAllowed(true);
   }
 }

@@ -28,9 +28,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
-import picocli.CommandLine.ITypeConverter;
 import picocli.CommandLine.Option;
-import picocli.CommandLine.TypeConversionException;
 
 /**
  * An open-loop load against any OpenAI-compatible server's streamed {@code /v1/completions}:
@@ -53,22 +51,9 @@ final class HttpLoadCommand extends BenchCommand {
   @Option(names = "--rate", required = true, description = "requests per second")
   double rate;
 
-  @Option(names = "--arrivals", converter = ShapeName.class, description = "constant (evenly "
-      + "spaced) or poisson (exponential gaps) (default: poisson)")
+  @Option(names = "--arrivals", description = "constant (evenly spaced) or poisson "
+      + "(exponential gaps) (default: poisson)")
   Arrivals.Shape arrivals = Arrivals.Shape.POISSON;
-
-  /** The arrival shapes by their names in lower case. */
-  static final class ShapeName implements ITypeConverter<Arrivals.Shape> {
-    @Override
-    public Arrivals.Shape convert(String value) {
-      for (Arrivals.Shape shape : Arrivals.Shape.values()) {
-        if (shape.name().equalsIgnoreCase(value)) {
-          return shape;
-        }
-      }
-      throw new TypeConversionException("expected constant or poisson, was '" + value + "'");
-    }
-  }
 
   @Option(names = "--seed", description = "seeds the arrivals and the prompts "
       + "(default: ${DEFAULT-VALUE})")
@@ -268,8 +253,8 @@ final class HttpLoadCommand extends BenchCommand {
         "req/s", "output tok/s", "waited for a slot");
     totals.row(outcomes.size(), completed.size(), outcomes.size() - completed.size(),
         summary.outputTokens, Table.num(summary.wallSeconds, 3), Table.num(requestRate, 3),
-        Table.num(tokenRate, 1), outcomes.stream().filter(o -> o.waitNanos()
-            > TimeUnit.MILLISECONDS.toNanos(1)).count());
+        Table.num(tokenRate, 1), outcomes.stream().filter(o -> o.waitNanos() > 0)
+            .count());
     totals.print(out);
     if (!errors.isEmpty()) {
       Table failures = new Table(1, "failure", "requests");

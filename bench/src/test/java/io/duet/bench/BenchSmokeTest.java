@@ -6,14 +6,27 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.duet.bench.impl.Futures;
 import io.duet.bench.impl.PdPipeline;
 import io.duet.engine.EngineOptions;
+import io.duet.contract.InstanceInfo;
+import io.duet.contract.Role;
+import io.duet.service.StatusServer;
+import io.micrometer.core.instrument.Counter;
+import io.micrometer.prometheusmetrics.PrometheusConfig;
+import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
+import io.vertx.core.Vertx;
 import io.vertx.core.json.JsonObject;
 import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.file.Files;
+import java.net.ServerSocket;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -39,7 +52,7 @@ class BenchSmokeTest {
   private static String run(String... args) {
     StringWriter out = new StringWriter();
     StringWriter err = new StringWriter();
-    CommandLine cli = new CommandLine(new BenchMain());
+    CommandLine cli = BenchMain.commandLine();
     cli.setOut(new PrintWriter(out));
     cli.setErr(new PrintWriter(err));
     int exit = cli.execute(args);
@@ -180,7 +193,7 @@ class BenchSmokeTest {
   @Timeout(value = 90, unit = TimeUnit.SECONDS)
   void httpLoad() throws Exception {
     try (PdPipeline pipeline = embedded1p1d()) {
-      int port = Futures.await(pipeline.serveHttp(), 30);
+      int port = Futures.await(pipeline.serveHttp(proxyConfig()), 30);
       Path json = temp.resolve("http.json");
       String out = run("http-load", "--url", "http://127.0.0.1:" + port, "--rate", "20",
           "--arrivals", "constant", "--requests", "6", "-z", shared("aidreams260K.tok512.bin"),
@@ -215,7 +228,7 @@ class BenchSmokeTest {
   @Timeout(value = 90, unit = TimeUnit.SECONDS)
   void httpLoadCountsFailuresByStatus() throws Exception {
     try (PdPipeline pipeline = embedded1p1d()) {
-      int port = Futures.await(pipeline.serveHttp(), 30);
+      int port = Futures.await(pipeline.serveHttp(proxyConfig()), 30);
       Path json = temp.resolve("http-failing.json");
       Path prompts = Files.writeString(temp.resolve("prompts.txt"), "hello there\n\nhow are you\n");
       String out = run("http-load", "--url", "http://127.0.0.1:" + port, "--model", "nope",
@@ -227,6 +240,87 @@ class BenchSmokeTest {
           figures.getInteger("completed"), figures.getInteger("failed")), figures.encode());
       assertEquals(new JsonObject().put("HTTP 404", 3), figures.getJsonObject("errors"));
     }
+  }
+
+  /**
+   * reload-lag against the embedded 1P1D's proxy while requests flow one after another: each
+   * change of the file's prefill policy shows in a decision under the new policy, and the file
+   * ends as it began.
+   */
+  @Test
+  @Timeout(value = 120, unit = TimeUnit.SECONDS)
+  void reloadLag() throws Exception {
+    try (PdPipeline pipeline = embedded1p1d()) {
+      Path config = proxyConfig();
+      String before = Files.readString(config);
+      String url = "http://127.0.0.1:" + Futures.await(pipeline.serveHttp(config), 30);
+      Path json = temp.resolve("reload.json");
+      CompletableFuture<String> lag = CompletableFuture.supplyAsync(() -> run("reload-lag",
+          config.toString(), "--url", url, "--changes", "2", "--json", json.toString()));
+      HttpClient http = HttpClient.newHttpClient();
+      HttpRequest request = HttpRequest.newBuilder(URI.create(url + "/v1/completions"))
+          .header("Content-Type", "application/json")
+          .POST(HttpRequest.BodyPublishers.ofString(new JsonObject()
+              .put("model", PdPipeline.MODEL).put("prompt", "hello").put("max_tokens", 2)
+              .encode())).build();
+      while (!lag.isDone()) {
+        HttpResponse<String> answer = http.send(request, HttpResponse.BodyHandlers.ofString());
+        assertEquals(200, answer.statusCode(), "no request fails while the policy changes: "
+            + answer.body());
+      }
+      String out = lag.get();
+      assertTrue(out.contains("least-prompt-tokens  round-robin"), out);
+      JsonObject figures = new JsonObject(Files.readString(json));
+      assertEquals(2, figures.getJsonArray("changes").size(), figures.encode());
+      for (int i = 0; i < 2; i++) {
+        JsonObject change = figures.getJsonArray("changes").getJsonObject(i);
+        assertTrue(change.getDouble("replyMs") > 0, change.encode());
+        assertTrue(change.getDouble("firstDecisionMs") > 0, change.encode());
+      }
+      assertEquals(before, Files.readString(config), "the file ends as it began");
+    }
+  }
+
+  /**
+   * join-lag against a status endpoint that starts answering after the command started and
+   * then counts one prompt.
+   */
+  @Test
+  @Timeout(value = 60, unit = TimeUnit.SECONDS)
+  void joinLag() throws Exception {
+    PrometheusMeterRegistry metrics = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
+    Counter prompts = Counter.builder("duet_prefill_prompts_total").register(metrics);
+    int port;
+    try (ServerSocket free = new ServerSocket(0)) {
+      port = free.getLocalPort();
+    }
+    Path json = temp.resolve("join.json");
+    CompletableFuture<String> lag = CompletableFuture.supplyAsync(() -> run("join-lag",
+        "http://127.0.0.1:" + port, "--timeout", "30", "--json", json.toString()));
+    Vertx vertx = Vertx.vertx();
+    try {
+      Futures.await(new StatusServer("127.0.0.1", port, metrics).start(vertx,
+          () -> new InstanceInfo("p9", Role.PREFILL, 0, 1, "127.0.0.1", port, 0, "", "", "", 0,
+              new InstanceInfo.Load(0, 0, 0, 0, 0), System.currentTimeMillis())), 30);
+      prompts.increment();
+      String out = lag.get(40, TimeUnit.SECONDS);
+      assertTrue(out.contains("first duet_prefill_prompts_total"), out);
+      JsonObject figures = new JsonObject(Files.readString(json));
+      assertTrue(figures.getDouble("readyMs") > 0, figures.encode());
+      assertTrue(figures.getDouble("readyToWorkMs") >= 0, figures.encode());
+    } finally {
+      Futures.await(vertx.close(), 30);
+    }
+  }
+
+  /** A proxy on any free port with one HTTP server; its prefill policy is least-prompt-tokens. */
+  private Path proxyConfig() throws Exception {
+    return Files.writeString(temp.resolve("proxy.yaml"), """
+        proxy:
+          port: 0
+          http-instances: 1
+          prefill-policy: least-prompt-tokens
+        """);
   }
 
   private static PdPipeline embedded1p1d() throws Exception {

@@ -32,7 +32,8 @@ public final class OpenLoopClient implements AutoCloseable {
    * What one request gave.
    *
    * @param timing its token events, timed from when it was due
-   * @param waitNanos how long it waited for a slot under the in-flight cap
+   * @param waitNanos how long it waited for a slot under the in-flight cap, 0 when it found one
+   *     (its timer firing late is not counted here, but is in its latencies)
    * @param error why it failed ({@code HTTP 429}, {@code connection}, {@code timeout},
    *     {@code error event}, ...), null when it succeeded
    * @param promptTokens the prompt's tokens as the server counted them, -1 if unknown
@@ -120,6 +121,10 @@ public final class OpenLoopClient implements AutoCloseable {
     final Promise<List<Outcome>> done;
     final Outcome[] outcomes;
     final ArrayDeque<Integer> waiting = new ArrayDeque<>();
+    /** When each request joined {@link #waiting}: its timer may fire a little after it is due. */
+    final long[] admitted;
+    /** Whether it joined behind a full cap (else it is sent at once). */
+    final boolean[] capped;
     final long start = System.nanoTime();
     int due;
     int inFlight;
@@ -131,11 +136,16 @@ public final class OpenLoopClient implements AutoCloseable {
       this.offsets = offsets;
       this.done = done;
       this.outcomes = new Outcome[bodies.size()];
+      this.admitted = new long[bodies.size()];
+      this.capped = new boolean[bodies.size()];
     }
 
     /** Admits every request due by now and sets a timer for the next one. */
     void dueNext() {
-      while (due < offsets.length && start + offsets[due] <= System.nanoTime()) {
+      long now = System.nanoTime();
+      while (due < offsets.length && start + offsets[due] <= now) {
+        admitted[due] = now;
+        capped[due] = inFlight + waiting.size() >= maxInFlight;
         waiting.add(due++);
       }
       sendWaiting();
@@ -153,13 +163,14 @@ public final class OpenLoopClient implements AutoCloseable {
       while (inFlight < maxInFlight && !waiting.isEmpty()) {
         int index = waiting.poll();
         inFlight++;
-        send(index, start + offsets[index]);
+        send(index);
       }
     }
 
-    void send(int index, long dueNanos) {
-      long waitNanos = System.nanoTime() - dueNanos;
-      RequestTiming timing = new RequestTiming(dueNanos);
+    void send(int index) {
+      // A request that found a slot did not wait, even if the machine paused this thread.
+      long waitNanos = capped[index] ? System.nanoTime() - admitted[index] : 0;
+      RequestTiming timing = new RequestTiming(start + offsets[index]);
       http.request(new RequestOptions().setMethod(HttpMethod.POST)
               .setAbsoluteURI(base.resolve("/v1/completions").toString())
               .setIdleTimeout(idleTimeoutMillis)

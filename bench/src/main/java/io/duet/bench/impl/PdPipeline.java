@@ -1,9 +1,12 @@
 package io.duet.bench.impl;
 
+import io.duet.cluster.ConfigFlags;
+import io.duet.cluster.ConfigLoader;
 import io.duet.cluster.DuetConfig;
 import io.duet.cluster.Settings;
 import io.duet.contract.DecodeEvent;
 import io.duet.contract.InstanceInfo;
+import io.duet.contract.Role;
 import io.duet.contract.SamplingSpec;
 import io.duet.decode.DecodeOptions;
 import io.duet.decode.DecodeVerticle;
@@ -13,19 +16,21 @@ import io.duet.prefill.PrefillOptions;
 import io.duet.prefill.PrefillVerticle;
 import io.duet.proxy.CompletionJob;
 import io.duet.proxy.CompletionStream;
-import io.duet.proxy.ProxyOptions;
+import io.duet.proxy.ConfigReload;
+import io.duet.proxy.ProxyMain;
 import io.duet.proxy.ProxyVerticle;
 import io.duet.proxy.cluster.ClusterBackend;
 import io.duet.proxy.routing.Routing;
-import io.duet.proxy.routing.RoutingOptions;
 import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.vertx.core.Context;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
+import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
 import java.util.function.IntConsumer;
 import java.util.function.Supplier;
 
@@ -93,18 +98,22 @@ public final class PdPipeline implements AutoCloseable {
   }
 
   /**
-   * Puts the proxy's OpenAI API in front of this 1P1D, as the embedded proxy runs it (one HTTP
-   * server, a cluster backend of its own, default routing), on a random port of 127.0.0.1;
-   * completes with the port. The served model is {@value #MODEL}.
+   * Puts the proxy's OpenAI API in front of this 1P1D as the proxy's main makes it, from the
+   * proxy settings of {@code configFile} (port, HTTP servers, routing policies), with
+   * {@code POST /admin/reload} re-reading that file; completes with the port it listens on.
+   * The served model is {@value #MODEL}.
    */
-  public Future<Integer> serveHttp() {
-    DuetConfig defaults = DuetConfig.defaults();
-    PrometheusMeterRegistry metrics = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
-    ProxyVerticle proxy = new ProxyVerticle(ClusterBackend.perEventLoop(vertx, registry,
-        "bench-http-proxy", Routing.create(new RoutingOptions(), metrics),
-        defaults.get(Settings.PROXY_STREAM_CREDITS), TIMEOUT_MILLIS),
-        new ProxyOptions().setHost("127.0.0.1").setPort(0).setInstances(1), metrics);
-    return vertx.deployVerticle(proxy).map(id -> proxy.actualPort());
+  public Future<Integer> serveHttp(Path configFile) {
+    ConfigFlags flags = ConfigFlags.parse("--config", configFile.toString());
+    Supplier<Future<DuetConfig>> loader = () -> ConfigLoader.load(vertx, Role.PROXY, flags,
+        Map.of());
+    return loader.get().compose(config -> {
+      PrometheusMeterRegistry metrics = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
+      Routing routing = ProxyMain.routing(config, metrics);
+      ConfigReload reload = ProxyMain.reload(vertx, loader, config, routing, registry, metrics);
+      ProxyVerticle proxy = ProxyMain.proxy(vertx, config, registry, routing, metrics, reload);
+      return vertx.deployVerticle(proxy).map(id -> proxy.actualPort());
+    });
   }
 
   public Engine prefillEngine() {
