@@ -23,6 +23,7 @@ import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
@@ -257,9 +258,9 @@ class BenchSmokeTest {
       Path json = temp.resolve("reload.json");
       CompletableFuture<String> lag = CompletableFuture.supplyAsync(() -> run("reload-lag",
           config.toString(), "--url", url, "--changes", "2", "--json", json.toString()));
-      HttpClient http = HttpClient.newHttpClient();
+      HttpClient http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).build();
       HttpRequest request = HttpRequest.newBuilder(URI.create(url + "/v1/completions"))
-          .header("Content-Type", "application/json")
+          .timeout(Duration.ofSeconds(30)).header("Content-Type", "application/json")
           .POST(HttpRequest.BodyPublishers.ofString(new JsonObject()
               .put("model", PdPipeline.MODEL).put("prompt", "hello").put("max_tokens", 2)
               .encode())).build();

@@ -17,7 +17,9 @@ public final class StatusPages {
 
   private static final Duration TIMEOUT = Duration.ofSeconds(10);
 
-  private final HttpClient http = HttpClient.newBuilder().connectTimeout(TIMEOUT).build();
+  /** HTTP/1.1 as the status pages speak it, without the client's attempt to upgrade to h2c. */
+  private final HttpClient http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1)
+      .connectTimeout(TIMEOUT).build();
 
   /** An answer: its status and body. */
   public record Answer(int status, String body) {
