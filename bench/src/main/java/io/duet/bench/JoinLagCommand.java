@@ -1,6 +1,8 @@
 package io.duet.bench;
 
 import io.duet.bench.impl.LatencySummary;
+import io.duet.bench.impl.Polling;
+import io.duet.bench.impl.Progress;
 import io.duet.bench.impl.StatusPages;
 import io.vertx.core.json.JsonObject;
 import java.io.PrintWriter;
@@ -44,7 +46,7 @@ final class JoinLagCommand extends BenchCommand {
     requireNotNegative(pollMillis, "--poll-millis");
     requirePositive(timeoutSeconds, "--timeout");
     StatusPages pages = new StatusPages();
-    var progress = progress(2);
+    Progress progress = progress(2);
     long start = System.nanoTime();
     progress.phase("waiting for " + status.resolve("/health") + " to answer");
     long ready = await(() -> pages.tryGet(status.resolve("/health"))
@@ -67,21 +69,10 @@ final class JoinLagCommand extends BenchCommand {
     return 0;
   }
 
-  /** A poll: true once what it waits for has happened. */
-  private interface Poll {
-    boolean done() throws Exception;
-  }
-
-  /** Polls until {@code poll} is done; when it was first seen done. */
-  private long await(Poll poll, String what) throws Exception {
-    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(timeoutSeconds);
-    while (!poll.done()) {
-      if (System.nanoTime() > deadline) {
-        throw new IllegalStateException(status + " did not " + what + " within "
-            + timeoutSeconds + " s");
-      }
-      Thread.sleep(pollMillis);
-    }
-    return System.nanoTime();
+  /** Polls until {@code check} is seen; when it was first seen. */
+  private long await(Polling.Check check, String what) throws Exception {
+    return Polling.until(check, pollMillis,
+        System.nanoTime() + TimeUnit.SECONDS.toNanos(timeoutSeconds),
+        status + " did not " + what + " within " + timeoutSeconds + " s").nanos();
   }
 }

@@ -2,6 +2,7 @@ package io.duet.bench;
 
 import io.duet.bench.impl.Latency;
 import io.duet.bench.impl.LatencySummary;
+import io.duet.bench.impl.Polling;
 import io.duet.bench.impl.Progress;
 import io.duet.bench.impl.StatusPages;
 import io.duet.bench.impl.Table;
@@ -137,18 +138,12 @@ final class ReloadLagCommand extends BenchCommand {
             + answer.body());
       }
     }
-    long deadline = written + TimeUnit.SECONDS.toNanos(timeoutSeconds);
-    int polls = 0;
-    while (pages.metric(metrics, DECISIONS, labels) <= before) {
-      polls++;
-      if (System.nanoTime() > deadline) {
-        throw new IllegalStateException("no prefill decision under " + to + " within "
-            + timeoutSeconds + " s of the change: are requests flowing (http-load)?");
-      }
-      Thread.sleep(pollMillis);
-    }
-    return new Change(from, to, replyMs, (System.nanoTime() - written) / LatencySummary.MS,
-        polls + 1);
+    Polling.Seen seen = Polling.until(() -> pages.metric(metrics, DECISIONS, labels) > before,
+        pollMillis, written + TimeUnit.SECONDS.toNanos(timeoutSeconds), "no prefill decision "
+            + "under " + to + " within " + timeoutSeconds + " s of the change: are requests "
+            + "flowing (http-load)?");
+    return new Change(from, to, replyMs, (seen.nanos() - written) / LatencySummary.MS,
+        seen.polls());
   }
 
   /** Replaces the file in one step, so that the proxy never reads half of it. */
