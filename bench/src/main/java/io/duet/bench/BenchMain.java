@@ -5,15 +5,17 @@ import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
 /**
- * {@code java -jar bench.jar pd-latency|kv-transfer|eventbus-overhead|routing ...}: serving
- * benchmarks of Duet. Results go to stdout as tables (and to {@code --json FILE}); progress and
+ * {@code java -jar bench.jar pd-latency|kv-transfer|eventbus-overhead|routing|http-load|
+ * reload-lag|join-lag ...}: serving benchmarks of Duet. Results go to stdout as tables (and to {@code --json FILE}); progress and
  * logs go to stderr.
  */
 @Command(name = "bench.jar", mixinStandardHelpOptions = true,
     description = "Serving benchmarks: PD latency vs the engine alone, KV transfer throughput, "
-        + "event-bus overhead per streamed token, the proxy's time per routing decision.",
+        + "event-bus overhead per streamed token, the proxy's time per routing decision, an "
+        + "open-loop HTTP load, how long a reload and a joining instance take to show.",
     subcommands = {PdLatencyCommand.class, KvTransferCommand.class,
-        EventBusOverheadCommand.class, RoutingCommand.class})
+        EventBusOverheadCommand.class, RoutingCommand.class, HttpLoadCommand.class,
+        ReloadLagCommand.class, JoinLagCommand.class})
 public final class BenchMain {
 
   private static final String LOGBACK_CONFIG = "logback.configurationFile";
@@ -25,6 +27,11 @@ public final class BenchMain {
       System.setProperty(LOGBACK_CONFIG, "logback-bench.xml");
     }
     ServiceRuntime.relaunchIfNeeded(BenchMain.class, args);
-    System.exit(new CommandLine(new BenchMain()).execute(args));
+    System.exit(commandLine().execute(args));
+  }
+
+  /** The command line, which takes enum values in any case ({@code --arrivals poisson}). */
+  static CommandLine commandLine() {
+    return new CommandLine(new BenchMain()).setCaseInsensitiveEnumValuesAllowed(true);
   }
 }

@@ -3,14 +3,31 @@ package io.duet.bench;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.duet.bench.impl.Futures;
+import io.duet.bench.impl.PdPipeline;
+import io.duet.engine.EngineOptions;
+import io.duet.contract.InstanceInfo;
+import io.duet.contract.Role;
+import io.duet.service.StatusServer;
+import io.micrometer.core.instrument.Counter;
+import io.micrometer.prometheusmetrics.PrometheusConfig;
+import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
+import io.vertx.core.Vertx;
 import io.vertx.core.json.JsonObject;
 import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.file.Files;
+import java.net.ServerSocket;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -36,7 +53,7 @@ class BenchSmokeTest {
   private static String run(String... args) {
     StringWriter out = new StringWriter();
     StringWriter err = new StringWriter();
-    CommandLine cli = new CommandLine(new BenchMain());
+    CommandLine cli = BenchMain.commandLine();
     cli.setOut(new PrintWriter(out));
     cli.setErr(new PrintWriter(err));
     int exit = cli.execute(args);
@@ -47,11 +64,14 @@ class BenchSmokeTest {
 
   /** The columns of text besides the first. */
   private static final Set<String> TEXT_COLUMNS = Set.of("unit", "policy", "setting");
+  /** Counts that are zero when all goes well. */
+  private static final Set<String> MAY_BE_ZERO =
+      Set.of("coalesced events", "failed", "waited for a slot");
 
   /**
    * The numeric cells of every table (a header line, a rule of dashes, rows up to a blank
-   * line; cells separated by two or more spaces), skipping columns named {@code delta ...} or
-   * {@code coalesced events}, which may legitimately be zero or negative.
+   * line; cells separated by two or more spaces), skipping columns named {@code delta ...} and
+   * the counts in {@link #MAY_BE_ZERO}, which may legitimately be zero or negative.
    */
   private static List<Double> figures(String output) {
     List<Double> figures = new ArrayList<>();
@@ -65,7 +85,7 @@ class BenchSmokeTest {
         String[] cells = lines[r].trim().split(" {2,}");
         assertEquals(header.length, cells.length, "cells of row: " + lines[r]);
         for (int c = 0; c < cells.length; c++) {
-          if (header[c].startsWith("delta") || header[c].equals("coalesced events")) {
+          if (header[c].startsWith("delta") || MAY_BE_ZERO.contains(header[c])) {
             continue;
           }
           try {
@@ -163,5 +183,150 @@ class BenchSmokeTest {
       assertEquals(4000, micros.getLong("count"), "2 threads x 2000 decisions");
       assertTrue(micros.getDouble("p50") > 0);
     }
+  }
+
+  /**
+   * http-load against the embedded 1P1D behind the proxy's OpenAI API: every request
+   * completes with exactly max_tokens tokens, and the figures hang together (TTFT within E2E,
+   * one gap fewer than tokens per request at most, the prompts as long as asked).
+   */
+  @Test
+  @Timeout(value = 90, unit = TimeUnit.SECONDS)
+  void httpLoad() throws Exception {
+    try (PdPipeline pipeline = embedded1p1d()) {
+      int port = Futures.await(pipeline.serveHttp(proxyConfig()), 30);
+      Path json = temp.resolve("http.json");
+      String out = run("http-load", "--url", "http://127.0.0.1:" + port, "--rate", "20",
+          "--arrivals", "constant", "--requests", "6", "-z", shared("aidreams260K.tok512.bin"),
+          "--prompt-tokens", "12", "--max-tokens", "5", "--warmup", "1", "--max-concurrency",
+          "4", "--json", json.toString());
+      // 4 metrics x 5 figures + requests, completed, output tokens, wall s, req/s, tok/s
+      assertEquals(4 * 5 + 6, figures(out).size(), out);
+      JsonObject figures = new JsonObject(Files.readString(json));
+      assertEquals(PdPipeline.MODEL, figures.getString("model"), "the model /v1/models lists");
+      assertEquals(List.of(6, 6, 0), List.of(figures.getInteger("requests"),
+          figures.getInteger("completed"), figures.getInteger("failed")), figures.encode());
+      assertTrue(figures.getJsonObject("errors").isEmpty(), figures.encode());
+      JsonObject summary = figures.getJsonObject("summary");
+      assertEquals(30, summary.getLong("outputTokens"), "every request generates max_tokens");
+      long gaps = summary.getJsonObject("itlMs").getLong("count");
+      assertTrue(gaps > 0 && gaps <= 6 * 4, "at most one gap between two of 5 tokens: " + gaps);
+      JsonObject ttft = summary.getJsonObject("ttftMs");
+      JsonObject e2e = summary.getJsonObject("e2eMs");
+      assertEquals(6, ttft.getLong("count"));
+      for (String figure : List.of("p50", "p90", "p99", "max")) {
+        assertTrue(ttft.getDouble(figure) > 0 && ttft.getDouble(figure) <= e2e.getDouble(figure),
+            figure + ": TTFT " + ttft + " within E2E " + e2e);
+      }
+      assertTrue(figures.getInteger("promptTokensMin") >= 2
+          && figures.getInteger("promptTokensMax") <= 12, figures.encode());
+      assertTrue(figures.getDouble("requestsPerSecond") > 0);
+    }
+  }
+
+  /** Failed requests are counted by status, and the run still reports. */
+  @Test
+  @Timeout(value = 90, unit = TimeUnit.SECONDS)
+  void httpLoadCountsFailuresByStatus() throws Exception {
+    try (PdPipeline pipeline = embedded1p1d()) {
+      int port = Futures.await(pipeline.serveHttp(proxyConfig()), 30);
+      Path json = temp.resolve("http-failing.json");
+      Path prompts = Files.writeString(temp.resolve("prompts.txt"), "hello there\n\nhow are you\n");
+      String out = run("http-load", "--url", "http://127.0.0.1:" + port, "--model", "nope",
+          "--rate", "50", "--requests", "3", "--prompts", prompts.toString(), "--warmup", "0",
+          "--json", json.toString());
+      assertTrue(out.contains("HTTP 404"), out);
+      JsonObject figures = new JsonObject(Files.readString(json));
+      assertEquals(List.of(3, 0, 3), List.of(figures.getInteger("requests"),
+          figures.getInteger("completed"), figures.getInteger("failed")), figures.encode());
+      assertEquals(new JsonObject().put("HTTP 404", 3), figures.getJsonObject("errors"));
+    }
+  }
+
+  /**
+   * reload-lag against the embedded 1P1D's proxy while requests flow one after another: each
+   * change of the file's prefill policy shows in a decision under the new policy, and the file
+   * ends as it began.
+   */
+  @Test
+  @Timeout(value = 120, unit = TimeUnit.SECONDS)
+  void reloadLag() throws Exception {
+    try (PdPipeline pipeline = embedded1p1d()) {
+      Path config = proxyConfig();
+      String before = Files.readString(config);
+      String url = "http://127.0.0.1:" + Futures.await(pipeline.serveHttp(config), 30);
+      Path json = temp.resolve("reload.json");
+      CompletableFuture<String> lag = CompletableFuture.supplyAsync(() -> run("reload-lag",
+          config.toString(), "--url", url, "--changes", "2", "--json", json.toString()));
+      HttpClient http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).build();
+      HttpRequest request = HttpRequest.newBuilder(URI.create(url + "/v1/completions"))
+          .timeout(Duration.ofSeconds(30)).header("Content-Type", "application/json")
+          .POST(HttpRequest.BodyPublishers.ofString(new JsonObject()
+              .put("model", PdPipeline.MODEL).put("prompt", "hello").put("max_tokens", 2)
+              .encode())).build();
+      while (!lag.isDone()) {
+        HttpResponse<String> answer = http.send(request, HttpResponse.BodyHandlers.ofString());
+        assertEquals(200, answer.statusCode(), "no request fails while the policy changes: "
+            + answer.body());
+      }
+      String out = lag.get();
+      assertTrue(out.contains("least-prompt-tokens  round-robin"), out);
+      JsonObject figures = new JsonObject(Files.readString(json));
+      assertEquals(2, figures.getJsonArray("changes").size(), figures.encode());
+      for (int i = 0; i < 2; i++) {
+        JsonObject change = figures.getJsonArray("changes").getJsonObject(i);
+        assertTrue(change.getDouble("replyMs") > 0, change.encode());
+        assertTrue(change.getDouble("firstDecisionMs") > 0, change.encode());
+      }
+      assertEquals(before, Files.readString(config), "the file ends as it began");
+    }
+  }
+
+  /**
+   * join-lag against a status endpoint that starts answering after the command started and
+   * then counts one prompt.
+   */
+  @Test
+  @Timeout(value = 60, unit = TimeUnit.SECONDS)
+  void joinLag() throws Exception {
+    PrometheusMeterRegistry metrics = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
+    Counter prompts = Counter.builder("duet_prefill_prompts_total").register(metrics);
+    int port;
+    try (ServerSocket free = new ServerSocket(0)) {
+      port = free.getLocalPort();
+    }
+    Path json = temp.resolve("join.json");
+    CompletableFuture<String> lag = CompletableFuture.supplyAsync(() -> run("join-lag",
+        "http://127.0.0.1:" + port, "--timeout", "30", "--json", json.toString()));
+    Vertx vertx = Vertx.vertx();
+    try {
+      Futures.await(new StatusServer("127.0.0.1", port, metrics).start(vertx,
+          () -> new InstanceInfo("p9", Role.PREFILL, 0, 1, "127.0.0.1", port, 0, "", "", "", 0,
+              new InstanceInfo.Load(0, 0, 0, 0, 0), System.currentTimeMillis())), 30);
+      prompts.increment();
+      String out = lag.get(40, TimeUnit.SECONDS);
+      assertTrue(out.contains("first duet_prefill_prompts_total"), out);
+      JsonObject figures = new JsonObject(Files.readString(json));
+      assertTrue(figures.getDouble("readyMs") > 0, figures.encode());
+      assertTrue(figures.getDouble("readyToWorkMs") >= 0, figures.encode());
+    } finally {
+      Futures.await(vertx.close(), 30);
+    }
+  }
+
+  /** A proxy on any free port with one HTTP server; its prefill policy is least-prompt-tokens. */
+  private Path proxyConfig() throws Exception {
+    return Files.writeString(temp.resolve("proxy.yaml"), """
+        proxy:
+          port: 0
+          http-instances: 1
+          prefill-policy: least-prompt-tokens
+        """);
+  }
+
+  private static PdPipeline embedded1p1d() throws Exception {
+    return PdPipeline.start(new EngineOptions().modelPath(Path.of(shared("aidreams260K.bin")))
+        .tokenizerPath(Path.of(shared("aidreams260K.tok512.bin"))).threads(1)
+        .kvCacheBytes(8L << 20).sharedCores(true), 4);
   }
 }

@@ -1,8 +1,12 @@
 package io.duet.bench.impl;
 
+import io.duet.cluster.ConfigFlags;
+import io.duet.cluster.ConfigLoader;
 import io.duet.cluster.DuetConfig;
 import io.duet.cluster.Settings;
 import io.duet.contract.DecodeEvent;
+import io.duet.contract.InstanceInfo;
+import io.duet.contract.Role;
 import io.duet.contract.SamplingSpec;
 import io.duet.decode.DecodeOptions;
 import io.duet.decode.DecodeVerticle;
@@ -12,16 +16,23 @@ import io.duet.prefill.PrefillOptions;
 import io.duet.prefill.PrefillVerticle;
 import io.duet.proxy.CompletionJob;
 import io.duet.proxy.CompletionStream;
+import io.duet.proxy.ConfigReload;
+import io.duet.proxy.ProxyMain;
+import io.duet.proxy.ProxyVerticle;
 import io.duet.proxy.cluster.ClusterBackend;
+import io.duet.proxy.routing.Routing;
 import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.vertx.core.Context;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
+import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
 import java.util.function.IntConsumer;
+import java.util.function.Supplier;
 
 /**
  * An embedded 1P1D on a local (non-clustered) Vert.x, as the proxy's pipeline test runs it:
@@ -32,20 +43,22 @@ import java.util.function.IntConsumer;
  */
 public final class PdPipeline implements AutoCloseable {
 
-  private static final String MODEL = "bench";
+  public static final String MODEL = "bench";
   private static final long TIMEOUT_MILLIS = 600_000;
 
   private final Vertx vertx;
   private final Engine prefillEngine;
   private final Engine decodeEngine;
+  private final Supplier<List<InstanceInfo>> registry;
   private final ClusterBackend backend;
   private final Context context;
 
   private PdPipeline(Vertx vertx, Engine prefillEngine, Engine decodeEngine,
-      ClusterBackend backend, Context context) {
+      Supplier<List<InstanceInfo>> registry, ClusterBackend backend, Context context) {
     this.vertx = vertx;
     this.prefillEngine = prefillEngine;
     this.decodeEngine = decodeEngine;
+    this.registry = registry;
     this.backend = backend;
     this.context = context;
   }
@@ -67,21 +80,40 @@ public final class PdPipeline implements AutoCloseable {
               MODEL, 0),
           new PrometheusMeterRegistry(PrometheusConfig.DEFAULT));
       Futures.await(vertx.deployVerticle(prefill).compose(id -> vertx.deployVerticle(decode)), 60);
-      ClusterBackend backend = new ClusterBackend(vertx, () -> List.of(prefill.info(),
-          decode.info()), "bench-proxy", defaults.get(Settings.PROXY_STREAM_CREDITS),
-          TIMEOUT_MILLIS);
+      Supplier<List<InstanceInfo>> registry = () -> List.of(prefill.info(), decode.info());
+      ClusterBackend backend = new ClusterBackend(vertx, registry, "bench-proxy",
+          defaults.get(Settings.PROXY_STREAM_CREDITS), TIMEOUT_MILLIS);
       // The backend is confined to one context, as it is inside the proxy verticle.
       Context context = vertx.getOrCreateContext();
       Promise<Void> opened = Promise.promise();
       context.runOnContext(v -> backend.open().onComplete(opened));
       Futures.await(opened.future(), 60);
-      return new PdPipeline(vertx, prefillEngine, decodeEngine, backend, context);
+      return new PdPipeline(vertx, prefillEngine, decodeEngine, registry, backend, context);
     } catch (Exception e) {
       vertx.close();
       prefillEngine.close();
       decodeEngine.close();
       throw e;
     }
+  }
+
+  /**
+   * Puts the proxy's OpenAI API in front of this 1P1D as the proxy's main makes it, from the
+   * proxy settings of {@code configFile} (port, HTTP servers, routing policies), with
+   * {@code POST /admin/reload} re-reading that file; completes with the port it listens on.
+   * The served model is {@value #MODEL}.
+   */
+  public Future<Integer> serveHttp(Path configFile) {
+    ConfigFlags flags = ConfigFlags.parse("--config", configFile.toString());
+    Supplier<Future<DuetConfig>> loader = () -> ConfigLoader.load(vertx, Role.PROXY, flags,
+        Map.of());
+    return loader.get().compose(config -> {
+      PrometheusMeterRegistry metrics = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
+      Routing routing = ProxyMain.routing(config, metrics);
+      ConfigReload reload = ProxyMain.reload(vertx, loader, config, routing, registry, metrics);
+      ProxyVerticle proxy = ProxyMain.proxy(vertx, config, registry, routing, metrics, reload);
+      return vertx.deployVerticle(proxy).map(id -> proxy.actualPort());
+    });
   }
 
   public Engine prefillEngine() {
