@@ -82,7 +82,8 @@ public final class TokenizerBench {
       double scale = Math.pow((double) text.length() / Math.max(1, lastLength), 2);
       String beforeMs;
       if (lastLength > 0 && lastBeforeMs * scale > 120_000) {
-        beforeMs = String.format("~%.0f (est.)", lastBeforeMs * scale);
+        lastBeforeMs *= scale;
+        beforeMs = String.format("~%.0f (est.)", lastBeforeMs);
       } else {
         if (!Arrays.equals(before.apply(text), ids)) {
           throw new AssertionError(name + ": before and after differ");
