@@ -9,8 +9,9 @@ import java.nio.charset.StandardCharsets;
 
 /**
  * Turns one sequence's generated tokens into text as they arrive. Tokens decode to bytes ({@link
- * Tokenizer#decode}), and a character may be split across tokens (byte-fallback tokens carry one
- * byte each), so the bytes of an incomplete UTF-8 character are held until it completes. Bytes
+ * Tokenizer#decode}), and a character may be split across tokens (llama2.c's byte-fallback tokens
+ * carry one byte each, byte-level BPE tokens any run of bytes), so the bytes of an incomplete
+ * UTF-8 character are held until it completes. Bytes
  * that cannot be valid UTF-8 become U+FFFD as soon as that is certain.
  *
  * <p>No byte is filtered out: unlike run.c's {@code safe_printf} this keeps control characters and

@@ -9,8 +9,9 @@ import java.util.function.UnaryOperator;
 import java.util.stream.IntStream;
 
 /**
- * A Hugging Face {@code tokenizer.json} byte-level BPE tokenizer (DeepSeek-V3's, GPT-2's,
- * Llama 3's, Qwen's kind), encoding exactly as the {@code tokenizers} library does:
+ * A Hugging Face {@code tokenizer.json} byte-level BPE tokenizer (the kind DeepSeek-V3, GPT-2,
+ * Llama 3 and Qwen ship; checked id for id against the {@code tokenizers} library on
+ * DeepSeek-V3's file and variants of it), encoding as that library does:
  * <ol>
  *   <li>added tokens are cut out of the text first: those with {@code normalized: false} from
  *   the raw text, then, in what remains after the normalizer ran, those with

@@ -9,7 +9,9 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.duet.engine.ModelFormatException;
 import io.duet.engine.TestFiles;
+import java.io.ByteArrayOutputStream;
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.OptionalInt;
@@ -24,15 +26,14 @@ class HfTokenizerTest {
   private static final ObjectMapper JSON = new ObjectMapper();
   private static final String BOS = "<｜begin▁of▁sentence｜>";
 
-  private static Path deepSeekJson;
   private static HfTokenizer deepSeek;
 
   @TempDir Path tempDir;
 
   @BeforeAll
   static void load() throws IOException {
-    deepSeekJson = TestFiles.shared(HfTokenizerFixtureTest.DEEPSEEK_V3.toString());
-    deepSeek = HfTokenizer.open(deepSeekJson.getParent());
+    deepSeek = HfTokenizer.open(
+        TestFiles.shared(HfTokenizerFixtureTest.DEEPSEEK_V3.toString()).getParent());
   }
 
   @Test
@@ -54,15 +55,30 @@ class HfTokenizerTest {
     assertArrayEquals(new int[] {0}, deepSeek.encode("", true));
   }
 
+  /**
+   * A pre-tokenizer piece can be as long as the prompt (a run of spaces, of letters, of CJK):
+   * neither the regexes nor the merge may recurse per character or rescan the piece.
+   */
+  @Test
+  void longSinglePiecesRoundTrip() {
+    for (String unit : new String[] {" ", "a", "深", "\n", "7", "😀"}) {
+      String text = unit.repeat(100_000);
+      ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+      for (int id : deepSeek.encode(text, false)) {
+        bytes.writeBytes(deepSeek.decode(0, id));
+      }
+      assertEquals(text, bytes.toString(StandardCharsets.UTF_8), "a run of '" + unit + "'");
+    }
+  }
+
   @Test
   void decodeOfGapsAndOutOfRangeIds() throws IOException {
     ObjectNode json = minimal();
-    json.putArray("added_tokens").addObject().put("id", 300).put("content", "<x>")
-        .put("special", true);
+    json.putArray("added_tokens").add(marker(300, "<x>"));
     HfTokenizer gapped = HfTokenizer.open(write(json));
     assertEquals(301, gapped.vocabSize());
     assertEquals(0, gapped.decode(0, 280).length, "an id between the BPE and added tokens");
-    assertEquals("<x>", new String(gapped.decode(0, 300), java.nio.charset.StandardCharsets.UTF_8));
+    assertEquals("<x>", new String(gapped.decode(0, 300), StandardCharsets.UTF_8));
     assertArrayEquals(new int[] {'a' - '!', 300}, gapped.encode("a<x>", false));
     assertThrows(IllegalArgumentException.class, () -> gapped.decode(0, 301));
     assertThrows(IllegalArgumentException.class, () -> deepSeek.decode(0, -1));
@@ -70,9 +86,7 @@ class HfTokenizerTest {
 
   @Test
   void withoutConfigurationThereIsNoBosNorEndNorTemplate() throws IOException {
-    Path dir = Files.createDirectories(tempDir.resolve("bare"));
-    Files.copy(deepSeekJson, dir.resolve("tokenizer.json"));
-    HfTokenizer bare = HfTokenizer.open(dir.resolve("tokenizer.json"));
+    HfTokenizer bare = HfTokenizer.open(write(withMarkers()));
     assertEquals(OptionalInt.empty(), bare.bosToken());
     assertArrayEquals(new int[0], bare.endTokens());
     assertEquals("plain", bare.chatTemplate());
@@ -81,9 +95,15 @@ class HfTokenizerTest {
 
   @Test
   void configurationVariants() throws IOException {
-    HfTokenizer noBos = withConfig(c -> c.put("add_bos_token", false).put("eos_token", "<｜User｜>"));
-    assertEquals(OptionalInt.empty(), noBos.bosToken());
-    assertArrayEquals(new int[] {128803}, noBos.endTokens());
+    HfTokenizer objects = withConfig(c -> c.put("eos_token", "</s>").putObject("bos_token")
+        .put("content", "<s>"));
+    assertEquals(OptionalInt.empty(), objects.bosToken(), "add_bos_token left out and no "
+        + "post-processor template adds it");
+    assertArrayEquals(new int[] {257}, objects.endTokens());
+
+    HfTokenizer added = withConfig(c -> c.put("bos_token", "<s>").put("add_bos_token", true));
+    assertEquals(OptionalInt.of(256), added.bosToken());
+    assertEquals(256, added.encode("hi", true)[0]);
 
     HfTokenizer unknown = withConfig(c -> c.put("chat_template", "{{ messages }}"));
     IllegalStateException e = assertThrows(IllegalStateException.class, unknown::chatTemplate);
@@ -94,6 +114,18 @@ class HfTokenizerTest {
         () -> withConfig(c -> c.put("eos_token", "<nope>")));
     assertTrue(missing.getMessage().contains("eos_token '<nope>' is not a token"),
         missing.getMessage());
+  }
+
+  /** A Llama 3 style file: no add_bos_token, the post-processor's template starts with BOS. */
+  @Test
+  void bosFromThePostProcessorTemplate() throws IOException {
+    ObjectNode json = withMarkers();
+    ObjectNode template = json.putObject("post_processor").put("type", "TemplateProcessing");
+    template.putArray("single").addObject().putObject("SpecialToken").put("id", "<s>");
+    Path file = write(json);
+    JSON.writeValue(file.resolveSibling("tokenizer_config.json").toFile(),
+        JSON.createObjectNode().put("bos_token", "<s>"));
+    assertEquals(OptionalInt.of(256), HfTokenizer.open(file).bosToken());
   }
 
   @Test
@@ -170,13 +202,24 @@ class HfTokenizerTest {
     return file;
   }
 
+  /** {@link #minimal} with the added tokens {@code <s>} (256) and {@code </s>} (257). */
+  private static ObjectNode withMarkers() {
+    ObjectNode json = minimal();
+    json.putArray("added_tokens").add(marker(256, "<s>")).add(marker(257, "</s>"));
+    return json;
+  }
+
+  private static ObjectNode marker(int id, String content) {
+    return JSON.createObjectNode().put("id", id).put("content", content).put("special", true)
+        .put("normalized", false);
+  }
+
+  /** {@link #withMarkers} with a tokenizer_config.json of {@code change}'s making. */
   private HfTokenizer withConfig(Consumer<ObjectNode> change) throws IOException {
-    ObjectNode config = (ObjectNode) JSON.readTree(
-        deepSeekJson.resolveSibling("tokenizer_config.json").toFile());
+    ObjectNode config = JSON.createObjectNode();
     change.accept(config);
-    Path dir = Files.createTempDirectory(tempDir, "config");
-    Files.copy(deepSeekJson, dir.resolve("tokenizer.json"));
-    JSON.writeValue(dir.resolve("tokenizer_config.json").toFile(), config);
-    return HfTokenizer.open(dir);
+    Path file = write(withMarkers());
+    JSON.writeValue(file.resolveSibling("tokenizer_config.json").toFile(), config);
+    return HfTokenizer.open(file.getParent());
   }
 }
