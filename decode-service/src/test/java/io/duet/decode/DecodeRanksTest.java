@@ -65,8 +65,10 @@ class DecodeRanksTest {
   private static DuetConfig twoRanks() {
     return DuetConfig.defaults().with(Settings.INSTANCE_ID, ID).with(Settings.DECODE_DP, 2)
         .with(Settings.DECODE_KV_CACHE_MB, 4)
-        .with(Settings.CLUSTER_HEARTBEAT_MILLIS, 50)
-        .with(Settings.CLUSTER_HEARTBEAT_TIMEOUT_MILLIS, 300);
+        // Far above the event-loop stalls of a loaded machine (a 300 ms timeout dropped and
+        // re-added live ranks there), well within RegistryWatch's 5 s for a removal.
+        .with(Settings.CLUSTER_HEARTBEAT_MILLIS, 100)
+        .with(Settings.CLUSTER_HEARTBEAT_TIMEOUT_MILLIS, 2000);
   }
 
   @Test
