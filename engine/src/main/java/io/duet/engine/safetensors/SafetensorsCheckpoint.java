@@ -11,6 +11,7 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
+import java.nio.ShortBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
@@ -40,6 +41,8 @@ public final class SafetensorsCheckpoint implements AutoCloseable {
   public static final String CONFIG = "config.json";
   private static final String INDEX = "model.safetensors.index.json";
   private static final String SCALE_SUFFIX = "_scale_inv";
+  /** Elements converted per bulk read and write. */
+  private static final int CONVERSION_CHUNK = 1 << 14;
   private static final ObjectMapper JSON = new ObjectMapper();
 
   private final Path directory;
@@ -282,17 +285,23 @@ public final class SafetensorsCheckpoint implements AutoCloseable {
     int count = (int) entry.elements();
     switch (type) {
       case F32 -> out.put(0, in.asFloatBuffer(), 0, count);
-      case BF16 -> {
-        for (int i = 0; i < count; i++) {
-          out.put(i, TensorType.bf16ToFloat(in.getShort(2 * i)));
-        }
-      }
-      case F16 -> {
-        for (int i = 0; i < count; i++) {
-          out.put(i, TensorType.f16ToFloat(in.getShort(2 * i)));
-        }
-      }
+      case BF16, F16 -> decodeHalves(type, in.asShortBuffer(), out, count);
       case F8_E4M3 -> decodeFp8(entry, in, out);
+    }
+  }
+
+  /** Converts 16-bit floats in bulk chunks: a call per element would cost a bounds check each. */
+  private static void decodeHalves(TensorType type, ShortBuffer in, FloatBuffer out, int count) {
+    short[] halves = new short[Math.min(count, CONVERSION_CHUNK)];
+    float[] floats = new float[halves.length];
+    for (int from = 0; from < count; from += halves.length) {
+      int n = Math.min(halves.length, count - from);
+      in.get(from, halves, 0, n);
+      for (int i = 0; i < n; i++) {
+        floats[i] = type == TensorType.BF16 ? TensorType.bf16ToFloat(halves[i])
+            : TensorType.f16ToFloat(halves[i]);
+      }
+      out.put(from, floats, 0, n);
     }
   }
 
@@ -317,12 +326,15 @@ public final class SafetensorsCheckpoint implements AutoCloseable {
           + scaleName);
     }
     float[] scales = floats(scaleName, scaleRows, scaleCols);
+    byte[] codes = new byte[cols];
+    float[] row = new float[cols];
     for (int r = 0; r < rows; r++) {
       int scaleRow = r / blockRows * scaleCols;
+      in.get(r * cols, codes, 0, cols);
       for (int c = 0; c < cols; c++) {
-        int i = r * cols + c;
-        out.put(i, TensorType.e4m3ToFloat(in.get(i)) * scales[scaleRow + c / blockCols]);
+        row[c] = TensorType.e4m3ToFloat(codes[c]) * scales[scaleRow + c / blockCols];
       }
+      out.put(r * cols, row, 0, cols);
     }
   }
 

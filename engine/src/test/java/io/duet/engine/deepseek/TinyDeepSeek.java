@@ -15,7 +15,7 @@ import java.util.Map;
  */
 public final class TinyDeepSeek {
 
-  public static final int HIDDEN = 64;
+  private static final int HIDDEN = 64;
   static final int FP8_BLOCK = 16;
 
   final ObjectNode config;
