@@ -25,12 +25,14 @@ import io.vertx.core.eventbus.DeliveryOptions;
 import io.vertx.core.eventbus.EventBus;
 import io.vertx.core.json.JsonObject;
 import java.util.ArrayList;
+import java.util.Collection;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import java.util.TreeSet;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Supplier;
 import org.slf4j.Logger;
@@ -80,6 +82,8 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
   private final StreamRelay relay;
   private final LivenessCheck liveness;
   private final KvLeases leases;
+  /** The models this proxy expects to serve: configured, or served since it started. Shared. */
+  private final Set<String> expectedModels;
 
   /**
    * The backend of a proxy with one event loop, routing with the default policies.
@@ -92,11 +96,12 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
       int credits, long requestTimeoutMillis) {
     this(vertx, registry, Addresses.proxyStream(proxyInstanceId, 0),
         Routing.create(new RoutingOptions(), new SimpleMeterRegistry()), credits,
-        requestTimeoutMillis);
+        requestTimeoutMillis, ConcurrentHashMap.newKeySet());
   }
 
   private ClusterBackend(Vertx vertx, Supplier<List<InstanceInfo>> registry, String streamAddress,
-      Routing routing, int credits, long requestTimeoutMillis) {
+      Routing routing, int credits, long requestTimeoutMillis, Set<String> expectedModels) {
+    this.expectedModels = expectedModels;
     this.vertx = vertx;
     this.eventBus = vertx.eventBus();
     this.registry = registry;
@@ -116,14 +121,19 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
    * requests the others have in flight. Each has a stream address of its own: several consumers
    * of one address would get its messages in turn, and decode events must reach the backend
    * whose request they belong to.
+   *
+   * @param configuredModels the models the proxy is configured to serve: while none of their
+   *     instances is registered, their requests get 503, not 404 ({@link #expects})
    */
   public static Supplier<ClusterBackend> perEventLoop(Vertx vertx,
       Supplier<List<InstanceInfo>> registry, String proxyInstanceId, Routing routing, int credits,
-      long requestTimeoutMillis) {
+      long requestTimeoutMillis, Collection<String> configuredModels) {
     AtomicInteger made = new AtomicInteger();
+    Set<String> expected = ConcurrentHashMap.newKeySet();
+    expected.addAll(configuredModels);
     return () -> new ClusterBackend(vertx, registry,
         Addresses.proxyStream(proxyInstanceId, made.getAndIncrement()), routing, credits,
-        requestTimeoutMillis);
+        requestTimeoutMillis, expected);
   }
 
   /** Registers the stream address; completes once the cluster can route to it. */
@@ -157,7 +167,14 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
 
   @Override
   public List<String> models() {
-    return servedModels(registry.get());
+    List<String> served = servedModels(registry.get());
+    expectedModels.addAll(served);
+    return served;
+  }
+
+  @Override
+  public boolean expects(String model) {
+    return expectedModels.contains(model);
   }
 
   /** The template the prefill instances of {@code model} announce (they render its prompts). */
@@ -221,16 +238,17 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
         .onComplete(reply -> {
           inFlight.prefillEnded(job.prefill.instanceId(), job.routing.promptTokens());
           if (reply.failed()) {
-            fail(job, Failure.of(reply.cause()), "prefill on " + job.prefill.instanceId()
-                + " failed: " + Failure.text(reply.cause()));
+            Failure failure = Failure.of(reply.cause());
+            String text = Failure.text(reply.cause());
+            fail(job, failure, failure == Failure.BAD_REQUEST || failure == Failure.CONTEXT_LENGTH
+                ? text : "prefill failed: " + text);
             return;
           }
           PrefillResult result;
           try {
             result = PrefillResult.fromJson(reply.result().body());
           } catch (RuntimeException e) {
-            fail(job, Failure.INTERNAL, "unreadable prefill result from "
-                + job.prefill.instanceId() + ": " + e.getMessage());
+            fail(job, Failure.INTERNAL, "unreadable prefill result: " + e.getMessage());
             return;
           }
           job.prefilled = result;
@@ -271,7 +289,7 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
       if (claim.withdraw()) {
         job.waiting = null;
         fail(job, Failure.OVERLOADED, "no decode slot came free before the request's KV lease "
-            + "on " + job.prefill.instanceId() + " ran out; retry later");
+            + "ran out; retry later");
       }
     });
   }
@@ -304,12 +322,12 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
    * {@link DecodeAttempts} allow.
    */
   private void decodeNotTaken(ClusterJob job, Throwable error) {
-    String message = "decode on " + job.decode.instanceId() + " did not take the request: "
-        + Failure.text(error);
+    String message = "the decode instance did not take the request: " + Failure.text(error);
     DecodeTarget refused = job.decode;
     if (jobs.get(job.requestId()) == job && job.decodeAttempts.mayMoveOn(refused, error,
         job.prefilled.kv().leaseExpiresAtMillis(), System.currentTimeMillis())) {
-      LOG.info("request {}: {}; asking another decode instance", job.requestId(), message);
+      LOG.info("request {}: decode {} did not take it: {}; asking another decode instance",
+          job.requestId(), job.decode, Failure.text(error));
       job.decode = null;
       routing.releaseDecode(registry.get(), refused, job.decodeRouting);
       claimDecode(job, Failure.of(error), message);
@@ -338,7 +356,9 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
     if (jobs.get(job.requestId()) != job) {
       return;
     }
-    LOG.warn("request {} failed: {}", job.requestId(), message);
+    // The instances are for the operator's log; the client's message does not name them.
+    LOG.warn("request {} failed (prefill {}, decode {}): {}", job.requestId(),
+        job.prefill == null ? "none" : job.prefill.instanceId(), job.decode, message);
     abandon(job, message);
     job.stream.fail(failure, message);
   }

@@ -62,12 +62,10 @@ final class LivenessCheck {
     }
     for (ClusterJob job : new ArrayList<>(running)) {
       if (job.decode != null && !liveTargets.contains(job.decode)) {
-        failer.fail(job, Failure.UNAVAILABLE, "decode instance " + job.decode.instanceId()
-            + " left the cluster mid-request");
+        failer.fail(job, Failure.UNAVAILABLE, "the decode instance left the cluster mid-request");
       } else if (job.decode == null && job.prefill != null
           && !liveInstances.contains(job.prefill.instanceId())) {
-        failer.fail(job, Failure.UNAVAILABLE, "prefill instance " + job.prefill.instanceId()
-            + " left the cluster mid-request");
+        failer.fail(job, Failure.UNAVAILABLE, "the prefill instance left the cluster mid-request");
       }
     }
   }

@@ -8,7 +8,10 @@ import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.vertx.core.AsyncResult;
 import io.vertx.core.Context;
 import io.vertx.core.Vertx;
+import io.netty.handler.codec.http.TooLongHttpHeaderException;
+import io.netty.handler.codec.http.TooLongHttpLineException;
 import io.vertx.core.http.HttpHeaders;
+import io.vertx.core.http.HttpServerRequest;
 import io.vertx.core.http.HttpServerResponse;
 import io.vertx.core.json.JsonArray;
 import io.vertx.core.json.JsonObject;
@@ -76,6 +79,7 @@ public final class OpenAiApiImpl implements OpenAiApi {
       r.route("/v1/*").handler(this::authenticate);
       r.route("/admin/*").handler(this::authenticate);
     }
+    r.post("/v1/*").handler(this::requireJsonBody);
     r.route("/v1/*").handler(BodyHandler.create(false).setBodyLimit(options.getMaxBodyBytes()));
     r.post("/v1/completions").handler(ctx -> handleCompletion(ctx, backend,
         ParsedRequest.Kind.COMPLETION));
@@ -146,6 +150,34 @@ public final class OpenAiApiImpl implements OpenAiApi {
       ctx.response().putHeader("WWW-Authenticate", "Bearer");
       reject(ctx, error);
     }
+  }
+
+  /**
+   * Refuses a form or a file upload before its body is read: the API takes JSON only. A body
+   * sent without a Content-Type, or with another one, is parsed as JSON (curl's default
+   * {@code -d} sends one as a form type).
+   */
+  private void requireJsonBody(RoutingContext ctx) {
+    String type = ctx.request().getHeader(HttpHeaders.CONTENT_TYPE);
+    if (type != null && type.regionMatches(true, 0, "multipart/", 0, 10)) {
+      reject(ctx, ApiError.unsupportedMediaType(type));
+    } else {
+      ctx.next();
+    }
+  }
+
+  @Override
+  public void invalidRequest(HttpServerRequest request) {
+    Throwable cause = request.decoderResult().cause();
+    int status = cause instanceof TooLongHttpLineException ? 414
+        : cause instanceof TooLongHttpHeaderException ? 431 : 400;
+    ApiError error = ApiError.fromStatus(status, request.method().name(), "", 0);
+    LOG.info("invalid HTTP request rejected status={} error=\"{}\"", status,
+        cause == null ? "unknown" : cause.getMessage());
+    request.response().setStatusCode(status)
+        .putHeader(HttpHeaders.CONTENT_TYPE, APPLICATION_JSON)
+        .putHeader(HttpHeaders.CONNECTION, "close")
+        .end(error.toJson().encode());
   }
 
   private void handleCompletion(RoutingContext ctx, CompletionBackend backend,

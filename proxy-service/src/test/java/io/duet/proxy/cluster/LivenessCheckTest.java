@@ -74,8 +74,8 @@ class LivenessCheckTest {
     check(this::record).run();
 
     assertEquals(Map.of(
-        "prefilling-on-gone", "prefill instance p-gone left the cluster mid-request",
-        "decoding-on-gone", "decode instance d-gone left the cluster mid-request"), failed);
+        "prefilling-on-gone", "the prefill instance left the cluster mid-request",
+        "decoding-on-gone", "the decode instance left the cluster mid-request"), failed);
   }
 
   @Test
@@ -92,7 +92,7 @@ class LivenessCheckTest {
     LivenessCheck check = check((job, failure, message) -> lost.tryComplete(message));
     vertx.runOnContext(v -> check.start());
     registry.removeIf(entry -> entry.instanceId().equals("d0"));
-    assertEquals("decode instance d0 left the cluster mid-request", await(lost.future()));
+    assertEquals("the decode instance left the cluster mid-request", await(lost.future()));
     vertx.runOnContext(v -> check.stop());
   }
 }

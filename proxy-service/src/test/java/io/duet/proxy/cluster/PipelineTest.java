@@ -371,7 +371,7 @@ class PipelineTest {
     PrometheusMeterRegistry metrics = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
     ProxyVerticle proxy = new ProxyVerticle(
         ClusterBackend.perEventLoop(vertx, this::instances, "proxy1",
-            Routing.create(new RoutingOptions(), metrics), 4, 30_000),
+            Routing.create(new RoutingOptions(), metrics), 4, 30_000, List.of()),
         new ProxyOptions().setHost(HOST).setPort(0).setInstances(2), metrics);
     await(vertx.deployVerticle(proxy));
     streamEveryPromptAtOnce(proxy);
@@ -529,7 +529,7 @@ class PipelineTest {
     List<InstanceInfo> heartbeats = instances();
     Supplier<ClusterBackend> backends =
         ClusterBackend.perEventLoop(vertx, () -> heartbeats, "proxy1",
-            Routing.create(new RoutingOptions(), new SimpleMeterRegistry()), 4, 30_000);
+            Routing.create(new RoutingOptions(), new SimpleMeterRegistry()), 4, 30_000, List.of());
     BackendVerticle first = open(backends.get());
     BackendVerticle second = open(backends.get());
 
@@ -630,7 +630,7 @@ class PipelineTest {
   /** A backend of a proxy routing with {@code routing}, on an event loop of its own. */
   private BackendVerticle eventLoop(Routing routing) throws Exception {
     return open(ClusterBackend.perEventLoop(vertx, this::instances, "proxy-" + UUID.randomUUID(),
-        routing, 4, 30_000).get());
+        routing, 4, 30_000, List.of()).get());
   }
 
   /**
@@ -708,7 +708,7 @@ class PipelineTest {
     Routing routing = Routing.create(new RoutingOptions().setDecodeRankCap(1).setQueueSize(1),
         metrics);
     Supplier<ClusterBackend> backends = ClusterBackend.perEventLoop(vertx, this::instances,
-        "proxy-full", routing, 4, 30_000);
+        "proxy-full", routing, 4, 30_000, List.of());
     BackendVerticle holder = open(backends.get());
     ProxyVerticle proxy = new ProxyVerticle(backends,
         new ProxyOptions().setHost(HOST).setPort(0).setInstances(1), metrics);
