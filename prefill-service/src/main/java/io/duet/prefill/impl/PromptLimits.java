@@ -51,9 +51,10 @@ public final class PromptLimits {
     long fewestTokens = (bytes + maxBytesPerToken - 1) / maxBytesPerToken;
     if (fewestTokens + Math.max(1, maxTokens) > contextLength) {
       throw new ServiceException(Failure.CONTEXT_LENGTH, "This model's maximum context length is "
-          + contextLength + " tokens. However, your prompt is " + bytes + " bytes long, which is"
-          + " at least " + fewestTokens + " tokens" + completion(maxTokens)
-          + ". Please reduce the length of the prompt" + (maxTokens > 0 ? " or completion." : "."));
+          + contextLength + " tokens. However, your prompt is " + bytes + " bytes long, at least "
+          + fewestTokens + " tokens" + (maxTokens > 0 ? ", and you asked for " + maxTokens
+          + " in the completion. Please reduce the length of the prompt or completion."
+          : ". Please reduce the length of the prompt."));
     }
   }
 
@@ -62,17 +63,16 @@ public final class PromptLimits {
    * than the {@code maxTokens} the client asked for (0 when it asked for none).
    */
   public void checkTokens(int promptTokens, int maxTokens) {
-    if ((long) promptTokens + Math.max(1, maxTokens) > contextLength) {
-      throw new ServiceException(Failure.CONTEXT_LENGTH, "This model's maximum context length is "
-          + contextLength + " tokens. However, you requested "
-          + ((long) promptTokens + maxTokens) + " tokens (" + promptTokens + " in the prompt"
-          + completion(maxTokens) + "). Please reduce the length of the prompt"
-          + (maxTokens > 0 ? " or completion." : ", which leaves no room to generate."));
+    if ((long) promptTokens + Math.max(1, maxTokens) <= contextLength) {
+      return;
     }
-  }
-
-  private static String completion(int maxTokens) {
-    return maxTokens > 0 ? ", " + maxTokens + " in the completion" : "";
+    String limit = "This model's maximum context length is " + contextLength + " tokens. ";
+    throw new ServiceException(Failure.CONTEXT_LENGTH, maxTokens > 0
+        ? limit + "However, you requested " + ((long) promptTokens + maxTokens) + " tokens ("
+            + promptTokens + " in the prompt, " + maxTokens + " in the completion). Please "
+            + "reduce the length of the prompt or completion."
+        : limit + "However, your prompt has " + promptTokens + " tokens, which leaves no room "
+            + "to generate. Please reduce the length of the prompt.");
   }
 
   /**

@@ -10,6 +10,7 @@ import io.vertx.core.Context;
 import io.vertx.core.Vertx;
 import io.netty.handler.codec.http.TooLongHttpHeaderException;
 import io.netty.handler.codec.http.TooLongHttpLineException;
+import io.vertx.core.http.HttpClosedException;
 import io.vertx.core.http.HttpHeaders;
 import io.vertx.core.http.HttpServerRequest;
 import io.vertx.core.http.HttpServerResponse;
@@ -244,6 +245,13 @@ public final class OpenAiApiImpl implements OpenAiApi {
 
   private void handleFailure(RoutingContext ctx) {
     Throwable failure = ctx.failure();
+    if (failure instanceof HttpClosedException || ctx.response().closed()) {
+      // The client went away while its request was read: nobody to answer, nothing broke.
+      ctx.put(STATUS_KEY, 499);
+      LOG.info("{} {} abandoned by the client before its body was read", ctx.request().method(),
+          ctx.request().path());
+      return;
+    }
     ApiError error;
     if (failure == null || failure instanceof HttpException) {
       error = ApiError.fromStatus(ctx.statusCode(), ctx.request().method().name(),
