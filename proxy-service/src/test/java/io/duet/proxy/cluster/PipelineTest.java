@@ -334,6 +334,34 @@ class PipelineTest {
     assertEquals(reference.tokenizer().encode(prompt, true).length, last.promptTokens());
   }
 
+  /**
+   * {@code min_tokens} binds the first token (sampled by the prefill instance) and the others
+   * (by the decode instance) alike, and {@code min_p} travels with them: sampled texts through
+   * prefill and decode equal the engine's alone, seed for seed.
+   */
+  @Test
+  void minTokensAndMinPThroughPrefillAndDecodeEqualTheEngineAlone() throws Exception {
+    String prompt = "Once upon a time";
+    int[] tokens = reference.tokenizer().encode(prompt, true);
+    int endedEarly = 0;
+    for (int seed = 0; seed < 12; seed++) {
+      SamplingSpec spec = new SamplingSpec(1f, 0, 1f, seed, 60, List.of(), List.of(), false,
+          true, 20, 0.05f);
+      SamplingParams params = new SamplingParams(1f, 0, 1f, seed, 60, List.of(), List.of(),
+          false, 20, 0.05f);
+      OfflineGenerator.Completion alone = new OfflineGenerator(reference, 1).generate(tokens,
+          params);
+      List<DecodeEvent> events = await(run(new CompletionJob("m" + seed, MODEL, prompt, spec)));
+      assertEquals(alone.text(), text(events), "seed " + seed);
+      assertTrue(events.get(events.size() - 1).completionTokens() >= 20, "seed " + seed);
+      OfflineGenerator.Completion free = new OfflineGenerator(reference, 1).generate(tokens,
+          params.withMinTokens(0));
+      endedEarly += free.outputTokens().length < 20 ? 1 : 0;
+    }
+    assertTrue(endedEarly > 0, "min_tokens must have held back an end token for some seed");
+    awaitEveryBlockFree(decodeEngine);
+  }
+
   @Test
   void aPromptOfTokenIdsIsPrefilledAsThoseTokens() throws Exception {
     String prompt = "Once upon a time";
