@@ -69,16 +69,6 @@ final class ApiError extends RuntimeException {
         + "` does not exist or is not served right now.", null, "model_not_found");
   }
 
-  /**
-   * 503 for a model this proxy is configured for or has served, while no prefill or decode
-   * instance of it is registered (restarting, or not joined yet): a client should retry, not
-   * conclude that the model does not exist.
-   */
-  static ApiError modelUnavailable(String model) {
-    return of(Failure.UNAVAILABLE, "The model `" + model + "` has no prefill or decode instance "
-        + "available right now; retry later.");
-  }
-
   /** 415 for a body that is not JSON (a form, a file upload). */
   static ApiError unsupportedMediaType(String contentType) {
     return new ApiError(415, INVALID_REQUEST, "Unsupported Content-Type '" + contentType

@@ -1,9 +1,11 @@
 package io.duet.proxy.impl;
 
+import io.duet.contract.Failure;
 import io.duet.contract.SamplingSpec;
 import io.duet.proxy.ChatMessage;
 import io.duet.proxy.ChatTemplate;
 import io.duet.proxy.CompletionBackend;
+import io.duet.proxy.CompletionException;
 import io.duet.proxy.ProxyOptions;
 import java.util.List;
 import java.util.concurrent.ThreadLocalRandom;
@@ -33,15 +35,20 @@ final class CompletionRules {
   }
 
   /**
-   * Refuses a model that {@code backend} does not serve: 503 with {@code Retry-After} when it
-   * expects to serve it again ({@link CompletionBackend#expects}), else 404 the way OpenAI
-   * answers for a model it does not have.
+   * Refuses a model that {@code backend} does not serve: as UNAVAILABLE (HTTP 503 with
+   * {@code Retry-After}) while it has no instance of a model it expects to serve
+   * ({@link CompletionBackend#expects}), a passing outage; else 404 the way OpenAI answers for a
+   * model it does not have.
    */
   static void requireServed(CompletionBackend backend, String model) {
-    if (!backend.models().contains(model)) {
-      throw backend.expects(model) ? ApiError.modelUnavailable(model)
-          : ApiError.modelNotFound(model);
+    if (backend.models().contains(model)) {
+      return;
     }
+    if (backend.expects(model)) {
+      throw new CompletionException(Failure.UNAVAILABLE, "The model `" + model + "` has no "
+          + "prefill or decode instance available right now; retry later.");
+    }
+    throw ApiError.modelNotFound(model);
   }
 
   static double temperature(String param, double value) {
