@@ -8,7 +8,9 @@ import java.util.Arrays;
  * a stop token, a stop string, {@code maxTokens}, a full context).
  *
  * <p>The model's end tokens ({@link ModelInfo#endTokens()}) end a generation unless
- * {@link SamplingParams#ignoreEos()} is set.
+ * {@link SamplingParams#ignoreEos()} is set. Before {@link SamplingParams#minTokens()} tokens,
+ * no token that would end it can be sampled. Control tokens
+ * ({@link ModelInfo#isControlToken}) count as generated tokens but never add text.
  */
 public final class Generation {
 
@@ -48,7 +50,30 @@ public final class Generation {
 
   /** Samples the next token from the sequence's current logits. */
   public int sampleNext() {
-    return sampler.sample(sequence.logits());
+    return sample(engine.info(), params, sampler, sequence.logits(), outputCount);
+  }
+
+  /**
+   * Samples a generation's next token from {@code logits} (which it may overwrite) when
+   * {@code generated} tokens came before it: below {@link SamplingParams#minTokens()}, the tokens
+   * that would stop the generation are left out. The prefill service samples a generation's
+   * first token with it, the decode service the others.
+   */
+  public static int sample(ModelInfo info, SamplingParams params, Sampler sampler,
+      float[] logits, int generated) {
+    if (generated < params.minTokens()) {
+      if (!params.ignoreEos()) {
+        for (int token : info.endTokens()) {
+          logits[token] = Float.NEGATIVE_INFINITY;
+        }
+      }
+      for (int token : params.stopTokenIds()) {
+        if (token >= 0 && token < logits.length) {
+          logits[token] = Float.NEGATIVE_INFINITY;
+        }
+      }
+    }
+    return sampler.sample(logits);
   }
 
   /**
@@ -70,7 +95,9 @@ public final class Generation {
     }
     outputTokens[outputCount++] = token;
     String delta = "";
-    if (detokenizer != null) {
+    if (detokenizer != null && engine.info().isControlToken(token)) {
+      detokenizer.skip(token);
+    } else if (detokenizer != null) {
       StopStringFilter.Result result = stopStrings.accept(detokenizer.accept(token));
       delta = result.text();
       if (result.stopped()) {

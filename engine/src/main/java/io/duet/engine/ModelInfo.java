@@ -30,4 +30,12 @@ public record ModelInfo(String architecture, int vocabSize, int contextLength, i
   public boolean isEndToken(int token) {
     return endTokens.contains(token);
   }
+
+  /**
+   * Whether {@code token} is a control token (the beginning token or an end token): it steers
+   * the model and is never shown as text, even when a generation samples it.
+   */
+  public boolean isControlToken(int token) {
+    return token == bosToken || isEndToken(token);
+  }
 }

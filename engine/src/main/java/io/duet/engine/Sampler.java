@@ -6,7 +6,9 @@ import java.util.Arrays;
  * Picks the next token from logits, as llama2.c's run.c does: argmax at temperature 0;
  * otherwise softmax of logits / temperature, then multinomial sampling or, with top-p in
  * (0, 1), nucleus sampling, both driven by run.c's xorshift generator, so a seed gives the same
- * tokens as run.c. Top-k, when set, keeps only the k most likely tokens before top-p.
+ * tokens as run.c. Top-k, when set, keeps only the k most likely tokens before top-p. Min-p,
+ * when set, first drops the tokens less likely than min-p times the most likely one (and
+ * renormalizes the rest), as vLLM's {@code min_p}.
  *
  * <p>The generator's state can be read and restored ({@link #state()},
  * {@link #Sampler(SamplingParams, long, int)}), so a sequence prefilled on one engine and
@@ -51,6 +53,9 @@ public final class Sampler {
       logits[i] /= temperature;
     }
     softmax(logits);
+    if (params.minP() > 0) {
+      keepMinP(logits, params.minP());
+    }
     float coin = nextFloat();
     boolean topP = params.topP() > 0 && params.topP() < 1;
     if (params.topK() > 0 && params.topK() < logits.length) {
@@ -84,6 +89,26 @@ public final class Sampler {
     }
     for (int i = 0; i < x.length; i++) {
       x[i] /= sum;
+    }
+  }
+
+  /** Zeroes the probabilities below {@code minP} times the largest one and renormalizes. */
+  static void keepMinP(float[] probabilities, float minP) {
+    float max = 0f;
+    for (float p : probabilities) {
+      max = Math.max(max, p);
+    }
+    float threshold = minP * max;
+    float kept = 0f;
+    for (int i = 0; i < probabilities.length; i++) {
+      if (probabilities[i] < threshold) {
+        probabilities[i] = 0f;
+      } else {
+        kept += probabilities[i];
+      }
+    }
+    for (int i = 0; i < probabilities.length; i++) {
+      probabilities[i] /= kept;
     }
   }
 

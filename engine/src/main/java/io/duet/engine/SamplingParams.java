@@ -14,9 +14,14 @@ import java.util.List;
  * @param stopTokenIds tokens that end generation (EOS always does unless {@code ignoreEos})
  * @param stopStrings texts that end generation; the output is cut before them
  * @param ignoreEos keep going past EOS (benchmarks)
+ * @param minTokens tokens to generate before an end token or a stop token may be sampled (vLLM's
+ *     {@code min_tokens}); stop strings still apply
+ * @param minP drop the tokens whose probability is below {@code minP} times the most likely
+ *     token's (vLLM's {@code min_p}); 0 disables
  */
 public record SamplingParams(float temperature, int topK, float topP, long seed, int maxTokens,
-    List<Integer> stopTokenIds, List<String> stopStrings, boolean ignoreEos) {
+    List<Integer> stopTokenIds, List<String> stopStrings, boolean ignoreEos, int minTokens,
+    float minP) {
 
   public SamplingParams {
     if (!(temperature >= 0) || Float.isInfinite(temperature)) {
@@ -31,8 +36,20 @@ public record SamplingParams(float temperature, int topK, float topP, long seed,
     if (maxTokens <= 0) {
       throw new IllegalArgumentException("maxTokens must be positive");
     }
+    if (minTokens < 0 || minTokens > maxTokens) {
+      throw new IllegalArgumentException("minTokens must be in [0, maxTokens]");
+    }
+    if (!(minP >= 0 && minP <= 1)) {
+      throw new IllegalArgumentException("minP must be in [0, 1]");
+    }
     stopTokenIds = List.copyOf(stopTokenIds);
     stopStrings = List.copyOf(stopStrings);
+  }
+
+  /** Settings without {@code minTokens} and {@code minP}. */
+  public SamplingParams(float temperature, int topK, float topP, long seed, int maxTokens,
+      List<Integer> stopTokenIds, List<String> stopStrings, boolean ignoreEos) {
+    this(temperature, topK, topP, seed, maxTokens, stopTokenIds, stopStrings, ignoreEos, 0, 0f);
   }
 
   /** Greedy decoding of up to {@code maxTokens} tokens. */
@@ -41,30 +58,40 @@ public record SamplingParams(float temperature, int topK, float topP, long seed,
   }
 
   public SamplingParams withTemperature(float value) {
-    return new SamplingParams(value, topK, topP, seed, maxTokens, stopTokenIds, stopStrings, ignoreEos);
+    return new SamplingParams(value, topK, topP, seed, maxTokens, stopTokenIds, stopStrings, ignoreEos, minTokens, minP);
   }
 
   public SamplingParams withTopK(int value) {
-    return new SamplingParams(temperature, value, topP, seed, maxTokens, stopTokenIds, stopStrings, ignoreEos);
+    return new SamplingParams(temperature, value, topP, seed, maxTokens, stopTokenIds, stopStrings, ignoreEos, minTokens, minP);
   }
 
   public SamplingParams withTopP(float value) {
-    return new SamplingParams(temperature, topK, value, seed, maxTokens, stopTokenIds, stopStrings, ignoreEos);
+    return new SamplingParams(temperature, topK, value, seed, maxTokens, stopTokenIds, stopStrings, ignoreEos, minTokens, minP);
   }
 
   public SamplingParams withSeed(long value) {
-    return new SamplingParams(temperature, topK, topP, value, maxTokens, stopTokenIds, stopStrings, ignoreEos);
+    return new SamplingParams(temperature, topK, topP, value, maxTokens, stopTokenIds, stopStrings, ignoreEos, minTokens, minP);
   }
 
   public SamplingParams withMaxTokens(int value) {
-    return new SamplingParams(temperature, topK, topP, seed, value, stopTokenIds, stopStrings, ignoreEos);
+    return new SamplingParams(temperature, topK, topP, seed, value, stopTokenIds, stopStrings, ignoreEos, minTokens, minP);
   }
 
   public SamplingParams withStopTokenIds(List<Integer> value) {
-    return new SamplingParams(temperature, topK, topP, seed, maxTokens, value, stopStrings, ignoreEos);
+    return new SamplingParams(temperature, topK, topP, seed, maxTokens, value, stopStrings, ignoreEos, minTokens, minP);
+  }
+
+  public SamplingParams withMinTokens(int value) {
+    return new SamplingParams(temperature, topK, topP, seed, maxTokens, stopTokenIds, stopStrings,
+        ignoreEos, value, minP);
+  }
+
+  public SamplingParams withMinP(float value) {
+    return new SamplingParams(temperature, topK, topP, seed, maxTokens, stopTokenIds, stopStrings,
+        ignoreEos, minTokens, value);
   }
 
   public SamplingParams withIgnoreEos(boolean value) {
-    return new SamplingParams(temperature, topK, topP, seed, maxTokens, stopTokenIds, stopStrings, value);
+    return new SamplingParams(temperature, topK, topP, seed, maxTokens, stopTokenIds, stopStrings, value, minTokens, minP);
   }
 }

@@ -57,6 +57,14 @@ public final class StreamingDetokenizer {
   }
 
   /**
+   * Adds a token that stands for no text (a control token): nothing is emitted, but the next
+   * token follows it (after BOS, a piece loses its leading space).
+   */
+  public void skip(int token) {
+    prevToken = token;
+  }
+
+  /**
    * Ends the sequence: returns whatever text is still held, with U+FFFD for an incomplete final
    * character, and resets the UTF-8 state (the previous token is kept).
    */

@@ -299,4 +299,31 @@ class SamplerTest {
     stops.add(3);
     assertEquals(List.of(2), withStops.stopTokenIds(), "the record keeps its own copy");
   }
+
+  // ---------------------------------------------------------------------------------- min-p
+
+  @Test
+  void minPNeverDrawsATokenBelowItsShareOfTheMostLikelyAndKeepsTheOthersInProportion() {
+    float[] logits = logitsOf(0.5, 0.3, 0.15, 0.05);
+    // 0.4 x 0.5 = 0.2: tokens 2 and 3 are out, 0 and 1 keep their 5:3 ratio.
+    Sampler sampler = new Sampler(sampling(1f, 0, 1f, 11).withMinP(0.4f), 4);
+    int draws = 20_000;
+    int[] counts = counts(draw(sampler, logits, draws), 4);
+    assertEquals(0, counts[2] + counts[3], Arrays.toString(counts));
+    assertTrue(chiSquare(new int[] {counts[0], counts[1]}, new double[] {0.625, 0.375}, draws)
+        < 10.83, Arrays.toString(counts)); // p = 0.001, one degree of freedom
+  }
+
+  @Test
+  void minPOfZeroDrawsWhatPlainSamplingDraws() {
+    Sampler plain = new Sampler(sampling(0.8f, 0, 0.9f, 5), SPREAD.length);
+    Sampler zero = new Sampler(sampling(0.8f, 0, 0.9f, 5).withMinP(0f), SPREAD.length);
+    assertArrayEquals(draw(plain, SPREAD, 200), draw(zero, SPREAD, 200));
+  }
+
+  @Test
+  void minPOutsideZeroToOneIsRefused() {
+    assertThrows(IllegalArgumentException.class, () -> SamplingParams.greedy(4).withMinP(1.5f));
+    assertThrows(IllegalArgumentException.class, () -> SamplingParams.greedy(4).withMinP(-0.1f));
+  }
 }

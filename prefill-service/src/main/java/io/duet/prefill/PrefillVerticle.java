@@ -15,6 +15,7 @@ import io.duet.engine.Tokenizer;
 import io.duet.kv.KvTransferServer;
 import io.duet.kv.LeaseTable;
 import io.duet.prefill.impl.PrefillScheduler;
+import io.duet.prefill.impl.PromptLimits;
 import io.duet.service.EngineMetrics;
 import io.duet.service.Sampling;
 import io.duet.service.StatusServer;
@@ -24,8 +25,10 @@ import io.micrometer.core.instrument.Gauge;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
+import io.vertx.core.WorkerExecutor;
 import io.vertx.core.eventbus.Message;
 import io.vertx.core.json.JsonObject;
+import java.util.concurrent.atomic.AtomicInteger;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import org.slf4j.MDC;
@@ -39,8 +42,18 @@ public final class PrefillVerticle extends WorkerVerticle {
 
   private static final Logger LOG = LoggerFactory.getLogger(PrefillVerticle.class);
 
+  /**
+   * Threads that tokenize prompts, off the event loop: tokenizing a long prompt takes
+   * milliseconds to seconds, and the event loop must keep answering heartbeats and cancels.
+   */
+  private static final int TOKENIZER_THREADS = 2;
+
   private final Engine engine;
   private final PrefillOptions options;
+  private final PromptLimits limits;
+  /** Prompts being tokenized: they count against {@code prefill.max-waiting} with the queue. */
+  private final AtomicInteger tokenizing = new AtomicInteger();
+  private WorkerExecutor tokenizers;
   private LeaseTable leases;
   private PrefillScheduler scheduler;
   private KvTransferServer kvServer;
@@ -52,6 +65,7 @@ public final class PrefillVerticle extends WorkerVerticle {
         new StatusServer(options.host(), options.httpPort(), metrics));
     this.engine = engine;
     this.options = options;
+    this.limits = new PromptLimits(engine.info(), engine.tokenizer());
   }
 
   @Override
@@ -61,6 +75,8 @@ public final class PrefillVerticle extends WorkerVerticle {
     scheduler = new PrefillScheduler(engine, leases, options.maxBatchTokens(), options.maxWaiting());
     holder[0] = scheduler;
     scheduler.start();
+    tokenizers = vertx.createSharedWorkerExecutor("duet-tokenizer-" + options.instanceId(),
+        TOKENIZER_THREADS);
     EngineMetrics.bind(engine, metrics());
     Gauge.builder("duet_prefill_waiting", scheduler, PrefillScheduler::waiting)
         .register(metrics());
@@ -90,6 +106,7 @@ public final class PrefillVerticle extends WorkerVerticle {
 
   @Override
   protected Future<?> stopService() {
+    tokenizers.close();
     scheduler.close();
     leases.releaseAll();
     return kvServer.close();
@@ -108,48 +125,77 @@ public final class PrefillVerticle extends WorkerVerticle {
   @Override
   protected void handleRequest(Message<JsonObject> message) {
     PrefillRequest request;
-    int[] prompt;
     SamplingParams params;
     try {
       request = PrefillRequest.fromJson(message.body());
       params = Sampling.toParams(request.sampling());
-      prompt = tokenize(request);
     } catch (IllegalArgumentException | NullPointerException | ClassCastException e) {
       message.fail(Failure.BAD_REQUEST.code(), Failure.BAD_REQUEST.message(
           "bad prefill request: " + e.getMessage()));
       return;
     }
-    Promise<PrefillScheduler.Outcome> promise = Promise.promise();
-    scheduler.enqueue(new PrefillScheduler.Job(request.requestId(), prompt, params, promise,
-        vertx.getOrCreateContext()));
-    promise.future().onComplete(result -> {
-      MDC.put("requestId", request.requestId());
-      try {
-        if (result.succeeded()) {
-          prefilled.increment();
-          cachedPromptTokens.increment(result.result().cachedPromptTokens());
-          message.reply(toResult(request.requestId(), result.result()).toJson());
-        } else {
-          if (!(result.cause() instanceof ServiceException)) {
-            LOG.error("prefill failed", result.cause());
+    int askedTokens = request.sampling().maxTokensAsked() ? params.maxTokens() : 0;
+    prompt(request, askedTokens)
+        .compose(prompt -> {
+          limits.checkTokens(prompt.length, askedTokens);
+          Promise<PrefillScheduler.Outcome> promise = Promise.promise();
+          scheduler.enqueue(new PrefillScheduler.Job(request.requestId(), prompt, params,
+              promise, vertx.getOrCreateContext()));
+          return promise.future();
+        })
+        .onComplete(result -> {
+          MDC.put("requestId", request.requestId());
+          try {
+            if (result.succeeded()) {
+              prefilled.increment();
+              cachedPromptTokens.increment(result.result().cachedPromptTokens());
+              message.reply(toResult(request.requestId(), result.result()).toJson());
+            } else {
+              if (!(result.cause() instanceof ServiceException)) {
+                LOG.error("prefill failed", result.cause());
+              }
+              ServiceException.failReply(message, result.cause());
+            }
+          } finally {
+            MDC.remove("requestId");
           }
-          ServiceException.failReply(message, result.cause());
-        }
-      } finally {
-        MDC.remove("requestId");
-      }
-    });
+        });
   }
 
-  private int[] tokenize(PrefillRequest request) {
+  /**
+   * The prompt's tokens: the request's own, or its text tokenized on a worker thread once the
+   * text's length shows it may fit. A tokenizing prompt counts as waiting.
+   */
+  private Future<int[]> prompt(PrefillRequest request, int askedTokens) {
     if (request.promptTokens().length > 0) {
-      return request.promptTokens();
+      return Future.succeededFuture(request.promptTokens());
     }
     Tokenizer tokenizer = engine.tokenizer();
     if (tokenizer == null) {
-      throw new IllegalArgumentException("this instance has no tokenizer; send token ids");
+      return Future.failedFuture(new ServiceException(Failure.BAD_REQUEST,
+          "this instance has no tokenizer; send token ids"));
     }
-    return tokenizer.encode(request.prompt() == null ? "" : request.prompt(), true);
+    String text = request.prompt() == null ? "" : request.prompt();
+    try {
+      limits.checkText(text, askedTokens);
+    } catch (ServiceException e) {
+      return Future.failedFuture(e);
+    }
+    if (tokenizing.incrementAndGet() + scheduler.waiting() > options.maxWaiting()) {
+      tokenizing.decrementAndGet();
+      return Future.failedFuture(new ServiceException(Failure.OVERLOADED,
+          options.maxWaiting() + " prompts are already waiting for prefill"));
+    }
+    return tokenizers.<int[]>executeBlocking(() -> encode(tokenizer, text), false)
+        .onComplete(done -> tokenizing.decrementAndGet());
+  }
+
+  private static int[] encode(Tokenizer tokenizer, String text) {
+    try {
+      return tokenizer.encode(text, true);
+    } catch (IllegalArgumentException e) {
+      throw new ServiceException(Failure.BAD_REQUEST, e.getMessage());
+    }
   }
 
   private PrefillResult toResult(String requestId, PrefillScheduler.Outcome outcome) {

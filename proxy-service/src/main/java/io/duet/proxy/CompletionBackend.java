@@ -40,6 +40,15 @@ public interface CompletionBackend {
   List<String> models();
 
   /**
+   * Whether {@code model} is one this backend is meant to serve (configured for it, or served it
+   * since it started) even when it does not now: a request for it is then answered 503 with
+   * {@code Retry-After}, as a passing outage, rather than 404. By default no such model.
+   */
+  default boolean expects(String model) {
+    return false;
+  }
+
+  /**
    * The name of the chat template the instances serving {@code model} announce, if they do;
    * the proxy renders chat requests with it unless it is configured with one of its own.
    */

@@ -4,6 +4,7 @@ import io.duet.proxy.impl.OpenAiApiImpl;
 import io.duet.proxy.impl.ProxyMetrics;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.vertx.core.Vertx;
+import io.vertx.core.http.HttpServerRequest;
 import io.vertx.ext.web.Router;
 
 /**
@@ -39,4 +40,11 @@ public interface OpenAiApi {
    * its own: the routers of one API count in its one set of metrics, which any thread may update.
    */
   Router router(CompletionBackend backend);
+
+  /**
+   * Answers a request the HTTP server could not decode (a request line or headers over the
+   * server's limits: 414, 431; else 400) with the API's error body; set it as the server's
+   * {@link io.vertx.core.http.HttpServer#invalidRequestHandler}.
+   */
+  void invalidRequest(HttpServerRequest request);
 }

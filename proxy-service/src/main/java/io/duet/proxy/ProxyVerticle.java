@@ -145,6 +145,7 @@ public class ProxyVerticle extends AbstractVerticle {
           .compose(v -> vertx.createHttpServer(new HttpServerOptions().setHost(options.getHost())
                   .setPort(port))
               .requestHandler(api.router(backend))
+              .invalidRequestHandler(api::invalidRequest)
               .listen())
           .onSuccess(listening -> {
             server = listening;

@@ -257,6 +257,16 @@ class EventBusCompletionsTest {
   }
 
   @Test
+  void aModelTheBackendExpectsButCannotServeNowIsRefusedAsUnavailable() throws Exception {
+    backend.models = List.of();
+    backend.expected = List.of(StubBackend.MODEL);
+    Client client = new Client();
+    Exception e = assertThrows(Exception.class, () -> await(client.send(client.prompt("p", 8))));
+    assertEquals(Failure.UNAVAILABLE, Failure.of(e));
+    assertEquals(List.of(), backend.jobs);
+  }
+
+  @Test
   void anApiKeyIsRequiredWhenTheProxyHasOne() throws Exception {
     await(vertx.undeploy(proxy.deploymentID()));
     proxy = deploy(new ProxyOptions().setApiKey("sk-duet-test"));

@@ -130,7 +130,8 @@ class OpenAiApiTest {
     assertEquals("chat.completion", body.getString("object"));
     assertEquals(MODEL, body.getString("model"));
     assertEquals(new JsonObject().put("index", 0)
-        .put("message", new JsonObject().put("role", "assistant").put("content", "Hi there"))
+        .put("message", new JsonObject().put("role", "assistant").put("content", "Hi there")
+            .put("refusal", null).put("annotations", new JsonArray()))
         .put("logprobs", null).put("finish_reason", "length"),
         body.getJsonArray("choices").getJsonObject(0));
     assertEquals(usage(12, 2), body.getJsonObject("usage"));
@@ -189,7 +190,7 @@ class OpenAiApiTest {
         .put("n", 1).put("best_of", 1).put("logprobs", null).put("presence_penalty", 0)
         .put("frequency_penalty", 0.0).put("user", "u1").put("unknown_field", "ignored"));
     assertEquals(new SamplingSpec(0.5f, 40, 0.9f, 42L, 7, List.of(13), List.of("\n", "END"),
-        true), backend.jobs.get(0).sampling());
+        true, true, 0, 0f), backend.jobs.get(0).sampling());
 
     post("/v1/completions", new JsonObject().put("model", MODEL).put("prompt", "x")
         .put("stop", "###").put("top_k", -1).put("max_tokens", 3.0));
@@ -299,12 +300,25 @@ class OpenAiApiTest {
         new Refusal(c, "{\"prompt\":\"hi\"}", 400, "model", "model"),
         new Refusal(c, "{\"model\":3,\"prompt\":\"hi\"}", 400, "model", "string"),
         new Refusal(c, "{\"model\":\"" + MODEL + "\"}", 400, "prompt", "prompt"),
-        new Refusal(c, "{\"model\":\"" + MODEL + "\",\"prompt\":[\"a\",\"b\"]}", 400, "prompt",
-            "batched prompts are not supported"),
-        new Refusal(c, "{\"model\":\"" + MODEL + "\",\"prompt\":[1,2,3]}", 400, "prompt",
-            "token-id"),
-        new Refusal(c, "{\"model\":\"" + MODEL + "\",\"prompt\":[[1,2]]}", 400, "prompt",
-            "token-id"),
+        new Refusal(c, "{\"model\":\"" + MODEL + "\",\"prompt\":[\"a\",3]}", 400, "prompt[1]",
+            "a string or a non-empty array of token ids"),
+        new Refusal(c, "{\"model\":\"" + MODEL + "\",\"prompt\":[1,-2,3]}", 400, "prompt",
+            "non-negative"),
+        new Refusal(c, "{\"model\":\"" + MODEL + "\",\"prompt\":[1,\"a\"]}", 400, "prompt",
+            "integers"),
+        new Refusal(c, "{\"model\":\"" + MODEL + "\",\"prompt\":[[1,2],[]]}", 400, "prompt[1]",
+            "non-empty"),
+        new Refusal(c, "{\"model\":\"" + MODEL + "\",\"prompt\":[[1,2.5]]}", 400, "prompt[0]",
+            "integers"),
+        new Refusal(c, "{\"model\":\"" + MODEL + "\",\"prompt\":[[1],[2]],\"echo\":true}", 400,
+            "echo", "token-id"),
+        new Refusal(c, "{\"model\":\"" + MODEL + "\",\"prompt\":" + manyPrompts(129) + "}", 400,
+            "prompt", "at most 128"),
+        new Refusal(c, "{" + ok + ",\"min_tokens\":-1}", 400, "min_tokens", "minimum"),
+        new Refusal(c, "{" + ok + ",\"min_tokens\":20}", 400, "min_tokens",
+            "less than or equal to max_tokens"),
+        new Refusal(c, "{" + ok + ",\"min_p\":1.5}", 400, "min_p", "maximum"),
+        new Refusal(c, "{" + ok + ",\"min_p\":\"x\"}", 400, "min_p", "number"),
         new Refusal(c, "{\"model\":\"" + MODEL + "\",\"prompt\":{}}", 400, "prompt", "object"),
         new Refusal(c, "{" + ok + ",\"temperature\":\"hot\"}", 400, "temperature", "number"),
         new Refusal(c, "{" + ok + ",\"temperature\":2.5}", 400, "temperature", "maximum"),
@@ -726,6 +740,161 @@ class OpenAiApiTest {
   void aProxyWithoutAReloadHasNoAdminEndpoint() throws Exception {
     assertEquals(404, await(client.post(proxy.actualPort(), HOST, "/admin/reload").send())
         .statusCode());
+  }
+
+  private static String manyPrompts(int count) {
+    JsonArray prompts = new JsonArray();
+    for (int i = 0; i < count; i++) {
+      prompts.add("p" + i);
+    }
+    return prompts.encode();
+  }
+
+  // ---- batched and token-id prompts -----------------------------------------------------------
+
+  @Test
+  void batchedPromptsAreOneChoiceEachInOrderWithTheUsageSummed() throws Exception {
+    backend.script = job -> StubBackend.tokens(job, job.prompt().length(), "length",
+        job.prompt().toUpperCase(), "!");
+    HttpResponse<Buffer> response = post("/v1/completions", new JsonObject().put("model", MODEL)
+        .put("prompt", new JsonArray().add("ab").add("cdef").add("g")).put("max_tokens", 2));
+    assertEquals(200, response.statusCode(), response.bodyAsString());
+    JsonObject body = response.bodyAsJsonObject();
+    JsonArray choices = body.getJsonArray("choices");
+    assertEquals(3, choices.size());
+    for (int i = 0; i < 3; i++) {
+      assertEquals(i, choices.getJsonObject(i).getInteger("index"));
+    }
+    assertEquals(List.of("AB!", "CDEF!", "G!"), choices.stream()
+        .map(c -> ((JsonObject) c).getString("text")).toList());
+    assertEquals(usage(2 + 4 + 1, 6), body.getJsonObject("usage"));
+    String id = body.getString("id");
+    assertEquals(List.of(id + "-0", id + "-1", id + "-2"),
+        backend.jobs.stream().map(CompletionJob::requestId).sorted().toList());
+  }
+
+  @Test
+  void batchedPromptsStreamInterleavedChunksNamingTheirIndex() throws Exception {
+    backend.script = job -> StubBackend.tokens(job, 3, "stop", job.prompt() + "1",
+        job.prompt() + "2").withDelay(5);
+    HttpResponse<Buffer> response = post("/v1/completions", new JsonObject().put("model", MODEL)
+        .put("prompt", new JsonArray().add("a").add("b")).put("stream", true)
+        .put("stream_options", new JsonObject().put("include_usage", true)));
+    assertEquals(200, response.statusCode(), response.bodyAsString());
+    List<JsonObject> chunks = dataChunks(response);
+    StringBuilder[] texts = {new StringBuilder(), new StringBuilder()};
+    int finishes = 0;
+    for (JsonObject chunk : chunks.subList(0, chunks.size() - 1)) {
+      assertEquals("fp_duet", chunk.getString("system_fingerprint"));
+      JsonObject choice = chunk.getJsonArray("choices").getJsonObject(0);
+      texts[choice.getInteger("index")].append(choice.getString("text"));
+      finishes += choice.getString("finish_reason") != null ? 1 : 0;
+    }
+    assertEquals("a1a2", texts[0].toString());
+    assertEquals("b1b2", texts[1].toString());
+    assertEquals(2, finishes, "one finish per choice");
+    assertEquals(usage(6, 4), chunks.get(chunks.size() - 1).getJsonObject("usage"));
+  }
+
+  @Test
+  void tokenIdPromptsReachTheJobsAsTokens() throws Exception {
+    assertEquals(200, post("/v1/completions", new JsonObject().put("model", MODEL)
+        .put("prompt", new JsonArray().add(1).add(2).add(3))).statusCode());
+    assertEquals(200, post("/v1/completions", new JsonObject().put("model", MODEL)
+        .put("prompt", new JsonArray().add(new JsonArray().add(4)).add(new JsonArray().add(5)
+            .add(6)))).statusCode());
+    // The jobs of one request start in the order of its prompts.
+    assertEquals(List.of(List.of(1, 2, 3), List.of(4), List.of(5, 6)),
+        backend.jobs.stream().map(CompletionJob::promptTokens).toList());
+    backend.jobs.forEach(job -> assertNull(job.prompt()));
+  }
+
+  @Test
+  void oneFailedPromptFailsTheRequestAndCancelsTheOthers() throws Exception {
+    backend.script = job -> job.prompt().equals("bad")
+        ? new StubBackend.Script(List.of(), 0, null, false).thenFail(Failure.CONTEXT_LENGTH,
+            "This model's maximum context length is 128 tokens.")
+        : StubBackend.tokens(job, 3, "stop", "x").thenHang();
+    HttpResponse<Buffer> response = post("/v1/completions", new JsonObject().put("model", MODEL)
+        .put("prompt", new JsonArray().add("good").add("bad")));
+    assertEquals(400, response.statusCode(), response.bodyAsString());
+    JsonObject error = response.bodyAsJsonObject().getJsonObject("error");
+    assertEquals("context_length_exceeded", error.getString("code"));
+    assertEquals(backend.jobs.get(0).requestId(), await(backend.cancelled.future()));
+  }
+
+  @Test
+  void minTokensAndMinPReachTheJob() throws Exception {
+    post("/v1/completions", new JsonObject().put("model", MODEL).put("prompt", "x")
+        .put("min_tokens", 3).put("min_p", 0.25));
+    SamplingSpec sampling = backend.jobs.get(0).sampling();
+    assertEquals(3, sampling.minTokens());
+    assertEquals(0.25f, sampling.minP());
+    assertFalse(sampling.maxTokensAsked(), "the default max_tokens may be cut by the context");
+  }
+
+  @Test
+  void theChatRoleChunkCountsNoCompletionTokens() throws Exception {
+    List<JsonObject> chunks = dataChunks(post("/v1/chat/completions", chat("Hi")
+        .put("stream", true).put("stream_options", new JsonObject().put("include_usage", true)
+            .put("continuous_usage_stats", true))));
+    assertEquals(usage(5, 0), chunks.get(0).getJsonObject("usage"), chunks.get(0).encode());
+    assertEquals(usage(5, 1), chunks.get(1).getJsonObject("usage"), chunks.get(1).encode());
+    chunks.forEach(chunk -> assertEquals("fp_duet", chunk.getString("system_fingerprint")));
+  }
+
+  // ---- error shapes at the edges --------------------------------------------------------------
+
+  @Test
+  void aMultipartBodyIs415InTheOpenAiShape() throws Exception {
+    HttpResponse<Buffer> response = await(client.post(proxy.actualPort(), HOST, "/v1/completions")
+        .putHeader("Content-Type", "multipart/form-data; boundary=xyz")
+        .sendBuffer(Buffer.buffer("--xyz\r\nContent-Disposition: form-data; name=\"prompt\"\r\n"
+            + "\r\nhi\r\n--xyz--\r\n")));
+    assertEquals(415, response.statusCode(), response.bodyAsString());
+    assertOpenAiError(response, "invalid_request_error");
+    assertTrue(backend.jobs.isEmpty());
+  }
+
+  @Test
+  void aFormTypedJsonBodyIsServed() throws Exception {
+    HttpResponse<Buffer> response = await(client.post(proxy.actualPort(), HOST, "/v1/completions")
+        .putHeader("Content-Type", "application/x-www-form-urlencoded")
+        .sendBuffer(Buffer.buffer(new JsonObject().put("model", MODEL).put("prompt", "x")
+            .encode())));
+    assertEquals(200, response.statusCode(), response.bodyAsString());
+  }
+
+  @Test
+  void anOverlongRequestLineIs414AndOverlargeHeadersAre431InTheOpenAiShape() throws Exception {
+    HttpResponse<Buffer> line = await(client.get(proxy.actualPort(), HOST,
+        "/v1/models/" + "x".repeat(10_000)).send());
+    assertEquals(414, line.statusCode());
+    assertOpenAiError(line, "invalid_request_error");
+    HttpResponse<Buffer> headers = await(client.get(proxy.actualPort(), HOST, "/v1/models")
+        .putHeader("X-Big", "y".repeat(10_000)).send());
+    assertEquals(431, headers.statusCode());
+    assertOpenAiError(headers, "invalid_request_error");
+  }
+
+  @Test
+  void aModelTheBackendExpectsButCannotServeNowIs503WithRetryAfterNot404() throws Exception {
+    backend.models = List.of();
+    backend.expected = List.of(MODEL);
+    HttpResponse<Buffer> response = post("/v1/completions",
+        new JsonObject().put("model", MODEL).put("prompt", "x"));
+    assertEquals(503, response.statusCode(), response.bodyAsString());
+    assertOpenAiError(response, "service_unavailable");
+    assertNotNull(response.getHeader("Retry-After"));
+    assertEquals(404, post("/v1/completions", new JsonObject().put("model", "other")
+        .put("prompt", "x")).statusCode(), "a model it never expected is still 404");
+  }
+
+  private static void assertOpenAiError(HttpResponse<Buffer> response, String type) {
+    JsonObject error = response.bodyAsJsonObject().getJsonObject("error");
+    assertEquals(java.util.Set.of("message", "type", "param", "code"), error.fieldNames());
+    assertEquals(type, error.getString("type"));
+    assertFalse(error.getString("message").isBlank());
   }
 
   // ---- helpers --------------------------------------------------------------------------------

@@ -101,6 +101,14 @@ final class StubBackend implements CompletionBackend {
     return models;
   }
 
+  /** The models the stub expects to serve while it serves none of them. */
+  volatile List<String> expected = List.of();
+
+  @Override
+  public boolean expects(String model) {
+    return expected.contains(model);
+  }
+
   /** What the stub's model announces as its chat template; none unless a test sets one. */
   volatile String chatTemplate;
 

@@ -12,6 +12,7 @@ public final class Sampling {
   /** @throws IllegalArgumentException naming the bad value */
   public static SamplingParams toParams(SamplingSpec spec) {
     return new SamplingParams(spec.temperature(), Math.max(0, spec.topK()), spec.topP(),
-        spec.seed(), spec.maxTokens(), spec.stopTokenIds(), spec.stop(), spec.ignoreEos());
+        spec.seed(), spec.maxTokens(), spec.stopTokenIds(), spec.stop(), spec.ignoreEos(),
+        spec.minTokens(), spec.minP());
   }
 }

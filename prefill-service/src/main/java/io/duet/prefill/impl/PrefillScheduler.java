@@ -4,6 +4,7 @@ import io.duet.kv.LeaseTable;
 import io.duet.contract.Failure;
 import io.duet.contract.ServiceException;
 import io.duet.engine.Engine;
+import io.duet.engine.Generation;
 import io.duet.engine.KvCacheFullException;
 import io.duet.engine.Sampler;
 import io.duet.engine.SamplingParams;
@@ -79,15 +80,11 @@ public final class PrefillScheduler extends EngineThread {
     this.maxWaiting = maxWaiting;
   }
 
-  /** Queues a job, or fails it at once when the queue is full or the prompt cannot fit. */
+  /**
+   * Queues a job, or fails it at once when the queue is full. The caller has checked that the
+   * prompt fits the context ({@link PromptLimits}).
+   */
   public void enqueue(Job job) {
-    int seqLen = engine.info().contextLength();
-    if (job.prompt.length >= seqLen) {
-      job.promise.fail(new ServiceException(Failure.CONTEXT_LENGTH, "the prompt has "
-          + job.prompt.length + " tokens; this model's context is " + seqLen
-          + " tokens, which leaves no room to generate"));
-      return;
-    }
     if (waiting.incrementAndGet() > maxWaiting) {
       waiting.decrementAndGet();
       job.promise.fail(new ServiceException(Failure.OVERLOADED, maxWaiting
@@ -208,7 +205,7 @@ public final class PrefillScheduler extends EngineThread {
       int first;
       String transferId;
       try {
-        first = sampler.sample(sequence.logits());
+        first = Generation.sample(engine.info(), job.params, sampler, sequence.logits(), 0);
         transferId = leases.lease(job.requestId, sequence);
       } catch (RuntimeException e) {
         LOG.error("request {}: sampling or leasing after prefill failed", job.requestId, e);

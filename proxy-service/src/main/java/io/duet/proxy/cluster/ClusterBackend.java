@@ -25,12 +25,14 @@ import io.vertx.core.eventbus.DeliveryOptions;
 import io.vertx.core.eventbus.EventBus;
 import io.vertx.core.json.JsonObject;
 import java.util.ArrayList;
+import java.util.Collection;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import java.util.TreeSet;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Supplier;
 import org.slf4j.Logger;
@@ -84,6 +86,8 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
   private final StreamRelay relay;
   private final LivenessCheck liveness;
   private final KvLeases leases;
+  /** The models this proxy expects to serve: configured, or served since it started. Shared. */
+  private final Set<String> expectedModels;
 
   /**
    * The backend of a proxy with one event loop, routing with the default policies.
@@ -96,11 +100,12 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
       int credits, long requestTimeoutMillis) {
     this(vertx, registry, Addresses.proxyStream(proxyInstanceId, 0),
         Routing.create(new RoutingOptions(), new SimpleMeterRegistry()), credits,
-        requestTimeoutMillis);
+        requestTimeoutMillis, ConcurrentHashMap.newKeySet());
   }
 
   private ClusterBackend(Vertx vertx, Supplier<List<InstanceInfo>> registry, String streamAddress,
-      Routing routing, int credits, long requestTimeoutMillis) {
+      Routing routing, int credits, long requestTimeoutMillis, Set<String> expectedModels) {
+    this.expectedModels = expectedModels;
     this.vertx = vertx;
     this.eventBus = vertx.eventBus();
     this.registry = registry;
@@ -122,14 +127,19 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
    * requests the others have in flight. Each has a stream address of its own: several consumers
    * of one address would get its messages in turn, and decode events must reach the backend
    * whose request they belong to.
+   *
+   * @param configuredModels the models the proxy is configured to serve: while none of their
+   *     instances is registered, their requests get 503, not 404 ({@link #expects})
    */
   public static Supplier<ClusterBackend> perEventLoop(Vertx vertx,
       Supplier<List<InstanceInfo>> registry, String proxyInstanceId, Routing routing, int credits,
-      long requestTimeoutMillis) {
+      long requestTimeoutMillis, Collection<String> configuredModels) {
     AtomicInteger made = new AtomicInteger();
+    Set<String> expected = ConcurrentHashMap.newKeySet();
+    expected.addAll(configuredModels);
     return () -> new ClusterBackend(vertx, registry,
         Addresses.proxyStream(proxyInstanceId, made.getAndIncrement()), routing, credits,
-        requestTimeoutMillis);
+        requestTimeoutMillis, expected);
   }
 
   /** Registers the stream address; completes once the cluster can route to it. */
@@ -163,7 +173,14 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
 
   @Override
   public List<String> models() {
-    return servedModels(registry.get());
+    List<String> served = servedModels(registry.get());
+    expectedModels.addAll(served);
+    return served;
+  }
+
+  @Override
+  public boolean expects(String model) {
+    return expectedModels.contains(model);
   }
 
   /** The template the prefill instances of {@code model} announce (they render its prompts). */
@@ -254,8 +271,7 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
           try {
             result = PrefillResult.fromJson(reply.result().body());
           } catch (RuntimeException e) {
-            fail(job, Failure.INTERNAL, "unreadable prefill result from "
-                + target.instanceId() + ": " + e.getMessage());
+            fail(job, Failure.INTERNAL, "unreadable prefill result: " + e.getMessage());
             return;
           }
           job.prefilled = result;
@@ -291,17 +307,20 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
 
   /** The prefill request failed: asks the next prefill instance when {@link Attempts} allow. */
   private void prefillNotTaken(ClusterJob job, InstanceInfo target, Throwable error) {
-    String message = "prefill on " + target.instanceId() + " failed: " + Failure.text(error);
+    Failure failure = Failure.of(error);
+    String text = Failure.text(error);
     if (job.prefillAttempts.mayMoveOn(target.instanceId(), error)) {
       var next = choosePrefill(job);
       if (next.isPresent()) {
-        LOG.info("request {}: {}; trying prefill instance {}", job.requestId(), message,
-            next.get().instanceId());
+        LOG.info("request {}: prefill on {} failed: {}; trying prefill instance {}",
+            job.requestId(), target.instanceId(), text, next.get().instanceId());
         sendPrefill(job, next.get());
         return;
       }
     }
-    fail(job, Failure.of(error), message);
+    // What the client did wrong is said as the prefill instance said it.
+    fail(job, failure, failure == Failure.BAD_REQUEST || failure == Failure.CONTEXT_LENGTH
+        ? text : "prefill failed: " + text);
   }
 
   /**
@@ -357,7 +376,7 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
       if (claim.withdraw()) {
         job.waiting = null;
         fail(job, Failure.OVERLOADED, "no decode slot came free before the request's KV lease "
-            + "on " + job.prefill.instanceId() + " ran out; retry later");
+            + "ran out; retry later");
       }
     });
   }
@@ -396,13 +415,13 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
    * since the next target could only fail to pull it.
    */
   private void decodeNotTaken(ClusterJob job, Throwable error) {
-    String message = "decode on " + job.decode.instanceId() + " did not take the request: "
-        + Failure.text(error);
+    String message = "the decode instance did not take the request: " + Failure.text(error);
     DecodeTarget refused = job.decode;
     if (jobs.get(job.requestId()) == job
         && System.currentTimeMillis() < job.prefilled.kv().leaseExpiresAtMillis()
         && job.decodeAttempts.mayMoveOn(refused, error)) {
-      LOG.info("request {}: {}; asking another decode instance", job.requestId(), message);
+      LOG.info("request {}: decode {} did not take it: {}; asking another decode instance",
+          job.requestId(), job.decode, Failure.text(error));
       job.decode = null;
       routing.releaseDecode(registry.get(), refused, job.decodeRouting);
       claimDecode(job, Failure.of(error), message);
@@ -434,8 +453,7 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
    */
   private void decodeFailed(ClusterJob job, Failure failure, String message) {
     if (failure == Failure.KV_UNREACHABLE) {
-      prefillLost(job, failure, "decode instance " + job.decode.instanceId()
-          + " could not pull the KV: " + message);
+      prefillLost(job, failure, "the decode instance could not pull the KV: " + message);
     } else {
       fail(job, failure, message);
     }
@@ -445,7 +463,9 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
     if (jobs.get(job.requestId()) != job) {
       return;
     }
-    LOG.warn("request {} failed: {}", job.requestId(), message);
+    // The instances are for the operator's log; the client's message does not name them.
+    LOG.warn("request {} failed (prefill {}, decode {}): {}", job.requestId(),
+        job.prefill == null ? "none" : job.prefill.instanceId(), job.decode, message);
     abandon(job, message);
     job.stream.fail(failure, message);
   }

@@ -68,12 +68,12 @@ final class LivenessCheck {
     }
     for (ClusterJob job : new ArrayList<>(running)) {
       if (job.decode != null && !liveTargets.contains(job.decode)) {
-        decodeLost.fail(job, Failure.UNAVAILABLE, "decode instance " + job.decode.instanceId()
-            + " left the cluster mid-request");
+        decodeLost.fail(job, Failure.UNAVAILABLE,
+            "the decode instance left the cluster mid-request");
       } else if (job.decode == null && job.prefill != null
           && !liveInstances.contains(job.prefill.instanceId())) {
-        prefillLost.fail(job, Failure.UNAVAILABLE, "prefill instance " + job.prefill.instanceId()
-            + " left the cluster mid-request");
+        prefillLost.fail(job, Failure.UNAVAILABLE,
+            "the prefill instance left the cluster mid-request");
       }
     }
   }

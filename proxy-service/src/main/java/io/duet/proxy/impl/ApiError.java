@@ -14,11 +14,18 @@ final class ApiError extends RuntimeException {
 
   static final String INVALID_REQUEST = "invalid_request_error";
   static final String INTERNAL = "internal_error";
+  static final String CONTEXT_LENGTH_EXCEEDED = "context_length_exceeded";
+  static final String SERVICE_UNAVAILABLE = "service_unavailable";
   /**
    * How long an OVERLOADED client is asked to wait before it retries: a slot frees as soon as
    * any running request ends, so a short wait; a refusal costs the proxy almost nothing.
    */
   static final int RETRY_AFTER_SECONDS = 1;
+  /**
+   * How long a client is asked to wait when no instance serves its model: about the time a
+   * restarted instance takes to join and announce itself.
+   */
+  static final int UNAVAILABLE_RETRY_AFTER_SECONDS = 5;
 
   private final int status;
   private final String type;
@@ -62,6 +69,13 @@ final class ApiError extends RuntimeException {
         + "` does not exist or is not served right now.", null, "model_not_found");
   }
 
+  /** 415 for a body that is not JSON (a form, a file upload). */
+  static ApiError unsupportedMediaType(String contentType) {
+    return new ApiError(415, INVALID_REQUEST, "Unsupported Content-Type '" + contentType
+        + "': send the request as a JSON body (Content-Type: application/json).", null,
+        "unsupported_media_type");
+  }
+
   /**
    * The error a cluster {@link Failure} is answered with: its HTTP status and OpenAI type.
    * OVERLOADED (the proxy's queue is full, or the instances refuse work) is 429 with a
@@ -69,7 +83,9 @@ final class ApiError extends RuntimeException {
    */
   static ApiError of(Failure failure, String message) {
     return switch (failure) {
-      case BAD_REQUEST, CONTEXT_LENGTH -> new ApiError(400, INVALID_REQUEST, message, null, null);
+      case BAD_REQUEST -> new ApiError(400, INVALID_REQUEST, message, null, null);
+      case CONTEXT_LENGTH -> new ApiError(400, INVALID_REQUEST, message, null,
+          CONTEXT_LENGTH_EXCEEDED);
       case UNAUTHORIZED -> new ApiError(401, INVALID_REQUEST, message, null, "invalid_api_key");
       case INCOMPATIBLE_KV -> new ApiError(409, "incompatible_kv_layout", message, null, null);
       case CANCELLED -> new ApiError(499, "cancelled", message, null, null);
@@ -77,7 +93,8 @@ final class ApiError extends RuntimeException {
       case KV_TRANSFER, KV_UNREACHABLE -> new ApiError(502, "kv_transfer_failed", message, null, null);
       case OVERLOADED -> new ApiError(429, "overloaded", message, null, null,
           RETRY_AFTER_SECONDS);
-      case UNAVAILABLE -> new ApiError(503, "service_unavailable", message, null, null);
+      case UNAVAILABLE -> new ApiError(503, SERVICE_UNAVAILABLE, message, null, null,
+          UNAVAILABLE_RETRY_AFTER_SECONDS);
       case TIMEOUT -> new ApiError(504, "timeout", message, null, null);
     };
   }
@@ -107,6 +124,9 @@ final class ApiError extends RuntimeException {
           + path, null, null);
       case 413 -> new ApiError(413, INVALID_REQUEST, "The request body exceeds the limit of "
           + maxBodyBytes + " bytes.", null, null);
+      case 414 -> new ApiError(414, INVALID_REQUEST, "The request line is too long.", null, null);
+      case 431 -> new ApiError(431, INVALID_REQUEST, "The request headers are too large.", null,
+          null);
       default -> status >= 400 && status < 500
           ? new ApiError(status, INVALID_REQUEST, "Bad request (HTTP " + status + ")", null, null)
           : new ApiError(500, INTERNAL, "Internal error", null, null);

@@ -10,37 +10,66 @@ import io.vertx.core.http.HttpHeaders;
 import io.vertx.core.http.HttpServerResponse;
 import io.vertx.core.json.JsonObject;
 import io.vertx.ext.web.RoutingContext;
+import java.util.ArrayList;
+import java.util.List;
 
 /**
- * One completion from request to answer: starts the job on the backend and turns its decode
- * events into an OpenAI response, whole or as server-sent events.
+ * One completion from request to answer: starts a job on the backend for each of its prompts
+ * and turns their decode events into an OpenAI response, whole or as server-sent events (the
+ * chunks of several prompts interleave, each naming its choice's index; the usage is their sum).
  *
  * <p>Everything runs on the request's event-loop context. The HTTP status is decided by the first
  * event: a failure before it is a plain HTTP error; once the stream's 200 header went out, a
- * failure becomes a {@code data: {"error":...}} event followed by {@code data: [DONE]}. When the
- * response's write queue fills up the decode stream is paused until it drains, and a client that
- * goes away cancels the job. The client going away is seen through
- * {@link RoutingContext#addEndHandler} failing: vertx-web owns the response's close, exception and
- * end handlers (setting {@code response.closeHandler} here would silently replace its own).
- * Metrics and the log line are the {@link CompletionTrace}'s.
+ * failure becomes a {@code data: {"error":...}} event followed by {@code data: [DONE]}. A failure
+ * of one prompt fails the request and cancels the others. When the response's write queue fills
+ * up the decode streams are paused until it drains, and a client that goes away cancels the jobs.
+ * The client going away is seen through {@link RoutingContext#addEndHandler} failing: vertx-web
+ * owns the response's close, exception and end handlers (setting {@code response.closeHandler}
+ * here would silently replace its own). Metrics and the log lines are the
+ * {@link CompletionTrace}s', one per prompt.
  */
 final class CompletionExchange {
 
   private static final String DONE_EVENT = "data: [DONE]\n\n";
+
+  /** One prompt's job and what it has produced. */
+  private final class Choice {
+    final int index;
+    final ParsedRequest.Prompt prompt;
+    final String jobId;
+    final CompletionTrace trace;
+    final StringBuilder text = new StringBuilder();
+    CompletionStream stream;
+    boolean started;
+    String finishReason;
+
+    Choice(int index, ParsedRequest.Prompt prompt, long arrivalNanos, ProxyMetrics metrics) {
+      this.index = index;
+      this.prompt = prompt;
+      // The backend names a job's work by its id: each prompt's job needs one of its own.
+      this.jobId = request.prompts().size() == 1 ? requestId : requestId + "-" + index;
+      this.trace = new CompletionTrace(metrics, jobId, request.kind().path, request.model(),
+          request.stream(), arrivalNanos);
+    }
+
+    CompletionJob job() {
+      return new CompletionJob(jobId, request.model(), prompt.text(), prompt.tokens(),
+          request.sampling());
+    }
+  }
 
   private final RoutingContext ctx;
   private final HttpServerResponse response;
   private final ParsedRequest request;
   private final String requestId;
   private final OpenAiFormat format;
-  private final CompletionTrace trace;
   private final boolean chat;
+  private final List<Choice> choices = new ArrayList<>();
 
-  private CompletionStream stream;
   private boolean headersSent;
   private boolean done;
   private boolean paused;
-  private final StringBuilder text = new StringBuilder();
+  private int finished;
 
   CompletionExchange(RoutingContext ctx, ParsedRequest request, String requestId,
       long arrivalNanos, long createdSeconds, ProxyMetrics metrics) {
@@ -49,16 +78,17 @@ final class CompletionExchange {
     this.request = request;
     this.requestId = requestId;
     this.format = new OpenAiFormat(requestId, createdSeconds, request.model());
-    this.trace = new CompletionTrace(metrics, requestId, request.kind().path, request.model(),
-        request.stream(), arrivalNanos);
     this.chat = request.kind() == ParsedRequest.Kind.CHAT;
+    for (int i = 0; i < request.prompts().size(); i++) {
+      choices.add(new Choice(i, request.prompts().get(i), arrivalNanos, metrics));
+    }
   }
 
   void start(CompletionBackend backend) {
     if (response.closed()) {
       done = true;
       ctx.put(OpenAiApiImpl.STATUS_KEY, 499);
-      trace.abandoned("client went away before the job started");
+      choices.forEach(c -> c.trace.abandoned("client went away before the job started"));
       return;
     }
     ctx.addEndHandler(ended -> {
@@ -66,18 +96,22 @@ final class CompletionExchange {
         clientGone();
       }
     });
-    stream = trace.start(backend, new CompletionJob(requestId, request.model(),
-        request.prompt(), request.sampling()), this::fail);
-    if (stream != null) {
-      stream.handler(this::onEvent);
+    for (Choice choice : choices) {
+      if (done) {
+        return;
+      }
+      choice.stream = choice.trace.start(backend, choice.job(), this::fail);
+      if (choice.stream != null) {
+        choice.stream.handler(event -> onEvent(choice, event));
+      }
     }
   }
 
-  private void onEvent(DecodeEvent event) {
+  private void onEvent(Choice choice, DecodeEvent event) {
     if (done) {
       return;
     }
-    trace.event(event);
+    choice.trace.event(event);
     String delta = event.text() == null ? "" : event.text();
     if (event.failure() != null) {
       fail(new CompletionException(Failure.parse(event.failure()),
@@ -85,28 +119,43 @@ final class CompletionExchange {
       return;
     }
     if (request.stream()) {
-      streamEvent(delta, event.finishReason());
+      streamEvent(choice, delta, event.finishReason());
     } else {
-      text.append(delta);
+      choice.text.append(delta);
     }
     if (event.isLast()) {
-      succeed(event.finishReason());
+      choice.finishReason = event.finishReason();
+      if (++finished == choices.size()) {
+        succeed();
+      }
     }
   }
 
-  private void streamEvent(String delta, String finishReason) {
+  private void streamEvent(Choice choice, String delta, String finishReason) {
     if (!headersSent) {
       beginStream();
     }
+    if (!choice.started) {
+      choice.started = true;
+      if (chat) {
+        writeChunk(format.chatChunk(new JsonObject().put("role", "assistant").put("content", ""),
+            null), choice, 0);
+      } else if (request.echo()) {
+        writeChunk(format.completionChunk(choice.index, choice.prompt.text(), null), choice, 0);
+      }
+    }
+    int completionTokens = choice.trace.completionTokens();
     if (chat) {
       if (!delta.isEmpty()) {
-        writeChunk(format.chatChunk(new JsonObject().put("content", delta), null));
+        writeChunk(format.chatChunk(new JsonObject().put("content", delta), null), choice,
+            completionTokens);
       }
       if (finishReason != null) {
-        writeChunk(format.chatChunk(new JsonObject(), finishReason));
+        writeChunk(format.chatChunk(new JsonObject(), finishReason), choice, completionTokens);
       }
     } else if (!delta.isEmpty() || finishReason != null) {
-      writeChunk(format.completionChunk(delta, finishReason));
+      writeChunk(format.completionChunk(choice.index, delta, finishReason), choice,
+          completionTokens);
     }
   }
 
@@ -115,18 +164,13 @@ final class CompletionExchange {
     response.setStatusCode(200).setChunked(true)
         .putHeader(HttpHeaders.CONTENT_TYPE, "text/event-stream; charset=utf-8")
         .putHeader(HttpHeaders.CACHE_CONTROL, "no-cache");
-    if (chat) {
-      writeChunk(format.chatChunk(new JsonObject().put("role", "assistant").put("content", ""),
-          null));
-    } else if (request.echo()) {
-      writeChunk(format.completionChunk(request.prompt(), null));
-    }
   }
 
-  private void writeChunk(JsonObject chunk) {
+  /** Writes a chunk of {@code choice}, with its usage so far when the client asked for it. */
+  private void writeChunk(JsonObject chunk, Choice choice, int completionTokens) {
     if (request.includeUsage()) {
       chunk.put("usage", request.continuousUsage()
-          ? OpenAiFormat.usage(trace.promptTokens(), trace.completionTokens()) : null);
+          ? OpenAiFormat.usage(choice.trace.promptTokens(), completionTokens) : null);
     }
     writeEvent("data: " + chunk.encode() + "\n\n");
   }
@@ -135,33 +179,45 @@ final class CompletionExchange {
     response.write(event);
     if (!paused && !done && response.writeQueueFull()) {
       paused = true;
-      stream.pause();
+      choices.forEach(c -> c.stream.pause());
       response.drainHandler(v -> {
         paused = false;
         if (!done) {
-          stream.resume();
+          choices.forEach(c -> c.stream.resume());
         }
       });
     }
   }
 
-  private void succeed(String finishReason) {
+  private void succeed() {
     done = true;
     ctx.put(OpenAiApiImpl.STATUS_KEY, 200);
-    JsonObject usage = OpenAiFormat.usage(trace.promptTokens(), trace.completionTokens());
+    int promptTokens = 0;
+    int completionTokens = 0;
+    for (Choice choice : choices) {
+      promptTokens += choice.trace.promptTokens();
+      completionTokens += choice.trace.completionTokens();
+    }
+    JsonObject usage = OpenAiFormat.usage(promptTokens, completionTokens);
     if (request.stream()) {
       if (request.includeUsage()) {
         writeEvent("data: " + format.usageChunk(chat, usage).encode() + "\n\n");
       }
       response.end(DONE_EVENT);
     } else {
-      JsonObject body = chat ? format.chatCompletion(text.toString(), finishReason, usage)
-          : format.completion(request.echo() ? request.prompt() + text : text.toString(),
-              finishReason, usage);
+      JsonObject body;
+      if (chat) {
+        Choice only = choices.get(0);
+        body = format.chatCompletion(only.text.toString(), only.finishReason, usage);
+      } else {
+        body = format.completion(choices.stream().map(c -> new OpenAiFormat.Choice(c.index,
+            request.echo() ? c.prompt.text() + c.text : c.text.toString(), c.finishReason))
+            .toList(), usage);
+      }
       response.setStatusCode(200).putHeader(HttpHeaders.CONTENT_TYPE, "application/json")
           .end(body.encode());
     }
-    trace.succeeded(finishReason);
+    choices.forEach(c -> c.trace.succeeded(c.finishReason));
   }
 
   private void fail(Throwable error) {
@@ -177,7 +233,12 @@ final class CompletionExchange {
     } else {
       OpenAiApiImpl.sendError(ctx, api);
     }
-    trace.failed(api);
+    for (Choice choice : choices) {
+      if (choice.stream != null) {
+        choice.stream.cancel();
+      }
+      choice.trace.failed(api);
+    }
   }
 
   private void clientGone() {
@@ -186,9 +247,11 @@ final class CompletionExchange {
     }
     done = true;
     ctx.put(OpenAiApiImpl.STATUS_KEY, 499);
-    if (stream != null) {
-      stream.cancel();
+    for (Choice choice : choices) {
+      if (choice.stream != null) {
+        choice.stream.cancel();
+      }
+      choice.trace.abandoned("client went away");
     }
-    trace.abandoned("client went away");
   }
 }

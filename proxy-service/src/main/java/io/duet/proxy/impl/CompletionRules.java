@@ -1,9 +1,11 @@
 package io.duet.proxy.impl;
 
+import io.duet.contract.Failure;
 import io.duet.contract.SamplingSpec;
 import io.duet.proxy.ChatMessage;
 import io.duet.proxy.ChatTemplate;
 import io.duet.proxy.CompletionBackend;
+import io.duet.proxy.CompletionException;
 import io.duet.proxy.ProxyOptions;
 import java.util.List;
 import java.util.concurrent.ThreadLocalRandom;
@@ -32,11 +34,21 @@ final class CompletionRules {
     return model;
   }
 
-  /** Refuses a model that {@code backend} does not serve, the way OpenAI does (404). */
+  /**
+   * Refuses a model that {@code backend} does not serve: as UNAVAILABLE (HTTP 503 with
+   * {@code Retry-After}) while it has no instance of a model it expects to serve
+   * ({@link CompletionBackend#expects}), a passing outage; else 404 the way OpenAI answers for a
+   * model it does not have.
+   */
   static void requireServed(CompletionBackend backend, String model) {
-    if (!backend.models().contains(model)) {
-      throw ApiError.modelNotFound(model);
+    if (backend.models().contains(model)) {
+      return;
     }
+    if (backend.expects(model)) {
+      throw new CompletionException(Failure.UNAVAILABLE, "The model `" + model + "` has no "
+          + "prefill or decode instance available right now; retry later.");
+    }
+    throw ApiError.modelNotFound(model);
   }
 
   static double temperature(String param, double value) {
@@ -54,6 +66,16 @@ final class CompletionRules {
 
   static int maxTokens(String param, long value) {
     return inRange(param, value, 1, Integer.MAX_VALUE);
+  }
+
+  /** vLLM's {@code min_tokens}; at most {@code max_tokens}, checked with the sampling. */
+  static int minTokens(String param, long value) {
+    return inRange(param, value, 0, Integer.MAX_VALUE);
+  }
+
+  /** vLLM's {@code min_p}; 0 turns it off. */
+  static double minP(String param, double value) {
+    return inRange(param, value, 0.0, true, 1.0);
   }
 
   /** A number in [min, max] ({@code minInclusive} tells whether min itself is allowed). */
@@ -153,16 +175,22 @@ final class CompletionRules {
   }
 
   /**
-   * The sampling of a checked request: {@code maxTokens} null takes the default of its kind, a
-   * seed left out is drawn per request.
+   * The sampling of a checked request: {@code maxTokens} null takes the default of its kind
+   * (which the context may cut short, where a {@code max_tokens} the client asked for that does
+   * not fit is refused), a seed left out is drawn per request.
    */
   SamplingSpec sampling(ParsedRequest.Kind kind, Integer maxTokens, double temperature, int topK,
-      double topP, Long seed, List<Integer> stopTokenIds, List<String> stop, boolean ignoreEos) {
+      double topP, double minP, Long seed, List<Integer> stopTokenIds, List<String> stop,
+      boolean ignoreEos, int minTokens) {
     int max = maxTokens != null ? maxTokens : kind == ParsedRequest.Kind.CHAT
         ? options.getChatMaxTokens() : options.getCompletionMaxTokens();
+    if (minTokens > max) {
+      throw ApiError.invalid("min_tokens", "min_tokens (" + minTokens + ") must be less than or "
+          + "equal to max_tokens (" + max + ")");
+    }
     return new SamplingSpec((float) temperature, Math.max(0, topK), (float) topP,
         seed != null ? seed : ThreadLocalRandom.current().nextLong() & Long.MAX_VALUE, max,
-        stopTokenIds, stop, ignoreEos);
+        stopTokenIds, stop, ignoreEos, maxTokens != null, minTokens, (float) minP);
   }
 
   private static String format(double value) {

@@ -35,6 +35,7 @@ final class CompletionTrace {
   private int promptTokens;
   private int completionTokens;
   private int events;
+  private boolean lastEvent;
 
   /**
    * @param endpoint where the request came in, first in its log line (an HTTP path, or
@@ -54,7 +55,8 @@ final class CompletionTrace {
   /**
    * Starts {@code job}, which counts in flight from now on. Its failure, including a backend
    * that cannot start it and a stream that ends before its last event, goes to
-   * {@code failures} (which may have ended the request already).
+   * {@code failures} (which may have ended the request already); the events are for the caller
+   * to pass to {@link #event} first.
    *
    * @return the job's stream, for the caller to keep before it sets the stream's handler; null
    *     when the backend could not start the job
@@ -70,14 +72,19 @@ final class CompletionTrace {
       return null;
     }
     source.exceptionHandler(failures);
-    source.endHandler(v -> failures.handle(new CompletionException(Failure.INTERNAL,
-        "the decode stream ended before its last event")));
+    source.endHandler(v -> {
+      if (!lastEvent) {
+        failures.handle(new CompletionException(Failure.INTERNAL,
+            "the decode stream ended before its last event"));
+      }
+    });
     return source;
   }
 
   /** Counts an event; the first that carries text or tokens marks the time to first token. */
   void event(DecodeEvent event) {
     events++;
+    lastEvent = event.isLast();
     if (firstTokenNanos == 0 && (event.tokens() > 0
         || (event.text() != null && !event.text().isEmpty()))) {
       firstTokenNanos = System.nanoTime();

@@ -92,7 +92,9 @@ final class EventBusRequests {
     for (Integer id : given.stopTokenIds()) {
       CompletionRules.tokenId("sampling.stopTokenIds", (long) id);
     }
-    return rules.sampling(kind, maxTokens, temperature, topK, topP, given.seed(),
-        given.stopTokenIds(), stop, given.ignoreEos());
+    double minP = CompletionRules.minP("sampling.minP", given.minP());
+    int minTokens = CompletionRules.minTokens("sampling.minTokens", given.minTokens());
+    return rules.sampling(kind, maxTokens, temperature, topK, topP, minP, given.seed(),
+        given.stopTokenIds(), stop, given.ignoreEos(), minTokens);
   }
 }

@@ -8,7 +8,11 @@ import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.vertx.core.AsyncResult;
 import io.vertx.core.Context;
 import io.vertx.core.Vertx;
+import io.netty.handler.codec.http.TooLongHttpHeaderException;
+import io.netty.handler.codec.http.TooLongHttpLineException;
+import io.vertx.core.http.HttpClosedException;
 import io.vertx.core.http.HttpHeaders;
+import io.vertx.core.http.HttpServerRequest;
 import io.vertx.core.http.HttpServerResponse;
 import io.vertx.core.json.JsonArray;
 import io.vertx.core.json.JsonObject;
@@ -76,6 +80,7 @@ public final class OpenAiApiImpl implements OpenAiApi {
       r.route("/v1/*").handler(this::authenticate);
       r.route("/admin/*").handler(this::authenticate);
     }
+    r.post("/v1/*").handler(this::requireJsonBody);
     r.route("/v1/*").handler(BodyHandler.create(false).setBodyLimit(options.getMaxBodyBytes()));
     r.post("/v1/completions").handler(ctx -> handleCompletion(ctx, backend,
         ParsedRequest.Kind.COMPLETION));
@@ -148,6 +153,34 @@ public final class OpenAiApiImpl implements OpenAiApi {
     }
   }
 
+  /**
+   * Refuses a form or a file upload before its body is read: the API takes JSON only. A body
+   * sent without a Content-Type, or with another one, is parsed as JSON (curl's default
+   * {@code -d} sends one as a form type).
+   */
+  private void requireJsonBody(RoutingContext ctx) {
+    String type = ctx.request().getHeader(HttpHeaders.CONTENT_TYPE);
+    if (type != null && type.regionMatches(true, 0, "multipart/", 0, 10)) {
+      reject(ctx, ApiError.unsupportedMediaType(type));
+    } else {
+      ctx.next();
+    }
+  }
+
+  @Override
+  public void invalidRequest(HttpServerRequest request) {
+    Throwable cause = request.decoderResult().cause();
+    int status = cause instanceof TooLongHttpLineException ? 414
+        : cause instanceof TooLongHttpHeaderException ? 431 : 400;
+    ApiError error = ApiError.fromStatus(status, request.method().name(), "", 0);
+    LOG.info("invalid HTTP request rejected status={} error=\"{}\"", status,
+        cause == null ? "unknown" : cause.getMessage());
+    request.response().setStatusCode(status)
+        .putHeader(HttpHeaders.CONTENT_TYPE, APPLICATION_JSON)
+        .putHeader(HttpHeaders.CONNECTION, "close")
+        .end(error.toJson().encode());
+  }
+
   private void handleCompletion(RoutingContext ctx, CompletionBackend backend,
       ParsedRequest.Kind kind) {
     ParsedRequest request;
@@ -212,6 +245,13 @@ public final class OpenAiApiImpl implements OpenAiApi {
 
   private void handleFailure(RoutingContext ctx) {
     Throwable failure = ctx.failure();
+    if (failure instanceof HttpClosedException || ctx.response().closed()) {
+      // The client went away while its request was read: nobody to answer, nothing broke.
+      ctx.put(STATUS_KEY, 499);
+      LOG.info("{} {} abandoned by the client before its body was read", ctx.request().method(),
+          ctx.request().path());
+      return;
+    }
     ApiError error;
     if (failure == null || failure instanceof HttpException) {
       error = ApiError.fromStatus(ctx.statusCode(), ctx.request().method().name(),

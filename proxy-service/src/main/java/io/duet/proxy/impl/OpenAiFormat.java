@@ -2,13 +2,27 @@ package io.duet.proxy.impl;
 
 import io.vertx.core.json.JsonArray;
 import io.vertx.core.json.JsonObject;
+import java.util.List;
 
-/** The OpenAI wire format of completions, chat completions and their stream chunks. */
+/**
+ * The OpenAI wire format of completions, chat completions and their stream chunks. A completion
+ * of several prompts has one choice per prompt, its {@code index} the prompt's; in a stream,
+ * the chunks of the choices interleave, each naming its index.
+ */
 final class OpenAiFormat {
 
   static final String TEXT_COMPLETION = "text_completion";
   static final String CHAT_COMPLETION = "chat.completion";
   static final String CHAT_COMPLETION_CHUNK = "chat.completion.chunk";
+  /**
+   * OpenAI's {@code system_fingerprint}: which backend configuration answered. One serving stack
+   * here, so one value; clients that log it or compare it across answers find it everywhere.
+   */
+  static final String SYSTEM_FINGERPRINT = "fp_duet";
+
+  /** One whole choice: its index, its text and why it ended. */
+  record Choice(int index, String text, String finishReason) {
+  }
 
   private final String id;
   private final long created;
@@ -28,29 +42,36 @@ final class OpenAiFormat {
 
   private JsonObject head(String object) {
     return new JsonObject().put("id", id).put("object", object).put("created", created)
-        .put("model", model);
+        .put("model", model).put("system_fingerprint", SYSTEM_FINGERPRINT);
   }
 
   /** A whole {@code text_completion}. */
-  JsonObject completion(String text, String finishReason, JsonObject usage) {
-    return head(TEXT_COMPLETION).put("choices", new JsonArray().add(new JsonObject()
-        .put("index", 0).put("text", text).put("logprobs", null)
-        .put("finish_reason", finishReason))).put("usage", usage);
+  JsonObject completion(List<Choice> choices, JsonObject usage) {
+    JsonArray array = new JsonArray();
+    for (Choice choice : choices) {
+      array.add(textChoice(choice.index(), choice.text(), choice.finishReason()));
+    }
+    return head(TEXT_COMPLETION).put("choices", array).put("usage", usage);
   }
 
-  /** A whole {@code chat.completion}. */
+  /** A whole {@code chat.completion} of one choice. */
   JsonObject chatCompletion(String content, String finishReason, JsonObject usage) {
     return head(CHAT_COMPLETION).put("choices", new JsonArray().add(new JsonObject()
         .put("index", 0)
-        .put("message", new JsonObject().put("role", "assistant").put("content", content))
+        .put("message", new JsonObject().put("role", "assistant").put("content", content)
+            .put("refusal", null).put("annotations", new JsonArray()))
         .put("logprobs", null).put("finish_reason", finishReason))).put("usage", usage);
   }
 
-  /** A streamed {@code text_completion} chunk: {@code text} is the delta. */
-  JsonObject completionChunk(String text, String finishReason) {
-    return head(TEXT_COMPLETION).put("choices", new JsonArray().add(new JsonObject()
-        .put("index", 0).put("text", text).put("logprobs", null)
-        .put("finish_reason", finishReason)));
+  /** A streamed {@code text_completion} chunk of choice {@code index}: {@code text} is the delta. */
+  JsonObject completionChunk(int index, String text, String finishReason) {
+    return head(TEXT_COMPLETION).put("choices",
+        new JsonArray().add(textChoice(index, text, finishReason)));
+  }
+
+  private static JsonObject textChoice(int index, String text, String finishReason) {
+    return new JsonObject().put("index", index).put("text", text).put("logprobs", null)
+        .put("finish_reason", finishReason);
   }
 
   /** A streamed {@code chat.completion.chunk} with {@code delta}. */

@@ -1,19 +1,37 @@
 package io.duet.proxy.impl;
 
 import io.duet.contract.SamplingSpec;
+import java.util.List;
 import java.util.UUID;
 
 /**
  * A validated completion or chat completion request.
  *
- * @param prompt the prompt text (chat messages already rendered by the chat template)
+ * @param prompts the prompts, one choice each: one for a chat (its messages rendered by the
+ *     chat template), one or more for a completion
  * @param includeUsage {@code stream_options.include_usage}: a last chunk with the usage
  * @param continuousUsage {@code stream_options.continuous_usage_stats} (vLLM): usage in every
  *     chunk; only in effect together with {@code includeUsage}, as in vLLM
  * @param echo completions only: the prompt is sent back before the completion
  */
-record ParsedRequest(Kind kind, String model, String prompt, SamplingSpec sampling,
+record ParsedRequest(Kind kind, String model, List<Prompt> prompts, SamplingSpec sampling,
     boolean stream, boolean includeUsage, boolean continuousUsage, boolean echo) {
+
+  ParsedRequest {
+    prompts = List.copyOf(prompts);
+  }
+
+  /** One prompt: a text, or token ids (then {@code text} is null). */
+  record Prompt(String text, List<Integer> tokens) {
+
+    Prompt {
+      tokens = List.copyOf(tokens);
+    }
+
+    static Prompt text(String text) {
+      return new Prompt(text, List.of());
+    }
+  }
 
   enum Kind {
     COMPLETION("/v1/completions", "cmpl-"),

@@ -17,10 +17,16 @@ import java.util.List;
  * way OpenAI does (and vLLM where OpenAI is silent): parameters of the wrong type or out of range
  * are a 400 naming the parameter; parameters whose non-default values this server cannot honour
  * ({@code n > 1}, logprobs, penalties, tools...) are a 400 rather than silently ignored; unknown
- * fields are ignored. Bounds and defaults come from {@link CompletionRules}, which the event-bus
+ * fields are ignored. A completion's {@code prompt} is a string, an array of strings, an array of
+ * token ids or an array of such arrays: one choice per prompt. Bounds and defaults come from {@link CompletionRules}, which the event-bus
  * front end applies too.
  */
 final class RequestParser {
+
+  /** Prompts one completion request may batch. */
+  static final int MAX_PROMPTS = 128;
+  private static final String PROMPT_TYPES =
+      "a string, an array of strings, an array of token ids or an array of such arrays";
 
   private final CompletionRules rules;
 
@@ -48,7 +54,9 @@ final class RequestParser {
   ParsedRequest parse(ParsedRequest.Kind kind, JsonObject body, CompletionBackend backend) {
     boolean chat = kind == ParsedRequest.Kind.CHAT;
     String model = CompletionRules.requireModel(string(body, "model"));
-    String prompt = chat ? chatPrompt(body, model, backend) : completionPrompt(body);
+    List<ParsedRequest.Prompt> prompts = chat
+        ? List.of(ParsedRequest.Prompt.text(chatPrompt(body, model, backend)))
+        : completionPrompts(body);
 
     Integer maxTokens = chat ? maxTokens(body, "max_completion_tokens") : null;
     if (maxTokens == null) {
@@ -57,6 +65,8 @@ final class RequestParser {
     double temperature = CompletionRules.temperature("temperature",
         number(body, "temperature", 1.0));
     double topP = CompletionRules.topP("top_p", number(body, "top_p", 1.0));
+    double minP = CompletionRules.minP("min_p", number(body, "min_p", 0.0));
+    Long minTokens = longInteger(body, "min_tokens");
     Long topK = longInteger(body, "top_k");
     int k = topK == null ? 0 : CompletionRules.topK("top_k", topK);
     Long seed = longInteger(body, "seed");
@@ -84,45 +94,64 @@ final class RequestParser {
     boolean echo = false;
     if (!chat) {
       echo = Boolean.TRUE.equals(bool(body, "echo"));
+      if (echo && prompts.stream().anyMatch(p -> p.text() == null)) {
+        throw ApiError.unsupported("echo", "echo is not supported with token-id prompts");
+      }
     }
 
     checkUnsupported(kind, body);
 
-    SamplingSpec sampling = rules.sampling(kind, maxTokens, temperature, k, topP, seed,
-        stopTokenIds, stop, Boolean.TRUE.equals(ignoreEos));
-    return new ParsedRequest(kind, model, prompt, sampling, streaming, includeUsage,
+    SamplingSpec sampling = rules.sampling(kind, maxTokens, temperature, k, topP, minP, seed,
+        stopTokenIds, stop, Boolean.TRUE.equals(ignoreEos),
+        minTokens == null ? 0 : CompletionRules.minTokens("min_tokens", minTokens));
+    return new ParsedRequest(kind, model, prompts, sampling, streaming, includeUsage,
         continuousUsage, echo);
   }
 
-  private String completionPrompt(JsonObject body) {
+  /** A string, an array of strings, an array of token ids or an array of such arrays. */
+  private static List<ParsedRequest.Prompt> completionPrompts(JsonObject body) {
     Object prompt = body.getValue("prompt");
     if (prompt == null) {
       throw ApiError.invalid("prompt", "you must provide a prompt parameter");
     }
     if (prompt instanceof String text) {
-      return text;
+      return List.of(ParsedRequest.Prompt.text(text));
     }
     if (!(prompt instanceof JsonArray array)) {
-      throw ApiError.wrongType("prompt", "a string or an array of strings", prompt);
+      throw ApiError.wrongType("prompt", PROMPT_TYPES, prompt);
     }
     if (array.isEmpty()) {
       throw ApiError.invalid("prompt", "prompt must not be an empty array");
     }
-    Object first = array.getValue(0);
-    if (first instanceof Number || first instanceof JsonArray) {
-      throw ApiError.unsupported("prompt",
-          "token-id prompts are not supported; send the prompt as text");
+    if (array.getValue(0) instanceof Number) {
+      return List.of(new ParsedRequest.Prompt(null, tokenIds("prompt", array)));
     }
+    if (array.size() > MAX_PROMPTS) {
+      throw ApiError.invalid("prompt", "at most " + MAX_PROMPTS + " prompts per request, got "
+          + array.size());
+    }
+    List<ParsedRequest.Prompt> prompts = new ArrayList<>(array.size());
     for (int i = 0; i < array.size(); i++) {
-      if (!(array.getValue(i) instanceof String)) {
-        throw ApiError.wrongType("prompt", "a string or an array of strings", array.getValue(i));
+      Object item = array.getValue(i);
+      if (item instanceof String text) {
+        prompts.add(ParsedRequest.Prompt.text(text));
+      } else if (item instanceof JsonArray ids && !ids.isEmpty()) {
+        prompts.add(new ParsedRequest.Prompt(null, tokenIds("prompt[" + i + "]", ids)));
+      } else {
+        throw ApiError.wrongType("prompt[" + i + "]", "a string or a non-empty array of token ids",
+            item);
       }
     }
-    if (array.size() > 1) {
-      throw ApiError.unsupported("prompt",
-          "batched prompts are not supported; send one request per prompt");
+    return prompts;
+  }
+
+  private static List<Integer> tokenIds(String param, JsonArray array) {
+    List<Integer> ids = new ArrayList<>(array.size());
+    for (int i = 0; i < array.size(); i++) {
+      ids.add(CompletionRules.tokenId(param, asLong(param, array.getValue(i),
+          "an array of integers")));
     }
-    return array.getString(0);
+    return ids;
   }
 
   private String chatPrompt(JsonObject body, String model, CompletionBackend backend) {
@@ -208,18 +237,13 @@ final class RequestParser {
 
   private static List<Integer> stopTokenIds(JsonObject body) {
     Object value = body.getValue("stop_token_ids");
-    List<Integer> ids = new ArrayList<>();
     if (value == null) {
-      return ids;
+      return List.of();
     }
     if (!(value instanceof JsonArray array)) {
       throw ApiError.wrongType("stop_token_ids", "an array of integers", value);
     }
-    for (int i = 0; i < array.size(); i++) {
-      ids.add(CompletionRules.tokenId("stop_token_ids",
-          asLong("stop_token_ids", array.getValue(i), "an array of integers")));
-    }
-    return ids;
+    return tokenIds("stop_token_ids", array);
   }
 
   /** Parameters of OpenAI's API whose non-default values this server does not implement. */

@@ -76,9 +76,9 @@ class LivenessCheckTest {
         (job, failure, message) -> prefillLost.put(job.requestId(), message)).run();
 
     assertEquals(Map.of(
-        "decoding-on-gone", "decode instance d-gone left the cluster mid-request"), failed);
+        "decoding-on-gone", "the decode instance left the cluster mid-request"), failed);
     assertEquals(Map.of(
-        "prefilling-on-gone", "prefill instance p-gone left the cluster mid-request"),
+        "prefilling-on-gone", "the prefill instance left the cluster mid-request"),
         prefillLost);
   }
 
@@ -105,7 +105,7 @@ class LivenessCheckTest {
     LivenessCheck check = check((job, failure, message) -> lost.tryComplete(message));
     vertx.runOnContext(v -> check.start());
     registry.removeIf(entry -> entry.instanceId().equals("d0"));
-    assertEquals("decode instance d0 left the cluster mid-request", await(lost.future()));
+    assertEquals("the decode instance left the cluster mid-request", await(lost.future()));
     vertx.runOnContext(v -> check.stop());
   }
 }

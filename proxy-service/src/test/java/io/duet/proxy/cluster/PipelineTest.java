@@ -388,6 +388,34 @@ class PipelineTest {
     assertEquals(reference.tokenizer().encode(prompt, true).length, last.promptTokens());
   }
 
+  /**
+   * {@code min_tokens} binds the first token (sampled by the prefill instance) and the others
+   * (by the decode instance) alike, and {@code min_p} travels with them: sampled texts through
+   * prefill and decode equal the engine's alone, seed for seed.
+   */
+  @Test
+  void minTokensAndMinPThroughPrefillAndDecodeEqualTheEngineAlone() throws Exception {
+    String prompt = "Once upon a time";
+    int[] tokens = reference.tokenizer().encode(prompt, true);
+    int endedEarly = 0;
+    for (int seed = 0; seed < 12; seed++) {
+      SamplingSpec spec = new SamplingSpec(1f, 0, 1f, seed, 60, List.of(), List.of(), false,
+          true, 20, 0.05f);
+      SamplingParams params = new SamplingParams(1f, 0, 1f, seed, 60, List.of(), List.of(),
+          false, 20, 0.05f);
+      OfflineGenerator.Completion alone = new OfflineGenerator(reference, 1).generate(tokens,
+          params);
+      List<DecodeEvent> events = await(run(new CompletionJob("m" + seed, MODEL, prompt, spec)));
+      assertEquals(alone.text(), text(events), "seed " + seed);
+      assertTrue(events.get(events.size() - 1).completionTokens() >= 20, "seed " + seed);
+      OfflineGenerator.Completion free = new OfflineGenerator(reference, 1).generate(tokens,
+          params.withMinTokens(0));
+      endedEarly += free.outputTokens().length < 20 ? 1 : 0;
+    }
+    assertTrue(endedEarly > 0, "min_tokens must have held back an end token for some seed");
+    awaitEveryBlockFree(decodeEngine);
+  }
+
   @Test
   void aPromptOfTokenIdsIsPrefilledAsThoseTokens() throws Exception {
     String prompt = "Once upon a time";
@@ -425,7 +453,7 @@ class PipelineTest {
     PrometheusMeterRegistry metrics = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
     ProxyVerticle proxy = new ProxyVerticle(
         ClusterBackend.perEventLoop(vertx, this::instances, "proxy1",
-            Routing.create(new RoutingOptions(), metrics), 4, 30_000),
+            Routing.create(new RoutingOptions(), metrics), 4, 30_000, List.of()),
         new ProxyOptions().setHost(HOST).setPort(0).setInstances(2), metrics);
     await(vertx.deployVerticle(proxy));
     streamEveryPromptAtOnce(proxy);
@@ -583,7 +611,7 @@ class PipelineTest {
     List<InstanceInfo> heartbeats = instances();
     Supplier<ClusterBackend> backends =
         ClusterBackend.perEventLoop(vertx, () -> heartbeats, "proxy1",
-            Routing.create(new RoutingOptions(), new SimpleMeterRegistry()), 4, 30_000);
+            Routing.create(new RoutingOptions(), new SimpleMeterRegistry()), 4, 30_000, List.of());
     BackendVerticle first = open(backends.get());
     BackendVerticle second = open(backends.get());
 
@@ -684,7 +712,7 @@ class PipelineTest {
   /** A backend of a proxy routing with {@code routing}, on an event loop of its own. */
   private BackendVerticle eventLoop(Routing routing) throws Exception {
     return open(ClusterBackend.perEventLoop(vertx, this::instances, "proxy-" + UUID.randomUUID(),
-        routing, 4, 30_000).get());
+        routing, 4, 30_000, List.of()).get());
   }
 
   /**
@@ -762,7 +790,7 @@ class PipelineTest {
     Routing routing = Routing.create(new RoutingOptions().setDecodeRankCap(1).setQueueSize(1),
         metrics);
     Supplier<ClusterBackend> backends = ClusterBackend.perEventLoop(vertx, this::instances,
-        "proxy-full", routing, 4, 30_000);
+        "proxy-full", routing, 4, 30_000, List.of());
     BackendVerticle holder = open(backends.get());
     ProxyVerticle proxy = new ProxyVerticle(backends,
         new ProxyOptions().setHost(HOST).setPort(0).setInstances(1), metrics);

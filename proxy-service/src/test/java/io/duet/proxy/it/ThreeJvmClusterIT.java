@@ -80,6 +80,11 @@ class ThreeJvmClusterIT {
   /** The served name of the long-context model (see the class comment). */
   private static final String LONG_MODEL = "longctx";
   private static final int LONG_SEQ_LEN = LongContextModel.SEQ_LEN;
+  /**
+   * The max_tokens of a request meant to run for seconds: nearly the whole context, leaving the
+   * prompt room (a max_tokens past the context is refused, as OpenAI and vLLM refuse it).
+   */
+  private static final int LONG_MAX_TOKENS = LONG_SEQ_LEN - 64;
   /** Five service JVMs starting on two cores take 20 s, 45 s on a machine busy with builds. */
   private static final Duration READY_TIMEOUT = Duration.ofSeconds(150);
   private static final Duration REQUEST_TIMEOUT = Duration.ofSeconds(60);
@@ -408,11 +413,11 @@ class ThreeJvmClusterIT {
   void aClientThatDisconnectsMidStreamLeaksNoBlocks() throws Exception {
     // A stream of the long-context model: the client surely leaves while it runs.
     String prompt = "Once upon a time";
-    int fullLength = fullLength(prompt, LONG_SEQ_LEN);
+    int fullLength = fullLength(prompt, LONG_MAX_TOKENS);
     double abortedBefore = proxyRequests("/v1/completions", 499);
     double tokensBefore = metric(longDecodeHttpPort, DECODE_TOKENS);
 
-    assertFalse(readTwoEventsAndDisconnect(LONG_MODEL, prompt, LONG_SEQ_LEN),
+    assertFalse(readTwoEventsAndDisconnect(LONG_MODEL, prompt, LONG_MAX_TOKENS),
         "the stream ended before the client left");
     awaitTrue("the proxy to count the request as abandoned by its client (499)",
         () -> proxyRequests("/v1/completions", 499) == abortedBefore + 1);
@@ -513,12 +518,12 @@ class ThreeJvmClusterIT {
   @Test
   void aCancelFromTheEventBusClientStopsTheDecodeAndFreesTheKvOnBothInstances() throws Exception {
     String prompt = "Once upon a time";
-    int fullLength = fullLength(prompt, LONG_SEQ_LEN);
+    int fullLength = fullLength(prompt, LONG_MAX_TOKENS);
     double abortedBefore = proxyRequests("eventbus", 499);
     double tokensBefore = metric(longDecodeHttpPort, DECODE_TOKENS);
 
     ClientRun run = runEventBusClient(LONG_MODEL, "--ignore-eos", "--max-tokens",
-        String.valueOf(LONG_SEQ_LEN), "--credits", "4", "--cancel-after", "1", prompt);
+        String.valueOf(LONG_MAX_TOKENS), "--credits", "4", "--cancel-after", "1", prompt);
     assertEquals(0, run.exit(), run::describe);
     // The proxy answers a cancel with the stream's last event: CANCELLED, as the request still
     // ran, with the tokens it had streamed.
