@@ -84,9 +84,16 @@ public final class ProxyMain implements Callable<Integer> {
     String host = config.get(Settings.PROXY_HOST);
     ProxyVerticle proxy = proxy(vertx, config, registry::instances, routing, metrics, reload);
     ServiceRuntime.await(vertx.deployVerticle(proxy));
-    Heartbeat.start(vertx, config, () -> new InstanceInfo(id, Role.PROXY, 0, 1, host,
-        proxy.actualPort(), 0, "", "", "", 0, new InstanceInfo.Load(0, 0, 0, 0, 0),
-        System.currentTimeMillis()));
+    Heartbeat heartbeat = Heartbeat.start(vertx, config, () -> new InstanceInfo(id, Role.PROXY,
+        0, 1, host, proxy.actualPort(), 0, "", "", "", 0, new InstanceInfo.Load(0, 0, 0, 0, 0),
+        System.currentTimeMillis()).withState(proxy.state()));
+    proxy.onStateChange(state -> {
+      if (state == InstanceInfo.State.LEFT) {
+        heartbeat.leave();
+      } else {
+        heartbeat.beatNow();
+      }
+    });
     if (servedModel != null) {
       ServiceRuntime.await(servedBy(vertx, registry, servedModel));
     }
@@ -174,7 +181,8 @@ public final class ProxyMain implements Callable<Integer> {
         .setCompletionMaxTokens(config.get(Settings.PROXY_COMPLETION_MAX_TOKENS))
         .setChatMaxTokens(config.get(Settings.PROXY_CHAT_MAX_TOKENS))
         .setEventBusStallTimeoutMillis(
-            config.get(Settings.PROXY_EVENTBUS_STALL_TIMEOUT_SECONDS) * 1000L);
+            config.get(Settings.PROXY_EVENTBUS_STALL_TIMEOUT_SECONDS) * 1000L)
+        .setDrainTimeoutMillis(config.get(Settings.INSTANCE_DRAIN_TIMEOUT_SECONDS) * 1000L);
   }
 
   /**
