@@ -75,7 +75,18 @@ public final class ProxyMain implements Callable<Integer> {
       }
     });
     ServiceRuntime.await(registry.ready());
-    String servedModel = withWorkers ? startWorkers(member) : null;
+    String servedModel = withWorkers ? startWorkers(member)
+        : config.get(Settings.MODEL_SERVED_NAME).orElse(null);
+    // Before listening: a proxy restarted in a running cluster must not answer 404 to its first
+    // clients only because it has not heard the instances' heartbeats yet.
+    long servedLimitMillis = withWorkers ? READY_TIMEOUT_MILLIS
+        : config.get(Settings.CLUSTER_HEARTBEAT_TIMEOUT_MILLIS);
+    boolean served = ServiceRuntime.await(servedWithin(vertx, registry, servedModel,
+        servedLimitMillis));
+    if (withWorkers && !served) {
+      throw new IllegalStateException("the embedded prefill and decode instances did not "
+          + "register within " + READY_TIMEOUT_MILLIS + " ms");
+    }
 
     Map<String, String> env = System.getenv();
     ConfigReload reload = reload(vertx, () -> ConfigLoader.load(vertx, flags, env), config,
@@ -94,12 +105,10 @@ public final class ProxyMain implements Callable<Integer> {
         heartbeat.beatNow();
       }
     });
-    if (servedModel != null) {
-      ServiceRuntime.await(servedBy(vertx, registry, servedModel));
-    }
-    LOG.info("Duet proxy {} ready on http://{}:{}/v1 serving {}", id, host,
+    LOG.info("Duet proxy {} ready on http://{}:{}/v1 serving {}{}", id, host,
         proxy.actualPort(), servedModel != null ? servedModel
-            : "the models of the cluster's prefill and decode instances");
+            : "the models of the cluster's prefill and decode instances",
+        served ? "" : " (none is served yet)");
     return 0;
   }
 
@@ -218,16 +227,18 @@ public final class ProxyMain implements Callable<Integer> {
     return name;
   }
 
-  /** Completes once the registry shows a prefill and a decode instance serving the model. */
-  private static Future<Void> servedBy(Vertx vertx, Registry registry,
-      String model) {
-    Promise<Void> served = Promise.promise();
-    long timer = vertx.setTimer(READY_TIMEOUT_MILLIS, t -> served.tryFail(
-        "the embedded prefill and decode instances did not register within "
-            + READY_TIMEOUT_MILLIS + " ms"));
+  /**
+   * Completes with true once the registry shows a prefill and a decode instance serving
+   * {@code model} (any model when null), with false when {@code limitMillis} have passed first.
+   */
+  private static Future<Boolean> servedWithin(Vertx vertx, Registry registry, String model,
+      long limitMillis) {
+    Promise<Boolean> served = Promise.promise();
+    long timer = vertx.setTimer(limitMillis, t -> served.tryComplete(false));
     long poll = vertx.setPeriodic(0, 50, t -> {
-      if (ClusterBackend.servedModels(registry.instances()).contains(model)) {
-        served.tryComplete();
+      List<String> models = ClusterBackend.servedModels(registry.instances());
+      if (model == null ? !models.isEmpty() : models.contains(model)) {
+        served.tryComplete(true);
       }
     });
     return served.future().onComplete(r -> {

@@ -41,7 +41,8 @@ public class ProxyOptions {
       Settings.PROXY_EVENTBUS_STALL_TIMEOUT_SECONDS.defaultValue() * 1000L;
   /**
    * No drain: an undeployed proxy closes its connections at once, as a test or an embedding
-   * application expects. A proxy service drains for {@link Settings#INSTANCE_DRAIN_TIMEOUT_SECONDS}.
+   * application expects. A proxy service drains for
+   * {@link Settings#INSTANCE_DRAIN_TIMEOUT_SECONDS}.
    */
   public static final long DEFAULT_DRAIN_TIMEOUT_MILLIS = 0;
 
