@@ -6,8 +6,6 @@ import static org.junit.jupiter.api.Assertions.fail;
 
 import io.duet.engine.Engine;
 import io.duet.engine.EngineOptions;
-import io.duet.engine.OfflineGenerator;
-import io.duet.engine.SamplingParams;
 import io.vertx.core.json.JsonObject;
 import java.io.IOException;
 import java.net.http.HttpClient;
@@ -411,9 +409,7 @@ class MembershipIT {
   }
 
   private static String expectedText(JsonObject request) {
-    int[] prompt = reference.tokenizer().encode(request.getString("prompt"), true);
-    return new OfflineGenerator(reference, 1).generate(prompt, SamplingParams.greedy(
-        request.getInteger("max_tokens")).withIgnoreEos(true)).text();
+    return ReferenceTexts.of(reference, request);
   }
 
   /**

@@ -5,11 +5,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.duet.engine.Engine;
 import io.duet.engine.EngineOptions;
-import io.duet.engine.OfflineGenerator;
-import io.duet.engine.SamplingParams;
 import io.vertx.core.json.JsonObject;
 import java.net.ConnectException;
-import java.net.http.HttpClient;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -86,13 +83,10 @@ class RollingRestartIT {
     try (Engine reference = Engine.open(new EngineOptions().modelPath(model)
         .tokenizerPath(tokenizer).kvBlocks(300).threads(1))) {
       for (JsonObject request : requests()) {
-        int[] prompt = reference.tokenizer().encode(request.getString("prompt"), true);
-        EXPECTED.put(request.encode(), new OfflineGenerator(reference, 1).generate(prompt,
-            SamplingParams.greedy(request.getInteger("max_tokens")).withIgnoreEos(true)).text());
+        EXPECTED.put(request.encode(), ReferenceTexts.of(reference, request));
       }
     }
-    pages = new StatusPages(HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1)
-        .connectTimeout(Duration.ofSeconds(5)).build());
+    pages = new StatusPages();
     cluster = new TopologyCluster(jvms, work, INSTANCES, MODEL,
         List.of("--model", model.toString(), "--tokenizer", tokenizer.toString()),
         "instance:\n  drain-timeout-seconds: " + DRAIN_TIMEOUT_SECONDS);

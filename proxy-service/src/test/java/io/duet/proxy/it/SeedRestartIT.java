@@ -5,11 +5,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.duet.engine.Engine;
 import io.duet.engine.EngineOptions;
-import io.duet.engine.OfflineGenerator;
-import io.duet.engine.SamplingParams;
 import io.vertx.core.json.JsonObject;
 import java.net.ConnectException;
-import java.net.http.HttpClient;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -76,12 +73,9 @@ class SeedRestartIT {
     jvms = new ChildJvms("SeedRestartIT", target.resolve("it-logs/seed-restart"));
     try (Engine reference = Engine.open(new EngineOptions().modelPath(model)
         .tokenizerPath(tokenizer).kvBlocks(64).threads(1))) {
-      int[] prompt = reference.tokenizer().encode(REQUEST.getString("prompt"), true);
-      expected = new OfflineGenerator(reference, 1).generate(prompt, SamplingParams.greedy(
-          REQUEST.getInteger("max_tokens")).withIgnoreEos(true)).text();
+      expected = ReferenceTexts.of(reference, REQUEST);
     }
-    pages = new StatusPages(HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1)
-        .connectTimeout(Duration.ofSeconds(5)).build());
+    pages = new StatusPages();
     cluster = new TopologyCluster(jvms, Files.createTempDirectory(target, "seed-restart-it-"),
         List.of("p0", "d0", "c0"), MODEL,
         List.of("--model", model.toString(), "--tokenizer", tokenizer.toString()), "");
@@ -220,14 +214,14 @@ class SeedRestartIT {
     }
 
     /**
-     * Every request was answered, and right: a completion, or while a member was away (from
-     * {@code stopped} until {@code served}) an error saying that nothing serves the model; a
-     * refused connection only while the proxy itself was away (until {@code proxyUp}).
+     * Every request was answered, and right: a completion, or while a member was away (answered
+     * after {@code stopped}, sent before {@code served}) an error saying that nothing serves the
+     * model; a refused connection only while the proxy itself was away (until {@code proxyUp}).
      */
     void assertPromptAndRight(long stopped, long proxyUp, long served) {
       List<String> wrong = new ArrayList<>();
       for (Answer answer : answers) {
-        boolean away = answer.sentNanos() >= stopped && answer.sentNanos() < served;
+        boolean away = answer.answeredNanos() >= stopped && answer.sentNanos() < served;
         boolean right = answer.completed()
             || away && NOTHING_SERVES.stream().anyMatch(status ->
                 answer.outcome().startsWith("HTTP " + status + " "))

@@ -117,10 +117,6 @@ final class TopologyCluster {
         %s""".formatted(cluster, modelName, settings, sections));
   }
 
-  Path file() {
-    return file;
-  }
-
   Instance get(String name) {
     Instance instance = instances.get(name);
     if (instance == null) {
