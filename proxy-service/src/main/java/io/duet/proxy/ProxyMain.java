@@ -78,8 +78,9 @@ public final class ProxyMain implements Callable<Integer> {
     String servedModel = withWorkers ? startWorkers(member)
         : config.get(Settings.MODEL_SERVED_NAME).orElse(null);
     // Before listening: a proxy restarted in a running cluster must not answer 404 to its first
-    // clients only because it has not heard the instances' heartbeats yet.
-    long servedLimitMillis = withWorkers ? READY_TIMEOUT_MILLIS
+    // clients only because it has not heard the instances' heartbeats yet (on a busy machine
+    // that takes seconds). Without a model named, one heartbeat timeout is what it waits.
+    long servedLimitMillis = servedModel != null ? READY_TIMEOUT_MILLIS
         : config.get(Settings.CLUSTER_HEARTBEAT_TIMEOUT_MILLIS);
     boolean served = ServiceRuntime.await(servedWithin(vertx, registry, servedModel,
         servedLimitMillis));

@@ -41,8 +41,8 @@ class ProxyDrainTest {
 
   private static final String HOST = "127.0.0.1";
   private static final Duration WAIT = Duration.ofSeconds(10);
-  /** Tokens of the stream open when the proxy stops, 20 ms apart: it outlives the stop by far. */
-  private static final int TOKENS = 40;
+  /** Tokens of the stream open when the proxy stops, 50 ms apart: it outlives the stop by far. */
+  private static final int TOKENS = 100;
 
   private Vertx vertx;
   private StubBackend backend;
@@ -66,7 +66,7 @@ class ProxyDrainTest {
   void aStoppingProxyRefusesNewConnectionsAndFinishesItsOpenStreams() throws Exception {
     String[] pieces = new String[TOKENS];
     Arrays.fill(pieces, "x");
-    backend.script = job -> StubBackend.tokens(job, 5, "length", pieces).withDelay(20);
+    backend.script = job -> StubBackend.tokens(job, 5, "length", pieces).withDelay(50);
     ProxyVerticle proxy = deploy(WAIT.toMillis());
     int port = proxy.actualPort();
     Stream open = stream(port);

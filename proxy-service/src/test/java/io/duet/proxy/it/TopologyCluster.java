@@ -3,6 +3,7 @@ package io.duet.proxy.it;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
@@ -60,6 +61,7 @@ final class TopologyCluster {
   }
 
   private final ChildJvms jvms;
+  private final StatusPages pages = new StatusPages();
   private final Path repo;
   private final List<String> modelArgs;
   private final Path file;
@@ -140,5 +142,18 @@ final class TopologyCluster {
     instance.child = jvms.startService(name + "-" + (previous + 1),
         ItPaths.jar(repo, instance.role() + "-service"), args);
     return instance;
+  }
+
+  /**
+   * Waits until the JVM of {@code instance} is up: a proxy answers on its port, a prefill or
+   * decode instance on its status endpoint (which it opens once it has joined the cluster).
+   * Returns when it was ({@link System#nanoTime}).
+   */
+  long awaitUp(Instance instance, Duration timeout) {
+    return Waits.until(instance.name() + " to be up", () -> {
+      instance.child().assertAlive("during start-up");
+      return pages.tryGet(instance.port(), instance.isProxy() ? "/v1/models" : "/health")
+          .map(answer -> answer.statusCode() == 200).orElse(false);
+    }, timeout);
   }
 }
