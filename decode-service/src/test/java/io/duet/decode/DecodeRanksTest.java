@@ -66,7 +66,9 @@ class DecodeRanksTest {
     return DuetConfig.defaults().with(Settings.INSTANCE_ID, ID).with(Settings.DECODE_DP, 2)
         .with(Settings.DECODE_KV_CACHE_MB, 4)
         .with(Settings.CLUSTER_HEARTBEAT_MILLIS, 50)
-        .with(Settings.CLUSTER_HEARTBEAT_TIMEOUT_MILLIS, 300);
+        // The ranks leave by announcing it, not by silence: a timeout a busy machine's stalls
+        // cannot reach, so that no rank is dropped and added again while the test watches.
+        .with(Settings.CLUSTER_HEARTBEAT_TIMEOUT_MILLIS, 10_000);
   }
 
   @Test
