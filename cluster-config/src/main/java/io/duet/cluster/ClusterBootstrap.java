@@ -37,6 +37,9 @@ public final class ClusterBootstrap {
    */
   public static final long CLOSE_TIMEOUT_SECONDS = 20;
 
+  /** How soon and how often a cluster's master looks for a split cluster to merge. */
+  public static final int MERGE_DELAY_SECONDS = 5;
+
   /**
    * The Hazelcast properties Duet sets, before {@code cluster.hazelcast-properties} (which may
    * override them). Hazelcast's own defaults suit long-lived data grids, not members that come
@@ -45,12 +48,27 @@ public final class ClusterBootstrap {
    * machine is noticed at once anyway (its connections are refused), so this bounds what a
    * frozen or cut-off member costs; the registry stops routing to it after its heartbeat
    * timeout whatever Hazelcast does. 10 s, not less: a member taken for dead falsely leaves the
-   * cluster until Hazelcast merges it back minutes later.
+   * cluster until Hazelcast merges it back.
+   *
+   * <p>Split clusters merge within seconds instead of minutes. A member that finds none of the
+   * addresses it was given forms a cluster of its own (a restarted member whose only listed
+   * member was itself, members started at once that did not see each other, a member falsely
+   * taken for dead); each cluster's master then looks for the others on every address of its
+   * member list, first {@value #MERGE_DELAY_SECONDS} s after it started and then every
+   * {@value #MERGE_DELAY_SECONDS} s (Hazelcast's defaults: 300 s, then every 120 s), and the
+   * smaller cluster joins the larger. The cost: each master tries every listed address that is
+   * not in its cluster that often, and a merge restarts the smaller side's members' Hazelcast
+   * node (Vert.x registers their event-bus consumers again), which is what a split costs anyway.
+   * Listing every member in {@code cluster.members} (a topology file does) avoids the split in
+   * the first place.
    */
   public static final Map<String, String> DEFAULT_PROPERTIES = Map.of(
       "hazelcast.wait.seconds.before.join", "0",
       "hazelcast.heartbeat.interval.seconds", "1",
-      "hazelcast.max.no.heartbeat.seconds", "10");
+      "hazelcast.max.no.heartbeat.seconds", "10",
+      "hazelcast.merge.first.run.delay.seconds", String.valueOf(MERGE_DELAY_SECONDS),
+      "hazelcast.merge.next.run.delay.seconds", String.valueOf(MERGE_DELAY_SECONDS));
+
 
   private static final Logger log = LoggerFactory.getLogger(ClusterBootstrap.class);
 

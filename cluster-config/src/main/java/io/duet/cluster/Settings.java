@@ -62,7 +62,9 @@ public final class Settings {
       "cluster.members", hostPorts()).defaultValue(List.of("127.0.0.1"))
       .env("DUET_CLUSTER_MEMBERS").flag("--members", "HOST[:PORT],...")
       .description("The members to join (TCP-IP); comma-separated in the variable and the flag. "
-          + "Empty: this member's cluster.host."));
+          + "List every member's address (a topology file does), so that any member restarted "
+          + "finds the others; a host without a port is tried on cluster.port-count ports from "
+          + "cluster.port. Empty: this member's cluster.host."));
 
   public static final Setting<Integer> CLUSTER_HEARTBEAT_MILLIS = declare(Setting.builder(
       "cluster.heartbeat-millis", atLeast(1)).defaultValue(500)
@@ -81,7 +83,9 @@ public final class Settings {
       .description("Hazelcast properties by their full dotted name, applied last, e.g. "
           + "hazelcast.max.no.heartbeat.seconds: 15. Duet's own defaults: no wait before "
           + "admitting a joining member (hazelcast.wait.seconds.before.join: 0), a member "
-          + "heartbeat every second, and a member silent for 10 s taken for dead."));
+          + "heartbeat every second, a member silent for 10 s taken for dead, and split clusters "
+          + "looked for every 5 s (hazelcast.merge.first.run.delay.seconds, "
+          + "hazelcast.merge.next.run.delay.seconds: 5) and merged."));
 
   // ---------------------------------------------------------------- model
 
@@ -136,10 +140,11 @@ public final class Settings {
 
   public static final Setting<Integer> INSTANCE_DRAIN_TIMEOUT_SECONDS = declare(Setting.builder(
       "instance.drain-timeout-seconds", atLeast(0)).defaultValue(30)
-      .description("How long a stopping prefill or decode instance (SIGTERM) may take to finish "
-          + "its requests: it refuses new ones at once, then stops when its streams have ended "
-          + "and its leased KV has been pulled, or when this time is up. 0: it stops at once. "
-          + "Allow this plus 20 s between SIGTERM and SIGKILL."));
+      .description("How long a stopping instance (SIGTERM) may take to finish its requests: it "
+          + "refuses new ones at once (a proxy closes its listening socket), then stops when its "
+          + "streams have ended and, on a prefill instance, its leased KV has been pulled, or "
+          + "when this time is up. 0: it stops at once. Allow this plus 20 s between SIGTERM and "
+          + "SIGKILL."));
 
   // ---------------------------------------------------------------- proxy
 

@@ -77,7 +77,19 @@ public final class ProxyMain implements Callable<Integer> {
       }
     });
     ServiceRuntime.await(registry.ready());
-    String servedModel = withWorkers ? startWorkers(member) : null;
+    String servedModel = withWorkers ? startWorkers(member)
+        : config.get(Settings.MODEL_SERVED_NAME).orElse(null);
+    // Before listening: a proxy restarted in a running cluster must not answer 404 to its first
+    // clients only because it has not heard the instances' heartbeats yet (on a busy machine
+    // that takes seconds). Without a model named, one heartbeat timeout is what it waits.
+    long servedLimitMillis = servedModel != null ? READY_TIMEOUT_MILLIS
+        : config.get(Settings.CLUSTER_HEARTBEAT_TIMEOUT_MILLIS);
+    boolean served = ServiceRuntime.await(servedWithin(vertx, registry, servedModel,
+        servedLimitMillis));
+    if (withWorkers && !served) {
+      throw new IllegalStateException("the embedded prefill and decode instances did not "
+          + "register within " + READY_TIMEOUT_MILLIS + " ms");
+    }
 
     Map<String, String> env = System.getenv();
     ConfigReload reload = reload(vertx, () -> ConfigLoader.load(vertx, flags, env), config,
@@ -86,15 +98,20 @@ public final class ProxyMain implements Callable<Integer> {
     String host = config.get(Settings.PROXY_HOST);
     ProxyVerticle proxy = proxy(vertx, config, registry::instances, routing, metrics, reload);
     ServiceRuntime.await(vertx.deployVerticle(proxy));
-    Heartbeat.start(vertx, config, () -> new InstanceInfo(id, Role.PROXY, 0, 1, host,
-        proxy.actualPort(), 0, "", "", "", 0, new InstanceInfo.Load(0, 0, 0, 0, 0),
-        System.currentTimeMillis()));
-    if (servedModel != null) {
-      ServiceRuntime.await(servedBy(vertx, registry, servedModel));
-    }
-    LOG.info("Duet proxy {} ready on http://{}:{}/v1 serving {}", id, host,
+    Heartbeat heartbeat = Heartbeat.start(vertx, config, () -> new InstanceInfo(id, Role.PROXY,
+        0, 1, host, proxy.actualPort(), 0, "", "", "", 0, new InstanceInfo.Load(0, 0, 0, 0, 0),
+        System.currentTimeMillis()).withState(proxy.state()));
+    proxy.onStateChange(state -> {
+      if (state == InstanceInfo.State.LEFT) {
+        heartbeat.leave();
+      } else {
+        heartbeat.beatNow();
+      }
+    });
+    LOG.info("Duet proxy {} ready on http://{}:{}/v1 serving {}{}", id, host,
         proxy.actualPort(), servedModel != null ? servedModel
-            : "the models of the cluster's prefill and decode instances");
+            : "the models of the cluster's prefill and decode instances",
+        served ? "" : " (none is served yet)");
     return 0;
   }
 
@@ -177,7 +194,8 @@ public final class ProxyMain implements Callable<Integer> {
         .setCompletionMaxTokens(config.get(Settings.PROXY_COMPLETION_MAX_TOKENS))
         .setChatMaxTokens(config.get(Settings.PROXY_CHAT_MAX_TOKENS))
         .setEventBusStallTimeoutMillis(
-            config.get(Settings.PROXY_EVENTBUS_STALL_TIMEOUT_SECONDS) * 1000L);
+            config.get(Settings.PROXY_EVENTBUS_STALL_TIMEOUT_SECONDS) * 1000L)
+        .setDrainTimeoutMillis(config.get(Settings.INSTANCE_DRAIN_TIMEOUT_SECONDS) * 1000L);
   }
 
   /**
@@ -213,16 +231,18 @@ public final class ProxyMain implements Callable<Integer> {
     return name;
   }
 
-  /** Completes once the registry shows a prefill and a decode instance serving the model. */
-  private static Future<Void> servedBy(Vertx vertx, Registry registry,
-      String model) {
-    Promise<Void> served = Promise.promise();
-    long timer = vertx.setTimer(READY_TIMEOUT_MILLIS, t -> served.tryFail(
-        "the embedded prefill and decode instances did not register within "
-            + READY_TIMEOUT_MILLIS + " ms"));
+  /**
+   * Completes with true once the registry shows a prefill and a decode instance serving
+   * {@code model} (any model when null), with false when {@code limitMillis} have passed first.
+   */
+  private static Future<Boolean> servedWithin(Vertx vertx, Registry registry, String model,
+      long limitMillis) {
+    Promise<Boolean> served = Promise.promise();
+    long timer = vertx.setTimer(limitMillis, t -> served.tryComplete(false));
     long poll = vertx.setPeriodic(0, 50, t -> {
-      if (ClusterBackend.servedModels(registry.instances()).contains(model)) {
-        served.tryComplete();
+      List<String> models = ClusterBackend.servedModels(registry.instances());
+      if (model == null ? !models.isEmpty() : models.contains(model)) {
+        served.tryComplete(true);
       }
     });
     return served.future().onComplete(r -> {

@@ -39,6 +39,12 @@ public class ProxyOptions {
   /** {@link Settings#PROXY_EVENTBUS_STALL_TIMEOUT_SECONDS}. */
   public static final long DEFAULT_EVENT_BUS_STALL_TIMEOUT_MILLIS =
       Settings.PROXY_EVENTBUS_STALL_TIMEOUT_SECONDS.defaultValue() * 1000L;
+  /**
+   * No drain: an undeployed proxy closes its connections at once, as a test or an embedding
+   * application expects. A proxy service drains for
+   * {@link Settings#INSTANCE_DRAIN_TIMEOUT_SECONDS}.
+   */
+  public static final long DEFAULT_DRAIN_TIMEOUT_MILLIS = 0;
 
   private String host = DEFAULT_HOST;
   private int port = DEFAULT_PORT;
@@ -50,6 +56,7 @@ public class ProxyOptions {
   private int chatMaxTokens = DEFAULT_CHAT_MAX_TOKENS;
   private String instanceId = DEFAULT_INSTANCE_ID;
   private long eventBusStallTimeoutMillis = DEFAULT_EVENT_BUS_STALL_TIMEOUT_MILLIS;
+  private long drainTimeoutMillis = DEFAULT_DRAIN_TIMEOUT_MILLIS;
 
   public ProxyOptions() {
   }
@@ -65,6 +72,7 @@ public class ProxyOptions {
     chatMaxTokens = other.chatMaxTokens;
     instanceId = other.instanceId;
     eventBusStallTimeoutMillis = other.eventBusStallTimeoutMillis;
+    drainTimeoutMillis = other.drainTimeoutMillis;
   }
 
   /** Reads the fields {@link #toJson()} writes; absent fields keep their defaults. */
@@ -80,6 +88,7 @@ public class ProxyOptions {
     setInstanceId(json.getString("instanceId", DEFAULT_INSTANCE_ID));
     setEventBusStallTimeoutMillis(json.getLong("eventBusStallTimeoutMillis",
         DEFAULT_EVENT_BUS_STALL_TIMEOUT_MILLIS));
+    setDrainTimeoutMillis(json.getLong("drainTimeoutMillis", DEFAULT_DRAIN_TIMEOUT_MILLIS));
   }
 
   public JsonObject toJson() {
@@ -87,7 +96,8 @@ public class ProxyOptions {
         .put("apiKey", apiKey).put("chatTemplate", chatTemplate).put("maxBodyBytes", maxBodyBytes)
         .put("completionMaxTokens", completionMaxTokens).put("chatMaxTokens", chatMaxTokens)
         .put("instanceId", instanceId)
-        .put("eventBusStallTimeoutMillis", eventBusStallTimeoutMillis);
+        .put("eventBusStallTimeoutMillis", eventBusStallTimeoutMillis)
+        .put("drainTimeoutMillis", drainTimeoutMillis);
   }
 
   public String getHost() {
@@ -212,6 +222,24 @@ public class ProxyOptions {
           + eventBusStallTimeoutMillis);
     }
     this.eventBusStallTimeoutMillis = eventBusStallTimeoutMillis;
+    return this;
+  }
+
+  public long getDrainTimeoutMillis() {
+    return drainTimeoutMillis;
+  }
+
+  /**
+   * How long an undeployed proxy lets its open streams run to their end: it closes its listening
+   * socket and takes no new event-bus completion at once, then closes each connection when its
+   * response has ended, and cuts what still runs when this time is up. 0: it closes at once.
+   */
+  public ProxyOptions setDrainTimeoutMillis(long drainTimeoutMillis) {
+    if (drainTimeoutMillis < 0) {
+      throw new IllegalArgumentException("drainTimeoutMillis must not be negative, was "
+          + drainTimeoutMillis);
+    }
+    this.drainTimeoutMillis = drainTimeoutMillis;
     return this;
   }
 }

@@ -1,6 +1,7 @@
 package io.duet.proxy;
 
 import io.duet.contract.Addresses;
+import io.duet.contract.InstanceInfo;
 import io.duet.proxy.impl.EventBusCompletions;
 import io.duet.proxy.impl.OpenAiApiImpl;
 import io.duet.proxy.impl.ProxyMetrics;
@@ -15,7 +16,9 @@ import io.vertx.core.http.HttpServerOptions;
 import io.vertx.core.shareddata.Counter;
 import java.util.Objects;
 import java.util.UUID;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.Consumer;
 import java.util.function.Supplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -29,8 +32,15 @@ import org.slf4j.LoggerFactory;
  * its event loop. Each event loop also serves completions to event-bus clients
  * ({@link Addresses#COMPLETIONS}) over its backend, with its own control address
  * ({@link Addresses#proxyControl}, numbered from 0 under {@link ProxyOptions#getInstanceId()}),
- * counted in the same metrics. Deployment completes once every server listens; undeployment
- * closes them and their backends.
+ * counted in the same metrics. Deployment completes once every server listens.
+ *
+ * <p>Undeployment drains (SIGTERM undeploys, see {@code ClusterBootstrap.closeOnSignal}): the
+ * proxy {@linkplain InstanceInfo.State#DRAINING announces that it is draining}, closes its
+ * listening socket (new connections are refused, which a load balancer takes as a sign to use
+ * another proxy) and stops taking event-bus completions; each HTTP connection is closed as soon
+ * as its response has ended, and the open streams run to their end, for up to
+ * {@link ProxyOptions#getDrainTimeoutMillis()}. Then what still runs is cut, the backends close
+ * and the proxy {@linkplain InstanceInfo.State#LEFT announces that it left}.
  */
 public class ProxyVerticle extends AbstractVerticle {
 
@@ -46,6 +56,8 @@ public class ProxyVerticle extends AbstractVerticle {
   /** Numbers the event loops' control addresses. */
   private final AtomicInteger eventLoops = new AtomicInteger();
   private volatile int actualPort = -1;
+  private volatile InstanceInfo.State state = InstanceInfo.State.SERVING;
+  private volatile Consumer<InstanceInfo.State> stateListener = changed -> { };
 
   /** A proxy with its own Prometheus registry and no {@code /admin/reload}. */
   public ProxyVerticle(Supplier<? extends CompletionBackend> backends, ProxyOptions options) {
@@ -112,6 +124,37 @@ public class ProxyVerticle extends AbstractVerticle {
     return actualPort;
   }
 
+  /** Serving until undeployed; draining while it finishes its streams; left once stopped. */
+  public InstanceInfo.State state() {
+    return state;
+  }
+
+  /**
+   * Calls {@code listener} with each state the proxy enters after serving (draining, then left),
+   * on an event loop, so that it can announce them (a heartbeat). Set it before undeploying.
+   */
+  public ProxyVerticle onStateChange(Consumer<InstanceInfo.State> listener) {
+    this.stateListener = Objects.requireNonNull(listener, "listener");
+    return this;
+  }
+
+  /** Enters {@code next} unless the proxy is there already (each server's stop asks for it). */
+  private synchronized void enter(InstanceInfo.State next) {
+    if (state.compareTo(next) < 0) {
+      state = next;
+      LOG.info("Proxy {} {}", instanceId, next == InstanceInfo.State.DRAINING
+          ? "draining for at most " + options.getDrainTimeoutMillis() + " ms: refusing new "
+              + "connections, finishing its open streams" : "stopped its HTTP servers");
+      stateListener.accept(next);
+    }
+  }
+
+  /** Runs once the servers, child deployments, have drained and stopped. */
+  @Override
+  public void stop() {
+    enter(InstanceInfo.State.LEFT);
+  }
+
   /** The registry the metrics go to and {@code /metrics} serves. */
   public PrometheusMeterRegistry registry() {
     return registry;
@@ -159,8 +202,17 @@ public class ProxyVerticle extends AbstractVerticle {
 
     @Override
     public void stop(Promise<Void> stopPromise) {
-      server.close().eventually(eventBus::close).eventually(backend::close)
-          .onComplete(stopPromise);
+      enter(InstanceInfo.State.DRAINING);
+      long drainMillis = options.getDrainTimeoutMillis();
+      long start = System.nanoTime();
+      // Vert.x's shutdown closes the listening socket first, then each connection once its
+      // response has ended, and every connection left when the time is up.
+      Future.join(server.shutdown(drainMillis, TimeUnit.MILLISECONDS),
+              eventBus.drain(drainMillis))
+          .onComplete(drained -> LOG.info("HTTP server of proxy {} drained in {} ms", instanceId,
+              (System.nanoTime() - start) / 1_000_000))
+          .eventually(eventBus::close).eventually(backend::close)
+          .<Void>mapEmpty().onComplete(stopPromise);
     }
   }
 }

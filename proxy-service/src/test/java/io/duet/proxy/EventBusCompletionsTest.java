@@ -14,6 +14,7 @@ import io.duet.contract.CompletionRequest;
 import io.duet.contract.CompletionRequest.Message;
 import io.duet.contract.DecodeEvent;
 import io.duet.contract.Failure;
+import io.duet.contract.InstanceInfo;
 import io.duet.contract.SamplingSpec;
 import io.duet.contract.StreamCredit;
 import io.vertx.core.Future;
@@ -21,6 +22,7 @@ import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
 import io.vertx.core.eventbus.MessageConsumer;
 import io.vertx.core.eventbus.ReplyException;
+import io.vertx.core.eventbus.ReplyFailure;
 import io.vertx.core.json.JsonObject;
 import io.vertx.junit5.Timeout;
 import io.vertx.junit5.VertxExtension;
@@ -148,6 +150,40 @@ class EventBusCompletionsTest {
     assertTrue(metrics.contains("duet_tpot_seconds_count 1"), metrics);
     assertTrue(metrics.contains("duet_e2e_seconds_count 1"), metrics);
     assertTrue(metrics.contains("duet_requests_in_flight 0.0"), metrics);
+  }
+
+  /**
+   * A proxy that stops with a drain timeout takes no new event-bus completion (nothing consumes
+   * the address any more) and lets the running one stream to its last event, credits included.
+   */
+  @Test
+  void aStoppingProxyFinishesItsRunningCompletionsAndTakesNoNewOne() throws Exception {
+    await(vertx.undeploy(proxy.deploymentID()));
+    proxy = deploy(new ProxyOptions().setDrainTimeoutMillis(WAIT.toMillis()));
+    String[] pieces = IntStream.range(0, 20).mapToObj(i -> "x").toArray(String[]::new);
+    backend.script = job -> StubBackend.tokens(job, 5, "length", pieces).withDelay(20);
+    Client client = new Client();
+    CompletionAccepted accepted = await(client.send(client.prompt("p", 4)));
+    eventually("the first credits used", WAIT, () -> client.events.size() == 4);
+
+    Future<Void> undeployed = vertx.undeploy(proxy.deploymentID());
+    eventually("the proxy draining", WAIT, () -> proxy.state() == InstanceInfo.State.DRAINING);
+    eventually("the completions address no longer consumed", WAIT, () -> {
+      try {
+        await(client.send(client.prompt("late", 4)));
+        return false;
+      } catch (ReplyException e) {
+        return e.failureType() == ReplyFailure.NO_HANDLERS;
+      } catch (Exception e) {
+        return false;
+      }
+    });
+    client.grant(accepted, 16);
+    assertEquals("length", await(client.last.future()).finishReason());
+    assertEquals("x".repeat(20), client.text());
+    await(undeployed);
+    assertEquals(1, backend.jobs.size(), "the late request started no job");
+    assertEquals(0, backend.cancels.get());
   }
 
   @Test

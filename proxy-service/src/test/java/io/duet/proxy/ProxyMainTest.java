@@ -36,7 +36,13 @@ class ProxyMainTest {
 
   @Test
   void optionsComeFromTheSettingsWhoseDefaultsAreTheOptionsDefaults() {
-    assertEquals(new ProxyOptions().toJson(), ProxyMain.options(DuetConfig.defaults()).toJson());
+    // but the drain: a proxy deployed by code closes at once, a proxy service drains
+    assertEquals(new ProxyOptions().setDrainTimeoutMillis(
+            Settings.INSTANCE_DRAIN_TIMEOUT_SECONDS.defaultValue() * 1000L).toJson(),
+        ProxyMain.options(DuetConfig.defaults()).toJson());
+    assertEquals(0, ProxyOptions.DEFAULT_DRAIN_TIMEOUT_MILLIS);
+    assertEquals(5000, ProxyMain.options(DuetConfig.defaults()
+        .with(Settings.INSTANCE_DRAIN_TIMEOUT_SECONDS, 5)).getDrainTimeoutMillis());
     assertEquals("127.0.0.1", ProxyOptions.DEFAULT_HOST);
     ProxyOptions options = ProxyMain.options(DuetConfig.defaults()
         .with(Settings.PROXY_HOST, "0.0.0.0")

@@ -103,12 +103,21 @@ public final class ServiceRuntime {
 
   /** Configures logging, prints the configuration and joins the cluster. */
   public static Member join(DuetConfig config) throws Exception {
+    return await(startJoining(config));
+  }
+
+  /**
+   * Configures logging, prints the configuration and starts joining the cluster; the member,
+   * once joined, leaves cleanly on SIGTERM ({@link ClusterBootstrap#closeOnSignal}).
+   */
+  private static Future<Member> startJoining(DuetConfig config) {
     Logging.configure(config);
     LOG.info("{} starting with configuration (lowest to highest precedence: default < file < "
         + "env < flag):\n{}", config.get(Settings.INSTANCE_ID), config.describe());
-    Vertx vertx = await(ClusterBootstrap.start(config));
-    ClusterBootstrap.closeOnSignal(vertx, config);
-    return new Member(vertx, config);
+    return ClusterBootstrap.start(config).map(vertx -> {
+      ClusterBootstrap.closeOnSignal(vertx, config);
+      return new Member(vertx, config);
+    });
   }
 
   /** Makes the worker verticle of one rank of an instance, for that rank's engine. */
@@ -121,19 +130,28 @@ public final class ServiceRuntime {
   /**
    * The whole life of a prefill or decode main: configuration, the engines of the instance's
    * ranks over the configured model, the cluster, and a worker verticle per rank with its
-   * heartbeat. SIGTERM closes Vert.x, which undeploys every rank.
+   * heartbeat. SIGTERM closes Vert.x, which undeploys every rank. The cluster join (round trips
+   * to the members) runs while the model loads and warms up (computation), so that a restarted
+   * instance serves again sooner; until its workers announce themselves no proxy routes to it.
    */
   public static void runWorker(Role role, ConfigFlags flags, WorkerFactory factory)
       throws Exception {
     DuetConfig config = loadConfig(role, flags);
     Path model = requireModel(config);
-    List<Engine> engines = openEngines(config, role, model,
-        config.get(Settings.MODEL_TOKENIZER).orElse(null), false);
-    if (role == Role.DECODE) {
-      // what a topology file cannot know without the model: decode.ep against its experts
-      ModelChecks.require(config, engines.get(0).info());
+    Future<Member> joining = startJoining(config);
+    List<Engine> engines;
+    try {
+      engines = openEngines(config, role, model,
+          config.get(Settings.MODEL_TOKENIZER).orElse(null), false);
+      if (role == Role.DECODE) {
+        // what a topology file cannot know without the model: decode.ep against its experts
+        ModelChecks.require(config, engines.get(0).info());
+      }
+    } catch (Exception | Error e) {
+      joining.onSuccess(member -> member.vertx().close());
+      throw e;
     }
-    deployWorkers(join(config), engines, factory,
+    deployWorkers(await(joining), engines, factory,
         config.get(Settings.MODEL_SERVED_NAME).orElseThrow());
   }
 

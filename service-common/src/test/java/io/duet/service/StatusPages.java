@@ -36,6 +36,12 @@ public final class StatusPages {
     this.http = http;
   }
 
+  /** Over a client of its own: HTTP/1.1, connections given 5 s. */
+  public StatusPages() {
+    this(HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1)
+        .connectTimeout(Duration.ofSeconds(5)).build());
+  }
+
   public static URI uri(int port, String path) {
     return URI.create("http://127.0.0.1:" + port + path);
   }

@@ -11,6 +11,7 @@ import io.duet.proxy.CompletionException;
 import io.duet.proxy.CompletionJob;
 import io.duet.proxy.ProxyOptions;
 import io.vertx.core.Future;
+import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
 import io.vertx.core.eventbus.Message;
 import io.vertx.core.eventbus.MessageConsumer;
@@ -50,6 +51,8 @@ public final class EventBusCompletions {
   private final Map<String, EventBusExchange> running = new HashMap<>();
   private MessageConsumer<Object> requestConsumer;
   private MessageConsumer<Object> controlConsumer;
+  /** Completed once no request runs, after {@link #drain} began; null before. */
+  private Promise<Void> idle;
 
   /**
    * @param metrics the proxy's metrics, shared with its HTTP API
@@ -71,6 +74,29 @@ public final class EventBusCompletions {
     controlConsumer = vertx.eventBus().consumer(controlAddress, this::onControl);
     requestConsumer = vertx.eventBus().consumer(Addresses.COMPLETIONS, this::onRequest);
     return Future.all(controlConsumer.completion(), requestConsumer.completion()).mapEmpty();
+  }
+
+  /**
+   * Stops taking requests, then completes once those running have ended or {@code timeoutMillis}
+   * have passed, whichever comes first; the control address stays open meanwhile, for the
+   * credits and cancels of the running ones. {@link #close} then cancels what still runs.
+   */
+  public Future<Void> drain(long timeoutMillis) {
+    if (requestConsumer == null) {
+      return Future.succeededFuture();
+    }
+    idle = Promise.promise();
+    completeIfIdle();
+    long timer = vertx.setTimer(Math.max(1, timeoutMillis), t -> idle.tryComplete());
+    return requestConsumer.unregister()
+        .compose(v -> idle.future())
+        .onComplete(done -> vertx.cancelTimer(timer));
+  }
+
+  private void completeIfIdle() {
+    if (idle != null && running.isEmpty()) {
+      idle.tryComplete();
+    }
   }
 
   /**
@@ -131,6 +157,7 @@ public final class EventBusCompletions {
             job.model(), true, arrivalNanos), stallTimeoutMillis, status -> {
           running.remove(job.requestId());
           metrics.request(ENDPOINT, status);
+          completeIfIdle();
         });
     running.put(job.requestId(), exchange);
     exchange.start(backend);

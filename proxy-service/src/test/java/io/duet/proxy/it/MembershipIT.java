@@ -70,7 +70,6 @@ class MembershipIT {
   private static final Duration JOIN_LIMIT = Duration.ofSeconds(2);
   /** ... and the clients of a crashed one hear of it within this. */
   private static final Duration LEAVE_LIMIT = Duration.ofSeconds(3);
-  private static final Duration POLL = Duration.ofMillis(20);
   private static final int HAZELCAST_PORT_COUNT = 20;
   /** Tokens to the end of the context: a stream that holds its slot for seconds. */
   private static final int TO_THE_END = LongContextModel.SEQ_LEN;
@@ -96,7 +95,7 @@ class MembershipIT {
   private static int proxyPort;
   private static Instance p1;
   private static Instance d1;
-  private static final List<String> FIGURES = new CopyOnWriteArrayList<>();
+  private static final Figures FIGURES = new Figures("MembershipIT");
   /** The instances the running test started, stopped after it whatever happened. */
   private final List<Instance> started = new ArrayList<>();
 
@@ -172,7 +171,7 @@ class MembershipIT {
       if (reference != null) {
         reference.close();
       }
-      System.out.println("[MembershipIT] figures:\n  " + String.join("\n  ", FIGURES));
+      FIGURES.print();
     }
   }
 
@@ -414,9 +413,7 @@ class MembershipIT {
   }
 
   private static String expectedText(JsonObject request) {
-    int[] prompt = reference.tokenizer().encode(request.getString("prompt"), true);
-    return new OfflineGenerator(reference, 1).generate(prompt, SamplingParams.greedy(
-        request.getInteger("max_tokens")).withIgnoreEos(true)).text();
+    return ReferenceTexts.of(reference, request);
   }
 
   /**
@@ -553,25 +550,18 @@ class MembershipIT {
   }
 
   private static void await(String what, BooleanSupplier condition, Duration timeout) {
-    awaitWithin(what, condition, timeout);
+    Waits.until(what, condition, timeout);
   }
 
-  /** Polls {@code condition} until it holds; returns when it did ({@link System#nanoTime}). */
   private static long awaitWithin(String what, BooleanSupplier condition, Duration timeout) {
-    if (!ServiceTests.holdsWithin(timeout, POLL, condition)) {
-      fail("timed out after " + timeout.toSeconds() + " s waiting for " + what);
-    }
-    return System.nanoTime();
+    return Waits.until(what, condition, timeout);
   }
 
-  /** Records a figure: {@code format} with the milliseconds from {@code since} to now. */
   private static void figure(String format, long since) {
-    figure(format, since, System.nanoTime());
+    FIGURES.millisSince(format, since);
   }
 
   private static void figure(String format, long since, long until) {
-    String figure = String.format(Locale.ROOT, format, (until - since) / 1_000_000);
-    System.out.println("[MembershipIT] " + figure);
-    FIGURES.add(figure);
+    FIGURES.millis(format, since, until);
   }
 }

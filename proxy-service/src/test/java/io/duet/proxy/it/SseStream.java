@@ -131,12 +131,19 @@ final class SseStream implements AutoCloseable {
       String statusLine = line(in);
       status = Integer.parseInt(statusLine.split(" ")[1]);
       boolean chunked = false;
+      int length = -1;
       for (String header = line(in); !header.isEmpty(); header = line(in)) {
-        chunked |= header.toLowerCase(Locale.ROOT).equals("transfer-encoding: chunked");
+        String lower = header.toLowerCase(Locale.ROOT);
+        chunked |= lower.equals("transfer-encoding: chunked");
+        if (lower.startsWith("content-length:")) {
+          length = Integer.parseInt(lower.substring("content-length:".length()).trim());
+        }
       }
       InputStream content = chunked ? new Dechunked(in) : in;
       if (status != 200) {
-        body = new String(content.readAllBytes(), UTF_8);
+        // an error has a length: the connection stays open after it
+        body = new String(length >= 0 ? content.readNBytes(length) : content.readAllBytes(),
+            UTF_8);
         return;
       }
       for (String line = line(content); line != null; line = line(content)) {
