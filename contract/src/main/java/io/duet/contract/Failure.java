@@ -49,10 +49,14 @@ public enum Failure {
 
   /**
    * The failure a reply exception stands for: its own code when it is one of ours, TIMEOUT when
-   * no reply came, UNAVAILABLE when nobody listens at the address any more.
+   * no reply came, UNAVAILABLE when nobody listens at the address any more or the recipient went
+   * away with the request still queued ({@link #discarded}).
    */
   public static Failure of(Throwable error) {
     if (error instanceof ReplyException reply) {
+      if (discarded(reply)) {
+        return UNAVAILABLE;
+      }
       if (reply.failureType() == ReplyFailure.TIMEOUT) {
         return TIMEOUT;
       }
@@ -66,6 +70,16 @@ public enum Failure {
       return UNAVAILABLE;
     }
     return INTERNAL;
+  }
+
+  /**
+   * Whether the recipient never handled the request: its consumer was unregistered (an instance
+   * stopping) while the request waited in its queue. Vert.x answers that as a TIMEOUT whose
+   * message says the request was discarded; unlike a real timeout, nothing of the request ran.
+   */
+  public static boolean discarded(ReplyException reply) {
+    return reply.failureType() == ReplyFailure.TIMEOUT && reply.getMessage() != null
+        && reply.getMessage().startsWith("Discarded the request");
   }
 
   /** The failure named {@code name} on the wire; INTERNAL for a name this build does not know. */

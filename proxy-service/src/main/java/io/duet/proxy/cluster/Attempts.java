@@ -13,7 +13,8 @@ import java.util.Set;
  * <p>An instance that does not take a request is not always the end of it: when it refuses the
  * request as OVERLOADED or UNAVAILABLE (it is full, or draining), or nothing handles its address
  * any more because it has just left (the registry may still list it for a moment), the request
- * goes to the next compatible instance that has not failed it, up to {@link #MAX} instances in
+ * goes to the next compatible instance that has not failed it (likewise when it went away with
+ * the request still queued, see {@link Failure#discarded}), up to {@link #MAX} instances in
  * all, and fails only when none is left. Such a refusal comes before the instance has done
  * anything for the request. Only the reply to the request comes here: a prefill instance answers
  * with the prefilled prompt, a decode instance as soon as it has queued the request, before it
@@ -65,6 +66,7 @@ final class Attempts<T> {
     }
     return switch (reply.failureType()) {
       case NO_HANDLERS -> true;
+      case TIMEOUT -> Failure.discarded(reply);
       case RECIPIENT_FAILURE -> Failure.of(reply) == Failure.OVERLOADED
           || Failure.of(reply) == Failure.UNAVAILABLE;
       default -> false;

@@ -51,6 +51,19 @@ class AttemptsTest {
     assertFalse(attempts.mayMoveOn(D0, new IllegalStateException("closed")));
   }
 
+  /**
+   * What Vert.x answers when the recipient's consumer goes away (an instance stopping) with the
+   * request still queued: nothing of it ran, so another instance may take it.
+   */
+  @Test
+  void aRequestDiscardedUnreadByAStoppingInstanceMovesOnAsUnavailable() {
+    ReplyException discarded = new ReplyException(ReplyFailure.TIMEOUT,
+        "Discarded the request. address: __vertx.reply.1, repliedAddress: duet.decode.d0.0");
+    assertTrue(attempts.mayMoveOn(D0, discarded));
+    assertEquals(Failure.UNAVAILABLE, Failure.of(discarded), "503, not 504");
+    assertEquals(Failure.TIMEOUT, Failure.of(new ReplyException(ReplyFailure.TIMEOUT, "timed out")));
+  }
+
   @Test
   void atMostMaxInstancesAreAsked() {
     assertEquals(3, Attempts.MAX);
