@@ -71,8 +71,11 @@ class MembershipIT {
   /** ... and the clients of a crashed one hear of it within this. */
   private static final Duration LEAVE_LIMIT = Duration.ofSeconds(3);
   private static final int HAZELCAST_PORT_COUNT = 20;
-  /** Tokens to the end of the context: a stream that holds its slot for seconds. */
-  private static final int TO_THE_END = LongContextModel.SEQ_LEN;
+  /**
+   * Tokens nearly to the end of the context, leaving the prompt room (a max_tokens past the
+   * context is refused): a stream that holds its slot for seconds.
+   */
+  private static final int TO_THE_END = LongContextModel.SEQ_LEN - 64;
   /**
    * The streams a decode instance runs when it is stopped: long enough to be mid-stream (a
    * token costs a millisecond or more through the proxy), short enough to end soon after.
