@@ -424,12 +424,7 @@ class PipelineTest {
    */
   @Test
   void nSampledChoicesThroughTheProxyEqualTheEngineAloneSeedBySeed() throws Exception {
-    PrometheusMeterRegistry metrics = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
-    ProxyVerticle proxy = new ProxyVerticle(
-        ClusterBackend.perEventLoop(vertx, this::instances, "proxy1",
-            Routing.create(new RoutingOptions(), metrics), 4, 30_000, List.of()),
-        new ProxyOptions().setHost(HOST).setPort(0), metrics);
-    await(vertx.deployVerticle(proxy));
+    ProxyVerticle proxy = deployedProxy(1, new PrometheusMeterRegistry(PrometheusConfig.DEFAULT));
     String prompt = "Once upon a time";
     int[] tokens = reference.tokenizer().encode(prompt, true);
     Answer answer = await(post(proxy, "/v1/completions", new JsonObject().put("model", MODEL)
@@ -483,11 +478,7 @@ class PipelineTest {
   @Test
   void concurrentStreamsThroughAProxyWithTwoEventLoopsEqualTheEngineAlone() throws Exception {
     PrometheusMeterRegistry metrics = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
-    ProxyVerticle proxy = new ProxyVerticle(
-        ClusterBackend.perEventLoop(vertx, this::instances, "proxy1",
-            Routing.create(new RoutingOptions(), metrics), 4, 30_000, List.of()),
-        new ProxyOptions().setHost(HOST).setPort(0).setInstances(2), metrics);
-    await(vertx.deployVerticle(proxy));
+    ProxyVerticle proxy = deployedProxy(2, metrics);
     streamEveryPromptAtOnce(proxy);
     // Each connection goes to the next HTTP server, and each server's backend sends from its
     // own event loop.
@@ -550,6 +541,17 @@ class PipelineTest {
             .send(body.encode()))
         .compose(response -> response.body().map(buffer -> new Answer(response.statusCode(),
             response.getHeader("Retry-After"), buffer)));
+  }
+
+  /** A proxy of {@code eventLoops} HTTP servers on a random port, with default routing. */
+  private ProxyVerticle deployedProxy(int eventLoops, PrometheusMeterRegistry metrics)
+      throws Exception {
+    ProxyVerticle proxy = new ProxyVerticle(
+        ClusterBackend.perEventLoop(vertx, this::instances, "proxy1",
+            Routing.create(new RoutingOptions(), metrics), 4, 30_000, List.of()),
+        new ProxyOptions().setHost(HOST).setPort(0).setInstances(eventLoops), metrics);
+    await(vertx.deployVerticle(proxy));
+    return proxy;
   }
 
   /** A proxy made from {@code config} as ProxyMain makes it, in front of this test's registry. */

@@ -1,21 +1,14 @@
 package io.duet.proxy.it;
 
-import static io.duet.service.StatusPages.KV_BLOCKS_USED;
-import static io.duet.service.StatusPages.KV_LEASES;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.duet.engine.Engine;
-import io.duet.engine.EngineOptions;
-import io.duet.service.StatusPages;
 import io.vertx.core.json.JsonObject;
 import java.io.IOException;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -27,7 +20,6 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
-import java.util.regex.Pattern;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -48,7 +40,6 @@ import org.junit.jupiter.api.extension.TestWatcher;
  */
 class SoakIT {
 
-  private static final String MODEL = "longctx";
   private static final int DEFAULT_SECONDS = 60;
   private static final int SECONDS = Integer.getInteger("soak.seconds", DEFAULT_SECONDS);
   private static final int CLIENTS = Integer.getInteger("soak.clients", 4);
@@ -66,43 +57,25 @@ class SoakIT {
       "Once upon a time, in a land far away, there lived a small robot who loved to dream",
       "The network ".repeat(60), "Whispers of the stars and silicon memory ".repeat(40));
   private static final List<Integer> LENGTHS = List.of(1, 16, 64, 300);
-  private static final Pattern PREFILLED = StatusPages.PREFILL_PROMPTS;
   private static final Figures FIGURES = new Figures("SoakIT");
-  private static final Map<String, String> EXPECTED = new ConcurrentHashMap<>();
 
   private static ChildJvms jvms;
-  private static StatusPages pages;
   private static TopologyCluster cluster;
+  /** The engine's text for each request of the mix. */
+  private static Map<String, String> expected;
 
   @RegisterExtension
   static final TestWatcher DUMP_LOGS_ON_FAILURE = ChildJvms.dumpingLogsOnFailure(() -> jvms);
 
   @BeforeAll
   static void startCluster() throws Exception {
-    Path repo = ItPaths.repoDir();
-    Path tokenizer = ItPaths.sharedModel(repo, "aidreams260K.tok512.bin");
-    Path target = ItPaths.targetDir();
-    jvms = new ChildJvms("SoakIT", target.resolve("it-logs/soak"));
-    Path work = Files.createTempDirectory(target, "soak-it-");
-    Path model = LongContextModel.write(work.resolve("longctx.bin"));
-    try (Engine reference = Engine.open(new EngineOptions().modelPath(model)
-        .tokenizerPath(tokenizer).kvBlocks(300).threads(1))) {
-      for (JsonObject request : requests()) {
-        EXPECTED.put(request.encode(), ReferenceTexts.of(reference, request));
-      }
-    }
-    pages = new StatusPages();
-    cluster = new TopologyCluster(jvms, work, INSTANCES, MODEL,
-        List.of("--model", model.toString(), "--tokenizer", tokenizer.toString()),
-        "instance:\n  drain-timeout-seconds: 20");
+    jvms = new ChildJvms("SoakIT", ItPaths.targetDir().resolve("it-logs/soak"));
+    LongContextModel.Topology topology = LongContextModel.topology(jvms, "soak-it-", INSTANCES,
+        "instance:\n  drain-timeout-seconds: 20", requests());
+    cluster = topology.cluster();
+    expected = topology.expected();
     long start = System.nanoTime();
-    for (String name : INSTANCES) {
-      cluster.awaitUp(cluster.start(name), READY_TIMEOUT);
-    }
-    Waits.until("c0 to serve " + MODEL, () -> {
-      jvms.assertAllAlive("during start-up");
-      return pages.servedModels(proxyPort()).map(models -> models.contains(MODEL)).orElse(false);
-    }, READY_TIMEOUT);
+    cluster.startOneByOne(READY_TIMEOUT);
     FIGURES.millisSince("four JVMs started and served the model in %d ms", start);
   }
 
@@ -122,14 +95,15 @@ class SoakIT {
     try (MemorySampler memory = new MemorySampler()) {
       try {
         for (int i = 0; i < CLIENTS; i++) {
-          clients.add(new Client(i, end));
+          clients.add(new Client(i));
         }
         Waits.until("the soak's midpoint", () -> System.nanoTime() >= start + (end - start) / 2,
             Duration.ofSeconds(SECONDS));
-        restart(cluster.get("p1"));
-        for (Client client : clients) {
-          client.join();
-        }
+        // The clients run on while p1 is away and until it has served again, however long
+        // that takes on a busy machine, and at least to the end of the soak.
+        cluster.restart(cluster.get("p1"), EXIT_TIMEOUT, READY_TIMEOUT, FIGURES);
+        Waits.until("the soak's end", () -> System.nanoTime() >= end,
+            Duration.ofSeconds(SECONDS));
       } finally {
         for (Client client : clients) {
           client.stop();
@@ -147,30 +121,7 @@ class SoakIT {
       assertTrue(completed > 0, "no request completed");
       memory.report();
     }
-    for (TopologyCluster.Instance instance : cluster.instances()) {
-      if (!instance.isProxy()) {
-        Waits.until(instance.name() + " to hold no KV block and no lease",
-            () -> pages.metric(instance.port(), KV_BLOCKS_USED) == 0
-                && (!instance.role().equals("prefill")
-                    || pages.metric(instance.port(), KV_LEASES) == 0), REQUEST_TIMEOUT);
-      }
-    }
-  }
-
-  /** SIGTERM, wait for the drained exit, start again, wait until it prefills for a client. */
-  private static void restart(TopologyCluster.Instance instance) throws Exception {
-    long stopped = System.nanoTime();
-    ChildJvms.terminate(instance.child());
-    instance.child().process().onExit().get(EXIT_TIMEOUT.toSeconds(), TimeUnit.SECONDS);
-    FIGURES.millisSince(instance.name() + " drained and exited %d ms after SIGTERM", stopped);
-    long launched = System.nanoTime();
-    cluster.start(instance.name());
-    Waits.until(instance.name() + " to prefill again", () -> {
-      instance.child().assertAlive("after its restart");
-      return pages.tryGet(instance.port(), "/metrics").isPresent()
-          && pages.metric(instance.port(), PREFILLED) > 0;
-    }, READY_TIMEOUT);
-    FIGURES.millisSince(instance.name() + " prefilled again %d ms after its launch", launched);
+    cluster.awaitNoKvHeld(REQUEST_TIMEOUT);
   }
 
   private static int proxyPort() {
@@ -178,23 +129,14 @@ class SoakIT {
   }
 
   private static List<JsonObject> requests() {
-    List<JsonObject> requests = new ArrayList<>();
-    for (String prompt : PROMPTS) {
-      for (int length : LENGTHS) {
-        requests.add(new JsonObject().put("model", MODEL).put("prompt", prompt)
-            .put("temperature", 0).put("max_tokens", length).put("ignore_eos", true));
-      }
-    }
-    return requests;
+    return LongContextModel.greedyRequests(PROMPTS, LENGTHS);
   }
 
   /**
-   * Sends random requests of the mix one after the other on a thread of its own until its end
-   * time: half of them streamed, of those a share closed by the client after the first event.
+   * Sends random requests of the mix one after the other on a thread of its own until stopped: half of them streamed, of those a share closed by the client after the first event.
    */
   private static final class Client {
     private final Thread thread;
-    private final long endNanos;
     private final Random random;
     private final HttpClient http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1)
         .connectTimeout(Duration.ofSeconds(5)).build();
@@ -203,8 +145,7 @@ class SoakIT {
     private final AtomicInteger completed = new AtomicInteger();
     private final AtomicInteger cancelled = new AtomicInteger();
 
-    Client(int index, long endNanos) {
-      this.endNanos = endNanos;
+    Client(int index) {
       this.random = new Random(index);
       this.thread = new Thread(this::run, "soak-client-" + index);
       thread.setDaemon(true);
@@ -213,7 +154,7 @@ class SoakIT {
 
     private void run() {
       List<JsonObject> requests = requests();
-      while (!stop.get() && System.nanoTime() < endNanos) {
+      while (!stop.get()) {
         JsonObject request = requests.get(random.nextInt(requests.size()));
         try {
           if (random.nextBoolean()) {
@@ -259,16 +200,11 @@ class SoakIT {
     }
 
     private void check(JsonObject request, boolean ok, String text, String description) {
-      if (ok && EXPECTED.get(request.encode()).equals(text)) {
+      if (ok && expected.get(request.encode()).equals(text)) {
         completed.incrementAndGet();
       } else {
         failures.add(request.encode() + ": " + description);
       }
-    }
-
-    void join() throws InterruptedException {
-      thread.join(TimeUnit.NANOSECONDS.toMillis(endNanos - System.nanoTime())
-          + REQUEST_TIMEOUT.toMillis());
     }
 
     void stop() throws InterruptedException {
