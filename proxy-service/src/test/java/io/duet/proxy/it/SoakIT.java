@@ -115,11 +115,11 @@ class SoakIT {
       int cancelled = clients.stream().mapToInt(client -> client.cancelled.get()).sum();
       FIGURES.note(completed + " requests completed with the engine's text, " + cancelled
           + " cancelled by their client, " + CLIENTS + " clients");
+      memory.report();
       List<String> failures = new ArrayList<>();
       clients.forEach(client -> failures.addAll(client.failures));
       assertEquals(List.of(), failures, "of " + completed + " requests");
       assertTrue(completed > 0, "no request completed");
-      memory.report();
     }
     cluster.awaitNoKvHeld(REQUEST_TIMEOUT);
   }
