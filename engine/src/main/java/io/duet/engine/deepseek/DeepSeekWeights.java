@@ -34,6 +34,12 @@ final class DeepSeekWeights {
     int hidden() {
       return gate.rows();
     }
+
+    /** The bytes of its three matrices. */
+    long bytes() {
+      return ((long) gate.rows() * gate.cols() + (long) up.rows() * up.cols()
+          + (long) down.rows() * down.cols()) * Float.BYTES;
+    }
   }
 
   /**
