@@ -124,6 +124,12 @@ public interface Engine extends AutoCloseable {
   void step(List<Sequence> sequences);
 
   /**
+   * The engines of this one's expert-parallel group (see {@link #openRanks}), itself included:
+   * 1 when it holds every routed expert (or the model has none) and steps on its own.
+   */
+  int expertParallelRanks();
+
+  /**
    * Nanoseconds this engine's steps have spent in the all-to-all of its expert-parallel group
    * (sending rows, serving the group's, waiting for results and for the others to end the
    * step); 0 without expert parallelism.

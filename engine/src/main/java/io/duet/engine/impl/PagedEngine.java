@@ -334,6 +334,11 @@ public final class PagedEngine implements Engine {
   }
 
   @Override
+  public int expertParallelRanks() {
+    return experts.ranks();
+  }
+
+  @Override
   public long expertExchangeNanos() {
     return experts.exchangeNanos();
   }
