@@ -41,7 +41,7 @@ public final class ServiceRuntime {
   /** ... unless the model is so large that this takes longer than a start should wait. */
   private static final long WARM_UP_BUDGET_MILLIS = 3000;
   /** What the ranks of an expert-parallel group run, all of them, with no time limit. */
-  private static final int GROUP_WARM_UP_STEPS = 256;
+  private static final int GROUP_WARM_UP_STEPS = 64;
 
   /** A started member: its clustered Vert.x and its configuration. */
   public record Member(Vertx vertx, DuetConfig config) {
