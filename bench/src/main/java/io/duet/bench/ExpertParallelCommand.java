@@ -1,5 +1,6 @@
 package io.duet.bench;
 
+import io.duet.bench.impl.Progress;
 import io.duet.bench.impl.Table;
 import io.duet.engine.Engine;
 import io.duet.engine.EngineOptions;
@@ -56,9 +57,11 @@ final class ExpertParallelCommand extends BenchCommand {
   @Override
   public Integer call() throws Exception {
     Table table = new Table(0, "ranks", "threads/rank", "tokens/s", "step ms",
-        "all-to-all ms/step", "all-to-all share");
+        "all-to-all ms/step", "all-to-all %");
     JsonArray runs = new JsonArray();
+    Progress progress = progress(ranks.size());
     for (int size : ranks) {
+      progress.phase(size + " rank" + (size == 1 ? "" : "s"));
       int perRank = threads > 0 ? threads
           : Math.max(1, Runtime.getRuntime().availableProcessors() / size);
       List<Engine> engines = Engine.openRanks(new EngineOptions().modelPath(model)
@@ -70,7 +73,7 @@ final class ExpertParallelCommand extends BenchCommand {
         double exchangeMillis = result.exchangeNanos / 1e6 / steps;
         table.row(size, perRank, Table.num(result.tokensPerSecond(), 1),
             Table.num(stepMillis, 2), Table.num(exchangeMillis, 2),
-            Table.num(100 * exchangeMillis / stepMillis, 0) + " %");
+            Table.num(100 * exchangeMillis / stepMillis, 0));
         runs.add(new JsonObject().put("ranks", size).put("threadsPerRank", perRank)
             .put("tokensPerSecond", result.tokensPerSecond()).put("stepMillis", stepMillis)
             .put("allToAllMillisPerStep", exchangeMillis));
@@ -78,6 +81,7 @@ final class ExpertParallelCommand extends BenchCommand {
         engines.forEach(Engine::close);
       }
     }
+    progress.done();
     out().println(model + ": " + batch + " sequences per rank, prompts of " + promptTokens
         + " tokens, " + steps + " decode steps measured after " + warmupSteps);
     table.print(out());

@@ -11,6 +11,8 @@ import io.duet.engine.spi.ExpertExchange;
 import io.duet.engine.spi.ForwardResources;
 import io.duet.engine.spi.PagedKvCache;
 import java.util.Arrays;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The DeepSeek-V3 forward pass over a batch of token rows of many sequences (see
@@ -30,6 +32,8 @@ import java.util.Arrays;
  * depend on its batch.
  */
 final class DeepSeekForwardPass implements ForwardPass {
+
+  private static final Logger LOG = LoggerFactory.getLogger(DeepSeekForwardPass.class);
 
   /** The KV components, in the order {@link DeepSeekModel#kvComponents()} declares them. */
   static final int LATENT = 0;
@@ -141,6 +145,13 @@ final class DeepSeekForwardPass implements ForwardPass {
     placement = new ExpertPlacement(c.routedExperts(), exchange.ranks(),
         resources.expertSlots() > 0 ? resources.expertSlots() : c.routedExperts());
     shard = new ExpertShard(model, placement, exchange.rank(), kernels, pool);
+    if (exchange.ranks() > 1) {
+      int first = exchange.rank() * placement.slotsPerRank();
+      LOG.info("expert-parallel rank {} of {}: expert slots {}-{} of each MoE layer, {} bytes "
+          + "of routed-expert weights of the model's {}", exchange.rank(), exchange.ranks(),
+          first, first + placement.slotsPerRank() - 1, shard.weightBytes(),
+          model.routedExpertBytes());
+    }
 
     DeepSeekWeights.Attention first = model.layer(0).attention();
     WeightMatrix queryFirst = first.queryDown() != null ? first.queryDown() : first.queryUp();

@@ -154,6 +154,19 @@ final class DeepSeekWeights {
         checkpoint.matrix(prefix + "down_proj.weight", dim, hidden));
   }
 
+  /** The bytes of every routed expert's weights, over all layers. */
+  long routedExpertBytes() {
+    long bytes = 0;
+    for (Layer layer : layers) {
+      if (layer.experts() != null) {
+        for (FeedForward expert : layer.experts().routed()) {
+          bytes += expert.bytes();
+        }
+      }
+    }
+    return bytes;
+  }
+
   DeepSeekConfig config() {
     return config;
   }

@@ -98,8 +98,9 @@ class ExpertParallelTest {
           "config.json"));
     }
     DeepSeekConfig c = weights.config();
-    long all = new ExpertShard(weights, new ExpertPlacement(c.routedExperts(), 1,
-        c.routedExperts()), 0, null, null).weightBytes();
+    long all = weights.routedExpertBytes();
+    assertEquals(all, new ExpertShard(weights, new ExpertPlacement(c.routedExperts(), 1,
+        c.routedExperts()), 0, null, null).weightBytes());
     // 2 MoE layers x 16 experts x 3 matrices of 64 x 32 floats
     assertEquals(2L * 16 * 3 * 64 * 32 * Float.BYTES, all);
     for (int rank = 0; rank < 4; rank++) {
