@@ -204,12 +204,14 @@ class TopologyTest {
             "file: " + file.toAbsolutePath())), d0.modelProblems(moe));
     ModelInfo dense = new ModelInfo("dense", 512, 128, 1, List.of(2), "plain", "test", 0);
     assertEquals(List.of(), d0.modelProblems(dense), "a dense model takes any EP size");
-    assertEquals(List.of(), ModelChecks.problems(d0.config().with(Settings.DECODE_EP, 8), moe));
+    assertEquals(List.of(), ModelChecks.problems(d0.config().with(Settings.DECODE_EP, 2), moe));
     // 288 slots (256 experts and 32 copies) over 6 or 144 ranks, as the reference's EP144
     DuetConfig slots = d0.config().with(Settings.DECODE_EXPERT_SLOTS, 288);
     assertEquals(List.of(), ModelChecks.problems(slots, moe));
-    assertEquals(List.of("decode.ep: a divisor of the 288 expert slots, not '7'"),
-        described(ModelChecks.problems(slots.with(Settings.DECODE_EP, 7), moe)));
+    DuetConfig fiveRanks = slots.with(Settings.DECODE_EP, 1).with(Settings.DECODE_DP, 5)
+        .with(Settings.DECODE_EP, 5);
+    assertEquals(List.of("decode.ep: a divisor of the 288 expert slots, not '5'"),
+        described(ModelChecks.problems(fiveRanks, moe)));
     assertEquals(List.of("decode.expert-slots: 0 or at least the 256 routed experts of the model "
         + "moe, not '200'"), described(ModelChecks.problems(
             d0.config().with(Settings.DECODE_EXPERT_SLOTS, 200), moe)));
