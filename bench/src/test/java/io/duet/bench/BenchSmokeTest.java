@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.duet.bench.impl.Futures;
 import io.duet.bench.impl.PdPipeline;
 import io.duet.engine.EngineOptions;
+import io.duet.engine.deepseek.RandomDeepSeekCheckpoint;
 import io.duet.contract.InstanceInfo;
 import io.duet.contract.Role;
 import io.duet.service.StatusServer;
@@ -13,6 +14,7 @@ import io.micrometer.core.instrument.Counter;
 import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.vertx.core.Vertx;
+import io.vertx.core.json.JsonArray;
 import io.vertx.core.json.JsonObject;
 import java.io.PrintWriter;
 import java.io.StringWriter;
@@ -66,7 +68,8 @@ class BenchSmokeTest {
   private static final Set<String> TEXT_COLUMNS = Set.of("unit", "policy", "setting");
   /** Counts that are zero when all goes well. */
   private static final Set<String> MAY_BE_ZERO =
-      Set.of("coalesced events", "failed", "waited for a slot");
+      Set.of("coalesced events", "failed", "waited for a slot", "all-to-all ms/step",
+          "all-to-all %");
 
   /**
    * The numeric cells of every table (a header line, a rule of dashes, rows up to a blank
@@ -183,6 +186,26 @@ class BenchSmokeTest {
       assertEquals(4000, micros.getLong("count"), "2 threads x 2000 decisions");
       assertTrue(micros.getDouble("p50") > 0);
     }
+  }
+
+  /**
+   * expert-parallel on a tiny random DeepSeek-V3 checkpoint: one engine, then two ranks sharing
+   * the experts, whose steps spend time in the all-to-all.
+   */
+  @Test
+  void expertParallel() throws Exception {
+    Path model = temp.resolve("dsv3");
+    RandomDeepSeekCheckpoint.write(model, new RandomDeepSeekCheckpoint.Shape(32, 2, 1, 2, 0, 8,
+        8, 8, 8, 48, 16, 8, 2, 2, 1, 1, 64, 64), RandomDeepSeekCheckpoint.Storage.F32, 16, false,
+        3);
+    Path json = temp.resolve("ep.json");
+    String out = run("expert-parallel", model.toString(), "--ranks", "1,2", "--batch", "2",
+        "--prompt-tokens", "4", "--steps", "4", "--warmup-steps", "2", "--threads", "1",
+        "--json", json.toString());
+    assertEquals(2 * 4, figures(out).size(), out);
+    JsonArray runs = new JsonObject(Files.readString(json)).getJsonArray("runs");
+    assertEquals(0, runs.getJsonObject(0).getDouble("allToAllMillisPerStep"));
+    assertTrue(runs.getJsonObject(1).getDouble("allToAllMillisPerStep") > 0, out);
   }
 
   /**

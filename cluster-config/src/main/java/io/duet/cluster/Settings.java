@@ -299,9 +299,22 @@ public final class Settings {
 
   public static final Setting<Integer> DECODE_EP = declare(Setting.builder("decode.ep",
       atLeast(1)).defaultValue(1)
-      .description("Expert-parallel size of a decode instance: the ranks its routed experts are "
-          + "spread over (1: every rank holds every expert); must divide the model's routed "
-          + "experts."));
+      .requires("that is 1 or divides decode.dp",
+          (config, ep) -> ep == 1 || config.get(DECODE_DP) % ep == 0)
+      .description("Expert-parallel size of a decode instance: each group of this many of its "
+          + "decode.dp ranks (in its JVM) splits the model's routed experts between them and "
+          + "steps in lockstep, sending tokens' rows to the ranks holding their experts (1: "
+          + "every rank holds every expert and steps on its own). Must divide decode.dp and the "
+          + "expert slots (decode.expert-slots, or the model's routed experts); a model "
+          + "without routed experts ignores it."));
+
+  public static final Setting<Integer> DECODE_EXPERT_SLOTS = declare(Setting.builder(
+      "decode.expert-slots", atLeast(0)).defaultValue(0)
+      .description("Routed-expert slots of each expert-parallel group of a decode instance: the "
+          + "model's routed experts and, beyond them, redundant copies of experts 0, 1, ... that "
+          + "share their rows (the reference's EP144 runs 288 slots, 2 per rank, for 256 "
+          + "experts). At least the routed experts and a multiple of decode.ep; 0: one slot per "
+          + "expert."));
 
   public static final Setting<Integer> DECODE_NUM_SPECULATIVE_TOKENS = declare(Setting.builder(
       "decode.num-speculative-tokens", atLeast(0)).defaultValue(0)

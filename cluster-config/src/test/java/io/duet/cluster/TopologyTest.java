@@ -195,15 +195,38 @@ class TopologyTest {
 
   @Test
   void theExpertParallelSizeMustDivideTheModelsRoutedExperts(Vertx vertx) throws Exception {
-    Path file = Configs.yaml(dir, "ep.yaml", TWO_P_ONE_D.replace("dp: 2,", "dp: 2, ep: 7,"));
+    Path file = Configs.yaml(dir, "ep.yaml", TWO_P_ONE_D.replace("dp: 2, tp: 1,",
+        "dp: 6, tp: 1, ep: 6,"));
     Topology.Instance d0 = topology(vertx, file, Map.of()).instance("d0").orElseThrow();
     ModelInfo moe = new ModelInfo("moe", 512, 128, 1, List.of(2), "plain", "test", 256);
     assertEquals(List.of(new Problem("instances.d0.decode.ep",
-            "a divisor of the 256 routed experts of the model moe", "'7'",
+            "a divisor of the 256 routed experts of the model moe", "'6'",
             "file: " + file.toAbsolutePath())), d0.modelProblems(moe));
     ModelInfo dense = new ModelInfo("dense", 512, 128, 1, List.of(2), "plain", "test", 0);
     assertEquals(List.of(), d0.modelProblems(dense), "a dense model takes any EP size");
-    assertEquals(List.of(), ModelChecks.problems(d0.config().with(Settings.DECODE_EP, 8), moe));
+    assertEquals(List.of(), ModelChecks.problems(d0.config().with(Settings.DECODE_EP, 2), moe));
+    // 288 slots (256 experts and 32 copies) over 6 or 144 ranks, as the reference's EP144
+    DuetConfig slots = d0.config().with(Settings.DECODE_EXPERT_SLOTS, 288);
+    assertEquals(List.of(), ModelChecks.problems(slots, moe));
+    DuetConfig fiveRanks = slots.with(Settings.DECODE_EP, 1).with(Settings.DECODE_DP, 5)
+        .with(Settings.DECODE_EP, 5);
+    assertEquals(List.of("decode.ep: a divisor of the 288 expert slots, not '5'"),
+        described(ModelChecks.problems(fiveRanks, moe)));
+    assertEquals(List.of("decode.expert-slots: 0 or at least the 256 routed experts of the model "
+        + "moe, not '200'"), described(ModelChecks.problems(
+            d0.config().with(Settings.DECODE_EXPERT_SLOTS, 200), moe)));
+  }
+
+  @Test
+  void theExpertParallelSizeMustDivideTheDecodeRanks(Vertx vertx) throws Exception {
+    Path file = Configs.yaml(dir, "ep-dp.yaml", TWO_P_ONE_D.replace("dp: 2, tp: 1,",
+        "dp: 2, tp: 1, ep: 4,"));
+    List<Problem> problems = assertInstanceOf(InvalidConfigException.class,
+        topologyFailure(vertx, file)).problems();
+    assertEquals(1, problems.size(), problems::toString);
+    assertEquals("instances.d0.decode.ep", problems.get(0).key());
+    assertTrue(problems.get(0).expected().contains("that is 1 or divides decode.dp"),
+        problems::toString);
   }
 
   @Test
@@ -219,6 +242,11 @@ class TopologyTest {
   }
 
   // ------------------------------------------------------------------------------ helpers
+
+  private static List<String> described(List<Problem> problems) {
+    return problems.stream().map(p -> p.key() + ": " + p.expected() + ", not " + p.found())
+        .toList();
+  }
 
   private static Topology topology(Vertx vertx, Path file, Map<String, String> env)
       throws Exception {

@@ -3,10 +3,14 @@ package io.duet.decode;
 import io.duet.cluster.DuetConfig;
 import io.duet.cluster.Metrics;
 import io.duet.contract.Role;
+import io.duet.decode.impl.LockstepStepping;
+import io.duet.decode.impl.RankStepping;
 import io.duet.engine.Engine;
 import io.duet.service.ServiceRuntime;
 import io.duet.service.WorkerMain;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
+import java.util.HashMap;
+import java.util.Map;
 import picocli.CommandLine.Command;
 
 /**
@@ -20,7 +24,7 @@ import picocli.CommandLine.Command;
 public final class DecodeMain extends WorkerMain {
 
   DecodeMain() {
-    super(Role.DECODE, DecodeMain::create);
+    super(Role.DECODE, ranks());
   }
 
   public static void main(String[] args) {
@@ -29,14 +33,35 @@ public final class DecodeMain extends WorkerMain {
 
   /**
    * The decode verticle of rank {@code rank} of the instance a configuration describes, on that
-   * rank's engine; its meters carry the rank as a tag.
+   * rank's engine, stepping on its own; its meters carry the rank as a tag.
    */
   public static DecodeVerticle create(DuetConfig config, Engine engine, String modelName,
       int rank) {
+    return create(config, engine, modelName, rank, RankStepping.INDEPENDENT);
+  }
+
+  /**
+   * Makes the decode verticles of one instance's ranks: the ranks of each expert-parallel group
+   * ({@link Engine#expertParallelRanks}, ranks {@code [g * ep, (g + 1) * ep)}) step in lockstep, one {@link LockstepStepping} per group;
+   * the others step on their own. One factory per instance.
+   */
+  public static ServiceRuntime.WorkerFactory ranks() {
+    Map<Integer, LockstepStepping> groups = new HashMap<>();
+    return (config, engine, modelName, rank) -> {
+      int ep = engine.expertParallelRanks();
+      RankStepping stepping = ep > 1
+          ? groups.computeIfAbsent(rank / ep, g -> new LockstepStepping()).rank(rank)
+          : RankStepping.INDEPENDENT;
+      return create(config, engine, modelName, rank, stepping);
+    };
+  }
+
+  private static DecodeVerticle create(DuetConfig config, Engine engine, String modelName,
+      int rank, RankStepping stepping) {
     DecodeOptions options = DecodeOptions.from(config, modelName, rank);
     PrometheusMeterRegistry metrics = Metrics.createRegistry(Role.DECODE.wireName(),
         options.instanceId());
     metrics.config().commonTags(Metrics.TAG_RANK, String.valueOf(rank));
-    return new DecodeVerticle(engine, options, metrics);
+    return new DecodeVerticle(engine, options, stepping, metrics);
   }
 }

@@ -34,22 +34,31 @@ public final class DecodeVerticle extends WorkerVerticle {
 
   private final Engine engine;
   private final DecodeOptions options;
+  private final RankStepping stepping;
   private DecodeService service;
 
+  /** A rank that steps on its own ({@link RankStepping#INDEPENDENT}). */
   public DecodeVerticle(Engine engine, DecodeOptions options, PrometheusMeterRegistry metrics) {
+    this(engine, options, RankStepping.INDEPENDENT, metrics);
+  }
+
+  /**
+   * A rank that steps as {@code stepping} says: in lockstep with the other ranks of its
+   * expert-parallel group when its engine shares the experts with theirs.
+   */
+  public DecodeVerticle(Engine engine, DecodeOptions options, RankStepping stepping,
+      PrometheusMeterRegistry metrics) {
     super(Addresses.decode(options.instanceId(), options.dpRank()),
         Addresses.decodeControl(options.instanceId(), options.dpRank()),
         new StatusServer(options.host(), options.httpPort(), metrics));
     this.engine = engine;
     this.options = options;
+    this.stepping = stepping;
   }
 
   @Override
   protected Future<?> startService() {
-    // Dense models: the ranks step independently. Expert parallelism will hand every rank of
-    // an instance one lockstep RankStepping here.
-    service = new DecodeService(vertx, context, engine, options, RankStepping.INDEPENDENT,
-        metrics());
+    service = new DecodeService(vertx, context, engine, options, stepping, metrics());
     return Future.succeededFuture();
   }
 
@@ -62,7 +71,8 @@ public final class DecodeVerticle extends WorkerVerticle {
 
   @Override
   protected boolean isIdle() {
-    return service.isIdle();
+    // A rank whose group still decodes stays, drained or not: the group needs its experts.
+    return service.isIdle() && !stepping.othersBusy();
   }
 
   @Override

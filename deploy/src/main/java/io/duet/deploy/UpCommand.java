@@ -125,7 +125,8 @@ final class UpCommand implements Callable<Integer> {
             + "up starts every instance here");
       }
       Optional<Path> model = instance.config().get(Settings.MODEL_PATH);
-      if (instance.role() != Role.PROXY && (model.isEmpty() || !Files.isRegularFile(model.get()))) {
+      // a file (llama2.c) or a directory (a Hugging Face checkpoint)
+      if (instance.role() != Role.PROXY && (model.isEmpty() || !Files.exists(model.get()))) {
         reasons.add(instance.name() + " has no model: " + model.map(path -> path
             + " does not exist").orElse("set MODEL_PATH and TOKENIZER_PATH, or model.path and "
             + "model.tokenizer in the file"));

@@ -22,7 +22,8 @@ import java.util.function.IntFunction;
 
 /**
  * A topology run by {@code duet.jar} for an integration test: a work directory of its own under
- * target/, runs of {@code java -jar duet.jar ...} with aidreams260K and the log path in their
+ * target/, runs of {@code java -jar duet.jar ...} with aidreams260K (or the model it is
+ * {@linkplain #serving given}) and the log path in their
  * environment, {@code up} on a block of ports of its own, and the guarantee that every duet.jar
  * run and every instance it recorded is killed at the end whatever happens: on {@link #close},
  * or by a shutdown hook should this JVM stop first.
@@ -46,6 +47,8 @@ final class LaunchedTopology implements AutoCloseable {
   private final Path logs;
   private Path topology;
   private int base;
+  private Path model = ServiceTests.shared("aidreams260K.bin");
+  private Path tokenizer = ServiceTests.shared("aidreams260K.tok512.bin");
 
   /**
    * A work directory {@code target/<writer>-*} and a cluster name of its own for the topology
@@ -100,6 +103,16 @@ final class LaunchedTopology implements AutoCloseable {
     return up;
   }
 
+  /**
+   * Serves {@code model} from now on instead of aidreams260K, with {@code tokenizer} (null: the
+   * one the model's architecture finds, e.g. a Hugging Face directory's own).
+   */
+  LaunchedTopology serving(Path model, Path tokenizer) {
+    this.model = model;
+    this.tokenizer = tokenizer;
+    return this;
+  }
+
   /** The first port of the topology that {@link #up} started. */
   int base() {
     return base;
@@ -144,9 +157,10 @@ final class LaunchedTopology implements AutoCloseable {
     // variable of this machine's environment may move them elsewhere.
     builder.environment().keySet().removeIf(key -> key.equals(ConfigLoader.CONFIG_ENV)
         || Settings.all().stream().anyMatch(setting -> setting.env().equals(Optional.of(key))));
-    builder.environment().put("MODEL_PATH", ServiceTests.shared("aidreams260K.bin").toString());
-    builder.environment().put("TOKENIZER_PATH",
-        ServiceTests.shared("aidreams260K.tok512.bin").toString());
+    builder.environment().put("MODEL_PATH", model.toString());
+    if (tokenizer != null) {
+      builder.environment().put("TOKENIZER_PATH", tokenizer.toString());
+    }
     builder.environment().put("LOG_PATH", logs.toString());
     Process process = builder.start();
     commands.add(process);

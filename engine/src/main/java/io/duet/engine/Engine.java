@@ -39,6 +39,16 @@ public interface Engine extends AutoCloseable {
    * opened alone and may be driven by a thread of its own. The weights are let go of when the
    * last of them closes; closing one leaves the others working.
    *
+   * <p>With {@link EngineOptions#expertParallel} {@code ep > 1} and a model with routed experts,
+   * each {@code ep} consecutive engines form an expert-parallel group: each holds only its share
+   * of the routed experts, and every mixture-of-experts layer sends tokens' rows to the engines
+   * holding their experts. The engines of a group must then {@link #step} together, one thread
+   * each: every engine of the group steps (with an empty list when it has nothing to compute)
+   * before any of them steps again; a step waits in the exchange for the others'. Closing one
+   * makes the group's later steps fail. Their output equals one engine's holding every expert.
+   *
+   * @throws IllegalArgumentException when {@code ep} does not divide {@code count} and the
+   *     expert slots
    * @param count at least 1
    * @throws ModelFormatException as {@link #open}
    */
@@ -113,6 +123,19 @@ public interface Engine extends AutoCloseable {
    */
   void step(List<Sequence> sequences);
 
+  /**
+   * The engines of this one's expert-parallel group (see {@link #openRanks}), itself included:
+   * 1 when it holds every routed expert (or the model has none) and steps on its own.
+   */
+  int expertParallelRanks();
+
+  /**
+   * Nanoseconds this engine's steps have spent in the all-to-all of its expert-parallel group
+   * (sending rows, serving the group's, waiting for results and for the others to end the
+   * step); 0 without expert parallelism.
+   */
+  long expertExchangeNanos();
+
   /** Frees the sequence's blocks (prefix blocks stay cached for reuse). Idempotent. */
   void release(Sequence sequence);
 
@@ -135,7 +158,9 @@ public interface Engine extends AutoCloseable {
   /**
    * Runs throw-away prompts and {@code decodeSteps} decode steps in all so that the JIT compiles
    * the forward pass before real requests arrive, stopping early once {@code budgetMillis} have
-   * passed. Uses no cache blocks afterwards and leaves nothing in the prefix cache.
+   * passed. Uses no cache blocks afterwards and leaves nothing in the prefix cache. The engines
+   * of an expert-parallel group warm up together, each on a thread of its own, and run every
+   * step: the budget does not apply to them.
    *
    * @return how long it took, in milliseconds
    */

@@ -25,6 +25,8 @@ public final class EngineOptions {
   private int threads = Runtime.getRuntime().availableProcessors();
   private boolean sharedCores;
   private WeightStorage weightStorage = DEFAULT_WEIGHT_STORAGE;
+  private int expertParallel = 1;
+  private int expertSlots;
 
   public Path modelPath() {
     return modelPath;
@@ -150,6 +152,38 @@ public final class EngineOptions {
     return this;
   }
 
+  public int expertParallel() {
+    return expertParallel;
+  }
+
+  /**
+   * Expert parallelism of {@link Engine#openRanks}: each group of this many consecutive ranks
+   * splits the routed experts of a mixture-of-experts model between its engines, which then
+   * step together (see {@link Engine#openRanks}); 1 (the default) lets every engine hold every
+   * expert. Ignored for a model without routed experts.
+   */
+  public EngineOptions expertParallel(int value) {
+    this.expertParallel = requirePositive(value, "expertParallel");
+    return this;
+  }
+
+  public int expertSlots() {
+    return expertSlots;
+  }
+
+  /**
+   * The routed-expert slots of an expert-parallel group: the experts, and redundant copies of
+   * experts that share their rows; a multiple of {@link #expertParallel}. 0 (the default): one
+   * slot per expert.
+   */
+  public EngineOptions expertSlots(int value) {
+    if (value < 0) {
+      throw new IllegalArgumentException("expertSlots must not be negative");
+    }
+    this.expertSlots = value;
+    return this;
+  }
+
   private static int requirePositive(int value, String name) {
     if (value <= 0) {
       throw new IllegalArgumentException(name + " must be positive, was " + value);
@@ -169,6 +203,7 @@ public final class EngineOptions {
     return "EngineOptions{model=" + modelPath + ", architecture=" + architecture + ", tokenizer="
         + tokenizerPath + ", blockSize=" + blockSize + ", kvCacheBytes=" + kvCacheBytes + ", kvBlocks=" + kvBlocks
         + ", maxBatchTokens=" + maxBatchTokens + ", maxSequences=" + maxSequences + ", threads="
-        + threads + ", sharedCores=" + sharedCores + "}";
+        + threads + ", sharedCores=" + sharedCores + ", expertParallel=" + expertParallel
+        + ", expertSlots=" + expertSlots + "}";
   }
 }

@@ -227,7 +227,7 @@ public final class ProxyMain implements Callable<Integer> {
     DuetConfig decode = config.with(Settings.INSTANCE_ID, id + "-decode");
     ServiceRuntime.deployWorkers(new ServiceRuntime.Member(member.vertx(), decode),
         ServiceRuntime.openEngines(config, Role.DECODE, model, tokenizer, true),
-        DecodeMain::create, name);
+        DecodeMain.ranks(), name);
     return name;
   }
 

@@ -19,6 +19,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
@@ -39,6 +40,8 @@ public final class ServiceRuntime {
   private static final int WARM_UP_STEPS = 1024;
   /** ... unless the model is so large that this takes longer than a start should wait. */
   private static final long WARM_UP_BUDGET_MILLIS = 3000;
+  /** What the ranks of an expert-parallel group run, all of them, with no time limit. */
+  private static final int GROUP_WARM_UP_STEPS = 64;
 
   /** A started member: its clustered Vert.x and its configuration. */
   public record Member(Vertx vertx, DuetConfig config) {
@@ -203,6 +206,10 @@ public final class ServiceRuntime {
         .threads(threads)
         .weightStorage(config.get(Settings.MODEL_WEIGHTS))
         .sharedCores(sharedCores || threads * ranks > cores);
+    if (!prefill) {
+      options.expertParallel(config.get(Settings.DECODE_EP))
+          .expertSlots(config.get(Settings.DECODE_EXPERT_SLOTS));
+    }
     List<Engine> engines = Engine.openRanks(options, ranks);
     // Hash the weights for the KV layout fingerprint now, not on an event loop later, and let
     // the JIT compile the forward pass before the first request. The ranks share the weights
@@ -210,8 +217,29 @@ public final class ServiceRuntime {
     Engine first = engines.get(0);
     LOG.info("{} engine{}: KV layout {}, warmed up in {} ms", role.wireName(),
         ranks == 1 ? "" : "s of " + ranks + " ranks, " + threads + " threads each",
-        first.layout().fingerprint(), first.warmUp(WARM_UP_STEPS, WARM_UP_BUDGET_MILLIS));
+        first.layout().fingerprint(), warmUp(engines));
     return engines;
+  }
+
+  /**
+   * Warms the engines up: the first alone, or, when they share experts (expert parallelism),
+   * every engine of the first group at once, on a thread each, since they step together.
+   *
+   * @return how long it took, in milliseconds
+   */
+  private static long warmUp(List<Engine> engines) {
+    int group = engines.get(0).expertParallelRanks();
+    if (group == 1) {
+      return engines.get(0).warmUp(WARM_UP_STEPS, WARM_UP_BUDGET_MILLIS);
+    }
+    long start = System.nanoTime();
+    // The budget does not apply to a group (its ranks must run the same steps): fewer steps.
+    List<CompletableFuture<Long>> warming = engines.subList(0, group).stream()
+        .map(e -> CompletableFuture.supplyAsync(() -> e.warmUp(GROUP_WARM_UP_STEPS),
+            runnable -> new Thread(runnable, "duet-warm-up").start()))
+        .toList();
+    warming.forEach(CompletableFuture::join);
+    return (System.nanoTime() - start) / 1_000_000;
   }
 
   /**

@@ -58,6 +58,20 @@ final class DecodeScheduler extends EngineThread {
     this.batch = new ContinuousBatch<>(engine, new ToDeltas());
   }
 
+  /** Starts the engine thread, which the stepping may wake for a round of its group. */
+  @Override
+  public void start() {
+    stepping.start(() -> submit(() -> { }));
+    super.start();
+  }
+
+  /** Leaves the stepping first, so that no rank waits for this one, then stops. */
+  @Override
+  public void close() {
+    stepping.leave();
+    super.close();
+  }
+
   /** Joins a sequence into the batch at the next step. */
   void join(Admission admission) {
     submit(() -> {

@@ -45,7 +45,7 @@ public final class ModelCheck {
         continue;
       }
       Optional<Path> path = instance.config().get(Settings.MODEL_PATH);
-      if (path.isEmpty() || !Files.isRegularFile(path.get())) {
+      if (path.isEmpty() || !Files.exists(path.get())) {
         notes.put(path.map(Path::toString).orElse(""), "model " + path.map(p -> p + " not found")
             .orElse("unset (model.path, MODEL_PATH)") + ": decode.ep is checked against the "
             + "model's experts when a decode instance starts");

@@ -7,9 +7,12 @@ import io.duet.engine.compute.WeightMatrix;
 import io.duet.engine.compute.WorkerPool;
 import io.duet.engine.spi.ForwardBatch;
 import io.duet.engine.spi.ForwardPass;
+import io.duet.engine.spi.ExpertExchange;
 import io.duet.engine.spi.ForwardResources;
 import io.duet.engine.spi.PagedKvCache;
 import java.util.Arrays;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The DeepSeek-V3 forward pass over a batch of token rows of many sequences (see
@@ -29,6 +32,8 @@ import java.util.Arrays;
  * depend on its batch.
  */
 final class DeepSeekForwardPass implements ForwardPass {
+
+  private static final Logger LOG = LoggerFactory.getLogger(DeepSeekForwardPass.class);
 
   /** The KV components, in the order {@link DeepSeekModel#kvComponents()} declares them. */
   static final int LATENT = 0;
@@ -64,19 +69,18 @@ final class DeepSeekForwardPass implements ForwardPass {
   private final float[][] outputLatent;
   private final float[] hiddenGate;
   private final float[] hiddenUp;
-  /** Where the routed experts' hidden rows start in {@link #hiddenGate}, after the shared's. */
-  private final int routedHiddenBase;
   private final float[] routerLogits;
   private final int[] chosen;
   private final float[] chosenWeights;
-  /** Per expert, where its gathered rows start in {@link #expertIn}; then one past the last. */
-  private final int[] expertStart;
-  private final int[] expertFill;
-  /** For token row t and choice j, the gathered row at {@code [t * topK + j]}. */
-  private final int[] gatheredRow;
-  private final float[] expertIn;
-  private final float[] expertOut;
+  /** For token row t and choice j, at {@code [t * topK + j]}: the rank its row went to... */
+  private final int[] sentTo;
+  /** ... and its row in the mail to that rank. */
+  private final int[] sentRow;
   private final FeedForwardJobs feedForward;
+  private final ExpertExchange exchange;
+  private final ExpertPlacement placement;
+  /** The routed experts this rank holds, which serve the rows the group sends them. */
+  private final ExpertShard shard;
 
   private final ChunkPlan downPlan;
   private final ChunkPlan queryUpPlan;
@@ -94,6 +98,7 @@ final class DeepSeekForwardPass implements ForwardPass {
   private int tokenCount;
   private ForwardBatch batch;
   private DeepSeekWeights.Layer layer;
+  private int layerIndex;
   private float[] layerCache;
   private int logitRows;
   private float[] logitsOut;
@@ -127,19 +132,26 @@ final class DeepSeekForwardPass implements ForwardPass {
     queryLatent = new float[threads][rank];
     outputLatent = new float[threads][rank];
     int sharedHidden = Math.max(c.intermediateSize(), c.sharedExperts() * c.moeIntermediateSize());
-    routedHiddenBase = rows * sharedHidden;
-    int routedRows = rows * topK;
-    hiddenGate = new float[routedHiddenBase + routedRows * c.moeIntermediateSize()];
+    hiddenGate = new float[rows * sharedHidden];
     hiddenUp = new float[hiddenGate.length];
+    int routedRows = rows * topK;
     routerLogits = new float[rows * c.routedExperts()];
     chosen = new int[routedRows];
     chosenWeights = new float[routedRows];
-    expertStart = new int[c.routedExperts() + 1];
-    expertFill = new int[c.routedExperts()];
-    gatheredRow = new int[routedRows];
-    expertIn = new float[routedRows * dim];
-    expertOut = new float[routedRows * dim];
-    feedForward = new FeedForwardJobs(kernels, pool, dim, c.routedExperts() + 1);
+    sentTo = new int[routedRows];
+    sentRow = new int[routedRows];
+    feedForward = new FeedForwardJobs(kernels, pool, dim, 1);
+    exchange = resources.experts();
+    placement = new ExpertPlacement(c.routedExperts(), exchange.ranks(),
+        resources.expertSlots() > 0 ? resources.expertSlots() : c.routedExperts());
+    shard = new ExpertShard(model, placement, exchange.rank(), kernels, pool);
+    if (exchange.ranks() > 1) {
+      int first = exchange.rank() * placement.slotsPerRank();
+      LOG.info("expert-parallel rank {} of {}: expert slots {}-{} of each MoE layer, {} bytes "
+          + "of routed-expert weights of the model's {}", exchange.rank(), exchange.ranks(),
+          first, first + placement.slotsPerRank() - 1, shard.weightBytes(),
+          model.routedExpertBytes());
+    }
 
     DeepSeekWeights.Attention first = model.layer(0).attention();
     WeightMatrix queryFirst = first.queryDown() != null ? first.queryDown() : first.queryUp();
@@ -161,6 +173,7 @@ final class DeepSeekForwardPass implements ForwardPass {
     }
     for (int l = 0; l < c.layers(); l++) {
       layer = model.layer(l);
+      layerIndex = l;
       layerCache = kv.layer(l);
       attend();
       for (int t = 0; t < count; t++) {
@@ -307,58 +320,57 @@ final class DeepSeekForwardPass implements ForwardPass {
   }
 
   /**
-   * DeepSeekMoE over xb into {@link #delta}: route every row, gather each expert's rows, run the
-   * shared and the chosen experts as one set of parallel jobs, and add each row's expert outputs
-   * by their weights.
+   * DeepSeekMoE over xb into {@link #delta}: route every row, send each row to the ranks that
+   * hold its chosen experts, run the shared experts meanwhile, and add each row's expert
+   * outputs by their weights, in the order of its choices whichever rank computed them.
    */
   private void mixtureOfExperts() {
     DeepSeekWeights.Experts experts = layer.experts();
     pool.run(routerPlan.chunks(), routerTask);
     int expertCount = c.routedExperts();
-    Arrays.fill(expertStart, 0);
+    for (int d = 0; d < exchange.ranks(); d++) {
+      exchange.outbox(d).clear(layerIndex, dim);
+    }
     for (int t = 0; t < tokenCount; t++) {
       router.route(routerLogits, t * expertCount, experts.correctionBias(), chosen,
           chosenWeights, t * topK);
       for (int j = 0; j < topK; j++) {
-        expertStart[chosen[t * topK + j] + 1]++;
+        int slot = placement.slotFor(chosen[t * topK + j], t);
+        int rank = placement.rankOf(slot);
+        sentTo[t * topK + j] = rank;
+        sentRow[t * topK + j] = exchange.outbox(rank).add(xb, t * dim,
+            placement.localIndex(slot));
       }
     }
-    for (int e = 0; e < expertCount; e++) {
-      expertStart[e + 1] += expertStart[e];
-    }
-    Arrays.fill(expertFill, 0);
-    for (int t = 0; t < tokenCount; t++) {
-      for (int j = 0; j < topK; j++) {
-        int e = chosen[t * topK + j];
-        int row = expertStart[e] + expertFill[e]++;
-        gatheredRow[t * topK + j] = row;
-        System.arraycopy(xb, t * dim, expertIn, row * dim, dim);
-      }
-    }
-    feedForward.clear();
     if (experts.shared() != null) {
+      feedForward.clear();
       feedForward.add(experts.shared(), xb, 0, tokenCount, hiddenGate, hiddenUp, 0, delta, 0);
+      feedForward.run();
     } else {
       Arrays.fill(delta, 0, tokenCount * dim, 0f);
     }
-    int moeHidden = c.moeIntermediateSize();
-    for (int e = 0; e < expertCount; e++) {
-      int rows = expertStart[e + 1] - expertStart[e];
-      if (rows > 0) {
-        feedForward.add(experts.routed()[e], expertIn, expertStart[e], rows, hiddenGate,
-            hiddenUp, routedHiddenBase + expertStart[e] * moeHidden, expertOut, expertStart[e]);
-      }
-    }
-    feedForward.run();
+    exchange.exchange(shard);
     for (int t = 0; t < tokenCount; t++) {
       for (int j = 0; j < topK; j++) {
         float weight = chosenWeights[t * topK + j];
-        int from = gatheredRow[t * topK + j] * dim;
+        float[] results = exchange.outbox(sentTo[t * topK + j]).results();
+        int from = sentRow[t * topK + j] * dim;
         for (int i = 0; i < dim; i++) {
-          delta[t * dim + i] += weight * expertOut[from + i];
+          delta[t * dim + i] += weight * results[from + i];
         }
       }
     }
+  }
+
+  /** Serves the group's exchanges until every rank of it has ended its step. */
+  @Override
+  public void endStep() {
+    exchange.finishStep(shard);
+  }
+
+  /** The bytes of the routed experts' weights this rank holds. */
+  long expertWeightBytes() {
+    return shard.weightBytes();
   }
 
   private void routerChunk(int chunk, int worker) {

@@ -34,6 +34,12 @@ final class DeepSeekWeights {
     int hidden() {
       return gate.rows();
     }
+
+    /** The bytes of its three matrices. */
+    long bytes() {
+      return ((long) gate.rows() * gate.cols() + (long) up.rows() * up.cols()
+          + (long) down.rows() * down.cols()) * Float.BYTES;
+    }
   }
 
   /**
@@ -146,6 +152,19 @@ final class DeepSeekWeights {
     return new FeedForward(checkpoint.matrix(prefix + "gate_proj.weight", hidden, dim),
         checkpoint.matrix(prefix + "up_proj.weight", hidden, dim),
         checkpoint.matrix(prefix + "down_proj.weight", dim, hidden));
+  }
+
+  /** The bytes of every routed expert's weights, over all layers. */
+  long routedExpertBytes() {
+    long bytes = 0;
+    for (Layer layer : layers) {
+      if (layer.experts() != null) {
+        for (FeedForward expert : layer.experts().routed()) {
+          bytes += expert.bytes();
+        }
+      }
+    }
+    return bytes;
   }
 
   DeepSeekConfig config() {

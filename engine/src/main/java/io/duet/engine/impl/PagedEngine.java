@@ -16,6 +16,7 @@ import io.duet.engine.Tokenizer;
 import io.duet.engine.compute.Kernels;
 import io.duet.engine.compute.KernelsProvider;
 import io.duet.engine.compute.WorkerPool;
+import io.duet.engine.spi.ExpertExchange;
 import io.duet.engine.spi.ForwardBatch;
 import io.duet.engine.spi.ForwardPass;
 import io.duet.engine.spi.ForwardResources;
@@ -47,6 +48,7 @@ public final class PagedEngine implements Engine {
   private final PagedKvStorage storage;
   private final BlockAllocator allocator;
   private final ForwardPass forwardPass;
+  private final ExpertExchange experts;
   private final ForwardBatch batch;
   private final float[] logits;
   /** Step scratch: the sequences that get logits from the pass, and their first logits row. */
@@ -58,8 +60,12 @@ public final class PagedEngine implements Engine {
   private volatile long computedTokens;
   private final AtomicBoolean closed = new AtomicBoolean();
 
-  /** An engine over {@code shared}, which it holds until it closes. */
-  private PagedEngine(SharedModel shared, EngineOptions options, Kernels kernels) {
+  /**
+   * An engine over {@code shared}, which it holds until it closes, with its end of its
+   * expert-parallel group's exchange.
+   */
+  private PagedEngine(SharedModel shared, EngineOptions options, Kernels kernels,
+      ExpertExchange experts) {
     this.shared = shared;
     this.model = shared.model();
     this.info = model.info();
@@ -78,8 +84,9 @@ public final class PagedEngine implements Engine {
     this.logits = new float[maxRows * info.vocabSize()];
     this.logitOwners = new PagedSequence[maxRows];
     this.firstLogitRow = new int[maxRows];
+    this.experts = experts;
     this.forwardPass = model.forwardPass(new ForwardResources(storage, pool, kernels,
-        options.maxBatchTokens(), maxRows));
+        options.maxBatchTokens(), maxRows, experts, options.expertSlots()));
     // Last: an engine that failed to construct holds nothing.
     shared.acquire();
   }
@@ -98,8 +105,14 @@ public final class PagedEngine implements Engine {
     SharedModel model = new SharedModel(Architectures.find(options).open(options));
     List<Engine> engines = new ArrayList<>(count);
     try {
+      int ep = expertParallelism(options, model.model().info(), count);
+      LocalExpertExchange group = null;
       for (int i = 0; i < count; i++) {
-        engines.add(new PagedEngine(model, options, KernelsProvider.best()));
+        if (i % ep == 0) {
+          group = new LocalExpertExchange(ep, LocalExpertExchange.DEFAULT_TIMEOUT_MILLIS);
+        }
+        ExpertExchange exchange = ep == 1 ? ExpertExchange.solo() : group.rank(i % ep);
+        engines.add(new PagedEngine(model, options, KernelsProvider.best(), exchange));
       }
     } catch (RuntimeException | Error e) {
       engines.forEach(Engine::close);
@@ -110,10 +123,39 @@ public final class PagedEngine implements Engine {
       model.release();
     }
     PagedEngine first = (PagedEngine) engines.get(0);
+    if (first.experts.ranks() > 1) {
+      LOG.info("expert parallelism: {} groups of {} ranks, each rank holding {} of {} expert "
+          + "slots", count / first.experts.ranks(), first.experts.ranks(),
+          first.slots() / first.experts.ranks(), first.slots());
+    }
     LOG.info("engine ready: {} with {} KV blocks of {} tokens, {} threads{}",
         first.description(), first.allocator.stats().totalBlocks(), options.blockSize(),
         options.threads(), count == 1 ? "" : "; " + count + " such engines share the weights");
     return List.copyOf(engines);
+  }
+
+  /**
+   * The expert-parallel size the ranks run with: {@link EngineOptions#expertParallel}, or 1 for
+   * a model without routed experts.
+   *
+   * @throws IllegalArgumentException when it does not divide the ranks or the expert slots
+   */
+  private static int expertParallelism(EngineOptions options, ModelInfo info, int count) {
+    int ep = options.expertParallel();
+    if (ep == 1 || info.routedExperts() == 0) {
+      return 1;
+    }
+    int slots = options.expertSlots() > 0 ? options.expertSlots() : info.routedExperts();
+    if (count % ep != 0 || slots % ep != 0 || slots < info.routedExperts()) {
+      throw new IllegalArgumentException("expert parallelism " + ep + " needs a multiple of "
+          + ep + " ranks (not " + count + ") and of expert slots (not " + slots + ", for "
+          + info.routedExperts() + " routed experts)");
+    }
+    return ep;
+  }
+
+  private int slots() {
+    return options.expertSlots() > 0 ? options.expertSlots() : info.routedExperts();
   }
 
   @Override
@@ -269,6 +311,39 @@ public final class PagedEngine implements Engine {
 
   @Override
   public void step(List<Sequence> sequences) {
+    boolean passed = false;
+    try {
+      runPasses(sequences);
+      passed = true;
+    } finally {
+      if (passed) {
+        forwardPass.endStep();
+      } else {
+        endFailedStep();
+      }
+    }
+  }
+
+  /** Ends a step that failed: its own failure is what the caller hears of, not this one's. */
+  private void endFailedStep() {
+    try {
+      forwardPass.endStep();
+    } catch (RuntimeException e) {
+      LOG.debug("ending a failed step failed too", e);
+    }
+  }
+
+  @Override
+  public int expertParallelRanks() {
+    return experts.ranks();
+  }
+
+  @Override
+  public long expertExchangeNanos() {
+    return experts.exchangeNanos();
+  }
+
+  private void runPasses(List<Sequence> sequences) {
     int vocab = info.vocabSize();
     int index = 0;
     while (index < sequences.size()) {
@@ -356,7 +431,9 @@ public final class PagedEngine implements Engine {
   @Override
   public long warmUp(int decodeSteps, long budgetMillis) {
     long start = System.nanoTime();
-    long deadline = budgetMillis >= Long.MAX_VALUE / 1_000_000
+    // The engines of an expert-parallel group step together, so each must run the same steps:
+    // a budget would end them at different ones.
+    long deadline = budgetMillis >= Long.MAX_VALUE / 1_000_000 || experts.ranks() > 1
         ? Long.MAX_VALUE : start + budgetMillis * 1_000_000;
     int seqLen = info.contextLength();
     // An odd prompt length, so the batched kernels' path for tokens left over after the tiles
@@ -466,6 +543,7 @@ public final class PagedEngine implements Engine {
   @Override
   public void close() {
     if (closed.compareAndSet(false, true)) {
+      experts.leave();
       pool.close();
       shared.release();
     }

@@ -14,4 +14,12 @@ public interface ForwardPass {
    * among others), so that batching never changes what a request generates.
    */
   void forward(ForwardBatch batch, float[] logits);
+
+  /**
+   * Called once after every step of the engine, whether it ran any forward pass or none, and
+   * whether it succeeded or not: an expert-parallel pass serves the other ranks of its group
+   * here until all have ended the step ({@link ExpertExchange#finishStep}).
+   */
+  default void endStep() {
+  }
 }

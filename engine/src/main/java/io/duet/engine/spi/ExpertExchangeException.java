@@ -1,0 +1,15 @@
+package io.duet.engine.spi;
+
+/**
+ * An exchange of an expert-parallel group could not complete: a rank of the group failed in it,
+ * left, or did not come in time. The step that needed it fails; the group is usable again once
+ * every rank has seen the failure.
+ */
+public final class ExpertExchangeException extends RuntimeException {
+
+  private static final long serialVersionUID = 1L;
+
+  public ExpertExchangeException(String message) {
+    super(message);
+  }
+}
