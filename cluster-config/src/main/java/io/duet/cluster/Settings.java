@@ -168,6 +168,13 @@ public final class Settings {
       "proxy.stream-credits", atLeast(1)).defaultValue(32)
       .description("Decode events a stream may have in flight to the proxy."));
 
+  public static final Setting<Boolean> PROXY_FIRST_TOKEN_FROM_PREFILL = declare(Setting.builder(
+      "proxy.first-token-from-prefill", bool()).defaultValue(true)
+      .description("Stream the first token to the client as soon as the prefill instance "
+          + "answers, before the decode instance has pulled the KV; a request that its first "
+          + "token ends (max_tokens 1, an end token, a stop string) then never reaches a decode "
+          + "instance. false: the decode instance streams every token, the first included."));
+
   public static final Setting<Boolean> PROXY_EMBEDDED = declare(Setting.builder("proxy.embedded",
       bool()).defaultValue(true).switchFlag("--embedded")
       .description("Also run one prefill and one decode instance in the proxy's JVM."));

@@ -6,15 +6,27 @@ import io.vertx.core.json.JsonObject;
  * Pull a prefilled sequence's KV and decode it. Tokens are streamed as {@link DecodeEvent}s to
  * {@code streamAddress}; the decoder sends at most {@code initialCredits} events before the
  * requester grants more with {@link StreamCredit}.
+ *
+ * @param firstTokenSent the requester already streamed {@code firstToken}'s text (from the
+ *     {@link PrefillResult}): the stream leaves it out, its count still counts
  */
 public record DecodeRequest(String requestId, KvHandle kv, int firstToken, long samplerState,
-    int promptTokens, SamplingSpec sampling, String streamAddress, int initialCredits) {
+    int promptTokens, SamplingSpec sampling, String streamAddress, int initialCredits,
+    boolean firstTokenSent) {
+
+  /** A request whose stream starts with the first token. */
+  public DecodeRequest(String requestId, KvHandle kv, int firstToken, long samplerState,
+      int promptTokens, SamplingSpec sampling, String streamAddress, int initialCredits) {
+    this(requestId, kv, firstToken, samplerState, promptTokens, sampling, streamAddress,
+        initialCredits, false);
+  }
 
   public JsonObject toJson() {
     return Messages.envelope().put("requestId", requestId).put("kv", kv.toJson())
         .put("firstToken", firstToken).put("samplerState", samplerState)
         .put("promptTokens", promptTokens).put("sampling", sampling.toJson())
-        .put("streamAddress", streamAddress).put("initialCredits", initialCredits);
+        .put("streamAddress", streamAddress).put("initialCredits", initialCredits)
+        .put("firstTokenSent", firstTokenSent);
   }
 
   public static DecodeRequest fromJson(JsonObject json) {
@@ -22,6 +34,7 @@ public record DecodeRequest(String requestId, KvHandle kv, int firstToken, long 
     return new DecodeRequest(json.getString("requestId"), KvHandle.fromJson(json.getJsonObject("kv")),
         json.getInteger("firstToken"), json.getLong("samplerState"),
         json.getInteger("promptTokens"), SamplingSpec.fromJson(json.getJsonObject("sampling")),
-        json.getString("streamAddress"), json.getInteger("initialCredits"));
+        json.getString("streamAddress"), json.getInteger("initialCredits"),
+        json.getBoolean("firstTokenSent", false));
   }
 }

@@ -7,19 +7,30 @@ import io.vertx.core.json.JsonObject;
  *
  * @param prompt the prompt text (the prefill instance tokenizes it, with BOS)
  * @param promptTokens token ids to use instead of {@code prompt}; empty when the text is given
+ * @param firstTokenFromPrefill the requester streams the first token from the result: when that
+ *     token ends the request ({@code max_tokens} 1, an end token, a stop string), the prefill
+ *     instance frees the KV at once instead of leasing it, and the result has no KV handle
  */
 public record PrefillRequest(String requestId, String prompt, int[] promptTokens,
-    SamplingSpec sampling) {
+    SamplingSpec sampling, boolean firstTokenFromPrefill) {
+
+  /** A request whose KV is always leased for a decode instance, whatever its first token. */
+  public PrefillRequest(String requestId, String prompt, int[] promptTokens,
+      SamplingSpec sampling) {
+    this(requestId, prompt, promptTokens, sampling, false);
+  }
 
   public JsonObject toJson() {
     return Messages.envelope().put("requestId", requestId).put("prompt", prompt)
-        .put("promptTokens", Messages.ints(promptTokens)).put("sampling", sampling.toJson());
+        .put("promptTokens", Messages.ints(promptTokens)).put("sampling", sampling.toJson())
+        .put("firstTokenFromPrefill", firstTokenFromPrefill);
   }
 
   public static PrefillRequest fromJson(JsonObject json) {
     Messages.checked(json, "prefill request");
     return new PrefillRequest(json.getString("requestId"), json.getString("prompt"),
         Messages.ints(json.getJsonArray("promptTokens")),
-        SamplingSpec.fromJson(json.getJsonObject("sampling")));
+        SamplingSpec.fromJson(json.getJsonObject("sampling")),
+        json.getBoolean("firstTokenFromPrefill", false));
   }
 }

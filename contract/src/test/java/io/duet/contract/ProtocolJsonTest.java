@@ -3,6 +3,7 @@ package io.duet.contract;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.duet.contract.Cancel;
@@ -86,12 +87,19 @@ class ProtocolJsonTest {
 
     PrefillRequest textOnly = new PrefillRequest("req-2", "Hi", new int[0], SAMPLING);
     assertArrayEquals(new int[0], PrefillRequest.fromJson(wire(textOnly.toJson())).promptTokens());
+    assertFalse(back.firstTokenFromPrefill());
+    assertTrue(PrefillRequest.fromJson(wire(new PrefillRequest("req-3", "Hi", new int[0],
+        SAMPLING, true).toJson())).firstTokenFromPrefill());
   }
 
   @Test
   void prefillResult() {
     PrefillResult result = new PrefillResult("req-1", 411, 0x5DEECE66DL, 37, 16, KV, 1200, 45_000);
     assertEquals(result, PrefillResult.fromJson(wire(result.toJson())));
+    PrefillResult goesOn = new PrefillResult("req-1", 411, 3L, 37, 0, KV, 1, 2, " Once", null);
+    assertEquals(goesOn, PrefillResult.fromJson(wire(goesOn.toJson())));
+    PrefillResult endedThere = new PrefillResult("req-1", 2, 3L, 37, 0, null, 1, 2, "", "stop");
+    assertEquals(endedThere, PrefillResult.fromJson(wire(endedThere.toJson())));
   }
 
   @Test
@@ -99,6 +107,9 @@ class ProtocolJsonTest {
     DecodeRequest request = new DecodeRequest("req-1", KV, 411, -7L, 37, SAMPLING,
         "duet.stream.proxy-1.req-1", 32);
     assertEquals(request, DecodeRequest.fromJson(wire(request.toJson())));
+    DecodeRequest firstSent = new DecodeRequest("req-1", KV, 411, -7L, 37, SAMPLING,
+        "duet.stream.proxy-1.req-1", 32, true);
+    assertEquals(firstSent, DecodeRequest.fromJson(wire(firstSent.toJson())));
     DecodeAccepted accepted = new DecodeAccepted("req-1", "decode-h-abc123", 4);
     assertEquals(accepted, DecodeAccepted.fromJson(wire(accepted.toJson())));
   }

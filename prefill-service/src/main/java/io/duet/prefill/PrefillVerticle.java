@@ -10,6 +10,7 @@ import io.duet.contract.PrefillRequest;
 import io.duet.contract.PrefillResult;
 import io.duet.contract.Role;
 import io.duet.engine.Engine;
+import io.duet.engine.FinishReason;
 import io.duet.engine.SamplingParams;
 import io.duet.engine.Tokenizer;
 import io.duet.kv.KvTransferServer;
@@ -140,7 +141,7 @@ public final class PrefillVerticle extends WorkerVerticle {
           limits.checkTokens(prompt.length, askedTokens);
           Promise<PrefillScheduler.Outcome> promise = Promise.promise();
           scheduler.enqueue(new PrefillScheduler.Job(request.requestId(), prompt, params,
-              promise, vertx.getOrCreateContext()));
+              request.firstTokenFromPrefill(), promise, vertx.getOrCreateContext()));
           return promise.future();
         })
         .onComplete(result -> {
@@ -199,12 +200,15 @@ public final class PrefillVerticle extends WorkerVerticle {
   }
 
   private PrefillResult toResult(String requestId, PrefillScheduler.Outcome outcome) {
-    KvHandle handle = new KvHandle(options.instanceId(), options.host(), kvServer.actualPort(),
-        outcome.transferId(), outcome.blockCount(), outcome.promptTokens(),
-        engine.layout().fingerprint(), leases.expiresAt(outcome.transferId()));
+    KvHandle handle = outcome.transferId() == null ? null
+        : new KvHandle(options.instanceId(), options.host(), kvServer.actualPort(),
+            outcome.transferId(), outcome.blockCount(), outcome.promptTokens(),
+            engine.layout().fingerprint(), leases.expiresAt(outcome.transferId()));
+    FinishReason finish = outcome.first().finish();
     return new PrefillResult(requestId, outcome.firstToken(), outcome.samplerState(),
         outcome.promptTokens(), outcome.cachedPromptTokens(), handle, outcome.queueMicros(),
-        outcome.prefillMicros());
+        outcome.prefillMicros(), outcome.first().text(),
+        finish == null ? null : finish.wireName());
   }
 
   @Override

@@ -179,7 +179,8 @@ public final class ProxyMain implements Callable<Integer> {
     return new ProxyVerticle(ClusterBackend.perEventLoop(vertx, registry,
         config.get(Settings.INSTANCE_ID), routing, config.get(Settings.PROXY_STREAM_CREDITS),
         config.get(Settings.PROXY_REQUEST_TIMEOUT_SECONDS) * 1000L,
-        config.get(Settings.MODEL_SERVED_NAME).stream().toList()),
+        config.get(Settings.MODEL_SERVED_NAME).stream().toList(),
+        config.get(Settings.PROXY_FIRST_TOKEN_FROM_PREFILL)),
         options(config).setInstanceId(config.get(Settings.INSTANCE_ID)), metrics, reload);
   }
 

@@ -24,23 +24,34 @@ final class StreamSender {
   private String failure;
   private String error;
   private boolean closed;
+  /** Whether the first token's text already reached the client another way (still to count). */
+  private boolean firstTokenSent;
   /** The decode instance's timing, for the first event; -1 until known and after it went. */
   private long queueMicros = -1;
   private long kvPullMicros = -1;
 
+  /**
+   * @param firstTokenSent the requester streamed the first token's text from the prefill
+   *     result: the first delta is counted in {@code completionTokens} but not sent
+   */
   StreamSender(EventBus eventBus, String requestId, String address, int promptTokens,
-      int credits) {
+      int credits, boolean firstTokenSent) {
     this.eventBus = eventBus;
     this.requestId = requestId;
     this.address = address;
     this.promptTokens = promptTokens;
     this.credits = credits;
+    this.firstTokenSent = firstTokenSent;
   }
 
   void add(String delta, int newTokens, String finish) {
-    text.append(delta);
-    tokens += newTokens;
     completionTokens += newTokens;
+    if (firstTokenSent) {
+      firstTokenSent = false;
+    } else {
+      text.append(delta);
+      tokens += newTokens;
+    }
     if (finish != null) {
       finishReason = finish;
     }

@@ -1,8 +1,8 @@
 package io.duet.engine.compute;
 
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicIntegerArray;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicLongArray;
 import java.util.concurrent.locks.LockSupport;
 
@@ -17,8 +17,16 @@ import java.util.concurrent.locks.LockSupport;
  *
  * <p>A decode step issues some thirty such jobs of a few tens of microseconds each, so waking a
  * parked thread per job would cost more than the job. Workers therefore spin for a short while
- * after each job before they park; an idle engine costs no CPU after {@link #SPIN_NANOS}.
- * Nothing is allocated per job.
+ * after each job before they park; an idle engine costs no CPU after {@link #SPIN_NANOS} (a
+ * quarter of it when other compute threads share the cores).
+ *
+ * <p>The caller never waits for a worker to wake up: a worker joins a job only while chunks of
+ * it may be left, and once the caller has seen every chunk claimed it closes the job and waits
+ * only for the workers that joined it, each finishing the one chunk it runs. A worker that was
+ * parked, or lost its core, and comes late finds the job closed and goes back to waiting.
+ * (Waiting for every worker to check in made the caller spin through each parked worker's
+ * wake-up, for jobs of a few microseconds on a small model: the pool's spinning was the first
+ * item of a tiny-request profile.) Nothing is allocated per job.
  */
 public final class WorkerPool implements AutoCloseable {
 
@@ -29,6 +37,10 @@ public final class WorkerPool implements AutoCloseable {
   }
 
   private static final long SPIN_NANOS = TimeUnit.MICROSECONDS.toNanos(200);
+  /** Where the job number starts in {@link #jobState}; below: the closed flag, the joined. */
+  private static final int JOB_SHIFT = 17;
+  private static final long CLOSED = 1L << 16;
+  private static final long JOINED_MASK = CLOSED - 1;
   /** Spin turns between yields when this pool has its cores to itself. */
   private static final int YIELD_EVERY_ALONE = 1024;
   /** ... and when other busy compute threads share them. */
@@ -43,14 +55,20 @@ public final class WorkerPool implements AutoCloseable {
    * one compare-and-set. Slots are a cache line apart so owners do not contend.
    */
   private final AtomicLongArray shares;
-  private final AtomicInteger busyWorkers = new AtomicInteger();
-  private volatile long generation;
+  /**
+   * The current job: its number (from 1, in the bits from {@link #JOB_SHIFT}), whether it is
+   * closed to workers that have not joined it, and how many joined and have not left. Written
+   * after the job's task and shares, so a worker that joins sees them.
+   */
+  private final AtomicLong jobState = new AtomicLong();
+  private long jobNumber;
   private volatile boolean closed;
   private volatile Task task;
   private volatile Throwable failure;
   /** 1 while worker i+1 is parked or about to park. */
   private final AtomicIntegerArray waiting;
   private final int yieldEvery;
+  private final long spinNanos;
 
   /**
    * @param threads total parallelism including the calling thread; at least 1
@@ -65,6 +83,7 @@ public final class WorkerPool implements AutoCloseable {
     shares = new AtomicLongArray(threads * SHARE_STRIDE);
     waiting = new AtomicIntegerArray(threads - 1);
     yieldEvery = sharedCores ? YIELD_EVERY_SHARED : YIELD_EVERY_ALONE;
+    spinNanos = sharedCores ? SPIN_NANOS / 4 : SPIN_NANOS;
     for (int i = 0; i < workers.length; i++) {
       int index = i + 1;
       workers[i] = new Thread(() -> workLoop(index), name + "-" + index);
@@ -103,8 +122,7 @@ public final class WorkerPool implements AutoCloseable {
       shares.set(i * SHARE_STRIDE, range(shareStart(chunkCount, i, threads),
           shareStart(chunkCount, i + 1, threads)));
     }
-    busyWorkers.set(workers.length);
-    generation++;
+    jobState.set(++jobNumber << JOB_SHIFT);
     for (int i = 0; i < workers.length; i++) {
       if (waiting.get(i) == 1) {
         LockSupport.unpark(workers[i]);
@@ -116,8 +134,11 @@ public final class WorkerPool implements AutoCloseable {
       failure = t;
       abandonChunks();
     }
-    for (int spins = 1; busyWorkers.get() != 0; spins++) {
+    // Every chunk is claimed: only the workers that joined can still be running one.
+    long state = jobState.getAndAdd(CLOSED);
+    for (int spins = 1; (state & JOINED_MASK) != 0; spins++) {
       pause(spins);
+      state = jobState.get();
     }
     task = null;
     Throwable error = failure;
@@ -176,39 +197,56 @@ public final class WorkerPool implements AutoCloseable {
   private void workLoop(int index) {
     long seen = 0;
     while (!closed) {
-      long current = awaitGeneration(seen, index);
+      long number = awaitJob(seen, index);
       if (closed) {
         return;
       }
-      seen = current;
+      seen = number;
+      if (!join(number)) {
+        continue;
+      }
       try {
         claimChunks(task, index);
       } catch (Throwable t) {
         failure = t;
         abandonChunks();
       } finally {
-        busyWorkers.decrementAndGet();
+        jobState.decrementAndGet();
       }
     }
   }
 
-  private long awaitGeneration(long seen, int index) {
-    long spinUntil = System.nanoTime() + SPIN_NANOS;
+  /** Joins job {@code number} unless it is over or closed (its chunks are all claimed). */
+  private boolean join(long number) {
+    while (true) {
+      long state = jobState.get();
+      if (state >>> JOB_SHIFT != number || (state & CLOSED) != 0) {
+        return false;
+      }
+      if (jobState.compareAndSet(state, state + 1)) {
+        return true;
+      }
+    }
+  }
+
+  /** Waits for a job after job {@code seen}; returns its number. */
+  private long awaitJob(long seen, int index) {
+    long spinUntil = System.nanoTime() + spinNanos;
     int spins = 0;
     long current;
-    while ((current = generation) == seen && !closed) {
+    while ((current = jobState.get() >>> JOB_SHIFT) == seen && !closed) {
       if (System.nanoTime() < spinUntil) {
         pause(++spins);
         continue;
       }
-      // Publish the intent to park before the last look at the generation, so that a caller
+      // Publish the intent to park before the last look at the job, so that a caller
       // publishing a job at the same moment either is seen here or sees this flag and unparks.
       waiting.set(index - 1, 1);
-      if (generation == seen && !closed) {
+      if (jobState.get() >>> JOB_SHIFT == seen && !closed) {
         LockSupport.park(this);
       }
       waiting.set(index - 1, 0);
-      spinUntil = System.nanoTime() + SPIN_NANOS;
+      spinUntil = System.nanoTime() + spinNanos;
     }
     return current;
   }

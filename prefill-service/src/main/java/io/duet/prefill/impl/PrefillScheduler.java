@@ -37,16 +37,23 @@ public final class PrefillScheduler extends EngineThread {
     final String requestId;
     final int[] prompt;
     final SamplingParams params;
+    /** Whether a first token that ends the request frees the KV instead of leasing it. */
+    final boolean endAtFirstToken;
     final Promise<Outcome> promise;
     final Context context;
     final long queuedNanos = System.nanoTime();
     volatile boolean cancelled;
 
-    public Job(String requestId, int[] prompt, SamplingParams params, Promise<Outcome> promise,
-        Context context) {
+    /**
+     * @param endAtFirstToken the requester streams the first token itself: when that token
+     *     ends the request, no decode instance will pull the KV, so it is freed at once
+     */
+    public Job(String requestId, int[] prompt, SamplingParams params, boolean endAtFirstToken,
+        Promise<Outcome> promise, Context context) {
       this.requestId = requestId;
       this.prompt = prompt;
       this.params = params;
+      this.endAtFirstToken = endAtFirstToken;
       this.promise = promise;
       this.context = context;
     }
@@ -56,10 +63,16 @@ public final class PrefillScheduler extends EngineThread {
     }
   }
 
-  /** A prefilled prompt and its lease. */
-  public record Outcome(int firstToken, long samplerState, int promptTokens,
-      int cachedPromptTokens, String transferId, int blockCount, long queueMicros,
-      long prefillMicros) {
+  /**
+   * A prefilled prompt, what its first token adds, and its lease.
+   *
+   * @param first the first token's text and, when it ends the generation, why
+   * @param transferId the lease; null when the first token ended a job that asked for it
+   *     ({@link Job#endAtFirstToken}) and the KV was freed
+   */
+  public record Outcome(int firstToken, long samplerState, Generation.Delta first,
+      int promptTokens, int cachedPromptTokens, String transferId, int blockCount,
+      long queueMicros, long prefillMicros) {
   }
 
   private final Engine engine;
@@ -203,10 +216,19 @@ public final class PrefillScheduler extends EngineThread {
       }
       Sampler sampler = new Sampler(job.params, engine.info().vocabSize());
       int first;
-      String transferId;
+      Generation.Delta delta;
+      String transferId = null;
       try {
-        first = Generation.sample(engine.info(), job.params, sampler, sequence.logits(), 0);
-        transferId = leases.lease(job.requestId, sequence);
+        // The text as the decode instance's generation will see it: it accepts the same token
+        // after the same prompt, so the two agree on what is held back and on the finish.
+        Generation generation = new Generation(engine, sequence, job.params, sampler);
+        first = generation.sampleNext();
+        delta = generation.accept(first);
+        if (delta.finish() != null && job.endAtFirstToken) {
+          engine.release(sequence);
+        } else {
+          transferId = leases.lease(job.requestId, sequence);
+        }
       } catch (RuntimeException e) {
         LOG.error("request {}: sampling or leasing after prefill failed", job.requestId, e);
         engine.release(sequence);
@@ -216,12 +238,14 @@ public final class PrefillScheduler extends EngineThread {
       }
       if (job.cancelled) {
         // The cancel may have looked for this lease before it existed.
-        leases.release(transferId);
+        if (transferId != null) {
+          leases.release(transferId);
+        }
         complete(job, null, new ServiceException(Failure.CANCELLED, "cancelled"));
         continue;
       }
-      Outcome outcome = new Outcome(first, sampler.state(), job.prompt.length,
-          sequence.cachedPrefixTokens(), transferId, sequence.blockCount(),
+      Outcome outcome = new Outcome(first, sampler.state(), delta, job.prompt.length,
+          sequence.cachedPrefixTokens(), transferId, transferId == null ? 0 : sequence.blockCount(),
           (start - job.queuedNanos) / 1000, prefillMicros);
       complete(job, outcome, null);
     }

@@ -2,6 +2,7 @@ package io.duet.proxy.cluster;
 
 import io.duet.contract.Addresses;
 import io.duet.contract.Cancel;
+import io.duet.contract.DecodeEvent;
 import io.duet.contract.DecodeRequest;
 import io.duet.contract.Failure;
 import io.duet.contract.InstanceInfo;
@@ -45,6 +46,12 @@ import org.slf4j.LoggerFactory;
  * the cap allows), hands the target the KV handle and relays the token stream
  * ({@link StreamRelay}).
  *
+ * <p>The first token: the prefill result carries its text, and (unless switched off) the client
+ * gets it the moment the result arrives, before any decode instance is involved; the decode
+ * instance is told so and streams from the second token on. A request that its first token ends
+ * ({@code max_tokens} 1, an end token, a stop string) never reaches a decode instance: its
+ * prefill instance freed the KV instead of leasing it.
+ *
  * <p>A request waiting for a decode slot holds its KV lease on the prefill instance. It waits
  * at most until {@value #LEASE_MARGIN_MILLIS} ms before the lease ends: then it gives up its
  * place, its lease is released and it fails as OVERLOADED, as when the queue is full. Prefilling
@@ -86,6 +93,8 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
   private final StreamRelay relay;
   private final LivenessCheck liveness;
   private final KvLeases leases;
+  /** Whether the client gets the first token from the prefill result. */
+  private final boolean firstTokenFromPrefill;
   /** The models this proxy expects to serve: configured, or served since it started. Shared. */
   private final Set<String> expectedModels;
 
@@ -100,12 +109,14 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
       int credits, long requestTimeoutMillis) {
     this(vertx, registry, Addresses.proxyStream(proxyInstanceId, 0),
         Routing.create(new RoutingOptions(), new SimpleMeterRegistry()), credits,
-        requestTimeoutMillis, ConcurrentHashMap.newKeySet());
+        requestTimeoutMillis, ConcurrentHashMap.newKeySet(), true);
   }
 
   private ClusterBackend(Vertx vertx, Supplier<List<InstanceInfo>> registry, String streamAddress,
-      Routing routing, int credits, long requestTimeoutMillis, Set<String> expectedModels) {
+      Routing routing, int credits, long requestTimeoutMillis, Set<String> expectedModels,
+      boolean firstTokenFromPrefill) {
     this.expectedModels = expectedModels;
+    this.firstTokenFromPrefill = firstTokenFromPrefill;
     this.vertx = vertx;
     this.eventBus = vertx.eventBus();
     this.registry = registry;
@@ -130,16 +141,19 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
    *
    * @param configuredModels the models the proxy is configured to serve: while none of their
    *     instances is registered, their requests get 503, not 404 ({@link #expects})
+   * @param firstTokenFromPrefill whether the client gets the first token from the prefill
+   *     result (else from the decode instance, after the KV pull)
    */
   public static Supplier<ClusterBackend> perEventLoop(Vertx vertx,
       Supplier<List<InstanceInfo>> registry, String proxyInstanceId, Routing routing, int credits,
-      long requestTimeoutMillis, Collection<String> configuredModels) {
+      long requestTimeoutMillis, Collection<String> configuredModels,
+      boolean firstTokenFromPrefill) {
     AtomicInteger made = new AtomicInteger();
     Set<String> expected = ConcurrentHashMap.newKeySet();
     expected.addAll(configuredModels);
     return () -> new ClusterBackend(vertx, registry,
         Addresses.proxyStream(proxyInstanceId, made.getAndIncrement()), routing, credits,
-        requestTimeoutMillis, expected);
+        requestTimeoutMillis, expected, firstTokenFromPrefill);
   }
 
   /** Registers the stream address; completes once the cluster can route to it. */
@@ -250,7 +264,7 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
     inFlight.prefillStarted(target.instanceId(), job.routing.promptTokens());
     PrefillRequest request = new PrefillRequest(job.requestId(), job.completion.prompt(),
         job.completion.promptTokens().stream().mapToInt(Integer::intValue).toArray(),
-        job.completion.sampling());
+        job.completion.sampling(), firstTokenFromPrefill && job.first == null);
     eventBus.<JsonObject>request(Addresses.prefill(target.instanceId()), request.toJson(),
             new DeliveryOptions().setSendTimeout(requestTimeoutMillis))
         .onComplete(reply -> {
@@ -280,10 +294,33 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
             leases.release(job);
             return;
           }
+          if (firstTokenFromPrefill && job.first == null && result.firstText() != null
+              && streamFirstToken(job, result)) {
+            return;
+          }
           job.decodeRouting = job.routing.withPromptTokens(result.promptTokens());
           claimDecode(job, Failure.UNAVAILABLE, "no decode instance of model "
               + job.completion.model() + " has KV layout " + result.kv().fingerprint());
         });
+  }
+
+  /**
+   * Sends the client the first token of {@code result}; returns whether that ended the request
+   * (the token finished it, or the client went away on it), which then holds nothing more.
+   */
+  private boolean streamFirstToken(ClusterJob job, PrefillResult result) {
+    job.first = result;
+    job.stream.firstToken(new DecodeEvent(job.requestId(), 0, result.firstText(), 1, 1,
+        result.promptTokens(), result.finishReason(), null, null));
+    if (jobs.get(job.requestId()) != job) {
+      return true;
+    }
+    if (result.finishReason() != null) {
+      leases.release(job); // none: the prefill instance freed the KV, unless it ignored the ask
+      end(job);
+      return true;
+    }
+    return false;
   }
 
   /**
@@ -328,7 +365,9 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
    * before answering, or the decode instance could not reach it to pull the KV. The prompt is
    * prefilled again on another instance, unless it already was once or a decode event came for
    * the client (none can have come before the KV was pulled, but the rule is what keeps a second
-   * prefill invisible to the client). What the first attempt held is freed: the lost instance is
+   * prefill invisible to the client). A first token the client already got from the first
+   * prefill result stays: the new KV is decoded after it, with that result's sampler state, as
+   * the prompt's KV does not depend on which instance computed it. What the first attempt held is freed: the lost instance is
    * told to drop the request (should it still live), a decode slot held or awaited is given
    * back, and a decode instance that failed the pull has already dropped it.
    */
@@ -398,9 +437,10 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
   private void sendDecode(ClusterJob job, DecodeTarget target) {
     job.decode = target;
     PrefillResult result = job.prefilled;
-    DecodeRequest request = new DecodeRequest(job.requestId(), result.kv(), result.firstToken(),
-        result.samplerState(), result.promptTokens(), job.completion.sampling(), relay.address(),
-        credits);
+    PrefillResult first = job.first != null ? job.first : result;
+    DecodeRequest request = new DecodeRequest(job.requestId(), result.kv(), first.firstToken(),
+        first.samplerState(), result.promptTokens(), job.completion.sampling(), relay.address(),
+        credits, job.first != null);
     eventBus.<JsonObject>request(Addresses.decode(target.instanceId(), target.dpRank()),
         request.toJson(),
             new DeliveryOptions().setSendTimeout(requestTimeoutMillis))

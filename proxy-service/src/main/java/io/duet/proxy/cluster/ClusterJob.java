@@ -36,6 +36,11 @@ final class ClusterJob {
   boolean prefilledAgain;
   /** The prefill instance's answer, whose KV handle names the request's lease, once prefilled. */
   PrefillResult prefilled;
+  /**
+   * The prefill result whose first token went to the client, once one did: a prompt prefilled
+   * again is decoded after that token, with that result's sampler state.
+   */
+  PrefillResult first;
   /** The request as routing sees it once prefilled, with its prompt's token count. */
   RoutingRequest decodeRouting;
   /** Numbers the decode slot claims made, so that a slot granted to a claim given up is known. */

@@ -34,6 +34,8 @@ final class ClusterStream implements CompletionStream {
   private boolean ended;
   private boolean cancelled;
   private boolean anyEvent;
+  /** The event made from the prefill result, which the decode instance did not send. */
+  private DecodeEvent fromPrefill;
   private Throwable failure;
   private TtftStages stages = TtftStages.NONE;
 
@@ -60,6 +62,18 @@ final class ClusterStream implements CompletionStream {
   @Override
   public TtftStages ttftStages() {
     return stages;
+  }
+
+  /**
+   * The first token's event, made from the prefill result: it is not a decode event, so it
+   * neither counts as one ({@link #hasEvents}) nor earns the decode instance credit.
+   */
+  void firstToken(DecodeEvent event) {
+    if (!isDone()) {
+      fromPrefill = event;
+      pending.add(event);
+      drain();
+    }
   }
 
   /** An event from the decode instance. */
@@ -103,7 +117,7 @@ final class ClusterStream implements CompletionStream {
         }
         return;
       }
-      if (++consumedSinceGrant >= creditBatch) {
+      if (event != fromPrefill && ++consumedSinceGrant >= creditBatch) {
         control.grant(this, consumedSinceGrant);
         consumedSinceGrant = 0;
       }

@@ -22,7 +22,7 @@ final class KvLeases {
    * (pulled, expired or freed before).
    */
   void release(ClusterJob job) {
-    if (job.prefilled != null) {
+    if (job.prefilled != null && job.prefilled.kv() != null) {
       eventBus.send(Addresses.prefillControl(job.prefill.instanceId()),
           new Cancel(job.requestId(), job.prefilled.kv().transferId(), "request ended").toJson());
     }

@@ -14,7 +14,7 @@ import org.slf4j.MDC;
 
 /**
  * What every front end does alike with one completion: starting its job on the backend, and the
- * bookkeeping: its count among the requests in flight, its time to first token (with the stages
+ * bookkeeping: its count among the requests in flight, its time to first token (and the stages
  * its instances reported), time per output token and end-to-end latency in
  * {@link ProxyMetrics}, and its log line when it ends. Confined to the request's event loop;
  * exactly one of {@link #succeeded}, {@link #failed} and {@link #abandoned} ends it.
@@ -89,7 +89,7 @@ final class CompletionTrace {
         || (event.text() != null && !event.text().isEmpty()))) {
       firstTokenNanos = System.nanoTime();
       metrics.ttft(firstTokenNanos - arrivalNanos);
-      metrics.ttftStages(stages());
+      metrics.prefillStages(stages());
     }
     promptTokens = event.promptTokens();
     completionTokens = event.completionTokens();
@@ -130,6 +130,9 @@ final class CompletionTrace {
     if (inFlight) {
       inFlight = false;
       metrics.finished();
+      // Not at the first token: that may have come from the prefill result, before the decode
+      // instance's stages.
+      metrics.decodeStages(stages());
     }
   }
 

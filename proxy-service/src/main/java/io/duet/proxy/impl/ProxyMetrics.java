@@ -18,9 +18,11 @@ import java.util.concurrent.atomic.AtomicInteger;
  *   a client that went away with 499;</li>
  *   <li>{@code duet_ttft_seconds}: request arrival to the first event carrying text or tokens;</li>
  *   <li>{@code duet_prefill_queue_seconds}, {@code duet_prefill_seconds},
- *   {@code duet_decode_queue_seconds} and {@code duet_kv_pull_seconds}: the stages of it that the
- *   instances measured ({@link TtftStages}); the rest of the TTFT is the proxy, the event bus and
- *   the decode instance's first step;</li>
+ *   {@code duet_decode_queue_seconds} and {@code duet_kv_pull_seconds}: the stages of a request's
+ *   way to its first decoded token that the instances measured ({@link TtftStages}), the first two
+ *   recorded at its first token, the others at its end. With the first token streamed from the
+ *   prefill result, the TTFT is the prefill stages plus the proxy and the event bus, and the
+ *   decode stages come before the second token; without it, they are part of the TTFT too;</li>
  *   <li>{@code duet_tpot_seconds}: time per output token after the first, per request,
  *   {@code (e2e - ttft) / (completion_tokens - 1)} as {@code vllm bench serve} defines it;</li>
  *   <li>{@code duet_e2e_seconds}: request arrival to the last byte of a successful answer;</li>
@@ -85,10 +87,14 @@ public final class ProxyMetrics {
     ttft.record(nanos, TimeUnit.NANOSECONDS);
   }
 
-  /** Records the stages that were reported. */
-  void ttftStages(TtftStages stages) {
+  /** Records the prefill instance's stages, if reported. */
+  void prefillStages(TtftStages stages) {
     record(prefillQueue, stages.prefillQueueMicros());
     record(prefill, stages.prefillMicros());
+  }
+
+  /** Records the decode instance's stages, if reported. */
+  void decodeStages(TtftStages stages) {
     record(decodeQueue, stages.decodeQueueMicros());
     record(kvPull, stages.kvPullMicros());
   }

@@ -23,6 +23,7 @@ import io.duet.decode.DecodeMain;
 import io.duet.decode.DecodeOptions;
 import io.duet.decode.DecodeVerticle;
 import io.duet.engine.Engine;
+import io.duet.engine.EngineOptions;
 import io.duet.engine.OfflineGenerator;
 import io.duet.engine.SamplingParams;
 import io.duet.prefill.PrefillOptions;
@@ -112,6 +113,7 @@ class PipelineTest {
   private final Map<String, Set<String>> senders = new ConcurrentHashMap<>();
   /** The addresses of the event-bus requests and sends, in order. */
   private final List<String> sentInOrder = new CopyOnWriteArrayList<>();
+  private final Map<String, PrometheusMeterRegistry> instanceMetrics = new ConcurrentHashMap<>();
   /** The prefill instances' answers, as they went back to the proxy. */
   private final List<PrefillResult> prefilled = new CopyOnWriteArrayList<>();
   private Vertx vertx;
@@ -196,19 +198,34 @@ class PipelineTest {
   /** @param maxWaiting 0 for an instance that refuses every request as overloaded */
   private PrefillVerticle deployPrefill(String id, Engine engine, int maxWaiting,
       long leaseMillis) throws Exception {
-    PrefillVerticle verticle = new PrefillVerticle(engine, new PrefillOptions(id, MODEL, HOST, 0,
-        0, 512, maxWaiting, leaseMillis, 10_000),
-        new PrometheusMeterRegistry(PrometheusConfig.DEFAULT));
+    return deployPrefill(id, MODEL, engine, maxWaiting, leaseMillis);
+  }
+
+  private PrefillVerticle deployPrefill(String id, String model, Engine engine, int maxWaiting,
+      long leaseMillis) throws Exception {
+    PrefillVerticle verticle = new PrefillVerticle(engine, new PrefillOptions(id, model, HOST, 0,
+        0, 512, maxWaiting, leaseMillis, 10_000), metricsOf(id));
     await(vertx.deployVerticle(verticle));
     return verticle;
   }
 
   /** @param maxWaiting 0 for an instance that refuses every request as overloaded */
   private DecodeVerticle deployDecode(String id, Engine engine, int maxWaiting) throws Exception {
-    DecodeVerticle verticle = new DecodeVerticle(engine, new DecodeOptions(id, MODEL, HOST,
-        0, 0, 1, 8, maxWaiting, 10_000, 2), new PrometheusMeterRegistry(PrometheusConfig.DEFAULT));
+    return deployDecode(id, MODEL, engine, maxWaiting);
+  }
+
+  private DecodeVerticle deployDecode(String id, String model, Engine engine, int maxWaiting)
+      throws Exception {
+    DecodeVerticle verticle = new DecodeVerticle(engine, new DecodeOptions(id, model, HOST,
+        0, 0, 1, 8, maxWaiting, 10_000, 2), metricsOf(id));
     await(vertx.deployVerticle(verticle));
     return verticle;
+  }
+
+  /** The metrics of the instance {@code id} deployed here. */
+  private PrometheusMeterRegistry metricsOf(String id) {
+    return instanceMetrics.computeIfAbsent(id,
+        i -> new PrometheusMeterRegistry(PrometheusConfig.DEFAULT));
   }
 
   private DecodeVerticle deployOverloadedDecode(String id) throws Exception {
@@ -365,8 +382,14 @@ class PipelineTest {
   }
 
   private String expected(String prompt, int maxTokens) {
-    int[] tokens = reference.tokenizer().encode(prompt, true);
-    return new OfflineGenerator(reference, 1).generate(tokens, SamplingParams.greedy(maxTokens)).text();
+    return expected(reference, prompt, maxTokens);
+  }
+
+  /** The greedy text of {@code prompt} from {@code alone}, the engine without the services. */
+  private static String expected(Engine alone, String prompt, int maxTokens) {
+    int[] tokens = alone.tokenizer().encode(prompt, true);
+    return new OfflineGenerator(alone, 1).generate(tokens, SamplingParams.greedy(maxTokens))
+        .text();
   }
 
   private void awaitEveryBlockFree(Engine... decodeEngines) {
@@ -548,7 +571,7 @@ class PipelineTest {
       throws Exception {
     ProxyVerticle proxy = new ProxyVerticle(
         ClusterBackend.perEventLoop(vertx, this::instances, "proxy1",
-            Routing.create(new RoutingOptions(), metrics), 4, 30_000, List.of()),
+            Routing.create(new RoutingOptions(), metrics), 4, 30_000, List.of(), true),
         new ProxyOptions().setHost(HOST).setPort(0).setInstances(eventLoops), metrics);
     await(vertx.deployVerticle(proxy));
     return proxy;
@@ -645,7 +668,8 @@ class PipelineTest {
     List<InstanceInfo> heartbeats = instances();
     Supplier<ClusterBackend> backends =
         ClusterBackend.perEventLoop(vertx, () -> heartbeats, "proxy1",
-            Routing.create(new RoutingOptions(), new SimpleMeterRegistry()), 4, 30_000, List.of());
+            Routing.create(new RoutingOptions(), new SimpleMeterRegistry()), 4, 30_000, List.of(),
+            true);
     BackendVerticle first = open(backends.get());
     BackendVerticle second = open(backends.get());
 
@@ -737,6 +761,154 @@ class PipelineTest {
     awaitEveryBlockFree();
   }
 
+  // ---------------------------------------------------------------- the first token
+
+  /**
+   * stories260K (grouped-query attention), with aidreams' vocabulary of the same size standing
+   * in for its own tokenizer, which is not available: its text is then a faithful function of
+   * the token ids it generates.
+   */
+  private static EngineOptions stories() {
+    return new EngineOptions().modelPath(ServiceTests.shared("stories260K.bin"))
+        .tokenizerPath(ServiceTests.shared("aidreams260K.tok512.bin")).kvBlocks(512).threads(1);
+  }
+
+  /** What the events of a completion tell the client: text, usage and finish reason. */
+  private record Told(String text, int promptTokens, int completionTokens, String finish) {
+    static Told of(List<DecodeEvent> events) {
+      DecodeEvent last = events.get(events.size() - 1);
+      return new Told(PipelineTest.text(events), last.promptTokens(), last.completionTokens(),
+          last.finishReason());
+    }
+  }
+
+  private static SamplingSpec seeded(long seed, int maxTokens) {
+    return new SamplingSpec(1f, 0, 1f, seed, maxTokens, List.of(), List.of(), false);
+  }
+
+  private static SamplingSpec greedyUntil(int maxTokens, List<Integer> stopTokens,
+      List<String> stop) {
+    return new SamplingSpec(0f, 0, 1f, 0L, maxTokens, stopTokens, stop, false);
+  }
+
+  /**
+   * Greedy, seeded, stop strings (held back, hit by the first token or later), one and two
+   * tokens: the client is told the same through a proxy that streams the first token from the
+   * prefill result as through one that waits for the decode instance, and greedy text equals
+   * the engine's alone.
+   */
+  @ParameterizedTest(name = "{0}")
+  @ValueSource(strings = {"aidreams", "stories"})
+  void theFirstTokenFromThePrefillResultChangesNothingTheClientIsTold(String model)
+      throws Exception {
+    Engine alone = reference;
+    if (model.equals("stories")) {
+      registry.add(deployPrefill("p-stories", model, engines.open(stories()), 64, 30_000)::info);
+      registry.add(deployDecode("d-stories", model, engines.open(stories()), 64)::info);
+      alone = engines.open(stories());
+    }
+    Routing routing = Routing.create(new RoutingOptions(), new SimpleMeterRegistry());
+    BackendVerticle fast = eventLoop(routing, true);
+    BackendVerticle slow = eventLoop(routing, false);
+    List<SamplingSpec> specs = List.of(greedy(30), greedy(1), greedy(2), seeded(1, 30),
+        seeded(7, 30), greedyUntil(30, List.of(), List.of("e")),
+        greedyUntil(30, List.of(), List.of(",", "ing")));
+    int n = 0;
+    for (String prompt : PROMPTS.subList(0, 4)) {
+      for (SamplingSpec spec : specs) {
+        String what = model + ", " + prompt + ", " + spec;
+        Told viaFast = Told.of(await(run(fast, new CompletionJob("f" + n, model, prompt, spec))));
+        Told viaSlow = Told.of(await(run(slow, new CompletionJob("s" + n++, model, prompt, spec))));
+        assertEquals(viaSlow, viaFast, what);
+        if (spec.temperature() == 0 && spec.stop().isEmpty()) {
+          assertEquals(expected(alone, prompt, spec.maxTokens()), viaFast.text(), what);
+        }
+      }
+    }
+    awaitEveryBlockFree(decodeEngine);
+  }
+
+  /**
+   * A request that its first token ends ({@code max_tokens} 1, a stop token standing for an end
+   * token, a stop string) is answered from the prefill result: no decode instance is asked, and
+   * the prefill instance holds no KV and no lease by the time the client has its answer.
+   */
+  @Test
+  void aRequestItsFirstTokenEndsNeverReachesADecodeInstanceAndHoldsNoKvOnceAnswered()
+      throws Exception {
+    String prompt = "Once upon a time";
+    int firstToken = new OfflineGenerator(reference, 1).generate(
+        reference.tokenizer().encode(prompt, true), SamplingParams.greedy(1)).outputTokens()[0];
+    String firstText = expected(prompt, 1);
+    Map<SamplingSpec, String> endsAtFirst = Map.of(greedy(1), "length",
+        greedyUntil(30, List.of(firstToken), List.of()), "stop",
+        greedyUntil(30, List.of(), List.of(firstText.strip())), "stop");
+    Routing routing = Routing.create(new RoutingOptions(), new SimpleMeterRegistry());
+    BackendVerticle slow = eventLoop(routing, false);
+    PrometheusMeterRegistry p0 = metricsOf("p0");
+    int n = 0;
+    for (var ending : endsAtFirst.entrySet()) {
+      List<DecodeEvent> events = await(run(new CompletionJob("f" + n, MODEL, prompt,
+          ending.getKey())));
+      assertEquals(0, p0.get("duet_kv_leases").gauge().value(), ending.getKey().toString());
+      assertEquals(0, p0.get("duet_kv_blocks_used").gauge().value(), ending.getKey().toString());
+      assertEquals(1, events.size());
+      assertEquals(ending.getValue(), events.get(0).finishReason());
+      assertEquals(Told.of(await(run(slow, new CompletionJob("s" + n++, MODEL, prompt,
+          ending.getKey())))), Told.of(events), ending.getKey().toString());
+    }
+    assertEquals(endsAtFirst.size(), sentTo(Addresses.decode("d0", 0)),
+        "only the proxy that does not stream the first token asked the decode instance");
+    awaitEveryBlockFree(decodeEngine);
+  }
+
+  /** Where a request is when its client goes away. */
+  enum Stage {
+    /** Its prompt is with the prefill instance. */
+    PREFILLING,
+    /** The client has the first token, from the prefill result; no decode instance has it. */
+    FIRST_TOKEN,
+    /** The client has a token from the decode instance, which is decoding the rest. */
+    DECODING
+  }
+
+  @ParameterizedTest
+  @EnumSource(Stage.class)
+  void aRequestCancelledAtAnyStageLeavesEveryKvGaugeAt0(Stage stage) throws Exception {
+    Promise<Void> cancelled = Promise.promise();
+    CompletionJob job = new CompletionJob("c1", MODEL, LONG_ANSWER, greedy(40));
+    backend.onContext(() -> {
+      CompletionStream stream = backend.backend.start(job);
+      List<DecodeEvent> events = new ArrayList<>();
+      stream.handler(event -> {
+        events.add(event);
+        if (events.size() == stage.ordinal()) {
+          stream.cancel();
+          cancelled.complete();
+        }
+      });
+      if (stage == Stage.PREFILLING) {
+        // once the prompt is on its way to the prefill instance
+        vertx.eventBus().addOutboundInterceptor(delivery -> {
+          delivery.next();
+          if (delivery.message().address().equals(Addresses.prefill("p0"))) {
+            backend.onContext(() -> {
+              stream.cancel();
+              cancelled.tryComplete();
+            });
+          }
+        });
+      }
+    });
+    await(cancelled.future());
+    eventually("no KV held, leased or decoded", Duration.ofSeconds(5), () ->
+        metricsOf("p0").get("duet_kv_leases").gauge().value() == 0
+            && metricsOf("p0").get("duet_kv_blocks_used").gauge().value() == 0
+            && metricsOf("d0").get("duet_kv_blocks_used").gauge().value() == 0
+            && metricsOf("d0").get("duet_decode_running").gauge().value() == 0);
+    assertEquals(stage == Stage.DECODING ? 1 : 0, sentTo(Addresses.decode("d0", 0)));
+  }
+
   // ---------------------------------------------------------------- scheduling
 
   private static final DecodeTarget D0 = new DecodeTarget("d0", 0);
@@ -745,8 +917,14 @@ class PipelineTest {
 
   /** A backend of a proxy routing with {@code routing}, on an event loop of its own. */
   private BackendVerticle eventLoop(Routing routing) throws Exception {
+    return eventLoop(routing, true);
+  }
+
+  /** ... that streams the first token from the prefill result, or not. */
+  private BackendVerticle eventLoop(Routing routing, boolean firstTokenFromPrefill)
+      throws Exception {
     return open(ClusterBackend.perEventLoop(vertx, this::instances, "proxy-" + UUID.randomUUID(),
-        routing, 4, 30_000, List.of()).get());
+        routing, 4, 30_000, List.of(), firstTokenFromPrefill).get());
   }
 
   /**
@@ -824,7 +1002,7 @@ class PipelineTest {
     Routing routing = Routing.create(new RoutingOptions().setDecodeRankCap(1).setQueueSize(1),
         metrics);
     Supplier<ClusterBackend> backends = ClusterBackend.perEventLoop(vertx, this::instances,
-        "proxy-full", routing, 4, 30_000, List.of());
+        "proxy-full", routing, 4, 30_000, List.of(), true);
     BackendVerticle holder = open(backends.get());
     ProxyVerticle proxy = new ProxyVerticle(backends,
         new ProxyOptions().setHost(HOST).setPort(0).setInstances(1), metrics);

@@ -522,8 +522,10 @@ class ThreeJvmClusterIT {
     double abortedBefore = proxyRequests("eventbus", 499);
     double tokensBefore = metric(longDecodeHttpPort, DECODE_TOKENS);
 
+    // After 2 events: the first comes from the prefill result, before any decode instance has
+    // the request; the second shows the decode instance generating.
     ClientRun run = runEventBusClient(LONG_MODEL, "--ignore-eos", "--max-tokens",
-        String.valueOf(LONG_MAX_TOKENS), "--credits", "4", "--cancel-after", "1", prompt);
+        String.valueOf(LONG_MAX_TOKENS), "--credits", "4", "--cancel-after", "2", prompt);
     assertEquals(0, run.exit(), run::describe);
     // The proxy answers a cancel with the stream's last event: CANCELLED, as the request still
     // ran, with the tokens it had streamed.
