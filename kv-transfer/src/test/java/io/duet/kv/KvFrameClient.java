@@ -18,21 +18,25 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * A raw KV-protocol client for tests: one TCP connection to a prefill instance's KV port, the
- * frames it receives queued for the test thread to take with a bounded wait.
+ * frames it receives queued for the test thread to take with a bounded wait. It claims leases
+ * as decode instance {@value #CLAIMANT} with per-lease keys, and takes the server's NONCE as
+ * soon as it connects.
  */
 public final class KvFrameClient implements AutoCloseable {
 
+  public static final String CLAIMANT = "test-decode";
   /** Put into the inbox when the server closed the connection. */
   private static final Object CLOSED = new Object();
 
   private final NetSocket socket;
   private final BlockingQueue<Object> inbox = new LinkedBlockingQueue<>();
   private final Promise<Void> closed = Promise.promise();
+  private byte[] nonce;
 
   private KvFrameClient(NetSocket socket) {
     this.socket = socket;
     // a received payload lives only as long as the frame handler: the test thread gets a copy
-    KvFrameParser.attach(socket, frame -> inbox.add(KvFrame.of(frame.type(),
+    KvFrameParser.attach(socket, KvFrame.MAX_PAYLOAD, frame -> inbox.add(KvFrame.of(frame.type(),
             frame.payload().getBytes())),
         error -> inbox.add(new AssertionError("client-side framing error: " + error)));
     socket.closeHandler(v -> {
@@ -41,9 +45,23 @@ public final class KvFrameClient implements AutoCloseable {
     });
   }
 
+  /** Connects and takes the server's NONCE. */
   public static KvFrameClient connect(NetClient client, int port) throws Exception {
-    NetSocket socket = await(client.connect(port, "127.0.0.1"));
-    return new KvFrameClient(socket);
+    // attached on the event loop as the connection completes: the NONCE is already on its way
+    KvFrameClient kv = await(client.connect(port, "127.0.0.1").map(KvFrameClient::new));
+    kv.nonce = kv.expect(KvFrame.Type.NONCE).payload().getBytes();
+    return kv;
+  }
+
+  /** The PULL a decode instance holding lease key {@code pullKey} sends on this connection. */
+  public KvFrame pullFrame(String transferId, String pullKey) {
+    byte[] key = PullAuth.perLease().key(transferId, CLAIMANT, pullKey);
+    return new PullClaim(transferId, CLAIMANT, PullAuth.proof(key, nonce, transferId)).toFrame();
+  }
+
+  /** The nonce the server opened this connection with. */
+  public byte[] nonce() {
+    return nonce.clone();
   }
 
   public void send(KvFrame frame) throws Exception {
@@ -86,9 +104,9 @@ public final class KvFrameClient implements AutoCloseable {
   public record Pulled(byte[] header, List<byte[]> chunks) {
   }
 
-  /** Sends PULL and reads HEADER, every CHUNK and END. */
-  public Pulled pull(String transferId) throws Exception {
-    send(KvFrame.text(KvFrame.Type.PULL, transferId));
+  /** Sends the PULL of a holder of {@code pullKey} and reads HEADER, every CHUNK and END. */
+  public Pulled pull(String transferId, String pullKey) throws Exception {
+    send(pullFrame(transferId, pullKey));
     byte[] header = expect(KvFrame.Type.HEADER).payload().getBytes();
     assertNotNull(header);
     List<byte[]> chunks = new ArrayList<>();

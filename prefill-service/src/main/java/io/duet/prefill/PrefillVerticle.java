@@ -71,7 +71,8 @@ public final class PrefillVerticle extends WorkerVerticle {
   @Override
   protected Future<?> startService() {
     PrefillScheduler[] holder = new PrefillScheduler[1];
-    leases = new LeaseTable(vertx, engine, options.leaseMillis(), () -> holder[0].wake());
+    leases = new LeaseTable(vertx, engine, options.leaseMillis(), options.kv().auth(),
+        () -> holder[0].wake());
     scheduler = new PrefillScheduler(engine, leases, options.maxBatchTokens(), options.maxWaiting());
     holder[0] = scheduler;
     scheduler.start();
@@ -88,7 +89,7 @@ public final class PrefillVerticle extends WorkerVerticle {
         .register(metrics());
     kvServer = new KvTransferServer(vertx, leases, metrics());
     return kvServer.listen(options.host(), options.kvPort(),
-        KvTransferServer.Settings.withStallMillis(options.kvStallMillis()));
+        KvTransferServer.Settings.of(options.kvStallMillis(), options.kv()));
   }
 
   @Override
@@ -201,7 +202,8 @@ public final class PrefillVerticle extends WorkerVerticle {
   private PrefillResult toResult(String requestId, PrefillScheduler.Outcome outcome) {
     KvHandle handle = new KvHandle(options.instanceId(), options.host(), kvServer.actualPort(),
         outcome.transferId(), outcome.blockCount(), outcome.promptTokens(),
-        engine.layout().fingerprint(), leases.expiresAt(outcome.transferId()));
+        engine.layout().fingerprint(), leases.expiresAt(outcome.transferId()),
+        leases.pullKey(outcome.transferId()));
     return new PrefillResult(requestId, outcome.firstToken(), outcome.samplerState(),
         outcome.promptTokens(), outcome.cachedPromptTokens(), handle, outcome.queueMicros(),
         outcome.prefillMicros());

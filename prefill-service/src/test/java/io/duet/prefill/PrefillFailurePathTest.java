@@ -206,7 +206,7 @@ class PrefillFailurePathTest {
 
     // and the transfer id is dead
     try (KvFrameClient client = KvFrameClient.connect(netClient, kvPort())) {
-      client.send(KvFrame.text(KvFrame.Type.PULL, result.kv().transferId()));
+      client.send(client.pullFrame(result.kv().transferId(), result.kv().pullKey()));
       assertTrue(client.expect(KvFrame.Type.ERROR).payloadText().startsWith("UNKNOWN_TRANSFER"));
     }
   }
@@ -225,10 +225,10 @@ class PrefillFailurePathTest {
     eventuallyEquals(keptBlocks, this::used, "used blocks after cancelling one lease");
 
     try (KvFrameClient client = KvFrameClient.connect(netClient, kvPort())) {
-      client.send(KvFrame.text(KvFrame.Type.PULL, result.kv().transferId()));
+      client.send(client.pullFrame(result.kv().transferId(), result.kv().pullKey()));
       assertTrue(client.expect(KvFrame.Type.ERROR).payloadText().startsWith("UNKNOWN_TRANSFER"));
       // the other lease is untouched
-      KvFrameClient.Pulled pulled = client.pull(kept.kv().transferId());
+      KvFrameClient.Pulled pulled = client.pull(kept.kv().transferId(), kept.kv().pullKey());
       assertEquals(kept.kv().blockCount(), pulled.chunks().size());
     }
     cancelTransfer(kept.kv().transferId());
@@ -253,13 +253,12 @@ class PrefillFailurePathTest {
     Engine receiver = engines.open(64);
 
     try (KvFrameClient client = KvFrameClient.connect(netClient, kvPort())) {
-      client.send(KvFrame.text(KvFrame.Type.PULL, "no-such-transfer"));
+      client.send(client.pullFrame("no-such-transfer", result.kv().pullKey()));
       String error = client.expect(KvFrame.Type.ERROR).payloadText();
       assertTrue(error.startsWith("UNKNOWN_TRANSFER"), error);
-      assertTrue(error.contains("no-such-transfer"), error);
 
       // the same connection serves a valid pull next
-      KvFrameClient.Pulled pulled = client.pull(result.kv().transferId());
+      KvFrameClient.Pulled pulled = client.pull(result.kv().transferId(), result.kv().pullKey());
       assertEquals(result.kv().blockCount(), pulled.chunks().size());
       KvStreamReader kvImport = KvStreamReader.begin(receiver, pulled.header());
       assertEquals(result.promptTokens(), kvImport.tokenCount());
@@ -286,6 +285,9 @@ class PrefillFailurePathTest {
           .appendString("hello").appendInt(0xDEADBEEF);
       // a negative length
       case "bad-length" -> Buffer.buffer().appendByte((byte) 1).appendInt(-7).appendInt(0);
+      // a PULL longer than any client frame may be: refused from its head, never buffered
+      case "over-the-cap" -> Buffer.buffer().appendByte((byte) KvFrame.Type.PULL.code())
+          .appendInt(KvFrame.MAX_CLIENT_PAYLOAD + 1).appendBytes(new byte[1024]);
       // a correct CRC over an unknown frame type
       case "unknown-type" -> {
         Buffer frame = KvFrame.text(KvFrame.Type.PULL, "x").encode();
@@ -302,7 +304,8 @@ class PrefillFailurePathTest {
   }
 
   @ParameterizedTest
-  @ValueSource(strings = {"bad-crc", "bad-length", "unknown-type", "server-frame"})
+  @ValueSource(strings = {"bad-crc", "bad-length", "over-the-cap", "unknown-type",
+      "server-frame"})
   void garbageClosesThatConnectionOnlyAndTheServerGoesOn(String kind) throws Exception {
     deploy(LONG_LEASE, 64, 64);
     PrefillResult first = prefill("r1", PROMPT);
@@ -314,14 +317,14 @@ class PrefillFailurePathTest {
       await(bad.closed());
 
       // a connection that was open before is still served
-      KvFrameClient.Pulled pulled = bystander.pull(first.kv().transferId());
+      KvFrameClient.Pulled pulled = bystander.pull(first.kv().transferId(), first.kv().pullKey());
       assertEquals(first.kv().blockCount(), pulled.chunks().size());
       bystander.send(KvFrame.text(KvFrame.Type.RELEASE, first.kv().transferId()));
       bystander.expect(KvFrame.Type.RELEASED);
     }
     // and so is a new one
     try (KvFrameClient fresh = KvFrameClient.connect(netClient, kvPort())) {
-      KvFrameClient.Pulled pulled = fresh.pull(second.kv().transferId());
+      KvFrameClient.Pulled pulled = fresh.pull(second.kv().transferId(), second.kv().pullKey());
       assertEquals(second.kv().blockCount(), pulled.chunks().size());
       fresh.send(KvFrame.text(KvFrame.Type.RELEASE, second.kv().transferId()));
       fresh.expect(KvFrame.Type.RELEASED);
@@ -413,7 +416,7 @@ class PrefillFailurePathTest {
     PrefillResult result = prefill("r1", PROMPT);
     assertTrue(used() > 0);
     try (KvFrameClient client = KvFrameClient.connect(netClient, kvPort())) {
-      KvFrameClient.Pulled pulled = client.pull(result.kv().transferId());
+      KvFrameClient.Pulled pulled = client.pull(result.kv().transferId(), result.kv().pullKey());
       assertEquals(result.kv().blockCount(), pulled.chunks().size());
       assertTrue(used() > 0, "a pull alone does not end the lease");
 
@@ -422,7 +425,7 @@ class PrefillFailurePathTest {
       // the server frees the blocks before it answers RELEASED
       assertEquals(0, used());
 
-      client.send(KvFrame.text(KvFrame.Type.PULL, result.kv().transferId()));
+      client.send(client.pullFrame(result.kv().transferId(), result.kv().pullKey()));
       String error = client.expect(KvFrame.Type.ERROR).payloadText();
       assertTrue(error.startsWith("UNKNOWN_TRANSFER"), error);
 
