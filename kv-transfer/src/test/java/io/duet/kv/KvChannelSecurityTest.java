@@ -337,7 +337,7 @@ class KvChannelSecurityTest {
 
     // a TLS client that does not trust the certificate is refused by its own handshake
     ExceptionHolder untrusted = failure(pullWith(receiver, KvChannel.defaults().withTls(
-        new KvTls(null, null, selfSigned(dir.resolve("other")).cert())), "d0", transferId));
+        new KvTls(null, null, someOtherCa(dir))), "d0", transferId));
     assertEquals(Failure.KV_UNREACHABLE, untrusted.failure, untrusted.message);
 
     Sequence sequence = await(pullWith(receiver, channel, "d0", transferId));
@@ -355,8 +355,8 @@ class KvChannelSecurityTest {
     Path store = dir.resolve("kv.p12");
     char[] password = "changeit".toCharArray();
     Process keytool = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin",
-        "keytool").toString(), "-genkeypair", "-alias", "kv", "-keyalg", "RSA", "-keysize",
-        "2048", "-dname", "CN=duet-kv", "-ext", "SAN=ip:127.0.0.1", "-validity", "2",
+        "keytool").toString(), "-genkeypair", "-alias", "kv", "-keyalg", "EC", "-groupname",
+        "secp256r1", "-dname", "CN=duet-kv", "-ext", "SAN=ip:127.0.0.1", "-validity", "2",
         "-storetype", "PKCS12", "-keystore", store.toString(), "-storepass", "changeit")
         .redirectErrorStream(true).start();
     String output = new String(keytool.getInputStream().readAllBytes());
@@ -370,6 +370,19 @@ class KvChannelSecurityTest {
     Files.writeString(cert, pem("CERTIFICATE", keys.getCertificate("kv").getEncoded()));
     Files.writeString(key, pem("PRIVATE KEY", keys.getKey("kv", password).getEncoded()));
     return new KvTls(cert, key, cert);
+  }
+
+  /** A CA certificate of the JDK's trust store, which signed nothing of this test's. */
+  private static Path someOtherCa(Path dir) throws Exception {
+    KeyStore cacerts = KeyStore.getInstance(KeyStore.getDefaultType());
+    try (var in = Files.newInputStream(Path.of(System.getProperty("java.home"), "lib",
+        "security", "cacerts"))) {
+      cacerts.load(in, null);
+    }
+    Path ca = dir.resolve("other-ca.pem");
+    Files.writeString(ca, pem("CERTIFICATE", cacerts.getCertificate(
+        cacerts.aliases().nextElement()).getEncoded()));
+    return ca;
   }
 
   private static String pem(String type, byte[] der) {
