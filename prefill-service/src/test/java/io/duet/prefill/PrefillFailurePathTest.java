@@ -429,9 +429,9 @@ class PrefillFailurePathTest {
       String error = client.expect(KvFrame.Type.ERROR).payloadText();
       assertTrue(error.startsWith("UNKNOWN_TRANSFER"), error);
 
-      // releasing again is harmless
+      // releasing again is refused and changes nothing
       client.send(KvFrame.text(KvFrame.Type.RELEASE, result.kv().transferId()));
-      client.expect(KvFrame.Type.RELEASED);
+      assertTrue(client.expect(KvFrame.Type.ERROR).payloadText().startsWith("UNKNOWN_TRANSFER"));
     }
     assertEquals(0, used());
   }
