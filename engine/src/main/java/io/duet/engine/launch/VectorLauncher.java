@@ -45,7 +45,7 @@ public final class VectorLauncher {
   /** Set on a relaunched JVM to its launcher's pid, which it then watches. */
   public static final String PARENT_PID_PROPERTY = "duet.parent-pid";
   /** How often a relaunched JVM checks that its launcher lives: well within 2 s of its death. */
-  static final int PARENT_CHECK_MILLIS = 250;
+  static final int PARENT_CHECK_MILLIS = 100;
   /** The exit code of a relaunched JVM whose launcher died: 128 + SIGKILL, as the launcher's. */
   static final int ORPHAN_EXIT_CODE = 137;
 
