@@ -41,6 +41,12 @@ public record SamplingSpec(float temperature, int topK, float topP, long seed, i
         maxTokensAsked, minTokens, minP);
   }
 
+  /** The same settings with another seed (each of a request's {@code n} choices has its own). */
+  public SamplingSpec withSeed(long otherSeed) {
+    return new SamplingSpec(temperature, topK, topP, otherSeed, maxTokens, stopTokenIds, stop,
+        ignoreEos, maxTokensAsked, minTokens, minP);
+  }
+
   public JsonObject toJson() {
     return new JsonObject().put("temperature", temperature).put("topK", topK).put("topP", topP)
         .put("seed", seed).put("maxTokens", maxTokens)

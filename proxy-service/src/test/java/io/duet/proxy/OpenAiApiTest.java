@@ -2,6 +2,7 @@ package io.duet.proxy;
 
 import static io.duet.service.ServiceTests.eventually;
 import static org.junit.jupiter.api.Assertions.assertAll;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
@@ -31,6 +32,7 @@ import io.vertx.junit5.VertxExtension;
 import io.vertx.junit5.VertxTestContext;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
@@ -341,9 +343,12 @@ class OpenAiApiTest {
         new Refusal(c, "{" + ok + ",\"stream\":true,\"stream_options\":{\"include_usage\":1}}",
             400, "stream_options.include_usage", "boolean"),
         new Refusal(c, "{" + ok + ",\"echo\":\"yes\"}", 400, "echo", "boolean"),
-        new Refusal(c, "{" + ok + ",\"n\":2}", 400, "n", "n > 1 is not supported"),
+        new Refusal(c, "{" + ok + ",\"n\":129}", 400, "n", "maximum"),
         new Refusal(c, "{" + ok + ",\"n\":0}", 400, "n", "minimum"),
+        new Refusal(c, "{\"model\":\"" + MODEL + "\",\"prompt\":[\"a\",\"b\",\"c\"],\"n\":43}",
+            400, "n", "at most 128 choices"),
         new Refusal(c, "{" + ok + ",\"best_of\":3}", 400, "best_of", "not supported"),
+        new Refusal(c, "{" + ok + ",\"n\":2,\"best_of\":3}", 400, "best_of", "must equal n"),
         new Refusal(c, "{" + ok + ",\"logprobs\":2}", 400, "logprobs", "not supported"),
         new Refusal(c, "{" + ok + ",\"presence_penalty\":0.5}", 400, "presence_penalty",
             "not supported"),
@@ -377,7 +382,6 @@ class OpenAiApiTest {
             "not supported"),
         new Refusal(ch, "{" + okChat + ",\"response_format\":{\"type\":\"json_object\"}}", 400,
             "response_format", "not supported"),
-        new Refusal(ch, "{" + okChat + ",\"n\":3}", 400, "n", "not supported"),
         new Refusal(c, "{\"model\":\"nope\",\"prompt\":\"hi\"}", 404, null, "nope"),
         new Refusal(ch, "{\"model\":\"nope\",\"messages\":[{\"role\":\"user\",\"content\":\"a\"}]}",
             404, null, "nope"));
@@ -794,6 +798,66 @@ class OpenAiApiTest {
     assertEquals("b1b2", texts[1].toString());
     assertEquals(2, finishes, "one finish per choice");
     assertEquals(usage(6, 4), chunks.get(chunks.size() - 1).getJsonObject("usage"));
+  }
+
+  @Test
+  void nChoicesPerPromptInOpenAisOrderEachWithItsOwnSeedAndThePromptCountedOnce()
+      throws Exception {
+    backend.script = job -> StubBackend.tokens(job, job.prompt().length(), "length",
+        job.prompt() + job.sampling().seed());
+    HttpResponse<Buffer> response = post("/v1/completions", new JsonObject().put("model", MODEL)
+        .put("prompt", new JsonArray().add("ab").add("c")).put("n", 2).put("best_of", 2)
+        .put("seed", 40).put("max_tokens", 1));
+    assertEquals(200, response.statusCode(), response.bodyAsString());
+    JsonObject body = response.bodyAsJsonObject();
+    JsonArray choices = body.getJsonArray("choices");
+    assertEquals(List.of(0, 1, 2, 3), choices.stream()
+        .map(c -> ((JsonObject) c).getInteger("index")).toList());
+    assertEquals(List.of("ab40", "ab41", "c40", "c41"), choices.stream()
+        .map(c -> ((JsonObject) c).getString("text")).toList());
+    assertEquals(usage(2 + 1, 4), body.getJsonObject("usage"), "each prompt counted once");
+    String id = body.getString("id");
+    assertEquals(List.of(id + "-0", id + "-1", id + "-2", id + "-3"),
+        backend.jobs.stream().map(CompletionJob::requestId).sorted().toList());
+  }
+
+  @Test
+  void aChatOfNChoicesAnswersEachAsAMessageAndStreamsEachWithItsRoleAndFinish()
+      throws Exception {
+    backend.script = job -> StubBackend.tokens(job, 3, "stop", "s" + job.sampling().seed())
+        .withDelay(5);
+    JsonObject chat = new JsonObject().put("model", MODEL).put("n", 3).put("seed", 7)
+        .put("messages", new JsonArray().add(new JsonObject().put("role", "user")
+            .put("content", "hi")));
+    JsonObject whole = post("/v1/chat/completions", chat).bodyAsJsonObject();
+    JsonArray choices = whole.getJsonArray("choices");
+    assertEquals(3, choices.size(), whole.encode());
+    for (int i = 0; i < 3; i++) {
+      JsonObject choice = choices.getJsonObject(i);
+      assertEquals(i, choice.getInteger("index"));
+      assertEquals("s" + (7 + i), choice.getJsonObject("message").getString("content"));
+      assertEquals("stop", choice.getString("finish_reason"));
+    }
+    assertEquals(3, whole.getJsonObject("usage").getInteger("prompt_tokens"),
+        "the prompt counted once, not once per choice");
+
+    List<JsonObject> chunks = dataChunks(post("/v1/chat/completions",
+        chat.copy().put("stream", true)));
+    int[] roles = new int[3];
+    int[] finishes = new int[3];
+    StringBuilder[] texts = {new StringBuilder(), new StringBuilder(), new StringBuilder()};
+    for (JsonObject chunk : chunks) {
+      JsonObject choice = chunk.getJsonArray("choices").getJsonObject(0);
+      int index = choice.getInteger("index");
+      JsonObject delta = choice.getJsonObject("delta");
+      roles[index] += delta.containsKey("role") ? 1 : 0;
+      finishes[index] += choice.getString("finish_reason") != null ? 1 : 0;
+      texts[index].append(delta.getString("content", ""));
+    }
+    assertArrayEquals(new int[] {1, 1, 1}, roles, "one role chunk per choice");
+    assertArrayEquals(new int[] {1, 1, 1}, finishes, "one finish per choice");
+    assertEquals(List.of("s7", "s8", "s9"),
+        Arrays.stream(texts).map(StringBuilder::toString).toList());
   }
 
   @Test

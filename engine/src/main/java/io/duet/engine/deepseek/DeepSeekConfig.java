@@ -2,7 +2,7 @@ package io.duet.engine.deepseek;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import io.duet.engine.ModelFormatException;
-import java.util.ArrayList;
+import io.duet.engine.safetensors.HfConfigReader;
 import java.util.List;
 
 /**
@@ -65,7 +65,7 @@ public record DeepSeekConfig(int hiddenSize, int layers, int heads, int qLoraRan
 
   /** Parses {@code config.json}; {@code source} names it in errors. */
   static DeepSeekConfig parse(JsonNode json, String source) throws ModelFormatException {
-    Reader r = new Reader(json, source);
+    HfConfigReader r = new HfConfigReader(json, source);
     String modelType = json.path("model_type").asText("");
     if (!modelType.equals(MODEL_TYPE)) {
       throw r.unsupported("model_type " + modelType + " (expected " + MODEL_TYPE + ")");
@@ -103,7 +103,7 @@ public record DeepSeekConfig(int hiddenSize, int layers, int heads, int qLoraRan
     return c;
   }
 
-  private static Yarn yarn(JsonNode scaling, Reader r) throws ModelFormatException {
+  private static Yarn yarn(JsonNode scaling, HfConfigReader r) throws ModelFormatException {
     if (scaling == null || scaling.isNull()) {
       return null;
     }
@@ -111,13 +111,13 @@ public record DeepSeekConfig(int hiddenSize, int layers, int heads, int qLoraRan
     if (!type.equals("yarn")) {
       throw r.unsupported("rope_scaling type '" + type + "' (only yarn)");
     }
-    Reader s = new Reader(scaling, r.source + " rope_scaling");
+    HfConfigReader s = new HfConfigReader(scaling, r.source() + " rope_scaling");
     return new Yarn(s.number("factor", 1.0), s.positive("original_max_position_embeddings"),
         s.number("beta_fast", 32), s.number("beta_slow", 1), s.number("mscale", 1),
         s.number("mscale_all_dim", 0));
   }
 
-  private void validate(Reader r) throws ModelFormatException {
+  private void validate(HfConfigReader r) throws ModelFormatException {
     if (qkRopeHeadDim % 2 != 0) {
       throw r.unsupported("qk_rope_head_dim " + qkRopeHeadDim + " is odd; RoPE rotates pairs");
     }
@@ -140,83 +140,6 @@ public record DeepSeekConfig(int hiddenSize, int layers, int heads, int qLoraRan
     }
     if (bosToken >= vocabSize || eosTokens.stream().anyMatch(t -> t < 0 || t >= vocabSize)) {
       throw r.unsupported("bos/eos token outside the vocabulary of " + vocabSize);
-    }
-  }
-
-  /** Typed reads of JSON fields, failing with the file and field named. */
-  private static final class Reader {
-    private final JsonNode json;
-    private final String source;
-
-    Reader(JsonNode json, String source) {
-      this.json = json;
-      this.source = source;
-    }
-
-    int positive(String field) throws ModelFormatException {
-      int value = integer(field);
-      if (value <= 0) {
-        throw new ModelFormatException(source + ": " + field + " must be positive, is " + value);
-      }
-      return value;
-    }
-
-    /** A positive int, or 0 when the field is null or absent. */
-    int optionalPositive(String field) throws ModelFormatException {
-      JsonNode node = json.get(field);
-      return node == null || node.isNull() ? 0 : positive(field);
-    }
-
-    int natural(String field, int absent) throws ModelFormatException {
-      JsonNode node = json.get(field);
-      if (node == null || node.isNull()) {
-        return absent;
-      }
-      int value = integer(field);
-      if (value < 0) {
-        throw new ModelFormatException(source + ": " + field + " must not be negative");
-      }
-      return value;
-    }
-
-    double number(String field, double absent) throws ModelFormatException {
-      JsonNode node = json.get(field);
-      if (node == null || node.isNull()) {
-        return absent;
-      }
-      if (!node.isNumber()) {
-        throw new ModelFormatException(source + ": " + field + " must be a number, is " + node);
-      }
-      return node.asDouble();
-    }
-
-    /** One token id or a list of them. */
-    List<Integer> tokens(String field) throws ModelFormatException {
-      JsonNode node = json.get(field);
-      List<Integer> ids = new ArrayList<>();
-      if (node != null && node.isArray()) {
-        for (JsonNode id : node) {
-          ids.add(id.asInt());
-        }
-      } else {
-        ids.add(natural(field, 1));
-      }
-      return ids;
-    }
-
-    private int integer(String field) throws ModelFormatException {
-      JsonNode node = json.get(field);
-      if (node == null || node.isNull()) {
-        throw new ModelFormatException(source + ": missing " + field);
-      }
-      if (!node.canConvertToInt() || !node.isIntegralNumber()) {
-        throw new ModelFormatException(source + ": " + field + " must be an integer, is " + node);
-      }
-      return node.asInt();
-    }
-
-    ModelFormatException unsupported(String what) {
-      return new ModelFormatException(source + ": unsupported config: " + what);
     }
   }
 }

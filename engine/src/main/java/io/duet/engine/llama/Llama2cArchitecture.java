@@ -5,6 +5,7 @@ import io.duet.engine.spi.Architecture;
 import io.duet.engine.spi.LoadedModel;
 import java.io.IOException;
 import java.nio.file.Path;
+import java.util.List;
 
 /**
  * Llama-architecture models in llama2.c's checkpoint format ({@link Llama2cCheckpoint}), with
@@ -15,6 +16,9 @@ import java.nio.file.Path;
 public final class Llama2cArchitecture implements Architecture {
 
   public static final String NAME = "llama2c";
+  /** llama2.c's sentencepiece vocabulary: BOS 1, EOS 2. */
+  static final int BOS = 1;
+  static final int EOS = 2;
 
   @Override
   public String name() {
@@ -31,6 +35,7 @@ public final class Llama2cArchitecture implements Architecture {
     LlamaWeights weights = LlamaWeights.load(options.modelPath(), options.weightStorage());
     Llama2cTokenizer tokenizer = options.tokenizerPath() == null ? null
         : Llama2cTokenizer.load(options.tokenizerPath(), weights.config().vocabSize());
-    return new LlamaModel(weights, tokenizer);
+    // llama2.c models end a text with BOS (run.c stops on it) as often as with EOS.
+    return new LlamaModel(weights, tokenizer, NAME, BOS, List.of(BOS, EOS), "llama2");
   }
 }

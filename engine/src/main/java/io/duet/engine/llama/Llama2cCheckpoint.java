@@ -104,7 +104,7 @@ public final class Llama2cCheckpoint {
     int vocab = header.getInt(20);
     LlamaConfig config = new LlamaConfig(header.getInt(0), header.getInt(4), header.getInt(8),
         header.getInt(12), header.getInt(16), Math.abs(vocab), header.getInt(24), vocab > 0);
-    config.validate(path.toString());
+    config.validate(path + " (read as a llama2.c checkpoint)");
     long expected = fileSize(config);
     if (size != expected) {
       throw new ModelFormatException(path + ": file is " + size + " bytes but the header "

@@ -33,8 +33,6 @@ final class LlamaForwardPass implements ForwardPass {
   /** The KV components, in the order {@link LlamaModel#kvComponents()} declares them. */
   static final int KEYS = 0;
   static final int VALUES = 1;
-  /** llama2.c's RMSNorm epsilon. */
-  private static final float NORM_EPS = 1e-5f;
 
   private final LlamaWeights model;
   private final LlamaConfig c;
@@ -114,12 +112,12 @@ final class LlamaForwardPass implements ForwardPass {
         model.classifier().rows());
   }
 
-  /** RoPE rotation angles exactly as llama2.c computes them, in float. */
+  /** RoPE rotation angles exactly as llama2.c computes them (with its base), in float. */
   private static void fillRopeTables(LlamaConfig c, float[] cos, float[] sin) {
     int half = c.headSize() / 2;
     for (int pos = 0; pos < c.seqLen(); pos++) {
       for (int i = 0; i < half; i++) {
-        float freq = 1.0f / (float) Math.pow(10000.0f, (2 * i) / (float) c.headSize());
+        float freq = 1.0f / (float) Math.pow(c.ropeTheta(), (2 * i) / (float) c.headSize());
         float angle = pos * freq;
         cos[pos * half + i] = (float) Math.cos(angle);
         sin[pos * half + i] = (float) Math.sin(angle);
@@ -140,7 +138,7 @@ final class LlamaForwardPass implements ForwardPass {
       layer = model.layer(l);
       layerCache = kv.layer(l);
       for (int t = 0; t < count; t++) {
-        RowOps.rmsNorm(xb, t * dim, x, t * dim, layer.attentionNorm(), dim, NORM_EPS);
+        RowOps.rmsNorm(xb, t * dim, x, t * dim, layer.attentionNorm(), dim, c.normEps());
       }
       pool.run(qkvPlan.chunks(), qkvTask);
       for (int t = 0; t < count; t++) {
@@ -151,7 +149,7 @@ final class LlamaForwardPass implements ForwardPass {
       pool.run(outputPlan.chunks(), outputTask);
       RowOps.addInto(x, xb2, count * dim);
       for (int t = 0; t < count; t++) {
-        RowOps.rmsNorm(xb, t * dim, x, t * dim, layer.ffnNorm(), dim, NORM_EPS);
+        RowOps.rmsNorm(xb, t * dim, x, t * dim, layer.ffnNorm(), dim, c.normEps());
       }
       pool.run(ffnUpPlan.chunks(), ffnUpTask);
       pool.run(ffnDownPlan.chunks(), ffnDownTask);
@@ -160,7 +158,7 @@ final class LlamaForwardPass implements ForwardPass {
     int logitRowCount = rows.logitRowCount();
     for (int r = 0; r < logitRowCount; r++) {
       RowOps.rmsNorm(finalRows, r * dim, x, rows.logitSourceRow(r) * dim, model.finalNorm(),
-          dim, NORM_EPS);
+          dim, c.normEps());
     }
     this.logitRows = logitRowCount;
     this.logitsOut = logits;

@@ -8,26 +8,29 @@ import io.duet.engine.spi.ForwardResources;
 import io.duet.engine.spi.LoadedModel;
 import java.util.List;
 
-/** A llama2.c checkpoint opened by {@link Llama2cArchitecture}. */
+/**
+ * A Llama-architecture model opened by {@link Llama2cArchitecture} or
+ * {@link HfLlamaArchitecture}: one forward pass, whatever file the weights came from.
+ */
 final class LlamaModel implements LoadedModel {
 
-  /** llama2.c's sentencepiece vocabulary: BOS 1, EOS 2. */
-  static final int BOS = 1;
-  static final int EOS = 2;
-
   private final LlamaWeights weights;
-  private final Llama2cTokenizer tokenizer;
+  private final Tokenizer tokenizer;
   private final ModelInfo info;
 
-  LlamaModel(LlamaWeights weights, Llama2cTokenizer tokenizer) {
+  /**
+   * @param tokenizer null to run by token ids
+   * @param architecture the name of the architecture that opened it
+   */
+  LlamaModel(LlamaWeights weights, Tokenizer tokenizer, String architecture, int bos,
+      List<Integer> endTokens, String chatTemplate) {
     this.weights = weights;
     this.tokenizer = tokenizer;
     LlamaConfig c = weights.config();
-    // llama2.c models end a text with BOS (run.c stops on it) as often as with EOS.
-    this.info = new ModelInfo(Llama2cArchitecture.NAME, c.vocabSize(), c.seqLen(), BOS,
-        List.of(BOS, EOS), "llama2", "dim=" + c.dim() + " hidden=" + c.hiddenDim() + " layers="
-            + c.layers() + " heads=" + c.heads() + " kv_heads=" + c.kvHeads() + " vocab="
-            + c.vocabSize() + " seq_len=" + c.seqLen(), 0);
+    this.info = new ModelInfo(architecture, c.vocabSize(), c.seqLen(), bos, endTokens,
+        chatTemplate, "dim=" + c.dim() + " hidden=" + c.hiddenDim() + " layers=" + c.layers()
+            + " heads=" + c.heads() + " kv_heads=" + c.kvHeads() + " vocab=" + c.vocabSize()
+            + " seq_len=" + c.seqLen(), 0);
   }
 
   @Override
@@ -60,8 +63,7 @@ final class LlamaModel implements LoadedModel {
 
   @Override
   public String description() {
-    return weights.path().getFileName() + " (" + Llama2cArchitecture.NAME + " " + info.shape()
-        + ")";
+    return weights.path().getFileName() + " (" + info.architecture() + " " + info.shape() + ")";
   }
 
   @Override

@@ -4,11 +4,14 @@ import io.duet.engine.ModelFormatException;
 import io.duet.engine.WeightStorage;
 import io.duet.engine.compute.WeightArena;
 import io.duet.engine.compute.WeightMatrix;
+import io.duet.engine.safetensors.SafetensorsCheckpoint;
 import io.duet.engine.spi.ContentHash;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.nio.FloatBuffer;
 import java.nio.channels.FileChannel;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.HashMap;
@@ -16,14 +19,16 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * The weights of a llama2.c checkpoint ({@link Llama2cCheckpoint}) opened for inference. By
- * default they stay in the memory-mapped file (off the Java heap), so opening costs a header read
- * whatever the model's size; pages are read on first use. {@link WeightStorage#HUGE_PAGES} copies
- * them off the heap instead.
+ * The weights of a Llama-architecture model opened for inference: a llama2.c checkpoint
+ * ({@link Llama2cCheckpoint}) or a Hugging Face safetensors directory. By default float32 weights
+ * stay in the memory-mapped file (off the Java heap), so opening costs a header read whatever
+ * the model's size; pages are read on first use. {@link WeightStorage#HUGE_PAGES} copies them off
+ * the heap instead; other dtypes are converted to float32 off the heap at load.
  */
 public final class LlamaWeights {
 
   private final Path path;
+  private final List<Path> files;
   private final LlamaConfig config;
   private final long fileSize;
   private final WeightMatrix tokenEmbedding;
@@ -38,9 +43,11 @@ public final class LlamaWeights {
       WeightMatrix wo, float[] ffnNorm, WeightMatrix w1, WeightMatrix w2, WeightMatrix w3) {
   }
 
-  private LlamaWeights(Path path, LlamaConfig config, long fileSize, WeightMatrix tokenEmbedding,
-      WeightMatrix classifier, Layer[] layers, float[] finalNorm, String storage) {
+  private LlamaWeights(Path path, List<Path> files, LlamaConfig config, long fileSize,
+      WeightMatrix tokenEmbedding, WeightMatrix classifier, Layer[] layers, float[] finalNorm,
+      String storage) {
     this.path = path;
+    this.files = List.copyOf(files);
     this.config = config;
     this.fileSize = fileSize;
     this.tokenEmbedding = tokenEmbedding;
@@ -85,9 +92,66 @@ public final class LlamaWeights {
             matrices.get("w3")[i]);
       }
       String where = arena == null ? "mapped from the file" : arena.describe();
-      return new LlamaWeights(path, c, size, embedding, classifier, layers,
+      return new LlamaWeights(path, List.of(path), c, size, embedding, classifier, layers,
           norms.get("rms_final")[0], where);
     }
+  }
+
+  /**
+   * Reads a Hugging Face Llama checkpoint under its tensor names
+   * ({@code model.layers.N.self_attn.q_proj.weight}...). HF stores each head's query and key
+   * rows permuted for its rotate-half RoPE (the first half of a head's rows, then the second);
+   * they are put back in the interleaved order this forward pass rotates, which gives the same
+   * attention.
+   */
+  public static LlamaWeights fromHuggingFace(SafetensorsCheckpoint checkpoint, LlamaConfig c)
+      throws IOException {
+    int dim = c.dim();
+    int kvDim = c.kvDim();
+    Layer[] layers = new Layer[c.layers()];
+    for (int l = 0; l < layers.length; l++) {
+      String at = "model.layers." + l + ".";
+      layers[l] = new Layer(checkpoint.vector(at + "input_layernorm.weight", dim),
+          interleavedHeads(checkpoint.floats(at + "self_attn.q_proj.weight", dim, dim), c.heads(),
+              c.headSize(), dim),
+          interleavedHeads(checkpoint.floats(at + "self_attn.k_proj.weight", kvDim, dim),
+              c.kvHeads(), c.headSize(), dim),
+          checkpoint.matrix(at + "self_attn.v_proj.weight", kvDim, dim),
+          checkpoint.matrix(at + "self_attn.o_proj.weight", dim, dim),
+          checkpoint.vector(at + "post_attention_layernorm.weight", dim),
+          checkpoint.matrix(at + "mlp.gate_proj.weight", c.hiddenDim(), dim),
+          checkpoint.matrix(at + "mlp.down_proj.weight", dim, c.hiddenDim()),
+          checkpoint.matrix(at + "mlp.up_proj.weight", c.hiddenDim(), dim));
+    }
+    WeightMatrix embedding = checkpoint.matrix("model.embed_tokens.weight", c.vocabSize(), dim);
+    WeightMatrix classifier = c.sharedClassifier() ? embedding
+        : checkpoint.matrix("lm_head.weight", c.vocabSize(), dim);
+    long size = 0;
+    for (Path file : checkpoint.files()) {
+      size += Files.size(file);
+    }
+    return new LlamaWeights(checkpoint.directory(), checkpoint.files(), c, size, embedding,
+        classifier, layers, checkpoint.vector("model.norm.weight", dim),
+        checkpoint.storageDescription() + ", query and key rows reordered off the heap");
+  }
+
+  /**
+   * HF's rows of each head, {@code [x0 x2 x4 ... | x1 x3 x5 ...]}, back in llama2.c's order
+   * {@code [x0 x1 x2 x3 ...]}: row {@code 2i} of a head is HF's row {@code i}, row {@code 2i+1}
+   * HF's row {@code half + i}.
+   */
+  private static WeightMatrix interleavedHeads(float[] rows, int heads, int headSize, int cols) {
+    int half = headSize / 2;
+    ByteBuffer out = ByteBuffer.allocateDirect(rows.length * Float.BYTES)
+        .order(ByteOrder.LITTLE_ENDIAN);
+    FloatBuffer floats = out.asFloatBuffer();
+    for (int h = 0; h < heads; h++) {
+      for (int r = 0; r < headSize; r++) {
+        int hfRow = h * headSize + (r % 2 == 0 ? r / 2 : half + r / 2);
+        floats.put(rows, hfRow * cols, cols);
+      }
+    }
+    return new WeightMatrix(out, heads * headSize, cols);
   }
 
   /**
@@ -144,6 +208,7 @@ public final class LlamaWeights {
     }
   }
 
+  /** The checkpoint: its file, or the directory of its safetensors. */
   public Path path() {
     return path;
   }
@@ -178,7 +243,7 @@ public final class LlamaWeights {
   }
 
   /**
-   * SHA-256 of the whole checkpoint file, as lowercase hex. Computed on first call (it reads
+   * SHA-256 of the whole checkpoint (its files), as lowercase hex. Computed on first call (it reads
    * every page of the file) and remembered; KV layout fingerprints are built on it, so two
    * engines only exchange KV blocks when they run the very same weights.
    */
@@ -197,6 +262,6 @@ public final class LlamaWeights {
   }
 
   private String computeContentHash() {
-    return ContentHash.sha256(List.of(path));
+    return ContentHash.sha256(files);
   }
 }

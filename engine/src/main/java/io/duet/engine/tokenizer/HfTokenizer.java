@@ -33,6 +33,8 @@ import java.util.stream.IntStream;
  */
 public final class HfTokenizer implements Tokenizer {
 
+  private static final byte[] NOTHING = new byte[0];
+
   /** What {@link TokenizerFiles} reads from the files. */
   record Parts(AddedTokens rawTokens, AddedTokens normalizedTokens,
       UnaryOperator<String> normalizer, List<PreTokenizer> preTokenizers, BytePairModel model,
@@ -148,15 +150,16 @@ public final class HfTokenizer implements Tokenizer {
   }
 
   /**
-   * The bytes of {@code token} (the previous token does not matter here). An id in range that
-   * names no token (a gap in the vocabulary) stands for nothing.
+   * The bytes of {@code token} (the previous token does not matter here). An id that names no
+   * token stands for nothing: a gap in the vocabulary, or an id past its end, which a model
+   * whose output layer is padded wider than its tokenizer can sample (DeepSeek-V3's has 129,280
+   * rows for 128,815 tokens), as vLLM also detokenizes it to nothing.
    */
   @Override
   public byte[] decode(int previous, int token) {
-    if (token < 0 || token >= parts.decoded().length) {
-      throw new IllegalArgumentException("token id " + token + " is outside the vocabulary of "
-          + parts.decoded().length + " tokens");
+    if (token < 0) {
+      throw new IllegalArgumentException("token id " + token + " is negative");
     }
-    return parts.decoded()[token];
+    return token < parts.decoded().length ? parts.decoded()[token] : NOTHING;
   }
 }

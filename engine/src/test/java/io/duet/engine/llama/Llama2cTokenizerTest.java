@@ -107,13 +107,13 @@ class Llama2cTokenizerTest {
     String text = Files.readString(greedy, StandardCharsets.UTF_8);
     assertTrue(text.startsWith("Once upon a time"), text);
     int[] tokens = aidreams.encode(text, true, false);
-    assertEquals(LlamaModel.BOS, tokens[0]);
+    assertEquals(Llama2cArchitecture.BOS, tokens[0]);
     assertEquals(text, decodeAfterBos(aidreams, tokens));
   }
 
   @Test
   void decodeStripsLeadingSpaceOnlyAfterBos() {
-    assertEquals("Once", ascii(llama.decode(LlamaModel.BOS, 9038)));
+    assertEquals("Once", ascii(llama.decode(Llama2cArchitecture.BOS, 9038)));
     assertEquals(" Once", ascii(llama.decode(263, 9038)));
     assertEquals(" upon", ascii(llama.decode(9038, 2501)));
     assertEquals(" Once", llama.piece(9038));
@@ -123,7 +123,7 @@ class Llama2cTokenizerTest {
   void decodeTurnsByteTokensIntoRawBytes() {
     assertEquals("<0xC3>", llama.piece(0xC3 + 3));
     assertArrayEquals(new byte[] {(byte) 0xC3}, llama.decode(500, 0xC3 + 3));
-    assertArrayEquals(new byte[] {'\n'}, llama.decode(LlamaModel.BOS, 13));
+    assertArrayEquals(new byte[] {'\n'}, llama.decode(Llama2cArchitecture.BOS, 13));
     assertArrayEquals(new byte[] {0}, llama.decode(500, 3));
   }
 
@@ -137,7 +137,7 @@ class Llama2cTokenizerTest {
   void reportsVocabularySizeAndScores() {
     assertEquals(32000, llama.vocabSize());
     assertEquals(512, aidreams.vocabSize());
-    assertEquals("\n<s>\n", llama.piece(LlamaModel.BOS));
+    assertEquals("\n<s>\n", llama.piece(Llama2cArchitecture.BOS));
     assertTrue(llama.score(9038) < 0);
   }
 

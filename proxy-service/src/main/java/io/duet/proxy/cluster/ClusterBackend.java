@@ -404,6 +404,7 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
     eventBus.<JsonObject>request(Addresses.decode(target.instanceId(), target.dpRank()),
         request.toJson(),
             new DeliveryOptions().setSendTimeout(requestTimeoutMillis))
+        .onSuccess(taken -> job.heardFromDecode())
         .onFailure(error -> decodeNotTaken(job, error));
   }
 

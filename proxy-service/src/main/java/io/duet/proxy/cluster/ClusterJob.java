@@ -44,6 +44,9 @@ final class ClusterJob {
   DecodeClaim waiting;
   /** The decode target asked last, which holds a slot for the request, once there is one. */
   DecodeTarget decode;
+  /** Whether and when the decode target last showed that it is alive. */
+  private boolean decodeHeard;
+  private long decodeHeardNanos;
   long deadlineTimer;
   /** Fails a waiting request before its KV lease runs out; -1 when none is set. */
   long leaseTimer = -1;
@@ -61,5 +64,16 @@ final class ClusterJob {
 
   String requestId() {
     return completion.requestId();
+  }
+
+  /** The decode target just showed that it is alive: it took the request, or sent an event. */
+  void heardFromDecode() {
+    decodeHeard = true;
+    decodeHeardNanos = System.nanoTime();
+  }
+
+  /** Whether the decode target showed that it is alive within the last {@code millis}. */
+  boolean heardFromDecodeWithin(long millis) {
+    return decodeHeard && System.nanoTime() - decodeHeardNanos < millis * 1_000_000;
   }
 }

@@ -17,17 +17,26 @@ import java.util.function.Supplier;
  * deadline (minutes) instead of ending within a heartbeat timeout. An instance that is draining
  * is still in the registry: its requests go on. Runs periodically on the context of the backend
  * whose requests it checks.
+ *
+ * <p>A decode target that sent the request an event within {@link #EVIDENTLY_ALIVE_MILLIS} is
+ * alive whatever the registry says (its heartbeats can lapse on a starved machine while it
+ * streams): its requests are failed only once it has been silent that long as well. A target
+ * that died sends nothing, and the registry drops a frozen one only after its heartbeat
+ * timeout, longer than this: neither is reported later than before.
  */
 final class LivenessCheck {
 
   /** With the default heartbeat timeout, a request on a silent instance ends within 2.5 s. */
   static final long PERIOD_MILLIS = 250;
+  /** How recent an event from a decode target shows it alive. */
+  static final long EVIDENTLY_ALIVE_MILLIS = 1_000;
 
   private final Vertx vertx;
   private final Supplier<List<InstanceInfo>> registry;
   private final Supplier<Collection<ClusterJob>> jobs;
   private final ClusterJob.Failer decodeLost;
   private final ClusterJob.Failer prefillLost;
+  private final long evidentlyAliveMillis;
   private long timer = -1;
 
   /**
@@ -38,6 +47,14 @@ final class LivenessCheck {
   LivenessCheck(Vertx vertx, Supplier<List<InstanceInfo>> registry,
       Supplier<Collection<ClusterJob>> jobs, ClusterJob.Failer decodeLost,
       ClusterJob.Failer prefillLost) {
+    this(vertx, registry, jobs, decodeLost, prefillLost, EVIDENTLY_ALIVE_MILLIS);
+  }
+
+  /** @param evidentlyAliveMillis how recent an event from a decode target shows it alive */
+  LivenessCheck(Vertx vertx, Supplier<List<InstanceInfo>> registry,
+      Supplier<Collection<ClusterJob>> jobs, ClusterJob.Failer decodeLost,
+      ClusterJob.Failer prefillLost, long evidentlyAliveMillis) {
+    this.evidentlyAliveMillis = evidentlyAliveMillis;
     this.vertx = vertx;
     this.registry = registry;
     this.jobs = jobs;
@@ -67,7 +84,8 @@ final class LivenessCheck {
       liveTargets.add(DecodeTarget.of(entry));
     }
     for (ClusterJob job : new ArrayList<>(running)) {
-      if (job.decode != null && !liveTargets.contains(job.decode)) {
+      if (job.decode != null && !liveTargets.contains(job.decode)
+          && !job.heardFromDecodeWithin(evidentlyAliveMillis)) {
         decodeLost.fail(job, Failure.UNAVAILABLE,
             "the decode instance left the cluster mid-request");
       } else if (job.decode == null && job.prefill != null

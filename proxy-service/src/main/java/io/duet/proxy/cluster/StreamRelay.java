@@ -80,6 +80,7 @@ final class StreamRelay {
     if (job == null) {
       return;
     }
+    job.heardFromDecode();
     if (event.failure() != null) {
       failer.fail(job, Failure.parse(event.failure()), event.error());
       return;

@@ -2,6 +2,7 @@ package io.duet.proxy.impl;
 
 import io.duet.contract.DecodeEvent;
 import io.duet.contract.Failure;
+import io.duet.contract.SamplingSpec;
 import io.duet.proxy.CompletionBackend;
 import io.duet.proxy.CompletionException;
 import io.duet.proxy.CompletionJob;
@@ -14,9 +15,10 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * One completion from request to answer: starts a job on the backend for each of its prompts
+ * One completion from request to answer: starts a job on the backend for each of its choices
  * and turns their decode events into an OpenAI response, whole or as server-sent events (the
- * chunks of several prompts interleave, each naming its choice's index; the usage is their sum).
+ * chunks of several choices interleave, each naming its index; the usage is their sum, each
+ * prompt counted once).
  *
  * <p>Everything runs on the request's event-loop context. The HTTP status is decided by the first
  * event: a failure before it is a plain HTTP error; once the stream's 200 header went out, a
@@ -32,10 +34,13 @@ final class CompletionExchange {
 
   private static final String DONE_EVENT = "data: [DONE]\n\n";
 
-  /** One prompt's job and what it has produced. */
+  /** One choice's job (a prompt, and a seed of its own) and what it has produced. */
   private final class Choice {
     final int index;
     final ParsedRequest.Prompt prompt;
+    /** Whether it is its prompt's first choice, which counts the prompt's tokens in the usage. */
+    final boolean firstOfItsPrompt;
+    final SamplingSpec sampling;
     final String jobId;
     final CompletionTrace trace;
     final StringBuilder text = new StringBuilder();
@@ -43,18 +48,21 @@ final class CompletionExchange {
     boolean started;
     String finishReason;
 
-    Choice(int index, ParsedRequest.Prompt prompt, long arrivalNanos, ProxyMetrics metrics) {
+    Choice(int index, int ofItsPrompt, ParsedRequest.Prompt prompt, long arrivalNanos,
+        ProxyMetrics metrics) {
       this.index = index;
       this.prompt = prompt;
-      // The backend names a job's work by its id: each prompt's job needs one of its own.
-      this.jobId = request.prompts().size() == 1 ? requestId : requestId + "-" + index;
+      this.firstOfItsPrompt = ofItsPrompt == 0;
+      // The n choices of a prompt sample differently, and reproducibly for a given seed.
+      this.sampling = request.sampling().withSeed(request.sampling().seed() + ofItsPrompt);
+      // The backend names a job's work by its id: each choice's job needs one of its own.
+      this.jobId = choiceCount() == 1 ? requestId : requestId + "-" + index;
       this.trace = new CompletionTrace(metrics, jobId, request.kind().path, request.model(),
           request.stream(), arrivalNanos);
     }
 
     CompletionJob job() {
-      return new CompletionJob(jobId, request.model(), prompt.text(), prompt.tokens(),
-          request.sampling());
+      return new CompletionJob(jobId, request.model(), prompt.text(), prompt.tokens(), sampling);
     }
   }
 
@@ -79,9 +87,17 @@ final class CompletionExchange {
     this.requestId = requestId;
     this.format = new OpenAiFormat(requestId, createdSeconds, request.model());
     this.chat = request.kind() == ParsedRequest.Kind.CHAT;
-    for (int i = 0; i < request.prompts().size(); i++) {
-      choices.add(new Choice(i, request.prompts().get(i), arrivalNanos, metrics));
+    // OpenAI's order: the n choices of the first prompt, then those of the second...
+    for (int p = 0; p < request.prompts().size(); p++) {
+      for (int k = 0; k < request.n(); k++) {
+        choices.add(new Choice(p * request.n() + k, k, request.prompts().get(p), arrivalNanos,
+            metrics));
+      }
     }
+  }
+
+  private int choiceCount() {
+    return request.prompts().size() * request.n();
   }
 
   void start(CompletionBackend backend) {
@@ -138,8 +154,8 @@ final class CompletionExchange {
     if (!choice.started) {
       choice.started = true;
       if (chat) {
-        writeChunk(format.chatChunk(new JsonObject().put("role", "assistant").put("content", ""),
-            null), choice, 0);
+        writeChunk(format.chatChunk(choice.index,
+            new JsonObject().put("role", "assistant").put("content", ""), null), choice, 0);
       } else if (request.echo()) {
         writeChunk(format.completionChunk(choice.index, choice.prompt.text(), null), choice, 0);
       }
@@ -147,11 +163,12 @@ final class CompletionExchange {
     int completionTokens = choice.trace.completionTokens();
     if (chat) {
       if (!delta.isEmpty()) {
-        writeChunk(format.chatChunk(new JsonObject().put("content", delta), null), choice,
-            completionTokens);
+        writeChunk(format.chatChunk(choice.index, new JsonObject().put("content", delta), null),
+            choice, completionTokens);
       }
       if (finishReason != null) {
-        writeChunk(format.chatChunk(new JsonObject(), finishReason), choice, completionTokens);
+        writeChunk(format.chatChunk(choice.index, new JsonObject(), finishReason), choice,
+            completionTokens);
       }
     } else if (!delta.isEmpty() || finishReason != null) {
       writeChunk(format.completionChunk(choice.index, delta, finishReason), choice,
@@ -195,7 +212,7 @@ final class CompletionExchange {
     int promptTokens = 0;
     int completionTokens = 0;
     for (Choice choice : choices) {
-      promptTokens += choice.trace.promptTokens();
+      promptTokens += choice.firstOfItsPrompt ? choice.trace.promptTokens() : 0;
       completionTokens += choice.trace.completionTokens();
     }
     JsonObject usage = OpenAiFormat.usage(promptTokens, completionTokens);
@@ -205,15 +222,11 @@ final class CompletionExchange {
       }
       response.end(DONE_EVENT);
     } else {
-      JsonObject body;
-      if (chat) {
-        Choice only = choices.get(0);
-        body = format.chatCompletion(only.text.toString(), only.finishReason, usage);
-      } else {
-        body = format.completion(choices.stream().map(c -> new OpenAiFormat.Choice(c.index,
-            request.echo() ? c.prompt.text() + c.text : c.text.toString(), c.finishReason))
-            .toList(), usage);
-      }
+      List<OpenAiFormat.Choice> whole = choices.stream().map(c -> new OpenAiFormat.Choice(
+          c.index, request.echo() ? c.prompt.text() + c.text : c.text.toString(),
+          c.finishReason)).toList();
+      JsonObject body = chat ? format.chatCompletion(whole, usage)
+          : format.completion(whole, usage);
       response.setStatusCode(200).putHeader(HttpHeaders.CONTENT_TYPE, "application/json")
           .end(body.encode());
     }

@@ -5,9 +5,9 @@ import io.vertx.core.json.JsonObject;
 import java.util.List;
 
 /**
- * The OpenAI wire format of completions, chat completions and their stream chunks. A completion
- * of several prompts has one choice per prompt, its {@code index} the prompt's; in a stream,
- * the chunks of the choices interleave, each naming its index.
+ * The OpenAI wire format of completions, chat completions and their stream chunks. An answer has
+ * {@code n} choices per prompt, numbered prompt by prompt; in a stream, the chunks of the
+ * choices interleave, each naming its index.
  */
 final class OpenAiFormat {
 
@@ -54,13 +54,16 @@ final class OpenAiFormat {
     return head(TEXT_COMPLETION).put("choices", array).put("usage", usage);
   }
 
-  /** A whole {@code chat.completion} of one choice. */
-  JsonObject chatCompletion(String content, String finishReason, JsonObject usage) {
-    return head(CHAT_COMPLETION).put("choices", new JsonArray().add(new JsonObject()
-        .put("index", 0)
-        .put("message", new JsonObject().put("role", "assistant").put("content", content)
-            .put("refusal", null).put("annotations", new JsonArray()))
-        .put("logprobs", null).put("finish_reason", finishReason))).put("usage", usage);
+  /** A whole {@code chat.completion}: each choice's text is its message's content. */
+  JsonObject chatCompletion(List<Choice> choices, JsonObject usage) {
+    JsonArray array = new JsonArray();
+    for (Choice choice : choices) {
+      array.add(new JsonObject().put("index", choice.index())
+          .put("message", new JsonObject().put("role", "assistant").put("content", choice.text())
+              .put("refusal", null).put("annotations", new JsonArray()))
+          .put("logprobs", null).put("finish_reason", choice.finishReason()));
+    }
+    return head(CHAT_COMPLETION).put("choices", array).put("usage", usage);
   }
 
   /** A streamed {@code text_completion} chunk of choice {@code index}: {@code text} is the delta. */
@@ -74,10 +77,10 @@ final class OpenAiFormat {
         .put("finish_reason", finishReason);
   }
 
-  /** A streamed {@code chat.completion.chunk} with {@code delta}. */
-  JsonObject chatChunk(JsonObject delta, String finishReason) {
+  /** A streamed {@code chat.completion.chunk} of choice {@code index} with {@code delta}. */
+  JsonObject chatChunk(int index, JsonObject delta, String finishReason) {
     return head(CHAT_COMPLETION_CHUNK).put("choices", new JsonArray().add(new JsonObject()
-        .put("index", 0).put("delta", delta).put("logprobs", null)
+        .put("index", index).put("delta", delta).put("logprobs", null)
         .put("finish_reason", finishReason)));
   }
 

@@ -7,14 +7,15 @@ import java.util.UUID;
 /**
  * A validated completion or chat completion request.
  *
- * @param prompts the prompts, one choice each: one for a chat (its messages rendered by the
- *     chat template), one or more for a completion
+ * @param prompts the prompts: one for a chat (its messages rendered by the chat template), one
+ *     or more for a completion
+ * @param n the choices generated for each prompt (OpenAI's {@code n})
  * @param includeUsage {@code stream_options.include_usage}: a last chunk with the usage
  * @param continuousUsage {@code stream_options.continuous_usage_stats} (vLLM): usage in every
  *     chunk; only in effect together with {@code includeUsage}, as in vLLM
  * @param echo completions only: the prompt is sent back before the completion
  */
-record ParsedRequest(Kind kind, String model, List<Prompt> prompts, SamplingSpec sampling,
+record ParsedRequest(Kind kind, String model, List<Prompt> prompts, int n, SamplingSpec sampling,
     boolean stream, boolean includeUsage, boolean continuousUsage, boolean echo) {
 
   ParsedRequest {

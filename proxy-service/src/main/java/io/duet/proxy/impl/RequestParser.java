@@ -99,12 +99,13 @@ final class RequestParser {
       }
     }
 
-    checkUnsupported(kind, body);
+    int n = choicesPerPrompt(body, prompts.size());
+    checkUnsupported(kind, body, n);
 
     SamplingSpec sampling = rules.sampling(kind, maxTokens, temperature, k, topP, minP, seed,
         stopTokenIds, stop, Boolean.TRUE.equals(ignoreEos),
         minTokens == null ? 0 : CompletionRules.minTokens("min_tokens", minTokens));
-    return new ParsedRequest(kind, model, prompts, sampling, streaming, includeUsage,
+    return new ParsedRequest(kind, model, prompts, n, sampling, streaming, includeUsage,
         continuousUsage, echo);
   }
 
@@ -246,16 +247,28 @@ final class RequestParser {
     return tokenIds("stop_token_ids", array);
   }
 
-  /** Parameters of OpenAI's API whose non-default values this server does not implement. */
-  private static void checkUnsupported(ParsedRequest.Kind kind, JsonObject body) {
-    Integer n = integer(body, "n", 1, Integer.MAX_VALUE);
-    if (n != null && n > 1) {
-      throw ApiError.unsupported("n",
-          "n > 1 is not supported; send one request per choice (n must be 1)");
+  /**
+   * OpenAI's {@code n}: 1 to {@value #MAX_PROMPTS}, and no more choices in all than that (each
+   * is a sequence of its own on the cluster).
+   */
+  private static int choicesPerPrompt(JsonObject body, int prompts) {
+    Integer n = integer(body, "n", 1, MAX_PROMPTS);
+    int choices = n == null ? 1 : n;
+    if ((long) choices * prompts > MAX_PROMPTS) {
+      throw ApiError.invalid("n", "at most " + MAX_PROMPTS + " choices per request: n (" + choices
+          + ") times the number of prompts (" + prompts + ")");
     }
+    return choices;
+  }
+
+  /** Parameters of OpenAI's API whose non-default values this server does not implement. */
+  private static void checkUnsupported(ParsedRequest.Kind kind, JsonObject body, int n) {
+    // best_of picks the most likely of its choices, which needs logprobs; equal to n it is
+    // the default (every choice returned).
     Integer bestOf = integer(body, "best_of", 1, Integer.MAX_VALUE);
-    if (bestOf != null && bestOf > 1) {
-      throw ApiError.unsupported("best_of", "best_of > 1 is not supported (best_of must be 1)");
+    if (bestOf != null && bestOf != n) {
+      throw ApiError.unsupported("best_of",
+          "best_of other than n is not supported (best_of must equal n, " + n + ")");
     }
     if (kind == ParsedRequest.Kind.CHAT) {
       Boolean logprobs = bool(body, "logprobs");

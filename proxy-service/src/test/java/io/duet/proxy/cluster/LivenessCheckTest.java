@@ -99,6 +99,18 @@ class LivenessCheckTest {
   }
 
   @Test
+  void aDecodeTargetGoneFromTheRegistryThatJustSentAnEventIsAliveUntilItFallsSilent() {
+    job("streaming-on-gone", "p0", "d-gone").heardFromDecode();
+    new LivenessCheck(vertx, () -> registry, () -> jobs, this::record, this::record, 60_000)
+        .run();
+    assertEquals(Map.of(), failed, "it sent an event within the last minute");
+
+    new LivenessCheck(vertx, () -> registry, () -> jobs, this::record, this::record, 0).run();
+    assertEquals(List.of("streaming-on-gone"), List.copyOf(failed.keySet()),
+        "silent for longer than the window");
+  }
+
+  @Test
   void checksPeriodicallyOnceStarted() throws Exception {
     job("decoding-on-d0", "p0", "d0");
     Promise<String> lost = Promise.promise();

@@ -61,6 +61,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -416,6 +417,32 @@ class PipelineTest {
     awaitEveryBlockFree(decodeEngine);
   }
 
+  /**
+   * OpenAI's {@code n}: the choices of one request run as sequences of their own through
+   * prefill and decode, choice k sampled with the request's seed + k, each equal to the engine
+   * alone with that seed.
+   */
+  @Test
+  void nSampledChoicesThroughTheProxyEqualTheEngineAloneSeedBySeed() throws Exception {
+    ProxyVerticle proxy = deployedProxy(1, new PrometheusMeterRegistry(PrometheusConfig.DEFAULT));
+    String prompt = "Once upon a time";
+    int[] tokens = reference.tokenizer().encode(prompt, true);
+    Answer answer = await(post(proxy, "/v1/completions", new JsonObject().put("model", MODEL)
+        .put("prompt", prompt).put("n", 4).put("seed", 100).put("temperature", 1)
+        .put("max_tokens", 40)));
+    assertEquals(200, answer.status(), answer.body().toString());
+    JsonArray choices = answer.body().toJsonObject().getJsonArray("choices");
+    Set<String> distinct = new HashSet<>();
+    for (int k = 0; k < 4; k++) {
+      String alone = new OfflineGenerator(reference, 1).generate(tokens,
+          new SamplingParams(1f, 0, 1f, 100 + k, 40, List.of(), List.of(), false)).text();
+      assertEquals(alone, choices.getJsonObject(k).getString("text"), "choice " + k);
+      distinct.add(alone);
+    }
+    assertTrue(distinct.size() > 1, "the choices were sampled with different seeds");
+    awaitEveryBlockFree(decodeEngine);
+  }
+
   @Test
   void aPromptOfTokenIdsIsPrefilledAsThoseTokens() throws Exception {
     String prompt = "Once upon a time";
@@ -451,11 +478,7 @@ class PipelineTest {
   @Test
   void concurrentStreamsThroughAProxyWithTwoEventLoopsEqualTheEngineAlone() throws Exception {
     PrometheusMeterRegistry metrics = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
-    ProxyVerticle proxy = new ProxyVerticle(
-        ClusterBackend.perEventLoop(vertx, this::instances, "proxy1",
-            Routing.create(new RoutingOptions(), metrics), 4, 30_000, List.of()),
-        new ProxyOptions().setHost(HOST).setPort(0).setInstances(2), metrics);
-    await(vertx.deployVerticle(proxy));
+    ProxyVerticle proxy = deployedProxy(2, metrics);
     streamEveryPromptAtOnce(proxy);
     // Each connection goes to the next HTTP server, and each server's backend sends from its
     // own event loop.
@@ -518,6 +541,17 @@ class PipelineTest {
             .send(body.encode()))
         .compose(response -> response.body().map(buffer -> new Answer(response.statusCode(),
             response.getHeader("Retry-After"), buffer)));
+  }
+
+  /** A proxy of {@code eventLoops} HTTP servers on a random port, with default routing. */
+  private ProxyVerticle deployedProxy(int eventLoops, PrometheusMeterRegistry metrics)
+      throws Exception {
+    ProxyVerticle proxy = new ProxyVerticle(
+        ClusterBackend.perEventLoop(vertx, this::instances, "proxy1",
+            Routing.create(new RoutingOptions(), metrics), 4, 30_000, List.of()),
+        new ProxyOptions().setHost(HOST).setPort(0).setInstances(eventLoops), metrics);
+    await(vertx.deployVerticle(proxy));
+    return proxy;
   }
 
   /** A proxy made from {@code config} as ProxyMain makes it, in front of this test's registry. */

@@ -21,7 +21,11 @@ final class Figures {
 
   /** Records {@code format} with the milliseconds from {@code since} to {@code until}. */
   void millis(String format, long since, long until) {
-    String figure = String.format(Locale.ROOT, format, (until - since) / 1_000_000);
+    note(String.format(Locale.ROOT, format, (until - since) / 1_000_000));
+  }
+
+  /** Records a figure written out by the test. */
+  void note(String figure) {
     System.out.println("[" + testName + "] " + figure);
     figures.add(figure);
   }

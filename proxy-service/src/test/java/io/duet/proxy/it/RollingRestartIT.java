@@ -3,18 +3,13 @@ package io.duet.proxy.it;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.duet.engine.Engine;
-import io.duet.engine.EngineOptions;
 import io.duet.service.StatusPages;
 import io.vertx.core.json.JsonObject;
 import java.net.ConnectException;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
@@ -42,7 +37,6 @@ import org.junit.jupiter.api.extension.TestWatcher;
 @Timeout(value = 10, unit = TimeUnit.MINUTES)
 class RollingRestartIT {
 
-  private static final String MODEL = "longctx";
   /** Stopping, in the order they are restarted. */
   private static final List<String> INSTANCES = List.of("p0", "p1", "d0", "d1", "c0", "c1");
   private static final int DRAIN_TIMEOUT_SECONDS = 15;
@@ -54,57 +48,32 @@ class RollingRestartIT {
       "Whispers");
   /** Long streams that a stop falls in the middle of, and short ones between them. */
   private static final List<Integer> LENGTHS = List.of(400, 40);
-  private static final Pattern PREFILLED =
-      StatusPages.metricPattern("duet_prefill_prompts_total", "");
-  private static final Pattern DECODED = StatusPages.metricPattern("duet_decode_tokens_total", "");
   private static final Pattern RUNNING = StatusPages.metricPattern("duet_decode_running", "");
   private static final Pattern IN_FLIGHT =
       StatusPages.metricPattern("duet_requests_in_flight", "");
-  private static final Pattern KV_USED = StatusPages.metricPattern("duet_kv_blocks_used", "");
-  private static final Pattern LEASES = StatusPages.metricPattern("duet_kv_leases", "");
   private static final Figures FIGURES = new Figures("RollingRestartIT");
 
   private static ChildJvms jvms;
   private static StatusPages pages;
   private static TopologyCluster cluster;
   /** The engine's text for each request the clients send. */
-  private static final Map<String, String> EXPECTED = new ConcurrentHashMap<>();
+  private static Map<String, String> EXPECTED;
 
   @RegisterExtension
   static final TestWatcher DUMP_LOGS_ON_FAILURE = ChildJvms.dumpingLogsOnFailure(() -> jvms);
 
   @BeforeAll
   static void startCluster() throws Exception {
-    Path repo = ItPaths.repoDir();
-    Path tokenizer = ItPaths.sharedModel(repo, "aidreams260K.tok512.bin");
-    Path target = ItPaths.targetDir();
-    jvms = new ChildJvms("RollingRestartIT", target.resolve("it-logs/rolling-restart"));
-    Path work = Files.createTempDirectory(target, "rolling-restart-it-");
-    Path model = LongContextModel.write(work.resolve("longctx.bin"));
-    try (Engine reference = Engine.open(new EngineOptions().modelPath(model)
-        .tokenizerPath(tokenizer).kvBlocks(300).threads(1))) {
-      for (JsonObject request : requests()) {
-        EXPECTED.put(request.encode(), ReferenceTexts.of(reference, request));
-      }
-    }
+    jvms = new ChildJvms("RollingRestartIT",
+        ItPaths.targetDir().resolve("it-logs/rolling-restart"));
+    LongContextModel.Topology topology = LongContextModel.topology(jvms, "rolling-restart-it-",
+        INSTANCES, "instance:\n  drain-timeout-seconds: " + DRAIN_TIMEOUT_SECONDS, requests());
+    cluster = topology.cluster();
+    EXPECTED = topology.expected();
     pages = new StatusPages();
-    cluster = new TopologyCluster(jvms, work, INSTANCES, MODEL,
-        List.of("--model", model.toString(), "--tokenizer", tokenizer.toString()),
-        "instance:\n  drain-timeout-seconds: " + DRAIN_TIMEOUT_SECONDS);
 
     long start = System.nanoTime();
-    // One member after the other: members that join at once take Hazelcast minutes to agree
-    // on a busy machine.
-    for (String name : INSTANCES) {
-      cluster.awaitUp(cluster.start(name), READY_TIMEOUT);
-    }
-    for (TopologyCluster.Instance proxy : proxies()) {
-      Waits.until(proxy.name() + " to serve " + MODEL, () -> {
-        jvms.assertAllAlive("during start-up");
-        return pages.servedModels(proxy.port()).map(models -> models.contains(MODEL))
-            .orElse(false);
-      }, READY_TIMEOUT);
-    }
+    cluster.startOneByOne(READY_TIMEOUT);
     FIGURES.millisSince("six JVMs started one after the other and served the model in %d ms",
         start);
   }
@@ -146,47 +115,22 @@ class RollingRestartIT {
         + " sent to the other proxy after a refused connection, " + resent
         + " after a connection closed unanswered");
     assertEquals(List.of(), failures, "of " + completed(clients) + " streams");
-    for (TopologyCluster.Instance instance : cluster.instances()) {
-      if (!instance.isProxy()) {
-        Waits.until(instance.name() + " to hold no KV block and no lease",
-            () -> pages.metric(instance.port(), KV_USED) == 0
-                && (!instance.role().equals("prefill")
-                    || pages.metric(instance.port(), LEASES) == 0), REQUEST_TIMEOUT);
-      }
-    }
+    cluster.awaitNoKvHeld(REQUEST_TIMEOUT);
   }
 
   /**
-   * Stops {@code instance} with SIGTERM (a decode instance or a proxy once it runs a stream),
-   * waits for it to exit, starts it again and waits until it serves: a proxy lists the model, a
-   * prefill or decode instance has done work for a client.
+   * Restarts {@code instance} once it runs a stream (a decode instance or a proxy), so that its
+   * drain is what is tested.
    */
   private static void restart(TopologyCluster.Instance instance) throws Exception {
-    String name = instance.name();
     if (instance.isProxy()) {
-      Waits.until(name + " to run a stream", () -> pages.metric(instance.port(), IN_FLIGHT) > 0,
-          REQUEST_TIMEOUT);
+      Waits.until(instance.name() + " to run a stream",
+          () -> pages.metric(instance.port(), IN_FLIGHT) > 0, REQUEST_TIMEOUT);
     } else if (instance.role().equals("decode")) {
-      Waits.until(name + " to run a stream", () -> pages.metric(instance.port(), RUNNING) > 0,
-          REQUEST_TIMEOUT);
+      Waits.until(instance.name() + " to run a stream",
+          () -> pages.metric(instance.port(), RUNNING) > 0, REQUEST_TIMEOUT);
     }
-    long stopped = System.nanoTime();
-    ChildJvms.terminate(instance.child());
-    instance.child().process().onExit().get(EXIT_TIMEOUT.toSeconds(), TimeUnit.SECONDS);
-    FIGURES.millisSince(name + " drained and exited %d ms after SIGTERM", stopped);
-
-    long launched = System.nanoTime();
-    cluster.start(name);
-    Waits.until(name + " to serve again", () -> {
-      instance.child().assertAlive("after its restart");
-      if (instance.isProxy()) {
-        return pages.servedModels(instance.port()).map(models -> models.contains(MODEL))
-            .orElse(false);
-      }
-      return pages.tryGet(instance.port(), "/metrics").isPresent() && pages.metric(
-          instance.port(), instance.role().equals("prefill") ? PREFILLED : DECODED) > 0;
-    }, READY_TIMEOUT);
-    FIGURES.millisSince(name + " restarted: served again %d ms after its launch", launched);
+    cluster.restart(instance, EXIT_TIMEOUT, READY_TIMEOUT, FIGURES);
   }
 
   private static List<TopologyCluster.Instance> proxies() {
@@ -194,14 +138,7 @@ class RollingRestartIT {
   }
 
   private static List<JsonObject> requests() {
-    List<JsonObject> requests = new ArrayList<>();
-    for (String prompt : PROMPTS) {
-      for (int length : LENGTHS) {
-        requests.add(new JsonObject().put("model", MODEL).put("prompt", prompt)
-            .put("temperature", 0).put("max_tokens", length).put("ignore_eos", true));
-      }
-    }
-    return requests;
+    return LongContextModel.greedyRequests(PROMPTS, LENGTHS);
   }
 
   private static int completed(List<StreamingClient> clients) {

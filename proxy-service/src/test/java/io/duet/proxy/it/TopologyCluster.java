@@ -12,6 +12,8 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Pattern;
 
 /**
  * A cluster of packaged JVMs as an operator runs it: a topology file the test writes, one
@@ -61,9 +63,13 @@ final class TopologyCluster {
     }
   }
 
+  private static final Pattern PREFILLED = StatusPages.PREFILL_PROMPTS;
+  private static final Pattern DECODED = StatusPages.DECODE_TOKENS;
+
   private final ChildJvms jvms;
   private final StatusPages pages = new StatusPages();
   private final Path repo;
+  private final String modelName;
   private final List<String> modelArgs;
   private final Path file;
   private final Map<String, Instance> instances = new LinkedHashMap<>();
@@ -78,6 +84,7 @@ final class TopologyCluster {
       List<String> modelArgs, String settings) throws Exception {
     this.jvms = jvms;
     this.repo = ItPaths.repoDir();
+    this.modelName = modelName;
     this.modelArgs = List.copyOf(modelArgs);
     Set<Integer> taken = new HashSet<>();
     StringBuilder sections = new StringBuilder();
@@ -143,6 +150,67 @@ final class TopologyCluster {
     instance.child = jvms.startService(name + "-" + (previous + 1),
         ItPaths.jar(repo, instance.role() + "-service"), args);
     return instance;
+  }
+
+  /**
+   * Starts every instance in the order of the file, each once the one before is up (members
+   * that join at once take Hazelcast minutes to agree on a busy machine), and waits until every
+   * proxy serves the model.
+   */
+  void startOneByOne(Duration timeout) throws IOException {
+    for (Instance instance : instances.values()) {
+      awaitUp(start(instance.name()), timeout);
+    }
+    for (Instance proxy : instances.values()) {
+      if (proxy.isProxy()) {
+        Waits.until(proxy.name() + " to serve " + modelName, () -> {
+          jvms.assertAllAlive("during start-up");
+          return servesTheModel(proxy);
+        }, timeout);
+      }
+    }
+  }
+
+  /**
+   * Stops {@code instance} with SIGTERM, waits for its drained exit, starts it again and waits
+   * until it serves: a proxy lists the model, a prefill or decode instance has done work for a
+   * client. Both durations go to {@code figures}.
+   */
+  void restart(Instance instance, Duration exitTimeout, Duration readyTimeout, Figures figures)
+      throws Exception {
+    String name = instance.name();
+    long stopped = System.nanoTime();
+    ChildJvms.terminate(instance.child());
+    instance.child().process().onExit().get(exitTimeout.toSeconds(), TimeUnit.SECONDS);
+    figures.millisSince(name + " drained and exited %d ms after SIGTERM", stopped);
+    long launched = System.nanoTime();
+    start(name);
+    Waits.until(name + " to serve again", () -> {
+      instance.child().assertAlive("after its restart");
+      if (instance.isProxy()) {
+        return servesTheModel(instance);
+      }
+      return pages.tryGet(instance.port(), "/metrics").isPresent() && pages.metric(
+          instance.port(), instance.role().equals("prefill") ? PREFILLED : DECODED) > 0;
+    }, readyTimeout);
+    figures.millisSince(name + " restarted: served again %d ms after its launch", launched);
+  }
+
+  /** Waits until no prefill or decode instance holds a KV block, nor a prefill one a lease. */
+  void awaitNoKvHeld(Duration timeout) {
+    for (Instance instance : instances.values()) {
+      if (!instance.isProxy()) {
+        Waits.until(instance.name() + " to hold no KV block and no lease",
+            () -> pages.metric(instance.port(), StatusPages.KV_BLOCKS_USED) == 0
+                && (!instance.role().equals("prefill")
+                    || pages.metric(instance.port(), StatusPages.KV_LEASES) == 0), timeout);
+      }
+    }
+  }
+
+  private boolean servesTheModel(Instance proxy) {
+    return pages.servedModels(proxy.port()).map(models -> models.contains(modelName))
+        .orElse(false);
   }
 
   /**

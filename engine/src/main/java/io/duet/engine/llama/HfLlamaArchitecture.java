@@ -1,0 +1,74 @@
+package io.duet.engine.llama;
+
+import io.duet.engine.EngineOptions;
+import io.duet.engine.safetensors.HfConfigReader;
+import io.duet.engine.safetensors.SafetensorsCheckpoint;
+import io.duet.engine.spi.Architecture;
+import io.duet.engine.spi.LoadedModel;
+import io.duet.engine.tokenizer.HfTokenizer;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * Llama-architecture models from a Hugging Face checkpoint directory ({@code config.json} with
+ * {@code model_type} llama, safetensors in F32, BF16 or F16, one file or shards): the forward
+ * pass of {@link Llama2cArchitecture}, with the config's RMSNorm epsilon and RoPE base, and the
+ * query and key rows HF permutes for its rotate-half RoPE put back in order at load.
+ *
+ * <p>The tokenizer is the directory's {@code tokenizer.json} (or the one
+ * {@link EngineOptions#tokenizerPath} names); without one the model runs by token ids, BOS and
+ * EOS from {@code config.json}.
+ */
+public final class HfLlamaArchitecture implements Architecture {
+
+  public static final String NAME = "llama";
+  private static final String TOKENIZER_FILE = "tokenizer.json";
+
+  @Override
+  public String name() {
+    return NAME;
+  }
+
+  @Override
+  public boolean recognizes(Path model) {
+    if (!Files.isRegularFile(model.resolve(SafetensorsCheckpoint.CONFIG))) {
+      return false;
+    }
+    try {
+      return LlamaConfig.HF_MODEL_TYPE.equals(
+          SafetensorsCheckpoint.readConfig(model).path("model_type").asText());
+    } catch (IOException e) {
+      return false;
+    }
+  }
+
+  @Override
+  public LoadedModel open(EngineOptions options) throws IOException {
+    Path directory = options.modelPath();
+    try (SafetensorsCheckpoint checkpoint =
+        SafetensorsCheckpoint.open(directory, options.weightStorage())) {
+      String source = directory.resolve(SafetensorsCheckpoint.CONFIG).toString();
+      LlamaConfig c = LlamaConfig.fromHuggingFace(checkpoint.config(), source);
+      LlamaWeights weights = LlamaWeights.fromHuggingFace(checkpoint, c);
+      HfTokenizer tokenizer = options.tokenizerPath() != null
+          ? HfTokenizer.open(options.tokenizerPath())
+          : Files.isRegularFile(directory.resolve(TOKENIZER_FILE))
+              ? HfTokenizer.open(directory) : null;
+      HfConfigReader config = new HfConfigReader(checkpoint.config(), source);
+      int bos = config.natural("bos_token_id", 1);
+      List<Integer> ends = config.tokens("eos_token_id");
+      String template = "plain";
+      if (tokenizer != null) {
+        bos = tokenizer.bosToken().orElse(bos);
+        if (tokenizer.endTokens().length > 0) {
+          ends = Arrays.stream(tokenizer.endTokens()).boxed().toList();
+        }
+        template = tokenizer.chatTemplate();
+      }
+      return new LlamaModel(weights, tokenizer, NAME, bos, ends, template);
+    }
+  }
+}
