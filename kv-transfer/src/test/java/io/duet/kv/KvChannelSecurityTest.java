@@ -101,7 +101,7 @@ class KvChannelSecurityTest {
   }
 
   private KvFrameClient connect() throws Exception {
-    return KvFrameClient.connect(netClient, server.actualPort());
+    return KvFrameClient.connect(vertx, netClient, server.actualPort());
   }
 
   private static void expectUnknown(KvFrameClient client, KvFrame frame) throws Exception {
@@ -113,18 +113,24 @@ class KvChannelSecurityTest {
     return KvFrame.text(KvFrame.Type.RELEASE, transferId);
   }
 
-  /** A plain TCP connection and what it received, its handlers set as it was accepted. */
+  /**
+   * A plain TCP connection and what it received, its handlers set on its event loop before any
+   * read (see {@link KvFrameClient#connect}).
+   */
   private record RawConnection(NetSocket socket, Buffer received, Future<Void> closed) {
   }
 
   private RawConnection rawConnect() throws Exception {
-    return await(netClient.connect(server.actualPort(), "127.0.0.1").map(socket -> {
-      Buffer received = Buffer.buffer();
-      Promise<Void> closed = Promise.promise();
-      socket.handler(received::appendBuffer);
-      socket.closeHandler(v -> closed.complete());
-      return new RawConnection(socket, received, closed.future());
-    }));
+    Promise<RawConnection> connected = Promise.promise();
+    vertx.getOrCreateContext().runOnContext(v -> netClient.connect(server.actualPort(),
+        "127.0.0.1").map(socket -> {
+          Buffer received = Buffer.buffer();
+          Promise<Void> closed = Promise.promise();
+          socket.handler(received::appendBuffer);
+          socket.closeHandler(x -> closed.complete());
+          return new RawConnection(socket, received, closed.future());
+        }).onComplete(connected));
+    return await(connected.future());
   }
 
   private double counter(String name) {

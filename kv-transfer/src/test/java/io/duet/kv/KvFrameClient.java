@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.fail;
 
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
+import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.net.NetClient;
 import io.vertx.core.net.NetSocket;
@@ -45,10 +46,16 @@ public final class KvFrameClient implements AutoCloseable {
     });
   }
 
-  /** Connects and takes the server's NONCE. */
-  public static KvFrameClient connect(NetClient client, int port) throws Exception {
-    // attached on the event loop as the connection completes: the NONCE is already on its way
-    KvFrameClient kv = await(client.connect(port, "127.0.0.1").map(KvFrameClient::new));
+  /**
+   * Connects and takes the server's NONCE. The connection is made from a context of
+   * {@code vertx}, so that the frame handler is attached on its event loop before any read
+   * there: the server sends its NONCE at once, and a read with no handler would be lost.
+   */
+  public static KvFrameClient connect(Vertx vertx, NetClient client, int port) throws Exception {
+    Promise<KvFrameClient> connected = Promise.promise();
+    vertx.getOrCreateContext().runOnContext(v -> client.connect(port, "127.0.0.1")
+        .map(KvFrameClient::new).onComplete(connected));
+    KvFrameClient kv = await(connected.future());
     kv.nonce = kv.expect(KvFrame.Type.NONCE).payload().getBytes();
     return kv;
   }

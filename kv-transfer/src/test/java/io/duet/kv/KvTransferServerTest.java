@@ -117,7 +117,7 @@ class KvTransferServerTest {
    * server closed it.
    */
   private void sendUntilClosed(Function<KvFrameClient, Buffer> bytes) throws Exception {
-    try (KvFrameClient client = KvFrameClient.connect(netClient, server.actualPort())) {
+    try (KvFrameClient client = KvFrameClient.connect(vertx, netClient, server.actualPort())) {
       client.sendRaw(bytes.apply(client));
       await(client.closed());
     }
@@ -141,7 +141,7 @@ class KvTransferServerTest {
     String transferId = lease("r1");
     Function<KvFrameClient, KvFrame> pullAgain = pull(transferId);
     assertEquals(BLOCKS, used());
-    try (KvFrameClient client = KvFrameClient.connect(netClient, server.actualPort())) {
+    try (KvFrameClient client = KvFrameClient.connect(vertx, netClient, server.actualPort())) {
       client.sendRaw(frames(pullAgain.apply(client),
           KvFrame.text(KvFrame.Type.RELEASE, transferId)));
 
@@ -172,7 +172,7 @@ class KvTransferServerTest {
         .appendBuffer(Buffer.buffer().appendByte((byte) 1).appendInt(-1).appendInt(0)));
     eventually("the blocks are freed at once, not when the 30 s lease expires (used "
         + used() + ")", Duration.ofSeconds(5), () -> used() == 0);
-    try (KvFrameClient client = KvFrameClient.connect(netClient, server.actualPort())) {
+    try (KvFrameClient client = KvFrameClient.connect(vertx, netClient, server.actualPort())) {
       expectUnknown(client, client.pullFrame(transferId, key));
     }
   }
@@ -185,14 +185,14 @@ class KvTransferServerTest {
         client.pullFrame(transferId, key)));
     eventually("a lease is served once: the connection that pulled it closed, so it ended",
         Duration.ofSeconds(5), () -> used() == 0);
-    try (KvFrameClient client = KvFrameClient.connect(netClient, server.actualPort())) {
+    try (KvFrameClient client = KvFrameClient.connect(vertx, netClient, server.actualPort())) {
       expectUnknown(client, client.pullFrame(transferId, key));
     }
   }
 
   /** A client that reads pulls the whole lease from {@code via}; its release frees the blocks. */
   private void pullWholeAndRelease(KvTransferServer via, String transferId) throws Exception {
-    try (KvFrameClient client = KvFrameClient.connect(netClient, via.actualPort())) {
+    try (KvFrameClient client = KvFrameClient.connect(vertx, netClient, via.actualPort())) {
       assertEquals(BLOCKS, client.pull(transferId, leases.pullKey(transferId)).chunks().size());
       client.send(KvFrame.text(KvFrame.Type.RELEASE, transferId));
       client.expect(KvFrame.Type.RELEASED);
@@ -276,7 +276,7 @@ class KvTransferServerTest {
     }
     eventually("the lease ended with its connection and freed its blocks",
         Duration.ofSeconds(5), () -> used() == 0);
-    try (KvFrameClient client = KvFrameClient.connect(netClient, stalling.actualPort())) {
+    try (KvFrameClient client = KvFrameClient.connect(vertx, netClient, stalling.actualPort())) {
       expectUnknown(client, client.pullFrame(transferId, key));
     }
   }

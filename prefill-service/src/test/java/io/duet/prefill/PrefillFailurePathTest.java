@@ -205,7 +205,7 @@ class PrefillFailurePathTest {
     assertEquals(0, prefill.info().load().kvBlocksUsed());
 
     // and the transfer id is dead
-    try (KvFrameClient client = KvFrameClient.connect(netClient, kvPort())) {
+    try (KvFrameClient client = KvFrameClient.connect(vertx, netClient, kvPort())) {
       client.send(client.pullFrame(result.kv().transferId(), result.kv().pullKey()));
       assertTrue(client.expect(KvFrame.Type.ERROR).payloadText().startsWith("UNKNOWN_TRANSFER"));
     }
@@ -224,7 +224,7 @@ class PrefillFailurePathTest {
     cancelTransfer(result.kv().transferId());
     eventuallyEquals(keptBlocks, this::used, "used blocks after cancelling one lease");
 
-    try (KvFrameClient client = KvFrameClient.connect(netClient, kvPort())) {
+    try (KvFrameClient client = KvFrameClient.connect(vertx, netClient, kvPort())) {
       client.send(client.pullFrame(result.kv().transferId(), result.kv().pullKey()));
       assertTrue(client.expect(KvFrame.Type.ERROR).payloadText().startsWith("UNKNOWN_TRANSFER"));
       // the other lease is untouched
@@ -252,7 +252,7 @@ class PrefillFailurePathTest {
     PrefillResult result = prefill("r1", PROMPT);
     Engine receiver = engines.open(64);
 
-    try (KvFrameClient client = KvFrameClient.connect(netClient, kvPort())) {
+    try (KvFrameClient client = KvFrameClient.connect(vertx, netClient, kvPort())) {
       client.send(client.pullFrame("no-such-transfer", result.kv().pullKey()));
       String error = client.expect(KvFrame.Type.ERROR).payloadText();
       assertTrue(error.startsWith("UNKNOWN_TRANSFER"), error);
@@ -311,8 +311,8 @@ class PrefillFailurePathTest {
     PrefillResult first = prefill("r1", PROMPT);
     PrefillResult second = prefill("r2", "Hello world");
 
-    try (KvFrameClient bystander = KvFrameClient.connect(netClient, kvPort());
-         KvFrameClient bad = KvFrameClient.connect(netClient, kvPort())) {
+    try (KvFrameClient bystander = KvFrameClient.connect(vertx, netClient, kvPort());
+         KvFrameClient bad = KvFrameClient.connect(vertx, netClient, kvPort())) {
       bad.sendRaw(garbage(kind));
       await(bad.closed());
 
@@ -323,7 +323,7 @@ class PrefillFailurePathTest {
       bystander.expect(KvFrame.Type.RELEASED);
     }
     // and so is a new one
-    try (KvFrameClient fresh = KvFrameClient.connect(netClient, kvPort())) {
+    try (KvFrameClient fresh = KvFrameClient.connect(vertx, netClient, kvPort())) {
       KvFrameClient.Pulled pulled = fresh.pull(second.kv().transferId(), second.kv().pullKey());
       assertEquals(second.kv().blockCount(), pulled.chunks().size());
       fresh.send(KvFrame.text(KvFrame.Type.RELEASE, second.kv().transferId()));
@@ -415,7 +415,7 @@ class PrefillFailurePathTest {
     deploy(LONG_LEASE, 64, 64);
     PrefillResult result = prefill("r1", PROMPT);
     assertTrue(used() > 0);
-    try (KvFrameClient client = KvFrameClient.connect(netClient, kvPort())) {
+    try (KvFrameClient client = KvFrameClient.connect(vertx, netClient, kvPort())) {
       KvFrameClient.Pulled pulled = client.pull(result.kv().transferId(), result.kv().pullKey());
       assertEquals(result.kv().blockCount(), pulled.chunks().size());
       assertTrue(used() > 0, "a pull alone does not end the lease");
