@@ -13,6 +13,7 @@ import io.duet.contract.PrefillResult;
 import io.duet.contract.SamplingSpec;
 import io.duet.kv.KvFrame;
 import io.duet.kv.KvFrameParser;
+import io.duet.kv.KvChannel;
 import io.duet.kv.KvPuller;
 import io.duet.kv.KvStreamReader;
 import io.duet.kv.KvStreamWriter;
@@ -149,7 +150,8 @@ final class KvTransferCommand extends BenchCommand {
         Futures.await(vertx.deployVerticle(prefill), 60);
         Context context = vertx.getOrCreateContext();
         Promise<KvPuller> created = Promise.promise();
-        context.runOnContext(v -> created.complete(new KvPuller(vertx, engineB, 1, 60_000)));
+        context.runOnContext(v -> created.complete(new KvPuller(vertx, engineB, 1, 60_000,
+            "bench-kv-d0", KvChannel.defaults())));
         KvPuller puller = Futures.await(created.future(), 30);
 
         progress.phase("KV pulls: warm-up");
@@ -302,7 +304,7 @@ final class KvTransferCommand extends BenchCommand {
 
   /** Feeds {@code stream} to a parser in reads of {@link #READ_BYTES}, as a socket would. */
   private static void parseReads(ByteBuf stream, Handler<KvFrame> frames) {
-    KvFrameParser parser = new KvFrameParser(frames, error -> {
+    KvFrameParser parser = new KvFrameParser(KvFrame.MAX_PAYLOAD, frames, error -> {
       throw new IllegalStateException(error);
     });
     for (int from = 0; from < stream.writerIndex(); from += READ_BYTES) {

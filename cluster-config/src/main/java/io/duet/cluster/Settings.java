@@ -87,6 +87,31 @@ public final class Settings {
           + "looked for every 5 s (hazelcast.merge.first.run.delay.seconds, "
           + "hazelcast.merge.next.run.delay.seconds: 5) and merged."));
 
+  public static final Setting<Optional<String>> CLUSTER_SECRET = declare(Setting.builder(
+      "cluster.secret", optional(string())).env("DUET_CLUSTER_SECRET").secret()
+      .description("A secret shared by every instance of the cluster. Set: the key that opens a "
+          + "KV lease is derived from it, the transfer id and the pulling decode instance's id "
+          + "(HMAC-SHA256), and never travels. Unset: each lease has a random key that travels "
+          + "in the prefill result and the decode request only. See docs/security.md."));
+
+  // ---------------------------------------------------------------- KV channel TLS
+
+  public static final Setting<Optional<Path>> KV_TLS_CERT = declare(Setting.builder(
+      "kv-tls.cert", optional(path())).env("DUET_KV_TLS_CERT")
+      .description("The KV server's certificate chain (PEM). Set: the KV channel runs over TLS "
+          + "on every instance; the certificate must name the address prefill instances announce "
+          + "(cluster.host), e.g. an IP SAN. Unset: plain TCP."));
+
+  public static final Setting<Optional<Path>> KV_TLS_KEY = declare(Setting.builder(
+      "kv-tls.key", optional(path())).env("DUET_KV_TLS_KEY")
+      .description("The private key of kv-tls.cert (PEM); needed by prefill instances when "
+          + "kv-tls.cert is set."));
+
+  public static final Setting<Optional<Path>> KV_TLS_TRUST = declare(Setting.builder(
+      "kv-tls.trust", optional(path())).env("DUET_KV_TLS_TRUST")
+      .description("The certificates (PEM) a decode instance trusts for KV servers: a CA's. "
+          + "Unset: kv-tls.cert itself (a self-signed certificate shared by the cluster)."));
+
   // ---------------------------------------------------------------- model
 
   public static final Setting<Optional<Path>> MODEL_PATH = declare(Setting.builder("model.path",
@@ -183,6 +208,26 @@ public final class Settings {
       "proxy.max-body-bytes", atLeast(1)).defaultValue(1 << 20)
       .description("Request bodies above this size are refused with 413."));
 
+  public static final Setting<Integer> PROXY_MAX_CONNECTIONS = declare(Setting.builder(
+      "proxy.max-connections", atLeast(1)).defaultValue(4096)
+      .description("HTTP connections the proxy holds at once (over all its HTTP servers); one "
+          + "more is closed as soon as it is accepted."));
+
+  public static final Setting<Integer> PROXY_IDLE_TIMEOUT_SECONDS = declare(Setting.builder(
+      "proxy.idle-timeout-seconds", atLeast(1)).defaultValue(60)
+      .description("An HTTP connection that neither reads nor writes this long is closed (a "
+          + "stream that sends tokens is not idle)."));
+
+  public static final Setting<Integer> PROXY_BODY_TIMEOUT_SECONDS = declare(Setting.builder(
+      "proxy.body-timeout-seconds", atLeast(1)).defaultValue(30)
+      .description("A request whose body has not fully arrived this long after its headers is "
+          + "answered 408 and its connection closed."));
+
+  public static final Setting<Boolean> PROXY_H2C_UPGRADE = declare(Setting.builder(
+      "proxy.h2c-upgrade", bool()).defaultValue(false)
+      .description("Whether the proxy accepts HTTP/2 over cleartext (an Upgrade: h2c or the "
+          + "HTTP/2 preface). Off: HTTP/1.1 only, whose limits above are the ones tested."));
+
   public static final Setting<Integer> PROXY_COMPLETION_MAX_TOKENS = declare(Setting.builder(
       "proxy.completion-max-tokens", atLeast(1)).defaultValue(16)
       .description("max_tokens of a /v1/completions request that gives none (OpenAI's "
@@ -264,6 +309,21 @@ public final class Settings {
       "prefill.kv-stall-timeout-seconds", atLeast(1)).defaultValue(10)
       .description("How long a KV send may wait for its reader before the connection is closed "
           + "and the pull lets go of its blocks."));
+
+  public static final Setting<Integer> PREFILL_KV_FRAME_TIMEOUT_SECONDS = declare(
+      Setting.builder("prefill.kv-frame-timeout-seconds", atLeast(1)).defaultValue(10)
+      .description("A frame a KV client has begun and not finished within this closes its "
+          + "connection (the client frames are a few hundred bytes)."));
+
+  public static final Setting<Integer> PREFILL_KV_IDLE_TIMEOUT_SECONDS = declare(
+      Setting.builder("prefill.kv-idle-timeout-seconds", atLeast(1)).defaultValue(300)
+      .description("A KV connection that neither reads nor writes this long is closed (decode "
+          + "instances open pooled connections again as needed)."));
+
+  public static final Setting<Integer> PREFILL_KV_MAX_CONNECTIONS = declare(Setting.builder(
+      "prefill.kv-max-connections", atLeast(1)).defaultValue(1024)
+      .description("KV connections a prefill instance holds at once; one more is closed as soon "
+          + "as it is accepted. Each decode rank opens up to decode.kv-connections-per-peer."));
 
   public static final Setting<Integer> PREFILL_KV_CACHE_MB = declare(Setting.builder(
       "prefill.kv-cache-mb", atLeast(1)).defaultValue(engineKvCacheMb())

@@ -30,7 +30,8 @@ class NamedFlagsAndVariablesTest {
   private static final Set<String> VARIABLES = Set.of("MODEL_PATH", "TOKENIZER_PATH",
       "SERVED_MODEL_NAME", "LOG_PATH", "DUET_CLUSTER_NAME", "DUET_CLUSTER_HOST",
       "DUET_CLUSTER_PORT", "DUET_CLUSTER_MEMBERS", "DUET_INSTANCE_ID", "DUET_PROXY_PORT",
-      "DUET_API_KEY");
+      "DUET_API_KEY", "DUET_CLUSTER_SECRET", "DUET_KV_TLS_CERT", "DUET_KV_TLS_KEY",
+      "DUET_KV_TLS_TRUST");
 
   @Command(name = "service")
   static final class Service {
@@ -99,7 +100,9 @@ class NamedFlagsAndVariablesTest {
         Map.entry("LOG_PATH", "/var/log/duet"), Map.entry("DUET_CLUSTER_NAME", "c"),
         Map.entry("DUET_CLUSTER_HOST", "10.0.0.3"), Map.entry("DUET_CLUSTER_PORT", " 5901 "),
         Map.entry("DUET_CLUSTER_MEMBERS", "p0,p1:5701,"), Map.entry("DUET_INSTANCE_ID", "d-9"),
-        Map.entry("DUET_PROXY_PORT", "7300"), Map.entry("DUET_API_KEY", "sk-env"));
+        Map.entry("DUET_PROXY_PORT", "7300"), Map.entry("DUET_API_KEY", "sk-env"),
+        Map.entry("DUET_CLUSTER_SECRET", "s3cret"), Map.entry("DUET_KV_TLS_CERT", "/tls/a.pem"),
+        Map.entry("DUET_KV_TLS_KEY", "/tls/a.key"), Map.entry("DUET_KV_TLS_TRUST", "/tls/ca.pem"));
     DuetConfig config = Configs.load(vertx, new ConfigFlags(), env);
     assertEquals(Optional.of(Path.of("/m/model.bin")), config.get(Settings.MODEL_PATH));
     assertEquals(Optional.of(Path.of("/m/tok.bin")), config.get(Settings.MODEL_TOKENIZER));
@@ -114,6 +117,10 @@ class NamedFlagsAndVariablesTest {
     assertEquals("d-9", config.get(Settings.INSTANCE_ID));
     assertEquals(7300, config.get(Settings.PROXY_PORT));
     assertEquals(Optional.of("sk-env"), config.get(Settings.API_KEY));
+    assertEquals(Optional.of("s3cret"), config.get(Settings.CLUSTER_SECRET));
+    assertEquals(Optional.of(Path.of("/tls/a.pem")), config.get(Settings.KV_TLS_CERT));
+    assertEquals(Optional.of(Path.of("/tls/a.key")), config.get(Settings.KV_TLS_KEY));
+    assertEquals(Optional.of(Path.of("/tls/ca.pem")), config.get(Settings.KV_TLS_TRUST));
     for (Setting<?> setting : Settings.all()) {
       setting.env().filter(variable -> !env.get(variable).isBlank()).ifPresent(variable ->
           assertTrue(config.describe().contains("(env: " + variable + ")"), variable));

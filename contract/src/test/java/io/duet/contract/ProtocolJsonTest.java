@@ -32,7 +32,7 @@ class ProtocolJsonTest {
   static final SamplingSpec SAMPLING =
       new SamplingSpec(0.7f, 40, 0.9f, 1234567890123L, 256, List.of(2, 13), List.of("\n\n", "</s>"), true);
   static final KvHandle KV = new KvHandle("prefill-a-1f2e3d", "127.0.0.1", 45123, "tr-9f8e7d6c",
-      3, 37, "llama2:15M:f32:6x6x48:b16", 1_700_000_030_000L);
+      3, 37, "llama2:15M:f32:6x6x48:b16", 1_700_000_030_000L, "k3y-Ab_9");
   static final InstanceInfo INFO = new InstanceInfo("decode-h-abc123", Role.DECODE, 3, 4, "127.0.0.1",
       9103, 0, "stories15M", "llama2:15M:f32:6x6x48:b16", "llama2", 32,
       new InstanceInfo.Load(5, 2, 1_234_567_890_123L, 40, 512), 1_700_000_000_123L);

@@ -2,6 +2,7 @@ package io.duet.decode;
 
 import io.duet.cluster.DuetConfig;
 import io.duet.cluster.Settings;
+import io.duet.kv.KvChannel;
 import java.util.Objects;
 
 /**
@@ -14,9 +15,19 @@ import java.util.Objects;
  * @param maxWaiting requests queued beyond the batch before new ones are refused
  * @param pullTimeoutMillis a KV pull that takes longer fails
  * @param connectionsPerPeer pooled KV connections to one prefill instance
+ * @param kv the KV channel's pull keys and TLS
  */
 public record DecodeOptions(String instanceId, String modelName, String host, int httpPort,
-    int dpRank, int ranks, int maxNumSeqs, int maxWaiting, long pullTimeoutMillis, int connectionsPerPeer) {
+    int dpRank, int ranks, int maxNumSeqs, int maxWaiting, long pullTimeoutMillis,
+    int connectionsPerPeer, KvChannel kv) {
+
+  /** With the default KV channel: per-lease pull keys, plain TCP. */
+  public DecodeOptions(String instanceId, String modelName, String host, int httpPort,
+      int dpRank, int ranks, int maxNumSeqs, int maxWaiting, long pullTimeoutMillis,
+      int connectionsPerPeer) {
+    this(instanceId, modelName, host, httpPort, dpRank, ranks, maxNumSeqs, maxWaiting,
+        pullTimeoutMillis, connectionsPerPeer, KvChannel.defaults());
+  }
 
   /**
    * The settings of rank {@code rank} of the decode instance a configuration describes (keys
@@ -31,6 +42,6 @@ public record DecodeOptions(String instanceId, String modelName, String host, in
         config.get(Settings.CLUSTER_HOST), firstPort == 0 ? 0 : firstPort + rank, rank, ranks,
         config.get(Settings.DECODE_MAX_NUM_SEQS), config.get(Settings.DECODE_MAX_WAITING),
         config.get(Settings.DECODE_KV_PULL_TIMEOUT_SECONDS) * 1000L,
-        config.get(Settings.DECODE_KV_CONNECTIONS_PER_PEER));
+        config.get(Settings.DECODE_KV_CONNECTIONS_PER_PEER), KvChannel.from(config));
   }
 }

@@ -238,7 +238,7 @@ class DecodeFailurePathTest {
   /** {@code kv} with another transfer id and fingerprint. */
   private static KvHandle altered(KvHandle kv, String transferId, String fingerprint) {
     return new KvHandle(kv.prefillInstanceId(), kv.host(), kv.port(), transferId,
-        kv.blockCount(), kv.tokenCount(), fingerprint, kv.leaseExpiresAtMillis());
+        kv.blockCount(), kv.tokenCount(), fingerprint, kv.leaseExpiresAtMillis(), kv.pullKey());
   }
 
   private Future<DecodeAccepted> decode(DecodeRequest request) {
@@ -343,7 +343,7 @@ class DecodeFailurePathTest {
       EventStream stream) {
     KvHandle handle = new KvHandle("fake-p", "127.0.0.1", fake.port(), "fake-transfer",
         export.chunks().size(), export.tokens().length, decodeEngine.layout().fingerprint(),
-        System.currentTimeMillis() + 30_000);
+        System.currentTimeMillis() + 30_000, "ZmFrZS1rZXk");
     return new DecodeRequest(requestId, handle, export.firstToken(), 1L, export.tokens().length,
         greedy(8), stream.address, 16);
   }

@@ -33,13 +33,15 @@ final class FakePrefill {
     server = vertx.createNetServer(new NetServerOptions().setHost("127.0.0.1").setPort(0))
         .connectHandler(socket -> {
           socket.closeHandler(v -> connectionClosed.tryComplete());
-          KvFrameParser.attach(socket, frame -> {
+          KvFrameParser.attach(socket, KvFrame.MAX_CLIENT_PAYLOAD, frame -> {
             received.add(frame.type());
             if (frame.type() == KvFrame.Type.PULL) {
-              behaviour.onPull(socket, frame.payloadText());
+              // the claim's first line; a fake checks no proof
+              behaviour.onPull(socket, frame.payloadText().split("\n")[0]);
               pulled.tryComplete(socket);
             }
           }, error -> socket.close());
+          write(socket, KvFrame.Type.NONCE, new byte[16]);
         });
   }
 

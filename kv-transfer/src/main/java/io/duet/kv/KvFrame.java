@@ -14,16 +14,21 @@ import java.util.zip.CRC32C;
  * <pre>
  * frame = u8:type u32:length payload[length] u32:crc32c(type, length, payload)   (big-endian)
  *
- * D -> P  PULL      transfer id          start sending the leased KV
+ * P -> D  NONCE     16 random bytes      first frame of every connection, sent by P at once
+ * D -> P  PULL      id LF instance LF proof   start sending the leased KV (see PullAuth)
  * P -> D  HEADER    KV stream header     (engine KV wire format)
  * P -> D  CHUNK     one KV block         (engine KV wire format, one per block, in order)
  * P -> D  END       -                    every chunk was sent
- * P -> D  ERROR     "CODE: message"      the pull cannot be served (unknown or ended lease)
+ * P -> D  ERROR     "CODE: message"      the PULL or RELEASE cannot be served: UNKNOWN_TRANSFER
+ *                                        (unknown id, wrong proof, not pulled by this connection
+ *                                        or already pulled: one answer for all), LEASE_ENDED
  * D -> P  RELEASE   transfer id          D is done with the lease (imported or gave up)
  * P -> D  RELEASED  -                    the blocks are free; the connection is idle again
  * </pre>
  *
- * A connection carries one transfer at a time and is reused for the next one. A RELEASE that
+ * A connection carries one transfer at a time and is reused for the next one. A lease is served
+ * once, and released only by the connection that pulled it; a connection that closes with a
+ * lease pulled and not released ends that lease. A RELEASE that
  * arrives while a pull is being sent waits for that pull's END (or ERROR) and is answered after
  * it; a second PULL then is a protocol error that closes the connection. Frames are built
  * in one array and sent without further copies, and a received frame's payload is a view of
@@ -38,9 +43,15 @@ public record KvFrame(Type type, Buffer payload) {
   public static final int CRC_BYTES = 4;
   /** Frames larger than this are refused rather than buffered. */
   public static final int MAX_PAYLOAD = 256 << 20;
+  /**
+   * The largest frame a KV server takes from a client: a PULL carries a transfer id, an instance
+   * id and a proof, a RELEASE a transfer id, all far below this; so a client cannot make the
+   * server buffer more than this per connection.
+   */
+  public static final int MAX_CLIENT_PAYLOAD = 4 << 10;
 
   public enum Type {
-    PULL(1), HEADER(2), CHUNK(3), END(4), ERROR(5), RELEASE(6), RELEASED(7);
+    PULL(1), HEADER(2), CHUNK(3), END(4), ERROR(5), RELEASE(6), RELEASED(7), NONCE(8);
 
     private final int code;
 

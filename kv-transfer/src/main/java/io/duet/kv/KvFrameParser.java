@@ -18,13 +18,16 @@ import java.util.zip.CRC32C;
  *
  * <p>A received payload is valid only while the frame handler runs: its buffers go back to
  * Netty's pool afterwards, so a handler copies what must outlive it. A frame with a bad CRC or
- * an impossible length goes to the error handler and stops the parser; the connection should
- * then be closed, since framing can no longer be trusted.
+ * a length above the parser's cap goes to the error handler and stops the parser; the
+ * connection should then be closed, since framing can no longer be trusted. The cap is what
+ * keeps a peer from making the parser gather a huge frame: the KV server takes small frames
+ * only ({@link KvFrame#MAX_CLIENT_PAYLOAD}).
  */
 public final class KvFrameParser {
 
   private final Handler<KvFrame> frameHandler;
   private final Handler<Throwable> errorHandler;
+  private final int maxPayload;
   /** Type and length of the frame being read: small, so gathered in an array. */
   private final byte[] head = new byte[KvFrame.HEAD_BYTES];
   private int headFilled;
@@ -38,7 +41,10 @@ public final class KvFrameParser {
   private final CRC32C crc = new CRC32C();
   private boolean failed;
 
-  public KvFrameParser(Handler<KvFrame> frameHandler, Handler<Throwable> errorHandler) {
+  /** @param maxPayload the largest payload accepted; a longer frame is an error */
+  public KvFrameParser(int maxPayload, Handler<KvFrame> frameHandler,
+      Handler<Throwable> errorHandler) {
+    this.maxPayload = maxPayload;
     this.frameHandler = frameHandler;
     this.errorHandler = errorHandler;
   }
@@ -48,19 +54,32 @@ public final class KvFrameParser {
    * socket's ordinary data handler would get each read copied to the heap first. When the
    * socket ends, the parser lets go of a frame it was still gathering.
    */
-  public static KvFrameParser attach(NetSocket socket, Handler<KvFrame> frameHandler,
-      Handler<Throwable> errorHandler) {
-    KvFrameParser parser = new KvFrameParser(frameHandler, errorHandler);
+  public static KvFrameParser attach(NetSocket socket, int maxPayload,
+      Handler<KvFrame> frameHandler, Handler<Throwable> errorHandler) {
+    return attach(socket, maxPayload, frameHandler, errorHandler, parser -> { });
+  }
+
+  /** As {@link #attach(NetSocket, int, Handler, Handler)}, calling {@code afterRead} after each read. */
+  public static KvFrameParser attach(NetSocket socket, int maxPayload,
+      Handler<KvFrame> frameHandler, Handler<Throwable> errorHandler,
+      Handler<KvFrameParser> afterRead) {
+    KvFrameParser parser = new KvFrameParser(maxPayload, frameHandler, errorHandler);
     ((NetSocketInternal) socket).messageHandler(message -> {
-      ByteBuf bytes = (ByteBuf) message; // what a plain TCP pipeline delivers
+      ByteBuf bytes = (ByteBuf) message; // what a TCP pipeline delivers, TLS decrypted or not
       try {
         parser.handle(bytes);
       } finally {
         bytes.release();
       }
+      afterRead.handle(parser);
     });
     socket.endHandler(v -> parser.close());
     return parser;
+  }
+
+  /** Whether part of a frame has arrived and the rest has not. */
+  public boolean midFrame() {
+    return !failed && (headFilled > 0 || payload != null);
   }
 
   /** Parses the readable bytes of one read; retains the parts it keeps, releases none. */
@@ -106,8 +125,9 @@ public final class KvFrameParser {
   private void startFrame() {
     headFilled = 0;
     int length = KvFrame.getInt(head, 1);
-    if (length < 0 || length > KvFrame.MAX_PAYLOAD) {
-      fail(new KvProtocolException("frame length " + length + " out of range"));
+    if (length < 0 || length > maxPayload) {
+      fail(new KvProtocolException("frame length " + length + " out of range (at most "
+          + maxPayload + ")"));
       return;
     }
     payloadLength = length;

@@ -27,7 +27,9 @@ import org.slf4j.LoggerFactory;
  * any other failure closes it, since its state can no longer be trusted. A prefill instance
  * that cannot be connected to, whose connection breaks mid-transfer, or that does not answer a
  * PULL within the pull timeout fails the pull as KV_UNREACHABLE: it is gone or cut off, and the
- * KV can only come from prefilling again elsewhere. Use from one Vert.x context only.
+ * KV can only come from prefilling again elsewhere. Each PULL proves the lease's pull key over
+ * the nonce its connection opened with ({@link PullAuth}), naming this decode instance. Use
+ * from one Vert.x context only.
  */
 public final class KvPuller {
 
@@ -37,18 +39,29 @@ public final class KvPuller {
   private final Engine engine;
   private final int connectionsPerPeer;
   private final long timeoutMillis;
+  private final String instanceId;
+  private final PullAuth auth;
   // Kept in a field: Vert.x may close a client that nothing references.
   private final NetClient client;
   private final Map<String, Peer> peers = new HashMap<>();
   private final Map<String, Transfer> transfers = new HashMap<>();
 
-  public KvPuller(Vertx vertx, Engine engine, int connectionsPerPeer, long timeoutMillis) {
+  /**
+   * @param instanceId this decode instance's id, which it claims leases as
+   * @param channel the pull keys and TLS of the KV channel
+   */
+  public KvPuller(Vertx vertx, Engine engine, int connectionsPerPeer, long timeoutMillis,
+      String instanceId, KvChannel channel) {
     this.vertx = vertx;
     this.engine = engine;
     this.connectionsPerPeer = connectionsPerPeer;
     this.timeoutMillis = timeoutMillis;
-    this.client = vertx.createNetClient(new NetClientOptions().setTcpNoDelay(true)
-        .setReceiveBufferSize(4 << 20).setConnectTimeout((int) Math.min(timeoutMillis, 10_000)));
+    this.instanceId = instanceId;
+    this.auth = channel.auth();
+    NetClientOptions options = new NetClientOptions().setTcpNoDelay(true)
+        .setReceiveBufferSize(4 << 20).setConnectTimeout((int) Math.min(timeoutMillis, 10_000));
+    this.client = vertx.createNetClient(channel.tls() == null ? options
+        : channel.tls().applyTo(options));
   }
 
   /**
@@ -145,11 +158,14 @@ public final class KvPuller {
     final NetSocket socket;
     Transfer current;
     boolean closed;
+    /** What PULLs prove their keys over: the server's first frame; null until it came. */
+    byte[] nonce;
 
     Connection(Peer peer, NetSocket socket) {
       this.peer = peer;
       this.socket = socket;
-      KvFrameParser.attach(socket, this::onFrame, error -> broken(error.getMessage()));
+      KvFrameParser.attach(socket, KvFrame.MAX_PAYLOAD, this::onFrame,
+          error -> broken(error.getMessage()));
       socket.closeHandler(v -> {
         closed = true;
         if (current != null) {
@@ -168,10 +184,40 @@ public final class KvPuller {
       }
       current = transfer;
       transfer.connection = this;
-      socket.write(KvFrame.text(KvFrame.Type.PULL, transfer.handle.transferId()).encode());
+      if (nonce != null) {
+        sendPull();
+      }
+    }
+
+    /** Sends the PULL of {@link #current}, or fails it when there is no key to prove. */
+    void sendPull() {
+      String transferId = current.handle.transferId();
+      byte[] key;
+      try {
+        key = auth.key(transferId, instanceId, current.handle.pullKey());
+      } catch (IllegalArgumentException e) {
+        Transfer transfer = current;
+        current = null;
+        transfer.fail(new ServiceException(Failure.KV_TRANSFER, "cannot pull: " + e.getMessage()));
+        idle();
+        return;
+      }
+      socket.write(new PullClaim(transferId, instanceId, PullAuth.proof(key, nonce, transferId))
+          .toFrame().encode());
     }
 
     void onFrame(KvFrame frame) {
+      if (frame.type() == KvFrame.Type.NONCE) {
+        if (nonce != null) {
+          broken("a second NONCE");
+          return;
+        }
+        nonce = frame.payload().getBytes();
+        if (current != null) {
+          sendPull();
+        }
+        return;
+      }
       Transfer transfer = current;
       if (transfer == null) {
         broken("unexpected " + frame.type() + " frame on an idle connection");

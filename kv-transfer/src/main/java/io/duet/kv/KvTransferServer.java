@@ -9,7 +9,10 @@ import io.vertx.core.net.NetServer;
 import io.vertx.core.net.NetServerOptions;
 import io.vertx.core.net.NetSocket;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Set;
+import java.util.concurrent.atomic.AtomicInteger;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -27,6 +30,16 @@ import org.slf4j.LoggerFactory;
  * instance asked for that; the blocks do not wait for the lease to expire. A second PULL while
  * one is being sent breaks the protocol and closes the connection.
  *
+ * <p>Trust: each connection starts with a NONCE frame from the server, and a PULL must prove
+ * the lease's pull key over it ({@link PullAuth}). A lease is served once, to the first
+ * connection that proves its key; only that connection may RELEASE it, and when it closes with
+ * the lease not released, the lease ends (its puller gave up on it). A PULL or RELEASE that
+ * does not qualify, whatever the reason, answers {@code ERROR UNKNOWN_TRANSFER} and changes
+ * nothing. A client can make the server hold little: its frames are capped at
+ * {@link KvFrame#MAX_CLIENT_PAYLOAD}, a frame begun must be finished within the channel's frame
+ * timeout, an idle connection is closed after the idle timeout, and connections beyond the cap
+ * are closed on accept ({@value #REFUSED_METRIC} counts those).
+ *
  * <p>A pull pins its lease's blocks until it ends, even past the end of the lease, and it ends
  * only when its END is written or the connection closes. A decode instance that stops reading
  * but keeps the connection open would therefore hold the blocks for as long as it lives; so a
@@ -39,6 +52,13 @@ public final class KvTransferServer {
 
   /** Prometheus counter of connections closed because their reader stalled a pull. */
   public static final String STALLS_METRIC = "duet_kv_send_stalls_total";
+  /** Prometheus counter of connections closed on accept because the cap was reached. */
+  public static final String REFUSED_METRIC = "duet_kv_connections_refused_total";
+  /** Prometheus counter of connections closed for a frame not finished within the timeout. */
+  public static final String FRAME_TIMEOUTS_METRIC = "duet_kv_frame_timeouts_total";
+  /** The answer to every PULL or RELEASE that does not qualify, whatever the reason. */
+  static final String UNKNOWN_TRANSFER = "UNKNOWN_TRANSFER: no KV lease for this id and key on "
+      + "this connection (unknown, ended, already pulled, or pulled by another connection)";
 
   private static final Logger LOG = LoggerFactory.getLogger(KvTransferServer.class);
 
@@ -51,24 +71,32 @@ public final class KvTransferServer {
    *     has to wait for it
    * @param stallMillis how long a pull may wait for its connection to drain before the
    *     connection is closed as stalled
+   * @param channel TLS and the connections' limits ({@link KvChannel#auth} is the lease
+   *     table's)
    */
-  public record Settings(int writeQueueBytes, int sendBufferBytes, long stallMillis) {
+  public record Settings(int writeQueueBytes, int sendBufferBytes, long stallMillis,
+      KvChannel channel) {
     /** Room for several whole chunks, so the next one is encoded while the last one is sent. */
     public static final int DEFAULT_WRITE_QUEUE_BYTES = 4 << 20;
     /** Asked of the kernel for each connection (Linux caps it at net.core.wmem_max). */
     public static final int DEFAULT_SEND_BUFFER_BYTES = 4 << 20;
 
-    /** The default buffers, with the configured stall timeout. */
-    public static Settings withStallMillis(long stallMillis) {
-      return new Settings(DEFAULT_WRITE_QUEUE_BYTES, DEFAULT_SEND_BUFFER_BYTES, stallMillis);
+    /** The default buffers, with the configured stall timeout and channel. */
+    public static Settings of(long stallMillis, KvChannel channel) {
+      return new Settings(DEFAULT_WRITE_QUEUE_BYTES, DEFAULT_SEND_BUFFER_BYTES, stallMillis,
+          channel);
     }
   }
 
   private final Vertx vertx;
   private final LeaseTable leases;
   private final Counter stalls;
+  private final Counter refused;
+  private final Counter frameTimeouts;
   private NetServer server;
   private Settings settings;
+  /** Open connections, over every event loop that accepts them. */
+  private final AtomicInteger connections = new AtomicInteger();
 
   /** @param metrics where {@value #STALLS_METRIC} is registered */
   public KvTransferServer(Vertx vertx, LeaseTable leases, MeterRegistry metrics) {
@@ -78,15 +106,41 @@ public final class KvTransferServer {
         .description("KV connections closed because a pull made no progress for the stall "
             + "timeout (the decode instance stopped reading)")
         .register(metrics);
+    this.refused = Counter.builder(REFUSED_METRIC)
+        .description("KV connections closed on accept: the server held its maximum already")
+        .register(metrics);
+    this.frameTimeouts = Counter.builder(FRAME_TIMEOUTS_METRIC)
+        .description("KV connections closed because a client frame was begun and not finished "
+            + "within the frame timeout").register(metrics);
   }
 
   public Future<NetServer> listen(String host, int port, Settings settings) {
     this.settings = settings;
+    KvChannel channel = settings.channel();
     NetServerOptions options = new NetServerOptions().setHost(host).setPort(port)
         .setTcpNoDelay(true).setSendBufferSize(settings.sendBufferBytes())
-        .setReceiveBufferSize(1 << 20);
-    server = vertx.createNetServer(options).connectHandler(Connection::new);
+        .setReceiveBufferSize(1 << 20).setIdleTimeout(channel.idleTimeoutSeconds());
+    if (channel.tls() != null) {
+      if (channel.tls().key() == null) {
+        return Future.failedFuture(new IllegalArgumentException("kv-tls.cert is set but "
+            + "kv-tls.key is not: a prefill instance needs the certificate's private key"));
+      }
+      channel.tls().applyTo(options);
+    }
+    server = vertx.createNetServer(options).connectHandler(this::accept);
     return server.listen();
+  }
+
+  private void accept(NetSocket socket) {
+    if (connections.incrementAndGet() > settings.channel().maxConnections()) {
+      connections.decrementAndGet();
+      refused.increment();
+      LOG.warn("closing KV connection from {}: {} connections are open already",
+          socket.remoteAddress(), settings.channel().maxConnections());
+      socket.close();
+      return;
+    }
+    new Connection(socket);
   }
 
   public int actualPort() {
@@ -106,15 +160,37 @@ public final class KvTransferServer {
     private final List<String> deferredReleases = new ArrayList<>();
     /** Closes the connection if {@link #sending} waits too long for a drain. */
     private long stallTimer = -1;
+    /** What this connection's PULLs must prove their keys over. */
+    private final byte[] nonce = leases.auth().newNonce();
+    /** Transfer ids of the leases this connection pulled and has not released. */
+    private final Set<String> pulled = new HashSet<>();
+    /** Closes the connection if a frame begun is not finished in time; -1 between frames. */
+    private long frameTimer = -1;
 
     Connection(NetSocket socket) {
       this.socket = socket;
       socket.setWriteQueueMaxSize(settings.writeQueueBytes());
       socket.closeHandler(v -> closed());
-      KvFrameParser.attach(socket, this::onFrame, error -> {
+      KvFrameParser.attach(socket, KvFrame.MAX_CLIENT_PAYLOAD, this::onFrame, error -> {
         LOG.warn("closing KV connection from {}: {}", socket.remoteAddress(), error.getMessage());
         socket.close();
-      });
+      }, this::afterRead);
+      socket.write(KvFrame.of(KvFrame.Type.NONCE, nonce).encode());
+    }
+
+    /** Starts the frame timer when a read leaves a frame half-received, stops it otherwise. */
+    private void afterRead(KvFrameParser parser) {
+      if (!parser.midFrame()) {
+        vertx.cancelTimer(frameTimer);
+        frameTimer = -1;
+      } else if (frameTimer == -1) {
+        frameTimer = vertx.setTimer(settings.channel().frameTimeoutMillis(), t -> {
+          LOG.warn("closing KV connection from {}: a frame begun was not finished within {} ms",
+              socket.remoteAddress(), settings.channel().frameTimeoutMillis());
+          frameTimeouts.increment();
+          socket.close();
+        });
+      }
     }
 
     private void onFrame(KvFrame frame) {
@@ -125,7 +201,13 @@ public final class KvTransferServer {
             socket.close();
             return;
           }
-          pull(frame.payloadText());
+          PullClaim claim = PullClaim.parse(frame);
+          if (claim == null) {
+            LOG.warn("closing KV connection from {}: malformed PULL", socket.remoteAddress());
+            socket.close();
+            return;
+          }
+          pull(claim);
         }
         case RELEASE -> {
           if (sending != null) {
@@ -141,13 +223,15 @@ public final class KvTransferServer {
       }
     }
 
-    private void pull(String transferId) {
-      LeaseTable.Pull pull = leases.startPull(transferId);
+    private void pull(PullClaim claim) {
+      LeaseTable.Pull pull = leases.startPull(claim, nonce, this);
       if (pull == null) {
-        socket.write(KvFrame.text(KvFrame.Type.ERROR, "UNKNOWN_TRANSFER: no live KV lease "
-            + transferId + " (expired or released)").encode());
+        LOG.info("KV connection from {} (claiming to be {}) refused a PULL of {}",
+            socket.remoteAddress(), claim.claimant(), claim.transferId());
+        socket.write(KvFrame.text(KvFrame.Type.ERROR, UNKNOWN_TRANSFER).encode());
         return;
       }
+      pulled.add(claim.transferId());
       sending = pull;
       socket.write(KvFrame.of(KvFrame.Type.HEADER, pull.export().header()).encode());
       sendChunks(0);
@@ -213,16 +297,27 @@ public final class KvTransferServer {
     }
 
     private void release(String transferId) {
-      leases.release(transferId);
-      socket.write(KvFrame.empty(KvFrame.Type.RELEASED).encode());
+      if (pulled.remove(transferId)) {
+        leases.releasePulled(transferId, this, "released");
+        socket.write(KvFrame.empty(KvFrame.Type.RELEASED).encode());
+      } else {
+        socket.write(KvFrame.text(KvFrame.Type.ERROR, UNKNOWN_TRANSFER).encode());
+      }
     }
 
     private void closed() {
+      connections.decrementAndGet();
+      vertx.cancelTimer(frameTimer);
       // The deferred releases are still acted on, so that their blocks do not wait for the
       // leases to expire; their answers go nowhere.
       if (sending != null) {
         sendEnded();
       }
+      // Leases pulled here are served once: nobody else can pull them, so they end now.
+      for (String transferId : pulled) {
+        leases.releasePulled(transferId, this, "ended: the connection that pulled it closed");
+      }
+      pulled.clear();
     }
   }
 }

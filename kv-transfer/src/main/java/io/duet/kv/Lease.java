@@ -13,25 +13,39 @@ final class Lease {
   final String requestId;
   final Sequence sequence;
   final KvStreamWriter export;
+  /** The pull key handed out with the lease (base64url); null when derived from the secret. */
+  final String pullKey;
   long expiresAtMillis;
   long timerId;
   private int pulls;
   private boolean ended;
+  /** The connection that pulled the lease, once one did: it alone may release it. */
+  private Object puller;
 
-  Lease(String transferId, String requestId, Sequence sequence, KvStreamWriter export) {
+  Lease(String transferId, String requestId, Sequence sequence, KvStreamWriter export,
+      String pullKey) {
     this.transferId = transferId;
     this.requestId = requestId;
     this.sequence = sequence;
     this.export = export;
+    this.pullKey = pullKey;
   }
 
-  /** Pins the blocks for a pull; false when the lease already ended. */
-  synchronized boolean pin() {
-    if (ended) {
+  /**
+   * Pins the blocks for the pull of {@code by}; false when the lease already ended or was
+   * pulled before: a lease is served once.
+   */
+  synchronized boolean pin(Object by) {
+    if (ended || puller != null) {
       return false;
     }
+    puller = by;
     pulls++;
     return true;
+  }
+
+  synchronized boolean pulledBy(Object connection) {
+    return puller != null && puller == connection;
   }
 
   /** Unpins after a pull; true when the caller must now free the blocks. */

@@ -16,6 +16,11 @@ import org.slf4j.LoggerFactory;
  * decode instance's release, on a cancel, or when it expires; its blocks are freed then, or
  * when the last pull still reading them lets go.
  * A pull in progress pushes the expiry out so that a slow transfer is not cut off.
+ *
+ * <p>A lease opens only to the holder of its pull key ({@link PullAuth}) and is served once: the
+ * first connection that proves the key pulls it, and only that connection may then release it.
+ * Anyone else, whether the id is unknown, the key wrong or the lease already pulled, is told the
+ * same thing (null), so that a guess learns nothing of which ids exist.
  */
 public final class LeaseTable {
 
@@ -25,18 +30,28 @@ public final class LeaseTable {
   private final Engine engine;
   private final long leaseMillis;
   private final Runnable onRelease;
+  private final PullAuth auth;
   private final SecureRandom random = new SecureRandom();
   private final Map<String, Lease> byTransfer = new ConcurrentHashMap<>();
   private final Map<String, String> transferByRequest = new ConcurrentHashMap<>();
   /** Leases that ended while a pull still pinned their blocks. */
   private final AtomicInteger pinnedEnded = new AtomicInteger();
 
-  /** @param onRelease called after blocks were freed (wakes a scheduler waiting for room) */
-  public LeaseTable(Vertx vertx, Engine engine, long leaseMillis, Runnable onRelease) {
+  /**
+   * @param auth how pull keys are made and checked
+   * @param onRelease called after blocks were freed (wakes a scheduler waiting for room)
+   */
+  public LeaseTable(Vertx vertx, Engine engine, long leaseMillis, PullAuth auth,
+      Runnable onRelease) {
     this.vertx = vertx;
     this.engine = engine;
     this.leaseMillis = leaseMillis;
+    this.auth = auth;
     this.onRelease = onRelease;
+  }
+
+  PullAuth auth() {
+    return auth;
   }
 
   /** Leases a prefilled sequence; returns the new transfer id. Any thread. */
@@ -45,7 +60,7 @@ public final class LeaseTable {
     random.nextBytes(id);
     String transferId = Base64.getUrlEncoder().withoutPadding().encodeToString(id);
     Lease lease = new Lease(transferId, requestId, sequence,
-        new KvStreamWriter(engine.exportKv(sequence)));
+        new KvStreamWriter(engine.exportKv(sequence)), auth.newLeaseKey());
     byTransfer.put(transferId, lease);
     transferByRequest.put(requestId, transferId);
     schedule(lease);
@@ -55,6 +70,15 @@ public final class LeaseTable {
   public long expiresAt(String transferId) {
     Lease lease = byTransfer.get(transferId);
     return lease == null ? 0 : lease.expiresAtMillis;
+  }
+
+  /**
+   * The pull key to hand, with the lease, to the one decode instance that will pull it (base64url);
+   * null when keys are derived from the cluster secret, or the lease is gone.
+   */
+  public String pullKey(String transferId) {
+    Lease lease = byTransfer.get(transferId);
+    return lease == null ? null : lease.pullKey;
   }
 
   private void schedule(Lease lease) {
@@ -73,16 +97,28 @@ public final class LeaseTable {
   }
 
   /**
-   * Starts a pull: pins the lease's blocks until {@link Pull#end()} and pushes its expiry out by a
-   * full lease period. Null when the transfer id is unknown or the lease already ended.
+   * Starts the pull {@code claim} asks for on connection {@code by}, whose nonce is
+   * {@code nonce}: pins the lease's blocks until {@link Pull#end()} and pushes its expiry out by
+   * a full lease period. Null, whatever the reason, when the transfer id is unknown, the proof
+   * does not match the lease's key, or the lease ended or was pulled before.
    */
-  public Pull startPull(String transferId) {
-    Lease lease = byTransfer.get(transferId);
-    if (lease == null || !lease.pin()) {
+  Pull startPull(PullClaim claim, byte[] nonce, Object by) {
+    Lease lease = byTransfer.get(claim.transferId());
+    if (lease == null || !proves(lease, claim, nonce) || !lease.pin(by)) {
       return null;
     }
     schedule(lease);
     return new Pull(lease);
+  }
+
+  private boolean proves(Lease lease, PullClaim claim, byte[] nonce) {
+    byte[] key;
+    try {
+      key = auth.key(lease.transferId, claim.claimant(), lease.pullKey);
+    } catch (IllegalArgumentException e) {
+      return false;
+    }
+    return PullAuth.matches(PullAuth.proof(key, nonce, lease.transferId), claim.proof());
   }
 
   /** A pull in progress: the export to send, valid while {@link #isLive()}. */
@@ -119,9 +155,22 @@ public final class LeaseTable {
     }
   }
 
-  /** Ends a lease by transfer id; false when it had already ended. */
+  /**
+   * Ends a lease by transfer id, as its prefill instance or the proxy asks; false when it had
+   * already ended.
+   */
   public boolean release(String transferId) {
     return end(transferId, "released");
+  }
+
+  /**
+   * Ends a lease that connection {@code by} pulled ({@code why}: released, or the connection
+   * went away); false, changing nothing, when the lease is unknown, ended, or was not pulled by
+   * {@code by}.
+   */
+  boolean releasePulled(String transferId, Object by, String why) {
+    Lease lease = byTransfer.get(transferId);
+    return lease != null && lease.pulledBy(by) && end(transferId, why);
   }
 
   /** Ends the lease of a request, if it has one. */

@@ -31,7 +31,7 @@ class KvFrameParserTest {
   private final List<byte[]> payloads = new ArrayList<>();
   private final List<ByteBuffer[]> pieces = new ArrayList<>();
   private final List<Throwable> errors = new ArrayList<>();
-  private final KvFrameParser parser = new KvFrameParser(frame -> {
+  private final KvFrameParser parser = new KvFrameParser(KvFrame.MAX_PAYLOAD, frame -> {
     types.add(frame.type());
     payloads.add(frame.payload().getBytes());
     pieces.add(frame.payloadBuffers());

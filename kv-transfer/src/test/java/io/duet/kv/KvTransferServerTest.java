@@ -22,8 +22,10 @@ import java.io.InputStream;
 import java.net.InetSocketAddress;
 import java.net.Socket;
 import java.time.Duration;
+import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Function;
 import java.util.stream.IntStream;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -69,14 +71,14 @@ class KvTransferServerTest {
     netClient = vertx.createNetClient(new NetClientOptions().setConnectTimeout(5_000));
     engine = engines.open(new EngineOptions().modelPath(shared("stories260K.bin")).kvBlocks(64)
         .threads(1));
-    leases = new LeaseTable(vertx, engine, 30_000, () -> { });
+    leases = new LeaseTable(vertx, engine, 30_000, PullAuth.perLease(), () -> { });
     Sequence probe = prefill();
     wholePullBytes = new KvStreamWriter(engine.exportKv(probe)).totalBytes()
         + (BLOCKS + 2L) * (KvFrame.HEAD_BYTES + KvFrame.CRC_BYTES);
     engine.release(probe);
     server = new KvTransferServer(vertx, leases, metrics);
     await(server.listen("127.0.0.1", 0, new KvTransferServer.Settings(1024,
-        KvTransferServer.Settings.DEFAULT_SEND_BUFFER_BYTES, 30_000)));
+        KvTransferServer.Settings.DEFAULT_SEND_BUFFER_BYTES, 30_000, KvChannel.defaults())));
   }
 
   @AfterEach
@@ -110,26 +112,37 @@ class KvTransferServerTest {
     return bytes;
   }
 
-  /** Writes {@code bytes} in one packet on a new connection; returns once the server closed it. */
-  private void sendUntilClosed(Buffer bytes) throws Exception {
-    try (KvFrameClient client = KvFrameClient.connect(netClient, server.actualPort())) {
-      client.sendRaw(bytes);
+  /**
+   * Writes what {@code bytes} makes for a new connection in one packet on it; returns once the
+   * server closed it.
+   */
+  private void sendUntilClosed(Function<KvFrameClient, Buffer> bytes) throws Exception {
+    try (KvFrameClient client = KvFrameClient.connect(vertx, netClient, server.actualPort())) {
+      client.sendRaw(bytes.apply(client));
       await(client.closed());
     }
   }
 
-  private static void expectUnknown(KvFrameClient client, String transferId) throws Exception {
-    client.send(KvFrame.text(KvFrame.Type.PULL, transferId));
-    String error = client.expect(KvFrame.Type.ERROR).payloadText();
-    assertTrue(error.startsWith("UNKNOWN_TRANSFER"), error);
+  /** The PULL of the lease's rightful holder, as a given connection must word it. */
+  private Function<KvFrameClient, KvFrame> pull(String transferId) {
+    String key = leases.pullKey(transferId);
+    return client -> client.pullFrame(transferId, key);
+  }
+
+  /** {@code frame} (a PULL or RELEASE) is refused, whatever the reason, with the same answer. */
+  private static void expectUnknown(KvFrameClient client, KvFrame frame) throws Exception {
+    client.send(frame);
+    assertEquals(KvTransferServer.UNKNOWN_TRANSFER,
+        client.expect(KvFrame.Type.ERROR).payloadText());
   }
 
   @Test
   void aReleaseThatArrivesMidPullIsAnsweredAfterTheEndAndThenFreesTheBlocks() throws Exception {
     String transferId = lease("r1");
+    Function<KvFrameClient, KvFrame> pullAgain = pull(transferId);
     assertEquals(BLOCKS, used());
-    try (KvFrameClient client = KvFrameClient.connect(netClient, server.actualPort())) {
-      client.sendRaw(frames(KvFrame.text(KvFrame.Type.PULL, transferId),
+    try (KvFrameClient client = KvFrameClient.connect(vertx, netClient, server.actualPort())) {
+      client.sendRaw(frames(pullAgain.apply(client),
           KvFrame.text(KvFrame.Type.RELEASE, transferId)));
 
       client.expect(KvFrame.Type.HEADER);
@@ -141,7 +154,11 @@ class KvTransferServerTest {
       assertEquals(0, used(), "the deferred release freed the blocks before it was answered");
 
       // the lease is over, and the connection serves the next request
-      expectUnknown(client, transferId);
+      client.send(pullAgain.apply(client));
+      assertEquals(KvTransferServer.UNKNOWN_TRANSFER,
+          client.expect(KvFrame.Type.ERROR).payloadText());
+      String next = lease("r2");
+      assertEquals(BLOCKS, client.pull(next, leases.pullKey(next)).chunks().size());
     }
   }
 
@@ -149,29 +166,34 @@ class KvTransferServerTest {
   void aDeferredReleaseStillEndsTheLeaseWhenTheConnectionBreaksMidPull() throws Exception {
     String transferId = lease("r1");
     // garbage after the RELEASE makes the server close the connection in the middle of the pull
-    sendUntilClosed(frames(KvFrame.text(KvFrame.Type.PULL, transferId),
+    String key = leases.pullKey(transferId);
+    sendUntilClosed(client -> frames(client.pullFrame(transferId, key),
         KvFrame.text(KvFrame.Type.RELEASE, transferId))
         .appendBuffer(Buffer.buffer().appendByte((byte) 1).appendInt(-1).appendInt(0)));
     eventually("the blocks are freed at once, not when the 30 s lease expires (used "
         + used() + ")", Duration.ofSeconds(5), () -> used() == 0);
-    try (KvFrameClient client = KvFrameClient.connect(netClient, server.actualPort())) {
-      expectUnknown(client, transferId);
+    try (KvFrameClient client = KvFrameClient.connect(vertx, netClient, server.actualPort())) {
+      expectUnknown(client, client.pullFrame(transferId, key));
     }
   }
 
   @Test
-  void aSecondPullMidPullClosesTheConnectionAndTheLeaseCanStillBePulled() throws Exception {
+  void aSecondPullMidPullClosesTheConnectionAndEndsTheLeaseItPulled() throws Exception {
     String transferId = lease("r1");
-    sendUntilClosed(frames(KvFrame.text(KvFrame.Type.PULL, transferId),
-        KvFrame.text(KvFrame.Type.PULL, transferId)));
-    assertEquals(BLOCKS, used(), "the lease outlives the broken connection");
-    pullWholeAndRelease(server, transferId);
+    String key = leases.pullKey(transferId);
+    sendUntilClosed(client -> frames(client.pullFrame(transferId, key),
+        client.pullFrame(transferId, key)));
+    eventually("a lease is served once: the connection that pulled it closed, so it ended",
+        Duration.ofSeconds(5), () -> used() == 0);
+    try (KvFrameClient client = KvFrameClient.connect(vertx, netClient, server.actualPort())) {
+      expectUnknown(client, client.pullFrame(transferId, key));
+    }
   }
 
   /** A client that reads pulls the whole lease from {@code via}; its release frees the blocks. */
   private void pullWholeAndRelease(KvTransferServer via, String transferId) throws Exception {
-    try (KvFrameClient client = KvFrameClient.connect(netClient, via.actualPort())) {
-      assertEquals(BLOCKS, client.pull(transferId).chunks().size());
+    try (KvFrameClient client = KvFrameClient.connect(vertx, netClient, via.actualPort())) {
+      assertEquals(BLOCKS, client.pull(transferId, leases.pullKey(transferId)).chunks().size());
       client.send(KvFrame.text(KvFrame.Type.RELEASE, transferId));
       client.expect(KvFrame.Type.RELEASED);
     }
@@ -182,19 +204,28 @@ class KvTransferServerTest {
   private KvTransferServer stallingServer(long stallMillis) throws Exception {
     KvTransferServer stalling = new KvTransferServer(vertx, leases, metrics);
     await(stalling.listen("127.0.0.1", 0, new KvTransferServer.Settings(1024,
-        SMALL_SOCKET_BUFFER, stallMillis)));
+        SMALL_SOCKET_BUFFER, stallMillis, KvChannel.defaults())));
     return stalling;
   }
 
-  /** A blocking socket that has sent PULL and reads only when the test reads from it. */
-  private static Socket pullWithoutReading(KvTransferServer server, String transferId)
+  /**
+   * A blocking socket that has read the server's NONCE, sent PULL and reads only when the test
+   * reads from it.
+   */
+  private Socket pullWithoutReading(KvTransferServer server, String transferId)
       throws IOException {
     Socket socket = new Socket();
     socket.setReceiveBufferSize(SMALL_SOCKET_BUFFER);
     socket.setSoTimeout(5_000);
     socket.connect(new InetSocketAddress("127.0.0.1", server.actualPort()), 5_000);
-    socket.getOutputStream().write(KvFrame.text(KvFrame.Type.PULL, transferId).encode()
-        .getBytes());
+    byte[] nonceFrame = socket.getInputStream().readNBytes(KvFrame.HEAD_BYTES
+        + PullAuth.NONCE_BYTES + KvFrame.CRC_BYTES);
+    assertEquals(KvFrame.Type.NONCE.code(), nonceFrame[0]);
+    byte[] nonce = Arrays.copyOfRange(nonceFrame, KvFrame.HEAD_BYTES,
+        KvFrame.HEAD_BYTES + PullAuth.NONCE_BYTES);
+    byte[] key = PullAuth.perLease().key(transferId, "d", leases.pullKey(transferId));
+    socket.getOutputStream().write(new PullClaim(transferId, "d",
+        PullAuth.proof(key, nonce, transferId)).toFrame().encode().getBytes());
     return socket;
   }
 
@@ -235,15 +266,19 @@ class KvTransferServerTest {
   }
 
   @Test
-  void aStalledPullOfALiveLeaseLeavesTheLeaseToBePulledAgain() throws Exception {
+  void aStalledPullOfALiveLeaseEndsTheLeaseSinceItIsServedOnce() throws Exception {
     KvTransferServer stalling = stallingServer(300);
     String transferId = lease("r1");
+    String key = leases.pullKey(transferId);
     try (Socket socket = pullWithoutReading(stalling, transferId)) {
       eventually("the stall is detected", Duration.ofSeconds(10), () -> stalls() == 1);
       assertTrue(readToTheEnd(socket) < wholePullBytes);
     }
-    assertEquals(BLOCKS, used(), "the lease is live and keeps its blocks");
-    pullWholeAndRelease(stalling, transferId);
+    eventually("the lease ended with its connection and freed its blocks",
+        Duration.ofSeconds(5), () -> used() == 0);
+    try (KvFrameClient client = KvFrameClient.connect(vertx, netClient, stalling.actualPort())) {
+      expectUnknown(client, client.pullFrame(transferId, key));
+    }
   }
 
   /**
@@ -274,7 +309,7 @@ class KvTransferServerTest {
     assertTrue(System.nanoTime() - start > TimeUnit.MILLISECONDS.toNanos(1_000),
         "the whole pull took longer than the stall timeout");
     assertEquals(0, stalls(), "each wait was shorter than the stall timeout");
-    assertTrue(leases.release(transferId));
-    eventually("the released lease frees its blocks", Duration.ofSeconds(5), () -> used() == 0);
+    eventually("the lease ended with the connection that pulled it", Duration.ofSeconds(5),
+        () -> used() == 0);
   }
 }

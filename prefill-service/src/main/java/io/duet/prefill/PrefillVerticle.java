@@ -72,7 +72,8 @@ public final class PrefillVerticle extends WorkerVerticle {
   @Override
   protected Future<?> startService() {
     PrefillScheduler[] holder = new PrefillScheduler[1];
-    leases = new LeaseTable(vertx, engine, options.leaseMillis(), () -> holder[0].wake());
+    leases = new LeaseTable(vertx, engine, options.leaseMillis(), options.kv().auth(),
+        () -> holder[0].wake());
     scheduler = new PrefillScheduler(engine, leases, options.maxBatchTokens(), options.maxWaiting());
     holder[0] = scheduler;
     scheduler.start();
@@ -89,7 +90,7 @@ public final class PrefillVerticle extends WorkerVerticle {
         .register(metrics());
     kvServer = new KvTransferServer(vertx, leases, metrics());
     return kvServer.listen(options.host(), options.kvPort(),
-        KvTransferServer.Settings.withStallMillis(options.kvStallMillis()));
+        KvTransferServer.Settings.of(options.kvStallMillis(), options.kv()));
   }
 
   @Override
@@ -203,7 +204,8 @@ public final class PrefillVerticle extends WorkerVerticle {
     KvHandle handle = outcome.transferId() == null ? null
         : new KvHandle(options.instanceId(), options.host(), kvServer.actualPort(),
             outcome.transferId(), outcome.blockCount(), outcome.promptTokens(),
-            engine.layout().fingerprint(), leases.expiresAt(outcome.transferId()));
+            engine.layout().fingerprint(), leases.expiresAt(outcome.transferId()),
+            leases.pullKey(outcome.transferId()));
     FinishReason finish = outcome.first().finish();
     return new PrefillResult(requestId, outcome.firstToken(), outcome.samplerState(),
         outcome.promptTokens(), outcome.cachedPromptTokens(), handle, outcome.queueMicros(),

@@ -205,8 +205,8 @@ class PrefillFailurePathTest {
     assertEquals(0, prefill.info().load().kvBlocksUsed());
 
     // and the transfer id is dead
-    try (KvFrameClient client = KvFrameClient.connect(netClient, kvPort())) {
-      client.send(KvFrame.text(KvFrame.Type.PULL, result.kv().transferId()));
+    try (KvFrameClient client = KvFrameClient.connect(vertx, netClient, kvPort())) {
+      client.send(client.pullFrame(result.kv().transferId(), result.kv().pullKey()));
       assertTrue(client.expect(KvFrame.Type.ERROR).payloadText().startsWith("UNKNOWN_TRANSFER"));
     }
   }
@@ -224,11 +224,11 @@ class PrefillFailurePathTest {
     cancelTransfer(result.kv().transferId());
     eventuallyEquals(keptBlocks, this::used, "used blocks after cancelling one lease");
 
-    try (KvFrameClient client = KvFrameClient.connect(netClient, kvPort())) {
-      client.send(KvFrame.text(KvFrame.Type.PULL, result.kv().transferId()));
+    try (KvFrameClient client = KvFrameClient.connect(vertx, netClient, kvPort())) {
+      client.send(client.pullFrame(result.kv().transferId(), result.kv().pullKey()));
       assertTrue(client.expect(KvFrame.Type.ERROR).payloadText().startsWith("UNKNOWN_TRANSFER"));
       // the other lease is untouched
-      KvFrameClient.Pulled pulled = client.pull(kept.kv().transferId());
+      KvFrameClient.Pulled pulled = client.pull(kept.kv().transferId(), kept.kv().pullKey());
       assertEquals(kept.kv().blockCount(), pulled.chunks().size());
     }
     cancelTransfer(kept.kv().transferId());
@@ -252,14 +252,13 @@ class PrefillFailurePathTest {
     PrefillResult result = prefill("r1", PROMPT);
     Engine receiver = engines.open(64);
 
-    try (KvFrameClient client = KvFrameClient.connect(netClient, kvPort())) {
-      client.send(KvFrame.text(KvFrame.Type.PULL, "no-such-transfer"));
+    try (KvFrameClient client = KvFrameClient.connect(vertx, netClient, kvPort())) {
+      client.send(client.pullFrame("no-such-transfer", result.kv().pullKey()));
       String error = client.expect(KvFrame.Type.ERROR).payloadText();
       assertTrue(error.startsWith("UNKNOWN_TRANSFER"), error);
-      assertTrue(error.contains("no-such-transfer"), error);
 
       // the same connection serves a valid pull next
-      KvFrameClient.Pulled pulled = client.pull(result.kv().transferId());
+      KvFrameClient.Pulled pulled = client.pull(result.kv().transferId(), result.kv().pullKey());
       assertEquals(result.kv().blockCount(), pulled.chunks().size());
       KvStreamReader kvImport = KvStreamReader.begin(receiver, pulled.header());
       assertEquals(result.promptTokens(), kvImport.tokenCount());
@@ -286,6 +285,9 @@ class PrefillFailurePathTest {
           .appendString("hello").appendInt(0xDEADBEEF);
       // a negative length
       case "bad-length" -> Buffer.buffer().appendByte((byte) 1).appendInt(-7).appendInt(0);
+      // a PULL longer than any client frame may be: refused from its head, never buffered
+      case "over-the-cap" -> Buffer.buffer().appendByte((byte) KvFrame.Type.PULL.code())
+          .appendInt(KvFrame.MAX_CLIENT_PAYLOAD + 1).appendBytes(new byte[1024]);
       // a correct CRC over an unknown frame type
       case "unknown-type" -> {
         Buffer frame = KvFrame.text(KvFrame.Type.PULL, "x").encode();
@@ -302,26 +304,27 @@ class PrefillFailurePathTest {
   }
 
   @ParameterizedTest
-  @ValueSource(strings = {"bad-crc", "bad-length", "unknown-type", "server-frame"})
+  @ValueSource(strings = {"bad-crc", "bad-length", "over-the-cap", "unknown-type",
+      "server-frame"})
   void garbageClosesThatConnectionOnlyAndTheServerGoesOn(String kind) throws Exception {
     deploy(LONG_LEASE, 64, 64);
     PrefillResult first = prefill("r1", PROMPT);
     PrefillResult second = prefill("r2", "Hello world");
 
-    try (KvFrameClient bystander = KvFrameClient.connect(netClient, kvPort());
-         KvFrameClient bad = KvFrameClient.connect(netClient, kvPort())) {
+    try (KvFrameClient bystander = KvFrameClient.connect(vertx, netClient, kvPort());
+         KvFrameClient bad = KvFrameClient.connect(vertx, netClient, kvPort())) {
       bad.sendRaw(garbage(kind));
       await(bad.closed());
 
       // a connection that was open before is still served
-      KvFrameClient.Pulled pulled = bystander.pull(first.kv().transferId());
+      KvFrameClient.Pulled pulled = bystander.pull(first.kv().transferId(), first.kv().pullKey());
       assertEquals(first.kv().blockCount(), pulled.chunks().size());
       bystander.send(KvFrame.text(KvFrame.Type.RELEASE, first.kv().transferId()));
       bystander.expect(KvFrame.Type.RELEASED);
     }
     // and so is a new one
-    try (KvFrameClient fresh = KvFrameClient.connect(netClient, kvPort())) {
-      KvFrameClient.Pulled pulled = fresh.pull(second.kv().transferId());
+    try (KvFrameClient fresh = KvFrameClient.connect(vertx, netClient, kvPort())) {
+      KvFrameClient.Pulled pulled = fresh.pull(second.kv().transferId(), second.kv().pullKey());
       assertEquals(second.kv().blockCount(), pulled.chunks().size());
       fresh.send(KvFrame.text(KvFrame.Type.RELEASE, second.kv().transferId()));
       fresh.expect(KvFrame.Type.RELEASED);
@@ -412,8 +415,8 @@ class PrefillFailurePathTest {
     deploy(LONG_LEASE, 64, 64);
     PrefillResult result = prefill("r1", PROMPT);
     assertTrue(used() > 0);
-    try (KvFrameClient client = KvFrameClient.connect(netClient, kvPort())) {
-      KvFrameClient.Pulled pulled = client.pull(result.kv().transferId());
+    try (KvFrameClient client = KvFrameClient.connect(vertx, netClient, kvPort())) {
+      KvFrameClient.Pulled pulled = client.pull(result.kv().transferId(), result.kv().pullKey());
       assertEquals(result.kv().blockCount(), pulled.chunks().size());
       assertTrue(used() > 0, "a pull alone does not end the lease");
 
@@ -422,13 +425,13 @@ class PrefillFailurePathTest {
       // the server frees the blocks before it answers RELEASED
       assertEquals(0, used());
 
-      client.send(KvFrame.text(KvFrame.Type.PULL, result.kv().transferId()));
+      client.send(client.pullFrame(result.kv().transferId(), result.kv().pullKey()));
       String error = client.expect(KvFrame.Type.ERROR).payloadText();
       assertTrue(error.startsWith("UNKNOWN_TRANSFER"), error);
 
-      // releasing again is harmless
+      // releasing again is refused and changes nothing
       client.send(KvFrame.text(KvFrame.Type.RELEASE, result.kv().transferId()));
-      client.expect(KvFrame.Type.RELEASED);
+      assertTrue(client.expect(KvFrame.Type.ERROR).payloadText().startsWith("UNKNOWN_TRANSFER"));
     }
     assertEquals(0, used());
   }

@@ -196,7 +196,11 @@ public final class ProxyMain implements Callable<Integer> {
         .setChatMaxTokens(config.get(Settings.PROXY_CHAT_MAX_TOKENS))
         .setEventBusStallTimeoutMillis(
             config.get(Settings.PROXY_EVENTBUS_STALL_TIMEOUT_SECONDS) * 1000L)
-        .setDrainTimeoutMillis(config.get(Settings.INSTANCE_DRAIN_TIMEOUT_SECONDS) * 1000L);
+        .setDrainTimeoutMillis(config.get(Settings.INSTANCE_DRAIN_TIMEOUT_SECONDS) * 1000L)
+        .setMaxConnections(config.get(Settings.PROXY_MAX_CONNECTIONS))
+        .setIdleTimeoutSeconds(config.get(Settings.PROXY_IDLE_TIMEOUT_SECONDS))
+        .setBodyTimeoutMillis(config.get(Settings.PROXY_BODY_TIMEOUT_SECONDS) * 1000L)
+        .setH2cUpgrade(config.get(Settings.PROXY_H2C_UPGRADE));
   }
 
   /**

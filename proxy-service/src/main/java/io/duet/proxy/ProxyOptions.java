@@ -45,6 +45,16 @@ public class ProxyOptions {
    * {@link Settings#INSTANCE_DRAIN_TIMEOUT_SECONDS}.
    */
   public static final long DEFAULT_DRAIN_TIMEOUT_MILLIS = 0;
+  /** {@link Settings#PROXY_MAX_CONNECTIONS}. */
+  public static final int DEFAULT_MAX_CONNECTIONS = Settings.PROXY_MAX_CONNECTIONS.defaultValue();
+  /** {@link Settings#PROXY_IDLE_TIMEOUT_SECONDS}. */
+  public static final int DEFAULT_IDLE_TIMEOUT_SECONDS =
+      Settings.PROXY_IDLE_TIMEOUT_SECONDS.defaultValue();
+  /** {@link Settings#PROXY_BODY_TIMEOUT_SECONDS}. */
+  public static final long DEFAULT_BODY_TIMEOUT_MILLIS =
+      Settings.PROXY_BODY_TIMEOUT_SECONDS.defaultValue() * 1000L;
+  /** {@link Settings#PROXY_H2C_UPGRADE}: HTTP/1.1 only. */
+  public static final boolean DEFAULT_H2C_UPGRADE = Settings.PROXY_H2C_UPGRADE.defaultValue();
 
   private String host = DEFAULT_HOST;
   private int port = DEFAULT_PORT;
@@ -57,6 +67,10 @@ public class ProxyOptions {
   private String instanceId = DEFAULT_INSTANCE_ID;
   private long eventBusStallTimeoutMillis = DEFAULT_EVENT_BUS_STALL_TIMEOUT_MILLIS;
   private long drainTimeoutMillis = DEFAULT_DRAIN_TIMEOUT_MILLIS;
+  private int maxConnections = DEFAULT_MAX_CONNECTIONS;
+  private int idleTimeoutSeconds = DEFAULT_IDLE_TIMEOUT_SECONDS;
+  private long bodyTimeoutMillis = DEFAULT_BODY_TIMEOUT_MILLIS;
+  private boolean h2cUpgrade = DEFAULT_H2C_UPGRADE;
 
   public ProxyOptions() {
   }
@@ -73,6 +87,10 @@ public class ProxyOptions {
     instanceId = other.instanceId;
     eventBusStallTimeoutMillis = other.eventBusStallTimeoutMillis;
     drainTimeoutMillis = other.drainTimeoutMillis;
+    maxConnections = other.maxConnections;
+    idleTimeoutSeconds = other.idleTimeoutSeconds;
+    bodyTimeoutMillis = other.bodyTimeoutMillis;
+    h2cUpgrade = other.h2cUpgrade;
   }
 
   /** Reads the fields {@link #toJson()} writes; absent fields keep their defaults. */
@@ -89,6 +107,10 @@ public class ProxyOptions {
     setEventBusStallTimeoutMillis(json.getLong("eventBusStallTimeoutMillis",
         DEFAULT_EVENT_BUS_STALL_TIMEOUT_MILLIS));
     setDrainTimeoutMillis(json.getLong("drainTimeoutMillis", DEFAULT_DRAIN_TIMEOUT_MILLIS));
+    setMaxConnections(json.getInteger("maxConnections", DEFAULT_MAX_CONNECTIONS));
+    setIdleTimeoutSeconds(json.getInteger("idleTimeoutSeconds", DEFAULT_IDLE_TIMEOUT_SECONDS));
+    setBodyTimeoutMillis(json.getLong("bodyTimeoutMillis", DEFAULT_BODY_TIMEOUT_MILLIS));
+    setH2cUpgrade(json.getBoolean("h2cUpgrade", DEFAULT_H2C_UPGRADE));
   }
 
   public JsonObject toJson() {
@@ -97,7 +119,9 @@ public class ProxyOptions {
         .put("completionMaxTokens", completionMaxTokens).put("chatMaxTokens", chatMaxTokens)
         .put("instanceId", instanceId)
         .put("eventBusStallTimeoutMillis", eventBusStallTimeoutMillis)
-        .put("drainTimeoutMillis", drainTimeoutMillis);
+        .put("drainTimeoutMillis", drainTimeoutMillis).put("maxConnections", maxConnections)
+        .put("idleTimeoutSeconds", idleTimeoutSeconds).put("bodyTimeoutMillis", bodyTimeoutMillis)
+        .put("h2cUpgrade", h2cUpgrade);
   }
 
   public String getHost() {
@@ -240,6 +264,57 @@ public class ProxyOptions {
           + drainTimeoutMillis);
     }
     this.drainTimeoutMillis = drainTimeoutMillis;
+    return this;
+  }
+
+  public int getMaxConnections() {
+    return maxConnections;
+  }
+
+  /**
+   * HTTP connections the proxy holds at once, over all its HTTP servers; one more is closed as
+   * soon as it is accepted.
+   */
+  public ProxyOptions setMaxConnections(int maxConnections) {
+    this.maxConnections = Settings.PROXY_MAX_CONNECTIONS.requireValid(maxConnections);
+    return this;
+  }
+
+  public int getIdleTimeoutSeconds() {
+    return idleTimeoutSeconds;
+  }
+
+  /** An HTTP connection that neither reads nor writes this long is closed. */
+  public ProxyOptions setIdleTimeoutSeconds(int idleTimeoutSeconds) {
+    this.idleTimeoutSeconds = Settings.PROXY_IDLE_TIMEOUT_SECONDS.requireValid(
+        idleTimeoutSeconds);
+    return this;
+  }
+
+  public long getBodyTimeoutMillis() {
+    return bodyTimeoutMillis;
+  }
+
+  /**
+   * How long a request's body may take to arrive after its headers; past it the request is
+   * answered 408 and its connection closed.
+   */
+  public ProxyOptions setBodyTimeoutMillis(long bodyTimeoutMillis) {
+    if (bodyTimeoutMillis <= 0) {
+      throw new IllegalArgumentException("bodyTimeoutMillis must be positive, was "
+          + bodyTimeoutMillis);
+    }
+    this.bodyTimeoutMillis = bodyTimeoutMillis;
+    return this;
+  }
+
+  public boolean isH2cUpgrade() {
+    return h2cUpgrade;
+  }
+
+  /** Whether HTTP/2 over cleartext is accepted (off: HTTP/1.1 only). */
+  public ProxyOptions setH2cUpgrade(boolean h2cUpgrade) {
+    this.h2cUpgrade = h2cUpgrade;
     return this;
   }
 }

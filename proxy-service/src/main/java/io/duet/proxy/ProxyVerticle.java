@@ -12,6 +12,7 @@ import io.vertx.core.DeploymentOptions;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
 import io.vertx.core.http.HttpServer;
+import io.vertx.core.http.HttpConnection;
 import io.vertx.core.http.HttpServerOptions;
 import io.vertx.core.shareddata.Counter;
 import java.util.Objects;
@@ -55,6 +56,8 @@ public class ProxyVerticle extends AbstractVerticle {
   private final ConfigReload reload;
   /** Numbers the event loops' control addresses. */
   private final AtomicInteger eventLoops = new AtomicInteger();
+  /** Open HTTP connections over every HTTP server of this proxy, against the cap. */
+  private final AtomicInteger connections = new AtomicInteger();
   private volatile int actualPort = -1;
   private volatile InstanceInfo.State state = InstanceInfo.State.SERVING;
   private volatile Consumer<InstanceInfo.State> stateListener = changed -> { };
@@ -186,7 +189,9 @@ public class ProxyVerticle extends AbstractVerticle {
       backend.open()
           .compose(v -> eventBus.open())
           .compose(v -> vertx.createHttpServer(new HttpServerOptions().setHost(options.getHost())
-                  .setPort(port))
+                  .setPort(port).setIdleTimeout(options.getIdleTimeoutSeconds())
+                  .setHttp2ClearTextEnabled(options.isH2cUpgrade()))
+              .connectionHandler(this::accept)
               .requestHandler(api.router(backend))
               .invalidRequestHandler(api::invalidRequest)
               .listen())
@@ -198,6 +203,17 @@ public class ProxyVerticle extends AbstractVerticle {
           .onFailure(e -> eventBus.close().eventually(backend::close))
           .<Void>mapEmpty()
           .onComplete(startPromise);
+    }
+
+    /** Closes a connection over the cap at once; counts the others while they are open. */
+    private void accept(HttpConnection connection) {
+      if (connections.incrementAndGet() > options.getMaxConnections()) {
+        connections.decrementAndGet();
+        metrics.connectionRefused();
+        connection.close();
+        return;
+      }
+      connection.closeHandler(v -> connections.decrementAndGet());
     }
 
     @Override

@@ -78,7 +78,7 @@ public final class DecodeService implements DecodeScheduler.Listener {
     this.engine = engine;
     this.options = options;
     this.puller = new KvPuller(vertx, engine, options.connectionsPerPeer(),
-        options.pullTimeoutMillis());
+        options.pullTimeoutMillis(), options.instanceId(), options.kv());
     this.scheduler = new DecodeScheduler(engine, options.dpRank(), stepping, context, this);
     scheduler.start();
     EngineMetrics.bind(engine, metrics);

@@ -17,6 +17,14 @@ import java.util.Map;
  * sets {@code GLIBC_TUNABLES} already) so that weights copied off the heap can sit on huge pages.
  * This is the one place that adds JVM flags.
  *
+ * <p>The two JVMs live and die together. A SIGTERM (or SIGINT) to the launcher reaches the child
+ * through the launcher's shutdown hook, and the launcher waits for the child to finish (a
+ * service drains first) before it exits with the child's code. A launcher that dies without
+ * running its hooks (SIGKILL, a crash) cannot tell the child, so the child watches it: given
+ * {@value #PARENT_PID_PROPERTY}, it checks every {@value #PARENT_CHECK_MILLIS} ms that the
+ * launcher is alive and, once it is not, halts at once, as if killed with it; otherwise it would
+ * keep serving as an orphan and hold its ports against a restart.
+ *
  * <p>For application entry points only: it may end the process.
  */
 public final class VectorLauncher {
@@ -34,6 +42,12 @@ public final class VectorLauncher {
    */
   public static final String HUGE_PAGE_TUNABLE = "glibc.malloc.hugetlb=1";
   private static final String TUNABLES_VARIABLE = "GLIBC_TUNABLES";
+  /** Set on a relaunched JVM to its launcher's pid, which it then watches. */
+  public static final String PARENT_PID_PROPERTY = "duet.parent-pid";
+  /** How often a relaunched JVM checks that its launcher lives: well within 2 s of its death. */
+  static final int PARENT_CHECK_MILLIS = 100;
+  /** The exit code of a relaunched JVM whose launcher died: 128 + SIGKILL, as the launcher's. */
+  static final int ORPHAN_EXIT_CODE = 137;
 
   private VectorLauncher() {
   }
@@ -55,6 +69,7 @@ public final class VectorLauncher {
       List<String> extraJvmFlags) {
     if (ModuleLayer.boot().findModule(MODULE).isPresent()
         || "false".equalsIgnoreCase(System.getProperty(RELAUNCH_PROPERTY))) {
+      watchParent();
       return;
     }
     List<String> command = childCommand(mainClass, args, extraJvmFlags);
@@ -65,11 +80,13 @@ public final class VectorLauncher {
       ProcessBuilder builder = new ProcessBuilder(command).inheritIO();
       addHugePageTunable(builder.environment());
       Process child = builder.start();
+      // Forwards SIGTERM and SIGINT, then waits for the child however long its drain takes: a
+      // launcher that gave up waiting would, by exiting, make the child halt mid-drain.
       Runtime.getRuntime().addShutdownHook(new Thread(() -> {
         if (child.isAlive()) {
           child.destroy();
           try {
-            child.waitFor(30, java.util.concurrent.TimeUnit.SECONDS);
+            child.waitFor();
           } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
           }
@@ -84,6 +101,32 @@ public final class VectorLauncher {
       Thread.currentThread().interrupt();
       Runtime.getRuntime().halt(130);
     }
+  }
+
+  /**
+   * In a relaunched JVM (one given {@value #PARENT_PID_PROPERTY}): starts a daemon thread that
+   * halts this JVM as soon as its launcher is gone. Pid reuse cannot fool it: a process handle
+   * knows its process's start time.
+   */
+  private static void watchParent() {
+    String parentPid = System.getProperty(PARENT_PID_PROPERTY);
+    if (parentPid == null) {
+      return;
+    }
+    ProcessHandle parent = ProcessHandle.of(Long.parseLong(parentPid)).orElse(null);
+    Thread watch = new Thread(() -> {
+      try {
+        while (parent != null && parent.isAlive()) {
+          Thread.sleep(PARENT_CHECK_MILLIS);
+        }
+      } catch (InterruptedException e) {
+        return;
+      }
+      System.err.println("[duet] the launcher (pid " + parentPid + ") is gone: exiting with it");
+      Runtime.getRuntime().halt(ORPHAN_EXIT_CODE);
+    }, "duet-parent-watch");
+    watch.setDaemon(true);
+    watch.start();
   }
 
   /**
@@ -115,6 +158,7 @@ public final class VectorLauncher {
     command.add(Path.of(javaHome, "bin", "java").toString());
     command.addAll(ManagementFactory.getRuntimeMXBean().getInputArguments());
     command.addAll(jvmFlags(extraJvmFlags));
+    command.add("-D" + PARENT_PID_PROPERTY + "=" + ProcessHandle.current().pid());
     command.add("-cp");
     command.add(classPath);
     command.add(mainClass.getName());

@@ -11,6 +11,7 @@ import io.vertx.core.Vertx;
 import io.netty.handler.codec.http.TooLongHttpHeaderException;
 import io.netty.handler.codec.http.TooLongHttpLineException;
 import io.vertx.core.http.HttpClosedException;
+import io.vertx.core.http.HttpConnection;
 import io.vertx.core.http.HttpHeaders;
 import io.vertx.core.http.HttpServerRequest;
 import io.vertx.core.http.HttpServerResponse;
@@ -40,6 +41,7 @@ public final class OpenAiApiImpl implements OpenAiApi {
   private static final String ARRIVAL_KEY = "duet.arrivalNanos";
   private static final String CREATED_KEY = "duet.createdSeconds";
   private static final String REQUEST_ID_KEY = "duet.requestId";
+  private static final String BODY_TIMER_KEY = "duet.bodyTimer";
   private static final String OWNED_BY = "duet";
   private static final String APPLICATION_JSON = "application/json";
   private static final String PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8";
@@ -81,7 +83,9 @@ public final class OpenAiApiImpl implements OpenAiApi {
       r.route("/admin/*").handler(this::authenticate);
     }
     r.post("/v1/*").handler(this::requireJsonBody);
+    r.route("/v1/*").handler(this::bodyDeadline);
     r.route("/v1/*").handler(BodyHandler.create(false).setBodyLimit(options.getMaxBodyBytes()));
+    r.route("/v1/*").handler(OpenAiApiImpl::bodyArrived);
     r.post("/v1/completions").handler(ctx -> handleCompletion(ctx, backend,
         ParsedRequest.Kind.COMPLETION));
     r.post("/v1/chat/completions").handler(ctx -> handleCompletion(ctx, backend,
@@ -122,6 +126,33 @@ public final class OpenAiApiImpl implements OpenAiApi {
           : path.startsWith("/v1/models/") ? "/v1/models/{model}" : "other";
       ctx.addEndHandler(ended -> metrics.request(endpoint, countedStatus(ctx, ended)));
     }
+    ctx.next();
+  }
+
+  /**
+   * Answers 408 and closes the connection when the body has not fully arrived within the body
+   * timeout: a client that sends less than its Content-Length, or sends it too slowly, must not
+   * hold a connection and a buffer for ever.
+   */
+  private void bodyDeadline(RoutingContext ctx) {
+    long timer = vertx.setTimer(options.getBodyTimeoutMillis(), t -> {
+      LOG.info("{} {} from {}: the body did not arrive within {} ms; answering 408",
+          ctx.request().method(), ctx.request().path(), ctx.request().remoteAddress(),
+          options.getBodyTimeoutMillis());
+      HttpConnection connection = ctx.request().connection();
+      ctx.response().putHeader(HttpHeaders.CONNECTION, "close");
+      ctx.addEndHandler(ended -> connection.close());
+      sendError(ctx, new ApiError(408, ApiError.INVALID_REQUEST, "The request body did not "
+          + "arrive within " + options.getBodyTimeoutMillis() / 1000 + " s.", null,
+          "request_timeout"));
+    });
+    ctx.put(BODY_TIMER_KEY, timer);
+    ctx.addEndHandler(ended -> vertx.cancelTimer(timer));
+    ctx.next();
+  }
+
+  private static void bodyArrived(RoutingContext ctx) {
+    ctx.vertx().cancelTimer(ctx.<Long>get(BODY_TIMER_KEY));
     ctx.next();
   }
 

@@ -43,6 +43,7 @@ public final class ProxyMetrics {
   private final Timer decodeQueue;
   private final Timer kvPull;
   private final AtomicInteger inFlight = new AtomicInteger();
+  private final Counter refusedConnections;
 
   public ProxyMetrics(MeterRegistry registry) {
     this.registry = registry;
@@ -62,6 +63,14 @@ public final class ProxyMetrics {
         + "request's KV", Duration.ofMillis(1), Duration.ofMinutes(5));
     Gauge.builder("duet.requests.in.flight", inFlight, AtomicInteger::get)
         .description("Completions running now").strongReference(true).register(registry);
+    refusedConnections = Counter.builder("duet.http.connections.refused")
+        .description("HTTP connections closed on accept: the proxy held its maximum already")
+        .register(registry);
+  }
+
+  /** An HTTP connection was closed on accept, over the connection cap. */
+  public void connectionRefused() {
+    refusedConnections.increment();
   }
 
   private Timer timer(String name, String description, Duration min, Duration max) {

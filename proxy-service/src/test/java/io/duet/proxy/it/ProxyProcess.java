@@ -53,6 +53,23 @@ final class ProxyProcess implements AutoCloseable {
    * @param maxBodyBytes {@code proxy.max-body-bytes}
    */
   static ProxyProcess start(Path workDir, int maxBodyBytes) throws Exception {
+    // The Vector API given here: no relaunch, so no grandchild JVM to lose.
+    List<String> flags = new ArrayList<>(List.of("--add-modules", "jdk.incubator.vector",
+        "-Dduet.relaunch=false"));
+    flags.addAll(ServiceRuntime.JVM_FLAGS);
+    return start(workDir, maxBodyBytes, flags);
+  }
+
+  /**
+   * Starts the proxy exactly as a user does, {@code java -jar proxy-service.jar --config FILE}:
+   * the launcher JVM relaunches the service in a child JVM of its own.
+   */
+  static ProxyProcess startAsUsersDo(Path workDir) throws Exception {
+    return start(workDir, 1 << 20, List.of());
+  }
+
+  private static ProxyProcess start(Path workDir, int maxBodyBytes, List<String> jvmFlags)
+      throws Exception {
     Path repo = repoDir();
     Path models = repo.resolve("../shared/models").toAbsolutePath().normalize();
     Path config = workDir.resolve("proxy.yaml");
@@ -82,10 +99,8 @@ final class ProxyProcess implements AutoCloseable {
         maxBodyBytes));
     Path log = workDir.resolve("proxy.log");
     List<String> command = new ArrayList<>(List.of(
-        Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-        // The Vector API given here: no relaunch, so no grandchild JVM to lose.
-        "--add-modules", "jdk.incubator.vector", "-Dduet.relaunch=false"));
-    command.addAll(ServiceRuntime.JVM_FLAGS);
+        Path.of(System.getProperty("java.home"), "bin", "java").toString()));
+    command.addAll(jvmFlags);
     command.addAll(List.of("-jar", repo.resolve("proxy-service/target/proxy-service.jar")
         .toString(), "--config", config.toString()));
     ProcessBuilder builder = new ProcessBuilder(command).redirectErrorStream(true)
@@ -119,6 +134,11 @@ final class ProxyProcess implements AutoCloseable {
 
   boolean isAlive() {
     return process.isAlive();
+  }
+
+  /** The {@code java -jar} process started (a launcher, when the service relaunched itself). */
+  Process process() {
+    return process;
   }
 
   /** The proxy's log so far. */
