@@ -1,6 +1,7 @@
 package io.duet.engine;
 
 import java.nio.file.Path;
+import java.util.Map;
 import java.util.Objects;
 
 /**
@@ -25,6 +26,7 @@ public final class EngineOptions {
   private int threads = Runtime.getRuntime().availableProcessors();
   private boolean sharedCores;
   private WeightStorage weightStorage = DEFAULT_WEIGHT_STORAGE;
+  private Map<String, String> parameters = Map.of();
 
   public Path modelPath() {
     return modelPath;
@@ -46,6 +48,19 @@ public final class EngineOptions {
    */
   public EngineOptions architecture(String value) {
     this.architecture = value;
+    return this;
+  }
+
+  public Map<String, String> parameters() {
+    return parameters;
+  }
+
+  /**
+   * Parameters of the architecture by name, for one that takes any (the simulated engine's
+   * timing model); empty by default.
+   */
+  public EngineOptions parameters(Map<String, String> value) {
+    this.parameters = Map.copyOf(value);
     return this;
   }
 
@@ -169,6 +184,6 @@ public final class EngineOptions {
     return "EngineOptions{model=" + modelPath + ", architecture=" + architecture + ", tokenizer="
         + tokenizerPath + ", blockSize=" + blockSize + ", kvCacheBytes=" + kvCacheBytes + ", kvBlocks=" + kvBlocks
         + ", maxBatchTokens=" + maxBatchTokens + ", maxSequences=" + maxSequences + ", threads="
-        + threads + ", sharedCores=" + sharedCores + "}";
+        + threads + ", sharedCores=" + sharedCores + ", parameters=" + parameters + "}";
   }
 }
