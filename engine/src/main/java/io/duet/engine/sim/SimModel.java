@@ -18,12 +18,6 @@ import java.util.List;
  */
 final class SimModel implements LoadedModel {
 
-  /**
-   * Routed experts per MoE layer as DeepSeek's EP144 decode places them: 256 and 32 redundant
-   * copies, two per rank; so any EP size DeepSeek runs (32, 144) divides them.
-   */
-  static final int ROUTED_EXPERTS = 288;
-
   private final SimProfile profile;
   private final ModelInfo info;
   private final Tokenizer tokenizer = new ByteTokenizer();
@@ -35,7 +29,7 @@ final class SimModel implements LoadedModel {
         ByteTokenizer.BOS, List.of(ByteTokenizer.EOS), "deepseek-v3",
         "simulated layers=" + profile.layers() + " kv=" + (profile.latentValues()
             + profile.ropeKeyValues()) + "/token/layer (576/" + profile.kvScale() + ")",
-        ROUTED_EXPERTS);
+        profile.routedExperts());
     this.contentHash = sha256(profile.identity());
   }
 

@@ -28,6 +28,10 @@ import java.util.TreeMap;
  * @param kvScale what the 512 latent and 64 rotary-key values per token and layer are divided
  *     by: a divisor of 64, so that one token's KV is 576 / kvScale values per layer
  * @param contextLength positions a sequence may hold
+ * @param routedExperts routed experts per MoE layer, which {@code decode.ep} must divide:
+ *     DeepSeek-V3's 256 and redundant copies, as its EP deployments place them (EP144 decode runs
+ *     256 + 32 = 288, 2 per GPU); the default 576 is the least count every EP size of the
+ *     reference topologies (1 to 64, and 144) divides
  * @param prefillTokensPerSecond computed prompt tokens per second and accelerator
  * @param prefillAttentionNanos accelerator-nanoseconds per pair of a computed token and an
  *     earlier position it attends to (cached ones included)
@@ -42,7 +46,7 @@ import java.util.TreeMap;
  * @param acceptanceRate the chance that a draft token is accepted
  * @param timeScale what every simulated time is multiplied by (2: half speed)
  */
-public record SimProfile(long seed, int layers, int kvScale, int contextLength,
+public record SimProfile(long seed, int layers, int kvScale, int contextLength, int routedExperts,
     double prefillTokensPerSecond, double prefillAttentionNanos, double prefillOverheadMillis,
     int accelerators, double decodeStepMillis, double decodeSequenceMillis,
     double decodeKvTokenNanos, double decodeAllToAllMillis, int speculativeTokens,
@@ -60,6 +64,7 @@ public record SimProfile(long seed, int layers, int kvScale, int contextLength,
     require(kvScale >= 1 && ROPE_KEY_VALUES % kvScale == 0, "kv-scale (a divisor of 64)",
         kvScale);
     require(contextLength >= 2, "context-length", contextLength);
+    require(routedExperts >= 1, "routed-experts", routedExperts);
     require(prefillTokensPerSecond > 0, "prefill-tokens-per-second", prefillTokensPerSecond);
     require(prefillAttentionNanos >= 0, "prefill-attention-ns", prefillAttentionNanos);
     require(prefillOverheadMillis >= 0, "prefill-overhead-ms", prefillOverheadMillis);
@@ -80,6 +85,7 @@ public record SimProfile(long seed, int layers, int kvScale, int contextLength,
     d.put("layers", "61");
     d.put("kv-scale", "64");
     d.put("context-length", "16384");
+    d.put("routed-experts", "576");
     d.put("prefill-tokens-per-second", "4030");
     d.put("prefill-attention-ns", "57");
     d.put("prefill-overhead-ms", "2");
@@ -139,7 +145,8 @@ public record SimProfile(long seed, int layers, int kvScale, int contextLength,
     v.putAll(values);
     return new SimProfile(number(v, "seed", Long::parseLong), number(v, "layers",
         Integer::parseInt), number(v, "kv-scale", Integer::parseInt), number(v,
-        "context-length", Integer::parseInt), real(v, "prefill-tokens-per-second"), real(v,
+        "context-length", Integer::parseInt), number(v, "routed-experts", Integer::parseInt),
+        real(v, "prefill-tokens-per-second"), real(v,
         "prefill-attention-ns"), real(v, "prefill-overhead-ms"), number(v, "accelerators",
         Integer::parseInt), real(v, "decode-step-ms"), real(v, "decode-sequence-ms"), real(v,
         "decode-kv-token-ns"), real(v, "decode-all-to-all-ms"), number(v, "speculative-tokens",

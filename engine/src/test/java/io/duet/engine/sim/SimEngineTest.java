@@ -50,6 +50,7 @@ class SimEngineTest {
       assertTrue(engine.description().model().startsWith("SIMULATED"),
           engine.description().model());
       assertEquals(0, engine.info().routedExperts() % 144, "EP144 divides its routed experts");
+      assertEquals(0, engine.info().routedExperts() % 64, "so does the 8P1D's EP64");
     }
   }
 
