@@ -13,7 +13,8 @@
 #
 # Prints, per shape: seconds from up to every instance and rank serving, then http-load's
 # report; writes OUT_DIR/<shape>.json (http-load's figures), <shape>.yaml, <shape>.up.
-# Environment: REQUESTS (default 1000), RATE (requests/s, default 10), MAX_TOKENS (default 64).
+# Environment: REQUESTS (default 1000), RATE (requests/s, default 10), MAX_TOKENS (default 64),
+# PORT_SHIFT (added to every port, default 0: the shipped files' 5701, 6100, 7000, 8100, 9100).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-target/sim-scaling}
@@ -21,6 +22,7 @@ shapes=${2:-"1:16 2:16 4:32 8:64 18:144"}
 requests=${REQUESTS:-1000}
 rate=${RATE:-10}
 max_tokens=${MAX_TOKENS:-64}
+shift_=${PORT_SHIFT:-0}
 mkdir -p "$out"
 prompts=$out/prompts.txt
 # prompts of 200 to 1000 bytes (the simulated engine's tokens are bytes), the same every run
@@ -43,13 +45,13 @@ model: {served-name: deepseek}
 prefill: {tp: 16, max-batch-tokens: 30000, kv-cache-mb: 16}
 decode: {max-num-seqs: 60, num-speculative-tokens: 1, kv-cache-mb: 4}
 instances:
-  c0: {role: proxy, host: 127.0.0.1, cluster-port: 5701,
-       proxy: {port: 7000, decode-rank-cap: 61, queue-size: 16384}}
+  c0: {role: proxy, host: 127.0.0.1, cluster-port: $((5701 + shift_)),
+       proxy: {port: $((7000 + shift_)), decode-rank-cap: 61, queue-size: 16384}}
 YAML
   for ((i = 0; i < p; i++)); do
-    echo "  p$i: {role: prefill, host: 127.0.0.1, cluster-port: $((5702 + i)), prefill: {kv-port: $((6100 + i)), http-port: $((8100 + i))}}"
+    echo "  p$i: {role: prefill, host: 127.0.0.1, cluster-port: $((5702 + shift_ + i)), prefill: {kv-port: $((6100 + shift_ + i)), http-port: $((8100 + shift_ + i))}}"
   done
-  echo "  d0: {role: decode, host: 127.0.0.1, cluster-port: $((5702 + p)), decode: {dp: $r, ep: $r, http-port: 9100}}"
+  echo "  d0: {role: decode, host: 127.0.0.1, cluster-port: $((5702 + shift_ + p)), decode: {dp: $r, ep: $r, http-port: $((9100 + shift_))}}"
 }
 
 for shape in $shapes; do
@@ -62,7 +64,7 @@ for shape in $shapes; do
     || { cat "$out/${p}p1d.up"; exit 1; }
   up=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }')
   echo "== ${p}P1D, $r decode ranks, time scale $scale: up in $up s"
-  java -jar bench/target/bench.jar http-load --prompts "$prompts" --rate "$rate" \
+  java -jar bench/target/bench.jar http-load --url "http://127.0.0.1:$((7000 + shift_))" --prompts "$prompts" --rate "$rate" \
     --requests "$requests" --max-tokens "$max_tokens" --max-concurrency $((4 * r)) \
     --json "$out/${p}p1d.json" 2>/dev/null | tr '\r' '\n' | sed -n '/^http-load/,$p' || true
   java -jar deploy/target/duet.jar down "$file" > /dev/null 2>&1 || true
