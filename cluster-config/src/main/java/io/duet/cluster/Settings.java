@@ -122,7 +122,8 @@ public final class Settings {
 
   public static final Setting<Optional<String>> MODEL_ARCHITECTURE = declare(Setting.builder(
       "model.architecture", optional(string()))
-      .description("The engine architecture that runs the model: llama2c or deepseek-v3. Unset: "
+      .description("The engine architecture that runs the model: llama2c or deepseek-v3 (for "
+          + "the simulated one, see engine). Unset: "
           + "the one that recognizes the model."));
 
   public static final Setting<Optional<Path>> MODEL_TOKENIZER = declare(Setting.builder(
@@ -134,9 +135,12 @@ public final class Settings {
   public static final Setting<Optional<String>> MODEL_SERVED_NAME = declare(Setting.builder(
       "model.served-name", optional(string())).env("SERVED_MODEL_NAME")
       .flag("--served-model-name", "NAME")
-      .whenUnset(config -> config.get(Settings.MODEL_PATH).map(Settings::fileStem))
+      .whenUnset(config -> config.get(Settings.MODEL_PATH).map(Settings::fileStem)
+          .or(() -> Optional.of(Settings.SIM_SERVED_NAME)
+              .filter(name -> config.get(Settings.ENGINE).equals(Settings.ENGINE_SIM))))
       .description("The model name clients use. Unset: the file name of model.path without its "
-          + "extension."));
+          + "extension (with engine: sim, duet-sim)."));
+
 
   public static final Setting<Optional<String>> MODEL_CHAT_TEMPLATE = declare(Setting.builder(
       "model.chat-template", optional(choice("deepseek-v3", "llama2", "plain")))
@@ -151,6 +155,37 @@ public final class Settings {
       .defaultValue(EngineOptions.DEFAULT_WEIGHT_STORAGE)
       .description("mapped: memory-mapped from the checkpoint, opens at once. huge-pages: copied "
           + "off the heap onto transparent huge pages, faster decode, slower start."));
+
+  // ---------------------------------------------------------------- engine
+
+  /** {@link #ENGINE}'s value for the engine that runs the model's weights. */
+  public static final String ENGINE_REAL = "real";
+  /** {@link #ENGINE}'s value for the simulated engine. */
+  public static final String ENGINE_SIM = "sim";
+  /** The served name of the simulated engine's model when none is configured. */
+  public static final String SIM_SERVED_NAME = "duet-sim";
+
+  public static final Setting<String> ENGINE = declare(Setting.builder("engine",
+      choice(ENGINE_REAL, ENGINE_SIM)).defaultValue(ENGINE_REAL).env("DUET_ENGINE")
+      .flag("--engine", "real|sim")
+      .description("real: prefill and decode run model.path. sim: the simulated engine, a "
+          + "DeepSeek-V3-like model without weights that answers with lorem-ipsum pseudo-text "
+          + "and spends time from a timing model calibrated to DeepSeek's published figures "
+          + "(docs/simulated-engine.md), so that topologies of many accelerators run on one "
+          + "machine; model.path and model.architecture are then ignored, and its instances "
+          + "announce it (/v1/models says owned_by: duet-sim)."));
+
+  public static final Setting<Optional<Path>> SIM_PROFILE = declare(Setting.builder(
+      "sim.profile", optional(path()))
+      .description("With engine: sim, a file of the simulated engine's parameters (key = value "
+          + "lines) over its defaults. Unset: the defaults."));
+
+  public static final Setting<Map<String, String>> SIM_PARAMETERS = declare(Setting.builder(
+      "sim.parameters", map()).defaultValue(Map.of())
+      .description("With engine: sim, parameters of the simulated engine by name, over "
+          + "sim.profile, e.g. time-scale: 2. A prefill instance's accelerators default to its "
+          + "prefill.tp, a decode instance's speculative-tokens to its "
+          + "decode.num-speculative-tokens."));
 
   // ---------------------------------------------------------------- instance
 

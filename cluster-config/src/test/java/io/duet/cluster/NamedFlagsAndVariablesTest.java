@@ -26,12 +26,12 @@ class NamedFlagsAndVariablesTest {
   /** The flags and variables users have: renaming one breaks their scripts. */
   private static final Set<String> FLAGS = Set.of("--model", "--tokenizer",
       "--served-model-name", "--port", "--cluster-name", "--cluster-host", "--cluster-port",
-      "--members", "--instance-id", "--log-path", "--embedded");
+      "--members", "--instance-id", "--log-path", "--embedded", "--engine");
   private static final Set<String> VARIABLES = Set.of("MODEL_PATH", "TOKENIZER_PATH",
       "SERVED_MODEL_NAME", "LOG_PATH", "DUET_CLUSTER_NAME", "DUET_CLUSTER_HOST",
       "DUET_CLUSTER_PORT", "DUET_CLUSTER_MEMBERS", "DUET_INSTANCE_ID", "DUET_PROXY_PORT",
       "DUET_API_KEY", "DUET_CLUSTER_SECRET", "DUET_KV_TLS_CERT", "DUET_KV_TLS_KEY",
-      "DUET_KV_TLS_TRUST");
+      "DUET_KV_TLS_TRUST", "DUET_ENGINE");
 
   @Command(name = "service")
   static final class Service {
@@ -56,7 +56,7 @@ class NamedFlagsAndVariablesTest {
         "--tokenizer", "/m/tok.bin", "--served-model-name", "s", "--port", "7001",
         "--cluster-name", "c", "--cluster-host", "10.0.0.2", "--cluster-port", "5801",
         "--members", "a, b:5802", "--instance-id", "i-1", "--log-path", "/logs",
-        "--no-embedded"), Map.of());
+        "--no-embedded", "--engine", "sim"), Map.of());
     assertEquals(Optional.of(Path.of("/m/stories.bin")), config.get(Settings.MODEL_PATH));
     assertEquals(Optional.of(Path.of("/m/tok.bin")), config.get(Settings.MODEL_TOKENIZER));
     assertEquals(Optional.of("s"), config.get(Settings.MODEL_SERVED_NAME));
@@ -68,6 +68,7 @@ class NamedFlagsAndVariablesTest {
     assertEquals("i-1", config.get(Settings.INSTANCE_ID));
     assertEquals(Optional.of(Path.of("/logs")), config.get(Settings.LOG_PATH));
     assertEquals(false, config.get(Settings.PROXY_EMBEDDED));
+    assertEquals(Settings.ENGINE_SIM, config.get(Settings.ENGINE));
     for (Setting<?> setting : Settings.all()) {
       setting.flag().ifPresent(flag -> assertTrue(config.describe().contains(
           "(flag: " + flag.name() + ")"), flag + " is not named as a source"));
@@ -102,7 +103,8 @@ class NamedFlagsAndVariablesTest {
         Map.entry("DUET_CLUSTER_MEMBERS", "p0,p1:5701,"), Map.entry("DUET_INSTANCE_ID", "d-9"),
         Map.entry("DUET_PROXY_PORT", "7300"), Map.entry("DUET_API_KEY", "sk-env"),
         Map.entry("DUET_CLUSTER_SECRET", "s3cret"), Map.entry("DUET_KV_TLS_CERT", "/tls/a.pem"),
-        Map.entry("DUET_KV_TLS_KEY", "/tls/a.key"), Map.entry("DUET_KV_TLS_TRUST", "/tls/ca.pem"));
+        Map.entry("DUET_KV_TLS_KEY", "/tls/a.key"), Map.entry("DUET_KV_TLS_TRUST", "/tls/ca.pem"),
+        Map.entry("DUET_ENGINE", "sim"));
     DuetConfig config = Configs.load(vertx, new ConfigFlags(), env);
     assertEquals(Optional.of(Path.of("/m/model.bin")), config.get(Settings.MODEL_PATH));
     assertEquals(Optional.of(Path.of("/m/tok.bin")), config.get(Settings.MODEL_TOKENIZER));
@@ -121,6 +123,7 @@ class NamedFlagsAndVariablesTest {
     assertEquals(Optional.of(Path.of("/tls/a.pem")), config.get(Settings.KV_TLS_CERT));
     assertEquals(Optional.of(Path.of("/tls/a.key")), config.get(Settings.KV_TLS_KEY));
     assertEquals(Optional.of(Path.of("/tls/ca.pem")), config.get(Settings.KV_TLS_TRUST));
+    assertEquals(Settings.ENGINE_SIM, config.get(Settings.ENGINE));
     for (Setting<?> setting : Settings.all()) {
       setting.env().filter(variable -> !env.get(variable).isBlank()).ifPresent(variable ->
           assertTrue(config.describe().contains("(env: " + variable + ")"), variable));

@@ -15,11 +15,17 @@ import io.vertx.core.json.JsonObject;
  *     chat requests with it unless configured otherwise); empty for a proxy
  * @param capacity sequences it runs at once ({@code max-num-seqs}) or its token budget (prefill)
  * @param state whether it takes new requests, finishes the ones it has, or has gone
+ * @param engine the engine architecture that runs its model, e.g. {@code llama2c}, or
+ *     {@link #SIMULATED} for the simulated engine, whose text no one must take for a model's;
+ *     empty for a proxy
  */
 public record InstanceInfo(String instanceId, Role role, int dpRank, int ranks, String host,
     int httpPort,
     int kvPort, String modelName, String fingerprint, String chatTemplate, int capacity, Load load,
-    long heartbeatMillis, State state) {
+    long heartbeatMillis, State state, String engine) {
+
+  /** {@link #engine()} of an instance that runs the simulated engine. */
+  public static final String SIMULATED = "sim";
 
   /**
    * Where an instance is in its life. A stopping instance first announces {@link #DRAINING}, so
@@ -48,7 +54,7 @@ public record InstanceInfo(String instanceId, Role role, int dpRank, int ranks, 
       int httpPort, int kvPort, String modelName, String fingerprint, String chatTemplate,
       int capacity, Load load, long heartbeatMillis) {
     this(instanceId, role, dpRank, ranks, host, httpPort, kvPort, modelName, fingerprint,
-        chatTemplate, capacity, load, heartbeatMillis, State.SERVING);
+        chatTemplate, capacity, load, heartbeatMillis, State.SERVING, "");
   }
 
   /**
@@ -86,12 +92,22 @@ public record InstanceInfo(String instanceId, Role role, int dpRank, int ranks, 
 
   public InstanceInfo withLoad(Load value, long now) {
     return new InstanceInfo(instanceId, role, dpRank, ranks, host, httpPort, kvPort, modelName,
-        fingerprint, chatTemplate, capacity, value, now, state);
+        fingerprint, chatTemplate, capacity, value, now, state, engine);
   }
 
   public InstanceInfo withState(State value) {
     return new InstanceInfo(instanceId, role, dpRank, ranks, host, httpPort, kvPort, modelName,
-        fingerprint, chatTemplate, capacity, load, heartbeatMillis, value);
+        fingerprint, chatTemplate, capacity, load, heartbeatMillis, value, engine);
+  }
+
+  public InstanceInfo withEngine(String value) {
+    return new InstanceInfo(instanceId, role, dpRank, ranks, host, httpPort, kvPort, modelName,
+        fingerprint, chatTemplate, capacity, load, heartbeatMillis, state, value);
+  }
+
+  /** Whether it runs the simulated engine. */
+  public boolean isSimulated() {
+    return SIMULATED.equals(engine);
   }
 
   /** Whether it takes new requests. */
@@ -105,7 +121,7 @@ public record InstanceInfo(String instanceId, Role role, int dpRank, int ranks, 
         .put("modelName", modelName).put("fingerprint", fingerprint)
         .put("chatTemplate", chatTemplate).put("capacity", capacity)
         .put("load", load.toJson()).put("heartbeatMillis", heartbeatMillis)
-        .put("state", state.wireName());
+        .put("state", state.wireName()).put("engine", engine);
   }
 
   public static InstanceInfo fromJson(JsonObject json) {
@@ -117,6 +133,7 @@ public record InstanceInfo(String instanceId, Role role, int dpRank, int ranks, 
         json.getInteger("capacity"), Load.fromJson(json.getJsonObject("load")),
         json.getLong("heartbeatMillis"),
         // a peer of a build without states announces only while it serves
-        State.fromWire(json.getString("state", State.SERVING.wireName())));
+        State.fromWire(json.getString("state", State.SERVING.wireName())),
+        json.getString("engine", ""));
   }
 }

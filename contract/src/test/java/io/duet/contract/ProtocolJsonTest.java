@@ -70,6 +70,19 @@ class ProtocolJsonTest {
   }
 
   @Test
+  void instanceInfoEngine() {
+    InstanceInfo simulated = INFO.withEngine(InstanceInfo.SIMULATED);
+    assertEquals(simulated, InstanceInfo.fromJson(wire(simulated.toJson())));
+    assertTrue(simulated.isSimulated());
+    assertEquals(simulated, simulated.withLoad(INFO.load(), INFO.heartbeatMillis())
+        .withState(InstanceInfo.State.SERVING), "load and state updates keep the engine");
+    assertEquals(false, INFO.withEngine("llama2c").isSimulated());
+    JsonObject ofAnOlderBuild = simulated.toJson();
+    ofAnOlderBuild.remove("engine");
+    assertEquals(INFO, InstanceInfo.fromJson(ofAnOlderBuild), "a heartbeat without an engine");
+  }
+
+  @Test
   void nestedRecords() {
     assertEquals(SAMPLING, SamplingSpec.fromJson(wire(SAMPLING.toJson())));
     assertEquals(KV, KvHandle.fromJson(wire(KV.toJson())));

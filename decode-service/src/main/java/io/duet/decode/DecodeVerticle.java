@@ -89,7 +89,7 @@ public final class DecodeVerticle extends WorkerVerticle {
         statusPort(), 0, options.modelName(), engine.layout().fingerprint(),
         engine.info().chatTemplate(), options.maxNumSeqs(), new InstanceInfo.Load(service.active(), service.waiting(),
             service.reservedTokens(), kv.usedBlocks(), kv.totalBlocks()),
-        System.currentTimeMillis());
+        System.currentTimeMillis()).withEngine(engine.info().architecture());
   }
 
   @Override

@@ -13,6 +13,7 @@ import io.duet.deploy.impl.Readiness;
 import io.duet.deploy.impl.RunDirectory;
 import io.duet.deploy.impl.ServiceJars;
 import io.duet.deploy.impl.Stopper;
+import io.duet.service.ServiceRuntime;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.net.InetAddress;
@@ -41,7 +42,7 @@ import picocli.CommandLine.Option;
     description = "Starts one JVM per instance of a topology file on this machine, waits until "
         + "every instance and decode rank serves (GET /health), prints where the proxy listens "
         + "and returns; the JVMs keep running (stop them with down). The model comes from "
-        + "MODEL_PATH / TOKENIZER_PATH or the file.")
+        + "MODEL_PATH / TOKENIZER_PATH or the file (none for instances of engine: sim).")
 final class UpCommand implements Callable<Integer> {
 
   /** Long enough for a service to leave the cluster on SIGTERM. */
@@ -125,8 +126,10 @@ final class UpCommand implements Callable<Integer> {
             + "up starts every instance here");
       }
       Optional<Path> model = instance.config().get(Settings.MODEL_PATH);
-      // a file (llama2.c) or a directory (a Hugging Face checkpoint)
-      if (instance.role() != Role.PROXY && (model.isEmpty() || !Files.exists(model.get()))) {
+      // a file (llama2.c) or a directory (a Hugging Face checkpoint); the simulated engine
+      // needs none
+      if (instance.role() != Role.PROXY && !ServiceRuntime.simulated(instance.config())
+          && (model.isEmpty() || !Files.exists(model.get()))) {
         reasons.add(instance.name() + " has no model: " + model.map(path -> path
             + " does not exist").orElse("set MODEL_PATH and TOKENIZER_PATH, or model.path and "
             + "model.tokenizer in the file"));

@@ -46,8 +46,12 @@ class CheckCommandTest {
     Run reference = check(TOPOLOGIES.resolve("18p1d-ep144.yaml"));
     assertTrue(reference.out().lines().anyMatch(line -> line.matches("d0 +decode +127\\.0\\.0\\.1"
         + " +cluster 5720, status 9100-9243 \\(ranks 0-143\\) +144 = dp 144 x tp 1, ep 144 +"
-        + "max-num-seqs 60, num-speculative-tokens 1, decode-gear-list \\[120\\], .*")),
-        reference::out);
+        + "engine sim, max-num-seqs 60, num-speculative-tokens 1, decode-gear-list \\[120\\], "
+        + ".*")), reference::out);
+    assertTrue(reference.out().contains("model the simulated engine of d0: sim, 256 routed "
+        + "experts (decode.ep checked)"), reference::out);
+    Run small = check(TOPOLOGIES.resolve("2p1d.yaml"));
+    assertTrue(small.out().lines().noneMatch(line -> line.contains("engine sim")), small::out);
   }
 
   @Test

@@ -1,6 +1,7 @@
 package io.duet.engine;
 
 import java.nio.file.Path;
+import java.util.Map;
 import java.util.Objects;
 
 /**
@@ -27,6 +28,7 @@ public final class EngineOptions {
   private WeightStorage weightStorage = DEFAULT_WEIGHT_STORAGE;
   private int expertParallel = 1;
   private int expertSlots;
+  private Map<String, String> parameters = Map.of();
 
   public Path modelPath() {
     return modelPath;
@@ -48,6 +50,19 @@ public final class EngineOptions {
    */
   public EngineOptions architecture(String value) {
     this.architecture = value;
+    return this;
+  }
+
+  public Map<String, String> parameters() {
+    return parameters;
+  }
+
+  /**
+   * Parameters of the architecture by name, for one that takes any (the simulated engine's
+   * timing model); empty by default.
+   */
+  public EngineOptions parameters(Map<String, String> value) {
+    this.parameters = Map.copyOf(value);
     return this;
   }
 
@@ -204,6 +219,6 @@ public final class EngineOptions {
         + tokenizerPath + ", blockSize=" + blockSize + ", kvCacheBytes=" + kvCacheBytes + ", kvBlocks=" + kvBlocks
         + ", maxBatchTokens=" + maxBatchTokens + ", maxSequences=" + maxSequences + ", threads="
         + threads + ", sharedCores=" + sharedCores + ", expertParallel=" + expertParallel
-        + ", expertSlots=" + expertSlots + "}";
+        + ", expertSlots=" + expertSlots + ", parameters=" + parameters + "}";
   }
 }

@@ -121,7 +121,7 @@ public final class PrefillVerticle extends WorkerVerticle {
         kvServer.actualPort(), options.modelName(), engine.layout().fingerprint(),
         engine.info().chatTemplate(), options.maxBatchTokens(), new InstanceInfo.Load(scheduler.running(), scheduler.waiting(),
             scheduler.inFlightTokens(), kv.usedBlocks(), kv.totalBlocks()),
-        System.currentTimeMillis());
+        System.currentTimeMillis()).withEngine(engine.info().architecture());
   }
 
   @Override

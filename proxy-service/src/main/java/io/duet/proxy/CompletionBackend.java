@@ -57,6 +57,20 @@ public interface CompletionBackend {
   }
 
   /**
+   * Who {@code model} is {@code owned_by} in {@code /v1/models}: {@code duet}, or
+   * {@code duet-sim} when the instances serving it run the simulated engine, so that no client
+   * takes its pseudo-text for a model's.
+   */
+  default String owner(String model) {
+    return OWNER;
+  }
+
+  /** {@link #owner} of a model a real engine runs. */
+  String OWNER = "duet";
+  /** {@link #owner} of a model the simulated engine runs. */
+  String SIMULATED_OWNER = "duet-sim";
+
+  /**
    * Called on the context of each HTTP server that uses this backend, before the server serves
    * requests: a backend confined to one context registers its consumers and timers here.
    * Completes when the backend is ready.

@@ -13,8 +13,9 @@ import io.vertx.ext.web.Router;
  *   <li>{@code POST /v1/completions} and {@code POST /v1/chat/completions}, whole or streamed as
  *   server-sent events ({@code stream_options: {include_usage, continuous_usage_stats}});</li>
  *   <li>{@code GET /v1/models} and {@code GET /v1/models/{model}};</li>
- *   <li>{@code GET /health}: 200 {@code {"status":"ok"}} while at least one model is served,
- *   else 503 with the reason;</li>
+ *   <li>{@code GET /health}: 200 {@code {"status":"ok","models":{NAME:OWNER}}} while at least
+ *   one model is served (the owner {@code duet-sim} when the simulated engine serves it), else
+ *   503 with the reason;</li>
  *   <li>{@code GET /metrics}: the Prometheus registry's scrape.</li>
  * </ul>
  * With an API key set in the options, {@code /v1/*} requires {@code Authorization: Bearer <key>}.

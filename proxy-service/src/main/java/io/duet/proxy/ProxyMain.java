@@ -212,7 +212,10 @@ public final class ProxyMain implements Callable<Integer> {
     Path model;
     Path tokenizer;
     String name = config.get(Settings.MODEL_SERVED_NAME).orElse(DemoModel.SERVED_NAME);
-    if (config.get(Settings.MODEL_PATH).isPresent()) {
+    if (ServiceRuntime.simulated(config)) {
+      model = null;
+      tokenizer = null;
+    } else if (config.get(Settings.MODEL_PATH).isPresent()) {
       model = config.get(Settings.MODEL_PATH).get();
       tokenizer = config.get(Settings.MODEL_TOKENIZER).orElse(null);
     } else {

@@ -606,7 +606,8 @@ class OpenAiApiTest {
 
     HttpResponse<Buffer> health = await(client.get(proxy.actualPort(), HOST, "/health").send());
     assertEquals(200, health.statusCode());
-    assertEquals(new JsonObject().put("status", "ok"), health.bodyAsJsonObject());
+    assertEquals(new JsonObject().put("status", "ok").put("models", new JsonObject()
+        .put(MODEL, "duet")), health.bodyAsJsonObject());
 
     backend.models = List.of();
     health = await(client.get(proxy.actualPort(), HOST, "/health").send());

@@ -17,7 +17,9 @@ import io.vertx.core.Vertx;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
@@ -140,7 +142,7 @@ public final class ServiceRuntime {
   public static void runWorker(Role role, ConfigFlags flags, WorkerFactory factory)
       throws Exception {
     DuetConfig config = loadConfig(role, flags);
-    Path model = requireModel(config);
+    Path model = simulated(config) ? null : requireModel(config);
     Future<Member> joining = startJoining(config);
     List<Engine> engines;
     try {
@@ -194,13 +196,13 @@ public final class ServiceRuntime {
   public static List<Engine> openEngines(DuetConfig config, Role role, Path model,
       Path tokenizer, boolean sharedCores) throws IOException {
     boolean prefill = role == Role.PREFILL;
+    boolean simulated = simulated(config);
     int ranks = ranks(config, role);
     int cores = Runtime.getRuntime().availableProcessors();
-    int threads = threadsPerRank(config.get(prefill ? Settings.PREFILL_THREADS
+    // the simulated engine computes nothing on the pool: one thread, the engine thread itself
+    int threads = simulated ? 1 : threadsPerRank(config.get(prefill ? Settings.PREFILL_THREADS
         : Settings.DECODE_THREADS), ranks, cores);
-    EngineOptions options = new EngineOptions().modelPath(model)
-        .architecture(config.get(Settings.MODEL_ARCHITECTURE).orElse(null))
-        .tokenizerPath(tokenizer)
+    EngineOptions options = modelOptions(config, role, model, tokenizer)
         .kvCacheBytes((long) config.get(prefill ? Settings.PREFILL_KV_CACHE_MB
             : Settings.DECODE_KV_CACHE_MB) << 20)
         .threads(threads)
@@ -211,14 +213,50 @@ public final class ServiceRuntime {
           .expertSlots(config.get(Settings.DECODE_EXPERT_SLOTS));
     }
     List<Engine> engines = Engine.openRanks(options, ranks);
+    if (simulated) {
+      LOG.warn("{} runs the SIMULATED engine (engine: sim): its text is lorem-ipsum pseudo-text "
+          + "and its speed a timing model's, not a model's: {}", config.get(Settings.INSTANCE_ID),
+          engines.get(0).description().model());
+    }
     // Hash the weights for the KV layout fingerprint now, not on an event loop later, and let
     // the JIT compile the forward pass before the first request. The ranks share the weights
-    // (and their hash) and the JVM's compiled code, so warming one warms them all.
+    // (and their hash) and the JVM's compiled code, so warming one warms them all. The
+    // simulated engine has no kernels to compile: only the prefill path is walked once.
     Engine first = engines.get(0);
     LOG.info("{} engine{}: KV layout {}, warmed up in {} ms", role.wireName(),
         ranks == 1 ? "" : "s of " + ranks + " ranks, " + threads + " threads each",
-        first.layout().fingerprint(), warmUp(engines));
+        first.layout().fingerprint(), warmUp(engines, simulated));
     return engines;
+  }
+
+  /** Whether the configuration selects the simulated engine ({@code engine: sim}). */
+  public static boolean simulated(DuetConfig config) {
+    return config.get(Settings.ENGINE).equals(Settings.ENGINE_SIM);
+  }
+
+  /**
+   * The engine options that choose what an instance of {@code role} runs: the simulated engine
+   * with its parameters ({@code sim.profile}, the instance's prefill.tp as its accelerators and
+   * decode.num-speculative-tokens as its speculative tokens, then {@code sim.parameters}), else
+   * {@code model} with its tokenizer and {@code model.architecture}.
+   */
+  public static EngineOptions modelOptions(DuetConfig config, Role role, Path model,
+      Path tokenizer) {
+    if (!simulated(config)) {
+      return new EngineOptions().modelPath(model)
+          .architecture(config.get(Settings.MODEL_ARCHITECTURE).orElse(null))
+          .tokenizerPath(tokenizer);
+    }
+    Map<String, String> parameters = new HashMap<>();
+    if (role == Role.PREFILL) {
+      parameters.put("accelerators", String.valueOf(config.get(Settings.PREFILL_TP)));
+    } else if (role == Role.DECODE) {
+      parameters.put("speculative-tokens",
+          String.valueOf(config.get(Settings.DECODE_NUM_SPECULATIVE_TOKENS)));
+    }
+    parameters.putAll(config.get(Settings.SIM_PARAMETERS));
+    return new EngineOptions().architecture(Settings.ENGINE_SIM)
+        .modelPath(config.get(Settings.SIM_PROFILE).orElse(null)).parameters(parameters);
   }
 
   /**
@@ -227,8 +265,12 @@ public final class ServiceRuntime {
    *
    * @return how long it took, in milliseconds
    */
-  private static long warmUp(List<Engine> engines) {
+  /** The simulated engine's steps take simulated time and compile nothing worth warming. */
+  private static long warmUp(List<Engine> engines, boolean simulated) {
     int group = engines.get(0).expertParallelRanks();
+    if (simulated) {
+      return engines.get(0).warmUp(0, WARM_UP_BUDGET_MILLIS);
+    }
     if (group == 1) {
       return engines.get(0).warmUp(WARM_UP_STEPS, WARM_UP_BUDGET_MILLIS);
     }

@@ -47,6 +47,7 @@ public final class InstanceLauncher {
     }
     command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
     command.addAll(ServiceRuntime.directLaunchFlags());
+    command.addAll(simulatedInstanceFlags(instance));
     command.addAll(List.of("-jar", jars.get(instance.role()).toString(),
         "--config", topology.toString(), ConfigFlags.INSTANCE_FLAG, instance.name(),
         Settings.LOG_PATH.flag().orElseThrow().name(), run.dir().toString()));
@@ -56,5 +57,25 @@ public final class InstanceLauncher {
     Process process = builder.start();
     process.getOutputStream().close();
     return new Launched(process, LaunchRecord.Started.of(instance.name(), process, command));
+  }
+
+  /** Heap beyond the KV caches of a simulated instance: Vert.x, Hazelcast, buffers. */
+  static final int SIMULATED_HEAP_OVERHEAD_MB = 160;
+
+  /**
+   * JVM flags that keep a prefill or decode instance of the simulated engine small, so that the
+   * 20 JVMs of an 18P1D fit one machine: a heap of its KV caches and
+   * {@link #SIMULATED_HEAP_OVERHEAD_MB}, the serial collector (no GC threads per core), smaller
+   * thread stacks, and the client compiler only (it computes nothing the C2 compiler would pay
+   * back, and 20 JVMs compiling at once slow the start). None for other instances.
+   */
+  static List<String> simulatedInstanceFlags(Topology.Instance instance) {
+    if (instance.role() == Role.PROXY || !ServiceRuntime.simulated(instance.config())) {
+      return List.of();
+    }
+    int kvMb = instance.config().get(instance.role() == Role.PREFILL
+        ? Settings.PREFILL_KV_CACHE_MB : Settings.DECODE_KV_CACHE_MB) * instance.ranks();
+    return List.of("-Xmx" + (kvMb + SIMULATED_HEAP_OVERHEAD_MB) + "m", "-XX:+UseSerialGC",
+        "-Xss512k", "-XX:TieredStopAtLevel=1");
   }
 }

@@ -8,6 +8,7 @@ import io.duet.contract.Role;
 import io.duet.engine.Engine;
 import io.duet.engine.EngineOptions;
 import io.duet.engine.ModelInfo;
+import io.duet.service.ServiceRuntime;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -20,7 +21,8 @@ import java.util.Optional;
 /**
  * The checks of a topology that need its model ({@link ModelChecks}): each decode instance's
  * model is opened when {@code model.path} names a file here (once per file), else the check is
- * left to the decode service, which makes it when it has opened its model.
+ * left to the decode service, which makes it when it has opened its model. The simulated
+ * engine's model ({@code engine: sim}) is made up from its parameters and always checked.
  */
 public final class ModelCheck {
 
@@ -44,6 +46,12 @@ public final class ModelCheck {
       if (instance.role() != Role.DECODE) {
         continue;
       }
+      if (ServiceRuntime.simulated(instance.config())) {
+        // made up from its parameters at once: always checked
+        open(instance, null, notes, problems).ifPresent(info ->
+            problems.addAll(instance.modelProblems(info)));
+        continue;
+      }
       Optional<Path> path = instance.config().get(Settings.MODEL_PATH);
       if (path.isEmpty() || !Files.exists(path.get())) {
         notes.put(path.map(Path::toString).orElse(""), "model " + path.map(p -> p + " not found")
@@ -61,19 +69,19 @@ public final class ModelCheck {
   private static Optional<ModelInfo> open(Topology.Instance instance, Path file,
       Map<String, String> notes, List<Problem> problems) {
     // One KV block and one thread: only the model's description is read.
-    EngineOptions options = new EngineOptions().modelPath(file)
-        .architecture(instance.config().get(Settings.MODEL_ARCHITECTURE).orElse(null))
-        .kvBlocks(1).threads(1);
+    EngineOptions options = ServiceRuntime.modelOptions(instance.config(), instance.role(), file,
+        null).kvBlocks(1).threads(1);
+    String name = file == null ? "the simulated engine of " + instance.name() : file.toString();
     try (Engine engine = Engine.open(options)) {
       ModelInfo info = engine.info();
-      notes.put(file.toString(), "model " + file + ": " + info.architecture() + ", "
+      notes.put(name, "model " + name + ": " + info.architecture() + ", "
           + (info.routedExperts() == 0 ? "dense (any decode.ep fits)"
           : info.routedExperts() + " routed experts (decode.ep checked)"));
       return Optional.of(info);
     } catch (IOException | RuntimeException e) {
-      String key = Settings.MODEL_PATH.key();
+      String key = file == null ? Settings.SIM_PROFILE.key() : Settings.MODEL_PATH.key();
       problems.add(new Problem(key, "a model an engine architecture opens (" + e.getMessage()
-          + ")", "'" + file + "'", instance.config().source(key)));
+          + ")", "'" + name + "'", instance.config().source(key)));
       return Optional.empty();
     }
   }

@@ -3,11 +3,14 @@ package io.duet.deploy.impl;
 import io.duet.cluster.DuetConfig;
 import io.duet.cluster.Settings;
 import io.duet.cluster.Topology;
+import io.duet.contract.Role;
+import io.duet.service.ServiceRuntime;
 import java.util.List;
 
 /**
  * A topology as {@code duet.jar check} prints it: one row per instance with its role, host,
- * ports (every decode rank's status port among them), ranks and the settings that size it.
+ * ports (every decode rank's status port among them), ranks and the settings that size it (and
+ * the simulated engine, where an instance runs it).
  */
 public final class TopologyTable {
 
@@ -50,9 +53,12 @@ public final class TopologyTable {
     };
   }
 
+  /** What sizes the instance, after {@code engine sim, } when it runs the simulated engine. */
   private static String settings(Topology.Instance instance) {
     DuetConfig c = instance.config();
-    return switch (instance.role()) {
+    String engine = instance.role() != Role.PROXY && ServiceRuntime.simulated(c)
+        ? "engine sim, " : "";
+    return engine + switch (instance.role()) {
       case PROXY -> "decode-rank-cap " + c.get(Settings.PROXY_DECODE_RANK_CAP) + ", queue-size "
           + c.get(Settings.PROXY_QUEUE_SIZE) + ", policies " + c.get(Settings.PROXY_PREFILL_POLICY)
           + " / " + c.get(Settings.PROXY_DECODE_POLICY);

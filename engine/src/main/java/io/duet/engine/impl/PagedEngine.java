@@ -16,6 +16,7 @@ import io.duet.engine.Tokenizer;
 import io.duet.engine.compute.Kernels;
 import io.duet.engine.compute.KernelsProvider;
 import io.duet.engine.compute.WorkerPool;
+import io.duet.engine.spi.Architecture;
 import io.duet.engine.spi.ExpertExchange;
 import io.duet.engine.spi.ForwardBatch;
 import io.duet.engine.spi.ForwardPass;
@@ -96,13 +97,17 @@ public final class PagedEngine implements Engine {
    * KV cache, forward pass and compute threads of its own (see {@link Engine#openRanks}).
    */
   public static List<Engine> openRanks(EngineOptions options, int count) throws IOException {
-    if (options.modelPath() == null) {
+    if (options.modelPath() == null && options.architecture() == null) {
       throw new IllegalArgumentException("no model path given");
     }
     if (count < 1) {
       throw new IllegalArgumentException("at least one engine must be opened, not " + count);
     }
-    SharedModel model = new SharedModel(Architectures.find(options).open(options));
+    Architecture architecture = Architectures.find(options);
+    if (options.modelPath() == null && architecture.readsModelFile()) {
+      throw new IllegalArgumentException("no model path given for " + architecture.name());
+    }
+    SharedModel model = new SharedModel(architecture.open(options));
     List<Engine> engines = new ArrayList<>(count);
     try {
       int ep = expertParallelism(options, model.model().info(), count);

@@ -26,6 +26,14 @@ public interface Architecture {
   boolean recognizes(Path model);
 
   /**
+   * Whether {@link #open} needs {@link EngineOptions#modelPath}; an architecture that makes its
+   * model up (the simulated engine) takes the path as optional.
+   */
+  default boolean readsModelFile() {
+    return true;
+  }
+
+  /**
    * Opens the checkpoint {@link EngineOptions#modelPath} (and tokenizer) as the options say.
    *
    * @throws io.duet.engine.ModelFormatException naming the file and the problem when it cannot

@@ -197,6 +197,13 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
     return expectedModels.contains(model);
   }
 
+  /** {@code duet-sim} when any instance serving {@code model} runs the simulated engine. */
+  @Override
+  public String owner(String model) {
+    return registry.get().stream().anyMatch(i -> i.modelName().equals(model) && i.isSimulated())
+        ? SIMULATED_OWNER : OWNER;
+  }
+
   /** The template the prefill instances of {@code model} announce (they render its prompts). */
   @Override
   public Optional<String> chatTemplate(String model) {

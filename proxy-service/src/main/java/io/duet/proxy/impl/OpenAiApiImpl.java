@@ -42,7 +42,6 @@ public final class OpenAiApiImpl implements OpenAiApi {
   private static final String CREATED_KEY = "duet.createdSeconds";
   private static final String REQUEST_ID_KEY = "duet.requestId";
   private static final String BODY_TIMER_KEY = "duet.bodyTimer";
-  private static final String OWNED_BY = "duet";
   private static final String APPLICATION_JSON = "application/json";
   private static final String PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8";
   private static final List<String> ENDPOINTS = List.of("/v1/completions",
@@ -230,7 +229,7 @@ public final class OpenAiApiImpl implements OpenAiApi {
   private void handleModels(RoutingContext ctx, CompletionBackend backend) {
     JsonArray data = new JsonArray();
     for (String model : backend.models()) {
-      data.add(model(model));
+      data.add(model(model, backend));
     }
     sendJson(ctx, 200, new JsonObject().put("object", "list").put("data", data));
   }
@@ -238,22 +237,25 @@ public final class OpenAiApiImpl implements OpenAiApi {
   private void handleModel(RoutingContext ctx, CompletionBackend backend) {
     String name = ctx.pathParam("model");
     if (backend.models().contains(name)) {
-      sendJson(ctx, 200, model(name));
+      sendJson(ctx, 200, model(name, backend));
     } else {
       sendError(ctx, ApiError.modelNotFound(name));
     }
   }
 
-  private JsonObject model(String name) {
+  private JsonObject model(String name, CompletionBackend backend) {
     return new JsonObject().put("id", name).put("object", "model").put("created", createdSeconds)
-        .put("owned_by", OWNED_BY);
+        .put("owned_by", backend.owner(name));
   }
 
   private void handleHealth(RoutingContext ctx, CompletionBackend backend) {
     String reason;
     try {
-      if (!backend.models().isEmpty()) {
-        sendJson(ctx, 200, new JsonObject().put("status", "ok"));
+      List<String> models = backend.models();
+      if (!models.isEmpty()) {
+        JsonObject owners = new JsonObject();
+        models.forEach(model -> owners.put(model, backend.owner(model)));
+        sendJson(ctx, 200, new JsonObject().put("status", "ok").put("models", owners));
         return;
       }
       reason = "no model is served by at least one prefill and one decode instance";
