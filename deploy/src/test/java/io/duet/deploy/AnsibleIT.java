@@ -5,6 +5,9 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.duet.cluster.DuetConfig;
+import io.duet.cluster.Topology;
+import io.duet.deploy.impl.Topologies;
 import io.duet.engine.Engine;
 import io.duet.engine.OfflineGenerator;
 import io.duet.engine.SamplingParams;
@@ -35,13 +38,14 @@ import org.yaml.snakeyaml.Yaml;
  * shipped 2P1D inventory, moved to ports, a cluster name and directories of its own, comes up
  * with one {@code ansible-playbook} run; the README's streaming curl gets the engine's own
  * greedy text; {@code --tags run_server} restarts the prefill and decode instances while the
- * proxy process stays and answers after; {@code --tags stop} leaves no process. Every process
+ * proxy process stays and answers after; {@code --tags stop} leaves no process. And every
+ * shipped inventory generates the topology of its topology file. Every process
  * started from the test's directory is killed at the end whatever happens. Needs Debian's
  * {@code ansible} package (.ci/run installs it).
  */
 class AnsibleIT {
 
-  private static final Duration PLAYBOOK_TIMEOUT = Duration.ofSeconds(150);
+  private static final Duration COMMAND_TIMEOUT = Duration.ofSeconds(300);
   private static final List<String> SERVERS = List.of("p0", "p1", "d0");
   private static final String PROMPT = "how are you?";
   private static final int MAX_TOKENS = 50;
@@ -123,6 +127,36 @@ class AnsibleIT {
   }
 
   /**
+   * Each shipped inventory generates the topology of the file of the same name: every
+   * instance's configuration and the shared one are the same, value for value.
+   */
+  @Test
+  void everyShippedInventoryGeneratesItsTopologyFile() throws Exception {
+    for (String name : List.of("1p1d", "2p1d", "4p1d", "8p1d", "18p1d-ep144")) {
+      Path generated = work.resolve(name + ".yaml");
+      run(List.of("ansible", "-i", repo().resolve("deploy/ansible/inventory_" + name + ".yml")
+          .toString(), "c0", "-m", "ansible.builtin.template", "-a", "src=" + repo().resolve(
+              "deploy/ansible/templates/topology.yaml.j2") + " dest=" + generated));
+      Path shipped = repo().resolve("cluster-config/topologies/" + name + ".yaml");
+      Topology expected = Topologies.load(shipped, Map.of());
+      Topology actual = Topologies.load(generated, Map.of());
+      assertEquals(described(expected.shared(), shipped), described(actual.shared(), generated),
+          name);
+      assertEquals(expected.instances().stream().map(Topology.Instance::name).toList(),
+          actual.instances().stream().map(Topology.Instance::name).toList(), name);
+      for (Topology.Instance instance : expected.instances()) {
+        assertEquals(described(instance.config(), shipped), described(actual.instance(
+            instance.name()).orElseThrow().config(), generated), name + " " + instance.name());
+      }
+    }
+  }
+
+  /** A configuration's every key, value and source, the file named {@code FILE}. */
+  private static String described(DuetConfig config, Path file) {
+    return config.describe().replace(file.toString(), "FILE");
+  }
+
+  /**
    * The README's seed curl, streamed with usage in every chunk: the text of the chunks, after
    * checking that each carries its usage and that the stream ends with [DONE].
    */
@@ -155,7 +189,12 @@ class AnsibleIT {
     List<String> command = new ArrayList<>(List.of("ansible-playbook", "-i",
         inventory.toString(), repo().resolve("deploy/ansible/duet.yml").toString()));
     command.addAll(List.of(args));
-    Path output = Files.createTempFile(work, "playbook-", ".out");
+    run(command);
+  }
+
+  /** Runs an ansible command; fails with its output unless it succeeds in time. */
+  private void run(List<String> command) throws Exception {
+    Path output = Files.createTempFile(work, "ansible-", ".out");
     ProcessBuilder builder = new ProcessBuilder(command).redirectErrorStream(true)
         .redirectOutput(output.toFile());
     LaunchedTopology.isolate(builder.environment());
@@ -163,13 +202,13 @@ class AnsibleIT {
     try {
       process = builder.start();
     } catch (IOException e) {
-      throw new AssertionError("ansible-playbook is not on the PATH (.ci/run installs Debian's "
+      throw new AssertionError(command.get(0) + " is not on the PATH (.ci/run installs Debian's "
           + "ansible package): " + e.getMessage(), e);
     }
-    if (!process.waitFor(PLAYBOOK_TIMEOUT.toSeconds(), TimeUnit.SECONDS)) {
+    if (!process.waitFor(COMMAND_TIMEOUT.toSeconds(), TimeUnit.SECONDS)) {
       process.destroyForcibly();
       throw new AssertionError(String.join(" ", command) + " did not end within "
-          + PLAYBOOK_TIMEOUT.toSeconds() + " s:\n" + Files.readString(output));
+          + COMMAND_TIMEOUT.toSeconds() + " s:\n" + Files.readString(output));
     }
     assertEquals(0, process.exitValue(), () -> String.join(" ", command) + ":\n" + read(output));
   }
