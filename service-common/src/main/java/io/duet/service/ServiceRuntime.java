@@ -202,6 +202,7 @@ public final class ServiceRuntime {
             : Settings.DECODE_KV_CACHE_MB) << 20)
         .threads(threads)
         .weightStorage(config.get(Settings.MODEL_WEIGHTS))
+        .warmCache(config.get(Settings.MODEL_WARM_CACHE).orElse(null))
         .sharedCores(sharedCores || threads * ranks > cores);
     List<Engine> engines = Engine.openRanks(options, ranks);
     // Hash the weights for the KV layout fingerprint now, not on an event loop later, and let
