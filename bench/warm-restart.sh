@@ -5,7 +5,7 @@
 #   MODEL_PATH=/tmp/m15.bin TOKENIZER_PATH=../shared/models/tokenizer.bin \
 #     bench/warm-restart.sh cold warm cold warm
 # Each line: the time to the first token, how the prefill instance found the model's content
-# hash, its warm-up, and the load average. Ports 41001-41007; the jars of the build tree.
+# hash, its warm-up, and the load average. Ports 21001-21007; the jars of the build tree.
 set -euo pipefail
 : "${MODEL_PATH:?set MODEL_PATH (and TOKENIZER_PATH)}"
 JAR=$(cd "$(dirname "$0")/.." && pwd)/deploy/target/duet.jar
@@ -17,18 +17,18 @@ model: {served-name: deepseek}
 prefill: {threads: 1, kv-cache-mb: 16}
 decode: {threads: 1, kv-cache-mb: 16, max-num-seqs: 8}
 instances:
-  c0: {role: proxy, host: 127.0.0.1, cluster-port: 41001, proxy: {port: 41004, http-instances: 1}}
-  p0: {role: prefill, host: 127.0.0.1, cluster-port: 41002, prefill: {kv-port: 41005, http-port: 41006}}
-  d0: {role: decode, host: 127.0.0.1, cluster-port: 41003, decode: {dp: 1, http-port: 41007}}
+  c0: {role: proxy, host: 127.0.0.1, cluster-port: 21001, proxy: {port: 21004, http-instances: 1}}
+  p0: {role: prefill, host: 127.0.0.1, cluster-port: 21002, prefill: {kv-port: 21005, http-port: 21006}}
+  d0: {role: decode, host: 127.0.0.1, cluster-port: 21003, decode: {dp: 1, http-port: 21007}}
 YAML
 trap 'java -jar "$JAR" down "$WORK/1p1d.yaml" > /dev/null 2>&1 || true' EXIT
 for mode in "$@"; do
   [ "$mode" = cold ] && rm -rf "$LOG_PATH/warm-cache"
   start=$(date +%s%N)
   java -jar "$JAR" up "$WORK/1p1d.yaml" > "$WORK/up.out" 2>&1 || { cat "$WORK/up.out"; exit 1; }
-  curl -s -N http://127.0.0.1:41004/v1/completions -H "Content-Type:application/json" \
+  curl -s -N http://127.0.0.1:21004/v1/completions -H "Content-Type:application/json" \
     -d '{"model":"deepseek","temperature":0,"max_tokens":4,"prompt":"how are you?","stream":true}' \
-    | head -c 1 > /dev/null
+    | head -c 1 > /dev/null || true  # curl ends with 23 when head has its byte
   end=$(date +%s%N)
   hash=$(grep -h -o "computed in [0-9]* ms\|from the warm cache" "$LOG_PATH/p0.log" | tail -1)
   echo "$mode: first token after $(( (end - start) / 1000000 )) ms; p0's content hash" \
