@@ -156,6 +156,14 @@ public final class Settings {
       .description("mapped: memory-mapped from the checkpoint, opens at once. huge-pages: copied "
           + "off the heap onto transparent huge pages, faster decode, slower start."));
 
+  public static final Setting<Optional<Path>> MODEL_WARM_CACHE = declare(Setting.builder(
+      "model.warm-cache", optional(path())).env("DUET_WARM_CACHE")
+      .description("A directory where an instance keeps what its restart reuses: the model's "
+          + "content hash, remembered with each model file's size, modification time and inode "
+          + "(a changed file or a damaged entry is hashed again, never used). duet.jar up and "
+          + "the ansible playbook set it. Unset: nothing is kept, every start hashes the "
+          + "weights."));
+
   // ---------------------------------------------------------------- engine
 
   /** {@link #ENGINE}'s value for the engine that runs the model's weights. */

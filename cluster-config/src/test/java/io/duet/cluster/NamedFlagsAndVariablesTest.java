@@ -31,7 +31,7 @@ class NamedFlagsAndVariablesTest {
       "SERVED_MODEL_NAME", "LOG_PATH", "DUET_CLUSTER_NAME", "DUET_CLUSTER_HOST",
       "DUET_CLUSTER_PORT", "DUET_CLUSTER_MEMBERS", "DUET_INSTANCE_ID", "DUET_PROXY_PORT",
       "DUET_API_KEY", "DUET_CLUSTER_SECRET", "DUET_KV_TLS_CERT", "DUET_KV_TLS_KEY",
-      "DUET_KV_TLS_TRUST", "DUET_ENGINE");
+      "DUET_KV_TLS_TRUST", "DUET_ENGINE", "DUET_WARM_CACHE");
 
   @Command(name = "service")
   static final class Service {
@@ -104,7 +104,7 @@ class NamedFlagsAndVariablesTest {
         Map.entry("DUET_PROXY_PORT", "7300"), Map.entry("DUET_API_KEY", "sk-env"),
         Map.entry("DUET_CLUSTER_SECRET", "s3cret"), Map.entry("DUET_KV_TLS_CERT", "/tls/a.pem"),
         Map.entry("DUET_KV_TLS_KEY", "/tls/a.key"), Map.entry("DUET_KV_TLS_TRUST", "/tls/ca.pem"),
-        Map.entry("DUET_ENGINE", "sim"));
+        Map.entry("DUET_ENGINE", "sim"), Map.entry("DUET_WARM_CACHE", "/var/cache/duet"));
     DuetConfig config = Configs.load(vertx, new ConfigFlags(), env);
     assertEquals(Optional.of(Path.of("/m/model.bin")), config.get(Settings.MODEL_PATH));
     assertEquals(Optional.of(Path.of("/m/tok.bin")), config.get(Settings.MODEL_TOKENIZER));
@@ -124,6 +124,8 @@ class NamedFlagsAndVariablesTest {
     assertEquals(Optional.of(Path.of("/tls/a.key")), config.get(Settings.KV_TLS_KEY));
     assertEquals(Optional.of(Path.of("/tls/ca.pem")), config.get(Settings.KV_TLS_TRUST));
     assertEquals(Settings.ENGINE_SIM, config.get(Settings.ENGINE));
+    assertEquals(Optional.of(Path.of("/var/cache/duet")), config.get(Settings.MODEL_WARM_CACHE));
+    assertEquals(Optional.of(Path.of("/var/cache/duet")), config.get(Settings.MODEL_WARM_CACHE));
     for (Setting<?> setting : Settings.all()) {
       setting.env().filter(variable -> !env.get(variable).isBlank()).ifPresent(variable ->
           assertTrue(config.describe().contains("(env: " + variable + ")"), variable));

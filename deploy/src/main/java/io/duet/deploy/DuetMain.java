@@ -8,12 +8,13 @@ import picocli.CommandLine.Command;
 /**
  * {@code java -jar duet.jar check|up|status|logs|down FILE ...}: the launcher of topology
  * files. One JVM per instance of the file, started from the services' packaged jars on this
- * machine, detached, with what it started recorded under the log directory.
+ * machine, detached, with what it started recorded under the log directory. {@code jvm-options}
+ * prints the JVM options it starts them with, for other launchers (the ansible playbook).
  */
 @Command(name = "duet.jar", mixinStandardHelpOptions = true,
     description = "Checks, starts, watches and stops the instances of a topology file.",
     subcommands = {CheckCommand.class, UpCommand.class, StatusCommand.class, LogsCommand.class,
-        DownCommand.class})
+        DownCommand.class, JvmOptionsCommand.class})
 public final class DuetMain {
 
   private static final String LOGBACK_CONFIG = "logback.configurationFile";

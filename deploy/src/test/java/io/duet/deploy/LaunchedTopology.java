@@ -14,6 +14,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.ThreadLocalRandom;
@@ -155,8 +156,7 @@ final class LaunchedTopology implements AutoCloseable {
         .redirectOutput(output.toFile());
     // The topology and these variables are the whole configuration of the instances: no
     // variable of this machine's environment may move them elsewhere.
-    builder.environment().keySet().removeIf(key -> key.equals(ConfigLoader.CONFIG_ENV)
-        || Settings.all().stream().anyMatch(setting -> setting.env().equals(Optional.of(key))));
+    isolate(builder.environment());
     builder.environment().put("MODEL_PATH", model.toString());
     if (tokenizer != null) {
       builder.environment().put("TOKENIZER_PATH", tokenizer.toString());
@@ -170,6 +170,16 @@ final class LaunchedTopology implements AutoCloseable {
           + COMMAND_TIMEOUT.toSeconds() + " s:\n" + Files.readString(output));
     }
     return new Run(process.exitValue(), Files.readString(output));
+  }
+
+  /**
+   * Removes from a child's environment every variable a Duet setting reads (and
+   * {@code DUET_CONFIG}): a test's topology and the variables it sets are then the whole
+   * configuration of the instances, which no variable of this machine's environment may move.
+   */
+  static void isolate(Map<String, String> environment) {
+    environment.keySet().removeIf(key -> key.equals(ConfigLoader.CONFIG_ENV)
+        || Settings.all().stream().anyMatch(setting -> setting.env().equals(Optional.of(key))));
   }
 
   /** Kills every duet.jar run and every instance it recorded; safe to call twice. */

@@ -29,6 +29,7 @@ public final class EngineOptions {
   private int expertParallel = 1;
   private int expertSlots;
   private Map<String, String> parameters = Map.of();
+  private Path warmCache;
 
   public Path modelPath() {
     return modelPath;
@@ -73,6 +74,19 @@ public final class EngineOptions {
   /** Where the weights are kept; {@link WeightStorage#MAPPED} by default. */
   public EngineOptions weightStorage(WeightStorage value) {
     this.weightStorage = Objects.requireNonNull(value, "weightStorage");
+    return this;
+  }
+
+  public Path warmCache() {
+    return warmCache;
+  }
+
+  /**
+   * A directory where the engine keeps what a restart can reuse (the model's content hash:
+   * {@link io.duet.engine.spi.ContentHashMemo}); null (the default): nothing is kept.
+   */
+  public EngineOptions warmCache(Path value) {
+    this.warmCache = value;
     return this;
   }
 

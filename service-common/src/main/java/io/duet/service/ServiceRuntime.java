@@ -207,6 +207,7 @@ public final class ServiceRuntime {
             : Settings.DECODE_KV_CACHE_MB) << 20)
         .threads(threads)
         .weightStorage(config.get(Settings.MODEL_WEIGHTS))
+        .warmCache(config.get(Settings.MODEL_WARM_CACHE).orElse(null))
         .sharedCores(sharedCores || threads * ranks > cores);
     if (!prefill) {
       options.expertParallel(config.get(Settings.DECODE_EP))

@@ -17,7 +17,8 @@ import java.util.Map;
  * Starts the JVM of one instance of a topology: {@code java <flags> -jar <role>-service.jar
  * --config FILE --instance NAME --log-path DIR}, with the JVM flags the services need given
  * directly (so the service does not relaunch itself: one process per instance), its console
- * appended to {@code <name>.out} and, where {@code setsid} exists, in a session of its own so
+ * appended to {@code <name>.out}, its warm cache in {@code warm-cache/} of the run directory
+ * unless the configuration names one, and, where {@code setsid} exists, in a session of its own so
  * that the terminal's signals (Ctrl-C, hang-up) do not reach it once {@code up} has returned.
  */
 public final class InstanceLauncher {
@@ -54,6 +55,11 @@ public final class InstanceLauncher {
     ProcessBuilder builder = new ProcessBuilder(command).redirectErrorStream(true)
         .redirectOutput(ProcessBuilder.Redirect.appendTo(run.console(instance.name()).toFile()));
     VectorLauncher.addHugePageTunable(builder.environment());
+    // what a restart reuses (the model's content hash) kept beside the logs, unless configured
+    if (instance.config().get(Settings.MODEL_WARM_CACHE).isEmpty()) {
+      builder.environment().put(Settings.MODEL_WARM_CACHE.env().orElseThrow(),
+          run.dir().resolve("warm-cache").toString());
+    }
     Process process = builder.start();
     process.getOutputStream().close();
     return new Launched(process, LaunchRecord.Started.of(instance.name(), process, command));

@@ -60,6 +60,11 @@ final class DeepSeekModel implements LoadedModel {
   }
 
   @Override
+  public List<Path> files() {
+    return files;
+  }
+
+  @Override
   public String contentHash() {
     String hash = contentHash;
     if (hash == null) {

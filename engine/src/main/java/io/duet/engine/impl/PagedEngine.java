@@ -17,12 +17,14 @@ import io.duet.engine.compute.Kernels;
 import io.duet.engine.compute.KernelsProvider;
 import io.duet.engine.compute.WorkerPool;
 import io.duet.engine.spi.Architecture;
+import io.duet.engine.spi.ContentHashMemo;
 import io.duet.engine.spi.ExpertExchange;
 import io.duet.engine.spi.ForwardBatch;
 import io.duet.engine.spi.ForwardPass;
 import io.duet.engine.spi.ForwardResources;
 import io.duet.engine.spi.LoadedModel;
 import java.io.IOException;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -188,11 +190,19 @@ public final class PagedEngine implements Engine {
   public KvLayout layout() {
     KvLayout value = layout;
     if (value == null) {
-      value = new KvLayout(model.contentHash(), model.kvLayers(), model.kvComponents(),
+      value = new KvLayout(contentHash(), model.kvLayers(), model.kvComponents(),
           options.blockSize());
       layout = value;
     }
     return value;
+  }
+
+  /** The model's content hash, through the warm cache when there is one. */
+  private String contentHash() {
+    Path cache = options.warmCache();
+    List<Path> files = model.files();
+    return cache == null || files.isEmpty() ? model.contentHash()
+        : ContentHashMemo.sha256(cache, files, model::contentHash).hash();
   }
 
   @Override

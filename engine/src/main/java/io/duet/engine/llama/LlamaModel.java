@@ -6,6 +6,7 @@ import io.duet.engine.Tokenizer;
 import io.duet.engine.spi.ForwardPass;
 import io.duet.engine.spi.ForwardResources;
 import io.duet.engine.spi.LoadedModel;
+import java.nio.file.Path;
 import java.util.List;
 
 /**
@@ -31,6 +32,11 @@ final class LlamaModel implements LoadedModel {
         chatTemplate, "dim=" + c.dim() + " hidden=" + c.hiddenDim() + " layers=" + c.layers()
             + " heads=" + c.heads() + " kv_heads=" + c.kvHeads() + " vocab=" + c.vocabSize()
             + " seq_len=" + c.seqLen(), 0);
+  }
+
+  @Override
+  public List<Path> files() {
+    return List.of(weights.path());
   }
 
   @Override

@@ -3,6 +3,7 @@ package io.duet.engine.spi;
 import io.duet.engine.KvComponent;
 import io.duet.engine.ModelInfo;
 import io.duet.engine.Tokenizer;
+import java.nio.file.Path;
 import java.util.List;
 
 /** A model an {@link Architecture} has opened: its description and its forward pass. */
@@ -22,6 +23,14 @@ public interface LoadedModel extends AutoCloseable {
    * model the first time; the engine calls it off request paths and remembers it.
    */
   String contentHash();
+
+  /**
+   * The files {@link #contentHash} covers, so that the engine can remember the hash across
+   * restarts ({@link ContentHashMemo}); empty (the default) when the model has none.
+   */
+  default List<Path> files() {
+    return List.of();
+  }
 
   /** The tokenizer, or null when none was given. */
   Tokenizer tokenizer();
