@@ -42,7 +42,7 @@ engine: sim
 sim:
   parameters: {time-scale: "$scale"}
 model: {served-name: deepseek}
-prefill: {tp: 16, max-batch-tokens: 30000, kv-cache-mb: 16}
+prefill: {tp: 16, max-batch-tokens: 30000, kv-cache-mb: 16, lease-seconds: 120}
 decode: {max-num-seqs: 60, num-speculative-tokens: 1, kv-cache-mb: 4}
 instances:
   c0: {role: proxy, host: 127.0.0.1, cluster-port: $((5701 + shift_)),
@@ -51,7 +51,9 @@ YAML
   for ((i = 0; i < p; i++)); do
     echo "  p$i: {role: prefill, host: 127.0.0.1, cluster-port: $((5702 + shift_ + i)), prefill: {kv-port: $((6100 + shift_ + i)), http-port: $((8100 + shift_ + i))}}"
   done
-  echo "  d0: {role: decode, host: 127.0.0.1, cluster-port: $((5702 + shift_ + p)), decode: {dp: $r, ep: $r, http-port: $((9100 + shift_))}}"
+  # DeepSeek-V3's 256 routed experts, in redundant slots where EP does not divide them (EP144: 288)
+  local slots=$(( (256 + r - 1) / r * r ))
+  echo "  d0: {role: decode, host: 127.0.0.1, cluster-port: $((5702 + shift_ + p)), decode: {dp: $r, ep: $r, expert-slots: $slots, http-port: $((9100 + shift_))}}"
 }
 
 for shape in $shapes; do
