@@ -312,8 +312,10 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
   }
 
   /**
-   * Sends the client the first token of {@code result}; returns whether that ended the request
-   * (the token finished it, or the client went away on it), which then holds nothing more.
+   * Hands the stream the first token of {@code result} (the client gets it at once when it ends
+   * the request, else once a decode instance takes the request); returns whether that ended the
+   * request (the token finished it, or the client went away on it), which then holds nothing
+   * more.
    */
   private boolean streamFirstToken(ClusterJob job, PrefillResult result) {
     job.first = result;
@@ -451,7 +453,10 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
     eventBus.<JsonObject>request(Addresses.decode(target.instanceId(), target.dpRank()),
         request.toJson(),
             new DeliveryOptions().setSendTimeout(requestTimeoutMillis))
-        .onSuccess(taken -> job.heardFromDecode())
+        .onSuccess(taken -> {
+          job.heardFromDecode();
+          job.stream.releaseFirstToken();
+        })
         .onFailure(error -> decodeNotTaken(job, error));
   }
 

@@ -36,6 +36,8 @@ final class ClusterStream implements CompletionStream {
   private boolean anyEvent;
   /** The event made from the prefill result, which the decode instance did not send. */
   private DecodeEvent fromPrefill;
+  /** That event while it waits for a decode instance to take the request. */
+  private DecodeEvent heldFirst;
   private Throwable failure;
   private TtftStages stages = TtftStages.NONE;
 
@@ -66,12 +68,28 @@ final class ClusterStream implements CompletionStream {
 
   /**
    * The first token's event, made from the prefill result: it is not a decode event, so it
-   * neither counts as one ({@link #hasEvents}) nor earns the decode instance credit.
+   * neither counts as one ({@link #hasEvents}) nor earns the decode instance credit. One that
+   * ends the request goes to the client at once; any other is held until a decode instance has
+   * taken the request ({@link #releaseFirstToken}) or sends its first event, so that a request
+   * no decode instance can take still fails as a whole (a 503 the client may send again), not
+   * as a stream cut after its first token.
    */
   void firstToken(DecodeEvent event) {
-    if (!isDone()) {
-      fromPrefill = event;
-      pending.add(event);
+    if (isDone()) {
+      return;
+    }
+    heldFirst = event;
+    if (event.isLast()) {
+      releaseFirstToken();
+    }
+  }
+
+  /** Sends the client the held first token, if any: a decode instance took the request. */
+  void releaseFirstToken() {
+    if (heldFirst != null && !isDone()) {
+      fromPrefill = heldFirst;
+      heldFirst = null;
+      pending.add(fromPrefill);
       drain();
     }
   }
@@ -81,6 +99,7 @@ final class ClusterStream implements CompletionStream {
     if (isDone()) {
       return;
     }
+    releaseFirstToken();
     anyEvent = true;
     if (event.queueMicros() >= 0) {
       stages = stages.withDecode(event.queueMicros(), event.kvPullMicros());
@@ -96,6 +115,7 @@ final class ClusterStream implements CompletionStream {
     }
     failure = new CompletionException(kind, message);
     pending.clear();
+    heldFirst = null;
     if (exceptionHandler != null) {
       exceptionHandler.handle(failure);
     }

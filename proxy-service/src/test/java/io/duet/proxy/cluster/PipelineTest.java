@@ -714,6 +714,32 @@ class PipelineTest {
     awaitEveryBlockFree(decodeEngine);
   }
 
+  /**
+   * The first token comes from the prefill result, but only once a decode instance has taken the
+   * request: a request that none takes fails as a whole, its client told nothing before the
+   * failure (an HTTP error it may send again, not a stream cut after its first token).
+   */
+  @Test
+  void aRequestNoDecodeInstanceTakesFailsBeforeItsClientIsToldAnything() throws Exception {
+    registry.removeIf(entry -> entry.get().role() == Role.DECODE);
+    for (int i = 0; i <= Attempts.MAX; i++) {
+      registry.add(deployOverloadedDecode("d-full-" + i)::info);
+    }
+    List<DecodeEvent> told = new CopyOnWriteArrayList<>();
+    Promise<Throwable> failed = Promise.promise();
+    backend.onContext(() -> {
+      CompletionStream stream = backend.backend.start(new CompletionJob("r1", MODEL,
+          "Once upon a time", greedy(30)));
+      stream.handler(told::add);
+      stream.exceptionHandler(failed::tryComplete);
+    });
+    CompletionException failure = assertInstanceOf(CompletionException.class,
+        await(failed.future()));
+    assertEquals(Failure.OVERLOADED, failure.failure());
+    assertEquals(List.of(), told, "no first token before the failure");
+    awaitEveryBlockFree();
+  }
+
   @Test
   void whenDecodeInstancesKeepRefusingTheRequestFailsAsOverloadedAfterABoundedNumber()
       throws Exception {
@@ -866,7 +892,10 @@ class PipelineTest {
   enum Stage {
     /** Its prompt is with the prefill instance. */
     PREFILLING,
-    /** The client has the first token, from the prefill result; no decode instance has it. */
+    /**
+     * The client has the first token, from the prefill result, which it gets once the decode
+     * instance has taken the request: the decode instance may be pulling its KV.
+     */
     FIRST_TOKEN,
     /** The client has a token from the decode instance, which is decoding the rest. */
     DECODING
@@ -906,7 +935,7 @@ class PipelineTest {
             && metricsOf("p0").get("duet_kv_blocks_used").gauge().value() == 0
             && metricsOf("d0").get("duet_kv_blocks_used").gauge().value() == 0
             && metricsOf("d0").get("duet_decode_running").gauge().value() == 0);
-    assertEquals(stage == Stage.DECODING ? 1 : 0, sentTo(Addresses.decode("d0", 0)));
+    assertEquals(stage == Stage.PREFILLING ? 0 : 1, sentTo(Addresses.decode("d0", 0)));
   }
 
   // ---------------------------------------------------------------- scheduling
