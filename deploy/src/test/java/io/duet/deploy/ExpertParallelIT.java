@@ -13,6 +13,7 @@ import io.duet.engine.SamplingParams;
 import io.duet.engine.deepseek.RandomDeepSeekCheckpoint;
 import io.duet.service.ServiceTests;
 import io.duet.service.StatusPages;
+import io.vertx.core.json.JsonArray;
 import io.vertx.core.json.JsonObject;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
@@ -30,19 +31,23 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /**
- * Expert parallelism served end to end: {@code duet.jar up} of a 1P1D whose decode instance has
+ * Expert parallelism served end to end: {@code duet.jar up} of a 2P1D whose decode instance has
  * 4 ranks sharing the routed experts ({@code dp: 4, ep: 4}), serving {@code "model": "deepseek"}
  * from a random DeepSeek-V3-shaped checkpoint with DeepSeek-V3's own tokenizer. Greedy text
  * through the proxy equals the engine alone holding every expert, and every rank took part in
  * the all-to-all of the requests' steps (its exchange counter moved), whether it decoded any of
- * them or not.
+ * them or not. A streamed chat is rendered with DeepSeek-V3's template, which the model's
+ * {@code tokenizer_config.json} names.
  */
 class ExpertParallelIT {
 
-  /** 3 cluster ports, the proxy's, p0's KV and status, and the status ports of d0's 4 ranks. */
-  private static final int PORTS = 10;
-  private static final int PROXY = 3;
-  private static final int RANK0_STATUS = 6;
+  /**
+   * 4 cluster ports, the proxy's, p0's and p1's KV and status, and the status ports of d0's 4
+   * ranks.
+   */
+  private static final int PORTS = 13;
+  private static final int PROXY = 4;
+  private static final int RANK0_STATUS = 9;
   private static final int RANKS = 4;
   private static final String MODEL = "deepseek";
   private static final int MAX_TOKENS = 24;
@@ -80,7 +85,7 @@ class ExpertParallelIT {
     http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1)
         .connectTimeout(Duration.ofSeconds(5)).build();
     pages = new StatusPages(http);
-    Run up = launched.serving(model, null).up("1p1d-ep4.yaml", PORTS,
+    Run up = launched.serving(model, null).up("2p1d-ep4.yaml", PORTS,
         ExpertParallelIT::topology);
     assertEquals(0, up.exit(), up::out);
     running = true;
@@ -146,6 +151,36 @@ class ExpertParallelIT {
     assertTrue(decodingRanks >= 2, "the requests were spread over the ranks: " + decodingRanks);
   }
 
+  @Test
+  void aStreamedChatIsRenderedWithDeepSeekV3sTemplateAndAnsweredAsTheEngineAloneWould()
+      throws Exception {
+    JsonObject chat = new JsonObject().put("model", MODEL).put("temperature", 0)
+        .put("max_tokens", MAX_TOKENS).put("stream", true).put("messages", new JsonArray()
+            .add(new JsonObject().put("role", "user").put("content", "how are you?")));
+    HttpResponse<String> response = http.send(HttpRequest.newBuilder(StatusPages.uri(
+            launched.base() + PROXY, "/v1/chat/completions")).timeout(TIMEOUT)
+        .header("Content-Type", "application/json")
+        .POST(HttpRequest.BodyPublishers.ofString(chat.encode())).build(),
+        HttpResponse.BodyHandlers.ofString());
+    assertEquals(200, response.statusCode(), response::body);
+    StringBuilder content = new StringBuilder();
+    for (String line : response.body().split("\n")) {
+      if (line.startsWith("data: {")) {
+        new JsonObject(line.substring(6)).getJsonArray("choices").stream()
+            .map(choice -> ((JsonObject) choice).getJsonObject("delta"))
+            .forEach(delta -> content.append(delta.getString("content", "")));
+      }
+    }
+    assertTrue(response.body().trim().endsWith("data: [DONE]"), response::body);
+    // DeepSeek-V3's template for one user message (ChatTemplateTest holds it to the Jinja's
+    // rendering): the BOS as text, the user's turn, the assistant's; the model may end early.
+    String rendered = "<｜begin▁of▁sentence｜><｜User｜>how are you?<｜Assistant｜>";
+    expected.get(TIMEOUT.toSeconds(), TimeUnit.SECONDS); // the reference engine is free again
+    String alone = new OfflineGenerator(reference, 1).generate(
+        reference.tokenizer().encode(rendered, true), SamplingParams.greedy(MAX_TOKENS)).text();
+    assertEquals(alone, content.toString());
+  }
+
   private static CompletableFuture<HttpResponse<String>> complete(String prompt) {
     JsonObject request = new JsonObject().put("model", MODEL).put("prompt", prompt)
         .put("temperature", 0).put("max_tokens", MAX_TOKENS).put("ignore_eos", true);
@@ -167,9 +202,11 @@ class ExpertParallelIT {
                proxy: {port: %d, http-instances: 1, decode-policy: least-load}}
           p0: {role: prefill, host: 127.0.0.1, cluster-port: %d,
                prefill: {kv-port: %d, http-port: %d}}
+          p1: {role: prefill, host: 127.0.0.1, cluster-port: %d,
+               prefill: {kv-port: %d, http-port: %d}}
           d0: {role: decode, host: 127.0.0.1, cluster-port: %d,
                decode: {dp: %d, ep: %d, http-port: %d}}
-        """.formatted(first, first + PROXY, first + 1, first + 4, first + 5, first + 2, RANKS,
-        RANKS, first + RANK0_STATUS);
+        """.formatted(first, first + PROXY, first + 1, first + 5, first + 6, first + 2,
+        first + 7, first + 8, first + 3, RANKS, RANKS, first + RANK0_STATUS);
   }
 }
