@@ -7,7 +7,6 @@ import io.duet.engine.spi.Architecture;
 import io.duet.engine.spi.LoadedModel;
 import io.duet.engine.tokenizer.HfTokenizer;
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
@@ -26,7 +25,6 @@ import java.util.List;
 public final class DeepSeekV3Architecture implements Architecture {
 
   public static final String NAME = "deepseek-v3";
-  private static final String TOKENIZER_FILE = "tokenizer.json";
 
   @Override
   public String name() {
@@ -35,15 +33,7 @@ public final class DeepSeekV3Architecture implements Architecture {
 
   @Override
   public boolean recognizes(Path model) {
-    if (!Files.isRegularFile(model.resolve(SafetensorsCheckpoint.CONFIG))) {
-      return false;
-    }
-    try {
-      return DeepSeekConfig.MODEL_TYPE.equals(
-          SafetensorsCheckpoint.readConfig(model).path("model_type").asText());
-    } catch (IOException e) {
-      return false;
-    }
+    return SafetensorsCheckpoint.hasModelType(model, DeepSeekConfig.MODEL_TYPE);
   }
 
   @Override
@@ -54,19 +44,10 @@ public final class DeepSeekV3Architecture implements Architecture {
       DeepSeekConfig c = DeepSeekConfig.parse(checkpoint.config(),
           directory.resolve(SafetensorsCheckpoint.CONFIG).toString());
       DeepSeekWeights weights = DeepSeekWeights.load(checkpoint, c);
-      HfTokenizer tokenizer = tokenizer(options, directory);
+      HfTokenizer tokenizer = HfTokenizer.ofCheckpoint(directory, options.tokenizerPath());
       return new DeepSeekModel(directory, checkpoint.files(), weights, tokenizer,
           info(c, tokenizer), checkpoint.storageDescription());
     }
-  }
-
-  private static HfTokenizer tokenizer(EngineOptions options, Path directory)
-      throws IOException {
-    if (options.tokenizerPath() != null) {
-      return HfTokenizer.open(options.tokenizerPath());
-    }
-    return Files.isRegularFile(directory.resolve(TOKENIZER_FILE))
-        ? HfTokenizer.open(directory) : null;
   }
 
   private static ModelInfo info(DeepSeekConfig c, HfTokenizer tokenizer) {

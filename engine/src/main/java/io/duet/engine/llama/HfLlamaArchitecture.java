@@ -7,7 +7,6 @@ import io.duet.engine.spi.Architecture;
 import io.duet.engine.spi.LoadedModel;
 import io.duet.engine.tokenizer.HfTokenizer;
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
@@ -25,7 +24,6 @@ import java.util.List;
 public final class HfLlamaArchitecture implements Architecture {
 
   public static final String NAME = "llama";
-  private static final String TOKENIZER_FILE = "tokenizer.json";
 
   @Override
   public String name() {
@@ -34,15 +32,7 @@ public final class HfLlamaArchitecture implements Architecture {
 
   @Override
   public boolean recognizes(Path model) {
-    if (!Files.isRegularFile(model.resolve(SafetensorsCheckpoint.CONFIG))) {
-      return false;
-    }
-    try {
-      return LlamaConfig.HF_MODEL_TYPE.equals(
-          SafetensorsCheckpoint.readConfig(model).path("model_type").asText());
-    } catch (IOException e) {
-      return false;
-    }
+    return SafetensorsCheckpoint.hasModelType(model, LlamaConfig.HF_MODEL_TYPE);
   }
 
   @Override
@@ -53,10 +43,7 @@ public final class HfLlamaArchitecture implements Architecture {
       String source = directory.resolve(SafetensorsCheckpoint.CONFIG).toString();
       LlamaConfig c = LlamaConfig.fromHuggingFace(checkpoint.config(), source);
       LlamaWeights weights = LlamaWeights.fromHuggingFace(checkpoint, c);
-      HfTokenizer tokenizer = options.tokenizerPath() != null
-          ? HfTokenizer.open(options.tokenizerPath())
-          : Files.isRegularFile(directory.resolve(TOKENIZER_FILE))
-              ? HfTokenizer.open(directory) : null;
+      HfTokenizer tokenizer = HfTokenizer.ofCheckpoint(directory, options.tokenizerPath());
       HfConfigReader config = new HfConfigReader(checkpoint.config(), source);
       int bos = config.natural("bos_token_id", 1);
       List<Integer> ends = config.tokens("eos_token_id");

@@ -98,6 +98,21 @@ public final class SafetensorsCheckpoint implements AutoCloseable {
     return new SafetensorsCheckpoint(directory, config, shards, tensors, storage);
   }
 
+  /**
+   * Whether {@code directory} holds a {@code config.json} of {@code modelType}: false, not an
+   * exception, for anything else, a missing or unreadable file included.
+   */
+  public static boolean hasModelType(Path directory, String modelType) {
+    if (!Files.isRegularFile(directory.resolve(CONFIG))) {
+      return false;
+    }
+    try {
+      return modelType.equals(readConfig(directory).path("model_type").asText());
+    } catch (IOException e) {
+      return false;
+    }
+  }
+
   /** {@code config.json} of {@code directory}, parsed. */
   public static JsonNode readConfig(Path directory) throws IOException {
     Path file = directory.resolve(CONFIG);

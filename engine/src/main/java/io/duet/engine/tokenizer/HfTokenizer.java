@@ -2,6 +2,7 @@ package io.duet.engine.tokenizer;
 
 import io.duet.engine.Tokenizer;
 import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.OptionalInt;
@@ -33,6 +34,7 @@ import java.util.stream.IntStream;
  */
 public final class HfTokenizer implements Tokenizer {
 
+  private static final String TOKENIZER_FILE = "tokenizer.json";
   private static final byte[] NOTHING = new byte[0];
 
   /** What {@link TokenizerFiles} reads from the files. */
@@ -66,6 +68,18 @@ public final class HfTokenizer implements Tokenizer {
    */
   public static HfTokenizer open(Path tokenizerJsonOrDirectory) throws IOException {
     return new HfTokenizer(TokenizerFiles.read(tokenizerJsonOrDirectory));
+  }
+
+  /**
+   * The tokenizer of a Hugging Face checkpoint: {@code configured} when one is named, else the
+   * checkpoint directory's {@code tokenizer.json}; null when it has none (the model then runs
+   * by token ids).
+   */
+  public static HfTokenizer ofCheckpoint(Path directory, Path configured) throws IOException {
+    if (configured != null) {
+      return open(configured);
+    }
+    return Files.isRegularFile(directory.resolve(TOKENIZER_FILE)) ? open(directory) : null;
   }
 
   /**
