@@ -6,16 +6,18 @@
 #     bench/warm-restart.sh cold warm cold warm
 # Each line: the time to the first token, how the prefill instance found the model's content
 # hash, its warm-up, and the load average. Ports 21001-21007; the jars of the build tree.
+# KV_CACHE_MB (default 16) sizes each engine's KV cache, for models wider than the 15M shape.
 set -euo pipefail
 : "${MODEL_PATH:?set MODEL_PATH (and TOKENIZER_PATH)}"
 JAR=$(cd "$(dirname "$0")/.." && pwd)/deploy/target/duet.jar
 WORK=$(mktemp -d /tmp/duet-warm-restart-XXXXXX)
 export LOG_PATH=$WORK/logs
-cat > "$WORK/1p1d.yaml" <<'YAML'
+KV=${KV_CACHE_MB:-16}
+cat > "$WORK/1p1d.yaml" <<YAML
 cluster: {name: duet-warm-restart}
 model: {served-name: deepseek}
-prefill: {threads: 1, kv-cache-mb: 16}
-decode: {threads: 1, kv-cache-mb: 16, max-num-seqs: 8}
+prefill: {threads: 1, kv-cache-mb: $KV}
+decode: {threads: 1, kv-cache-mb: $KV, max-num-seqs: 8}
 instances:
   c0: {role: proxy, host: 127.0.0.1, cluster-port: 21001, proxy: {port: 21004, http-instances: 1}}
   p0: {role: prefill, host: 127.0.0.1, cluster-port: 21002, prefill: {kv-port: 21005, http-port: 21006}}
