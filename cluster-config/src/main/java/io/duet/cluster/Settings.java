@@ -258,8 +258,9 @@ public final class Settings {
 
   public static final Setting<Integer> PROXY_IDLE_TIMEOUT_SECONDS = declare(Setting.builder(
       "proxy.idle-timeout-seconds", atLeast(1)).defaultValue(60)
-      .description("An HTTP connection that neither reads nor writes this long is closed (a "
-          + "stream that sends tokens is not idle)."));
+      .description("An HTTP connection with no request in progress for this long is closed "
+          + "(within a quarter more); a request being answered, streamed or not, however long "
+          + "it takes, keeps its connection open."));
 
   public static final Setting<Integer> PROXY_BODY_TIMEOUT_SECONDS = declare(Setting.builder(
       "proxy.body-timeout-seconds", atLeast(1)).defaultValue(30)

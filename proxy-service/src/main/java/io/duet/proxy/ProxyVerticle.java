@@ -3,6 +3,7 @@ package io.duet.proxy;
 import io.duet.contract.Addresses;
 import io.duet.contract.InstanceInfo;
 import io.duet.proxy.impl.EventBusCompletions;
+import io.duet.proxy.impl.IdleConnections;
 import io.duet.proxy.impl.OpenAiApiImpl;
 import io.duet.proxy.impl.ProxyMetrics;
 import io.micrometer.prometheusmetrics.PrometheusConfig;
@@ -10,10 +11,12 @@ import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.vertx.core.AbstractVerticle;
 import io.vertx.core.DeploymentOptions;
 import io.vertx.core.Future;
+import io.vertx.core.Handler;
 import io.vertx.core.Promise;
 import io.vertx.core.http.HttpServer;
 import io.vertx.core.http.HttpConnection;
 import io.vertx.core.http.HttpServerOptions;
+import io.vertx.core.http.HttpServerRequest;
 import io.vertx.core.shareddata.Counter;
 import java.util.Objects;
 import java.util.UUID;
@@ -175,6 +178,7 @@ public class ProxyVerticle extends AbstractVerticle {
     private final CompletionBackend backend = backends.get();
     private EventBusCompletions eventBus;
     private HttpServer server;
+    private IdleConnections idle;
 
     Server(OpenAiApi api, ProxyMetrics metrics, int port) {
       this.api = api;
@@ -186,13 +190,13 @@ public class ProxyVerticle extends AbstractVerticle {
     public void start(Promise<Void> startPromise) {
       eventBus = new EventBusCompletions(vertx, options, metrics, backend,
           Addresses.proxyControl(instanceId, eventLoops.getAndIncrement()));
+      idle = new IdleConnections(vertx, options.getIdleTimeoutSeconds());
       backend.open()
           .compose(v -> eventBus.open())
           .compose(v -> vertx.createHttpServer(new HttpServerOptions().setHost(options.getHost())
-                  .setPort(port).setIdleTimeout(options.getIdleTimeoutSeconds())
-                  .setHttp2ClearTextEnabled(options.isH2cUpgrade()))
+                  .setPort(port).setHttp2ClearTextEnabled(options.isH2cUpgrade()))
               .connectionHandler(this::accept)
-              .requestHandler(api.router(backend))
+              .requestHandler(requests(api.router(backend)))
               .invalidRequestHandler(api::invalidRequest)
               .listen())
           .onSuccess(listening -> {
@@ -213,7 +217,19 @@ public class ProxyVerticle extends AbstractVerticle {
         connection.close();
         return;
       }
-      connection.closeHandler(v -> connections.decrementAndGet());
+      idle.opened(connection);
+      connection.closeHandler(v -> {
+        connections.decrementAndGet();
+        idle.closed(connection);
+      });
+    }
+
+    /** Hands each request to {@code router}, its connection busy until it is answered. */
+    private Handler<HttpServerRequest> requests(Handler<HttpServerRequest> router) {
+      return request -> {
+        idle.requestStarted(request);
+        router.handle(request);
+      };
     }
 
     @Override

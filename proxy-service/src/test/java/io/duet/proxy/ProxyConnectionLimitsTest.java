@@ -117,6 +117,29 @@ class ProxyConnectionLimitsTest {
         + " ms");
   }
 
+  /**
+   * A completion that is not streamed writes nothing until it is done: it is answered however
+   * long past the idle timeout that takes, and its connection is closed only once it has been
+   * idle that long after the answer.
+   */
+  @Test
+  void anAnswerSlowerThanTheIdleTimeoutIsSentAndOnlyThenDoesTheIdleTimeoutRun()
+      throws Exception {
+    String[] pieces = new String[40];
+    Arrays.fill(pieces, "x");
+    backend.script = job -> StubBackend.tokens(job, 5, "length", pieces).withDelay(50);
+    String body = new JsonObject().put("model", StubBackend.MODEL).put("prompt", "p").encode();
+    Socket socket = connect();
+    long start = System.nanoTime();
+    send(socket, completionHead(body.length()) + body);
+    String answer = readToTheEnd(socket);
+    long millis = (System.nanoTime() - start) / 1_000_000;
+    assertTrue(answer.startsWith("HTTP/1.1 200 "), answer);
+    assertTrue(answer.contains("\"text\":\"" + "x".repeat(40) + "\""), answer);
+    assertTrue(millis >= 40 * 50 + IDLE_SECONDS * 1000 - 200, "closed " + millis
+        + " ms after the request: before the answer's 2 s and the idle timeout after it");
+  }
+
   @Test
   void aStreamLongerThanTheTimeoutsRunsToItsEnd() throws Exception {
     String[] pieces = new String[40];
