@@ -6,10 +6,9 @@ import io.duet.engine.safetensors.SafetensorsCheckpoint;
 import io.duet.engine.spi.Architecture;
 import io.duet.engine.spi.LoadedModel;
 import io.duet.engine.tokenizer.HfTokenizer;
+import io.duet.engine.tokenizer.SpecialTokens;
 import java.io.IOException;
 import java.nio.file.Path;
-import java.util.Arrays;
-import java.util.List;
 
 /**
  * DeepSeek-V3 from a Hugging Face checkpoint directory ({@code config.json} with
@@ -51,24 +50,14 @@ public final class DeepSeekV3Architecture implements Architecture {
   }
 
   private static ModelInfo info(DeepSeekConfig c, HfTokenizer tokenizer) {
-    int bos = c.bosToken();
-    List<Integer> ends = c.eosTokens();
-    String template = DeepSeekModel.CHAT_TEMPLATE;
-    if (tokenizer != null) {
-      bos = tokenizer.bosToken().orElse(bos);
-      if (tokenizer.endTokens().length > 0) {
-        ends = Arrays.stream(tokenizer.endTokens()).boxed().toList();
-      }
-      if (tokenizer.chatTemplate() != null) {
-        template = tokenizer.chatTemplate();
-      }
-    }
+    SpecialTokens tokens = new SpecialTokens(c.bosToken(), c.eosTokens(),
+        DeepSeekModel.CHAT_TEMPLATE).withTokenizer(tokenizer);
     String shape = "hidden=" + c.hiddenSize() + " layers=" + c.layers() + " heads=" + c.heads()
         + " q_lora=" + c.qLoraRank() + " kv_lora=" + c.kvLoraRank() + " experts="
         + c.routedExperts() + "x" + c.moeIntermediateSize() + " top" + c.expertsPerToken()
         + " shared=" + c.sharedExperts() + " dense_layers=" + c.firstDenseLayers() + " vocab="
         + c.vocabSize() + (c.yarn() != null ? " yarn x" + c.yarn().factor() : "");
-    return new ModelInfo(NAME, c.vocabSize(), c.maxPositions(), bos, ends, template, shape,
-        c.routedExperts());
+    return new ModelInfo(NAME, c.vocabSize(), c.maxPositions(), tokens.bos(), tokens.ends(),
+        tokens.chatTemplate(), shape, c.routedExperts());
   }
 }

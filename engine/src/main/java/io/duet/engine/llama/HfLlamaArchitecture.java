@@ -6,10 +6,9 @@ import io.duet.engine.safetensors.SafetensorsCheckpoint;
 import io.duet.engine.spi.Architecture;
 import io.duet.engine.spi.LoadedModel;
 import io.duet.engine.tokenizer.HfTokenizer;
+import io.duet.engine.tokenizer.SpecialTokens;
 import java.io.IOException;
 import java.nio.file.Path;
-import java.util.Arrays;
-import java.util.List;
 
 /**
  * Llama-architecture models from a Hugging Face checkpoint directory ({@code config.json} with
@@ -45,17 +44,10 @@ public final class HfLlamaArchitecture implements Architecture {
       LlamaWeights weights = LlamaWeights.fromHuggingFace(checkpoint, c);
       HfTokenizer tokenizer = HfTokenizer.ofCheckpoint(directory, options.tokenizerPath());
       HfConfigReader config = new HfConfigReader(checkpoint.config(), source);
-      int bos = config.natural("bos_token_id", 1);
-      List<Integer> ends = config.tokens("eos_token_id");
-      String template = "plain";
-      if (tokenizer != null) {
-        bos = tokenizer.bosToken().orElse(bos);
-        if (tokenizer.endTokens().length > 0) {
-          ends = Arrays.stream(tokenizer.endTokens()).boxed().toList();
-        }
-        template = tokenizer.chatTemplate();
-      }
-      return new LlamaModel(weights, tokenizer, NAME, bos, ends, template);
+      SpecialTokens tokens = new SpecialTokens(config.natural("bos_token_id", 1),
+          config.tokens("eos_token_id"), "plain").withTokenizer(tokenizer);
+      return new LlamaModel(weights, tokenizer, NAME, tokens.bos(), tokens.ends(),
+          tokens.chatTemplate());
     }
   }
 }
