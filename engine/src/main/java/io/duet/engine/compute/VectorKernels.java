@@ -1,6 +1,10 @@
 package io.duet.engine.compute;
 
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorSpecies;
 
@@ -16,6 +20,7 @@ import jdk.incubator.vector.VectorSpecies;
 final class VectorKernels implements Kernels {
 
   private static final VectorSpecies<Float> S = FloatVector.SPECIES_256;
+  private static final VectorSpecies<Integer> I = IntVector.SPECIES_256;
   /** Rows pulled into cache at a time by batched matmuls: 74 KB of a 288-wide matrix. */
   private static final int PULL_BLOCK_ROWS = 64;
   /** Below this many tokens a row pair gets too few tiles for its misses to matter. */
@@ -38,6 +43,10 @@ final class VectorKernels implements Kernels {
       float[] out, int outOffset, int outStride, int rowFrom, int rowTo) {
     // The weight loads may be unchecked (see WeightVectors): every row read must be in the matrix.
     w.checkRowRange(rowFrom, rowTo);
+    if (w.format() != WeightFormat.F32) {
+      compactMatmul(w, x, xOffset, xStride, tokens, out, outOffset, outStride, rowFrom, rowTo);
+      return;
+    }
     Object data = w.vectorView();
     long base = WeightVectors.base(data);
     int cols = w.cols();
@@ -57,25 +66,107 @@ final class VectorKernels implements Kernels {
         pullRows(data, base, n * cols * Float.BYTES, (blockEnd - n) * cols);
       }
       for (; n + 2 <= blockEnd; n += 2) {
-        int rowByte = n * cols * Float.BYTES;
-        int t = 0;
-        for (; t + 4 <= tokens; t += 4) {
-          tile2x4(data, base, rowByte, cols, x, xOffset + t * xStride, xStride, out,
-              t * outStride + outOffset + n, outStride);
-        }
-        for (; t < tokens; t++) {
-          int o = t * outStride + outOffset + n;
-          int x0 = xOffset + t * xStride;
-          out[o] = rowDot(data, base, rowByte, cols, x, x0);
-          out[o + 1] = rowDot(data, base, rowByte + cols * Float.BYTES, cols, x, x0);
-        }
+        rowPair(data, base, n * cols * Float.BYTES, cols, x, xOffset, xStride, tokens, out,
+            outOffset + n, outStride);
       }
     }
     if (n < rowTo) {
-      // An odd last row: rare (ChunkPlan cuts even chunks), so no tile of its own.
-      for (int t = 0; t < tokens; t++) {
-        out[t * outStride + outOffset + n] =
-            rowDot(data, base, n * cols * Float.BYTES, cols, x, xOffset + t * xStride);
+      oddRow(data, base, n * cols * Float.BYTES, cols, x, xOffset, xStride, tokens, out,
+          outOffset + n, outStride);
+    }
+  }
+
+  /**
+   * A BF16 or FP8 matrix: each row is widened to float32 once, into a per-thread scratch row
+   * that stays in the first-level cache, and the float32 code multiplies it by every token. The
+   * widened values are the dequantized weights bit for bit, so the result is the float32
+   * matrix's, and a row costs one widening whatever the batch.
+   */
+  private void compactMatmul(WeightMatrix w, float[] x, int xOffset, int xStride, int tokens,
+      float[] out, int outOffset, int outStride, int rowFrom, int rowTo) {
+    int cols = w.cols();
+    int rowBytes = cols * Float.BYTES;
+    Scratch rows = Scratch.of(2 * rowBytes);
+    Object view = rows.view;
+    long base = rows.base;
+    int n = rowFrom;
+    if (tokens == 1) {
+      for (; n < rowTo; n++) {
+        widenRow(w, n, rows, 0);
+        out[outOffset + n] = rowDot(view, base, 0, cols, x, xOffset);
+      }
+      return;
+    }
+    for (; n + 2 <= rowTo; n += 2) {
+      widenRow(w, n, rows, 0);
+      widenRow(w, n + 1, rows, rowBytes);
+      rowPair(view, base, 0, cols, x, xOffset, xStride, tokens, out, outOffset + n, outStride);
+    }
+    if (n < rowTo) {
+      widenRow(w, n, rows, 0);
+      oddRow(view, base, 0, cols, x, xOffset, xStride, tokens, out, outOffset + n, outStride);
+    }
+  }
+
+  /** Rows {@code rowByte} and the next against every token, four tokens to a tile. */
+  private static void rowPair(Object data, long base, int rowByte, int cols, float[] x,
+      int xOffset, int xStride, int tokens, float[] out, int outColumn, int outStride) {
+    int t = 0;
+    for (; t + 4 <= tokens; t += 4) {
+      tile2x4(data, base, rowByte, cols, x, xOffset + t * xStride, xStride, out,
+          t * outStride + outColumn, outStride);
+    }
+    for (; t < tokens; t++) {
+      int o = t * outStride + outColumn;
+      int x0 = xOffset + t * xStride;
+      out[o] = rowDot(data, base, rowByte, cols, x, x0);
+      out[o + 1] = rowDot(data, base, rowByte + cols * Float.BYTES, cols, x, x0);
+    }
+  }
+
+  /** An odd last row: rare (ChunkPlan cuts even chunks), so no tile of its own. */
+  private static void oddRow(Object data, long base, int rowByte, int cols, float[] x,
+      int xOffset, int xStride, int tokens, float[] out, int outColumn, int outStride) {
+    for (int t = 0; t < tokens; t++) {
+      out[t * outStride + outColumn] = rowDot(data, base, rowByte, cols, x, xOffset + t * xStride);
+    }
+  }
+
+  /**
+   * Writes row {@code n} of a BF16 or FP8 matrix as float32 at {@code byteOffset} of
+   * {@code rows}' bytes: eight weights per step, widened in registers (a bfloat16 is a float's upper
+   * half; an e4m3 byte's fields move into a float's by one shift and mask, then its block scale
+   * corrects the exponent bias, see {@link WeightFormat#E4M3_BIAS_CORRECTION}). A row's last
+   * partial vector goes through {@link WeightMatrix#get}, which computes the same bits.
+   */
+  private static void widenRow(WeightMatrix w, int n, Scratch rows, int byteOffset) {
+    Object data = w.vectorView();
+    boolean bf16 = w.format() == WeightFormat.BF16;
+    int cols = w.cols();
+    int segment = w.segmentCols();
+    int rowStart = n * cols;
+    for (int from = 0; from < cols; from += segment) {
+      int to = Math.min(cols, from + segment);
+      int k = from;
+      if (bf16) {
+        for (; k + LANES <= to; k += LANES) {
+          IntVector wide = (IntVector) WeightVectors.loadShorts(data, (rowStart + k) * 2)
+              .convertShape(VectorOperators.S2I, I, 0);
+          WeightVectors.store(wide.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(),
+              rows.view, byteOffset + k * Float.BYTES);
+        }
+      } else {
+        float scale = w.kernelScale(n, from);
+        for (; k + LANES <= to; k += LANES) {
+          IntVector wide = (IntVector) WeightVectors.loadBytes(data, rowStart + k)
+              .convertShape(VectorOperators.B2I, I, 0);
+          WeightVectors.store(wide.lanewise(VectorOperators.LSHL, 20)
+                  .and(WeightFormat.E4M3_FIELDS).reinterpretAsFloats().mul(scale),
+              rows.view, byteOffset + k * Float.BYTES);
+        }
+      }
+      for (; k < to; k++) {
+        rows.bytes.putFloat(byteOffset + k * Float.BYTES, w.get(n, k));
       }
     }
   }
@@ -227,5 +318,29 @@ final class VectorKernels implements Kernels {
   private static float sum(FloatVector v) {
     return ((v.lane(0) + v.lane(1)) + (v.lane(2) + v.lane(3)))
         + ((v.lane(4) + v.lane(5)) + (v.lane(6) + v.lane(7)));
+  }
+
+  /** A compute thread's float32 rows, widened from a compact matrix; grows to the widest. */
+  private static final class Scratch {
+    private static final ThreadLocal<Scratch> PER_THREAD = new ThreadLocal<>();
+
+    final ByteBuffer bytes;
+    final Object view;
+    final long base;
+
+    private Scratch(int capacity) {
+      bytes = ByteBuffer.allocateDirect(capacity).order(ByteOrder.LITTLE_ENDIAN);
+      view = WeightVectors.view(bytes);
+      base = WeightVectors.base(view);
+    }
+
+    static Scratch of(int capacity) {
+      Scratch scratch = PER_THREAD.get();
+      if (scratch == null || scratch.bytes.capacity() < capacity) {
+        scratch = new Scratch(capacity);
+        PER_THREAD.set(scratch);
+      }
+      return scratch;
+    }
   }
 }
