@@ -1,0 +1,24 @@
+package io.duet.engine;
+
+/**
+ * Whether a checkpoint's compact weights (BF16, FP8 with block scales) stay in their format or
+ * become float32 at load. Float32 checkpoints (llama2.c's, F32 safetensors) are read as they are
+ * either way, and so are F16 tensors, which are always converted.
+ */
+public enum WeightFormatMode {
+
+  /**
+   * Kept as the checkpoint stores them, mapped from the file like float32 ones (or copied with
+   * {@link WeightStorage#HUGE_PAGES}): an FP8 matrix holds a quarter of float32's bytes and a
+   * BF16 one half, and every decode step streams that much less. The kernels widen the weights
+   * to float32 as they read them, with results bit for bit those of the float32 path
+   * (docs/performance.md has the figures).
+   */
+  NATIVE,
+
+  /**
+   * Converted to float32 once, into off-heap memory: opening reads the whole checkpoint and
+   * holds two to four times its weights' bytes.
+   */
+  FLOAT32
+}
