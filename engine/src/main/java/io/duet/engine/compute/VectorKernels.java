@@ -1,9 +1,9 @@
 package io.duet.engine.compute;
 
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
+import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorSpecies;
@@ -66,109 +66,147 @@ final class VectorKernels implements Kernels {
         pullRows(data, base, n * cols * Float.BYTES, (blockEnd - n) * cols);
       }
       for (; n + 2 <= blockEnd; n += 2) {
-        rowPair(data, base, n * cols * Float.BYTES, cols, x, xOffset, xStride, tokens, out,
-            outOffset + n, outStride);
+        int rowByte = n * cols * Float.BYTES;
+        int t = 0;
+        for (; t + 4 <= tokens; t += 4) {
+          tile2x4(data, base, rowByte, cols, x, xOffset + t * xStride, xStride, out,
+              t * outStride + outOffset + n, outStride);
+        }
+        for (; t < tokens; t++) {
+          int o = t * outStride + outOffset + n;
+          int x0 = xOffset + t * xStride;
+          out[o] = rowDot(data, base, rowByte, cols, x, x0);
+          out[o + 1] = rowDot(data, base, rowByte + cols * Float.BYTES, cols, x, x0);
+        }
       }
     }
     if (n < rowTo) {
-      oddRow(data, base, n * cols * Float.BYTES, cols, x, xOffset, xStride, tokens, out,
-          outOffset + n, outStride);
+      // An odd last row: rare (ChunkPlan cuts even chunks), so no tile of its own.
+      for (int t = 0; t < tokens; t++) {
+        out[t * outStride + outOffset + n] =
+            rowDot(data, base, n * cols * Float.BYTES, cols, x, xOffset + t * xStride);
+      }
     }
   }
 
   /**
-   * A BF16 or FP8 matrix: each row is widened to float32 once, into a per-thread scratch row
-   * that stays in the first-level cache, and the float32 code multiplies it by every token. The
-   * widened values are the dequantized weights bit for bit, so the result is the float32
-   * matrix's, and a row costs one widening whatever the batch.
+   * A BF16 or FP8 matrix. Each row is widened once, whatever the batch, into a per-thread float32
+   * row on the heap ({@link WidenedRows}), and multiplied from there. The widened values are the
+   * dequantized weights bit for bit, and the products accumulate as the float32 path's, so the
+   * results are the float32 matrix's.
    */
-  private void compactMatmul(WeightMatrix w, float[] x, int xOffset, int xStride, int tokens,
-      float[] out, int outOffset, int outStride, int rowFrom, int rowTo) {
+  private static void compactMatmul(WeightMatrix w, float[] x, int xOffset, int xStride,
+      int tokens, float[] out, int outOffset, int outStride, int rowFrom, int rowTo) {
     int cols = w.cols();
-    int rowBytes = cols * Float.BYTES;
-    Scratch rows = Scratch.of(2 * rowBytes);
-    Object view = rows.view;
-    long base = rows.base;
+    WidenedRows widened = WidenedRows.of(cols);
+    float[] rows = widened.floats;
     int n = rowFrom;
     if (tokens == 1) {
       for (; n < rowTo; n++) {
-        widenRow(w, n, rows, 0);
-        out[outOffset + n] = rowDot(view, base, 0, cols, x, xOffset);
+        widened.widen(w, n, 0);
+        out[outOffset + n] = heapRowDot(rows, 0, cols, x, xOffset);
       }
       return;
     }
     for (; n + 2 <= rowTo; n += 2) {
-      widenRow(w, n, rows, 0);
-      widenRow(w, n + 1, rows, rowBytes);
-      rowPair(view, base, 0, cols, x, xOffset, xStride, tokens, out, outOffset + n, outStride);
+      widened.widen(w, n, 0);
+      widened.widen(w, n + 1, cols);
+      int t = 0;
+      for (; t + 4 <= tokens; t += 4) {
+        heapTile2x4(rows, cols, x, xOffset + t * xStride, xStride, out,
+            t * outStride + outOffset + n, outStride);
+      }
+      for (; t < tokens; t++) {
+        int o = t * outStride + outOffset + n;
+        int x0 = xOffset + t * xStride;
+        out[o] = heapRowDot(rows, 0, cols, x, x0);
+        out[o + 1] = heapRowDot(rows, cols, cols, x, x0);
+      }
     }
     if (n < rowTo) {
-      widenRow(w, n, rows, 0);
-      oddRow(view, base, 0, cols, x, xOffset, xStride, tokens, out, outOffset + n, outStride);
-    }
-  }
-
-  /** Rows {@code rowByte} and the next against every token, four tokens to a tile. */
-  private static void rowPair(Object data, long base, int rowByte, int cols, float[] x,
-      int xOffset, int xStride, int tokens, float[] out, int outColumn, int outStride) {
-    int t = 0;
-    for (; t + 4 <= tokens; t += 4) {
-      tile2x4(data, base, rowByte, cols, x, xOffset + t * xStride, xStride, out,
-          t * outStride + outColumn, outStride);
-    }
-    for (; t < tokens; t++) {
-      int o = t * outStride + outColumn;
-      int x0 = xOffset + t * xStride;
-      out[o] = rowDot(data, base, rowByte, cols, x, x0);
-      out[o + 1] = rowDot(data, base, rowByte + cols * Float.BYTES, cols, x, x0);
-    }
-  }
-
-  /** An odd last row: rare (ChunkPlan cuts even chunks), so no tile of its own. */
-  private static void oddRow(Object data, long base, int rowByte, int cols, float[] x,
-      int xOffset, int xStride, int tokens, float[] out, int outColumn, int outStride) {
-    for (int t = 0; t < tokens; t++) {
-      out[t * outStride + outColumn] = rowDot(data, base, rowByte, cols, x, xOffset + t * xStride);
+      widened.widen(w, n, 0);
+      for (int t = 0; t < tokens; t++) {
+        out[t * outStride + outOffset + n] = heapRowDot(rows, 0, cols, x, xOffset + t * xStride);
+      }
     }
   }
 
   /**
-   * Writes row {@code n} of a BF16 or FP8 matrix as float32 at {@code byteOffset} of
-   * {@code rows}' bytes: eight weights per step, widened in registers (a bfloat16 is a float's upper
-   * half; an e4m3 byte's fields move into a float's by one shift and mask, then its block scale
-   * corrects the exponent bias, see {@link WeightFormat#E4M3_BIAS_CORRECTION}). A row's last
-   * partial vector goes through {@link WeightMatrix#get}, which computes the same bits.
+   * {@link #rowDot} of a widened row on the heap. Kept apart from the off-heap loops, which
+   * then compile as they did before compact weights existed.
    */
-  private static void widenRow(WeightMatrix w, int n, Scratch rows, int byteOffset) {
-    Object data = w.vectorView();
-    boolean bf16 = w.format() == WeightFormat.BF16;
-    int cols = w.cols();
-    int segment = w.segmentCols();
-    int rowStart = n * cols;
-    for (int from = 0; from < cols; from += segment) {
-      int to = Math.min(cols, from + segment);
-      int k = from;
-      if (bf16) {
-        for (; k + LANES <= to; k += LANES) {
-          IntVector wide = (IntVector) WeightVectors.loadShorts(data, (rowStart + k) * 2)
-              .convertShape(VectorOperators.S2I, I, 0);
-          WeightVectors.store(wide.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(),
-              rows.view, byteOffset + k * Float.BYTES);
-        }
-      } else {
-        float scale = w.kernelScale(n, from);
-        for (; k + LANES <= to; k += LANES) {
-          IntVector wide = (IntVector) WeightVectors.loadBytes(data, rowStart + k)
-              .convertShape(VectorOperators.B2I, I, 0);
-          WeightVectors.store(wide.lanewise(VectorOperators.LSHL, 20)
-                  .and(WeightFormat.E4M3_FIELDS).reinterpretAsFloats().mul(scale),
-              rows.view, byteOffset + k * Float.BYTES);
-        }
-      }
-      for (; k < to; k++) {
-        rows.bytes.putFloat(byteOffset + k * Float.BYTES, w.get(n, k));
-      }
+  private static float heapRowDot(float[] w, int w0, int cols, float[] x, int x0) {
+    FloatVector acc = FloatVector.zero(S);
+    int bound = S.loopBound(cols);
+    int k = 0;
+    for (; k < bound; k += LANES) {
+      acc = FloatVector.fromArray(S, w, w0 + k).fma(FloatVector.fromArray(S, x, x0 + k), acc);
     }
+    if (k < cols) {
+      VectorMask<Float> m = S.indexInRange(k, cols);
+      acc = FloatVector.fromArray(S, w, w0 + k, m).fma(FloatVector.fromArray(S, x, x0 + k, m),
+          acc);
+    }
+    return sum(acc);
+  }
+
+  /** {@link #tile2x4} of two widened rows on the heap ({@code w[0..cols)} and the next). */
+  private static void heapTile2x4(float[] w, int cols, float[] x, int x0, int xStride,
+      float[] out, int o0, int outStride) {
+    int x1 = x0 + xStride;
+    int x2 = x1 + xStride;
+    int x3 = x2 + xStride;
+    FloatVector a0 = FloatVector.zero(S);
+    FloatVector a1 = FloatVector.zero(S);
+    FloatVector a2 = FloatVector.zero(S);
+    FloatVector a3 = FloatVector.zero(S);
+    FloatVector b0 = FloatVector.zero(S);
+    FloatVector b1 = FloatVector.zero(S);
+    FloatVector b2 = FloatVector.zero(S);
+    FloatVector b3 = FloatVector.zero(S);
+    int bound = S.loopBound(cols);
+    int k = 0;
+    for (; k < bound; k += LANES) {
+      FloatVector wa = FloatVector.fromArray(S, w, k);
+      FloatVector wb = FloatVector.fromArray(S, w, cols + k);
+      FloatVector xv = FloatVector.fromArray(S, x, x0 + k);
+      a0 = wa.fma(xv, a0);
+      b0 = wb.fma(xv, b0);
+      xv = FloatVector.fromArray(S, x, x1 + k);
+      a1 = wa.fma(xv, a1);
+      b1 = wb.fma(xv, b1);
+      xv = FloatVector.fromArray(S, x, x2 + k);
+      a2 = wa.fma(xv, a2);
+      b2 = wb.fma(xv, b2);
+      xv = FloatVector.fromArray(S, x, x3 + k);
+      a3 = wa.fma(xv, a3);
+      b3 = wb.fma(xv, b3);
+    }
+    if (k < cols) {
+      VectorMask<Float> m = S.indexInRange(k, cols);
+      FloatVector wa = FloatVector.fromArray(S, w, k, m);
+      FloatVector wb = FloatVector.fromArray(S, w, cols + k, m);
+      FloatVector xv = FloatVector.fromArray(S, x, x0 + k, m);
+      a0 = wa.fma(xv, a0);
+      b0 = wb.fma(xv, b0);
+      xv = FloatVector.fromArray(S, x, x1 + k, m);
+      a1 = wa.fma(xv, a1);
+      b1 = wb.fma(xv, b1);
+      xv = FloatVector.fromArray(S, x, x2 + k, m);
+      a2 = wa.fma(xv, a2);
+      b2 = wb.fma(xv, b2);
+      xv = FloatVector.fromArray(S, x, x3 + k, m);
+      a3 = wa.fma(xv, a3);
+      b3 = wb.fma(xv, b3);
+    }
+    out[o0] = sum(a0);
+    out[o0 + 1] = sum(b0);
+    out[o0 + outStride] = sum(a1);
+    out[o0 + outStride + 1] = sum(b1);
+    out[o0 + 2 * outStride] = sum(a2);
+    out[o0 + 2 * outStride + 1] = sum(b2);
+    out[o0 + 3 * outStride] = sum(a3);
+    out[o0 + 3 * outStride + 1] = sum(b3);
   }
 
   /**
@@ -320,27 +358,75 @@ final class VectorKernels implements Kernels {
         + ((v.lane(4) + v.lane(5)) + (v.lane(6) + v.lane(7)));
   }
 
-  /** A compute thread's float32 rows, widened from a compact matrix; grows to the widest. */
-  private static final class Scratch {
-    private static final ThreadLocal<Scratch> PER_THREAD = new ThreadLocal<>();
+  /**
+   * A compute thread's rows widened to float32, and the raw row they come from. A row's bytes
+   * are first copied in bulk onto the heap: on Java 17 a vector load from a direct buffer costs
+   * a bounds check that a heap array's does not, and the copy of a quarter or half of a float
+   * row costs less than the checks would. Eight weights at a time are then widened in
+   * registers: a bfloat16 is a float's upper half; an e4m3 byte's fields move into a float's by
+   * one shift and mask, and its block's scale corrects the exponent bias (see
+   * {@link WeightFormat#E4M3_BIAS_CORRECTION}). A row's last partial vector goes through
+   * {@link WeightMatrix#get}, which computes the same bits.
+   */
+  private static final class WidenedRows {
+    private static final ThreadLocal<WidenedRows> PER_THREAD = new ThreadLocal<>();
+    private static final VectorSpecies<Byte> BYTES = ByteVector.SPECIES_64;
+    private static final VectorSpecies<Short> SHORTS = ShortVector.SPECIES_128;
 
-    final ByteBuffer bytes;
-    final Object view;
-    final long base;
+    /** Two widened rows, for the tiles of two rows. */
+    final float[] floats;
+    private final byte[] fp8;
+    private final short[] bf16;
 
-    private Scratch(int capacity) {
-      bytes = ByteBuffer.allocateDirect(capacity).order(ByteOrder.LITTLE_ENDIAN);
-      view = WeightVectors.view(bytes);
-      base = WeightVectors.base(view);
+    private WidenedRows(int cols) {
+      floats = new float[2 * cols];
+      fp8 = new byte[cols];
+      bf16 = new short[cols];
     }
 
-    static Scratch of(int capacity) {
-      Scratch scratch = PER_THREAD.get();
-      if (scratch == null || scratch.bytes.capacity() < capacity) {
-        scratch = new Scratch(capacity);
-        PER_THREAD.set(scratch);
+    static WidenedRows of(int cols) {
+      WidenedRows rows = PER_THREAD.get();
+      if (rows == null || rows.fp8.length < cols) {
+        rows = new WidenedRows(cols);
+        PER_THREAD.set(rows);
       }
-      return scratch;
+      return rows;
+    }
+
+    /** Row {@code n} of {@code w} as float32 at {@code floats[at ..]}. */
+    void widen(WeightMatrix w, int n, int at) {
+      int cols = w.cols();
+      if (w.format() == WeightFormat.BF16) {
+        w.rawRow(n, bf16);
+        int k = 0;
+        for (; k + LANES <= cols; k += LANES) {
+          IntVector wide = (IntVector) ShortVector.fromArray(SHORTS, bf16, k)
+              .convertShape(VectorOperators.S2I, I, 0);
+          wide.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().intoArray(floats, at + k);
+        }
+        tail(w, n, k, cols, at);
+        return;
+      }
+      w.rawRow(n, fp8);
+      int segment = w.segmentCols();
+      for (int from = 0; from < cols; from += segment) {
+        int to = Math.min(cols, from + segment);
+        float scale = w.kernelScale(n, from);
+        int k = from;
+        for (; k + LANES <= to; k += LANES) {
+          IntVector wide = (IntVector) ByteVector.fromArray(BYTES, fp8, k)
+              .convertShape(VectorOperators.B2I, I, 0);
+          wide.lanewise(VectorOperators.LSHL, 20).and(WeightFormat.E4M3_FIELDS)
+              .reinterpretAsFloats().mul(scale).intoArray(floats, at + k);
+        }
+        tail(w, n, k, to, at);
+      }
+    }
+
+    private void tail(WeightMatrix w, int n, int from, int to, int at) {
+      for (int k = from; k < to; k++) {
+        floats[at + k] = w.get(n, k);
+      }
     }
   }
 }

@@ -3,6 +3,7 @@ package io.duet.engine.compute;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
+import java.nio.ShortBuffer;
 import java.util.Objects;
 
 /**
@@ -18,6 +19,8 @@ public final class WeightMatrix {
   private final ByteBuffer data;
   /** F32 only: the weights as floats, for the embedding look-up. */
   private final FloatBuffer floats;
+  /** BF16 only: the weights' bits, for the kernels' bulk copies. */
+  private final ShortBuffer shorts;
   /** The bytes as the vector kernels load them; null without the Vector API module. */
   private final Object vectorView;
   private final int rows;
@@ -43,6 +46,7 @@ public final class WeightMatrix {
     this.format = format;
     this.data = data.duplicate().order(ByteOrder.LITTLE_ENDIAN);
     this.floats = format == WeightFormat.F32 ? this.data.asFloatBuffer() : null;
+    this.shorts = format == WeightFormat.BF16 ? this.data.asShortBuffer() : null;
     // Only touch the vector classes when their module is there, so the scalar path never links them.
     this.vectorView = KernelsProvider.vectorModulePresent() ? WeightVectors.view(this.data) : null;
     this.rows = rows;
@@ -162,6 +166,16 @@ public final class WeightMatrix {
       case FP8_E4M3 -> Float.intBitsToFloat(WeightFormat.e4m3Bits(data.get(index)))
           * kernelScale(row, col);
     };
+  }
+
+  /** Copies row {@code row} of an FP8 matrix, its raw bytes, into {@code dst}. */
+  void rawRow(int row, byte[] dst) {
+    data.get(row * cols, dst, 0, cols);
+  }
+
+  /** Copies row {@code row} of a BF16 matrix, its raw bits, into {@code dst}. */
+  void rawRow(int row, short[] dst) {
+    shorts.get(row * cols, dst, 0, cols);
   }
 
   /** Copies one row onto the heap as floats (the embedding look-up). */

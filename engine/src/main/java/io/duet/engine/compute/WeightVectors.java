@@ -9,9 +9,7 @@ import java.lang.reflect.Field;
 import java.nio.Buffer;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorSpecies;
 
@@ -140,26 +138,6 @@ final class WeightVectors {
   static FloatVector load(VectorSpecies<Float> species, Object view, int byteOffset,
       VectorMask<Float> mask) {
     return FloatVector.fromByteBuffer(species, ((View) view).bytes, byteOffset, LE, mask);
-  }
-
-  /**
-   * Eight bytes at {@code byteOffset} (the e4m3 weights the kernels widen). Bounds-checked
-   * whatever the JVM exports: at a quarter of float32's bytes per weight, the check costs less
-   * than the widening around it.
-   */
-  static ByteVector loadBytes(Object view, int byteOffset) {
-    return ByteVector.fromByteBuffer(ByteVector.SPECIES_64, ((View) view).bytes, byteOffset, LE);
-  }
-
-  /** Eight shorts at {@code byteOffset} (bfloat16 weights), bounds-checked like {@link #loadBytes}. */
-  static ShortVector loadShorts(Object view, int byteOffset) {
-    return ShortVector.fromByteBuffer(ShortVector.SPECIES_128, ((View) view).bytes, byteOffset,
-        LE);
-  }
-
-  /** Stores {@code v} at {@code byteOffset} of a view's bytes (the kernels' scratch rows). */
-  static void store(FloatVector v, Object view, int byteOffset) {
-    v.intoByteBuffer(((View) view).bytes, byteOffset, LE);
   }
 
   private static FloatVector unchecked(Object view, long address, int byteOffset) {

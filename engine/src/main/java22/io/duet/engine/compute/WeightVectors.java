@@ -3,9 +3,7 @@ package io.duet.engine.compute;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorSpecies;
 
@@ -43,22 +41,5 @@ final class WeightVectors {
   static FloatVector load(VectorSpecies<Float> species, Object view, int byteOffset,
       VectorMask<Float> mask) {
     return FloatVector.fromMemorySegment(species, (MemorySegment) view, byteOffset, LE, mask);
-  }
-
-  /** Eight bytes at {@code byteOffset} (the e4m3 weights the kernels widen). */
-  static ByteVector loadBytes(Object view, int byteOffset) {
-    return ByteVector.fromMemorySegment(ByteVector.SPECIES_64, (MemorySegment) view, byteOffset,
-        LE);
-  }
-
-  /** Eight shorts at {@code byteOffset} (bfloat16 weights). */
-  static ShortVector loadShorts(Object view, int byteOffset) {
-    return ShortVector.fromMemorySegment(ShortVector.SPECIES_128, (MemorySegment) view,
-        byteOffset, LE);
-  }
-
-  /** Stores {@code v} at {@code byteOffset} of a view's bytes (the kernels' scratch rows). */
-  static void store(FloatVector v, Object view, int byteOffset) {
-    v.intoMemorySegment((MemorySegment) view, byteOffset, LE);
   }
 }
