@@ -160,10 +160,11 @@ public final class Settings {
   public static final Setting<WeightFormatMode> MODEL_WEIGHT_FORMAT = declare(Setting.builder(
       "model.weight-format", choice(WeightFormatMode.class))
       .defaultValue(EngineOptions.DEFAULT_WEIGHT_FORMAT)
-      .description("native: BF16 and FP8 (block-scaled e4m3) weights stay as the checkpoint "
-          + "stores them and the kernels widen them as they read, a half or a quarter of "
-          + "float32's memory and bytes streamed per decode step, the same tokens. float32: "
-          + "converted once at load. Float32 checkpoints are read as they are either way."));
+      .description("float32: BF16 and FP8 (block-scaled e4m3) weights are converted once at "
+          + "load; the faster decode where memory allows (docs/performance.md). native: they "
+          + "stay as the checkpoint stores them, mapped, and the kernels widen them as they "
+          + "read: a quarter (FP8) or half (BF16) of float32's memory, the same tokens. Float32 "
+          + "checkpoints are read as they are either way."));
 
   public static final Setting<Optional<Path>> MODEL_WARM_CACHE = declare(Setting.builder(
       "model.warm-cache", optional(path())).env("DUET_WARM_CACHE")

@@ -14,7 +14,7 @@ public final class EngineOptions {
   public static final int DEFAULT_MAX_BATCH_TOKENS = 512;
   public static final int DEFAULT_MAX_SEQUENCES = 64;
   public static final WeightStorage DEFAULT_WEIGHT_STORAGE = WeightStorage.MAPPED;
-  public static final WeightFormatMode DEFAULT_WEIGHT_FORMAT = WeightFormatMode.NATIVE;
+  public static final WeightFormatMode DEFAULT_WEIGHT_FORMAT = WeightFormatMode.FLOAT32;
 
   private Path modelPath;
   private String architecture;
@@ -85,7 +85,7 @@ public final class EngineOptions {
 
   /**
    * Whether BF16 and FP8 weights stay compact or become float32 at load;
-   * {@link WeightFormatMode#NATIVE} by default.
+   * {@link WeightFormatMode#FLOAT32} by default (see {@link WeightFormatMode} for why).
    */
   public EngineOptions weightFormat(WeightFormatMode value) {
     this.weightFormat = Objects.requireNonNull(value, "weightFormat");

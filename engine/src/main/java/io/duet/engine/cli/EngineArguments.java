@@ -24,9 +24,9 @@ final class EngineArguments {
       + "huge pages: faster decode, slower start (default: map the file; not in run.c)")
   boolean hugePages;
 
-  @Option(names = "--weight-format", description = "native: BF16 and FP8 weights stay as the "
-      + "checkpoint stores them, read in place by the kernels; float32: converted at load "
-      + "(default: ${DEFAULT-VALUE})")
+  @Option(names = "--weight-format", description = "float32: BF16 and FP8 weights converted at "
+      + "load, faster decode; native: kept as the checkpoint stores them, a quarter or half "
+      + "the memory, read in place by the kernels (default: ${DEFAULT-VALUE})")
   WeightFormatMode weightFormat = EngineOptions.DEFAULT_WEIGHT_FORMAT;
 
   /** Options for the checkpoint, threads and weights asked for, the rest at defaults. */

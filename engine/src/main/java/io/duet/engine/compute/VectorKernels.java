@@ -409,9 +409,11 @@ final class VectorKernels implements Kernels {
       }
       w.rawRow(n, fp8);
       int segment = w.segmentCols();
+      float[] scales = w.kernelScales();
+      int scaleAt = w.scaleRowStart(n);
       for (int from = 0; from < cols; from += segment) {
         int to = Math.min(cols, from + segment);
-        float scale = w.kernelScale(n, from);
+        float scale = scales[scaleAt++];
         int k = from;
         for (; k + LANES <= to; k += LANES) {
           IntVector wide = (IntVector) ByteVector.fromArray(BYTES, fp8, k)

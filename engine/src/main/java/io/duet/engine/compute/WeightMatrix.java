@@ -73,7 +73,7 @@ public final class WeightMatrix {
       int blockRows, int blockCols) {
     if (!fp8Fits(scales, blockCols)) {
       throw new IllegalArgumentException("FP8 blocks of " + blockCols + " columns or scales "
-          + "beyond 2^7 cannot be read in place");
+          + "of 2^8 or more cannot be read in place");
     }
     int scaleRows = (rows + blockRows - 1) / blockRows;
     int scaleCols = (cols + blockCols - 1) / blockCols;
@@ -92,7 +92,7 @@ public final class WeightMatrix {
   /**
    * Whether the kernels can read FP8 weights with these block scales in place: a block must
    * span whole vectors ({@link Kernels#LANES} columns) and each scale times {@code 2^120} must be
-   * a finite float (any scale below 2^7 is; DeepSeek-V3's are below 1). Where not, the loader
+   * a finite float (any scale below 2^8 is; DeepSeek-V3's are below 1). Where not, the loader
    * converts the matrix to float32 instead.
    */
   public static boolean fp8Fits(float[] scales, int blockCols) {
@@ -147,6 +147,19 @@ public final class WeightMatrix {
   float kernelScale(int row, int segmentStart) {
     return kernelScales == null ? 1f
         : kernelScales[row / blockRows * scaleCols + segmentStart / segmentCols];
+  }
+
+  /**
+   * FP8 only: where row {@code row}'s block scales start in {@link #kernelScales}, one per
+   * segment of {@link #segmentCols} columns.
+   */
+  int scaleRowStart(int row) {
+    return row / blockRows * scaleCols;
+  }
+
+  /** FP8 only: the scales {@link #kernelScale} reads, row-major; null for other formats. */
+  float[] kernelScales() {
+    return kernelScales;
   }
 
   /**
