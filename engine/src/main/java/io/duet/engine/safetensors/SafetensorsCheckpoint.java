@@ -74,6 +74,7 @@ public final class SafetensorsCheckpoint implements AutoCloseable {
     this.tensors = tensors;
     this.storage = storage;
     this.format = format;
+    this.fp8BlockSize = fp8BlockSize(directory, config);
     long converted = 0;
     for (TensorEntry t : tensors.values()) {
       if (!keptAsStored(t)) {
@@ -83,7 +84,6 @@ public final class SafetensorsCheckpoint implements AutoCloseable {
       }
     }
     this.convertedBytes = converted;
-    this.fp8BlockSize = fp8BlockSize(directory, config);
   }
 
   /**

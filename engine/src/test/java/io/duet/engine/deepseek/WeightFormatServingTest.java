@@ -11,10 +11,12 @@ import io.duet.engine.OfflineGenerator;
 import io.duet.engine.SamplingParams;
 import io.duet.engine.Sequence;
 import io.duet.engine.WeightFormatMode;
+import io.duet.engine.WeightStorage;
 import io.duet.engine.deepseek.RandomDeepSeekCheckpoint.Storage;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.List;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
@@ -68,6 +70,28 @@ class WeightFormatServingTest {
       assertTrue(a.logits()[0] != 0 || a.logits()[1] != 0, "logits computed");
       compact.release(a);
       float32.release(b);
+    }
+  }
+
+  @Test
+  void nativeWeightsCopiedOntoHugePagesGiveTheMappedOnesLogits() throws IOException {
+    RandomDeepSeekCheckpoint.write(dir, TinyDeepSeek.shape(true), Storage.FP8, 16, false, 17);
+    try (Engine mapped = Engines.open(DeepSeekV3Test.options(dir)
+            .weightFormat(WeightFormatMode.NATIVE));
+        Engine copied = Engines.open(DeepSeekV3Test.options(dir)
+            .weightFormat(WeightFormatMode.NATIVE).weightStorage(WeightStorage.HUGE_PAGES))) {
+      assertTrue(mapped.description().weights().startsWith("mapped from the files"),
+          mapped.description().weights());
+      assertTrue(copied.description().weights().contains("copied")
+          && copied.description().weights().contains("FP8_E4M3"),
+          copied.description().weights());
+      Sequence a = mapped.allocate(PROMPTS.get(2));
+      Sequence b = copied.allocate(PROMPTS.get(2));
+      mapped.step(List.of(a));
+      copied.step(List.of(b));
+      assertArrayEquals(a.logits(), b.logits());
+      mapped.release(a);
+      copied.release(b);
     }
   }
 }
