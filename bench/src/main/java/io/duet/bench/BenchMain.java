@@ -15,7 +15,8 @@ import picocli.CommandLine.Command;
         + "open-loop HTTP load, how long a reload and a joining instance take to show.",
     subcommands = {PdLatencyCommand.class, KvTransferCommand.class,
         EventBusOverheadCommand.class, RoutingCommand.class, HttpLoadCommand.class,
-        ReloadLagCommand.class, JoinLagCommand.class, ExpertParallelCommand.class})
+        ReloadLagCommand.class, JoinLagCommand.class, ExpertParallelCommand.class,
+        KvPerTokenCommand.class, WeightFormatsCommand.class})
 public final class BenchMain {
 
   private static final String LOGBACK_CONFIG = "logback.configurationFile";

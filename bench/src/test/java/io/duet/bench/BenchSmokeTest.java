@@ -209,6 +209,50 @@ class BenchSmokeTest {
   }
 
   /**
+   * kv-per-token: DeepSeek-V3's 61 layers of 512 + 64 latent floats against 128 heads of
+   * 128 + 64 key and 128 value floats, and a tiny checkpoint's from its engine's layout, whose
+   * export carries exactly its layout's bytes per token.
+   */
+  @Test
+  void kvPerToken() throws Exception {
+    Path model = temp.resolve("dsv3-kv");
+    RandomDeepSeekCheckpoint.write(model, new RandomDeepSeekCheckpoint.Shape(32, 2, 1, 2, 0, 8,
+        8, 8, 8, 48, 16, 8, 2, 2, 1, 1, 64, 64), RandomDeepSeekCheckpoint.Storage.FP8, 16, false,
+        3);
+    Path json = temp.resolve("kv.json");
+    String out = run("kv-per-token", model.toString(), "--prompt-tokens", "20", "--json",
+        json.toString());
+    JsonArray rows = new JsonObject(Files.readString(json)).getJsonArray("models");
+    JsonObject v3 = rows.getJsonObject(0);
+    assertEquals(61L * (512 + 64) * 4, v3.getLong("mlaBytesPerToken"), out);
+    assertEquals(61L * 128 * (128 + 64 + 128) * 4, v3.getLong("fullHeadBytesPerToken"), out);
+    JsonObject tiny = rows.getJsonObject(1);
+    assertEquals(2L * (8 + 8) * 4, tiny.getLong("mlaBytesPerToken"), out);
+    assertEquals(2L * 2 * (8 + 8 + 8) * 4, tiny.getLong("fullHeadBytesPerToken"), out);
+    assertEquals(tiny.getLong("mlaBytesPerToken"), tiny.getDouble("exportedBytesPerToken"), 1e-9,
+        out);
+  }
+
+  /**
+   * weight-formats on a matrix whose columns end in a partial FP8 block and a partial vector:
+   * every format and batch timed, each holding its bytes.
+   */
+  @Test
+  void weightFormats() throws Exception {
+    Path json = temp.resolve("formats.json");
+    String out = run("weight-formats", "--rows", "66", "--cols", "140", "--tokens", "1,5",
+        "--repeat", "1", "--run-ms", "5", "--json", json.toString());
+    JsonArray runs = new JsonObject(Files.readString(json)).getJsonArray("runs");
+    assertEquals(6, runs.size(), out);
+    assertEquals(66L * 140 * 4, runs.getJsonObject(0).getLong("bytesHeld"), out);
+    assertEquals(66L * 140 * 2, runs.getJsonObject(1).getLong("bytesHeld"), out);
+    assertEquals(66L * 140 + 2 * 4, runs.getJsonObject(2).getLong("bytesHeld"), "1x2 scales");
+    for (int i = 0; i < runs.size(); i++) {
+      assertTrue(runs.getJsonObject(i).getDouble("nanosPerWeightPerToken") > 0, out);
+    }
+  }
+
+  /**
    * http-load against the embedded 1P1D behind the proxy's OpenAI API: every request
    * completes with exactly max_tokens tokens, and the figures hang together (TTFT within E2E,
    * one gap fewer than tokens per request at most, the prompts as long as asked).

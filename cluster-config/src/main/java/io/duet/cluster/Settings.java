@@ -14,6 +14,7 @@ import static io.duet.cluster.SettingType.port;
 import static io.duet.cluster.SettingType.string;
 
 import io.duet.engine.EngineOptions;
+import io.duet.engine.WeightFormatMode;
 import io.duet.engine.WeightStorage;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -155,6 +156,15 @@ public final class Settings {
       .defaultValue(EngineOptions.DEFAULT_WEIGHT_STORAGE)
       .description("mapped: memory-mapped from the checkpoint, opens at once. huge-pages: copied "
           + "off the heap onto transparent huge pages, faster decode, slower start."));
+
+  public static final Setting<WeightFormatMode> MODEL_WEIGHT_FORMAT = declare(Setting.builder(
+      "model.weight-format", choice(WeightFormatMode.class))
+      .defaultValue(EngineOptions.DEFAULT_WEIGHT_FORMAT)
+      .description("float32: BF16 and FP8 (block-scaled e4m3) weights are converted once at "
+          + "load; the faster decode where memory allows (docs/performance.md). native: they "
+          + "stay as the checkpoint stores them, mapped, and the kernels widen them as they "
+          + "read: a quarter (FP8) or half (BF16) of float32's memory, the same tokens. Float32 "
+          + "checkpoints are read as they are either way."));
 
   public static final Setting<Optional<Path>> MODEL_WARM_CACHE = declare(Setting.builder(
       "model.warm-cache", optional(path())).env("DUET_WARM_CACHE")

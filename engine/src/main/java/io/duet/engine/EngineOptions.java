@@ -14,6 +14,7 @@ public final class EngineOptions {
   public static final int DEFAULT_MAX_BATCH_TOKENS = 512;
   public static final int DEFAULT_MAX_SEQUENCES = 64;
   public static final WeightStorage DEFAULT_WEIGHT_STORAGE = WeightStorage.MAPPED;
+  public static final WeightFormatMode DEFAULT_WEIGHT_FORMAT = WeightFormatMode.FLOAT32;
 
   private Path modelPath;
   private String architecture;
@@ -26,6 +27,7 @@ public final class EngineOptions {
   private int threads = Runtime.getRuntime().availableProcessors();
   private boolean sharedCores;
   private WeightStorage weightStorage = DEFAULT_WEIGHT_STORAGE;
+  private WeightFormatMode weightFormat = DEFAULT_WEIGHT_FORMAT;
   private int expertParallel = 1;
   private int expertSlots;
   private Map<String, String> parameters = Map.of();
@@ -74,6 +76,19 @@ public final class EngineOptions {
   /** Where the weights are kept; {@link WeightStorage#MAPPED} by default. */
   public EngineOptions weightStorage(WeightStorage value) {
     this.weightStorage = Objects.requireNonNull(value, "weightStorage");
+    return this;
+  }
+
+  public WeightFormatMode weightFormat() {
+    return weightFormat;
+  }
+
+  /**
+   * Whether BF16 and FP8 weights stay compact or become float32 at load;
+   * {@link WeightFormatMode#FLOAT32} by default (see {@link WeightFormatMode} for why).
+   */
+  public EngineOptions weightFormat(WeightFormatMode value) {
+    this.weightFormat = Objects.requireNonNull(value, "weightFormat");
     return this;
   }
 

@@ -207,6 +207,7 @@ public final class ServiceRuntime {
             : Settings.DECODE_KV_CACHE_MB) << 20)
         .threads(threads)
         .weightStorage(config.get(Settings.MODEL_WEIGHTS))
+        .weightFormat(config.get(Settings.MODEL_WEIGHT_FORMAT))
         .warmCache(config.get(Settings.MODEL_WARM_CACHE).orElse(null))
         .sharedCores(sharedCores || threads * ranks > cores);
     if (!prefill) {

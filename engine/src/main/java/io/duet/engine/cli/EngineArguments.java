@@ -1,13 +1,14 @@
 package io.duet.engine.cli;
 
 import io.duet.engine.EngineOptions;
+import io.duet.engine.WeightFormatMode;
 import io.duet.engine.WeightStorage;
 import java.nio.file.Path;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
 /**
- * The checkpoint, compute threads and weight storage every {@code engine.jar} command opens its
+ * The checkpoint, compute threads, weight storage and format every {@code engine.jar} command opens its
  * engine with.
  */
 final class EngineArguments {
@@ -23,9 +24,15 @@ final class EngineArguments {
       + "huge pages: faster decode, slower start (default: map the file; not in run.c)")
   boolean hugePages;
 
-  /** Options for the checkpoint, threads and weight storage asked for, the rest at defaults. */
+  @Option(names = "--weight-format", description = "float32: BF16 and FP8 weights converted at "
+      + "load, faster decode; native: kept as the checkpoint stores them, a quarter or half "
+      + "the memory, read in place by the kernels (default: ${DEFAULT-VALUE})")
+  WeightFormatMode weightFormat = EngineOptions.DEFAULT_WEIGHT_FORMAT;
+
+  /** Options for the checkpoint, threads and weights asked for, the rest at defaults. */
   EngineOptions engineOptions() {
     return new EngineOptions().modelPath(model).threads(threads)
-        .weightStorage(hugePages ? WeightStorage.HUGE_PAGES : WeightStorage.MAPPED);
+        .weightStorage(hugePages ? WeightStorage.HUGE_PAGES : WeightStorage.MAPPED)
+        .weightFormat(weightFormat);
   }
 }

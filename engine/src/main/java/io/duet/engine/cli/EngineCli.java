@@ -19,7 +19,8 @@ public final class EngineCli {
     if (System.getProperty(LOGBACK_CONFIG) == null) {
       System.setProperty(LOGBACK_CONFIG, "logback-cli.xml");
     }
-    int exit = new CommandLine(new EngineCli()).execute(args);
+    int exit = new CommandLine(new EngineCli()).setCaseInsensitiveEnumValuesAllowed(true)
+        .execute(args);
     System.exit(exit);
   }
 }

@@ -25,6 +25,7 @@ final class ScalarKernels implements Kernels {
       float[] out, int outOffset, int outStride, int rowFrom, int rowTo) {
     w.checkRowRange(rowFrom, rowTo);
     ByteBuffer data = w.data();
+    boolean f32 = w.format() == WeightFormat.F32;
     int cols = w.cols();
     float[] partial = new float[LANES];
     for (int n = rowFrom; n < rowTo; n++) {
@@ -33,7 +34,7 @@ final class ScalarKernels implements Kernels {
         java.util.Arrays.fill(partial, 0f);
         int xBase = xOffset + t * xStride;
         for (int k = 0; k < cols; k++) {
-          float wk = data.getFloat(rowByte + k * Float.BYTES);
+          float wk = f32 ? data.getFloat(rowByte + k * Float.BYTES) : w.get(n, k);
           partial[k % LANES] = Math.fma(wk, x[xBase + k], partial[k % LANES]);
         }
         out[t * outStride + outOffset + n] = Kernels.sumLanes(partial);

@@ -1,6 +1,10 @@
 package io.duet.engine.compute;
 
+import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorSpecies;
 
@@ -16,6 +20,7 @@ import jdk.incubator.vector.VectorSpecies;
 final class VectorKernels implements Kernels {
 
   private static final VectorSpecies<Float> S = FloatVector.SPECIES_256;
+  private static final VectorSpecies<Integer> I = IntVector.SPECIES_256;
   /** Rows pulled into cache at a time by batched matmuls: 74 KB of a 288-wide matrix. */
   private static final int PULL_BLOCK_ROWS = 64;
   /** Below this many tokens a row pair gets too few tiles for its misses to matter. */
@@ -38,6 +43,10 @@ final class VectorKernels implements Kernels {
       float[] out, int outOffset, int outStride, int rowFrom, int rowTo) {
     // The weight loads may be unchecked (see WeightVectors): every row read must be in the matrix.
     w.checkRowRange(rowFrom, rowTo);
+    if (w.format() != WeightFormat.F32) {
+      compactMatmul(w, x, xOffset, xStride, tokens, out, outOffset, outStride, rowFrom, rowTo);
+      return;
+    }
     Object data = w.vectorView();
     long base = WeightVectors.base(data);
     int cols = w.cols();
@@ -78,6 +87,126 @@ final class VectorKernels implements Kernels {
             rowDot(data, base, n * cols * Float.BYTES, cols, x, xOffset + t * xStride);
       }
     }
+  }
+
+  /**
+   * A BF16 or FP8 matrix. Each row is widened once, whatever the batch, into a per-thread float32
+   * row on the heap ({@link WidenedRows}), and multiplied from there. The widened values are the
+   * dequantized weights bit for bit, and the products accumulate as the float32 path's, so the
+   * results are the float32 matrix's.
+   */
+  private static void compactMatmul(WeightMatrix w, float[] x, int xOffset, int xStride,
+      int tokens, float[] out, int outOffset, int outStride, int rowFrom, int rowTo) {
+    int cols = w.cols();
+    WidenedRows widened = WidenedRows.of(cols);
+    float[] rows = widened.floats;
+    int n = rowFrom;
+    if (tokens == 1) {
+      for (; n < rowTo; n++) {
+        widened.widen(w, n, 0);
+        out[outOffset + n] = heapRowDot(rows, 0, cols, x, xOffset);
+      }
+      return;
+    }
+    for (; n + 2 <= rowTo; n += 2) {
+      widened.widen(w, n, 0);
+      widened.widen(w, n + 1, cols);
+      int t = 0;
+      for (; t + 4 <= tokens; t += 4) {
+        heapTile2x4(rows, cols, x, xOffset + t * xStride, xStride, out,
+            t * outStride + outOffset + n, outStride);
+      }
+      for (; t < tokens; t++) {
+        int o = t * outStride + outOffset + n;
+        int x0 = xOffset + t * xStride;
+        out[o] = heapRowDot(rows, 0, cols, x, x0);
+        out[o + 1] = heapRowDot(rows, cols, cols, x, x0);
+      }
+    }
+    if (n < rowTo) {
+      widened.widen(w, n, 0);
+      for (int t = 0; t < tokens; t++) {
+        out[t * outStride + outOffset + n] = heapRowDot(rows, 0, cols, x, xOffset + t * xStride);
+      }
+    }
+  }
+
+  /**
+   * {@link #rowDot} of a widened row on the heap. Kept apart from the off-heap loops, which
+   * then compile as they did before compact weights existed.
+   */
+  private static float heapRowDot(float[] w, int w0, int cols, float[] x, int x0) {
+    FloatVector acc = FloatVector.zero(S);
+    int bound = S.loopBound(cols);
+    int k = 0;
+    for (; k < bound; k += LANES) {
+      acc = FloatVector.fromArray(S, w, w0 + k).fma(FloatVector.fromArray(S, x, x0 + k), acc);
+    }
+    if (k < cols) {
+      VectorMask<Float> m = S.indexInRange(k, cols);
+      acc = FloatVector.fromArray(S, w, w0 + k, m).fma(FloatVector.fromArray(S, x, x0 + k, m),
+          acc);
+    }
+    return sum(acc);
+  }
+
+  /** {@link #tile2x4} of two widened rows on the heap ({@code w[0..cols)} and the next). */
+  private static void heapTile2x4(float[] w, int cols, float[] x, int x0, int xStride,
+      float[] out, int o0, int outStride) {
+    int x1 = x0 + xStride;
+    int x2 = x1 + xStride;
+    int x3 = x2 + xStride;
+    FloatVector a0 = FloatVector.zero(S);
+    FloatVector a1 = FloatVector.zero(S);
+    FloatVector a2 = FloatVector.zero(S);
+    FloatVector a3 = FloatVector.zero(S);
+    FloatVector b0 = FloatVector.zero(S);
+    FloatVector b1 = FloatVector.zero(S);
+    FloatVector b2 = FloatVector.zero(S);
+    FloatVector b3 = FloatVector.zero(S);
+    int bound = S.loopBound(cols);
+    int k = 0;
+    for (; k < bound; k += LANES) {
+      FloatVector wa = FloatVector.fromArray(S, w, k);
+      FloatVector wb = FloatVector.fromArray(S, w, cols + k);
+      FloatVector xv = FloatVector.fromArray(S, x, x0 + k);
+      a0 = wa.fma(xv, a0);
+      b0 = wb.fma(xv, b0);
+      xv = FloatVector.fromArray(S, x, x1 + k);
+      a1 = wa.fma(xv, a1);
+      b1 = wb.fma(xv, b1);
+      xv = FloatVector.fromArray(S, x, x2 + k);
+      a2 = wa.fma(xv, a2);
+      b2 = wb.fma(xv, b2);
+      xv = FloatVector.fromArray(S, x, x3 + k);
+      a3 = wa.fma(xv, a3);
+      b3 = wb.fma(xv, b3);
+    }
+    if (k < cols) {
+      VectorMask<Float> m = S.indexInRange(k, cols);
+      FloatVector wa = FloatVector.fromArray(S, w, k, m);
+      FloatVector wb = FloatVector.fromArray(S, w, cols + k, m);
+      FloatVector xv = FloatVector.fromArray(S, x, x0 + k, m);
+      a0 = wa.fma(xv, a0);
+      b0 = wb.fma(xv, b0);
+      xv = FloatVector.fromArray(S, x, x1 + k, m);
+      a1 = wa.fma(xv, a1);
+      b1 = wb.fma(xv, b1);
+      xv = FloatVector.fromArray(S, x, x2 + k, m);
+      a2 = wa.fma(xv, a2);
+      b2 = wb.fma(xv, b2);
+      xv = FloatVector.fromArray(S, x, x3 + k, m);
+      a3 = wa.fma(xv, a3);
+      b3 = wb.fma(xv, b3);
+    }
+    out[o0] = sum(a0);
+    out[o0 + 1] = sum(b0);
+    out[o0 + outStride] = sum(a1);
+    out[o0 + outStride + 1] = sum(b1);
+    out[o0 + 2 * outStride] = sum(a2);
+    out[o0 + 2 * outStride + 1] = sum(b2);
+    out[o0 + 3 * outStride] = sum(a3);
+    out[o0 + 3 * outStride + 1] = sum(b3);
   }
 
   /**
@@ -227,5 +356,79 @@ final class VectorKernels implements Kernels {
   private static float sum(FloatVector v) {
     return ((v.lane(0) + v.lane(1)) + (v.lane(2) + v.lane(3)))
         + ((v.lane(4) + v.lane(5)) + (v.lane(6) + v.lane(7)));
+  }
+
+  /**
+   * A compute thread's rows widened to float32, and the raw row they come from. A row's bytes
+   * are first copied in bulk onto the heap: on Java 17 a vector load from a direct buffer costs
+   * a bounds check that a heap array's does not, and the copy of a quarter or half of a float
+   * row costs less than the checks would. Eight weights at a time are then widened in
+   * registers: a bfloat16 is a float's upper half; an e4m3 byte's fields move into a float's by
+   * one shift and mask, and its block's scale corrects the exponent bias (see
+   * {@link WeightFormat#E4M3_BIAS_CORRECTION}). A row's last partial vector goes through
+   * {@link WeightMatrix#get}, which computes the same bits.
+   */
+  private static final class WidenedRows {
+    private static final ThreadLocal<WidenedRows> PER_THREAD = new ThreadLocal<>();
+    private static final VectorSpecies<Byte> BYTES = ByteVector.SPECIES_64;
+    private static final VectorSpecies<Short> SHORTS = ShortVector.SPECIES_128;
+
+    /** Two widened rows, for the tiles of two rows. */
+    final float[] floats;
+    private final byte[] fp8;
+    private final short[] bf16;
+
+    private WidenedRows(int cols) {
+      floats = new float[2 * cols];
+      fp8 = new byte[cols];
+      bf16 = new short[cols];
+    }
+
+    static WidenedRows of(int cols) {
+      WidenedRows rows = PER_THREAD.get();
+      if (rows == null || rows.fp8.length < cols) {
+        rows = new WidenedRows(cols);
+        PER_THREAD.set(rows);
+      }
+      return rows;
+    }
+
+    /** Row {@code n} of {@code w} as float32 at {@code floats[at ..]}. */
+    void widen(WeightMatrix w, int n, int at) {
+      int cols = w.cols();
+      if (w.format() == WeightFormat.BF16) {
+        w.rawRow(n, bf16);
+        int k = 0;
+        for (; k + LANES <= cols; k += LANES) {
+          IntVector wide = (IntVector) ShortVector.fromArray(SHORTS, bf16, k)
+              .convertShape(VectorOperators.S2I, I, 0);
+          wide.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().intoArray(floats, at + k);
+        }
+        tail(w, n, k, cols, at);
+        return;
+      }
+      w.rawRow(n, fp8);
+      int segment = w.segmentCols();
+      float[] scales = w.kernelScales();
+      int scaleAt = w.scaleRowStart(n);
+      for (int from = 0; from < cols; from += segment) {
+        int to = Math.min(cols, from + segment);
+        float scale = scales[scaleAt++];
+        int k = from;
+        for (; k + LANES <= to; k += LANES) {
+          IntVector wide = (IntVector) ByteVector.fromArray(BYTES, fp8, k)
+              .convertShape(VectorOperators.B2I, I, 0);
+          wide.lanewise(VectorOperators.LSHL, 20).and(WeightFormat.E4M3_FIELDS)
+              .reinterpretAsFloats().mul(scale).intoArray(floats, at + k);
+        }
+        tail(w, n, k, to, at);
+      }
+    }
+
+    private void tail(WeightMatrix w, int n, int from, int to, int at) {
+      for (int k = from; k < to; k++) {
+        floats[at + k] = w.get(n, k);
+      }
+    }
   }
 }

@@ -39,7 +39,8 @@ public final class DeepSeekV3Architecture implements Architecture {
   public LoadedModel open(EngineOptions options) throws IOException {
     Path directory = options.modelPath();
     try (SafetensorsCheckpoint checkpoint =
-        SafetensorsCheckpoint.open(directory, options.weightStorage())) {
+        SafetensorsCheckpoint.open(directory, options.weightStorage(),
+            options.weightFormat())) {
       DeepSeekConfig c = DeepSeekConfig.parse(checkpoint.config(),
           directory.resolve(SafetensorsCheckpoint.CONFIG).toString());
       DeepSeekWeights weights = DeepSeekWeights.load(checkpoint, c);

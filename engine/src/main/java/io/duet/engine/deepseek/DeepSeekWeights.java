@@ -35,10 +35,9 @@ final class DeepSeekWeights {
       return gate.rows();
     }
 
-    /** The bytes of its three matrices. */
+    /** The bytes its three matrices hold. */
     long bytes() {
-      return ((long) gate.rows() * gate.cols() + (long) up.rows() * up.cols()
-          + (long) down.rows() * down.cols()) * Float.BYTES;
+      return gate.bytes() + up.bytes() + down.bytes();
     }
   }
 

@@ -38,7 +38,8 @@ public final class HfLlamaArchitecture implements Architecture {
   public LoadedModel open(EngineOptions options) throws IOException {
     Path directory = options.modelPath();
     try (SafetensorsCheckpoint checkpoint =
-        SafetensorsCheckpoint.open(directory, options.weightStorage())) {
+        SafetensorsCheckpoint.open(directory, options.weightStorage(),
+            options.weightFormat())) {
       String source = directory.resolve(SafetensorsCheckpoint.CONFIG).toString();
       LlamaConfig c = LlamaConfig.fromHuggingFace(checkpoint.config(), source);
       LlamaWeights weights = LlamaWeights.fromHuggingFace(checkpoint, c);

@@ -4,8 +4,10 @@ import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.duet.engine.ModelFormatException;
+import io.duet.engine.WeightFormatMode;
 import io.duet.engine.WeightStorage;
 import io.duet.engine.compute.WeightArena;
+import io.duet.engine.compute.WeightFormat;
 import io.duet.engine.compute.WeightMatrix;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -27,14 +29,17 @@ import java.util.stream.Stream;
 /**
  * A Hugging Face checkpoint directory: {@code config.json} and the tensors of its
  * {@code *.safetensors} files (the shards {@code model.safetensors.index.json} names, else every
- * such file in the directory), read as float32 whatever they are stored as.
+ * such file in the directory). Vectors and the matrices a layer rearranges are read as float32.
  *
- * <p>Matrices stored as F32 stay in the memory-mapped file ({@link WeightStorage#MAPPED}), as a
- * llama2.c checkpoint's do. BF16, F16 and FP8 matrices are converted to float32 once, at load,
- * into off-heap memory: the kernels compute in float32 only (see docs/architecture.md). An FP8
- * ({@code F8_E4M3}) tensor {@code NAME} is scaled block by block by the float32 tensor
- * {@code NAME_scale_inv}, one value per block of {@code quantization_config.weight_block_size}
- * (DeepSeek-V3's 128x128) elements: {@code w[r][c] = fp8[r][c] * scale_inv[r / B0][c / B1]}.
+ * <p>Matrices for the kernels stay in the memory-mapped file ({@link WeightStorage#MAPPED}), as a
+ * llama2.c checkpoint's do, when they are F32, or BF16 and FP8 with
+ * {@link WeightFormatMode#NATIVE}: the kernels read those formats in place. Otherwise (F16 always,
+ * BF16 and FP8 with {@link WeightFormatMode#FLOAT32}, FP8 whose blocks the kernels cannot read,
+ * see {@link WeightMatrix#fp8Fits}) they are converted to float32 once, at load, into off-heap
+ * memory. An FP8 ({@code F8_E4M3}) tensor {@code NAME} is scaled block by block by the float32
+ * tensor {@code NAME_scale_inv}, one value per block of
+ * {@code quantization_config.weight_block_size} (DeepSeek-V3's 128x128) elements:
+ * {@code w[r][c] = fp8[r][c] * scale_inv[r / B0][c / B1]}.
  */
 public final class SafetensorsCheckpoint implements AutoCloseable {
 
@@ -51,6 +56,9 @@ public final class SafetensorsCheckpoint implements AutoCloseable {
   private final Map<String, TensorEntry> tensors;
   private final Map<Path, FileChannel> channels = new HashMap<>();
   private final WeightStorage storage;
+  private final WeightFormatMode format;
+  /** The bytes the matrices handed out hold, by format; for {@link #storageDescription}. */
+  private final long[] heldBytes = new long[WeightFormat.values().length];
   /** What converting (or copying) every tensor would take, to size the arena. */
   private final long convertedBytes;
   /** Where converted and copied matrices go; made when the first one comes. */
@@ -58,31 +66,35 @@ public final class SafetensorsCheckpoint implements AutoCloseable {
   private final int[] fp8BlockSize;
 
   private SafetensorsCheckpoint(Path directory, JsonNode config, List<Path> shards,
-      Map<String, TensorEntry> tensors, WeightStorage storage) throws ModelFormatException {
+      Map<String, TensorEntry> tensors, WeightStorage storage, WeightFormatMode format)
+      throws ModelFormatException {
     this.directory = directory;
     this.config = config;
     this.shards = List.copyOf(shards);
     this.tensors = tensors;
     this.storage = storage;
+    this.format = format;
+    this.fp8BlockSize = fp8BlockSize(directory, config);
     long converted = 0;
     for (TensorEntry t : tensors.values()) {
-      if (storage == WeightStorage.HUGE_PAGES || !t.dtype().equals(TensorType.F32.name())) {
+      if (!keptAsStored(t)) {
         converted += t.elements() * Float.BYTES;
+      } else if (storage == WeightStorage.HUGE_PAGES) {
+        converted += t.length();
       }
     }
     this.convertedBytes = converted;
-    this.fp8BlockSize = fp8BlockSize(directory, config);
   }
 
   /**
    * Opens the checkpoint in {@code directory}: reads {@code config.json} and every shard's
-   * header. The tensors are read when asked for.
+   * header. The tensors are read when asked for, matrices kept in {@code format}.
    *
    * @throws ModelFormatException naming the file when a file is missing or malformed, or a
    *     tensor appears in two shards
    */
-  public static SafetensorsCheckpoint open(Path directory, WeightStorage storage)
-      throws IOException {
+  public static SafetensorsCheckpoint open(Path directory, WeightStorage storage,
+      WeightFormatMode format) throws IOException {
     JsonNode config = readConfig(directory);
     Map<String, TensorEntry> tensors = new HashMap<>();
     List<Path> shards = shards(directory);
@@ -95,7 +107,7 @@ public final class SafetensorsCheckpoint implements AutoCloseable {
         }
       }
     }
-    return new SafetensorsCheckpoint(directory, config, shards, tensors, storage);
+    return new SafetensorsCheckpoint(directory, config, shards, tensors, storage, format);
   }
 
   /**
@@ -238,25 +250,66 @@ public final class SafetensorsCheckpoint implements AutoCloseable {
   }
 
   /**
-   * A {@code rows x cols} matrix for the kernels: mapped from the file when it is float32 and
-   * the weights stay mapped, else converted to float32 off the heap.
+   * A {@code rows x cols} matrix for the kernels: in its stored format when the kernels read it
+   * and the checkpoint was opened to keep it (mapped from the file unless the weights are copied
+   * onto huge pages), else converted to float32 off the heap.
    */
   public WeightMatrix matrix(String name, int rows, int cols) throws IOException {
     TensorEntry entry = checkedShape(name, rows, cols);
-    long bytes = (long) rows * cols * Float.BYTES;
-    if (bytes > Integer.MAX_VALUE) {
-      throw new ModelFormatException(entry.where() + ": " + rows + "x" + cols + " floats exceed "
+    WeightMatrix matrix = storedMatrix(entry, rows, cols);
+    if (matrix == null) {
+      long bytes = (long) rows * cols * Float.BYTES;
+      if (bytes > Integer.MAX_VALUE) {
+        throw new ModelFormatException(entry.where() + ": " + rows + "x" + cols + " floats "
+            + "exceed the 2 GiB one weight matrix can hold");
+      }
+      ByteBuffer converted = arena().allocate((int) bytes).order(ByteOrder.LITTLE_ENDIAN);
+      decode(entry, converted.asFloatBuffer());
+      matrix = new WeightMatrix(converted, rows, cols);
+    }
+    heldBytes[matrix.format().ordinal()] += matrix.bytes();
+    return matrix;
+  }
+
+  /** The matrix over the tensor's own bytes, or null when it is to be converted to float32. */
+  private WeightMatrix storedMatrix(TensorEntry entry, int rows, int cols) throws IOException {
+    if (!keptAsStored(entry)) {
+      return null;
+    }
+    switch (type(entry)) {
+      case F32:
+        return new WeightMatrix(storedBytes(entry), rows, cols);
+      case BF16:
+        return WeightMatrix.bf16(storedBytes(entry), rows, cols);
+      case F8_E4M3:
+        float[] scales = fp8Scales(entry);
+        return WeightMatrix.fp8Fits(scales, fp8BlockSize[1])
+            ? WeightMatrix.fp8(storedBytes(entry), rows, cols, scales, fp8BlockSize[0],
+                fp8BlockSize[1])
+            : null;
+      default:
+        return null;
+    }
+  }
+
+  /** Whether a matrix of {@code entry} is to stay in its stored format, FP8 block shape aside. */
+  private boolean keptAsStored(TensorEntry entry) {
+    String dtype = entry.dtype();
+    return dtype.equals(TensorType.F32.name()) || format == WeightFormatMode.NATIVE
+        && (dtype.equals(TensorType.BF16.name())
+            || dtype.equals(TensorType.F8_E4M3.name()) && fp8BlockSize != null);
+  }
+
+  /** The tensor's bytes as stored: mapped, or copied onto huge pages. */
+  private ByteBuffer storedBytes(TensorEntry entry) throws IOException {
+    if (storage != WeightStorage.HUGE_PAGES) {
+      return map(entry);
+    }
+    if (entry.length() > Integer.MAX_VALUE) {
+      throw new ModelFormatException(entry.where() + ": " + entry.length() + " bytes exceed "
           + "the 2 GiB one weight matrix can hold");
     }
-    if (entry.dtype().equals(TensorType.F32.name())) {
-      ByteBuffer region = storage == WeightStorage.HUGE_PAGES
-          ? arena().copy(channel(entry.file()), entry.position(), (int) bytes)
-          : map(entry);
-      return new WeightMatrix(region, rows, cols);
-    }
-    ByteBuffer converted = arena().allocate((int) bytes).order(ByteOrder.LITTLE_ENDIAN);
-    decode(entry, converted.asFloatBuffer());
-    return new WeightMatrix(converted, rows, cols);
+    return arena().copy(channel(entry.file()), entry.position(), (int) entry.length());
   }
 
   private WeightArena arena() {
@@ -266,13 +319,28 @@ public final class SafetensorsCheckpoint implements AutoCloseable {
     return arena;
   }
 
-  /** Where the matrices are, for logs. */
+  /** Where the matrices are and the bytes they hold by format, for logs. */
   public String storageDescription() {
-    if (arena == null) {
-      return "mapped from the files";
+    StringBuilder held = new StringBuilder();
+    for (WeightFormat f : WeightFormat.values()) {
+      if (heldBytes[f.ordinal()] > 0) {
+        held.append(held.length() == 0 ? "; matrices hold " : " + ")
+            .append(megabytes(heldBytes[f.ordinal()])).append(' ').append(f);
+      }
     }
-    return (storage == WeightStorage.HUGE_PAGES ? "" : "float32 matrices mapped, the others ")
-        + "converted to float32 and " + arena.describe();
+    if (arena == null) {
+      return "mapped from the files" + held;
+    }
+    if (storage == WeightStorage.HUGE_PAGES) {
+      return "copied and converted as needed, " + arena.describe() + held;
+    }
+    return "matrices in their stored format mapped, the others converted to float32 and "
+        + arena.describe() + held;
+  }
+
+  private static String megabytes(long bytes) {
+    return bytes < 100_000 ? String.format("%.3f MB", bytes / 1e6)
+        : String.format("%.1f MB", bytes / 1e6);
   }
 
   private TensorEntry checkedShape(String name, long... shape) throws ModelFormatException {
@@ -321,6 +389,25 @@ public final class SafetensorsCheckpoint implements AutoCloseable {
   }
 
   private void decodeFp8(TensorEntry entry, ByteBuffer in, FloatBuffer out) throws IOException {
+    float[] scales = fp8Scales(entry);
+    int cols = (int) entry.shape()[1];
+    int blockRows = fp8BlockSize[0];
+    int blockCols = fp8BlockSize[1];
+    int scaleCols = (cols + blockCols - 1) / blockCols;
+    byte[] codes = new byte[cols];
+    float[] row = new float[cols];
+    for (int r = 0; r < entry.shape()[0]; r++) {
+      int scaleRow = r / blockRows * scaleCols;
+      in.get(r * cols, codes, 0, cols);
+      for (int c = 0; c < cols; c++) {
+        row[c] = TensorType.e4m3ToFloat(codes[c]) * scales[scaleRow + c / blockCols];
+      }
+      out.put(r * cols, row, 0, cols);
+    }
+  }
+
+  /** The block scales of an FP8 matrix, row-major, checked against its shape. */
+  private float[] fp8Scales(TensorEntry entry) throws IOException {
     if (fp8BlockSize == null) {
       throw new ModelFormatException(entry.where() + ": F8_E4M3 weights need "
           + "quantization_config.weight_block_size in " + directory.resolve(CONFIG));
@@ -340,17 +427,7 @@ public final class SafetensorsCheckpoint implements AutoCloseable {
       throw new ModelFormatException(entry.where() + ": F8_E4M3 without its block scales "
           + scaleName);
     }
-    float[] scales = floats(scaleName, scaleRows, scaleCols);
-    byte[] codes = new byte[cols];
-    float[] row = new float[cols];
-    for (int r = 0; r < rows; r++) {
-      int scaleRow = r / blockRows * scaleCols;
-      in.get(r * cols, codes, 0, cols);
-      for (int c = 0; c < cols; c++) {
-        row[c] = TensorType.e4m3ToFloat(codes[c]) * scales[scaleRow + c / blockCols];
-      }
-      out.put(r * cols, row, 0, cols);
-    }
+    return floats(scaleName, scaleRows, scaleCols);
   }
 
   private ByteBuffer map(TensorEntry entry) throws IOException {

@@ -1,5 +1,7 @@
 package io.duet.engine.safetensors;
 
+import io.duet.engine.compute.WeightFormat;
+
 /**
  * The element types of safetensors tensors that the engine reads, and how one element becomes a
  * float. Everything is little-endian.
@@ -10,8 +12,6 @@ public enum TensorType {
   F16(2),
   /** 8-bit float, 4 exponent bits (bias 7), 3 mantissa bits, no infinities ({@code e4m3fn}). */
   F8_E4M3(1);
-
-  private static final float[] E4M3 = e4m3Table();
 
   private final int bytes;
 
@@ -51,29 +51,11 @@ public enum TensorType {
 
   /** The value of a bfloat16: the upper half of a float. */
   public static float bf16ToFloat(int bits) {
-    return Float.intBitsToFloat((bits & 0xffff) << 16);
+    return WeightFormat.bf16ToFloat(bits);
   }
 
   /** The value of an e4m3fn byte. */
   public static float e4m3ToFloat(int bits) {
-    return E4M3[bits & 0xff];
-  }
-
-  private static float[] e4m3Table() {
-    float[] table = new float[256];
-    for (int b = 0; b < 256; b++) {
-      int exponent = (b >>> 3) & 0xf;
-      int mantissa = b & 0x7;
-      float magnitude;
-      if (exponent == 0xf && mantissa == 0x7) {
-        magnitude = Float.NaN; // e4m3fn's only special value; there are no infinities
-      } else if (exponent == 0) {
-        magnitude = mantissa / 8f * 0x1p-6f;
-      } else {
-        magnitude = (1 + mantissa / 8f) * (float) Math.scalb(1.0, exponent - 7);
-      }
-      table[b] = (b & 0x80) != 0 ? -magnitude : magnitude;
-    }
-    return table;
+    return WeightFormat.e4m3ToFloat(bits);
   }
 }

@@ -10,6 +10,7 @@ import io.duet.engine.Engine;
 import io.duet.engine.EngineOptions;
 import io.duet.engine.Sampler;
 import io.duet.engine.Sequence;
+import io.duet.engine.WeightFormatMode;
 import io.duet.engine.WeightStorage;
 import io.duet.engine.deepseek.RandomDeepSeekCheckpoint.Storage;
 import io.duet.engine.safetensors.SafetensorsCheckpoint;
@@ -93,7 +94,8 @@ class ExpertParallelTest {
     TinyDeepSeek.write(dir, Storage.BF16, true, false, 3);
     DeepSeekWeights weights;
     try (SafetensorsCheckpoint checkpoint = SafetensorsCheckpoint.open(dir,
-        WeightStorage.MAPPED)) {
+        WeightStorage.MAPPED,
+        WeightFormatMode.FLOAT32)) {
       weights = DeepSeekWeights.load(checkpoint, DeepSeekConfig.parse(checkpoint.config(),
           "config.json"));
     }

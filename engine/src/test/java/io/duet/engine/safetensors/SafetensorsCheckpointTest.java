@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.duet.engine.ModelFormatException;
+import io.duet.engine.WeightFormatMode;
 import io.duet.engine.WeightStorage;
 import io.duet.engine.compute.WeightMatrix;
 import java.io.IOException;
@@ -25,7 +26,7 @@ class SafetensorsCheckpointTest {
   }
 
   private SafetensorsCheckpoint open() throws IOException {
-    return SafetensorsCheckpoint.open(dir, WeightStorage.MAPPED);
+    return SafetensorsCheckpoint.open(dir, WeightStorage.MAPPED, WeightFormatMode.FLOAT32);
   }
 
   @Test
@@ -69,7 +70,8 @@ class SafetensorsCheckpointTest {
       assertArrayEquals(new float[] {1f, -2f, 0x1p-24f, 65504f}, checkpoint.vector("h", 4));
       WeightMatrix f = checkpoint.matrix("f", 2, 2);
       assertEquals(-2.25f, f.get(0, 1));
-      assertEquals("mapped from the files", checkpoint.storageDescription());
+      assertEquals("mapped from the files; matrices hold 0.000 MB F32",
+          checkpoint.storageDescription());
     }
   }
 
