@@ -196,7 +196,7 @@ class BenchSmokeTest {
   void expertParallel() throws Exception {
     Path model = temp.resolve("dsv3");
     RandomDeepSeekCheckpoint.write(model, new RandomDeepSeekCheckpoint.Shape(32, 2, 1, 2, 0, 8,
-        8, 8, 8, 48, 16, 8, 2, 2, 1, 1, 64, 64), RandomDeepSeekCheckpoint.Storage.F32, 16, false,
+        8, 8, 8, 48, 16, 8, 2, 2, 1, 1, 64, 64, 0), RandomDeepSeekCheckpoint.Storage.F32, 16, false,
         3);
     Path json = temp.resolve("ep.json");
     String out = run("expert-parallel", model.toString(), "--ranks", "1,2", "--batch", "2",

@@ -28,6 +28,7 @@ public final class EngineOptions {
   private WeightStorage weightStorage = DEFAULT_WEIGHT_STORAGE;
   private int expertParallel = 1;
   private int expertSlots;
+  private boolean mtp;
   private Map<String, String> parameters = Map.of();
   private Path warmCache;
 
@@ -213,6 +214,21 @@ public final class EngineOptions {
     return this;
   }
 
+  public boolean mtp() {
+    return mtp;
+  }
+
+  /**
+   * Whether to draft with the model's multi-token prediction (MTP) module: speculative decoding
+   * of one draft token per step, which the next step verifies (see {@link Engine#draft}). Its
+   * block gets a KV layer of its own, so engines exchange KV only when both have it on or both
+   * off. False by default; opening a model without such a module with it on fails.
+   */
+  public EngineOptions mtp(boolean value) {
+    this.mtp = value;
+    return this;
+  }
+
   private static int requirePositive(int value, String name) {
     if (value <= 0) {
       throw new IllegalArgumentException(name + " must be positive, was " + value);
@@ -233,6 +249,6 @@ public final class EngineOptions {
         + tokenizerPath + ", blockSize=" + blockSize + ", kvCacheBytes=" + kvCacheBytes + ", kvBlocks=" + kvBlocks
         + ", maxBatchTokens=" + maxBatchTokens + ", maxSequences=" + maxSequences + ", threads="
         + threads + ", sharedCores=" + sharedCores + ", expertParallel=" + expertParallel
-        + ", expertSlots=" + expertSlots + ", parameters=" + parameters + "}";
+         + ", expertSlots=" + expertSlots + ", mtp=" + mtp + ", parameters=" + parameters + "}";
   }
 }

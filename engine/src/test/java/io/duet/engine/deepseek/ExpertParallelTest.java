@@ -95,7 +95,7 @@ class ExpertParallelTest {
     try (SafetensorsCheckpoint checkpoint = SafetensorsCheckpoint.open(dir,
         WeightStorage.MAPPED)) {
       weights = DeepSeekWeights.load(checkpoint, DeepSeekConfig.parse(checkpoint.config(),
-          "config.json"));
+          "config.json"), false);
     }
     DeepSeekConfig c = weights.config();
     long all = weights.routedExpertBytes();
