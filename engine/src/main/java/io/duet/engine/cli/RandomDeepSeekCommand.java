@@ -49,6 +49,10 @@ final class RandomDeepSeekCommand implements Callable<Integer> {
       + "prediction modules to write (default: ${DEFAULT-VALUE})")
   int mtpLayers = 1;
 
+  @Option(names = "--draftable", description = "make the MTP module's drafts mostly right: "
+      + "blocks' outputs scaled down, the module repeating the main model one token later")
+  boolean draftable;
+
   @Option(names = "--seed", description = "random seed (default: ${DEFAULT-VALUE})")
   long seed = 1;
 
@@ -58,7 +62,7 @@ final class RandomDeepSeekCommand implements Callable<Integer> {
     // value dims, 1 dense layer, top 6 of 8 groups (4 searched), 1 shared expert.
     Shape shape = new Shape(hidden, layers, 1, heads, qLoraRank, kvLoraRank, 32, 16, 32,
         3 * hidden, hidden / 4, experts, 6, 8, 4, 1, vocab, 4096, mtpLayers);
-    RandomDeepSeekCheckpoint.write(directory, shape, storage, 128, false, seed);
+    RandomDeepSeekCheckpoint.write(directory, shape, storage, 128, false, seed, draftable);
     System.out.println("wrote " + directory + ": " + shape);
     return 0;
   }

@@ -6,6 +6,7 @@ import io.duet.engine.safetensors.SafetensorsWriter;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Random;
@@ -23,6 +24,14 @@ import java.util.Random;
  * experts, and {@code embed_tokens} and {@code shared_head.head} equal to the main model's
  * embedding and head. They are drawn after every main tensor, so a seed gives the same main
  * model with or without them.
+ *
+ * <p>A <em>draftable</em> checkpoint makes its MTP module's drafts mostly right, as a trained
+ * module's often are, for benchmarks of speculative decoding: the blocks' output projections
+ * ({@code o_proj}, {@code down_proj}) are scaled down so that a token's hidden state stays close
+ * to its embedding and the next token is mostly a function of the current one; the module's
+ * {@code eh_proj} passes the normalized embedding of the token after through ({@code enorm} 1),
+ * and its {@code shared_head.norm} is the final norm, so it predicts what the main model will
+ * say after that token.
  */
 public final class RandomDeepSeekCheckpoint {
 
@@ -46,13 +55,19 @@ public final class RandomDeepSeekCheckpoint {
   private final Shape shape;
   private final Storage storage;
   private final int fp8Block;
+  private final boolean draftable;
   private final Random random;
   private final Map<String, float[]> weights = new LinkedHashMap<>();
 
-  private RandomDeepSeekCheckpoint(Shape shape, Storage storage, int fp8Block, long seed) {
+  /** What a draftable checkpoint scales its blocks' output projections by. */
+  private static final float DRAFTABLE_OUTPUT_SCALE = 0.02f;
+
+  private RandomDeepSeekCheckpoint(Shape shape, Storage storage, int fp8Block, long seed,
+      boolean draftable) {
     this.shape = shape;
     this.storage = storage;
     this.fp8Block = fp8Block;
+    this.draftable = draftable;
     this.random = new Random(seed);
   }
 
@@ -124,7 +139,17 @@ public final class RandomDeepSeekCheckpoint {
    */
   public static Map<String, float[]> write(Path directory, Shape shape, Storage storage,
       int fp8Block, boolean sharded, long seed) throws IOException {
-    RandomDeepSeekCheckpoint model = new RandomDeepSeekCheckpoint(shape, storage, fp8Block, seed);
+    return write(directory, shape, storage, fp8Block, sharded, seed, false);
+  }
+
+  /**
+   * {@link #write(Path, Shape, Storage, int, boolean, long)}, of a draftable checkpoint (see
+   * the class) when {@code draftable}.
+   */
+  public static Map<String, float[]> write(Path directory, Shape shape, Storage storage,
+      int fp8Block, boolean sharded, long seed, boolean draftable) throws IOException {
+    RandomDeepSeekCheckpoint model =
+        new RandomDeepSeekCheckpoint(shape, storage, fp8Block, seed, draftable);
     Files.createDirectories(directory);
     Files.writeString(directory.resolve("config.json"),
         config(shape, storage, fp8Block).toPrettyString());
@@ -155,17 +180,31 @@ public final class RandomDeepSeekCheckpoint {
     for (int l = 0; l < s.layers(); l++) {
       block(l == 0 ? first : second, l);
     }
-    norm(second, "model.norm.weight", hidden);
+    float[] finalNorm = norm(second, "model.norm.weight", hidden);
     float[] head = uniform(s.vocab() * hidden, 1f / (float) Math.sqrt(hidden));
     plain(second, "lm_head.weight", head, s.vocab(), hidden);
     for (int l = s.layers(); l < s.layers() + s.nextTokenLayers(); l++) {
       String p = "model.layers." + l + ".";
       plain(second, p + "embed_tokens.weight", embedding, s.vocab(), hidden);
-      norm(second, p + "enorm.weight", hidden);
-      norm(second, p + "hnorm.weight", hidden);
-      linear(second, p + "eh_proj.weight", hidden, 2 * hidden);
-      block(second, l);
-      norm(second, p + "shared_head.norm.weight", hidden);
+      if (draftable) {
+        float[] ones = new float[hidden];
+        Arrays.fill(ones, 1f);
+        plain(second, p + "enorm.weight", ones, hidden);
+        norm(second, p + "hnorm.weight", hidden);
+        float[] passEmbedding = new float[hidden * 2 * hidden];
+        for (int r = 0; r < hidden; r++) {
+          passEmbedding[r * 2 * hidden + r] = 1f;
+        }
+        linear(second, p + "eh_proj.weight", passEmbedding, hidden, 2 * hidden);
+        block(second, l);
+        plain(second, p + "shared_head.norm.weight", finalNorm, hidden);
+      } else {
+        norm(second, p + "enorm.weight", hidden);
+        norm(second, p + "hnorm.weight", hidden);
+        linear(second, p + "eh_proj.weight", hidden, 2 * hidden);
+        block(second, l);
+        norm(second, p + "shared_head.norm.weight", hidden);
+      }
       plain(second, p + "shared_head.head.weight", head, s.vocab(), hidden);
     }
   }
@@ -215,9 +254,18 @@ public final class RandomDeepSeekCheckpoint {
     linear(out, prefix + "down_proj.weight", shape.hidden(), width);
   }
 
-  /** A projection: FP8 in an FP8 checkpoint, as DeepSeek-V3 stores them. */
+  /**
+   * A projection of random weights; a block's output projection of a draftable checkpoint
+   * scaled down.
+   */
   private void linear(SafetensorsWriter out, String name, int rows, int cols) {
-    float[] values = uniform(rows * cols, 1f / (float) Math.sqrt(cols));
+    boolean output = name.endsWith("o_proj.weight") || name.endsWith("down_proj.weight");
+    float bound = (draftable && output ? DRAFTABLE_OUTPUT_SCALE : 1f) / (float) Math.sqrt(cols);
+    linear(out, name, uniform(rows * cols, bound), rows, cols);
+  }
+
+  /** A projection: FP8 in an FP8 checkpoint, as DeepSeek-V3 stores them. */
+  private void linear(SafetensorsWriter out, String name, float[] values, int rows, int cols) {
     if (storage == Storage.FP8) {
       out.fp8(name, values, rows, cols, fp8Block, fp8Block);
       weights.put(name, values);
@@ -226,12 +274,13 @@ public final class RandomDeepSeekCheckpoint {
     }
   }
 
-  private void norm(SafetensorsWriter out, String name, int size) {
+  private float[] norm(SafetensorsWriter out, String name, int size) {
     float[] values = new float[size];
     for (int i = 0; i < size; i++) {
       values[i] = 1f + (random.nextFloat() - 0.5f) * 0.4f;
     }
     plain(out, name, values, size);
+    return values;
   }
 
   /** F32 in an F32 checkpoint, else BF16. */

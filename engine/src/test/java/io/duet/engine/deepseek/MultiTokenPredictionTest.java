@@ -136,6 +136,28 @@ class MultiTokenPredictionTest {
   }
 
   @Test
+  void aDraftableCheckpointsDraftsAreMostlyKeptAndChangeNoOutput() throws IOException {
+    RandomDeepSeekCheckpoint.write(dir, TinyDeepSeek.shape(true), Storage.BF16,
+        TinyDeepSeek.FP8_BLOCK, false, 4, true);
+    SamplingParams params = SamplingParams.greedy(40).withIgnoreEos(true);
+    try (Engine off = Engines.open(options(dir, false));
+        Engine on = Engines.open(options(dir, true))) {
+      List<OfflineGenerator.Completion> expected =
+          new OfflineGenerator(off, 3).generateAll(prompts(), params);
+      Run run = run(on, prompts(), params);
+      for (int i = 0; i < expected.size(); i++) {
+        assertArrayEquals(expected.get(i).outputTokens(), run.outputs.get(i).outputTokens(),
+            "prompt " + i);
+      }
+      double rate = (double) run.batch.draftsAccepted() / run.batch.draftsProposed();
+      assertTrue(rate > 0.5, run.batch.draftsAccepted() + " of " + run.batch.draftsProposed()
+          + " drafts kept");
+      // Every kept draft saved a step: fewer steps than tokens.
+      assertTrue(run.steps < 4 * 40 - run.batch.draftsAccepted() + 4, run.steps + " steps");
+    }
+  }
+
+  @Test
   void theContextEndStopsAGenerationAsWithoutMtp() throws IOException {
     TinyDeepSeek.write(dir, Storage.BF16, true, false, 6);
     int[] prompt = new int[248];
@@ -276,13 +298,14 @@ class MultiTokenPredictionTest {
   }
 
   /** A drafting engine's continuous batch over the prompts, to the end. */
-  private record Run(ContinuousBatch<Integer> batch, List<Generation> outputs) {
+  private record Run(ContinuousBatch<Integer> batch, List<Generation> outputs, int steps) {
   }
 
   private static Run run(Engine engine, List<int[]> prompts, SamplingParams params) {
     ContinuousBatch<Integer> batch = new ContinuousBatch<>(engine, ignoring());
     List<Generation> outputs = new ArrayList<>();
     int next = 0;
+    int steps = 0;
     while (next < prompts.size() || !batch.isEmpty()) {
       // Two at a time, so that drafted sequences share passes with prompts and each other.
       while (next < prompts.size() && batch.size() < 2) {
@@ -292,8 +315,9 @@ class MultiTokenPredictionTest {
         batch.join(next++, generation);
       }
       batch.step();
+      steps++;
     }
-    return new Run(batch, outputs);
+    return new Run(batch, outputs, steps);
   }
 
   private static ContinuousBatch.Listener<Integer> ignoring() {
