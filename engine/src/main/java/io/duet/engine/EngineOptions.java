@@ -153,7 +153,10 @@ public final class EngineOptions {
     return maxSequences;
   }
 
-  /** Sequences that receive logits from one forward pass. */
+  /**
+   * Sequences that receive logits from one forward pass: the rows of logits it leaves, times
+   * two when the engine drafts ({@link #mtp}), a row for each sequence's draft and one after.
+   */
   public EngineOptions maxSequences(int value) {
     this.maxSequences = requirePositive(value, "maxSequences");
     return this;

@@ -92,7 +92,8 @@ public final class PagedEngine implements Engine {
     // A drafted block's last slot depends on the token after the block.
     this.allocator = new BlockAllocator(blocks, blockSize, model.drafts() ? 1 : 0);
     this.pool = new WorkerPool(options.threads(), "duet-forward", options.sharedCores());
-    int maxRows = options.maxSequences();
+    // Each sequence of a drafting engine's pass may want a row for its draft too.
+    int maxRows = options.maxSequences() * (1 + (model.drafts() ? 1 : 0));
     this.batch = new ForwardBatch(options.maxBatchTokens(), maxRows);
     this.logits = new float[maxRows * info.vocabSize()];
     this.logitOwners = new PagedSequence[maxRows];
@@ -328,9 +329,9 @@ public final class PagedEngine implements Engine {
       throw new IllegalArgumentException(logitRows + " logits rows for " + tokens.length
           + " appended tokens");
     }
-    if (logitRows > options.maxSequences()) {
+    if (logitRows > batch.maxLogitRows()) {
       throw new IllegalArgumentException(logitRows + " logits rows exceed the "
-          + options.maxSequences() + " one forward pass can leave");
+          + batch.maxLogitRows() + " one forward pass can leave");
     }
     if (s.length() + tokens.length > info.contextLength()) {
       throw new IllegalStateException("sequence " + s.id() + " of " + s.length()
