@@ -59,8 +59,9 @@ public final class ContinuousBatch<T> {
   private final List<Member<T>> drafting = new ArrayList<>();
   private final List<Sequence> draftList = new ArrayList<>();
   private int[] draftNext = new int[16];
-  private long draftsProposed;
-  private long draftsAccepted;
+  // Written by the driving thread only; read by metrics on others.
+  private volatile long draftsProposed;
+  private volatile long draftsAccepted;
 
   public ContinuousBatch(Engine engine, Listener<T> listener) {
     this.engine = engine;
