@@ -209,6 +209,25 @@ class BenchSmokeTest {
   }
 
   /**
+   * mtp on a tiny draftable DeepSeek-V3 checkpoint: the same greedy output without and with MTP
+   * (the command checks it), most drafts kept.
+   */
+  @Test
+  void mtp() throws Exception {
+    Path model = temp.resolve("dsv3-mtp");
+    RandomDeepSeekCheckpoint.write(model, new RandomDeepSeekCheckpoint.Shape(32, 2, 1, 2, 0, 8,
+        8, 8, 8, 48, 16, 8, 2, 2, 1, 1, 64, 64, 1), RandomDeepSeekCheckpoint.Storage.F32, 16, false,
+        3, true);
+    Path json = temp.resolve("mtp.json");
+    String out = run("mtp", model.toString(), "--batch", "2", "--prompt-tokens", "4", "--tokens",
+        "24", "--warmup-steps", "2", "--threads", "1", "--json", json.toString());
+    JsonArray runs = new JsonObject(Files.readString(json)).getJsonArray("runs");
+    assertEquals(0L, runs.getJsonObject(0).getLong("drafts"), out);
+    assertTrue(runs.getJsonObject(1).getDouble("acceptanceRate") > 0.5, out);
+    assertTrue(runs.getJsonObject(1).getDouble("tokensPerSecond") > 0, out);
+  }
+
+  /**
    * http-load against the embedded 1P1D behind the proxy's OpenAI API: every request
    * completes with exactly max_tokens tokens, and the figures hang together (TTFT within E2E,
    * one gap fewer than tokens per request at most, the prompts as long as asked).
