@@ -3,6 +3,7 @@ package io.duet.bench;
 import io.duet.bench.impl.Progress;
 import io.duet.bench.impl.Table;
 import io.duet.engine.Engine;
+import io.duet.engine.EngineOptions;
 import io.duet.engine.Generation;
 import io.duet.engine.OfflineGenerator;
 import io.duet.engine.SamplingParams;
@@ -21,7 +22,8 @@ import picocli.CommandLine.Parameters;
 /**
  * Decode throughput of one engine without and with MTP speculative decoding: the same random
  * prompts generated greedily to the same length as one continuous batch, timed from the first
- * token to the last, with the share of drafts the steps kept. Greedy output must not change, and
+ * token to the last, with the share of drafts the steps kept; runs of the two alternate and the
+ * median of each is reported. Greedy output must not change, and
  * the command fails if it does.
  */
 @Command(name = "mtp", mixinStandardHelpOptions = true,
@@ -50,44 +52,61 @@ final class MtpCommand extends BenchCommand {
       + "(default: ${DEFAULT-VALUE})")
   int warmupSteps = 256;
 
+  @Option(names = "--repeat", description = "runs of each, alternating, whose median is "
+      + "reported (default: ${DEFAULT-VALUE})")
+  int repeat = 3;
+
   @Override
   public Integer call() throws Exception {
-    Table table = new Table(0, "MTP", "tokens/s", "drafts", "accepted", "acceptance");
+    Table table = new Table(0, "MTP", "tokens/s (median)", "runs", "drafts", "accepted",
+        "acceptance");
     JsonArray runs = new JsonArray();
-    Random random = new Random(engine.seed);
-    List<int[]> prompts = null;
-    Progress progress = progress(2);
-    List<int[]> outputs = new ArrayList<>();
-    for (boolean mtp : new boolean[] {false, true}) {
-      progress.phase("MTP " + (mtp ? "on" : "off"));
-      try (Engine e = Engine.open(engine.engineOptions(model).mtp(mtp).maxSequences(batch))) {
-        if (prompts == null) {
-          int vocab = e.info().vocabSize();
-          prompts = new ArrayList<>();
-          for (int i = 0; i < batch; i++) {
-            prompts.add(random.ints(promptTokens, 0, vocab).toArray());
+    Progress progress = progress(2 * repeat);
+    try (Engine off = Engine.open(options(false)); Engine on = Engine.open(options(true))) {
+      Random random = new Random(engine.seed);
+      List<int[]> prompts = new ArrayList<>();
+      for (int i = 0; i < batch; i++) {
+        prompts.add(random.ints(promptTokens, 0, off.info().vocabSize()).toArray());
+      }
+      off.warmUp(warmupSteps);
+      on.warmUp(warmupSteps);
+      // Alternating, so that a burst of load elsewhere on the machine hits both alike.
+      Engine[] engines = {off, on};
+      double[][] speeds = new double[2][repeat];
+      long[][] drafts = new long[2][2];
+      List<List<int[]>> outputs = List.of(new ArrayList<>(), new ArrayList<>());
+      for (int r = 0; r < repeat; r++) {
+        for (int m = 0; m < 2; m++) {
+          progress.phase("MTP " + (m == 1 ? "on" : "off") + ", run " + (r + 1));
+          Timing timing = new Timing();
+          OfflineGenerator generator = new OfflineGenerator(engines[m], batch);
+          List<OfflineGenerator.Completion> done = generator.generateAll(prompts,
+              SamplingParams.greedy(tokens).withIgnoreEos(true), timing);
+          speeds[m][r] = timing.tokensPerSecond();
+          drafts[m][0] += generator.draftsProposed();
+          drafts[m][1] += generator.draftsAccepted();
+          if (r == 0) {
+            for (OfflineGenerator.Completion c : done) {
+              outputs.get(m).add(c.outputTokens());
+            }
           }
         }
-        e.warmUp(warmupSteps);
-        Timing timing = new Timing();
-        OfflineGenerator generator = new OfflineGenerator(e, batch);
-        List<OfflineGenerator.Completion> done = generator.generateAll(prompts,
-            SamplingParams.greedy(tokens).withIgnoreEos(true), timing);
-        done.forEach(c -> outputs.add(c.outputTokens()));
-        double tokensPerSecond = timing.tokensPerSecond();
-        double rate = generator.draftsProposed() == 0 ? 0
-            : (double) generator.draftsAccepted() / generator.draftsProposed();
-        table.row(mtp ? "on" : "off", Table.num(tokensPerSecond, 1), generator.draftsProposed(),
-            generator.draftsAccepted(), mtp ? Table.num(100 * rate, 1) + "%" : "-");
-        runs.add(new JsonObject().put("mtp", mtp).put("tokensPerSecond", tokensPerSecond)
-            .put("drafts", generator.draftsProposed())
-            .put("accepted", generator.draftsAccepted()).put("acceptanceRate", rate));
       }
-    }
-    progress.done();
-    for (int i = 0; i < batch; i++) {
-      if (!Arrays.equals(outputs.get(i), outputs.get(batch + i))) {
-        throw badParameter("sequence " + i + " differs with MTP on: greedy output must not");
+      progress.done();
+      for (int i = 0; i < batch; i++) {
+        if (!Arrays.equals(outputs.get(0).get(i), outputs.get(1).get(i))) {
+          throw badParameter("sequence " + i + " differs with MTP on: greedy output must not");
+        }
+      }
+      for (int m = 0; m < 2; m++) {
+        double median = median(speeds[m]);
+        double rate = drafts[m][0] == 0 ? 0 : (double) drafts[m][1] / drafts[m][0];
+        table.row(m == 1 ? "on" : "off", Table.num(median, 1), Arrays.toString(
+            Arrays.stream(speeds[m]).map(v -> Math.round(v * 10) / 10.0).toArray()),
+            drafts[m][0], drafts[m][1], m == 1 ? Table.num(100 * rate, 1) + "%" : "-");
+        runs.add(new JsonObject().put("mtp", m == 1).put("tokensPerSecond", median)
+            .put("drafts", drafts[m][0]).put("accepted", drafts[m][1])
+            .put("acceptanceRate", rate));
       }
     }
     out().println(model + ": " + batch + " sequences, prompts of " + promptTokens + " tokens, "
@@ -97,6 +116,17 @@ final class MtpCommand extends BenchCommand {
     writeJson(new JsonObject().put("model", model.toString()).put("batch", batch)
         .put("tokens", tokens).put("runs", runs).put("machine", machineJson()));
     return 0;
+  }
+
+  private EngineOptions options(boolean mtp) {
+    return engine.engineOptions(model).mtp(mtp).maxSequences(batch).kvCacheBytes(64L << 20);
+  }
+
+  private static double median(double[] values) {
+    double[] sorted = values.clone();
+    Arrays.sort(sorted);
+    int n = sorted.length;
+    return n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
   }
 
   /** The decode's tokens and the time from the first token to the last. */

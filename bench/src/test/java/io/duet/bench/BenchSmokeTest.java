@@ -220,7 +220,8 @@ class BenchSmokeTest {
         3, true);
     Path json = temp.resolve("mtp.json");
     String out = run("mtp", model.toString(), "--batch", "2", "--prompt-tokens", "4", "--tokens",
-        "24", "--warmup-steps", "2", "--threads", "1", "--json", json.toString());
+        "24", "--warmup-steps", "2", "--threads", "1", "--repeat", "1", "--json",
+        json.toString());
     JsonArray runs = new JsonObject(Files.readString(json)).getJsonArray("runs");
     assertEquals(0L, runs.getJsonObject(0).getLong("drafts"), out);
     assertTrue(runs.getJsonObject(1).getDouble("acceptanceRate") > 0.5, out);
