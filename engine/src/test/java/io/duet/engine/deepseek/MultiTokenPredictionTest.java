@@ -189,6 +189,111 @@ class MultiTokenPredictionTest {
     }
   }
 
+  /**
+   * Speculative sampling through the engine: the token verified against a draft (kept, or drawn
+   * in its place) is distributed as the model's own distribution after the first token, top-k
+   * 8 at temperature 0.25, computed here from an engine without MTP (chi-square, p = 0.001).
+   */
+  @Test
+  void aSampledTokenAfterADraftIsDistributedAsTheModelSays() throws IOException {
+    RandomDeepSeekCheckpoint.write(dir, TinyDeepSeek.shape(true), Storage.BF16,
+        TinyDeepSeek.FP8_BLOCK, false, 4, true);
+    int[] prompt = {0, 17, 42, 99, 5};
+    int topK = 8;
+    SamplingParams params = SamplingParams.greedy(3).withTemperature(0.25f).withTopK(topK)
+        .withIgnoreEos(true);
+    int runs = 2400;
+    List<Generation> generations = new ArrayList<>();
+    long proposed;
+    long accepted;
+    try (Engine on = Engines.open(options(dir, true))) {
+      ContinuousBatch<Integer> batch = new ContinuousBatch<>(on, ignoring());
+      while (generations.size() < runs || !batch.isEmpty()) {
+        while (generations.size() < runs && batch.size() < 2) {
+          // Seeds far apart: xorshift's first numbers from nearby small seeds are alike.
+          SamplingParams seeded = params.withSeed(generations.size() * 0x9E3779B97F4A7C15L
+              + 12345);
+          Generation generation = new Generation(on, on.allocate(prompt), seeded,
+              new Sampler(seeded, on.info().vocabSize()));
+          batch.join(generations.size(), generation);
+          generations.add(generation);
+        }
+        batch.step();
+      }
+      proposed = batch.draftsProposed();
+      accepted = batch.draftsAccepted();
+    }
+    List<int[]> pairs = generations.stream().map(Generation::outputTokens).toList();
+    assertTrue(proposed >= runs, "every second token was verified against a draft");
+    assertTrue(accepted > 0 && accepted < proposed, accepted + " of " + proposed + " kept");
+    int[] firstCounts = new int[128];
+    for (int[] pair : pairs) {
+      firstCounts[pair[0]]++;
+    }
+    int first = argmax(Arrays.stream(firstCounts).asDoubleStream().toArray());
+    double[] target;
+    try (Engine off = Engines.open(options(dir, false))) {
+      int[] known = Arrays.copyOf(prompt, prompt.length + 1);
+      known[prompt.length] = first;
+      Sequence sequence = off.allocate(known);
+      off.step(List.of(sequence));
+      target = topKDistribution(sequence.logits(), topK, 0.25f);
+      off.release(sequence);
+    }
+    int[] counts = new int[128];
+    int samples = 0;
+    for (int[] pair : pairs) {
+      if (pair[0] == first) {
+        counts[pair[1]]++;
+        samples++;
+      }
+    }
+    // Bins expected fewer than 5 times are pooled, as chi-square needs.
+    double chi = 0;
+    int bins = 0;
+    double pooledExpected = 0;
+    int pooledCount = 0;
+    for (int t = 0; t < 128; t++) {
+      if (target[t] == 0) {
+        assertEquals(0, counts[t], "token " + t + " is outside the top " + topK);
+      } else if (target[t] * samples < 5) {
+        pooledExpected += target[t] * samples;
+        pooledCount += counts[t];
+      } else {
+        double expected = target[t] * samples;
+        chi += (counts[t] - expected) * (counts[t] - expected) / expected;
+        bins++;
+      }
+    }
+    if (pooledExpected > 0) {
+      chi += (pooledCount - pooledExpected) * (pooledCount - pooledExpected) / pooledExpected;
+      bins++;
+    }
+    double[] limits = {0, 10.83, 13.82, 16.27, 18.47, 20.52, 22.46, 24.32};
+    assertTrue(bins >= 3 && samples >= 300, bins + " bins, " + samples + " samples");
+    assertTrue(chi < limits[bins - 1], "chi-square " + chi + " over " + bins + " bins of "
+        + samples + " samples: " + Arrays.toString(counts));
+  }
+
+  /** Softmax of the {@code k} largest logits at {@code temperature}, zero elsewhere. */
+  private static double[] topKDistribution(float[] logits, int k, float temperature) {
+    float[] sorted = logits.clone();
+    Arrays.sort(sorted);
+    float threshold = sorted[sorted.length - k];
+    double[] p = new double[logits.length];
+    double sum = 0;
+    for (int i = 0; i < logits.length; i++) {
+      if (logits[i] >= threshold) {
+        p[i] = Math.exp((logits[i] - sorted[sorted.length - 1]) / temperature);
+        sum += p[i];
+      }
+    }
+    for (int i = 0; i < p.length; i++) {
+      p[i] /= sum;
+    }
+    return p;
+  }
+
   @Test
   void theMtpLayerIsPartOfTheLayoutAndOfATransfer() throws IOException {
     TinyDeepSeek.write(dir, Storage.FP8, true, false, 5);
