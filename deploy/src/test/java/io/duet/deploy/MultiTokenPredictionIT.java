@@ -6,11 +6,13 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.duet.deploy.LaunchedTopology.Run;
 import io.duet.engine.Engine;
 import io.duet.engine.EngineOptions;
+import io.duet.engine.FinishReason;
 import io.duet.engine.OfflineGenerator;
 import io.duet.engine.SamplingParams;
 import io.duet.engine.deepseek.RandomDeepSeekCheckpoint;
 import io.duet.service.ServiceTests;
 import io.duet.service.StatusPages;
+import io.vertx.core.json.JsonArray;
 import io.vertx.core.json.JsonObject;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
@@ -115,9 +117,42 @@ class MultiTokenPredictionIT {
     assertTrue(accepted > drafts / 2, accepted + " of " + drafts + " drafts kept");
   }
 
+  /**
+   * A stop string that a step's second token (a kept draft's follower) may complete: the text
+   * ends where the engine alone ends it, and the usage counts the same tokens.
+   */
+  @Test
+  void aStopStringEndsTheTextWhereTheEngineAloneEndsIt() throws Exception {
+    String prompt = "Once upon a time";
+    String full = engineText(prompt);
+    String stop = full.substring(full.length() / 2, full.length() / 2 + 2);
+    SamplingParams params = new SamplingParams(0f, 0, 1f, 0L, MAX_TOKENS, List.of(),
+        List.of(stop), true);
+    OfflineGenerator.Completion alone = new OfflineGenerator(reference, 1).generate(
+        reference.tokenizer().encode(prompt, true), params);
+    assertEquals(FinishReason.STOP, alone.finishReason());
+    HttpResponse<String> response = complete(prompt, new JsonArray().add(stop))
+        .get(TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+    assertEquals(200, response.statusCode(), response::body);
+    JsonObject body = new JsonObject(response.body());
+    JsonObject choice = body.getJsonArray("choices").getJsonObject(0);
+    assertEquals(alone.text(), choice.getString("text"));
+    assertEquals("stop", choice.getString("finish_reason"));
+    assertEquals(alone.outputTokens().length,
+        body.getJsonObject("usage").getInteger("completion_tokens"));
+  }
+
   private static CompletableFuture<HttpResponse<String>> complete(String prompt) {
+    return complete(prompt, new JsonArray());
+  }
+
+  private static CompletableFuture<HttpResponse<String>> complete(String prompt,
+      JsonArray stop) {
     JsonObject request = new JsonObject().put("model", "deepseek").put("prompt", prompt)
         .put("temperature", 0).put("max_tokens", MAX_TOKENS).put("ignore_eos", true);
+    if (!stop.isEmpty()) {
+      request.put("stop", stop);
+    }
     return http.sendAsync(HttpRequest.newBuilder(StatusPages.uri(launched.base() + PROXY,
             "/v1/completions")).timeout(TIMEOUT).header("Content-Type", "application/json")
         .POST(HttpRequest.BodyPublishers.ofString(request.encode())).build(),
