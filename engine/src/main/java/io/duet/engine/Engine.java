@@ -11,7 +11,10 @@ import java.util.List;
  * <p>The life of a sequence: {@link #allocate} a prompt (reusing cached prefix blocks),
  * {@link #step} computes every token whose KV is not cached yet and leaves next-token logits in
  * the sequence, {@link #append} a sampled token, step again, ..., {@link #release}. Between
- * engines, {@link #exportKv} and {@link #beginImport} move a sequence's KV blocks.
+ * engines, {@link #exportKv} and {@link #beginImport} move a sequence's KV blocks. An engine
+ * that drafts ({@link #draftTokens}) also proposes, after each step, a token to follow the
+ * sampled one ({@link #draft}), which the next step verifies ({@link #rejectDrafts} when it is
+ * not kept).
  *
  * <p>Threading: allocate, append and step belong to one thread at a time (the engine thread).
  * Export, import and release may run on other threads for sequences the engine thread is not

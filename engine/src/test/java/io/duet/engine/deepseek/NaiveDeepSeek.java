@@ -96,8 +96,8 @@ final class NaiveDeepSeek {
   /**
    * The multi-token prediction module's logits at positions 0 .. n-2 of {@code tokens}: at
    * position t, from the main model's hidden state there (before the final norm) and the
-   * embedding of token t+1, the distribution of token t+2 (DeepSeek-V3's MTP, as vLLM's
-   * {@code deepseek_mtp.py} computes it).
+   * embedding of token t+1, the distribution of token t+2 (DeepSeek-V3's MTP as vLLM's
+   * {@code deepseek_mtp.py} computes it, less its zeroed embedding at position 0).
    */
   double[][] nextTokenLogits(int[] tokens) {
     int layers = c.get("num_hidden_layers").asInt();
