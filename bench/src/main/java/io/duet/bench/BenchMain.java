@@ -6,7 +6,7 @@ import picocli.CommandLine.Command;
 
 /**
  * {@code java -jar bench.jar pd-latency|kv-transfer|eventbus-overhead|routing|http-load|
- * reload-lag|join-lag ...}: serving benchmarks of Duet. Results go to stdout as tables (and to {@code --json FILE}); progress and
+ * reload-lag|join-lag|expert-parallel|mtp ...}: serving benchmarks of Duet. Results go to stdout as tables (and to {@code --json FILE}); progress and
  * logs go to stderr.
  */
 @Command(name = "bench.jar", mixinStandardHelpOptions = true,
@@ -16,7 +16,8 @@ import picocli.CommandLine.Command;
     subcommands = {PdLatencyCommand.class, KvTransferCommand.class,
         EventBusOverheadCommand.class, RoutingCommand.class, HttpLoadCommand.class,
         ReloadLagCommand.class, JoinLagCommand.class, ExpertParallelCommand.class,
-        KvPerTokenCommand.class, WeightFormatsCommand.class})
+        KvPerTokenCommand.class, WeightFormatsCommand.class,
+        MtpCommand.class})
 public final class BenchMain {
 
   private static final String LOGBACK_CONFIG = "logback.configurationFile";

@@ -196,7 +196,7 @@ class BenchSmokeTest {
   void expertParallel() throws Exception {
     Path model = temp.resolve("dsv3");
     RandomDeepSeekCheckpoint.write(model, new RandomDeepSeekCheckpoint.Shape(32, 2, 1, 2, 0, 8,
-        8, 8, 8, 48, 16, 8, 2, 2, 1, 1, 64, 64), RandomDeepSeekCheckpoint.Storage.F32, 16, false,
+        8, 8, 8, 48, 16, 8, 2, 2, 1, 1, 64, 64, 0), RandomDeepSeekCheckpoint.Storage.F32, 16, false,
         3);
     Path json = temp.resolve("ep.json");
     String out = run("expert-parallel", model.toString(), "--ranks", "1,2", "--batch", "2",
@@ -217,7 +217,7 @@ class BenchSmokeTest {
   void kvPerToken() throws Exception {
     Path model = temp.resolve("dsv3-kv");
     RandomDeepSeekCheckpoint.write(model, new RandomDeepSeekCheckpoint.Shape(32, 2, 1, 2, 0, 8,
-        8, 8, 8, 48, 16, 8, 2, 2, 1, 1, 64, 64), RandomDeepSeekCheckpoint.Storage.FP8, 16, false,
+        8, 8, 8, 48, 16, 8, 2, 2, 1, 1, 64, 64, 0), RandomDeepSeekCheckpoint.Storage.FP8, 16, false,
         3);
     Path json = temp.resolve("kv.json");
     String out = run("kv-per-token", model.toString(), "--prompt-tokens", "20", "--json",
@@ -250,6 +250,26 @@ class BenchSmokeTest {
     for (int i = 0; i < runs.size(); i++) {
       assertTrue(runs.getJsonObject(i).getDouble("nanosPerWeightPerToken") > 0, out);
     }
+  }
+
+  /**
+   * mtp on a tiny draftable DeepSeek-V3 checkpoint: the same greedy output without and with MTP
+   * (the command checks it), most drafts kept.
+   */
+  @Test
+  void mtp() throws Exception {
+    Path model = temp.resolve("dsv3-mtp");
+    RandomDeepSeekCheckpoint.write(model, new RandomDeepSeekCheckpoint.Shape(32, 2, 1, 2, 0, 8,
+        8, 8, 8, 48, 16, 8, 2, 2, 1, 1, 64, 64, 1), RandomDeepSeekCheckpoint.Storage.F32, 16, false,
+        3, true);
+    Path json = temp.resolve("mtp.json");
+    String out = run("mtp", model.toString(), "--batch", "2", "--prompt-tokens", "4", "--tokens",
+        "24", "--warmup-steps", "2", "--threads", "1", "--repeat", "1", "--json",
+        json.toString());
+    JsonArray runs = new JsonObject(Files.readString(json)).getJsonArray("runs");
+    assertEquals(0L, runs.getJsonObject(0).getLong("drafts"), out);
+    assertTrue(runs.getJsonObject(1).getDouble("acceptanceRate") > 0.5, out);
+    assertTrue(runs.getJsonObject(1).getDouble("tokensPerSecond") > 0, out);
   }
 
   /**

@@ -440,7 +440,10 @@ public final class Settings {
   public static final Setting<Integer> DECODE_NUM_SPECULATIVE_TOKENS = declare(Setting.builder(
       "decode.num-speculative-tokens", atLeast(0)).defaultValue(0)
       .description("Draft tokens a decode step verifies per sequence (MTP); 0 turns speculative "
-          + "decoding off."));
+          + "decoding off. With a real model, 1 runs the checkpoint's MTP module (DeepSeek-V3's "
+          + "num_nextn_predict_layers) in prefill and decode instances alike, whose KV then has "
+          + "the module's layer (the KV layout fingerprint refuses a mix); a model without one "
+          + "fails at start-up. The simulated engine takes any count."));
 
   public static final Setting<List<Integer>> DECODE_GEAR_LIST = declare(Setting.builder(
       "decode.decode-gear-list", integers(1)).whenUnset(Settings::decodeGears)

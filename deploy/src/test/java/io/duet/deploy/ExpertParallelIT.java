@@ -74,7 +74,7 @@ class ExpertParallelIT {
     // DeepSeek-V3's vocabulary and tokenizer on a small body: 3 layers (1 dense), 16 routed
     // experts of which 4 per token in 2 of 4 groups, 1 shared.
     RandomDeepSeekCheckpoint.write(model, new RandomDeepSeekCheckpoint.Shape(64, 3, 1, 4, 32,
-        16, 16, 8, 16, 96, 32, 16, 4, 4, 2, 1, 129_280, 256),
+        16, 16, 8, 16, 96, 32, 16, 4, 4, 2, 1, 129_280, 256, 0),
         RandomDeepSeekCheckpoint.Storage.BF16, 128, false, 17);
     for (String file : List.of("tokenizer.json", "tokenizer_config.json")) {
       Files.copy(ServiceTests.shared("deepseek-v3-tokenizer/" + file), model.resolve(file));

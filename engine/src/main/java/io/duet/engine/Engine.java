@@ -11,7 +11,10 @@ import java.util.List;
  * <p>The life of a sequence: {@link #allocate} a prompt (reusing cached prefix blocks),
  * {@link #step} computes every token whose KV is not cached yet and leaves next-token logits in
  * the sequence, {@link #append} a sampled token, step again, ..., {@link #release}. Between
- * engines, {@link #exportKv} and {@link #beginImport} move a sequence's KV blocks.
+ * engines, {@link #exportKv} and {@link #beginImport} move a sequence's KV blocks. An engine
+ * that drafts ({@link #draftTokens}) also proposes, after each step, a token to follow the
+ * sampled one ({@link #draft}), which the next step verifies ({@link #rejectDrafts} when it is
+ * not kept).
  *
  * <p>Threading: allocate, append and step belong to one thread at a time (the engine thread).
  * Export, import and release may run on other threads for sequences the engine thread is not
@@ -110,11 +113,44 @@ public interface Engine extends AutoCloseable {
    * Adds several tokens at once, e.g. a sampled token and the draft tokens a speculative decoder
    * proposes after it; the next step computes them together and leaves a row of logits for each
    * of the last {@code logitRows} of them ({@link Sequence#logits(int)}), so that one pass
-   * verifies every draft.
+   * verifies every draft. The tokens after the first of those rows are taken as drafts: they
+   * stay out of the prefix cache until the next {@link #draft} or append accepts them, and
+   * {@link #rejectDrafts} drops them.
    *
    * @param logitRows in {@code [1, tokens.length]}
    */
   void append(Sequence sequence, int[] tokens, int logitRows);
+
+  /**
+   * Draft tokens this engine proposes per sequence and step: 1 when it runs the model's
+   * multi-token prediction module ({@link EngineOptions#mtp}), else 0.
+   */
+  int draftTokens();
+
+  /**
+   * Speculative decoding's draft: after a step, once {@code next[i]} was chosen to follow
+   * sequence {@code i} (and before it is appended), runs the model's next-token module over the
+   * positions it has not covered yet, the last of which takes {@code next[i]}, and returns the
+   * module's greedy guess of the token after {@code next[i]}. The caller then appends both,
+   * {@code append(sequence, new int[] {next, draft}, 2)}, and the step verifies the draft: its
+   * first logits row is the distribution of the draft's position, the second the token after.
+   *
+   * <p>The module's KV of a position needs the token after it, so a prompt's last position gets
+   * its KV here: a prefill engine drafts after sampling the first token and before exporting.
+   *
+   * @throws IllegalStateException when the engine does not draft ({@link #draftTokens} 0), a
+   *     sequence has tokens to compute, or was drafted from since its last step
+   */
+  int[] draft(List<Sequence> sequences, int[] next);
+
+  /**
+   * Drops the last {@code count} tokens of the sequence, drafts of the last
+   * {@link #append(Sequence, int[], int)} that its step rejected: their KV no longer counts, and
+   * blocks left empty are freed. The drafts before them are accepted.
+   *
+   * @throws IllegalArgumentException when the sequence has fewer unverified drafts
+   */
+  void rejectDrafts(Sequence sequence, int count);
 
   /**
    * Computes the KV of every pending token of the given sequences (whole prompts, or the tokens

@@ -30,6 +30,7 @@ public final class EngineOptions {
   private WeightFormatMode weightFormat = DEFAULT_WEIGHT_FORMAT;
   private int expertParallel = 1;
   private int expertSlots;
+  private boolean mtp;
   private Map<String, String> parameters = Map.of();
   private Path warmCache;
 
@@ -167,7 +168,10 @@ public final class EngineOptions {
     return maxSequences;
   }
 
-  /** Sequences that receive logits from one forward pass. */
+  /**
+   * Sequences that receive logits from one forward pass: the rows of logits it leaves, times
+   * two when the engine drafts ({@link #mtp}), a row for each sequence's draft and one after.
+   */
   public EngineOptions maxSequences(int value) {
     this.maxSequences = requirePositive(value, "maxSequences");
     return this;
@@ -228,6 +232,21 @@ public final class EngineOptions {
     return this;
   }
 
+  public boolean mtp() {
+    return mtp;
+  }
+
+  /**
+   * Whether to draft with the model's multi-token prediction (MTP) module: speculative decoding
+   * of one draft token per step, which the next step verifies (see {@link Engine#draft}). Its
+   * block gets a KV layer of its own, so engines exchange KV only when both have it on or both
+   * off. False by default; opening a model without such a module with it on fails.
+   */
+  public EngineOptions mtp(boolean value) {
+    this.mtp = value;
+    return this;
+  }
+
   private static int requirePositive(int value, String name) {
     if (value <= 0) {
       throw new IllegalArgumentException(name + " must be positive, was " + value);
@@ -248,6 +267,6 @@ public final class EngineOptions {
         + tokenizerPath + ", blockSize=" + blockSize + ", kvCacheBytes=" + kvCacheBytes + ", kvBlocks=" + kvBlocks
         + ", maxBatchTokens=" + maxBatchTokens + ", maxSequences=" + maxSequences + ", threads="
         + threads + ", sharedCores=" + sharedCores + ", expertParallel=" + expertParallel
-        + ", expertSlots=" + expertSlots + ", parameters=" + parameters + "}";
+         + ", expertSlots=" + expertSlots + ", mtp=" + mtp + ", parameters=" + parameters + "}";
   }
 }

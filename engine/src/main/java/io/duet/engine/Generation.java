@@ -54,6 +54,23 @@ public final class Generation {
   }
 
   /**
+   * Verifies the draft the last step computed as the sequence's last token, against the first
+   * of its two logits rows ({@link Sampler#verify}): returns the draft when it is kept, else the
+   * token that takes its place. Either way the result is what {@link #sampleNext} would have
+   * drawn in distribution (and exactly, at temperature 0).
+   */
+  public int verifyDraft() {
+    float[] logits = sequence.logits(0);
+    withholdEnds(engine.info(), params, logits, outputCount);
+    return sampler.verify(logits, sequence.lastToken());
+  }
+
+  /** Tokens this generation may still emit before {@code maxTokens}. */
+  public int tokensLeft() {
+    return params.maxTokens() - outputCount;
+  }
+
+  /**
    * Samples a generation's next token from {@code logits} (which it may overwrite) when
    * {@code generated} tokens came before it: below {@link SamplingParams#minTokens()}, the tokens
    * that would stop the generation are left out. The prefill service samples a generation's
@@ -61,6 +78,13 @@ public final class Generation {
    */
   public static int sample(ModelInfo info, SamplingParams params, Sampler sampler,
       float[] logits, int generated) {
+    withholdEnds(info, params, logits, generated);
+    return sampler.sample(logits);
+  }
+
+  /** Before {@link SamplingParams#minTokens()}, takes the tokens that would stop out of reach. */
+  private static void withholdEnds(ModelInfo info, SamplingParams params, float[] logits,
+      int generated) {
     if (generated < params.minTokens()) {
       if (!params.ignoreEos()) {
         for (int token : info.endTokens()) {
@@ -73,7 +97,6 @@ public final class Generation {
         }
       }
     }
-    return sampler.sample(logits);
   }
 
   /**
@@ -81,6 +104,18 @@ public final class Generation {
    * When the generation goes on, the caller appends the token to the sequence and steps it.
    */
   public Delta accept(int token) {
+    return accept(token, 0);
+  }
+
+  /**
+   * {@link #accept} for a draft that the last step verified and kept: it is already the
+   * sequence's last token, which the context check must not count twice.
+   */
+  public Delta acceptDraft(int token) {
+    return accept(token, 1);
+  }
+
+  private Delta accept(int token, int alreadyInSequence) {
     if (finish != null) {
       throw new IllegalStateException("generation already finished: " + finish);
     }
@@ -105,7 +140,7 @@ public final class Generation {
       }
     }
     if (finish == null && (outputCount >= params.maxTokens()
-        || engine.contextRemaining(sequence) <= 0)) {
+        || engine.contextRemaining(sequence) + alreadyInSequence <= 0)) {
       finish = FinishReason.LENGTH;
       delta += flushText();
     }
@@ -136,6 +171,14 @@ public final class Generation {
   /** Generated tokens so far (a stop token that ended the generation is not included). */
   public int[] outputTokens() {
     return Arrays.copyOf(outputTokens, outputCount);
+  }
+
+  /** The newest generated token, which the sequence takes next. */
+  public int lastOutputToken() {
+    if (outputCount == 0) {
+      throw new IllegalStateException("no token generated yet");
+    }
+    return outputTokens[outputCount - 1];
   }
 
   public int outputTokenCount() {

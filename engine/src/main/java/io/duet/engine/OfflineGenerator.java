@@ -27,11 +27,22 @@ public final class OfflineGenerator {
 
   private final Engine engine;
   private final int maxRunning;
+  private long draftsProposed;
+  private long draftsAccepted;
 
   /** @param maxRunning sequences decoded together at most */
   public OfflineGenerator(Engine engine, int maxRunning) {
     this.engine = engine;
     this.maxRunning = maxRunning;
+  }
+
+  /** Draft tokens the runs so far verified (with an engine that drafts), and kept. */
+  public long draftsProposed() {
+    return draftsProposed;
+  }
+
+  public long draftsAccepted() {
+    return draftsAccepted;
   }
 
   public Completion generate(int[] prompt, SamplingParams params) {
@@ -96,6 +107,8 @@ public final class OfflineGenerator {
       } finally {
         // Empty unless an exception cut the run short; its blocks must not outlive the call.
         batch.releaseAll();
+        draftsProposed += batch.draftsProposed();
+        draftsAccepted += batch.draftsAccepted();
       }
       return List.of(results);
     }

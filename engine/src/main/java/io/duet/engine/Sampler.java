@@ -48,14 +48,7 @@ public final class Sampler {
     if (params.temperature() == 0f) {
       return argmax(logits);
     }
-    float temperature = params.temperature();
-    for (int i = 0; i < logits.length; i++) {
-      logits[i] /= temperature;
-    }
-    softmax(logits);
-    if (params.minP() > 0) {
-      keepMinP(logits, params.minP());
-    }
+    probabilities(logits);
     float coin = nextFloat();
     boolean topP = params.topP() > 0 && params.topP() < 1;
     if (params.topK() > 0 && params.topK() < logits.length) {
@@ -64,11 +57,76 @@ public final class Sampler {
     return topP ? sampleTopP(logits, params.topP(), coin) : sampleMultinomial(logits, coin);
   }
 
+  /**
+   * Speculative sampling's check of a draft that was proposed greedily (its draft distribution
+   * is all on {@code draft}): with {@code p} the distribution {@link #sample} draws from these
+   * logits, keeps the draft with probability {@code min(1, p(draft) / 1)}, else draws from
+   * {@code max(0, p - q)} renormalized, i.e. {@code p} without the draft. Either way the token
+   * is distributed as {@link #sample}'s. At temperature 0 it is the argmax. May overwrite
+   * {@code logits}.
+   *
+   * @return the draft when it is kept, else the token drawn in its place
+   */
+  public int verify(float[] logits, int draft) {
+    if (params.temperature() == 0f) {
+      return argmax(logits);
+    }
+    toDistribution(logits);
+    if (nextFloat() < logits[draft]) {
+      return draft;
+    }
+    float rest = 1f - logits[draft];
+    logits[draft] = 0f;
+    for (int i = 0; i < logits.length; i++) {
+      logits[i] /= rest;
+    }
+    return sampleMultinomial(logits, nextFloat());
+  }
+
+  /**
+   * Turns logits into the probabilities {@link #sample} draws from: temperature, softmax,
+   * min-p, then the top-k and top-p cut (tokens outside it get 0, those inside are
+   * renormalized).
+   */
+  private void toDistribution(float[] logits) {
+    probabilities(logits);
+    boolean topP = params.topP() > 0 && params.topP() < 1;
+    boolean topK = params.topK() > 0 && params.topK() < logits.length;
+    if (!topP && !topK) {
+      return;
+    }
+    int n = topK ? sortAll(logits, params.topK()) : sortNucleusCandidates(logits, params.topP());
+    float mass = topK ? massOf(params.topK()) : 1f;
+    int last = nucleusEnd(n, topP ? params.topP() : 1f, mass);
+    float kept = massOf(last + 1);
+    Arrays.fill(logits, 0f);
+    for (int i = 0; i <= last; i++) {
+      logits[token(candidates[i])] = probability(candidates[i]) / kept;
+    }
+  }
+
+  /** Logits into probabilities: temperature, softmax, then min-p. */
+  private void probabilities(float[] logits) {
+    float temperature = params.temperature();
+    for (int i = 0; i < logits.length; i++) {
+      logits[i] /= temperature;
+    }
+    softmax(logits);
+    if (params.minP() > 0) {
+      keepMinP(logits, params.minP());
+    }
+  }
+
   /** The index of the largest value (the first one on ties): greedy decoding. */
   public static int argmax(float[] values) {
+    return argmax(values, 0, values.length);
+  }
+
+  /** {@link #argmax(float[])} of {@code values[from, from + length)}, as an index from 0. */
+  public static int argmax(float[] values, int from, int length) {
     int best = 0;
-    for (int i = 1; i < values.length; i++) {
-      if (values[i] > values[best]) {
+    for (int i = 1; i < length; i++) {
+      if (values[from + i] > values[from + best]) {
         best = i;
       }
     }
@@ -128,6 +186,11 @@ public final class Sampler {
    * and are dropped before sorting; ties keep ascending token order (glibc's stable qsort).
    */
   private int sampleTopP(float[] probabilities, float topP, float coin) {
+    return pickFromSorted(sortNucleusCandidates(probabilities, topP), topP, 1f, coin);
+  }
+
+  /** Sorts the tokens that can be in the nucleus into {@link #candidates}; returns how many. */
+  private int sortNucleusCandidates(float[] probabilities, float topP) {
     float cutoff = (1.0f - topP) / (probabilities.length - 1);
     int n = 0;
     for (int i = 0; i < probabilities.length; i++) {
@@ -136,34 +199,48 @@ public final class Sampler {
       }
     }
     Arrays.sort(candidates, 0, n);
-    return pickFromSorted(n, topP, 1f, coin);
+    return n;
   }
 
   private int sampleTopKTopP(float[] probabilities, int k, float topP, float coin) {
+    return pickFromSorted(sortAll(probabilities, k), topP, massOf(k), coin);
+  }
+
+  /** Sorts every token into {@link #candidates}; returns {@code k}, the ones kept. */
+  private int sortAll(float[] probabilities, int k) {
     for (int i = 0; i < probabilities.length; i++) {
       candidates[i] = pack(probabilities[i], i);
     }
     Arrays.sort(candidates, 0, probabilities.length);
-    float mass = 0f;
-    for (int i = 0; i < k; i++) {
-      mass += probability(candidates[i]);
-    }
-    return pickFromSorted(k, topP, mass, coin);
+    return k;
   }
 
-  /** Cuts the sorted candidates at cumulative probability {@code topP * mass}, then draws. */
-  private int pickFromSorted(int n, float topP, float mass, float coin) {
+  /** The probability of the first {@code n} sorted candidates, summed in order. */
+  private float massOf(int n) {
+    float mass = 0f;
+    for (int i = 0; i < n; i++) {
+      mass += probability(candidates[i]);
+    }
+    return mass;
+  }
+
+  /** The last sorted candidate before cumulative probability passes {@code topP * mass}. */
+  private int nucleusEnd(int n, float topP, float mass) {
     float cumulative = 0f;
-    int last = n - 1;
     float threshold = topP * mass;
     for (int i = 0; i < n; i++) {
       cumulative += probability(candidates[i]);
       if (cumulative > threshold) {
-        last = i;
-        break;
+        return i;
       }
     }
-    float r = coin * cumulative;
+    return n - 1;
+  }
+
+  /** Cuts the sorted candidates at cumulative probability {@code topP * mass}, then draws. */
+  private int pickFromSorted(int n, float topP, float mass, float coin) {
+    int last = nucleusEnd(n, topP, mass);
+    float r = coin * massOf(last + 1);
     float cdf = 0f;
     for (int i = 0; i <= last; i++) {
       cdf += probability(candidates[i]);

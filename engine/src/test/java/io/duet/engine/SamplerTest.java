@@ -326,4 +326,75 @@ class SamplerTest {
     assertThrows(IllegalArgumentException.class, () -> SamplingParams.greedy(4).withMinP(1.5f));
     assertThrows(IllegalArgumentException.class, () -> SamplingParams.greedy(4).withMinP(-0.1f));
   }
+
+  /**
+   * Speculative sampling's rule with a greedy draft: whichever token was drafted (likely,
+   * unlikely, or outside the top-k), the verified token is distributed as the target's.
+   */
+  @ParameterizedTest(name = "top-k {0}, draft {1}")
+  @org.junit.jupiter.params.provider.CsvSource({"0, 1", "0, 6", "4, 1", "4, 6"})
+  void verifyingAGreedyDraftYieldsTheTargetDistribution(int topK, int draft) {
+    float temperature = 0.8f;
+    double[] target = new double[SPREAD.length];
+    double sum = 0;
+    for (int i = 0; i < SPREAD.length; i++) {
+      target[i] = Math.exp(SPREAD[i] / temperature);
+      sum += target[i];
+    }
+    for (int i = 0; i < SPREAD.length; i++) {
+      target[i] /= sum;
+    }
+    if (topK > 0) {
+      double[] sorted = target.clone();
+      Arrays.sort(sorted);
+      double threshold = sorted[sorted.length - topK];
+      double kept = 0;
+      for (int i = 0; i < target.length; i++) {
+        target[i] = target[i] >= threshold ? target[i] : 0;
+        kept += target[i];
+      }
+      for (int i = 0; i < target.length; i++) {
+        target[i] /= kept;
+      }
+    }
+    Sampler sampler = new Sampler(sampling(temperature, topK, 1f, 17), SPREAD.length);
+    int draws = 40_000;
+    int[] counts = new int[SPREAD.length];
+    for (int i = 0; i < draws; i++) {
+      counts[sampler.verify(SPREAD.clone(), draft)]++;
+    }
+    int support = 0;
+    for (int i = 0; i < target.length; i++) {
+      if (target[i] == 0) {
+        assertEquals(0, counts[i], "token " + i + " is outside the target: "
+            + Arrays.toString(counts));
+      } else {
+        support++;
+      }
+    }
+    int[] inside = new int[support];
+    double[] expected = new double[support];
+    for (int i = 0, j = 0; i < target.length; i++) {
+      if (target[i] > 0) {
+        inside[j] = counts[i];
+        expected[j++] = target[i];
+      }
+    }
+    // p = 0.001 for 7 and 3 degrees of freedom.
+    double limit = support == 8 ? 24.32 : 16.27;
+    double chi = chiSquare(inside, expected, draws);
+    assertTrue(chi < limit, "chi-square " + chi + ": " + Arrays.toString(counts));
+  }
+
+  @Test
+  void verifyingAtTemperatureZeroIsTheArgmaxAndASeedRepeatsItself() {
+    Sampler greedy = new Sampler(SamplingParams.greedy(4), SPREAD.length);
+    assertEquals(1, greedy.verify(SPREAD.clone(), 1));
+    assertEquals(1, greedy.verify(SPREAD.clone(), 6));
+    Sampler a = new Sampler(sampling(1f, 0, 0.9f, 3), SPREAD.length);
+    Sampler b = new Sampler(sampling(1f, 0, 0.9f, 3), SPREAD.length);
+    for (int i = 0; i < 200; i++) {
+      assertEquals(a.verify(SPREAD.clone(), i % 8), b.verify(SPREAD.clone(), i % 8));
+    }
+  }
 }

@@ -240,14 +240,23 @@ public final class ServiceRuntime {
    * The engine options that choose what an instance of {@code role} runs: the simulated engine
    * with its parameters ({@code sim.profile}, the instance's prefill.tp as its accelerators and
    * decode.num-speculative-tokens as its speculative tokens, then {@code sim.parameters}), else
-   * {@code model} with its tokenizer and {@code model.architecture}.
+   * {@code model} with its tokenizer and {@code model.architecture}, drafting with the model's
+   * MTP module when decode.num-speculative-tokens is 1, in prefill instances too: their KV
+   * carries the module's layer, and the KV layout fingerprint refuses a mix.
+   *
+   * @throws IllegalArgumentException for more than 1 speculative token with a real model
    */
   public static EngineOptions modelOptions(DuetConfig config, Role role, Path model,
       Path tokenizer) {
     if (!simulated(config)) {
+      int speculative = config.get(Settings.DECODE_NUM_SPECULATIVE_TOKENS);
+      if (speculative > 1) {
+        throw new IllegalArgumentException("decode.num-speculative-tokens " + speculative
+            + ": the engine drafts at most 1 token a step (DeepSeek-V3's MTP module)");
+      }
       return new EngineOptions().modelPath(model)
           .architecture(config.get(Settings.MODEL_ARCHITECTURE).orElse(null))
-          .tokenizerPath(tokenizer);
+          .tokenizerPath(tokenizer).mtp(speculative == 1);
     }
     Map<String, String> parameters = new HashMap<>();
     if (role == Role.PREFILL) {

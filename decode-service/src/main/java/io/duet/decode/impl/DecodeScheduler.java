@@ -72,6 +72,22 @@ final class DecodeScheduler extends EngineThread {
     super.close();
   }
 
+  /** MTP draft tokens the batch's steps verified; readable from any thread. */
+  long draftsProposed() {
+    return batch.draftsProposed();
+  }
+
+  /** Those that verification kept. */
+  long draftsAccepted() {
+    return batch.draftsAccepted();
+  }
+
+  /** Kept drafts over verified ones, 0 before any. */
+  double acceptanceRate() {
+    long proposed = batch.draftsProposed();
+    return proposed == 0 ? 0 : (double) batch.draftsAccepted() / proposed;
+  }
+
   /** Joins a sequence into the batch at the next step. */
   void join(Admission admission) {
     submit(() -> {

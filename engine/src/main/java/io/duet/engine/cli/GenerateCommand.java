@@ -78,6 +78,14 @@ final class GenerateCommand implements Callable<Integer> {
       + "the forward pass before the timed run (default: ${DEFAULT-VALUE}; not in run.c)")
   int warmup;
 
+  /** A switch written {@code on} or {@code off}. */
+  enum Switch { on, off }
+
+  @Option(names = "--mtp", paramLabel = "on|off", description = "speculative decoding with the "
+      + "model's multi-token prediction module (DeepSeek-V3): one draft token per step, "
+      + "verified by the next (default: ${DEFAULT-VALUE}; not in run.c)")
+  Switch mtp = Switch.off;
+
   /** Where the text goes; stdout unless a test captures it. */
   PrintStream out = System.out;
 
@@ -86,7 +94,7 @@ final class GenerateCommand implements Callable<Integer> {
     Path tokenizerPath = tokenizer == null && Files.isRegularFile(engineArguments.model)
         ? Path.of("tokenizer.bin") : tokenizer;
     EngineOptions options = engineArguments.engineOptions().tokenizerPath(tokenizerPath)
-        .maxSequences(1);
+        .maxSequences(1).mtp(mtp == Switch.on);
     try (Engine engine = Engine.open(options)) {
       if (warmup > 0) {
         System.err.printf("warm-up: %d decode steps in %d ms%n", warmup, engine.warmUp(warmup));
@@ -122,10 +130,15 @@ final class GenerateCommand implements Callable<Integer> {
           stops, List.of(), llama2c);
       Printer printer = new Printer(printIds ? null : tok, out,
           promptTokens[promptTokens.length - 1]);
-      new OfflineGenerator(engine, 1).generateAll(List.of(promptTokens), params, printer);
+      OfflineGenerator generator = new OfflineGenerator(engine, 1);
+      generator.generateAll(List.of(promptTokens), params, printer);
       out.print('\n');
       out.flush();
       printer.report(promptTokens.length);
+      if (engine.draftTokens() > 0) {
+        System.err.printf("MTP drafts: %d of %d accepted%n", generator.draftsAccepted(),
+            generator.draftsProposed());
+      }
     } else {
       out.print('\n');
       out.flush();

@@ -45,6 +45,14 @@ final class RandomDeepSeekCommand implements Callable<Integer> {
   @Option(names = "--vocab", description = "vocab_size (default: ${DEFAULT-VALUE})")
   int vocab = 16384;
 
+  @Option(names = "--mtp-layers", description = "num_nextn_predict_layers: multi-token "
+      + "prediction modules to write (default: ${DEFAULT-VALUE})")
+  int mtpLayers = 1;
+
+  @Option(names = "--draftable", description = "make the MTP module's drafts mostly right: "
+      + "blocks' outputs scaled down, the module repeating the main model one token later")
+  boolean draftable;
+
   @Option(names = "--seed", description = "random seed (default: ${DEFAULT-VALUE})")
   long seed = 1;
 
@@ -53,8 +61,8 @@ final class RandomDeepSeekCommand implements Callable<Integer> {
     // DeepSeek-V3's proportions where they are not options: heads of 32+16 query/key and 32
     // value dims, 1 dense layer, top 6 of 8 groups (4 searched), 1 shared expert.
     Shape shape = new Shape(hidden, layers, 1, heads, qLoraRank, kvLoraRank, 32, 16, 32,
-        3 * hidden, hidden / 4, experts, 6, 8, 4, 1, vocab, 4096);
-    RandomDeepSeekCheckpoint.write(directory, shape, storage, 128, false, seed);
+        3 * hidden, hidden / 4, experts, 6, 8, 4, 1, vocab, 4096, mtpLayers);
+    RandomDeepSeekCheckpoint.write(directory, shape, storage, 128, false, seed, draftable);
     System.out.println("wrote " + directory + ": " + shape);
     return 0;
   }

@@ -16,13 +16,16 @@ import java.util.List;
  *     feed-forward, the rest mixtures of experts
  * @param expertGroups {@code n_group}; {@code topkGroups} ({@code topk_group}) of them are
  *     searched for each token's experts
+ * @param nextTokenLayers {@code num_nextn_predict_layers}: multi-token prediction (MTP) modules
+ *     stored after the main layers, as {@code model.layers.<num_hidden_layers + i>.*}
  */
 public record DeepSeekConfig(int hiddenSize, int layers, int heads, int qLoraRank,
     int kvLoraRank, int qkNopeHeadDim, int qkRopeHeadDim, int vHeadDim, double ropeTheta,
     Yarn yarn, int firstDenseLayers, int moeLayerFrequency, int intermediateSize,
     int moeIntermediateSize, int sharedExperts, int routedExperts, int expertsPerToken,
     int expertGroups, int topkGroups, boolean normTopkProb, float routedScalingFactor,
-    float rmsNormEps, int vocabSize, int maxPositions, int bosToken, List<Integer> eosTokens) {
+    float rmsNormEps, int vocabSize, int maxPositions, int bosToken, List<Integer> eosTokens,
+    int nextTokenLayers) {
 
   public static final String MODEL_TYPE = "deepseek_v3";
 
@@ -98,7 +101,8 @@ public record DeepSeekConfig(int hiddenSize, int layers, int heads, int qLoraRan
         r.natural("topk_group", 1), json.path("norm_topk_prob").asBoolean(false),
         (float) r.number("routed_scaling_factor", 1.0), (float) r.number("rms_norm_eps", 1e-6),
         r.positive("vocab_size"), r.positive("max_position_embeddings"),
-        r.natural("bos_token_id", 0), r.tokens("eos_token_id"));
+        r.natural("bos_token_id", 0), r.tokens("eos_token_id"),
+        r.natural("num_nextn_predict_layers", 0));
     c.validate(r);
     return c;
   }

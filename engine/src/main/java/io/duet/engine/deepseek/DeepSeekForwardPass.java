@@ -5,6 +5,7 @@ import io.duet.engine.compute.Kernels;
 import io.duet.engine.compute.RowOps;
 import io.duet.engine.compute.WeightMatrix;
 import io.duet.engine.compute.WorkerPool;
+import io.duet.engine.spi.DraftingForwardPass;
 import io.duet.engine.spi.ForwardBatch;
 import io.duet.engine.spi.ForwardPass;
 import io.duet.engine.spi.ExpertExchange;
@@ -27,11 +28,14 @@ import org.slf4j.LoggerFactory;
  * is ever built. The tests check this against the naive form, which expands every cached latent
  * into full heads.
  *
+ * <p>With the multi-token prediction module loaded, {@link #draft} runs it as one more decoder
+ * block, whose cache is the KV layer after the main layers'.
+ *
  * <p>As in the Llama pass, buffers are allocated once and every output element is computed by
  * one thread with the same code whatever else is in the batch, so a sequence's logits do not
  * depend on its batch.
  */
-final class DeepSeekForwardPass implements ForwardPass {
+final class DeepSeekForwardPass implements DraftingForwardPass {
 
   private static final Logger LOG = LoggerFactory.getLogger(DeepSeekForwardPass.class);
 
@@ -64,6 +68,8 @@ final class DeepSeekForwardPass implements ForwardPass {
   private final float[] keyValueDown;
   private final float[] attention;
   private final float[] finalRows;
+  /** Per draft row, the normalized embedding and hidden state that eh_proj takes; or null. */
+  private final float[] joined;
   private final float[][] scores;
   private final float[][] queryLatent;
   private final float[][] outputLatent;
@@ -93,6 +99,7 @@ final class DeepSeekForwardPass implements ForwardPass {
   private final WorkerPool.Task outputTask = this::outputChunk;
   private final WorkerPool.Task routerTask = this::routerChunk;
   private final WorkerPool.Task classifierTask = this::classifierChunk;
+  private final WorkerPool.Task projectionTask = this::projectionChunk;
 
   // The step being computed; written by the calling thread before each parallel job.
   private int tokenCount;
@@ -102,6 +109,7 @@ final class DeepSeekForwardPass implements ForwardPass {
   private float[] layerCache;
   private int logitRows;
   private float[] logitsOut;
+  private WeightMatrix head;
 
   DeepSeekForwardPass(DeepSeekWeights model, ForwardResources resources) {
     this.model = model;
@@ -128,6 +136,7 @@ final class DeepSeekForwardPass implements ForwardPass {
     keyValueDown = new float[rows * (rank + ropeDim)];
     attention = new float[rows * heads * c.vHeadDim()];
     finalRows = new float[resources.maxLogitRows() * dim];
+    joined = model.nextToken() == null ? null : new float[rows * 2 * dim];
     scores = new float[threads][c.maxPositions()];
     queryLatent = new float[threads][rank];
     outputLatent = new float[threads][rank];
@@ -172,31 +181,78 @@ final class DeepSeekForwardPass implements ForwardPass {
       model.embedding().copyRow(rows.token(t), x, t * dim);
     }
     for (int l = 0; l < c.layers(); l++) {
-      layer = model.layer(l);
-      layerIndex = l;
-      layerCache = kv.layer(l);
-      attend();
-      for (int t = 0; t < count; t++) {
-        RowOps.rmsNorm(xb, t * dim, x, t * dim, layer.feedForwardNorm(), dim, c.rmsNormEps());
-      }
-      if (layer.dense() != null) {
-        feedForward.clear();
-        feedForward.add(layer.dense(), xb, 0, count, hiddenGate, hiddenUp, 0, delta, 0);
-        feedForward.run();
-      } else {
-        mixtureOfExperts();
-      }
-      RowOps.addInto(x, delta, count * dim);
+      block(l);
     }
+    classify(rows, model.finalNorm(), model.classifier(), logits);
+  }
+
+  @Override
+  public int hiddenSize() {
+    return dim;
+  }
+
+  /** {@link #x} after the main layers: each row's hidden state before the final norm. */
+  @Override
+  public float[] hiddenStates() {
+    return x;
+  }
+
+  /**
+   * The MTP module over {@code rows}, each the token following its position: its embedding and
+   * the row of {@code hidden} (the main model's state at that position), each normalized, joined
+   * by {@code eh_proj}, then one decoder block with the KV layer after the main ones, then the
+   * module's own norm and head.
+   */
+  @Override
+  public void draft(ForwardBatch rows, float[] hidden, float[] logits) {
+    DeepSeekWeights.NextToken module = model.nextToken();
+    int count = rows.rowCount();
+    this.tokenCount = count;
+    this.batch = rows;
+    float eps = c.rmsNormEps();
+    for (int t = 0; t < count; t++) {
+      module.embedding().copyRow(rows.token(t), xb, t * dim);
+      RowOps.rmsNorm(joined, 2 * t * dim, xb, t * dim, module.embeddingNorm(), dim, eps);
+      RowOps.rmsNorm(joined, (2 * t + 1) * dim, hidden, t * dim, module.hiddenNorm(), dim, eps);
+    }
+    pool.run(outputPlan.chunks(), projectionTask);
+    block(c.layers());
+    classify(rows, module.headNorm(), module.head(), logits);
+  }
+
+  /** Decoder block {@code l} over every row of {@link #x}, its KV into cache layer {@code l}. */
+  private void block(int l) {
+    layer = model.layer(l);
+    layerIndex = l;
+    layerCache = kv.layer(l);
+    attend();
+    for (int t = 0; t < tokenCount; t++) {
+      RowOps.rmsNorm(xb, t * dim, x, t * dim, layer.feedForwardNorm(), dim, c.rmsNormEps());
+    }
+    if (layer.dense() != null) {
+      feedForward.clear();
+      feedForward.add(layer.dense(), xb, 0, tokenCount, hiddenGate, hiddenUp, 0, delta, 0);
+      feedForward.run();
+    } else {
+      mixtureOfExperts();
+    }
+    RowOps.addInto(x, delta, tokenCount * dim);
+  }
+
+  /** The logits of the rows that want them: {@code norm}, then {@code classifier}. */
+  private void classify(ForwardBatch rows, float[] norm, WeightMatrix classifier,
+      float[] logits) {
     int logitRowCount = rows.logitRowCount();
     for (int r = 0; r < logitRowCount; r++) {
-      RowOps.rmsNorm(finalRows, r * dim, x, rows.logitSourceRow(r) * dim, model.finalNorm(),
-          dim, c.rmsNormEps());
+      RowOps.rmsNorm(finalRows, r * dim, x, rows.logitSourceRow(r) * dim, norm, dim,
+          c.rmsNormEps());
     }
     this.logitRows = logitRowCount;
     this.logitsOut = logits;
+    this.head = classifier;
     pool.run(classifierPlan.chunks(), classifierTask);
     this.logitsOut = null;
+    this.head = null;
     this.layer = null;
     this.layerCache = null;
     this.batch = null;
@@ -379,9 +435,15 @@ final class DeepSeekForwardPass implements ForwardPass {
         c.routedExperts(), routerPlan.from(piece), routerPlan.to(piece));
   }
 
+  private void projectionChunk(int chunk, int worker) {
+    int piece = outputPlan.firstPiece(chunk);
+    kernels.matmul(model.nextToken().projection(), joined, 2 * dim, tokenCount, x, 0, dim,
+        outputPlan.from(piece), outputPlan.to(piece));
+  }
+
   private void classifierChunk(int chunk, int worker) {
     int piece = classifierPlan.firstPiece(chunk);
-    kernels.matmul(model.classifier(), finalRows, dim, logitRows, logitsOut, 0, c.vocabSize(),
+    kernels.matmul(head, finalRows, dim, logitRows, logitsOut, 0, c.vocabSize(),
         classifierPlan.from(piece), classifierPlan.to(piece));
   }
 }

@@ -45,7 +45,12 @@ final class DeepSeekModel implements LoadedModel {
 
   @Override
   public int kvLayers() {
-    return weights.config().layers();
+    return weights.blocks();
+  }
+
+  @Override
+  public boolean drafts() {
+    return weights.nextToken() != null;
   }
 
   /**

@@ -1,6 +1,7 @@
 package io.duet.engine.deepseek;
 
 import io.duet.engine.EngineOptions;
+import io.duet.engine.ModelFormatException;
 import io.duet.engine.ModelInfo;
 import io.duet.engine.safetensors.SafetensorsCheckpoint;
 import io.duet.engine.spi.Architecture;
@@ -43,10 +44,27 @@ public final class DeepSeekV3Architecture implements Architecture {
             options.weightFormat())) {
       DeepSeekConfig c = DeepSeekConfig.parse(checkpoint.config(),
           directory.resolve(SafetensorsCheckpoint.CONFIG).toString());
-      DeepSeekWeights weights = DeepSeekWeights.load(checkpoint, c);
+      if (options.mtp()) {
+        checkNextTokenModule(c, directory);
+      }
+      DeepSeekWeights weights = DeepSeekWeights.load(checkpoint, c, options.mtp());
       HfTokenizer tokenizer = HfTokenizer.ofCheckpoint(directory, options.tokenizerPath());
       return new DeepSeekModel(directory, checkpoint.files(), weights, tokenizer,
           info(c, tokenizer), checkpoint.storageDescription());
+    }
+  }
+
+  /** MTP drafting needs exactly one module: DeepSeek-V3's, which drafts one token a step. */
+  private static void checkNextTokenModule(DeepSeekConfig c, Path directory)
+      throws ModelFormatException {
+    String config = directory.resolve(SafetensorsCheckpoint.CONFIG).toString();
+    if (c.nextTokenLayers() == 0) {
+      throw new ModelFormatException(config + ": num_nextn_predict_layers is 0, the model has no "
+          + "multi-token prediction module to draft with; run it with MTP off");
+    }
+    if (c.nextTokenLayers() > 1) {
+      throw new ModelFormatException(config + ": num_nextn_predict_layers "
+          + c.nextTokenLayers() + " is not supported with MTP on (only 1, DeepSeek-V3's)");
     }
   }
 

@@ -7,8 +7,9 @@ import java.io.IOException;
 /**
  * The weights of a DeepSeek-V3 checkpoint under their Hugging Face names, as the forward pass
  * uses them. Norm vectors and the attention's up-projection ({@code kv_b_proj}, rearranged for
- * the absorbed form) are on the heap; every other matrix is a {@link WeightMatrix}. The MTP
- * module ({@code model.layers.<num_hidden_layers>.*}) is not read.
+ * the absorbed form) are on the heap; every other matrix is a {@link WeightMatrix}. The
+ * multi-token prediction (MTP) module ({@code model.layers.<num_hidden_layers>.*}) is read only
+ * when the engine drafts with it.
  */
 final class DeepSeekWeights {
 
@@ -55,41 +56,85 @@ final class DeepSeekWeights {
       Experts experts) {
   }
 
+  /**
+   * The multi-token prediction module: from the main model's hidden state of position t (before
+   * its final norm) and the embedding of token t+1, one decoder block at position t whose output
+   * predicts token t+2.
+   *
+   * @param embedding its {@code embed_tokens} (the main model's in DeepSeek-V3's release)
+   * @param embeddingNorm {@code enorm}, applied to the embedding of token t+1
+   * @param hiddenNorm {@code hnorm}, applied to the main model's hidden state
+   * @param projection {@code eh_proj}: hidden x (2 hidden), over the two normalized halves
+   *     concatenated, embedding first
+   * @param block the decoder block, shaped as layer {@code num_hidden_layers} would be
+   * @param headNorm {@code shared_head.norm}
+   * @param head {@code shared_head.head}
+   */
+  record NextToken(WeightMatrix embedding, float[] embeddingNorm, float[] hiddenNorm,
+      WeightMatrix projection, Layer block, float[] headNorm, WeightMatrix head) {
+  }
+
   private final DeepSeekConfig config;
   private final WeightMatrix embedding;
   private final Layer[] layers;
   private final float[] finalNorm;
   private final WeightMatrix classifier;
+  private final NextToken nextToken;
 
   private DeepSeekWeights(DeepSeekConfig config, WeightMatrix embedding, Layer[] layers,
-      float[] finalNorm, WeightMatrix classifier) {
+      float[] finalNorm, WeightMatrix classifier, NextToken nextToken) {
     this.config = config;
     this.embedding = embedding;
     this.layers = layers;
     this.finalNorm = finalNorm;
     this.classifier = classifier;
+    this.nextToken = nextToken;
   }
 
-  /** Reads every tensor the model runs on, checking each one's shape. */
-  static DeepSeekWeights load(SafetensorsCheckpoint checkpoint, DeepSeekConfig c)
-      throws IOException {
+  /**
+   * Reads every tensor the model runs on, checking each one's shape; with {@code nextToken},
+   * also the MTP module (the config must declare one).
+   */
+  static DeepSeekWeights load(SafetensorsCheckpoint checkpoint, DeepSeekConfig c,
+      boolean nextToken) throws IOException {
     int dim = c.hiddenSize();
     Layer[] layers = new Layer[c.layers()];
     for (int l = 0; l < layers.length; l++) {
-      String prefix = "model.layers." + l + ".";
-      Attention attention = attention(checkpoint, c, prefix);
-      float[] ffnNorm = checkpoint.vector(prefix + "post_attention_layernorm.weight", dim);
-      if (c.isMoeLayer(l)) {
-        layers[l] = new Layer(attention, ffnNorm, null, experts(checkpoint, c, prefix + "mlp."));
-      } else {
-        layers[l] = new Layer(attention, ffnNorm,
-            feedForward(checkpoint, prefix + "mlp.", dim, c.intermediateSize()), null);
-      }
+      layers[l] = layer(checkpoint, c, l);
     }
     return new DeepSeekWeights(c,
         checkpoint.matrix("model.embed_tokens.weight", c.vocabSize(), dim), layers,
         checkpoint.vector("model.norm.weight", dim),
-        checkpoint.matrix("lm_head.weight", c.vocabSize(), dim));
+        checkpoint.matrix("lm_head.weight", c.vocabSize(), dim),
+        nextToken ? nextToken(checkpoint, c) : null);
+  }
+
+  /** Decoder block {@code l}: {@code model.layers.<l>.*}. */
+  private static Layer layer(SafetensorsCheckpoint checkpoint, DeepSeekConfig c, int l)
+      throws IOException {
+    int dim = c.hiddenSize();
+    String prefix = "model.layers." + l + ".";
+    Attention attention = attention(checkpoint, c, prefix);
+    float[] ffnNorm = checkpoint.vector(prefix + "post_attention_layernorm.weight", dim);
+    if (c.isMoeLayer(l)) {
+      return new Layer(attention, ffnNorm, null, experts(checkpoint, c, prefix + "mlp."));
+    }
+    return new Layer(attention, ffnNorm,
+        feedForward(checkpoint, prefix + "mlp.", dim, c.intermediateSize()), null);
+  }
+
+  private static NextToken nextToken(SafetensorsCheckpoint checkpoint, DeepSeekConfig c)
+      throws IOException {
+    int dim = c.hiddenSize();
+    String prefix = "model.layers." + c.layers() + ".";
+    return new NextToken(
+        checkpoint.matrix(prefix + "embed_tokens.weight", c.vocabSize(), dim),
+        checkpoint.vector(prefix + "enorm.weight", dim),
+        checkpoint.vector(prefix + "hnorm.weight", dim),
+        checkpoint.matrix(prefix + "eh_proj.weight", dim, 2 * dim),
+        layer(checkpoint, c, c.layers()),
+        checkpoint.vector(prefix + "shared_head.norm.weight", dim),
+        checkpoint.matrix(prefix + "shared_head.head.weight", c.vocabSize(), dim));
   }
 
   private static Attention attention(SafetensorsCheckpoint checkpoint, DeepSeekConfig c,
@@ -156,7 +201,8 @@ final class DeepSeekWeights {
   /** The bytes of every routed expert's weights, over all layers. */
   long routedExpertBytes() {
     long bytes = 0;
-    for (Layer layer : layers) {
+    for (int l = 0; l < blocks(); l++) {
+      Layer layer = layer(l);
       if (layer.experts() != null) {
         for (FeedForward expert : layer.experts().routed()) {
           bytes += expert.bytes();
@@ -174,8 +220,19 @@ final class DeepSeekWeights {
     return embedding;
   }
 
+  /** Decoder block {@code index}; index {@code layers} is the MTP module's, when loaded. */
   Layer layer(int index) {
-    return layers[index];
+    return index == layers.length ? nextToken.block() : layers[index];
+  }
+
+  /** The decoder blocks: the main layers, and the MTP module's when it is loaded. */
+  int blocks() {
+    return layers.length + (nextToken == null ? 0 : 1);
+  }
+
+  /** The MTP module, or null when it was not loaded. */
+  NextToken nextToken() {
+    return nextToken;
   }
 
   float[] finalNorm() {

@@ -38,9 +38,9 @@ final class ExpertShard implements ExpertExchange.Server {
     this.dim = c.hiddenSize();
     this.moeHidden = c.moeIntermediateSize();
     this.slots = placement.slotsPerRank();
-    this.local = new DeepSeekWeights.FeedForward[c.layers()][];
+    this.local = new DeepSeekWeights.FeedForward[weights.blocks()][];
     long bytes = 0;
-    for (int l = 0; l < c.layers(); l++) {
+    for (int l = 0; l < weights.blocks(); l++) {
       DeepSeekWeights.Experts experts = weights.layer(l).experts();
       if (experts == null) {
         continue;

@@ -6,6 +6,7 @@ import io.duet.engine.safetensors.SafetensorsWriter;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Random;
@@ -17,6 +18,20 @@ import java.util.Random;
  * its magnitude corrections ({@code mscale} 1, {@code mscale_all_dim} 0.707), so that they are
  * exercised. An FP8 checkpoint stores the projections as DeepSeek-V3 does (e4m3 with float32
  * block scales) and the embeddings, norms, router and head in BF16.
+ *
+ * <p>Multi-token prediction modules, when the shape has them, come after the main layers as in
+ * DeepSeek-V3's release: {@code enorm}, {@code hnorm}, {@code eh_proj}, a decoder block with
+ * experts, and {@code embed_tokens} and {@code shared_head.head} equal to the main model's
+ * embedding and head. They are drawn after every main tensor, so a seed gives the same main
+ * model with or without them.
+ *
+ * <p>A <em>draftable</em> checkpoint makes its MTP module's drafts mostly right, as a trained
+ * module's often are, for benchmarks of speculative decoding: the blocks' output projections
+ * ({@code o_proj}, {@code down_proj}) are scaled down so that a token's hidden state stays close
+ * to its embedding and the next token is mostly a function of the current one; the module's
+ * {@code eh_proj} passes the normalized embedding of the token after through ({@code enorm} 1),
+ * and its {@code shared_head.norm} is the final norm, so it predicts what the main model will
+ * say after that token.
  */
 public final class RandomDeepSeekCheckpoint {
 
@@ -27,11 +42,12 @@ public final class RandomDeepSeekCheckpoint {
    * A model's dimensions, named as in {@code config.json}.
    *
    * @param qLoraRank 0 for a null {@code q_lora_rank}
+   * @param nextTokenLayers {@code num_nextn_predict_layers}: MTP modules
    */
   public record Shape(int hidden, int layers, int denseLayers, int heads, int qLoraRank,
       int kvLoraRank, int nopeDim, int ropeDim, int valueDim, int intermediate,
       int moeIntermediate, int routedExperts, int expertsPerToken, int groups, int topkGroups,
-      int sharedExperts, int vocab, int maxPositions) {
+      int sharedExperts, int vocab, int maxPositions, int nextTokenLayers) {
   }
 
   private static final ObjectMapper JSON = new ObjectMapper();
@@ -39,13 +55,19 @@ public final class RandomDeepSeekCheckpoint {
   private final Shape shape;
   private final Storage storage;
   private final int fp8Block;
+  private final boolean draftable;
   private final Random random;
   private final Map<String, float[]> weights = new LinkedHashMap<>();
 
-  private RandomDeepSeekCheckpoint(Shape shape, Storage storage, int fp8Block, long seed) {
+  /** What a draftable checkpoint scales its blocks' output projections by. */
+  private static final float DRAFTABLE_OUTPUT_SCALE = 0.02f;
+
+  private RandomDeepSeekCheckpoint(Shape shape, Storage storage, int fp8Block, long seed,
+      boolean draftable) {
     this.shape = shape;
     this.storage = storage;
     this.fp8Block = fp8Block;
+    this.draftable = draftable;
     this.random = new Random(seed);
   }
 
@@ -96,7 +118,7 @@ public final class RandomDeepSeekCheckpoint {
     c.put("bos_token_id", 0);
     c.put("eos_token_id", 1);
     c.put("tie_word_embeddings", false);
-    c.put("num_nextn_predict_layers", 0);
+    c.put("num_nextn_predict_layers", s.nextTokenLayers());
     if (storage == Storage.FP8) {
       ObjectNode q = c.putObject("quantization_config");
       q.put("activation_scheme", "dynamic");
@@ -117,7 +139,17 @@ public final class RandomDeepSeekCheckpoint {
    */
   public static Map<String, float[]> write(Path directory, Shape shape, Storage storage,
       int fp8Block, boolean sharded, long seed) throws IOException {
-    RandomDeepSeekCheckpoint model = new RandomDeepSeekCheckpoint(shape, storage, fp8Block, seed);
+    return write(directory, shape, storage, fp8Block, sharded, seed, false);
+  }
+
+  /**
+   * {@link #write(Path, Shape, Storage, int, boolean, long)}, of a draftable checkpoint (see
+   * the class) when {@code draftable}.
+   */
+  public static Map<String, float[]> write(Path directory, Shape shape, Storage storage,
+      int fp8Block, boolean sharded, long seed, boolean draftable) throws IOException {
+    RandomDeepSeekCheckpoint model =
+        new RandomDeepSeekCheckpoint(shape, storage, fp8Block, seed, draftable);
     Files.createDirectories(directory);
     Files.writeString(directory.resolve("config.json"),
         config(shape, storage, fp8Block).toPrettyString());
@@ -143,47 +175,77 @@ public final class RandomDeepSeekCheckpoint {
   private void fill(SafetensorsWriter first, SafetensorsWriter second) {
     Shape s = shape;
     int hidden = s.hidden();
-    plain(first, "model.embed_tokens.weight", uniform(s.vocab() * hidden, 1f), s.vocab(),
-        hidden);
+    float[] embedding = uniform(s.vocab() * hidden, 1f);
+    plain(first, "model.embed_tokens.weight", embedding, s.vocab(), hidden);
     for (int l = 0; l < s.layers(); l++) {
-      SafetensorsWriter out = l == 0 ? first : second;
-      String p = "model.layers." + l + ".";
-      norm(out, p + "input_layernorm.weight", hidden);
-      String a = p + "self_attn.";
-      int qk = s.nopeDim() + s.ropeDim();
-      if (s.qLoraRank() > 0) {
-        linear(out, a + "q_a_proj.weight", s.qLoraRank(), hidden);
-        norm(out, a + "q_a_layernorm.weight", s.qLoraRank());
-        linear(out, a + "q_b_proj.weight", s.heads() * qk, s.qLoraRank());
-      } else {
-        linear(out, a + "q_proj.weight", s.heads() * qk, hidden);
-      }
-      linear(out, a + "kv_a_proj_with_mqa.weight", s.kvLoraRank() + s.ropeDim(), hidden);
-      norm(out, a + "kv_a_layernorm.weight", s.kvLoraRank());
-      linear(out, a + "kv_b_proj.weight", s.heads() * (s.nopeDim() + s.valueDim()),
-          s.kvLoraRank());
-      linear(out, a + "o_proj.weight", hidden, s.heads() * s.valueDim());
-      norm(out, p + "post_attention_layernorm.weight", hidden);
-      if (l < s.denseLayers()) {
-        feedForward(out, p + "mlp.", s.intermediate());
-        continue;
-      }
-      plain(out, p + "mlp.gate.weight",
-          uniform(s.routedExperts() * hidden, 1f / (float) Math.sqrt(hidden)), s.routedExperts(),
-          hidden);
-      float[] bias = uniform(s.routedExperts(), 0.1f);
-      out.f32(p + "mlp.gate.e_score_correction_bias", bias, s.routedExperts());
-      weights.put(p + "mlp.gate.e_score_correction_bias", bias);
-      for (int e = 0; e < s.routedExperts(); e++) {
-        feedForward(out, p + "mlp.experts." + e + ".", s.moeIntermediate());
-      }
-      if (s.sharedExperts() > 0) {
-        feedForward(out, p + "mlp.shared_experts.", s.sharedExperts() * s.moeIntermediate());
-      }
+      block(l == 0 ? first : second, l);
     }
-    norm(second, "model.norm.weight", hidden);
-    plain(second, "lm_head.weight", uniform(s.vocab() * hidden, 1f / (float) Math.sqrt(hidden)),
-        s.vocab(), hidden);
+    float[] finalNorm = norm(second, "model.norm.weight", hidden);
+    float[] head = uniform(s.vocab() * hidden, 1f / (float) Math.sqrt(hidden));
+    plain(second, "lm_head.weight", head, s.vocab(), hidden);
+    for (int l = s.layers(); l < s.layers() + s.nextTokenLayers(); l++) {
+      String p = "model.layers." + l + ".";
+      plain(second, p + "embed_tokens.weight", embedding, s.vocab(), hidden);
+      if (draftable) {
+        float[] ones = new float[hidden];
+        Arrays.fill(ones, 1f);
+        plain(second, p + "enorm.weight", ones, hidden);
+        norm(second, p + "hnorm.weight", hidden);
+        float[] passEmbedding = new float[hidden * 2 * hidden];
+        for (int r = 0; r < hidden; r++) {
+          passEmbedding[r * 2 * hidden + r] = 1f;
+        }
+        linear(second, p + "eh_proj.weight", passEmbedding, hidden, 2 * hidden);
+        block(second, l);
+        plain(second, p + "shared_head.norm.weight", finalNorm, hidden);
+      } else {
+        norm(second, p + "enorm.weight", hidden);
+        norm(second, p + "hnorm.weight", hidden);
+        linear(second, p + "eh_proj.weight", hidden, 2 * hidden);
+        block(second, l);
+        norm(second, p + "shared_head.norm.weight", hidden);
+      }
+      plain(second, p + "shared_head.head.weight", head, s.vocab(), hidden);
+    }
+  }
+
+  /** Decoder block {@code l}: attention, then a dense feed-forward or experts. */
+  private void block(SafetensorsWriter out, int l) {
+    Shape s = shape;
+    int hidden = s.hidden();
+    String p = "model.layers." + l + ".";
+    norm(out, p + "input_layernorm.weight", hidden);
+    String a = p + "self_attn.";
+    int qk = s.nopeDim() + s.ropeDim();
+    if (s.qLoraRank() > 0) {
+      linear(out, a + "q_a_proj.weight", s.qLoraRank(), hidden);
+      norm(out, a + "q_a_layernorm.weight", s.qLoraRank());
+      linear(out, a + "q_b_proj.weight", s.heads() * qk, s.qLoraRank());
+    } else {
+      linear(out, a + "q_proj.weight", s.heads() * qk, hidden);
+    }
+    linear(out, a + "kv_a_proj_with_mqa.weight", s.kvLoraRank() + s.ropeDim(), hidden);
+    norm(out, a + "kv_a_layernorm.weight", s.kvLoraRank());
+    linear(out, a + "kv_b_proj.weight", s.heads() * (s.nopeDim() + s.valueDim()),
+        s.kvLoraRank());
+    linear(out, a + "o_proj.weight", hidden, s.heads() * s.valueDim());
+    norm(out, p + "post_attention_layernorm.weight", hidden);
+    if (l < s.denseLayers()) {
+      feedForward(out, p + "mlp.", s.intermediate());
+      return;
+    }
+    plain(out, p + "mlp.gate.weight",
+        uniform(s.routedExperts() * hidden, 1f / (float) Math.sqrt(hidden)), s.routedExperts(),
+        hidden);
+    float[] bias = uniform(s.routedExperts(), 0.1f);
+    out.f32(p + "mlp.gate.e_score_correction_bias", bias, s.routedExperts());
+    weights.put(p + "mlp.gate.e_score_correction_bias", bias);
+    for (int e = 0; e < s.routedExperts(); e++) {
+      feedForward(out, p + "mlp.experts." + e + ".", s.moeIntermediate());
+    }
+    if (s.sharedExperts() > 0) {
+      feedForward(out, p + "mlp.shared_experts.", s.sharedExperts() * s.moeIntermediate());
+    }
   }
 
   private void feedForward(SafetensorsWriter out, String prefix, int width) {
@@ -192,9 +254,18 @@ public final class RandomDeepSeekCheckpoint {
     linear(out, prefix + "down_proj.weight", shape.hidden(), width);
   }
 
-  /** A projection: FP8 in an FP8 checkpoint, as DeepSeek-V3 stores them. */
+  /**
+   * A projection of random weights; a block's output projection of a draftable checkpoint
+   * scaled down.
+   */
   private void linear(SafetensorsWriter out, String name, int rows, int cols) {
-    float[] values = uniform(rows * cols, 1f / (float) Math.sqrt(cols));
+    boolean output = name.endsWith("o_proj.weight") || name.endsWith("down_proj.weight");
+    float bound = (draftable && output ? DRAFTABLE_OUTPUT_SCALE : 1f) / (float) Math.sqrt(cols);
+    linear(out, name, uniform(rows * cols, bound), rows, cols);
+  }
+
+  /** A projection: FP8 in an FP8 checkpoint, as DeepSeek-V3 stores them. */
+  private void linear(SafetensorsWriter out, String name, float[] values, int rows, int cols) {
     if (storage == Storage.FP8) {
       out.fp8(name, values, rows, cols, fp8Block, fp8Block);
       weights.put(name, values);
@@ -203,12 +274,13 @@ public final class RandomDeepSeekCheckpoint {
     }
   }
 
-  private void norm(SafetensorsWriter out, String name, int size) {
+  private float[] norm(SafetensorsWriter out, String name, int size) {
     float[] values = new float[size];
     for (int i = 0; i < size; i++) {
       values[i] = 1f + (random.nextFloat() - 0.5f) * 0.4f;
     }
     plain(out, name, values, size);
+    return values;
   }
 
   /** F32 in an F32 checkpoint, else BF16. */

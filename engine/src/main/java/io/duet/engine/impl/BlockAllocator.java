@@ -15,12 +15,19 @@ import java.util.Map;
  * <p>A cached block is keyed by the hash chain of its sequence's tokens up to and including the
  * block, and it also keeps those tokens so that a hash collision can never hand out wrong KV.
  * Blocks whose count drops to zero stay cached (evictable, least recently used first) until an
- * allocation needs them. Thread-safe: the engine thread allocates while KV transfers import and
+ * allocation needs them.
+ *
+ * <p>A block may also depend on tokens after it: a drafting module's KV of a block's last slot
+ * is computed from the token that follows. Such a cache keys and compares each block with
+ * {@code lookahead} tokens past its end, and a block is only reused ahead of the same tokens.
+ * Thread-safe: the engine thread allocates while KV transfers import and
  * release on other threads.
  */
 public final class BlockAllocator {
 
   private final int blockSize;
+  /** Tokens after a block that its cached content depends on. */
+  private final int lookahead;
   private final int[] refCounts;
   private final long[] blockHash;
   private final int[][] blockTokens;
@@ -32,7 +39,13 @@ public final class BlockAllocator {
   private int used;
 
   public BlockAllocator(int blocks, int blockSize) {
+    this(blocks, blockSize, 0);
+  }
+
+  /** @param lookahead tokens after a block that its content depends on (see the class) */
+  public BlockAllocator(int blocks, int blockSize, int lookahead) {
     this.blockSize = blockSize;
+    this.lookahead = lookahead;
     this.refCounts = new int[blocks];
     this.blockHash = new long[blocks];
     this.blockTokens = new int[blocks][];
@@ -44,6 +57,11 @@ public final class BlockAllocator {
 
   public int blockSize() {
     return blockSize;
+  }
+
+  /** Tokens a cached block is keyed by: its own and the {@code lookahead} after it. */
+  public int keyTokens() {
+    return blockSize + lookahead;
   }
 
   /** Allocates {@code count} blocks, all or none. */
@@ -83,15 +101,15 @@ public final class BlockAllocator {
   }
 
   /**
-   * Finds a cached block holding exactly {@code tokens[from, from + blockSize)} after the prefix
-   * whose chain hash is {@code hash}, and takes a reference to it.
+   * Finds a cached block holding exactly {@code tokens[from, from + keyTokens())} after the
+   * prefix whose chain hash is {@code hash}, and takes a reference to it.
    *
    * @return the block, or -1 when none is cached
    */
   public synchronized int acquireCached(long hash, int[] tokens, int from) {
     Integer block = byHash.get(hash);
-    if (block == null || !Arrays.equals(blockTokens[block], 0, blockSize, tokens, from,
-        from + blockSize)) {
+    if (block == null || !Arrays.equals(blockTokens[block], 0, keyTokens(), tokens, from,
+        from + keyTokens())) {
       return -1;
     }
     if (refCounts[block]++ == 0) {
@@ -114,7 +132,7 @@ public final class BlockAllocator {
     }
     hashed[block] = true;
     blockHash[block] = hash;
-    blockTokens[block] = Arrays.copyOfRange(tokens, from, from + blockSize);
+    blockTokens[block] = Arrays.copyOfRange(tokens, from, from + keyTokens());
     byHash.put(hash, block);
   }
 

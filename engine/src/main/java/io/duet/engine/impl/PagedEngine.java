@@ -18,6 +18,7 @@ import io.duet.engine.compute.KernelsProvider;
 import io.duet.engine.compute.WorkerPool;
 import io.duet.engine.spi.Architecture;
 import io.duet.engine.spi.ContentHashMemo;
+import io.duet.engine.spi.DraftingForwardPass;
 import io.duet.engine.spi.ExpertExchange;
 import io.duet.engine.spi.ForwardBatch;
 import io.duet.engine.spi.ForwardPass;
@@ -51,12 +52,20 @@ public final class PagedEngine implements Engine {
   private final PagedKvStorage storage;
   private final BlockAllocator allocator;
   private final ForwardPass forwardPass;
+  /** The forward pass when the model drafts ({@link EngineOptions#mtp}), else null. */
+  private final DraftingForwardPass drafter;
+  /** A draft pass's hidden-state rows, gathered from its sequences; null without a drafter. */
+  private final float[] draftHidden;
   private final ExpertExchange experts;
   private final ForwardBatch batch;
   private final float[] logits;
   /** Step scratch: the sequences that get logits from the pass, and their first logits row. */
   private final PagedSequence[] logitOwners;
   private final int[] firstLogitRow;
+  /** Step scratch: each sequence's rows in a pass (first row, first position), for drafting. */
+  private final PagedSequence[] segmentOwners;
+  private final int[] segmentFirstRow;
+  private final int[] segmentPosition;
   private final AtomicLong nextSequenceId = new AtomicLong(1);
   private volatile KvLayout layout;
   // Written by the engine thread, read by metrics and tests elsewhere.
@@ -80,16 +89,24 @@ public final class PagedEngine implements Engine {
     int blocks = options.kvBlocks() > 0 ? options.kvBlocks()
         : (int) Math.max(1, Math.min(Integer.MAX_VALUE, options.kvCacheBytes() / blockBytes));
     this.storage = new PagedKvStorage(model.kvLayers(), blocks, blockSize, model.kvComponents());
-    this.allocator = new BlockAllocator(blocks, blockSize);
+    // A drafted block's last slot depends on the token after the block.
+    this.allocator = new BlockAllocator(blocks, blockSize, model.drafts() ? 1 : 0);
     this.pool = new WorkerPool(options.threads(), "duet-forward", options.sharedCores());
-    int maxRows = options.maxSequences();
+    // Each sequence of a drafting engine's pass may want a row for its draft too.
+    int maxRows = options.maxSequences() * (1 + (model.drafts() ? 1 : 0));
     this.batch = new ForwardBatch(options.maxBatchTokens(), maxRows);
     this.logits = new float[maxRows * info.vocabSize()];
     this.logitOwners = new PagedSequence[maxRows];
     this.firstLogitRow = new int[maxRows];
+    this.segmentOwners = new PagedSequence[options.maxBatchTokens()];
+    this.segmentFirstRow = new int[options.maxBatchTokens()];
+    this.segmentPosition = new int[options.maxBatchTokens()];
     this.experts = experts;
     this.forwardPass = model.forwardPass(new ForwardResources(storage, pool, kernels,
         options.maxBatchTokens(), maxRows, experts, options.expertSlots()));
+    this.drafter = model.drafts() ? (DraftingForwardPass) forwardPass : null;
+    this.draftHidden = drafter == null ? null
+        : new float[options.maxBatchTokens() * drafter.hiddenSize()];
     // Last: an engine that failed to construct holds nothing.
     shared.acquire();
   }
@@ -113,6 +130,7 @@ public final class PagedEngine implements Engine {
     List<Engine> engines = new ArrayList<>(count);
     try {
       int ep = expertParallelism(options, model.model().info(), count);
+      checkDrafting(options, model.model(), ep);
       LocalExpertExchange group = null;
       for (int i = 0; i < count; i++) {
         if (i % ep == 0) {
@@ -159,6 +177,18 @@ public final class PagedEngine implements Engine {
           + info.routedExperts() + " routed experts)");
     }
     return ep;
+  }
+
+  /** MTP asked for needs a model that drafts; drafting does not step with an expert group. */
+  private static void checkDrafting(EngineOptions options, LoadedModel model, int ep) {
+    if (options.mtp() && !model.drafts()) {
+      throw new IllegalArgumentException("MTP is on but " + model.description()
+          + " has no multi-token prediction module to draft with; turn MTP off");
+    }
+    if (model.drafts() && ep > 1) {
+      throw new IllegalArgumentException("MTP drafting with expert parallelism (" + ep
+          + " ranks) is not supported: turn one of them off");
+    }
   }
 
   private int slots() {
@@ -225,7 +255,7 @@ public final class PagedEngine implements Engine {
     int hits = 0;
     long hash = 0;
     while (hits < reusable) {
-      hash = BlockAllocator.chainHash(hash, prompt, hits * blockSize, blockSize);
+      hash = BlockAllocator.chainHash(hash, prompt, hits * blockSize, allocator.keyTokens());
       int block = allocator.acquireCached(hash, prompt, hits * blockSize);
       if (block < 0) {
         break;
@@ -299,9 +329,9 @@ public final class PagedEngine implements Engine {
       throw new IllegalArgumentException(logitRows + " logits rows for " + tokens.length
           + " appended tokens");
     }
-    if (logitRows > options.maxSequences()) {
+    if (logitRows > batch.maxLogitRows()) {
       throw new IllegalArgumentException(logitRows + " logits rows exceed the "
-          + options.maxSequences() + " one forward pass can leave");
+          + batch.maxLogitRows() + " one forward pass can leave");
     }
     if (s.length() + tokens.length > info.contextLength()) {
       throw new IllegalStateException("sequence " + s.id() + " of " + s.length()
@@ -321,7 +351,94 @@ public final class PagedEngine implements Engine {
     for (int token : tokens) {
       s.addToken(token);
     }
+    s.markUnverified(logitRows - 1);
     s.wantLogitRows(logitRows);
+  }
+
+  @Override
+  public int draftTokens() {
+    return drafter == null ? 0 : 1;
+  }
+
+  @Override
+  public int[] draft(List<Sequence> sequences, int[] next) {
+    if (drafter == null) {
+      throw new IllegalStateException("this engine does not draft: MTP is off");
+    }
+    if (next.length != sequences.size()) {
+      throw new IllegalArgumentException(next.length + " next tokens for " + sequences.size()
+          + " sequences");
+    }
+    for (int i = 0; i < next.length; i++) {
+      PagedSequence s = live(sequences.get(i));
+      checkToken(next[i]);
+      if (s.computedTokens() != s.length()) {
+        throw new IllegalStateException("sequence " + s.id() + " has tokens to compute: step "
+            + "it before drafting");
+      }
+      if (s.draftedTokens() == s.length()) {
+        throw new IllegalStateException("sequence " + s.id() + " was drafted from already: "
+            + "append the next token and step it first");
+      }
+      s.markUnverified(0);
+    }
+    int width = drafter.hiddenSize();
+    int vocab = info.vocabSize();
+    int[] drafts = new int[next.length];
+    int index = 0;
+    while (index < sequences.size()) {
+      batch.clear();
+      int owners = 0;
+      int segments = 0;
+      int first = index;
+      while (index < sequences.size() && batch.hasRoomForRow() && batch.hasRoomForLogits()) {
+        PagedSequence s = own(sequences.get(index));
+        int start = s.draftedTokens();
+        int pending = s.length() - start;
+        int take = Math.min(pending, batch.maxTokens() - batch.rowCount());
+        int segment = batch.addSequence(s.blockTable());
+        segmentOwners[segments] = s;
+        segmentPosition[segments++] = start + take;
+        // Row p carries the token after p: the sequence's own, or the newly sampled one.
+        for (int k = 0; k < take; k++) {
+          int p = start + k;
+          System.arraycopy(s.hidden(), k * width, draftHidden, batch.rowCount() * width, width);
+          batch.addRow(segment, p + 1 < s.length() ? s.token(p + 1) : next[index], p);
+        }
+        if (take < pending) {
+          break;
+        }
+        batch.wantLogitsOfLastRow();
+        owners++;
+        index++;
+      }
+      drafter.draft(batch, draftHidden, logits);
+      for (int r = 0; r < owners; r++) {
+        drafts[first + r] = Sampler.argmax(logits, r * vocab, vocab);
+      }
+      for (int k = 0; k < segments; k++) {
+        segmentOwners[k].markDrafted(segmentPosition[k], width);
+        publishFullBlocks(segmentOwners[k]);
+        segmentOwners[k] = null;
+      }
+    }
+    batch.clear();
+    return drafts;
+  }
+
+  @Override
+  public void rejectDrafts(Sequence sequence, int count) {
+    PagedSequence s = live(sequence);
+    if (count < 1 || count > s.unverified()) {
+      throw new IllegalArgumentException("cannot reject " + count + " drafts of sequence "
+          + s.id() + ", which has " + s.unverified());
+    }
+    s.truncate(s.length() - count);
+    int keep = (s.length() + options.blockSize() - 1) / options.blockSize();
+    while (s.blockCount() > keep) {
+      allocator.release(s.removeLastBlock());
+    }
+    publishFullBlocks(s);
   }
 
   @Override
@@ -364,6 +481,7 @@ public final class PagedEngine implements Engine {
     while (index < sequences.size()) {
       batch.clear();
       int owners = 0;
+      int segments = 0;
       int first = index;
       while (index < sequences.size() && batch.hasRoomForRow()) {
         PagedSequence s = live(sequences.get(index));
@@ -384,6 +502,9 @@ public final class PagedEngine implements Engine {
           break;
         }
         int segment = batch.addSequence(s.blockTable());
+        segmentOwners[segments] = s;
+        segmentFirstRow[segments] = batch.rowCount();
+        segmentPosition[segments++] = start;
         boolean ends = take == pending;
         for (int i = 0; i < take; i++) {
           batch.addRow(segment, s.token(start + i), start + i);
@@ -403,7 +524,11 @@ public final class PagedEngine implements Engine {
       if (batch.rowCount() > 0) {
         forwardPass.forward(batch, logits);
         computedTokens += batch.rowCount();
+        if (drafter != null) {
+          keepHiddenStates(segments);
+        }
       }
+      Arrays.fill(segmentOwners, 0, segments, null);
       for (int r = 0; r < owners; r++) {
         PagedSequence s = logitOwners[r];
         int rows = (r + 1 < owners ? firstLogitRow[r + 1] : batch.logitRowCount())
@@ -419,15 +544,37 @@ public final class PagedEngine implements Engine {
     batch.clear();
   }
 
+  /** Hands each sequence of the pass the hidden states of its rows, for its next draft. */
+  private void keepHiddenStates(int segments) {
+    float[] hidden = drafter.hiddenStates();
+    int width = drafter.hiddenSize();
+    for (int k = 0; k < segments; k++) {
+      int end = k + 1 < segments ? segmentFirstRow[k + 1] : batch.rowCount();
+      segmentOwners[k].addHidden(segmentPosition[k], hidden, segmentFirstRow[k],
+          end - segmentFirstRow[k], width);
+    }
+  }
+
+  /**
+   * Offers the sequence's full blocks to the prefix cache once everything they hold is final:
+   * their tokens computed and verified (no draft), and with a drafter its KV too, which for a
+   * block's last slot also needs the (verified) token after the block.
+   */
   private void publishFullBlocks(PagedSequence s) {
     if (!s.isCacheable()) {
       return;
     }
     int blockSize = options.blockSize();
+    int lookahead = allocator.keyTokens() - blockSize;
+    int limit = Math.min(s.computedTokens(), s.length() - s.unverified() - lookahead);
+    if (drafter != null) {
+      limit = Math.min(limit, s.draftedTokens());
+    }
     int[] tokens = s.tokenArray();
-    for (int i = s.publishedBlocks(); (i + 1) * blockSize <= s.computedTokens(); i++) {
+    for (int i = s.publishedBlocks(); (i + 1) * blockSize <= limit; i++) {
       long previous = i == 0 ? 0 : s.blockHash(i - 1);
-      long hash = BlockAllocator.chainHash(previous, tokens, i * blockSize, blockSize);
+      long hash = BlockAllocator.chainHash(previous, tokens, i * blockSize,
+          allocator.keyTokens());
       allocator.publish(s.block(i), hash, tokens, i * blockSize);
       s.recordPublished(i, hash);
     }
@@ -485,7 +632,12 @@ public final class PagedEngine implements Engine {
       step(one);
       int done = 0;
       for (; done < decodeSteps && System.nanoTime() < deadline; done++) {
-        append(scratch, Sampler.argmax(scratch.logits()));
+        int next = Sampler.argmax(scratch.logits());
+        if (drafter != null) {
+          // Only to compile the draft pass: the draft itself is not needed.
+          draft(one, new int[] {next});
+        }
+        append(scratch, next);
         step(one);
       }
       return done;
@@ -509,6 +661,10 @@ public final class PagedEngine implements Engine {
   @Override
   public KvSnapshot exportKv(Sequence sequence) {
     PagedSequence s = live(sequence);
+    if (drafter != null && s.draftedTokens() < s.computedTokens()) {
+      throw new IllegalStateException("sequence " + s.id() + " has no drafting KV past position "
+          + s.draftedTokens() + ": draft after sampling its next token, then export");
+    }
     return new PagedKvSnapshot(layout(), storage, Arrays.copyOf(s.tokenArray(),
         s.computedTokens()), Arrays.copyOf(s.blockTable(), s.blockCount()));
   }

@@ -25,6 +25,12 @@ final class PagedSequence implements Sequence {
   private int wantedLogitRows = 1;
   private boolean released;
   private boolean cacheable = true;
+  /** The last appended tokens that are drafts the next step verifies (see Engine#draft). */
+  private int unverified;
+  /** Positions whose drafting-module KV is computed: it needs the token after each. */
+  private int draftedTokens;
+  /** The main model's hidden states of positions [draftedTokens, computed), for the drafter. */
+  private float[] hidden = new float[0];
 
   PagedSequence(long id, int[] initialTokens, int[] initialBlocks, int computed,
       int cachedPrefixTokens) {
@@ -35,6 +41,7 @@ final class PagedSequence implements Sequence {
     this.blockCount = initialBlocks.length;
     this.blockHashes = new long[this.blocks.length];
     this.computed = computed;
+    this.draftedTokens = computed;
     this.cachedPrefixTokens = cachedPrefixTokens;
   }
 
@@ -177,8 +184,64 @@ final class PagedSequence implements Sequence {
     return cacheable;
   }
 
+  int unverified() {
+    return unverified;
+  }
+
+  /** The last {@code count} appended tokens are drafts (0: the earlier ones were accepted). */
+  void markUnverified(int count) {
+    unverified = count;
+  }
+
+  /** Drops the tokens from {@code newLength} on; their KV, if computed, no longer counts. */
+  void truncate(int newLength) {
+    length = newLength;
+    computed = Math.min(computed, newLength);
+    unverified = 0;
+  }
+
+  /** Gives back the last block, once no position of the sequence is in it. */
+  int removeLastBlock() {
+    return blocks[--blockCount];
+  }
+
+  int draftedTokens() {
+    return draftedTokens;
+  }
+
+  /**
+   * Keeps the hidden states of positions {@code [position, position + rows)}: the rows of
+   * {@code source} from row {@code from}.
+   */
+  void addHidden(int position, float[] source, int from, int rows, int width) {
+    int kept = (position - draftedTokens) * width;
+    int needed = kept + rows * width;
+    if (hidden.length < needed) {
+      hidden = Arrays.copyOf(hidden, Math.max(needed, hidden.length * 2));
+    }
+    System.arraycopy(source, from * width, hidden, kept, rows * width);
+  }
+
+  /** The hidden state of position {@code p} is at {@code (p - draftedTokens()) * width}. */
+  float[] hidden() {
+    return hidden;
+  }
+
+  /** The drafting module's KV now covers positions below {@code count}. */
+  void markDrafted(int count, int width) {
+    int dropped = count - draftedTokens;
+    int kept = (computed - count) * width;
+    System.arraycopy(hidden, dropped * width, hidden, 0, kept);
+    draftedTokens = count;
+    if (count == computed) {
+      // A long prompt's states need not stay for the rest of the sequence's life.
+      hidden = hidden.length > 4 * width ? new float[4 * width] : hidden;
+    }
+  }
+
   void markReleased() {
     released = true;
+    hidden = new float[0];
     logits = new float[0][];
     logitRows = 0;
   }

@@ -11,8 +11,17 @@ public interface LoadedModel extends AutoCloseable {
 
   ModelInfo info();
 
-  /** Layers that store KV. */
+  /** Layers that store KV (a drafting module's included). */
   int kvLayers();
+
+  /**
+   * Whether the model was opened with a next-token module to draft with
+   * ({@link io.duet.engine.EngineOptions#mtp}): its forward passes are then
+   * {@link DraftingForwardPass}es and its last KV layer is the module's.
+   */
+  default boolean drafts() {
+    return false;
+  }
 
   /** What one token stores in the KV cache of each layer, in storage order. */
   List<KvComponent> kvComponents();

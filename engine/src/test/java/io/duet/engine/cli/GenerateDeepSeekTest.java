@@ -65,6 +65,24 @@ class GenerateDeepSeekTest {
   }
 
   @Test
+  void mtpOnPrintsTheSameIdsAndItsDrafts() throws IOException {
+    TinyDeepSeek.write(dir, RandomDeepSeekCheckpoint.Storage.BF16, true, false, 4);
+    String[] args = {dir.toString(), "--threads", "2", "-t", "0", "-n", "40", "--prompt-ids",
+        "0,17,42", "--print-ids"};
+    Run off = generate(args);
+    String[] withMtp = Arrays.copyOf(args, args.length + 2);
+    withMtp[args.length] = "--mtp";
+    withMtp[args.length + 1] = "on";
+    Run on = generate(withMtp);
+    assertEquals(0, on.exit(), on.err());
+    assertEquals(off.out(), on.out());
+    assertTrue(on.out().split(" ").length > 10, on.out());
+    Run bad = generate(dir.toString(), "--mtp", "maybe", "--prompt-ids", "0", "--print-ids");
+    assertEquals(2, bad.exit());
+    assertTrue(bad.err().contains("--mtp"), bad.err());
+  }
+
+  @Test
   void aModelWithoutTokenizerNeedsPromptIdsAndPrintIds() throws IOException {
     TinyDeepSeek.write(dir, RandomDeepSeekCheckpoint.Storage.BF16, true, false, 4);
     Run run = generate(dir.toString(), "--threads", "2", "-t", "0", "-i", "hello");

@@ -97,7 +97,7 @@ class ExpertParallelTest {
         WeightStorage.MAPPED,
         WeightFormatMode.FLOAT32)) {
       weights = DeepSeekWeights.load(checkpoint, DeepSeekConfig.parse(checkpoint.config(),
-          "config.json"));
+          "config.json"), false);
     }
     DeepSeekConfig c = weights.config();
     long all = weights.routedExpertBytes();

@@ -85,6 +85,44 @@ final class NaiveDeepSeek {
 
   /** The logits after each of {@code tokens}, at positions 0, 1, ... */
   double[][] logits(int[] tokens) {
+    double[][] h = hidden(tokens);
+    double[][] logits = new double[h.length][];
+    for (int t = 0; t < h.length; t++) {
+      logits[t] = linear("lm_head.weight", rmsNorm(h[t], "model.norm.weight"));
+    }
+    return logits;
+  }
+
+  /**
+   * The multi-token prediction module's logits at positions 0 .. n-2 of {@code tokens}: at
+   * position t, from the main model's hidden state there (before the final norm) and the
+   * embedding of token t+1, the distribution of token t+2 (DeepSeek-V3's MTP as vLLM's
+   * {@code deepseek_mtp.py} computes it, less its zeroed embedding at position 0).
+   */
+  double[][] nextTokenLogits(int[] tokens) {
+    int layers = c.get("num_hidden_layers").asInt();
+    String m = "model.layers." + layers + ".";
+    double[][] main = hidden(tokens);
+    int n = tokens.length - 1;
+    double[][] h = new double[n][];
+    for (int t = 0; t < n; t++) {
+      double[] joined = new double[2 * hidden];
+      System.arraycopy(rmsNorm(row(m + "embed_tokens.weight", tokens[t + 1], hidden),
+          m + "enorm.weight"), 0, joined, 0, hidden);
+      System.arraycopy(rmsNorm(main[t], m + "hnorm.weight"), 0, joined, hidden, hidden);
+      h[t] = linear(m + "eh_proj.weight", joined);
+    }
+    block(h, layers);
+    double[][] logits = new double[n][];
+    for (int t = 0; t < n; t++) {
+      logits[t] = linear(m + "shared_head.head.weight", rmsNorm(h[t],
+          m + "shared_head.norm.weight"));
+    }
+    return logits;
+  }
+
+  /** The hidden state after the last layer at each position, before the final norm. */
+  private double[][] hidden(int[] tokens) {
     int n = tokens.length;
     double[][] h = new double[n][];
     for (int t = 0; t < n; t++) {
@@ -92,24 +130,26 @@ final class NaiveDeepSeek {
     }
     int layers = c.get("num_hidden_layers").asInt();
     for (int l = 0; l < layers; l++) {
-      String p = "model.layers." + l + ".";
-      double[][] normed = new double[n][];
-      for (int t = 0; t < n; t++) {
-        normed[t] = rmsNorm(h[t], p + "input_layernorm.weight");
-      }
-      double[][] attended = attention(normed, p + "self_attn.");
-      for (int t = 0; t < n; t++) {
-        add(h[t], attended[t]);
-        double[] x = rmsNorm(h[t], p + "post_attention_layernorm.weight");
-        add(h[t], l < c.get("first_k_dense_replace").asInt() ? mlp(x, p + "mlp.")
-            : moe(x, p + "mlp."));
-      }
+      block(h, l);
     }
-    double[][] logits = new double[n][];
+    return h;
+  }
+
+  /** Decoder block {@code l} over every position of {@code h}, in place. */
+  private void block(double[][] h, int l) {
+    int n = h.length;
+    String p = "model.layers." + l + ".";
+    double[][] normed = new double[n][];
     for (int t = 0; t < n; t++) {
-      logits[t] = linear("lm_head.weight", rmsNorm(h[t], "model.norm.weight"));
+      normed[t] = rmsNorm(h[t], p + "input_layernorm.weight");
     }
-    return logits;
+    double[][] attended = attention(normed, p + "self_attn.");
+    for (int t = 0; t < n; t++) {
+      add(h[t], attended[t]);
+      double[] x = rmsNorm(h[t], p + "post_attention_layernorm.weight");
+      add(h[t], l < c.get("first_k_dense_replace").asInt() ? mlp(x, p + "mlp.")
+          : moe(x, p + "mlp."));
+    }
   }
 
   private double[][] attention(double[][] x, String a) {

@@ -227,6 +227,13 @@ public final class PrefillScheduler extends EngineThread {
         if (delta.finish() != null && job.endAtFirstToken) {
           engine.release(sequence);
         } else {
+          if (engine.draftTokens() > 0) {
+            // The MTP layer's KV of the prompt's last position needs the first token; the
+            // decode instance cannot compute it (it has no hidden state of the prompt), so it
+            // must be in what moves. The draft itself is not sent: the first decode step runs
+            // without one.
+            engine.draft(List.of(sequence), new int[] {first});
+          }
           transferId = leases.lease(job.requestId, sequence);
         }
       } catch (RuntimeException e) {
