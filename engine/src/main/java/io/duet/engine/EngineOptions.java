@@ -28,6 +28,7 @@ public final class EngineOptions {
   private WeightStorage weightStorage = DEFAULT_WEIGHT_STORAGE;
   private int expertParallel = 1;
   private int expertSlots;
+  private ExpertNetwork expertNetwork;
   private Map<String, String> parameters = Map.of();
   private Path warmCache;
 
@@ -213,6 +214,20 @@ public final class EngineOptions {
     return this;
   }
 
+  public ExpertNetwork expertNetwork() {
+    return expertNetwork;
+  }
+
+  /**
+   * The ranks of {@link Engine#openRanks} are part of an instance whose ranks span several JVMs,
+   * whose expert-parallel groups exchange over the network where they span JVMs; null (the
+   * default): every rank of the instance is in this JVM.
+   */
+  public EngineOptions expertNetwork(ExpertNetwork value) {
+    this.expertNetwork = value;
+    return this;
+  }
+
   private static int requirePositive(int value, String name) {
     if (value <= 0) {
       throw new IllegalArgumentException(name + " must be positive, was " + value);
@@ -233,6 +248,7 @@ public final class EngineOptions {
         + tokenizerPath + ", blockSize=" + blockSize + ", kvCacheBytes=" + kvCacheBytes + ", kvBlocks=" + kvBlocks
         + ", maxBatchTokens=" + maxBatchTokens + ", maxSequences=" + maxSequences + ", threads="
         + threads + ", sharedCores=" + sharedCores + ", expertParallel=" + expertParallel
-        + ", expertSlots=" + expertSlots + ", parameters=" + parameters + "}";
+        + ", expertSlots=" + expertSlots + ", expertNetwork=" + expertNetwork
+        + ", parameters=" + parameters + "}";
   }
 }
