@@ -423,7 +423,7 @@ public final class SocketExpertExchange implements ExpertExchange {
         }
       } catch (EOFException e) {
         reason = "the connection to rank " + rank + " of the expert-parallel group closed "
-            + "(its JVM is gone?)";
+            + "without a word: its JVM is gone, or the network cut it";
       } catch (IOException e) {
         reason = failure != null ? failure : "the connection to rank " + rank
             + " of the expert-parallel group broke: " + e.getMessage();
