@@ -46,9 +46,14 @@ public interface Engine extends AutoCloseable {
    * each: every engine of the group steps (with an empty list when it has nothing to compute)
    * before any of them steps again; a step waits in the exchange for the others'. Closing one
    * makes the group's later steps fail. Their output equals one engine's holding every expert.
+   * With {@link EngineOptions#expertNetwork} these engines are some of the ranks of an instance
+   * spread over several JVMs, and a group spanning JVMs exchanges over TCP: opening waits until
+   * every rank of such a group has connected (see {@link ExpertNetwork}).
    *
-   * @throws IllegalArgumentException when {@code ep} does not divide {@code count} and the
-   *     expert slots
+   * @throws IllegalArgumentException when {@code ep} does not divide the instance's ranks
+   *     ({@code count}, or the network's) and the expert slots
+   * @throws io.duet.engine.spi.ExpertExchangeException when a group spanning JVMs cannot
+   *     connect within the network's connect timeout
    * @param count at least 1
    * @throws ModelFormatException as {@link #open}
    */

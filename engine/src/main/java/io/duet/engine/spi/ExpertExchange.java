@@ -13,8 +13,9 @@ import java.util.Arrays;
  * every rank has finished.
  *
  * <p>{@link #solo()} is the group of one: an engine that holds every expert. Implementations
- * for several ranks: {@code impl.LocalExpertExchange} (ranks in one JVM); a networked one can
- * take its place, as the forward pass sees only this interface. Used by one thread per rank
+ * for several ranks: {@code impl.LocalExpertExchange} (ranks in one JVM) and
+ * {@code impl.SocketExpertExchange} (ranks in several JVMs, over TCP); the forward pass sees
+ * only this interface. Used by one thread per rank
  * (its engine's stepping thread).
  */
 public interface ExpertExchange {
@@ -116,7 +117,8 @@ public interface ExpertExchange {
    * this rank's rows are in its outboxes.
    *
    * @throws ExpertExchangeException when the group cannot complete it (a rank failed or
-   *     left); the step fails, the group stays usable for the next step
+   *     left); the step fails. An in-JVM group is usable again for the next step, a networked
+   *     one stays broken (see its implementation)
    */
   void exchange(Server server);
 
