@@ -23,6 +23,7 @@ import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.ReentrantLock;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -213,9 +214,11 @@ public final class SocketExpertExchange implements ExpertExchange {
     watchdog.cancel(false);
     if (broken == null) {
       broken = "rank " + rank + " of the expert-parallel group has closed: its experts are gone";
+      // not the rank thread's writer, which a step under way may be using
+      ExpertWire.Writer bye = new ExpertWire.Writer(ExpertWire.HEADER_BYTES + Integer.BYTES);
       for (Peer peer : peers) {
         if (peer != null) {
-          peer.sendQuietly(out -> writer.empty(out, ExpertWire.BYE, step));
+          peer.sendQuietly(out -> bye.empty(out, ExpertWire.BYE, step));
         }
       }
     }
@@ -390,6 +393,8 @@ public final class SocketExpertExchange implements ExpertExchange {
     private final OutputStream out;
     /** Frames read, or a String saying why no more will come. */
     final BlockingQueue<Object> frames = new LinkedBlockingQueue<>();
+    /** Held while a frame is written: the rank's thread and a closing one may both write. */
+    private final ReentrantLock writing = new ReentrantLock();
     /** When the write under way began (nanoTime), 0 when none is. */
     private volatile long writingSince;
     private volatile String failure;
@@ -433,22 +438,37 @@ public final class SocketExpertExchange implements ExpertExchange {
     }
 
     void send(Write write) throws IOException {
+      writing.lock();
+      try {
+        write(write);
+      } finally {
+        writing.unlock();
+      }
+    }
+
+    /**
+     * Sends a last word unless the connection is closed or a write is under way (which the
+     * closing that follows cuts short anyway): never waits for a peer that does not read.
+     */
+    void sendQuietly(Write write) {
+      if (socket.isClosed() || !writing.tryLock()) {
+        return;
+      }
+      try {
+        write(write);
+      } catch (IOException e) {
+        // it is being torn down anyway
+      } finally {
+        writing.unlock();
+      }
+    }
+
+    private void write(Write write) throws IOException {
       writingSince = System.nanoTime();
       try {
         write.to(out);
       } finally {
         writingSince = 0;
-      }
-    }
-
-    void sendQuietly(Write write) {
-      if (socket.isClosed()) {
-        return;
-      }
-      try {
-        send(write);
-      } catch (IOException e) {
-        // it is being torn down anyway
       }
     }
 

@@ -32,7 +32,8 @@ import org.junit.jupiter.params.provider.CsvSource;
 /**
  * Expert parallelism over the network: the ranks of a group split between this JVM and a child
  * JVM, exchanging over TCP, produce exactly the logits of one engine holding every expert; a
- * killed JVM fails the survivor's step within the exchange timeout instead of hanging it.
+ * killed JVM fails the survivor's step within the exchange timeout instead of hanging it; a
+ * group wholly in this JVM still exchanges in memory.
  */
 @Timeout(300)
 class ExpertParallelAcrossJvmsTest {
@@ -110,6 +111,31 @@ class ExpertParallelAcrossJvmsTest {
       }
     }
     assertEquals(ExpertParallelTest.PROMPTS.length, decodedPrompts);
+  }
+
+  @Test
+  void aGroupWhollyInThisJvmExchangesInMemoryAndRanksBeyondTheInstanceAreRefused()
+      throws Exception {
+    TinyDeepSeek.write(dir, Storage.BF16, true, false, 5);
+    // 4 ranks in groups of 2; this JVM holds group 0 whole, so nothing listens or connects
+    List<InetSocketAddress> addresses = LoopbackPorts.free(4);
+    List<Engine> engines = ExpertRankProcess.open(dir, addresses, 0, 2, 2,
+        Duration.ofSeconds(5));
+    try {
+      List<List<float[][]>> decoded = ExpertRankProcess.decode(engines, 0, 2);
+      List<float[][]> alone = new ArrayList<>();
+      try (Engine engine = Engine.open(DeepSeekV3Test.options(dir))) {
+        alone.add(ExpertParallelTest.decode(engine, ExpertParallelTest.PROMPTS[0]));
+      }
+      assertArrayEquals(alone.get(0)[ExpertParallelTest.STEPS - 1],
+          decoded.get(0).get(0)[ExpertParallelTest.STEPS - 1]);
+    } finally {
+      engines.forEach(Engine::close);
+    }
+    IllegalArgumentException beyond = assertThrows(IllegalArgumentException.class,
+        () -> ExpertRankProcess.open(dir, addresses, 3, 2, 2, Duration.ofSeconds(5)));
+    assertTrue(beyond.getMessage().contains("ranks 3 to 4 are not all among the instance's 4"),
+        beyond.getMessage());
   }
 
   @Test
