@@ -600,7 +600,8 @@ public final class SocketExpertExchange implements ExpertExchange {
         return established(h.from(), socket);
       } catch (IOException e) {
         LOG.warn("rank {} of expert-parallel group {} refused a connection from {}: {}", self,
-            group, socket.getRemoteSocketAddress(), e.getMessage());
+            group, socket.getRemoteSocketAddress(), e instanceof EOFException
+                ? "it closed during the handshake" : e.getMessage());
         closeQuietly(socket);
         return null;
       }
