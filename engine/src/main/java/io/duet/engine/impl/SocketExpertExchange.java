@@ -49,7 +49,7 @@ import org.slf4j.LoggerFactory;
  * flight, so no later exchange could trust the order of the stream; every later exchange fails at
  * once, and the ranks' JVMs must be restarted. (An in-JVM group starts afresh instead.)
  */
-public final class SocketExpertExchange implements ExpertExchange {
+final class SocketExpertExchange implements ExpertExchange {
 
   private static final Logger LOG = LoggerFactory.getLogger(SocketExpertExchange.class);
   /** Checks every rank's writes in progress against its timeout. */
@@ -113,15 +113,22 @@ public final class SocketExpertExchange implements ExpertExchange {
       List<Integer> members) {
     List<ServerSocket> listeners = new ArrayList<>();
     List<CompletableFuture<Peer[]>> meshes = new ArrayList<>();
+    List<ExpertExchange> ends = new ArrayList<>();
     boolean opened = false;
     try {
       // Every port first, so that this JVM's ranks find each other's whatever order they run.
       for (int member : members) {
-        InetSocketAddress own = network.rankAddresses().get(group * ranks + member);
+        InetSocketAddress own = new InetSocketAddress(network.bindHost(),
+            network.rankAddresses().get(group * ranks + member).getPort());
         ServerSocket listener = new ServerSocket();
         listeners.add(listener);
         listener.setReuseAddress(true);
-        listener.bind(new InetSocketAddress(network.bindHost(), own.getPort()), ranks);
+        try {
+          listener.bind(own, ranks);
+        } catch (IOException e) {
+          throw new IOException("rank " + member + " of group " + group + " cannot listen on "
+              + own + ": " + e.getMessage(), e);
+        }
       }
       long deadline = System.nanoTime() + network.connectTimeout().toNanos();
       for (int i = 0; i < members.size(); i++) {
@@ -131,7 +138,6 @@ public final class SocketExpertExchange implements ExpertExchange {
             () -> Mesh.connect(network, group, ranks, member, listener, deadline),
             task -> new Thread(task, "duet-expert-mesh-" + group + "-" + member).start()));
       }
-      List<ExpertExchange> ends = new ArrayList<>();
       for (int i = 0; i < members.size(); i++) {
         ends.add(new SocketExpertExchange(ranks, members.get(i), group, meshes.get(i).get(),
             network));
@@ -141,8 +147,7 @@ public final class SocketExpertExchange implements ExpertExchange {
       opened = true;
       return ends;
     } catch (IOException e) {
-      throw new ExpertExchangeException("cannot listen for the expert-parallel group's "
-          + "connections: " + e.getMessage());
+      throw new ExpertExchangeException(e.getMessage());
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       throw new ExpertExchangeException("interrupted while connecting the expert-parallel "
@@ -154,6 +159,7 @@ public final class SocketExpertExchange implements ExpertExchange {
     } finally {
       listeners.forEach(Mesh::closeQuietly);
       if (!opened) {
+        ends.forEach(ExpertExchange::leave);
         // the connections of ranks whose siblings failed, now or once they are made
         for (CompletableFuture<Peer[]> mesh : meshes) {
           mesh.thenAccept(peers -> Arrays.stream(peers).filter(p -> p != null)
