@@ -27,8 +27,9 @@ import org.junit.jupiter.api.Timeout;
 /**
  * The all-to-all over TCP, its ranks in this JVM on loopback: rows reach the rank they are sent
  * to and come back transformed, ranks with fewer exchanges serve until all are done, and every
- * failure (a rank's serving throws, a rank that does not come, a wrong secret, a frame over the
- * limit) fails the exchange with an {@link ExpertExchangeException} within the timeout.
+ * failure (a rank's serving throws, a rank that does not come, a peer that stops reading, a
+ * rank that leaves, a wrong secret, a frame over the limit) fails the exchange with an
+ * {@link ExpertExchangeException} within the timeout.
  */
 @Timeout(60)
 class SocketExpertExchangeTest {
@@ -181,6 +182,36 @@ class SocketExpertExchangeTest {
     long late = System.nanoTime();
     assertThrows(ExpertExchangeException.class, () -> ends.get(1).exchange(adding(1)));
     assertTrue(System.nanoTime() - late < TimeUnit.SECONDS.toNanos(15), "before its timeout");
+  }
+
+  @Test
+  void aPeerThatStopsReadingIsCutOffAfterTheTimeout() throws Exception {
+    List<InetSocketAddress> addresses = LoopbackPorts.free(2);
+    CompletableFuture<List<ExpertExchange>> rank0 = CompletableFuture.supplyAsync(
+        () -> group(network(addresses, "s3cret", 500, ExpertNetwork.DEFAULT_MAX_FRAME_BYTES),
+            List.of(0)));
+    // rank 1 is a socket that proves the secret and then never reads, as a frozen JVM
+    try (Socket frozen = connectWhenListening(addresses.get(0))) {
+      byte[] hello = ExpertWire.hello(2, 0, 1, 0);
+      frozen.getOutputStream().write(hello);
+      byte[] nonce = ExpertWire.readExactly(frozen.getInputStream(), ExpertWire.NONCE_BYTES);
+      ExpertWire.readExactly(frozen.getInputStream(), ExpertWire.MAC_BYTES);
+      frozen.getOutputStream().write(ExpertWire.proof("s3cret", "connector", hello, nonce));
+      ExpertExchange end = rank0.get(30, TimeUnit.SECONDS).get(0);
+      // 32 MB of rows: more than the sockets' buffers take
+      float[] row = new float[1024];
+      end.outbox(1).clear(0, row.length);
+      for (int i = 0; i < 8192; i++) {
+        end.outbox(1).add(row, 0, 0);
+      }
+      end.outbox(0).clear(0, row.length);
+      long start = System.nanoTime();
+      ExpertExchangeException e = assertThrows(ExpertExchangeException.class,
+          () -> end.exchange(adding(0)));
+      assertTrue(e.getMessage().contains("rank 1 of the expert-parallel group took nothing for "
+          + "500 ms"), e.getMessage());
+      assertTrue(System.nanoTime() - start < TimeUnit.SECONDS.toNanos(15), "cut off");
+    }
   }
 
   @Test
