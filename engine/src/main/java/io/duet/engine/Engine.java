@@ -141,6 +141,22 @@ public interface Engine extends AutoCloseable {
    */
   long expertExchangeNanos();
 
+  /**
+   * Whether a rank of this engine's expert-parallel group in another JVM waits for this engine
+   * to step: it has begun a step this engine has not joined, or its connection ended (which this
+   * engine's next step reports by failing). Always false for a group wholly in this JVM, whose
+   * ranks must be stepped together by their caller.
+   */
+  boolean expertPeerWaiting();
+
+  /**
+   * Has {@code wake} called, from a channel thread, whenever a rank in another JVM starts
+   * {@linkplain #expertPeerWaiting waiting} for this engine between its steps; it must return at
+   * once (e.g. hand a command to the engine's thread). Never called for a group wholly in this
+   * JVM.
+   */
+  void onExpertPeerWaiting(Runnable wake);
+
   /** Frees the sequence's blocks (prefix blocks stay cached for reuse). Idempotent. */
   void release(Sequence sequence);
 

@@ -358,6 +358,16 @@ public final class PagedEngine implements Engine {
     return experts.exchangeNanos();
   }
 
+  @Override
+  public boolean expertPeerWaiting() {
+    return experts.peerWaiting();
+  }
+
+  @Override
+  public void onExpertPeerWaiting(Runnable wake) {
+    experts.onPeerWaiting(wake);
+  }
+
   private void runPasses(List<Sequence> sequences) {
     int vocab = info.vocabSize();
     int index = 0;

@@ -73,6 +73,12 @@ final class SocketExpertExchange implements ExpertExchange {
   private final float[][] scratch = {new float[0]};
   private final ScheduledFuture<?> watchdog;
   private long step;
+  /**
+   * Between the start of a step's first exchange and the end of its {@link #finishStep}: frames
+   * arriving then are the step's own, and wake nobody.
+   */
+  private volatile boolean inStep;
+  private volatile Runnable peerWaiting = () -> { };
   private volatile long nanos;
   private volatile String broken;
 
@@ -187,6 +193,7 @@ final class SocketExpertExchange implements ExpertExchange {
   @Override
   public void exchange(Server server) {
     long start = System.nanoTime();
+    inStep = true;
     try {
       round(server, false);
     } finally {
@@ -197,6 +204,7 @@ final class SocketExpertExchange implements ExpertExchange {
   @Override
   public void finishStep(Server server) {
     long start = System.nanoTime();
+    inStep = true;
     try {
       for (Mail mail : outbox) {
         mail.clear(-1, mail.width());
@@ -206,7 +214,40 @@ final class SocketExpertExchange implements ExpertExchange {
       }
       step++;
     } finally {
+      // Every frame of the step has been read (its last round had one from each peer), so
+      // whatever a peer sends from now on is of the next step: see frameArrived.
+      inStep = false;
       nanos += System.nanoTime() - start;
+    }
+  }
+
+  @Override
+  public boolean peerWaiting() {
+    if (broken != null) {
+      return false; // every step fails at once now: nothing to wake for
+    }
+    for (Peer peer : peers) {
+      if (peer != null && !peer.frames.isEmpty()) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  @Override
+  public void onPeerWaiting(Runnable wake) {
+    peerWaiting = wake;
+  }
+
+  /**
+   * A reader queued a frame (or the end of its connection). Outside a step it is a peer's next
+   * step, or its end, which this rank must join: wake it. The rank clears {@link #inStep}
+   * before it next looks at {@link #peerWaiting}, so a frame queued after that look is seen
+   * here as outside a step.
+   */
+  private void frameArrived() {
+    if (!inStep) {
+      peerWaiting.run();
     }
   }
 
@@ -412,13 +453,13 @@ final class SocketExpertExchange implements ExpertExchange {
     }
 
     void startReading(SocketExpertExchange owner, int maxFrameBytes) {
-      Thread reader = new Thread(() -> read(owner.rank, maxFrameBytes),
+      Thread reader = new Thread(() -> read(owner, maxFrameBytes),
           "duet-expert-channel-" + owner.group + "-" + owner.rank + "-from-" + rank);
       reader.setDaemon(true);
       reader.start();
     }
 
-    private void read(int self, int maxFrameBytes) {
+    private void read(SocketExpertExchange owner, int maxFrameBytes) {
       String reason;
       try {
         DataInputStream in = new DataInputStream(new BufferedInputStream(
@@ -431,6 +472,7 @@ final class SocketExpertExchange implements ExpertExchange {
             break;
           }
           frames.add(frame);
+          owner.frameArrived();
         }
       } catch (EOFException e) {
         reason = "the connection to rank " + rank + " of the expert-parallel group closed "
@@ -440,7 +482,8 @@ final class SocketExpertExchange implements ExpertExchange {
             + " of the expert-parallel group broke: " + e.getMessage();
       }
       frames.add(reason);
-      LOG.debug("rank {} stops reading from rank {}: {}", self, rank, reason);
+      owner.frameArrived();
+      LOG.debug("rank {} stops reading from rank {}: {}", owner.rank, rank, reason);
     }
 
     void send(Write write) throws IOException {

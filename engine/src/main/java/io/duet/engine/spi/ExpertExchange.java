@@ -137,6 +137,23 @@ public interface ExpertExchange {
   /** This rank stops for good (its engine closes): exchanges that need it fail from now on. */
   void leave();
 
+  /**
+   * Whether a rank of the group in another JVM is waiting for this one: it has begun a step
+   * this rank has not joined (its frames are here), or its connection ended, which this rank's
+   * next step reports. Ranks in one JVM learn of each other's steps from their stepping
+   * coordinator instead, so an in-JVM group never has one waiting.
+   */
+  default boolean peerWaiting() {
+    return false;
+  }
+
+  /**
+   * Has {@code wake} called, from a channel thread, whenever a peer in another JVM starts
+   * waiting for this rank ({@link #peerWaiting}) between its steps; it must return at once.
+   */
+  default void onPeerWaiting(Runnable wake) {
+  }
+
   /** The group of one rank, which serves its own rows at once. */
   static ExpertExchange solo() {
     return new ExpertExchange() {

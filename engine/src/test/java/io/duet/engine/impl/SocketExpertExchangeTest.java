@@ -2,6 +2,7 @@ package io.duet.engine.impl;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -18,6 +19,7 @@ import java.util.Arrays;
 import java.util.Collections;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import java.util.function.IntFunction;
 import org.junit.jupiter.api.AfterEach;
@@ -79,6 +81,41 @@ class SocketExpertExchangeTest {
       }, task -> new Thread(task, "rank-" + rank).start()));
     }
     return results;
+  }
+
+  @Test
+  void aRankBetweenStepsIsWokenWhenAPeerBeginsAStepAndNotByTheStepsOwnFrames() throws Exception {
+    List<ExpertExchange> ends = group(network(LoopbackPorts.free(2), null, 10_000,
+        ExpertNetwork.DEFAULT_MAX_FRAME_BYTES), List.of(0, 1));
+    ExpertExchange idle = ends.get(1);
+    Semaphore wakes = new Semaphore(0);
+    idle.onPeerWaiting(wakes::release);
+    assertFalse(idle.peerWaiting(), "no peer waits before any step");
+    for (int step = 0; step < 2; step++) {
+      // Rank 0 begins a step with rows for rank 1, which is between steps: it is woken, sees a
+      // peer waiting, and joins with an empty step.
+      CompletableFuture<Object> busy = onEveryRank(1, rank -> {
+        ExpertExchange end = ends.get(0);
+        end.outbox(1).clear(0, 1);
+        end.outbox(1).add(new float[] {7}, 0, 0);
+        end.exchange(adding(0));
+        end.finishStep(adding(0));
+        return end.outbox(1).results()[0];
+      }).get(0);
+      assertTrue(wakes.tryAcquire(20, TimeUnit.SECONDS), "step " + step + ": rank 1 was woken");
+      assertTrue(idle.peerWaiting(), "step " + step);
+      idle.finishStep(adding(1));
+      assertEquals(7f + 200, busy.get(20, TimeUnit.SECONDS), "step " + step);
+      // the step consumed every frame of its own: nobody waits now, and nothing woke rank 1
+      assertFalse(idle.peerWaiting(), "step " + step + ": no peer waits after the step");
+      assertEquals(0, wakes.availablePermits(), "step " + step + ": no wake during the step");
+    }
+    // a peer that leaves wakes the idle rank too, whose next step then fails at once
+    ends.get(0).leave();
+    assertTrue(wakes.tryAcquire(20, TimeUnit.SECONDS), "rank 1 was woken by the peer's leaving");
+    assertTrue(idle.peerWaiting());
+    assertThrows(ExpertExchangeException.class, () -> idle.finishStep(adding(1)));
+    assertFalse(idle.peerWaiting(), "a broken group has nobody to wait for");
   }
 
   @Test
