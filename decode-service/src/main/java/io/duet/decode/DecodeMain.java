@@ -4,6 +4,7 @@ import io.duet.cluster.DuetConfig;
 import io.duet.cluster.Metrics;
 import io.duet.contract.Role;
 import io.duet.decode.impl.LockstepStepping;
+import io.duet.decode.impl.NetworkedGroupStepping;
 import io.duet.decode.impl.RankStepping;
 import io.duet.engine.Engine;
 import io.duet.service.ServiceRuntime;
@@ -42,17 +43,22 @@ public final class DecodeMain extends WorkerMain {
 
   /**
    * Makes the decode verticles of one instance's ranks: the ranks of each expert-parallel group
-   * ({@link Engine#expertParallelRanks}, ranks {@code [g * ep, (g + 1) * ep)}) step in lockstep, one {@link LockstepStepping} per group;
-   * the others step on their own. One factory per instance.
+   * ({@link Engine#expertParallelRanks}, ranks {@code [g * ep, (g + 1) * ep)}) step in
+   * lockstep, one {@link LockstepStepping} per group in this JVM, joined by the steps of the
+   * group's ranks in other JVMs when it spans several ({@link NetworkedGroupStepping}); the
+   * others step on their own. One factory per instance.
    */
   public static ServiceRuntime.WorkerFactory ranks() {
     Map<Integer, LockstepStepping> groups = new HashMap<>();
     return (config, engine, modelName, rank) -> {
       int ep = engine.expertParallelRanks();
-      RankStepping stepping = ep > 1
-          ? groups.computeIfAbsent(rank / ep, g -> new LockstepStepping()).rank(rank)
-          : RankStepping.INDEPENDENT;
-      return create(config, engine, modelName, rank, stepping);
+      if (ep == 1) {
+        return create(config, engine, modelName, rank, RankStepping.INDEPENDENT);
+      }
+      RankStepping stepping = groups.computeIfAbsent(rank / ep, g -> new LockstepStepping())
+          .rank(rank);
+      return create(config, engine, modelName, rank, engine.options().expertNetwork() == null
+          ? stepping : new NetworkedGroupStepping(stepping, engine));
     };
   }
 

@@ -1,0 +1,47 @@
+package io.duet.decode.impl;
+
+import io.duet.engine.Engine;
+
+/**
+ * The stepping of a rank whose expert-parallel group spans several JVMs: the group's ranks in
+ * this JVM step together under {@code local} (a {@link LockstepStepping}), and since no
+ * coordinator sees the other JVMs' ranks, a rank also steps when one of them has begun a step
+ * this rank has not joined ({@link Engine#expertPeerWaiting}); the arrival of that rank's first
+ * frame wakes it. A step consumes every frame of its own, so this adds no empty steps: each
+ * step of a rank of another JVM is joined exactly once.
+ *
+ * <p>When a peer's JVM stops or fails, its connection's end wakes the rank too, and the step
+ * fails with the reason; from then on every step of the group fails at once (see
+ * {@link Engine#openRanks}), each request with that reason.
+ */
+public final class NetworkedGroupStepping implements RankStepping {
+
+  private final RankStepping local;
+  private final Engine engine;
+
+  public NetworkedGroupStepping(RankStepping local, Engine engine) {
+    this.local = local;
+    this.engine = engine;
+  }
+
+  @Override
+  public boolean beforeStep(boolean hasWork) {
+    return local.beforeStep(hasWork || engine.expertPeerWaiting());
+  }
+
+  @Override
+  public void start(Runnable wake) {
+    engine.onExpertPeerWaiting(wake);
+    local.start(wake);
+  }
+
+  @Override
+  public void leave() {
+    local.leave();
+  }
+
+  @Override
+  public boolean othersBusy() {
+    return local.othersBusy();
+  }
+}
