@@ -157,6 +157,14 @@ public interface Engine extends AutoCloseable {
    */
   void onExpertPeerWaiting(Runnable wake);
 
+  /**
+   * Why this engine's expert-parallel group can step no more, or null while it can: a group
+   * spanning JVMs stays broken once a step's exchange failed (a rank's JVM stopped or failed,
+   * a timeout), and every later step fails at once; only new JVMs form it again. Never set for a
+   * group wholly in this JVM, whose next step starts afresh.
+   */
+  String expertGroupFailure();
+
   /** Frees the sequence's blocks (prefix blocks stay cached for reuse). Idempotent. */
   void release(Sequence sequence);
 

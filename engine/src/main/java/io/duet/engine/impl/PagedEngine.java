@@ -368,6 +368,11 @@ public final class PagedEngine implements Engine {
     experts.onPeerWaiting(wake);
   }
 
+  @Override
+  public String expertGroupFailure() {
+    return experts.failure();
+  }
+
   private void runPasses(List<Sequence> sequences) {
     int vocab = info.vocabSize();
     int index = 0;

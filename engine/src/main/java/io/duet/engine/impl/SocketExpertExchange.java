@@ -235,6 +235,11 @@ final class SocketExpertExchange implements ExpertExchange {
   }
 
   @Override
+  public String failure() {
+    return broken;
+  }
+
+  @Override
   public void onPeerWaiting(Runnable wake) {
     peerWaiting = wake;
   }

@@ -154,6 +154,14 @@ public interface ExpertExchange {
   default void onPeerWaiting(Runnable wake) {
   }
 
+  /**
+   * Why the group can exchange no more, or null while it can: a group spanning JVMs stays
+   * broken once an exchange failed (an in-JVM group starts afresh at the next step, so never).
+   */
+  default String failure() {
+    return null;
+  }
+
   /** The group of one rank, which serves its own rows at once. */
   static ExpertExchange solo() {
     return new ExpertExchange() {

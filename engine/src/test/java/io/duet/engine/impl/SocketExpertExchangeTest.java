@@ -114,7 +114,9 @@ class SocketExpertExchangeTest {
     ends.get(0).leave();
     assertTrue(wakes.tryAcquire(20, TimeUnit.SECONDS), "rank 1 was woken by the peer's leaving");
     assertTrue(idle.peerWaiting());
+    assertEquals(null, idle.failure(), "the group breaks when a step finds the peer gone");
     assertThrows(ExpertExchangeException.class, () -> idle.finishStep(adding(1)));
+    assertTrue(idle.failure().contains("has closed"), idle.failure());
     assertFalse(idle.peerWaiting(), "a broken group has nobody to wait for");
   }
 
