@@ -423,8 +423,8 @@ public final class Settings {
 
   public static final Setting<List<String>> DECODE_EP_NODES = declare(Setting.builder(
       "decode.ep-nodes", hostPorts()).defaultValue(List.of())
-      .requires("that lists HOST:PORT items, each with room for a port per rank (PORT + "
-          + "decode.dp - 1 at most 65535)", (config, nodes) -> ExpertParallelNodes.wellFormed(config, nodes))
+      .requires("with a port in each item and room for a port per rank (PORT + decode.dp - 1 "
+          + "at most 65535)", (config, nodes) -> ExpertParallelNodes.wellFormed(config, nodes))
       .description("The JVMs (nodes) of a decode instance whose expert-parallel groups span "
           + "several: each node's data-channel address, in node order. Each node is a decode "
           + "instance of its own (its own id, registry entries and status ports) with the same "

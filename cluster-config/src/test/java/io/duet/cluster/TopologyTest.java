@@ -280,8 +280,8 @@ class TopologyTest {
         // 6 ranks in 3 nodes of 2 cannot form groups of 4
         new Problem("instances.d0.decode.ep", epFits, "'4'", source),
         new Problem("instances.d1.decode.ep", epFits, "'4'", source),
-        new Problem("instances.d3.decode.ep-nodes", "a value that lists HOST:PORT items, each "
-            + "with room for a port per rank (PORT + decode.dp - 1 at most 65535)",
+        new Problem("instances.d3.decode.ep-nodes", "a value with a port in each item and room "
+            + "for a port per rank (PORT + decode.dp - 1 at most 65535)",
             "'[\"127.0.0.1:9400\",\"127.0.0.1\"]'", source),
         new Problem("instances.d3.decode.ep-node", "a value that is an index of "
             + "decode.ep-nodes (0 when it is empty)", "'2'", source),
