@@ -247,6 +247,12 @@ class TopologyTest {
     assertEquals(List.of(), ExpertParallelNodes.rankAddresses(
         topology(vertx, SHIPPED.resolve("2p1d.yaml"), Map.of()).instance("d0").orElseThrow()
             .config()), "without decode.ep-nodes every rank is in the one JVM");
+    // a group lies in one JVM or holds whole JVMs: 3 nodes of 2 ranks take EP 1, 2 and 6
+    DuetConfig threeNodes = d1.config().with(Settings.DECODE_EP, 2)
+        .with(Settings.DECODE_EP_NODES, List.of("127.0.0.1:9300", "127.0.0.1:9310",
+            "127.0.0.1:9320"));
+    assertEquals(List.of(1, 2, 6), IntStream.rangeClosed(1, 8)
+        .filter(ep -> ep == 1 || ExpertParallelNodes.groupsFit(threeNodes, ep)).boxed().toList());
   }
 
   @Test
