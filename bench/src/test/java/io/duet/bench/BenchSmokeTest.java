@@ -190,7 +190,8 @@ class BenchSmokeTest {
 
   /**
    * expert-parallel on a tiny random DeepSeek-V3 checkpoint: one engine, then two ranks sharing
-   * the experts, whose steps spend time in the all-to-all.
+   * the experts, in one JVM and in two (the second started by the bench), whose steps spend time
+   * in the all-to-all.
    */
   @Test
   void expertParallel() throws Exception {
@@ -201,11 +202,16 @@ class BenchSmokeTest {
     Path json = temp.resolve("ep.json");
     String out = run("expert-parallel", model.toString(), "--ranks", "1,2", "--batch", "2",
         "--prompt-tokens", "4", "--steps", "4", "--warmup-steps", "2", "--threads", "1",
-        "--json", json.toString());
-    assertEquals(2 * 4, figures(out).size(), out);
+        "--jvms", "1,2", "--json", json.toString());
+    // ranks, JVMs, threads/rank, tokens/s, step ms of 1 rank, 2 in 1 JVM, 2 in 2 JVMs
+    assertEquals(3 * 5, figures(out).size(), out);
     JsonArray runs = new JsonObject(Files.readString(json)).getJsonArray("runs");
+    assertEquals(3, runs.size(), out);
     assertEquals(0, runs.getJsonObject(0).getDouble("allToAllMillisPerStep"));
+    assertEquals(1, runs.getJsonObject(1).getInteger("jvms"));
     assertTrue(runs.getJsonObject(1).getDouble("allToAllMillisPerStep") > 0, out);
+    assertEquals(2, runs.getJsonObject(2).getInteger("jvms"));
+    assertTrue(runs.getJsonObject(2).getDouble("allToAllMillisPerStep") > 0, out);
   }
 
   /**

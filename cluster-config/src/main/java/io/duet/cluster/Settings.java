@@ -420,14 +420,37 @@ public final class Settings {
 
   public static final Setting<Integer> DECODE_EP = declare(Setting.builder("decode.ep",
       atLeast(1)).defaultValue(1)
-      .requires("that is 1 or divides decode.dp",
-          (config, ep) -> ep == 1 || config.get(DECODE_DP) % ep == 0)
-      .description("Expert-parallel size of a decode instance: each group of this many of its "
-          + "decode.dp ranks (in its JVM) splits the model's routed experts between them and "
-          + "steps in lockstep, sending tokens' rows to the ranks holding their experts (1: "
-          + "every rank holds every expert and steps on its own). Must divide decode.dp and the "
-          + "expert slots (decode.expert-slots, or the model's routed experts); a model "
-          + "without routed experts ignores it."));
+      .requires("that is 1 or divides decode.dp, or, with decode.ep-nodes, a multiple of "
+          + "decode.dp that divides decode.dp x the nodes",
+          (config, ep) -> ep == 1 || ExpertParallelNodes.groupsFit(config, ep))
+      .description("Expert-parallel size of a decode instance: each group of this many "
+          + "consecutive ranks splits the model's routed experts between them and steps in "
+          + "lockstep, sending tokens' rows to the ranks holding their experts (1: every rank "
+          + "holds every expert and steps on its own). A group lies in one JVM (ep divides "
+          + "decode.dp) or spans whole JVMs listed in decode.ep-nodes (ep a multiple of "
+          + "decode.dp). Must also divide the expert slots (decode.expert-slots, or the model's "
+          + "routed experts); a model without routed experts ignores it."));
+
+  public static final Setting<List<String>> DECODE_EP_NODES = declare(Setting.builder(
+      "decode.ep-nodes", hostPorts()).defaultValue(List.of())
+      .requires("with a port in each item and room for a port per rank (PORT + decode.dp - 1 "
+          + "at most 65535)", (config, nodes) -> ExpertParallelNodes.wellFormed(config, nodes))
+      .description("The JVMs (nodes) of a decode instance whose expert-parallel groups span "
+          + "several: each node's data-channel address, in node order. Each node is a decode "
+          + "instance of its own (its own id, registry entries and status ports) with the same "
+          + "decode.dp, decode.ep and list, and its own decode.ep-node; rank r of node n is rank "
+          + "n x decode.dp + r of the expert-parallel instance and listens on the node's HOST at "
+          + "PORT + r. The connections are authenticated with cluster.secret when it is set. A "
+          + "node whose group breaks (a peer node stopped or failed) fails its requests with the "
+          + "reason and must be restarted with the others: docs/architecture.md. Empty: every "
+          + "rank is in this JVM."));
+
+  public static final Setting<Integer> DECODE_EP_NODE = declare(Setting.builder(
+      "decode.ep-node", atLeast(0)).defaultValue(0)
+      .requires("that is an index of decode.ep-nodes (0 when it is empty)",
+          (config, node) -> node < Math.max(1, config.get(Settings.DECODE_EP_NODES).size()))
+      .description("This node's index in decode.ep-nodes: its decode.dp ranks are ranks "
+          + "[ep-node x dp, (ep-node + 1) x dp) of the expert-parallel instance."));
 
   public static final Setting<Integer> DECODE_EXPERT_SLOTS = declare(Setting.builder(
       "decode.expert-slots", atLeast(0)).defaultValue(0)

@@ -59,7 +59,7 @@ public final class Topology {
    * @param setting the setting that names the port ({@code cluster.port} for the cluster port)
    * @param rank the decode rank of a status port, -1 for any other port
    */
-  public record Endpoint(String host, int port, Setting<Integer> setting, int rank) {
+  public record Endpoint(String host, int port, Setting<?> setting, int rank) {
   }
 
   /** One instance of the topology: its name, role and whole configuration. */
@@ -121,6 +121,10 @@ public final class Topology {
             ports.add(new Endpoint(host(), config.get(Settings.DECODE_HTTP_PORT) + rank,
                 Settings.DECODE_HTTP_PORT, rank));
           }
+          List<Integer> channel = ExpertParallelNodes.ownPorts(config);
+          for (int rank = 0; rank < channel.size(); rank++) {
+            ports.add(new Endpoint(host(), channel.get(rank), Settings.DECODE_EP_NODES, rank));
+          }
         }
       }
       return ports;
@@ -132,7 +136,8 @@ public final class Topology {
      */
     public List<Endpoint> healthEndpoints() {
       return ports().stream().filter(endpoint -> endpoint.setting() != Settings.CLUSTER_PORT
-          && endpoint.setting() != Settings.PREFILL_KV_PORT).toList();
+          && endpoint.setting() != Settings.PREFILL_KV_PORT
+          && endpoint.setting() != Settings.DECODE_EP_NODES).toList();
     }
 
     /**
@@ -226,6 +231,7 @@ public final class Topology {
       missingRoles(read, source).ifPresent(problems::add);
     }
     problems.addAll(TopologyPorts.problems(instances));
+    problems.addAll(ExpertParallelNodes.problems(instances));
     if (!problems.isEmpty()) {
       // a problem of the file's own settings is found in every instance: report it once
       throw new InvalidConfigException(new ArrayList<>(new LinkedHashSet<>(problems)));

@@ -9,15 +9,17 @@ import java.util.Map;
 /**
  * The ports of a topology's instances: each is fixed (a topology names every port, so that
  * every process and the launcher know where each instance listens), and no two on one host are
- * the same, a decode instance's rank status ports included.
+ * the same, a decode instance's rank status and data-channel ports included.
  */
 final class TopologyPorts {
 
-  /** One port of one instance; {@code rank} is -1 unless it is a decode rank's status port. */
+  /** One port of one instance; {@code rank} is -1 unless it is a decode rank's own port. */
   private record Claim(String host, int port, String key, int rank) {
 
     String describe() {
-      return rank < 0 ? String.valueOf(port) : "rank " + rank + "'s status port " + port;
+      return rank < 0 ? String.valueOf(port) : "rank " + rank + "'s "
+          + (key.endsWith(Settings.DECODE_EP_NODES.key()) ? "data-channel" : "status")
+          + " port " + port;
     }
 
     String owner() {
@@ -34,13 +36,13 @@ final class TopologyPorts {
     Map<String, Claim> taken = new HashMap<>();
     for (Topology.Instance instance : instances) {
       for (Topology.Endpoint endpoint : instance.ports()) {
-        Setting<Integer> setting = endpoint.setting();
+        Setting<?> setting = endpoint.setting();
         DuetConfig config = instance.config();
         String key = setting == Settings.CLUSTER_PORT
             ? instance.section().path() + "." + TopologySection.CLUSTER_PORT
             : instance.section().path() + "." + setting.key();
         String found = Validator.found(key, config.get(setting));
-        if (config.get(setting) == 0) {
+        if (Integer.valueOf(0).equals(config.get(setting))) {
           if (endpoint.rank() > 0) {
             continue; // the rank 0 endpoint of the same setting said it
           }

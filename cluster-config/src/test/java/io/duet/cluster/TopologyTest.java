@@ -9,6 +9,7 @@ import io.duet.contract.Role;
 import io.duet.engine.ModelInfo;
 import io.vertx.core.Vertx;
 import io.vertx.junit5.VertxExtension;
+import java.net.InetSocketAddress;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -54,8 +55,8 @@ class TopologyTest {
     try (Stream<Path> files = Files.list(SHIPPED)) {
       names = files.map(file -> file.getFileName().toString()).sorted().toList();
     }
-    assertEquals(List.of("18p1d-ep144.yaml", "1p1d.yaml", "2p1d.yaml", "4p1d.yaml", "8p1d.yaml"),
-        names);
+    assertEquals(List.of("18p1d-ep144.yaml", "1p1d-ep4-2jvms.yaml", "1p1d.yaml", "2p1d.yaml",
+        "4p1d.yaml", "8p1d.yaml"), names);
     for (String name : names) {
       Topology topology = topology(vertx, SHIPPED.resolve(name), Map.of());
       assertEquals(Role.PROXY, topology.instance("c0").orElseThrow().role(), name);
@@ -227,6 +228,84 @@ class TopologyTest {
     assertEquals("instances.d0.decode.ep", problems.get(0).key());
     assertTrue(problems.get(0).expected().contains("that is 1 or divides decode.dp"),
         problems::toString);
+  }
+
+  @Test
+  void anExpertParallelInstanceSpansTheNodesItsDecodeInstancesList(Vertx vertx)
+      throws Exception {
+    Topology topology = topology(vertx, SHIPPED.resolve("1p1d-ep4-2jvms.yaml"), Map.of());
+    Topology.Instance d1 = topology.instance("d1").orElseThrow();
+    assertEquals(List.of(9300, 9301, 9310, 9311), ExpertParallelNodes.rankAddresses(d1.config())
+        .stream().map(InetSocketAddress::getPort).toList(), "every rank of both nodes, in order");
+    assertEquals(2, ExpertParallelNodes.firstRank(d1.config()));
+    assertEquals(0, ExpertParallelNodes.firstRank(
+        topology.instance("d0").orElseThrow().config()));
+    assertEquals(List.of(5704, 9110, 9111, 9310, 9311), d1.ports().stream()
+        .map(Topology.Endpoint::port).toList(), "its cluster, status and data-channel ports");
+    assertEquals(List.of(9110, 9111), d1.healthEndpoints().stream()
+        .map(Topology.Endpoint::port).toList(), "the data channel answers no health check");
+    assertEquals(List.of(), ExpertParallelNodes.rankAddresses(
+        topology(vertx, SHIPPED.resolve("2p1d.yaml"), Map.of()).instance("d0").orElseThrow()
+            .config()), "without decode.ep-nodes every rank is in the one JVM");
+    // a group lies in one JVM or holds whole JVMs: 3 nodes of 2 ranks take EP 1, 2 and 6
+    DuetConfig threeNodes = d1.config().with(Settings.DECODE_EP, 2)
+        .with(Settings.DECODE_EP_NODES, List.of("127.0.0.1:9300", "127.0.0.1:9310",
+            "127.0.0.1:9320"));
+    assertEquals(List.of(1, 2, 6), IntStream.rangeClosed(1, 8)
+        .filter(ep -> ep == 1 || ExpertParallelNodes.groupsFit(threeNodes, ep)).boxed().toList());
+  }
+
+  @Test
+  void theNodesOfAnExpertParallelInstanceMustAgreeAndFit(Vertx vertx) throws Exception {
+    Path file = Configs.yaml(dir, "ep-nodes.yaml", """
+        cluster: {name: duet-test}
+        instances:
+          c0: {role: proxy, host: 127.0.0.1, cluster-port: 5701, proxy: {port: 7000}}
+          p0: {role: prefill, host: 127.0.0.1, cluster-port: 5702,
+               prefill: {kv-port: 6100, http-port: 8100}}
+          d0: {role: decode, host: 127.0.0.1, cluster-port: 5703,
+               decode: {dp: 2, ep: 4, http-port: 9100, ep-node: 0,
+                        ep-nodes: [127.0.0.1:9300, 127.0.0.2:9310, 127.0.0.1:9320]}}
+          d1: {role: decode, host: 127.0.0.1, cluster-port: 5704,
+               decode: {dp: 2, ep: 4, http-port: 9110, ep-node: 0,
+                        ep-nodes: [127.0.0.1:9300, 127.0.0.2:9310, 127.0.0.1:9320]}}
+          d2: {role: decode, host: 127.0.0.1, cluster-port: 5705,
+               decode: {dp: 2, ep: 2, http-port: 9301, ep-node: 1,
+                        ep-nodes: [127.0.0.1:9300, 127.0.0.2:9310, 127.0.0.1:9320]}}
+          d3: {role: decode, host: 127.0.0.1, cluster-port: 5706,
+               decode: {dp: 3, ep: 6, http-port: 9120, ep-node: 2,
+                        ep-nodes: [127.0.0.1:9400, "127.0.0.1"]}}
+        """);
+    String source = "file: " + file.toAbsolutePath();
+    List<Problem> problems = assertInstanceOf(InvalidConfigException.class,
+        topologyFailure(vertx, file)).problems();
+    String epFits = "a value that is 1 or divides decode.dp, or, with decode.ep-nodes, a "
+        + "multiple of decode.dp that divides decode.dp x the nodes";
+    String nodes = "'[127.0.0.1:9300, 127.0.0.2:9310, 127.0.0.1:9320]'";
+    assertEquals(List.of(
+        // 6 ranks in 3 nodes of 2 cannot form groups of 4
+        new Problem("instances.d0.decode.ep", epFits, "'4'", source),
+        new Problem("instances.d1.decode.ep", epFits, "'4'", source),
+        new Problem("instances.d3.decode.ep-nodes", "a value with a port in each item and room "
+            + "for a port per rank (PORT + decode.dp - 1 at most 65535)",
+            "'[\"127.0.0.1:9400\",\"127.0.0.1\"]'", source),
+        new Problem("instances.d3.decode.ep-node", "a value that is an index of "
+            + "decode.ep-nodes (0 when it is empty)", "'2'", source),
+        new Problem("instances.d1.decode.ep-nodes", "a port nothing else of the topology uses "
+            + "on 127.0.0.1 (rank 0's data-channel port 9300 is also "
+            + "instances.d0.decode.ep-nodes (rank 0))", nodes, source),
+        new Problem("instances.d1.decode.ep-nodes", "a port nothing else of the topology uses "
+            + "on 127.0.0.1 (rank 1's data-channel port 9301 is also "
+            + "instances.d0.decode.ep-nodes (rank 1))", nodes, source),
+        new Problem("instances.d2.decode.http-port", "a port nothing else of the topology uses "
+            + "on 127.0.0.1 (rank 0's status port 9301 is also instances.d0.decode.ep-nodes "
+            + "(rank 1))", "'9301'", source),
+        new Problem("instances.d1.decode.ep-node", "a node index no other decode instance with "
+            + "the same decode.ep-nodes has (d0 has it)", "'0'", source),
+        new Problem("instances.d2.decode.ep-nodes", "item 1, this node's, on its cluster.host "
+            + "127.0.0.1", nodes, source),
+        new Problem("instances.d2.decode.ep", "4, as d0 of the same decode.ep-nodes has", "'2'",
+            source)), problems);
   }
 
   @Test

@@ -29,7 +29,8 @@ class CheckCommandTest {
 
   @Test
   void everyShippedTopologyIsValidAndPrintedAsATable() {
-    for (String name : List.of("1p1d", "2p1d", "4p1d", "8p1d", "18p1d-ep144")) {
+    for (String name : List.of("1p1d", "2p1d", "4p1d", "8p1d", "18p1d-ep144",
+        "1p1d-ep4-2jvms")) {
       Path file = TOPOLOGIES.resolve(name + ".yaml");
       Run run = check(file);
       assertEquals(0, run.exit(), () -> name + ": " + run);
@@ -50,6 +51,10 @@ class CheckCommandTest {
         + ".*")), reference::out);
     assertTrue(reference.out().contains("model the simulated engine of d0: sim, 256 routed "
         + "experts (decode.ep checked)"), reference::out);
+    Run spread = check(TOPOLOGIES.resolve("1p1d-ep4-2jvms.yaml"));
+    assertTrue(spread.out().lines().anyMatch(line -> line.matches("d1 +decode +127\\.0\\.0\\.1"
+        + " +cluster 5704, status 9110-9111 \\(ranks 0-1\\), expert channel 9310-9311 +2 = dp 2 "
+        + "x tp 1, ep 4, ep-node 1 of 2 .*")), spread::out);
     Run small = check(TOPOLOGIES.resolve("2p1d.yaml"));
     assertTrue(small.out().lines().noneMatch(line -> line.contains("engine sim")), small::out);
   }

@@ -49,9 +49,14 @@ public interface Engine extends AutoCloseable {
    * each: every engine of the group steps (with an empty list when it has nothing to compute)
    * before any of them steps again; a step waits in the exchange for the others'. Closing one
    * makes the group's later steps fail. Their output equals one engine's holding every expert.
+   * With {@link EngineOptions#expertNetwork} these engines are some of the ranks of an instance
+   * spread over several JVMs, and a group spanning JVMs exchanges over TCP: opening waits until
+   * every rank of such a group has connected (see {@link ExpertNetwork}).
    *
-   * @throws IllegalArgumentException when {@code ep} does not divide {@code count} and the
-   *     expert slots
+   * @throws IllegalArgumentException when {@code ep} does not divide the instance's ranks
+   *     ({@code count}, or the network's) and the expert slots
+   * @throws io.duet.engine.spi.ExpertExchangeException when a group spanning JVMs cannot
+   *     connect within the network's connect timeout
    * @param count at least 1
    * @throws ModelFormatException as {@link #open}
    */
@@ -171,6 +176,30 @@ public interface Engine extends AutoCloseable {
    * step); 0 without expert parallelism.
    */
   long expertExchangeNanos();
+
+  /**
+   * Whether a rank of this engine's expert-parallel group in another JVM waits for this engine
+   * to step: it has begun a step this engine has not joined, or its connection ended (which this
+   * engine's next step reports by failing). Always false for a group wholly in this JVM, whose
+   * ranks must be stepped together by their caller.
+   */
+  boolean expertPeerWaiting();
+
+  /**
+   * Has {@code wake} called, from a channel thread, whenever a rank in another JVM starts
+   * {@linkplain #expertPeerWaiting waiting} for this engine between its steps; it must return at
+   * once (e.g. hand a command to the engine's thread). Never called for a group wholly in this
+   * JVM.
+   */
+  void onExpertPeerWaiting(Runnable wake);
+
+  /**
+   * Why this engine's expert-parallel group can step no more, or null while it can: a group
+   * spanning JVMs stays broken once a step's exchange failed (a rank's JVM stopped or failed,
+   * a timeout), and every later step fails at once; only new JVMs form it again. Never set for a
+   * group wholly in this JVM, whose next step starts afresh.
+   */
+  String expertGroupFailure();
 
   /** Frees the sequence's blocks (prefix blocks stay cached for reuse). Idempotent. */
   void release(Sequence sequence);

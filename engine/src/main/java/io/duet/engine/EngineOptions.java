@@ -31,6 +31,7 @@ public final class EngineOptions {
   private int expertParallel = 1;
   private int expertSlots;
   private boolean mtp;
+  private ExpertNetwork expertNetwork;
   private Map<String, String> parameters = Map.of();
   private Path warmCache;
 
@@ -247,6 +248,20 @@ public final class EngineOptions {
     return this;
   }
 
+  public ExpertNetwork expertNetwork() {
+    return expertNetwork;
+  }
+
+  /**
+   * The ranks of {@link Engine#openRanks} are part of an instance whose ranks span several JVMs,
+   * whose expert-parallel groups exchange over the network where they span JVMs; null (the
+   * default): every rank of the instance is in this JVM.
+   */
+  public EngineOptions expertNetwork(ExpertNetwork value) {
+    this.expertNetwork = value;
+    return this;
+  }
+
   private static int requirePositive(int value, String name) {
     if (value <= 0) {
       throw new IllegalArgumentException(name + " must be positive, was " + value);
@@ -267,6 +282,7 @@ public final class EngineOptions {
         + tokenizerPath + ", blockSize=" + blockSize + ", kvCacheBytes=" + kvCacheBytes + ", kvBlocks=" + kvBlocks
         + ", maxBatchTokens=" + maxBatchTokens + ", maxSequences=" + maxSequences + ", threads="
         + threads + ", sharedCores=" + sharedCores + ", expertParallel=" + expertParallel
-         + ", expertSlots=" + expertSlots + ", mtp=" + mtp + ", parameters=" + parameters + "}";
+        + ", expertSlots=" + expertSlots + ", mtp=" + mtp + ", expertNetwork=" + expertNetwork
+        + ", parameters=" + parameters + "}";
   }
 }

@@ -4,6 +4,7 @@ import io.duet.cluster.ClusterBootstrap;
 import io.duet.cluster.ConfigFlags;
 import io.duet.cluster.ConfigLoader;
 import io.duet.cluster.DuetConfig;
+import io.duet.cluster.ExpertParallelNodes;
 import io.duet.cluster.InvalidConfigException;
 import io.duet.cluster.Logging;
 import io.duet.cluster.ModelChecks;
@@ -11,10 +12,12 @@ import io.duet.cluster.Settings;
 import io.duet.contract.Role;
 import io.duet.engine.Engine;
 import io.duet.engine.EngineOptions;
+import io.duet.engine.ExpertNetwork;
 import io.duet.engine.launch.VectorLauncher;
 import io.vertx.core.Future;
 import io.vertx.core.Vertx;
 import java.io.IOException;
+import java.net.InetSocketAddress;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -212,7 +215,8 @@ public final class ServiceRuntime {
         .sharedCores(sharedCores || threads * ranks > cores);
     if (!prefill) {
       options.expertParallel(config.get(Settings.DECODE_EP))
-          .expertSlots(config.get(Settings.DECODE_EXPERT_SLOTS));
+          .expertSlots(config.get(Settings.DECODE_EXPERT_SLOTS))
+          .expertNetwork(expertNetwork(config));
     }
     List<Engine> engines = Engine.openRanks(options, ranks);
     if (simulated) {
@@ -229,6 +233,21 @@ public final class ServiceRuntime {
         ranks == 1 ? "" : "s of " + ranks + " ranks, " + threads + " threads each",
         first.layout().fingerprint(), warmUp(engines, simulated));
     return engines;
+  }
+
+  /**
+   * Where this decode node's ranks meet the other nodes' when its expert-parallel groups span
+   * JVMs ({@code decode.ep-nodes}): listening on its own item's host, authenticated with
+   * {@code cluster.secret} when set; null when every rank is in this JVM.
+   */
+  static ExpertNetwork expertNetwork(DuetConfig config) {
+    List<InetSocketAddress> ranks = ExpertParallelNodes.rankAddresses(config);
+    if (ranks.isEmpty()) {
+      return null;
+    }
+    return ExpertNetwork.of(ranks, ExpertParallelNodes.firstRank(config),
+        ExpertParallelNodes.ownNode(config).getHostString(),
+        config.get(Settings.CLUSTER_SECRET).orElse(null));
   }
 
   /** Whether the configuration selects the simulated engine ({@code engine: sim}). */
@@ -272,11 +291,13 @@ public final class ServiceRuntime {
 
   /**
    * Warms the engines up: the first alone, or, when they share experts (expert parallelism),
-   * every engine of the first group at once, on a thread each, since they step together.
+   * every engine of this JVM's part of the first group at once, on a thread each, since they
+   * step together. A group spanning JVMs holds every rank of each of its JVMs, so the other
+   * nodes of the group warm theirs in the same steps. The simulated engine's steps take
+   * simulated time and compile nothing worth warming.
    *
    * @return how long it took, in milliseconds
    */
-  /** The simulated engine's steps take simulated time and compile nothing worth warming. */
   private static long warmUp(List<Engine> engines, boolean simulated) {
     int group = engines.get(0).expertParallelRanks();
     if (simulated) {
@@ -287,7 +308,8 @@ public final class ServiceRuntime {
     }
     long start = System.nanoTime();
     // The budget does not apply to a group (its ranks must run the same steps): fewer steps.
-    List<CompletableFuture<Long>> warming = engines.subList(0, group).stream()
+    List<CompletableFuture<Long>> warming = engines.subList(0, Math.min(group, engines.size()))
+        .stream()
         .map(e -> CompletableFuture.supplyAsync(() -> e.warmUp(GROUP_WARM_UP_STEPS),
             runnable -> new Thread(runnable, "duet-warm-up").start()))
         .toList();

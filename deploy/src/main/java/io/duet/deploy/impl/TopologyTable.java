@@ -37,8 +37,12 @@ public final class TopologyTable {
       case DECODE -> {
         List<Topology.Endpoint> ranks = instance.healthEndpoints();
         Topology.Endpoint last = ranks.get(ranks.size() - 1);
+        List<Topology.Endpoint> channel = instance.ports().stream()
+            .filter(endpoint -> endpoint.setting() == Settings.DECODE_EP_NODES).toList();
         yield cluster + ", status " + (ranks.size() == 1 ? String.valueOf(last.port())
-            : ranks.get(0).port() + "-" + last.port() + " (ranks 0-" + last.rank() + ")");
+            : ranks.get(0).port() + "-" + last.port() + " (ranks 0-" + last.rank() + ")")
+            + (channel.isEmpty() ? "" : ", expert channel " + channel.get(0).port()
+                + (channel.size() == 1 ? "" : "-" + channel.get(channel.size() - 1).port()));
       }
     };
   }
@@ -49,7 +53,9 @@ public final class TopologyTable {
       case PROXY -> "-";
       case PREFILL -> "tp " + c.get(Settings.PREFILL_TP);
       case DECODE -> c.get(Settings.DECODE_RANKS) + " = dp " + c.get(Settings.DECODE_DP)
-          + " x tp " + c.get(Settings.DECODE_TP) + ", ep " + c.get(Settings.DECODE_EP);
+          + " x tp " + c.get(Settings.DECODE_TP) + ", ep " + c.get(Settings.DECODE_EP)
+          + (c.get(Settings.DECODE_EP_NODES).isEmpty() ? "" : ", ep-node "
+              + c.get(Settings.DECODE_EP_NODE) + " of " + c.get(Settings.DECODE_EP_NODES).size());
     };
   }
 

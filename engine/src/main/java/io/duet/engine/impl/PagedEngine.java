@@ -128,19 +128,19 @@ public final class PagedEngine implements Engine {
     }
     SharedModel model = new SharedModel(architecture.open(options));
     List<Engine> engines = new ArrayList<>(count);
+    List<ExpertExchange> exchanges = List.of();
     try {
-      int ep = expertParallelism(options, model.model().info(), count);
+      int ep = expertParallelism(options, model.model().info(),
+          ExpertGroups.instanceRanks(options.expertNetwork(), count));
       checkDrafting(options, model.model(), ep);
-      LocalExpertExchange group = null;
-      for (int i = 0; i < count; i++) {
-        if (i % ep == 0) {
-          group = new LocalExpertExchange(ep, LocalExpertExchange.DEFAULT_TIMEOUT_MILLIS);
-        }
-        ExpertExchange exchange = ep == 1 ? ExpertExchange.solo() : group.rank(i % ep);
+      exchanges = ExpertGroups.open(options.expertNetwork(), ep, count);
+      for (ExpertExchange exchange : exchanges) {
         engines.add(new PagedEngine(model, options, KernelsProvider.best(), exchange));
       }
     } catch (RuntimeException | Error e) {
       engines.forEach(Engine::close);
+      // the ends of engines that could not be made
+      exchanges.subList(engines.size(), exchanges.size()).forEach(ExpertExchange::leave);
       throw e;
     } finally {
       // The opener lets go: from now on the engines hold the model, and the last to close
@@ -150,7 +150,7 @@ public final class PagedEngine implements Engine {
     PagedEngine first = (PagedEngine) engines.get(0);
     if (first.experts.ranks() > 1) {
       LOG.info("expert parallelism: {} groups of {} ranks, each rank holding {} of {} expert "
-          + "slots", count / first.experts.ranks(), first.experts.ranks(),
+          + "slots", Math.max(1, count / first.experts.ranks()), first.experts.ranks(),
           first.slots() / first.experts.ranks(), first.slots());
     }
     LOG.info("engine ready: {} with {} KV blocks of {} tokens, {} threads{}",
@@ -473,6 +473,21 @@ public final class PagedEngine implements Engine {
   @Override
   public long expertExchangeNanos() {
     return experts.exchangeNanos();
+  }
+
+  @Override
+  public boolean expertPeerWaiting() {
+    return experts.peerWaiting();
+  }
+
+  @Override
+  public void onExpertPeerWaiting(Runnable wake) {
+    experts.onPeerWaiting(wake);
+  }
+
+  @Override
+  public String expertGroupFailure() {
+    return experts.failure();
   }
 
   private void runPasses(List<Sequence> sequences) {

@@ -13,8 +13,9 @@ import java.util.Arrays;
  * every rank has finished.
  *
  * <p>{@link #solo()} is the group of one: an engine that holds every expert. Implementations
- * for several ranks: {@code impl.LocalExpertExchange} (ranks in one JVM); a networked one can
- * take its place, as the forward pass sees only this interface. Used by one thread per rank
+ * for several ranks: {@code impl.LocalExpertExchange} (ranks in one JVM) and
+ * {@code impl.SocketExpertExchange} (ranks in several JVMs, over TCP); the forward pass sees
+ * only this interface. Used by one thread per rank
  * (its engine's stepping thread).
  */
 public interface ExpertExchange {
@@ -116,7 +117,8 @@ public interface ExpertExchange {
    * this rank's rows are in its outboxes.
    *
    * @throws ExpertExchangeException when the group cannot complete it (a rank failed or
-   *     left); the step fails, the group stays usable for the next step
+   *     left); the step fails. An in-JVM group is usable again for the next step, a networked
+   *     one stays broken (see its implementation)
    */
   void exchange(Server server);
 
@@ -134,6 +136,31 @@ public interface ExpertExchange {
 
   /** This rank stops for good (its engine closes): exchanges that need it fail from now on. */
   void leave();
+
+  /**
+   * Whether a rank of the group in another JVM is waiting for this one: it has begun a step
+   * this rank has not joined (its frames are here), or its connection ended, which this rank's
+   * next step reports. Ranks in one JVM learn of each other's steps from their stepping
+   * coordinator instead, so an in-JVM group never has one waiting.
+   */
+  default boolean peerWaiting() {
+    return false;
+  }
+
+  /**
+   * Has {@code wake} called, from a channel thread, whenever a peer in another JVM starts
+   * waiting for this rank ({@link #peerWaiting}) between its steps; it must return at once.
+   */
+  default void onPeerWaiting(Runnable wake) {
+  }
+
+  /**
+   * Why the group can exchange no more, or null while it can: a group spanning JVMs stays
+   * broken once an exchange failed (an in-JVM group starts afresh at the next step, so never).
+   */
+  default String failure() {
+    return null;
+  }
 
   /** The group of one rank, which serves its own rows at once. */
   static ExpertExchange solo() {

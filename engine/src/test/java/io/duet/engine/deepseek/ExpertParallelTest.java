@@ -37,9 +37,9 @@ import org.junit.jupiter.params.provider.CsvSource;
 class ExpertParallelTest {
 
   /** A prompt per rank; ranks beyond them decode nothing and only serve their experts. */
-  private static final int[][] PROMPTS = {{0, 17, 42, 99, 5, 63, 8, 120, 31, 77, 2, 54, 19},
+  static final int[][] PROMPTS = {{0, 17, 42, 99, 5, 63, 8, 120, 31, 77, 2, 54, 19},
       {0, 5, 6, 7}, {0, 99, 98, 97, 96, 95, 94, 93, 92, 91, 90, 89, 88, 87, 86, 85, 84, 83, 82}};
-  private static final int STEPS = 10;
+  static final int STEPS = 10;
 
   @TempDir
   Path dir;
@@ -141,7 +141,7 @@ class ExpertParallelTest {
   }
 
   /** Greedy decoding of {@code prompt}, alone: the logits of each step. */
-  private static float[][] decode(Engine engine, int[] prompt) {
+  static float[][] decode(Engine engine, int[] prompt) {
     float[][] logits = new float[STEPS][];
     Sequence sequence = engine.allocate(prompt);
     for (int step = 0; step < STEPS; step++) {
@@ -157,7 +157,7 @@ class ExpertParallelTest {
    * Rank {@code rank} of {@code ranks} decoding its prompts one after another, stepping as many
    * times as the rank with the most prompts, empty once its own are done.
    */
-  private static List<float[][]> decodeInLockstep(Engine engine, int rank, int ranks) {
+  static List<float[][]> decodeInLockstep(Engine engine, int rank, int ranks) {
     int rounds = (PROMPTS.length + ranks - 1) / ranks * STEPS;
     List<float[][]> outputs = new ArrayList<>();
     Sequence sequence = null;
