@@ -18,6 +18,8 @@ public final class WeightMatrix {
   private final Object vectorView;
   private final int rows;
   private final int cols;
+  /** See {@link #rowEnds()}; null when rows are whole vectors. */
+  private final float[] rowEnds;
 
   public WeightMatrix(ByteBuffer data, int rows, int cols) {
     if ((long) rows * cols * Float.BYTES != data.capacity()) {
@@ -30,6 +32,16 @@ public final class WeightMatrix {
     this.vectorView = KernelsProvider.vectorModulePresent() ? WeightVectors.view(this.data) : null;
     this.rows = rows;
     this.cols = cols;
+    this.rowEnds = cols % Kernels.LANES == 0 ? null : copyRowEnds();
+  }
+
+  private float[] copyRowEnds() {
+    int whole = cols - cols % Kernels.LANES;
+    float[] ends = new float[rows * Kernels.LANES];
+    for (int r = 0; r < rows; r++) {
+      floats.get(r * cols + whole, ends, r * Kernels.LANES, cols - whole);
+    }
+    return ends;
   }
 
   /** The raw little-endian bytes, for the kernels. */
@@ -39,6 +51,16 @@ public final class WeightMatrix {
 
   Object vectorView() {
     return vectorView;
+  }
+
+  /**
+   * When {@link #cols()} is not a multiple of {@link Kernels#LANES}: each row's last
+   * {@code cols % LANES} weights, padded with zeros to LANES floats, row after row on the heap,
+   * so that vector kernels read a row's end with one full load rather than a masked one; null
+   * otherwise. Copied once: the weights never change.
+   */
+  float[] rowEnds() {
+    return rowEnds;
   }
 
   public int rows() {
