@@ -6,6 +6,7 @@ import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -29,6 +30,22 @@ final class VectorKernels implements Kernels {
   @SuppressWarnings("unused")
   private static float pullSink;
 
+  // The canonical reduction tree (Kernels.sumLanes) in three steps of swapping lanes and adding:
+  // neighbours, then pairs of them, then halves. Float addition commutes, so lane i plus its
+  // partner gives the same bits in either lane.
+  private static final VectorShuffle<Float> SWAP_NEIGHBOURS =
+      VectorShuffle.fromValues(S, 1, 0, 3, 2, 5, 4, 7, 6);
+  private static final VectorShuffle<Float> SWAP_PAIRS =
+      VectorShuffle.fromValues(S, 2, 3, 0, 1, 6, 7, 4, 5);
+  private static final VectorShuffle<Float> SWAP_HALVES =
+      VectorShuffle.fromValues(S, 4, 5, 6, 7, 0, 1, 2, 3);
+  private static final VectorMask<Float> ODD_LANES =
+      VectorMask.fromValues(S, false, true, false, true, false, true, false, true);
+  private static final VectorMask<Float> ODD_PAIRS =
+      VectorMask.fromValues(S, false, false, true, true, false, false, true, true);
+  private static final VectorMask<Float> UPPER_HALF =
+      VectorMask.fromValues(S, false, false, false, false, true, true, true, true);
+
   static boolean supported() {
     return S.length() == LANES && FloatVector.SPECIES_PREFERRED.length() >= LANES;
   }
@@ -50,9 +67,18 @@ final class VectorKernels implements Kernels {
     Object data = w.vectorView();
     long base = WeightVectors.base(data);
     int cols = w.cols();
+    int bound = S.loopBound(cols);
+    // A width that is not a multiple of LANES leaves a partial vector at the end of every row and
+    // token. Masked loads of it inlined into so many compiler nodes that the tiles' reductions
+    // were no longer inlined (and their vectors boxed on every call); the ends are read instead
+    // from copies padded with zeros (what a masked load reads), with full loads: the matrix keeps
+    // its rows' ends, and the tokens' are copied once per call.
+    float[] wTails = w.rowEnds();
+    float[] xTails = wTails == null ? null : tokenTails(x, xOffset, xStride, tokens, cols, bound);
     if (tokens == 1) {
       for (int n = rowFrom; n < rowTo; n++) {
-        out[outOffset + n] = rowDot(data, base, n * cols * Float.BYTES, cols, x, xOffset);
+        out[outOffset + n] = rowDot(data, base, n * cols * Float.BYTES, bound, x, xOffset,
+            wTails, n * LANES, xTails, 0);
       }
       return;
     }
@@ -67,26 +93,38 @@ final class VectorKernels implements Kernels {
       }
       for (; n + 2 <= blockEnd; n += 2) {
         int rowByte = n * cols * Float.BYTES;
+        int wt = n * LANES;
         int t = 0;
         for (; t + 4 <= tokens; t += 4) {
-          tile2x4(data, base, rowByte, cols, x, xOffset + t * xStride, xStride, out,
-              t * outStride + outOffset + n, outStride);
+          tile2x4(data, base, rowByte, cols, bound, x, xOffset + t * xStride, xStride, out,
+              t * outStride + outOffset + n, outStride, wTails, wt, xTails, t * LANES);
         }
         for (; t < tokens; t++) {
           int o = t * outStride + outOffset + n;
           int x0 = xOffset + t * xStride;
-          out[o] = rowDot(data, base, rowByte, cols, x, x0);
-          out[o + 1] = rowDot(data, base, rowByte + cols * Float.BYTES, cols, x, x0);
+          out[o] = rowDot(data, base, rowByte, bound, x, x0, wTails, wt, xTails, t * LANES);
+          out[o + 1] = rowDot(data, base, rowByte + cols * Float.BYTES, bound, x, x0, wTails,
+              wt + LANES, xTails, t * LANES);
         }
       }
     }
     if (n < rowTo) {
       // An odd last row: rare (ChunkPlan cuts even chunks), so no tile of its own.
       for (int t = 0; t < tokens; t++) {
-        out[t * outStride + outOffset + n] =
-            rowDot(data, base, n * cols * Float.BYTES, cols, x, xOffset + t * xStride);
+        out[t * outStride + outOffset + n] = rowDot(data, base, n * cols * Float.BYTES, bound, x,
+            xOffset + t * xStride, wTails, n * LANES, xTails, t * LANES);
       }
     }
+  }
+
+  /** The values from {@code bound} on of each token's {@code cols}, LANES floats a token. */
+  private static float[] tokenTails(float[] x, int xOffset, int xStride, int tokens, int cols,
+      int bound) {
+    float[] tails = new float[tokens * LANES];
+    for (int t = 0; t < tokens; t++) {
+      System.arraycopy(x, xOffset + t * xStride + bound, tails, t * LANES, cols - bound);
+    }
+    return tails;
   }
 
   /**
@@ -212,10 +250,12 @@ final class VectorKernels implements Kernels {
   /**
    * Two weight rows against four tokens: eight running sums in registers, and each loaded vector
    * (of weights or of a token) feeds two or four of them, so batched work is bound by arithmetic
-   * rather than by loads.
+   * rather than by loads. The rows' and tokens' ends past {@code bound} are in {@code wTails}
+   * and {@code xTails} (from {@code wt} and {@code xt}), or there are none when those are null.
    */
-  private static void tile2x4(Object w, long base, int rowByte, int cols, float[] x, int x0,
-      int xStride, float[] out, int o0, int outStride) {
+  private static void tile2x4(Object w, long base, int rowByte, int cols, int bound, float[] x,
+      int x0, int xStride, float[] out, int o0, int outStride, float[] wTails, int wt,
+      float[] xTails, int xt) {
     int row1 = rowByte + cols * Float.BYTES;
     int x1 = x0 + xStride;
     int x2 = x1 + xStride;
@@ -228,9 +268,7 @@ final class VectorKernels implements Kernels {
     FloatVector b1 = FloatVector.zero(S);
     FloatVector b2 = FloatVector.zero(S);
     FloatVector b3 = FloatVector.zero(S);
-    int bound = S.loopBound(cols);
-    int k = 0;
-    for (; k < bound; k += LANES) {
+    for (int k = 0; k < bound; k += LANES) {
       FloatVector wa = WeightVectors.load(S, w, base, rowByte + k * Float.BYTES);
       FloatVector wb = WeightVectors.load(S, w, base, row1 + k * Float.BYTES);
       FloatVector xv = FloatVector.fromArray(S, x, x0 + k);
@@ -246,31 +284,31 @@ final class VectorKernels implements Kernels {
       a3 = wa.fma(xv, a3);
       b3 = wb.fma(xv, b3);
     }
-    if (k < cols) {
-      VectorMask<Float> m = S.indexInRange(k, cols);
-      FloatVector wa = WeightVectors.load(S, w, rowByte + k * Float.BYTES, m);
-      FloatVector wb = WeightVectors.load(S, w, row1 + k * Float.BYTES, m);
-      FloatVector xv = FloatVector.fromArray(S, x, x0 + k, m);
+    if (wTails != null) {
+      FloatVector wa = FloatVector.fromArray(S, wTails, wt);
+      FloatVector wb = FloatVector.fromArray(S, wTails, wt + LANES);
+      FloatVector xv = FloatVector.fromArray(S, xTails, xt);
       a0 = wa.fma(xv, a0);
       b0 = wb.fma(xv, b0);
-      xv = FloatVector.fromArray(S, x, x1 + k, m);
+      xv = FloatVector.fromArray(S, xTails, xt + LANES);
       a1 = wa.fma(xv, a1);
       b1 = wb.fma(xv, b1);
-      xv = FloatVector.fromArray(S, x, x2 + k, m);
+      xv = FloatVector.fromArray(S, xTails, xt + 2 * LANES);
       a2 = wa.fma(xv, a2);
       b2 = wb.fma(xv, b2);
-      xv = FloatVector.fromArray(S, x, x3 + k, m);
+      xv = FloatVector.fromArray(S, xTails, xt + 3 * LANES);
       a3 = wa.fma(xv, a3);
       b3 = wb.fma(xv, b3);
     }
-    out[o0] = sum(a0);
-    out[o0 + 1] = sum(b0);
-    out[o0 + outStride] = sum(a1);
-    out[o0 + outStride + 1] = sum(b1);
-    out[o0 + 2 * outStride] = sum(a2);
-    out[o0 + 2 * outStride + 1] = sum(b2);
-    out[o0 + 3 * outStride] = sum(a3);
-    out[o0 + 3 * outStride + 1] = sum(b3);
+    FloatVector sums = sums(a0, b0, a1, b1, a2, b2, a3, b3);
+    out[o0] = sums.lane(0);
+    out[o0 + 1] = sums.lane(1);
+    out[o0 + outStride] = sums.lane(2);
+    out[o0 + outStride + 1] = sums.lane(3);
+    out[o0 + 2 * outStride] = sums.lane(4);
+    out[o0 + 2 * outStride + 1] = sums.lane(5);
+    out[o0 + 3 * outStride] = sums.lane(6);
+    out[o0 + 3 * outStride + 1] = sums.lane(7);
   }
 
   /**
@@ -298,18 +336,16 @@ final class VectorKernels implements Kernels {
     pullSink = s0.add(s1).add(s2).add(s3).lane(0);
   }
 
-  private static float rowDot(Object w, long base, int rowByte, int cols, float[] x, int x0) {
+  /** One row against one token; the ends past {@code bound} as in {@link #tile2x4}. */
+  private static float rowDot(Object w, long base, int rowByte, int bound, float[] x, int x0,
+      float[] wTails, int wt, float[] xTails, int xt) {
     FloatVector acc = FloatVector.zero(S);
-    int bound = S.loopBound(cols);
-    int k = 0;
-    for (; k < bound; k += LANES) {
+    for (int k = 0; k < bound; k += LANES) {
       acc = WeightVectors.load(S, w, base, rowByte + k * Float.BYTES)
           .fma(FloatVector.fromArray(S, x, x0 + k), acc);
     }
-    if (k < cols) {
-      VectorMask<Float> m = S.indexInRange(k, cols);
-      acc = WeightVectors.load(S, w, rowByte + k * Float.BYTES, m)
-          .fma(FloatVector.fromArray(S, x, x0 + k, m), acc);
+    if (wTails != null) {
+      acc = FloatVector.fromArray(S, wTails, wt).fma(FloatVector.fromArray(S, xTails, xt), acc);
     }
     return sum(acc);
   }
@@ -352,10 +388,40 @@ final class VectorKernels implements Kernels {
     }
   }
 
-  /** The canonical fixed-order reduction of {@link Kernels#sumLanes}, without leaving registers. */
+  /**
+   * The canonical fixed-order reduction of {@link Kernels#sumLanes} in vector registers. Lane by
+   * lane extraction inlines into so many nodes that the compiler gave up inlining it into
+   * {@link #tile2x4}, and a call that is not inlined boxes its vector argument.
+   */
   private static float sum(FloatVector v) {
-    return ((v.lane(0) + v.lane(1)) + (v.lane(2) + v.lane(3)))
-        + ((v.lane(4) + v.lane(5)) + (v.lane(6) + v.lane(7)));
+    FloatVector neighbours = v.add(v.rearrange(SWAP_NEIGHBOURS));
+    FloatVector pairs = neighbours.add(neighbours.rearrange(SWAP_PAIRS));
+    return pairs.add(pairs.rearrange(SWAP_HALVES)).lane(0);
+  }
+
+  /**
+   * The canonical sums of eight vectors at once: lane i of the result is {@link #sum} of the
+   * i-th argument. Each step adds every vector to its swapped self and keeps, by a blend, the
+   * lanes where its own sums sit, so one register carries twice as many sums after each step.
+   * Written out without helper methods: a helper the compiler had compiled on its own before it
+   * compiled a caller was too big to inline any more, and its vectors were boxed.
+   */
+  private static FloatVector sums(FloatVector v0, FloatVector v1, FloatVector v2,
+      FloatVector v3, FloatVector v4, FloatVector v5, FloatVector v6, FloatVector v7) {
+    FloatVector s01 = v0.add(v0.rearrange(SWAP_NEIGHBOURS))
+        .blend(v1.add(v1.rearrange(SWAP_NEIGHBOURS)), ODD_LANES);
+    FloatVector s23 = v2.add(v2.rearrange(SWAP_NEIGHBOURS))
+        .blend(v3.add(v3.rearrange(SWAP_NEIGHBOURS)), ODD_LANES);
+    FloatVector s45 = v4.add(v4.rearrange(SWAP_NEIGHBOURS))
+        .blend(v5.add(v5.rearrange(SWAP_NEIGHBOURS)), ODD_LANES);
+    FloatVector s67 = v6.add(v6.rearrange(SWAP_NEIGHBOURS))
+        .blend(v7.add(v7.rearrange(SWAP_NEIGHBOURS)), ODD_LANES);
+    FloatVector s0123 = s01.add(s01.rearrange(SWAP_PAIRS))
+        .blend(s23.add(s23.rearrange(SWAP_PAIRS)), ODD_PAIRS);
+    FloatVector s4567 = s45.add(s45.rearrange(SWAP_PAIRS))
+        .blend(s67.add(s67.rearrange(SWAP_PAIRS)), ODD_PAIRS);
+    return s0123.add(s0123.rearrange(SWAP_HALVES))
+        .blend(s4567.add(s4567.rearrange(SWAP_HALVES)), UPPER_HALF);
   }
 
   /**

@@ -31,6 +31,8 @@ public final class WeightMatrix {
   /** Columns of one FP8 block; for the other formats the whole row, so a row is one segment. */
   private final int segmentCols;
   private final int scaleCols;
+  /** See {@link #rowEnds()}; null when rows are whole vectors or not float32. */
+  private final float[] rowEnds;
 
   /** A float32 matrix over {@code data} (little-endian, {@code rows * cols * 4} bytes). */
   public WeightMatrix(ByteBuffer data, int rows, int cols) {
@@ -55,6 +57,7 @@ public final class WeightMatrix {
     this.blockRows = blockRows;
     this.segmentCols = Math.max(1, segmentCols);
     this.scaleCols = (cols + this.segmentCols - 1) / this.segmentCols;
+    this.rowEnds = format != WeightFormat.F32 || cols % Kernels.LANES == 0 ? null : copyRowEnds();
   }
 
   /** A bfloat16 matrix over {@code data} ({@code rows * cols * 2} bytes). */
@@ -111,6 +114,16 @@ public final class WeightMatrix {
     return format;
   }
 
+
+  private float[] copyRowEnds() {
+    int whole = cols - cols % Kernels.LANES;
+    float[] ends = new float[rows * Kernels.LANES];
+    for (int r = 0; r < rows; r++) {
+      floats.get(r * cols + whole, ends, r * Kernels.LANES, cols - whole);
+    }
+    return ends;
+  }
+
   /** The raw little-endian bytes, for the kernels. */
   public ByteBuffer data() {
     return data;
@@ -118,6 +131,16 @@ public final class WeightMatrix {
 
   Object vectorView() {
     return vectorView;
+  }
+
+  /**
+   * When {@link #cols()} is not a multiple of {@link Kernels#LANES}: each row's last
+   * {@code cols % LANES} weights, padded with zeros to LANES floats, row after row on the heap,
+   * so that vector kernels read a row's end with one full load rather than a masked one; null
+   * otherwise. Copied once: the weights never change.
+   */
+  float[] rowEnds() {
+    return rowEnds;
   }
 
   public int rows() {

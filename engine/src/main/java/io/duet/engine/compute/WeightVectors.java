@@ -10,7 +10,6 @@ import java.nio.Buffer;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -135,10 +134,6 @@ final class WeightVectors {
     return FloatVector.fromByteBuffer(species, ((View) view).bytes, byteOffset, LE);
   }
 
-  static FloatVector load(VectorSpecies<Float> species, Object view, int byteOffset,
-      VectorMask<Float> mask) {
-    return FloatVector.fromByteBuffer(species, ((View) view).bytes, byteOffset, LE, mask);
-  }
 
   private static FloatVector unchecked(Object view, long address, int byteOffset) {
     try {

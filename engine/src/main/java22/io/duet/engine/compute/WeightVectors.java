@@ -4,7 +4,6 @@ import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -38,8 +37,4 @@ final class WeightVectors {
     return FloatVector.fromMemorySegment(species, (MemorySegment) view, byteOffset, LE);
   }
 
-  static FloatVector load(VectorSpecies<Float> species, Object view, int byteOffset,
-      VectorMask<Float> mask) {
-    return FloatVector.fromMemorySegment(species, (MemorySegment) view, byteOffset, LE, mask);
-  }
 }
