@@ -176,6 +176,7 @@ final class DeepSeekForwardPass implements ForwardPass {
       layerIndex = l;
       layerCache = kv.layer(l);
       attend();
+      rows.layerStored(l);
       for (int t = 0; t < count; t++) {
         RowOps.rmsNorm(xb, t * dim, x, t * dim, layer.feedForwardNorm(), dim, c.rmsNormEps());
       }

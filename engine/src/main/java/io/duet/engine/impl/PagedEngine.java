@@ -57,6 +57,10 @@ public final class PagedEngine implements Engine {
   /** Step scratch: the sequences that get logits from the pass, and their first logits row. */
   private final PagedSequence[] logitOwners;
   private final int[] firstLogitRow;
+  /** Step scratch: the sequences of the pass's segments, and where each segment's rows end. */
+  private final PagedSequence[] segmentOwners;
+  private final int[] segmentEnd;
+  private int segmentCount;
   private final AtomicLong nextSequenceId = new AtomicLong(1);
   private volatile KvLayout layout;
   // Written by the engine thread, read by metrics and tests elsewhere.
@@ -87,6 +91,9 @@ public final class PagedEngine implements Engine {
     this.logits = new float[maxRows * info.vocabSize()];
     this.logitOwners = new PagedSequence[maxRows];
     this.firstLogitRow = new int[maxRows];
+    this.segmentOwners = new PagedSequence[options.maxBatchTokens()];
+    this.segmentEnd = new int[options.maxBatchTokens()];
+    batch.onLayerStored(this::layerStored);
     this.experts = experts;
     this.forwardPass = model.forwardPass(new ForwardResources(storage, pool, kernels,
         options.maxBatchTokens(), maxRows, experts, options.expertSlots()));
@@ -358,11 +365,23 @@ public final class PagedEngine implements Engine {
     return experts.exchangeNanos();
   }
 
+  /** Raises the progress of the pass's sequences whose KV is exported as it is computed. */
+  private void layerStored(int layer) {
+    for (int i = 0; i < segmentCount; i++) {
+      KvProgress progress = segmentOwners[i].progress();
+      if (progress != null) {
+        progress.layerComputed(layer, segmentEnd[i]);
+      }
+    }
+  }
+
   private void runPasses(List<Sequence> sequences) {
     int vocab = info.vocabSize();
     int index = 0;
     while (index < sequences.size()) {
       batch.clear();
+      java.util.Arrays.fill(segmentOwners, 0, segmentCount, null);
+      segmentCount = 0;
       int owners = 0;
       int first = index;
       while (index < sequences.size() && batch.hasRoomForRow()) {
@@ -384,6 +403,9 @@ public final class PagedEngine implements Engine {
           break;
         }
         int segment = batch.addSequence(s.blockTable());
+        segmentOwners[segment] = s;
+        segmentEnd[segment] = start + take;
+        segmentCount = segment + 1;
         boolean ends = take == pending;
         for (int i = 0; i < take; i++) {
           batch.addRow(segment, s.token(start + i), start + i);
@@ -417,6 +439,8 @@ public final class PagedEngine implements Engine {
       }
     }
     batch.clear();
+    java.util.Arrays.fill(segmentOwners, 0, segmentCount, null);
+    segmentCount = 0;
   }
 
   private void publishFullBlocks(PagedSequence s) {
@@ -510,7 +534,16 @@ public final class PagedEngine implements Engine {
   public KvSnapshot exportKv(Sequence sequence) {
     PagedSequence s = live(sequence);
     return new PagedKvSnapshot(layout(), storage, Arrays.copyOf(s.tokenArray(),
-        s.computedTokens()), Arrays.copyOf(s.blockTable(), s.blockCount()));
+        s.computedTokens()), Arrays.copyOf(s.blockTable(), s.blockCount()), null);
+  }
+
+  @Override
+  public KvSnapshot exportKvAsComputed(Sequence sequence, Runnable onProgress) {
+    PagedSequence s = live(sequence);
+    KvProgress progress = new KvProgress(model.kvLayers(), s.computedTokens(), onProgress);
+    s.trackProgress(progress);
+    return new PagedKvSnapshot(layout(), storage, s.tokens(),
+        Arrays.copyOf(s.blockTable(), s.blockCount()), progress);
   }
 
   @Override

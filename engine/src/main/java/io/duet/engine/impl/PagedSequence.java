@@ -25,6 +25,8 @@ final class PagedSequence implements Sequence {
   private int wantedLogitRows = 1;
   private boolean released;
   private boolean cacheable = true;
+  /** Set while the sequence's KV is exported as it is computed. */
+  private KvProgress progress;
 
   PagedSequence(long id, int[] initialTokens, int[] initialBlocks, int computed,
       int cachedPrefixTokens) {
@@ -171,6 +173,14 @@ final class PagedSequence implements Sequence {
   /** Keeps this sequence's blocks out of the prefix cache (scratch work such as warm-up). */
   void excludeFromPrefixCache() {
     cacheable = false;
+  }
+
+  KvProgress progress() {
+    return progress;
+  }
+
+  void trackProgress(KvProgress value) {
+    progress = value;
   }
 
   boolean isCacheable() {
