@@ -166,7 +166,7 @@ public final class DecodeService implements DecodeScheduler.Listener {
     puller.pull(request.wire.kv()).onComplete(result -> {
       if (request.cancelled) {
         if (result.succeeded()) {
-          engine.release(result.result());
+          engine.release(result.result().sequence());
         }
         return;
       }
@@ -180,12 +180,24 @@ public final class DecodeService implements DecodeScheduler.Listener {
       }
       request.sender.stages((pullStart - request.acceptedNanos) / 1000,
           (System.nanoTime() - pullStart) / 1000);
-      Sequence sequence = result.result();
-      Sampler sampler = new Sampler(request.params, request.wire.samplerState(),
-          engine.info().vocabSize());
-      Generation generation = new Generation(engine, sequence, request.params, sampler);
+      KvPuller.Pulled pulled = result.result();
+      if (request.wire.kvStreamed() != (pulled.first() != null)) {
+        engine.release(pulled.sequence());
+        finish(request);
+        request.sender.fail(Failure.KV_TRANSFER.name(), "the KV stream "
+            + (pulled.first() == null ? "did not end with" : "ended with") + " a first token");
+        lingerIfOpen(request);
+        return;
+      }
+      // A streamed KV's first token was sampled when its prefill ended, after the request came.
+      int firstToken = pulled.first() != null ? pulled.first().token()
+          : request.wire.firstToken();
+      long samplerState = pulled.first() != null ? pulled.first().samplerState()
+          : request.wire.samplerState();
+      Sampler sampler = new Sampler(request.params, samplerState, engine.info().vocabSize());
+      Generation generation = new Generation(engine, pulled.sequence(), request.params, sampler);
       scheduler.join(new DecodeScheduler.Admission(request.wire.requestId(), generation,
-          request.wire.firstToken()));
+          firstToken));
     });
   }
 
