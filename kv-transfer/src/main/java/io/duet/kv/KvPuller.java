@@ -73,7 +73,8 @@ public final class KvPuller {
   }
 
   /**
-   * Pulls the KV named by {@code handle}. A stream of another layout fails as INCOMPATIBLE_KV
+   * Pulls the KV named by {@code handle}; fails as CANCELLED when the request's first token,
+   * sampled once a streamed KV was computed, ended it. A stream of another layout fails as INCOMPATIBLE_KV
    * when its header arrives (callers check the handle's fingerprint before, as DecodeService
    * does, to refuse without a round trip). The KV of a lease whose prefill is still running
    * arrives as it is computed, and the pull ends when the prefill does.
@@ -260,8 +261,12 @@ public final class KvPuller {
           }
           case ERROR -> {
             current = null;
-            transfer.fail(new ServiceException(Failure.KV_TRANSFER, "prefill instance refused the "
-                + "pull: " + frame.payloadText()));
+            String error = frame.payloadText();
+            // A first token that ended the request is no failure: the requester knows it.
+            transfer.fail(error.startsWith(KvTransferServer.FIRST_TOKEN_ENDED)
+                ? new ServiceException(Failure.CANCELLED, error)
+                : new ServiceException(Failure.KV_TRANSFER, "prefill instance refused the "
+                    + "pull: " + error));
             idle();
           }
           default -> broken("unexpected " + frame.type() + " frame");

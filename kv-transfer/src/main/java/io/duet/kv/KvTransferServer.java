@@ -61,6 +61,11 @@ public final class KvTransferServer {
   public static final String REFUSED_METRIC = "duet_kv_connections_refused_total";
   /** Prometheus counter of connections closed for a frame not finished within the timeout. */
   public static final String FRAME_TIMEOUTS_METRIC = "duet_kv_frame_timeouts_total";
+  /**
+   * How an ERROR frame starts when the lease being pulled ended because the request's first
+   * token, sampled once its KV was computed, ended the request: nothing failed.
+   */
+  public static final String FIRST_TOKEN_ENDED = "FIRST_TOKEN_ENDED";
   /** The answer to every PULL or RELEASE that does not qualify, whatever the reason. */
   static final String UNKNOWN_TRANSFER = "UNKNOWN_TRANSFER: no KV lease for this id and key on "
       + "this connection (unknown, ended, already pulled, or pulled by another connection)";
@@ -258,8 +263,10 @@ public final class KvTransferServer {
       KvStreamWriter export = sending.export();
       while (true) {
         if (!sending.isLive()) {
-          socket.write(KvFrame.text(KvFrame.Type.ERROR, "LEASE_ENDED: the KV lease ended "
-              + "(cancelled, expired, or its prefill failed) during the pull").encode());
+          socket.write(KvFrame.text(KvFrame.Type.ERROR, sending.endedAtFirstToken()
+              ? FIRST_TOKEN_ENDED + ": the request's first token ended it"
+              : "LEASE_ENDED: the KV lease ended (cancelled, expired, or its prefill failed) "
+                  + "during the pull").encode());
           sendEnded();
           return;
         }

@@ -30,6 +30,8 @@ final class Lease {
   /** Counts progress, completion and ending, so that a waiter misses none of them. */
   private long changes;
   private Runnable waiter;
+  /** Whether it ended because the first token ended the request: nothing failed. */
+  private boolean endedAtFirstToken;
 
   Lease(String transferId, String requestId, Sequence sequence, String pullKey,
       boolean computing) {
@@ -135,6 +137,14 @@ final class Lease {
       }
     }
     wake.run();
+  }
+
+  synchronized void markEndedAtFirstToken() {
+    endedAtFirstToken = true;
+  }
+
+  synchronized boolean endedAtFirstToken() {
+    return endedAtFirstToken;
   }
 
   synchronized boolean isComputing() {

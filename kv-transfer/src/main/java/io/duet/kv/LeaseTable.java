@@ -110,6 +110,20 @@ public final class LeaseTable {
     computed(transferId, null);
   }
 
+  /**
+   * The first token sampled after the KV of a lease taken by {@link #leaseWhileComputing} ended
+   * the request: as {@link #computeFailed}, but a pull in progress is told so
+   * ({@link KvTransferServer#FIRST_TOKEN_ENDED}), so that its decode instance lets the request
+   * go without calling it a failure.
+   */
+  public void firstTokenEnded(String transferId) {
+    Lease lease = byTransfer.get(transferId);
+    if (lease != null) {
+      lease.markEndedAtFirstToken();
+    }
+    computeFailed(transferId, "ended: the first token ended the request");
+  }
+
   private static final int TRANSFER_ID_BYTES = 16;
 
   private String newTransferId() {
@@ -192,6 +206,11 @@ public final class LeaseTable {
 
     public KvStreamWriter export() {
       return lease.export;
+    }
+
+    /** Whether the lease ended because the first token ended the request. */
+    public boolean endedAtFirstToken() {
+      return lease.endedAtFirstToken();
     }
 
     /** Whether the engine still computes the KV: more chunks will become ready. */

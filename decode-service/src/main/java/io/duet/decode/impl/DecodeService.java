@@ -9,7 +9,6 @@ import io.duet.engine.Engine;
 import io.duet.engine.Generation;
 import io.duet.engine.Sampler;
 import io.duet.engine.SamplingParams;
-import io.duet.engine.Sequence;
 import io.duet.service.EngineMetrics;
 import io.duet.service.Sampling;
 import io.micrometer.core.instrument.Counter;
@@ -174,6 +173,12 @@ public final class DecodeService implements DecodeScheduler.Listener {
         Failure failure = result.cause() instanceof ServiceException pf ? pf.failure()
             : Failure.KV_TRANSFER;
         finish(request);
+        if (failure == Failure.CANCELLED) {
+          // The first token of a streamed KV ended the request: its requester has it from the
+          // prefill result and ends the request; an event from here could only race it.
+          LOG.debug("request {}: its first token ended it", request.wire.requestId());
+          return;
+        }
         request.sender.fail(failure.name(), result.cause().getMessage());
         lingerIfOpen(request);
         return;

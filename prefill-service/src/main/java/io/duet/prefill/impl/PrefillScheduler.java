@@ -234,7 +234,11 @@ public final class PrefillScheduler extends EngineThread {
         first = generation.sampleNext();
         delta = generation.accept(first);
         if (delta.finish() != null && job.endAtFirstToken) {
-          drop(sequence, streamed[i], "the first token ended the request");
+          if (streamed[i] != null) {
+            leases.firstTokenEnded(streamed[i]);
+          } else {
+            engine.release(sequence);
+          }
         } else if (streamed[i] != null) {
           transferId = streamed[i];
           leases.computed(transferId, new FirstToken(first, sampler.state()));

@@ -38,6 +38,8 @@ final class ClusterStream implements CompletionStream {
   private DecodeEvent fromPrefill;
   /** That event while it waits for a decode instance to take the request. */
   private DecodeEvent heldFirst;
+  /** Whether a decode instance took the request. */
+  private boolean decodeTook;
   private Throwable failure;
   private TtftStages stages = TtftStages.NONE;
 
@@ -70,7 +72,7 @@ final class ClusterStream implements CompletionStream {
    * The first token's event, made from the prefill result: it is not a decode event, so it
    * neither counts as one ({@link #hasEvents}) nor earns the decode instance credit. One that
    * ends the request goes to the client at once; any other is held until a decode instance has
-   * taken the request ({@link #releaseFirstToken}) or sends its first event, so that a request
+   * taken the request ({@link #decodeTook}) or sends its first event, so that a request
    * no decode instance can take still fails as a whole (a 503 the client may send again), not
    * as a stream cut after its first token.
    */
@@ -79,13 +81,22 @@ final class ClusterStream implements CompletionStream {
       return;
     }
     heldFirst = event;
-    if (event.isLast()) {
+    if (event.isLast() || decodeTook) {
       releaseFirstToken();
     }
   }
 
-  /** Sends the client the held first token, if any: a decode instance took the request. */
-  void releaseFirstToken() {
+  /**
+   * A decode instance took the request: the first token goes to the client now, or as soon as
+   * it comes (a decode instance may take a request before its prefill has ended).
+   */
+  void decodeTook() {
+    decodeTook = true;
+    releaseFirstToken();
+  }
+
+  /** Sends the client the held first token, if any. */
+  private void releaseFirstToken() {
     if (heldFirst != null && !isDone()) {
       fromPrefill = heldFirst;
       heldFirst = null;

@@ -240,7 +240,7 @@ class PipelineTest {
     InstanceInfo d0 = decode.info();
     InstanceInfo listed = new InstanceInfo(id, Role.DECODE, 0, 1, HOST, d0.httpPort(), 0, MODEL,
         d0.fingerprint(), d0.chatTemplate(), d0.capacity(), new InstanceInfo.Load(0, 0, 0, 0, 0),
-        System.currentTimeMillis());
+        System.currentTimeMillis()).withCapabilities(d0.capabilities());
     return () -> listed;
   }
 
@@ -252,7 +252,8 @@ class PipelineTest {
     InstanceInfo p0 = registry.get(0).get();
     InstanceInfo listed = new InstanceInfo(id, Role.PREFILL, 0, 1, HOST, p0.httpPort(),
         p0.kvPort(), MODEL, p0.fingerprint(), p0.chatTemplate(), p0.capacity(),
-        new InstanceInfo.Load(0, 0, 0, 0, 0), System.currentTimeMillis());
+        new InstanceInfo.Load(0, 0, 0, 0, 0), System.currentTimeMillis())
+        .withCapabilities(p0.capabilities());
     return () -> listed;
   }
 
@@ -571,7 +572,7 @@ class PipelineTest {
       throws Exception {
     ProxyVerticle proxy = new ProxyVerticle(
         ClusterBackend.perEventLoop(vertx, this::instances, "proxy1",
-            Routing.create(new RoutingOptions(), metrics), 4, 30_000, List.of(), true),
+            Routing.create(new RoutingOptions(), metrics), 4, 30_000, List.of(), true, true),
         new ProxyOptions().setHost(HOST).setPort(0).setInstances(eventLoops), metrics);
     await(vertx.deployVerticle(proxy));
     return proxy;
@@ -669,7 +670,7 @@ class PipelineTest {
     Supplier<ClusterBackend> backends =
         ClusterBackend.perEventLoop(vertx, () -> heartbeats, "proxy1",
             Routing.create(new RoutingOptions(), new SimpleMeterRegistry()), 4, 30_000, List.of(),
-            true);
+            true, true);
     BackendVerticle first = open(backends.get());
     BackendVerticle second = open(backends.get());
 
@@ -953,7 +954,7 @@ class PipelineTest {
   private BackendVerticle eventLoop(Routing routing, boolean firstTokenFromPrefill)
       throws Exception {
     return open(ClusterBackend.perEventLoop(vertx, this::instances, "proxy-" + UUID.randomUUID(),
-        routing, 4, 30_000, List.of(), firstTokenFromPrefill).get());
+        routing, 4, 30_000, List.of(), firstTokenFromPrefill, firstTokenFromPrefill).get());
   }
 
   /**
@@ -1031,7 +1032,7 @@ class PipelineTest {
     Routing routing = Routing.create(new RoutingOptions().setDecodeRankCap(1).setQueueSize(1),
         metrics);
     Supplier<ClusterBackend> backends = ClusterBackend.perEventLoop(vertx, this::instances,
-        "proxy-full", routing, 4, 30_000, List.of(), true);
+        "proxy-full", routing, 4, 30_000, List.of(), true, true);
     BackendVerticle holder = open(backends.get());
     ProxyVerticle proxy = new ProxyVerticle(backends,
         new ProxyOptions().setHost(HOST).setPort(0).setInstances(1), metrics);
