@@ -203,6 +203,19 @@ class StreamedPullTest {
     assertNoBlockUsed();
   }
 
+  /** The first token ended the request: the pull ends as cancelled, not as a failure. */
+  @Test
+  void aFirstTokenThatEndsTheRequestEndsThePullAsCancelled() throws Exception {
+    Sequence sequence = prefill.allocate(prompt());
+    String transferId = leases.leaseWhileComputing("r1", sequence);
+    Future<KvPuller.Pulled> pulled = pull(handle(transferId));
+    awaitImportStarted();
+    prefill.step(List.of(sequence));
+    leases.firstTokenEnded(transferId);
+    assertEquals(Failure.CANCELLED, failureOf(pulled));
+    assertNoBlockUsed();
+  }
+
   /**
    * The decode side gives up while the prefill runs: its import is aborted, the connection
    * closes, the lease ends, and the prefill engine's blocks go once its step is done.

@@ -155,9 +155,10 @@ public final class PrefillVerticle extends WorkerVerticle {
           Promise<PrefillScheduler.Outcome> promise = Promise.promise();
           scheduler.enqueue(new PrefillScheduler.Job(request.requestId(), prompt, params,
               request.firstTokenFromPrefill(), promise, vertx.getOrCreateContext(),
-              streamed ? transferId -> {
+              streamed ? (transferId, pullKey) -> {
                 offered[0] = true;
-                started(message, request.requestId(), prompt.length, transferId, answer);
+                started(message, request.requestId(), prompt.length, transferId, pullKey,
+                    answer);
               } : null));
           return promise.future();
         })
@@ -176,13 +177,13 @@ public final class PrefillVerticle extends WorkerVerticle {
    * does not reply (it failed it, or it timed out) gave the request up: it is cancelled.
    */
   private void started(Message<JsonObject> message, String requestId, int promptTokens,
-      String transferId, Promise<Message<JsonObject>> answer) {
+      String transferId, String pullKey, Promise<Message<JsonObject>> answer) {
     int blockSize = engine.options().blockSize();
     KvHandle handle = new KvHandle(options.instanceId(), options.host(), kvServer.actualPort(),
         transferId, (promptTokens + blockSize - 1) / blockSize, promptTokens,
         engine.layout().fingerprint(),
         // its expiry starts when the KV is computed: not before this
-        System.currentTimeMillis() + options.leaseMillis(), leases.pullKey(transferId));
+        System.currentTimeMillis() + options.leaseMillis(), pullKey);
     message.<JsonObject>replyAndRequest(new PrefillStarted(requestId, handle).toJson(),
             new DeliveryOptions().setSendTimeout(options.leaseMillis()))
         .onComplete(reply -> {

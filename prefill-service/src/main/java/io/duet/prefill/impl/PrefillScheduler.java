@@ -20,7 +20,7 @@ import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
-import java.util.function.Consumer;
+import java.util.function.BiConsumer;
 import io.duet.kv.FirstToken;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -43,8 +43,11 @@ public final class PrefillScheduler extends EngineThread {
     final boolean endAtFirstToken;
     final Promise<Outcome> promise;
     final Context context;
-    /** Told the transfer id of a lease taken before the prompt is computed; null: no such. */
-    final Consumer<String> onLeased;
+    /**
+     * Told the transfer id and pull key of a lease taken before the prompt is computed; null:
+     * no such lease.
+     */
+    final BiConsumer<String, String> onLeased;
     final long queuedNanos = System.nanoTime();
     volatile boolean cancelled;
 
@@ -53,10 +56,10 @@ public final class PrefillScheduler extends EngineThread {
      *     ends the request, no decode instance will pull the KV, so it is freed at once
      * @param onLeased when not null, the KV is leased as the prompt's batch starts and served
      *     layer by layer as it is computed ({@link LeaseTable#leaseWhileComputing}); it gets
-     *     the transfer id then, on {@code context}
+     *     the transfer id and pull key then, on {@code context}
      */
     public Job(String requestId, int[] prompt, SamplingParams params, boolean endAtFirstToken,
-        Promise<Outcome> promise, Context context, Consumer<String> onLeased) {
+        Promise<Outcome> promise, Context context, BiConsumer<String, String> onLeased) {
       this.requestId = requestId;
       this.prompt = prompt;
       this.params = params;
@@ -280,7 +283,9 @@ public final class PrefillScheduler extends EngineThread {
       if (job.onLeased != null && !job.cancelled) {
         String transferId = leases.leaseWhileComputing(job.requestId, sequences.get(i));
         transferIds[i] = transferId;
-        job.context.runOnContext(v -> job.onLeased.accept(transferId));
+        // taken now: the lease may have ended by the time the requester is told of it
+        String pullKey = leases.pullKey(transferId);
+        job.context.runOnContext(v -> job.onLeased.accept(transferId, pullKey));
       }
     }
     return transferIds;

@@ -149,7 +149,7 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
     this.credits = credits;
     this.requestTimeoutMillis = requestTimeoutMillis;
     this.relay = new StreamRelay(eventBus, streamAddress, jobs::get, this::decodeFailed,
-        this::end);
+        this::decodeEnded);
     this.liveness = new LivenessCheck(vertx, registry, jobs::values, this::fail,
         this::prefillLost);
     this.leases = new KvLeases(eventBus);
@@ -351,6 +351,8 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
   private void prefillAnswered(ClusterJob job, InstanceInfo target, int sent,
       AsyncResult<Message<JsonObject>> reply) {
     boolean started = reply.succeeded() && PrefillStarted.is(reply.result().body());
+    LOG.debug("request {}: prefill answered {}", job.requestId(),
+        reply.succeeded() ? reply.result().body() : reply.cause());
     if (!started) {
       inFlight.prefillEnded(target.instanceId(), job.routing.promptTokens());
     }
@@ -395,7 +397,11 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
       return;
     }
     if (job.streamedKv != null) {
-      return; // the decode target has the request, and the KV's stream ends with the token
+      // the decode target has the request, and the KV's stream ends with the token
+      if (job.decodeEndAfterPrefill != null) {
+        job.decodeEndAfterPrefill.run();
+      }
+      return;
     }
     job.decodeRouting = job.routing.withPromptTokens(result.promptTokens());
     claimDecode(job, Failure.UNAVAILABLE, "no decode instance of model "
@@ -459,6 +465,7 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
         job.kv().fingerprint(), job.streamedKv != null ? STREAMING
             : job.first != null ? FIRST_TOKEN : Set.of(), job.decodeAttempts.refused(),
         target -> context.runOnContext(v -> slotGranted(job, number, target)));
+    LOG.debug("request {}: decode claim {}", job.requestId(), claim.outcome());
     switch (claim.outcome()) {
       case PLACED -> sendDecode(job, claim.target());
       case WAITING -> waitForSlot(job, claim);
@@ -574,6 +581,7 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
     DecodeRequest request;
     if (job.streamedKv != null) {
       // the first token and the sampler's state come at the end of the KV's stream
+      job.stream.awaitFirstToken();
       request = new DecodeRequest(job.requestId(), job.streamedKv, 0, 0L,
           job.streamedKv.tokenCount(), job.completion.sampling(), relay.address(), credits,
           true, true);
@@ -636,14 +644,33 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
   /**
    * The decode target failed the request (its stream's last event): a KV it could not pull
    * because the prefill instance is unreachable may come from prefilling again; any other
-   * failure ends the request.
+   * failure ends the request. One that comes while a streamed KV's prefill result is still to
+   * come waits for it ({@link ClusterJob#decodeEndAfterPrefill}).
    */
   private void decodeFailed(ClusterJob job, Failure failure, String message) {
+    if (awaitsPrefillResult(job)) {
+      job.decodeEndAfterPrefill = () -> decodeFailed(job, failure, message);
+      return;
+    }
     if (failure == Failure.KV_UNREACHABLE) {
       prefillLost(job, failure, "the decode instance could not pull the KV: " + message);
     } else {
       fail(job, failure, message);
     }
+  }
+
+  /** The decode target sent its last event: the request ends, once its first token is out. */
+  private void decodeEnded(ClusterJob job) {
+    if (awaitsPrefillResult(job)) {
+      job.decodeEndAfterPrefill = () -> end(job);
+    } else {
+      end(job);
+    }
+  }
+
+  /** Whether the request's KV is streamed and the prefill result, its first token, is to come. */
+  private static boolean awaitsPrefillResult(ClusterJob job) {
+    return job.streamedKv != null && job.prefilled == null;
   }
 
   private void fail(ClusterJob job, Failure failure, String message) {

@@ -45,6 +45,14 @@ final class ClusterJob {
   /** The handle of the KV being streamed, once the prefill instance started it; else null. */
   KvHandle streamedKv;
   /**
+   * The end of a streamed KV's decode stream (its last event, or its failure) that came while
+   * the prefill result was still to come, and waits for it: the result carries the first
+   * token, which goes to the client before the decode target's events, and may tell that the
+   * first token ended the request (the lease then ended before the decode target could pull
+   * it, which is no failure). Null otherwise.
+   */
+  Runnable decodeEndAfterPrefill;
+  /**
    * The prefill result whose first token went to the client, once one did: a prompt prefilled
    * again is decoded after that token, with that result's sampler state.
    */

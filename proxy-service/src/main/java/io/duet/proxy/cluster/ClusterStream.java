@@ -40,6 +40,12 @@ final class ClusterStream implements CompletionStream {
   private DecodeEvent heldFirst;
   /** Whether a decode instance took the request. */
   private boolean decodeTook;
+  /**
+   * Whether decode events wait for the first token from the prefill result: a decode instance
+   * pulling a streamed KV gets the first token at the stream's end, and may send the second
+   * before the prefill result reaches the proxy.
+   */
+  private boolean awaitingFirst;
   private Throwable failure;
   private TtftStages stages = TtftStages.NONE;
 
@@ -80,10 +86,16 @@ final class ClusterStream implements CompletionStream {
     if (isDone()) {
       return;
     }
+    awaitingFirst = false;
     heldFirst = event;
-    if (event.isLast() || decodeTook) {
+    if (event.isLast() || decodeTook || anyEvent) {
       releaseFirstToken();
     }
+  }
+
+  /** Decode events wait for {@link #firstToken} (the request's KV is streamed). */
+  void awaitFirstToken() {
+    awaitingFirst = heldFirst == null && fromPrefill == null;
   }
 
   /**
@@ -100,7 +112,7 @@ final class ClusterStream implements CompletionStream {
     if (heldFirst != null && !isDone()) {
       fromPrefill = heldFirst;
       heldFirst = null;
-      pending.add(fromPrefill);
+      pending.addFirst(fromPrefill); // before any decode event that came early
       drain();
     }
   }
@@ -133,7 +145,7 @@ final class ClusterStream implements CompletionStream {
   }
 
   private void drain() {
-    while (demand > 0 && !pending.isEmpty() && !cancelled) {
+    while (!awaitingFirst && demand > 0 && !pending.isEmpty() && !cancelled) {
       DecodeEvent event = pending.poll();
       if (demand != Long.MAX_VALUE) {
         demand--;

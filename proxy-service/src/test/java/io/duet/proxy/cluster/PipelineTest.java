@@ -55,8 +55,10 @@ import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.HttpClient;
 import io.vertx.core.http.HttpMethod;
 import io.vertx.core.http.PoolOptions;
+import io.duet.engine.deepseek.RandomDeepSeekCheckpoint;
 import io.vertx.core.json.JsonArray;
 import io.vertx.core.json.JsonObject;
+import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -800,6 +802,22 @@ class PipelineTest {
         .tokenizerPath(ServiceTests.shared("aidreams260K.tok512.bin")).kvBlocks(512).threads(1);
   }
 
+  /**
+   * A DeepSeek-V3-shaped checkpoint of random weights (multi-head latent attention, experts),
+   * with DeepSeek-V3's tokenizer: the MLA latent is what its KV moves as.
+   */
+  private static EngineOptions deepSeek() throws IOException {
+    Path model = Files.createTempDirectory(Path.of("target"), "pipelinetest-deepseek-")
+        .toAbsolutePath();
+    RandomDeepSeekCheckpoint.write(model, new RandomDeepSeekCheckpoint.Shape(64, 3, 1, 4, 32,
+        16, 16, 8, 16, 96, 32, 16, 4, 4, 2, 1, 129_280, 256),
+        RandomDeepSeekCheckpoint.Storage.BF16, 128, false, 17);
+    for (String file : List.of("tokenizer.json", "tokenizer_config.json")) {
+      Files.copy(ServiceTests.shared("deepseek-v3-tokenizer/" + file), model.resolve(file));
+    }
+    return new EngineOptions().modelPath(model).kvBlocks(512).threads(1);
+  }
+
   /** What the events of a completion tell the client: text, usage and finish reason. */
   private record Told(String text, int promptTokens, int completionTokens, String finish) {
     static Told of(List<DecodeEvent> events) {
@@ -820,21 +838,23 @@ class PipelineTest {
 
   /**
    * Greedy, seeded, stop strings (held back, hit by the first token or later), one and two
-   * tokens: the client is told the same through a proxy that streams the first token from the
-   * prefill result as through one that waits for the decode instance, and greedy text equals
-   * the engine's alone.
+   * tokens: the client is told the same through a proxy that streams the KV while prefill runs,
+   * one that streams the first token from the prefill result, and one that waits for the
+   * decode instance, and greedy text equals the engine's alone.
    */
   @ParameterizedTest(name = "{0}")
-  @ValueSource(strings = {"aidreams", "stories"})
+  @ValueSource(strings = {"aidreams", "stories", "deepseek"})
   void theFirstTokenFromThePrefillResultChangesNothingTheClientIsTold(String model)
       throws Exception {
     Engine alone = reference;
-    if (model.equals("stories")) {
-      registry.add(deployPrefill("p-stories", model, engines.open(stories()), 64, 30_000)::info);
-      registry.add(deployDecode("d-stories", model, engines.open(stories()), 64)::info);
-      alone = engines.open(stories());
+    if (!model.equals("aidreams")) {
+      EngineOptions options = model.equals("stories") ? stories() : deepSeek();
+      registry.add(deployPrefill("p-" + model, model, engines.open(options), 64, 30_000)::info);
+      registry.add(deployDecode("d-" + model, model, engines.open(options), 64)::info);
+      alone = engines.open(options);
     }
     Routing routing = Routing.create(new RoutingOptions(), new SimpleMeterRegistry());
+    BackendVerticle streaming = eventLoop(routing, true, true);
     BackendVerticle fast = eventLoop(routing, true);
     BackendVerticle slow = eventLoop(routing, false);
     List<SamplingSpec> specs = List.of(greedy(30), greedy(1), greedy(2), seeded(1, 30),
@@ -844,9 +864,12 @@ class PipelineTest {
     for (String prompt : PROMPTS.subList(0, 4)) {
       for (SamplingSpec spec : specs) {
         String what = model + ", " + prompt + ", " + spec;
+        Told viaStreaming = Told.of(await(run(streaming, new CompletionJob("k" + n, model,
+            prompt, spec))));
         Told viaFast = Told.of(await(run(fast, new CompletionJob("f" + n, model, prompt, spec))));
         Told viaSlow = Told.of(await(run(slow, new CompletionJob("s" + n++, model, prompt, spec))));
         assertEquals(viaSlow, viaFast, what);
+        assertEquals(viaSlow, viaStreaming, what);
         if (spec.temperature() == 0 && spec.stop().isEmpty()) {
           assertEquals(expected(alone, prompt, spec.maxTokens()), viaFast.text(), what);
         }
@@ -871,11 +894,12 @@ class PipelineTest {
         greedyUntil(30, List.of(firstToken), List.of()), "stop",
         greedyUntil(30, List.of(), List.of(firstText.strip())), "stop");
     Routing routing = Routing.create(new RoutingOptions(), new SimpleMeterRegistry());
+    BackendVerticle fast = eventLoop(routing, true);
     BackendVerticle slow = eventLoop(routing, false);
     PrometheusMeterRegistry p0 = metricsOf("p0");
     int n = 0;
     for (var ending : endsAtFirst.entrySet()) {
-      List<DecodeEvent> events = await(run(new CompletionJob("f" + n, MODEL, prompt,
+      List<DecodeEvent> events = await(run(fast, new CompletionJob("f" + n, MODEL, prompt,
           ending.getKey())));
       assertEquals(0, p0.get("duet_kv_leases").gauge().value(), ending.getKey().toString());
       assertEquals(0, p0.get("duet_kv_blocks_used").gauge().value(), ending.getKey().toString());
@@ -887,6 +911,48 @@ class PipelineTest {
     assertEquals(endsAtFirst.size(), sentTo(Addresses.decode("d0", 0)),
         "only the proxy that does not stream the first token asked the decode instance");
     awaitEveryBlockFree(decodeEngine);
+  }
+
+  /**
+   * With the KV streamed while prefill runs, {@code max_tokens} 1 still never reaches a decode
+   * instance; a request whose first token turns out to end it (an end token, a stop string) was
+   * given to one as its prefill started, and is let go of there at once: the client is told
+   * what it is told without streaming, and no KV, lease or decode slot stays held on either
+   * side.
+   */
+  @Test
+  void aStreamedRequestItsFirstTokenEndsIsLetGoOfOnBothSides() throws Exception {
+    String prompt = "Once upon a time";
+    int firstToken = new OfflineGenerator(reference, 1).generate(
+        reference.tokenizer().encode(prompt, true), SamplingParams.greedy(1)).outputTokens()[0];
+    String firstText = expected(prompt, 1);
+    Routing routing = Routing.create(new RoutingOptions(), new SimpleMeterRegistry());
+    BackendVerticle streaming = eventLoop(routing, true, true);
+    BackendVerticle slow = eventLoop(routing, false);
+    PrometheusMeterRegistry p0 = metricsOf("p0");
+    PrometheusMeterRegistry d0 = metricsOf("d0");
+
+    List<DecodeEvent> one = await(run(streaming, new CompletionJob("k1", MODEL, prompt,
+        greedy(1))));
+    assertEquals("length", one.get(0).finishReason());
+    assertEquals(0, sentTo(Addresses.decode("d0", 0)), "max_tokens 1 never reaches decode");
+
+    int n = 0;
+    for (SamplingSpec ending : List.of(greedyUntil(30, List.of(firstToken), List.of()),
+        greedyUntil(30, List.of(), List.of(firstText.strip())))) {
+      List<DecodeEvent> events = await(run(streaming, new CompletionJob("k" + n, MODEL, prompt,
+          ending)));
+      assertEquals(1, events.size(), ending.toString());
+      assertEquals("stop", events.get(0).finishReason());
+      assertEquals(Told.of(await(run(slow, new CompletionJob("s" + n++, MODEL, prompt,
+          ending)))), Told.of(events), ending.toString());
+    }
+    awaitEveryBlockFree(decodeEngine);
+    eventually("no lease, KV block or decode request held", Duration.ofSeconds(5), () ->
+        p0.get("duet_kv_leases").gauge().value() == 0
+            && p0.get("duet_kv_blocks_used").gauge().value() == 0
+            && d0.get("duet_decode_running").gauge().value() == 0
+            && d0.get("duet_kv_blocks_used").gauge().value() == 0);
   }
 
   /** Where a request is when its client goes away. */
@@ -939,6 +1005,37 @@ class PipelineTest {
     assertEquals(stage == Stage.PREFILLING ? 0 : 1, sentTo(Addresses.decode("d0", 0)));
   }
 
+  /**
+   * The client goes away as the decode instance is handed a KV that its prefill instance is
+   * still computing (the default backend streams it): the prefill's lease, the decode's import
+   * and reservation all end, on both sides.
+   */
+  @Test
+  void aStreamedRequestCancelledWhileItsPrefillRunsLeavesEveryKvGaugeAt0() throws Exception {
+    Promise<Void> cancelled = Promise.promise();
+    CompletionJob job = new CompletionJob("c1", MODEL, LONG_ANSWER, greedy(40));
+    backend.onContext(() -> {
+      CompletionStream stream = backend.backend.start(job);
+      stream.handler(event -> { });
+      vertx.eventBus().addOutboundInterceptor(delivery -> {
+        delivery.next();
+        if (delivery.message().address().equals(Addresses.decode("d0", 0))) {
+          assertTrue(DecodeRequest.fromJson((JsonObject) delivery.message().body()).kvStreamed());
+          backend.onContext(() -> {
+            stream.cancel();
+            cancelled.tryComplete();
+          });
+        }
+      });
+    });
+    await(cancelled.future());
+    eventually("no KV held, leased or decoded", Duration.ofSeconds(5), () ->
+        metricsOf("p0").get("duet_kv_leases").gauge().value() == 0
+            && metricsOf("p0").get("duet_kv_blocks_used").gauge().value() == 0
+            && metricsOf("d0").get("duet_kv_blocks_used").gauge().value() == 0
+            && metricsOf("d0").get("duet_decode_running").gauge().value() == 0);
+  }
+
   // ---------------------------------------------------------------- scheduling
 
   private static final DecodeTarget D0 = new DecodeTarget("d0", 0);
@@ -950,11 +1047,17 @@ class PipelineTest {
     return eventLoop(routing, true);
   }
 
-  /** ... that streams the first token from the prefill result, or not. */
+  /** ... that streams the first token from the prefill result, or not (and no KV while prefill runs). */
   private BackendVerticle eventLoop(Routing routing, boolean firstTokenFromPrefill)
       throws Exception {
+    return eventLoop(routing, firstTokenFromPrefill, false);
+  }
+
+  /** ... that streams the first token from the prefill result, and the KV while prefill runs. */
+  private BackendVerticle eventLoop(Routing routing, boolean firstTokenFromPrefill,
+      boolean kvLayerStreaming) throws Exception {
     return open(ClusterBackend.perEventLoop(vertx, this::instances, "proxy-" + UUID.randomUUID(),
-        routing, 4, 30_000, List.of(), firstTokenFromPrefill, firstTokenFromPrefill).get());
+        routing, 4, 30_000, List.of(), firstTokenFromPrefill, kvLayerStreaming).get());
   }
 
   /**
