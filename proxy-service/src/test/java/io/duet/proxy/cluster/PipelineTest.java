@@ -1002,7 +1002,12 @@ class PipelineTest {
             && metricsOf("p0").get("duet_kv_blocks_used").gauge().value() == 0
             && metricsOf("d0").get("duet_kv_blocks_used").gauge().value() == 0
             && metricsOf("d0").get("duet_decode_running").gauge().value() == 0);
-    assertEquals(stage == Stage.PREFILLING ? 0 : 1, sentTo(Addresses.decode("d0", 0)));
+    if (stage == Stage.PREFILLING) {
+      // the backend streams the KV: its decode target may be asked as the prefill starts
+      assertTrue(sentTo(Addresses.decode("d0", 0)) <= 1);
+    } else {
+      assertEquals(1, sentTo(Addresses.decode("d0", 0)));
+    }
   }
 
   /**
