@@ -351,8 +351,6 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
   private void prefillAnswered(ClusterJob job, InstanceInfo target, int sent,
       AsyncResult<Message<JsonObject>> reply) {
     boolean started = reply.succeeded() && PrefillStarted.is(reply.result().body());
-    LOG.debug("request {}: prefill answered {}", job.requestId(),
-        reply.succeeded() ? reply.result().body() : reply.cause());
     if (!started) {
       inFlight.prefillEnded(target.instanceId(), job.routing.promptTokens());
     }
@@ -465,7 +463,6 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
         job.kv().fingerprint(), job.streamedKv != null ? STREAMING
             : job.first != null ? FIRST_TOKEN : Set.of(), job.decodeAttempts.refused(),
         target -> context.runOnContext(v -> slotGranted(job, number, target)));
-    LOG.debug("request {}: decode claim {}", job.requestId(), claim.outcome());
     switch (claim.outcome()) {
       case PLACED -> sendDecode(job, claim.target());
       case WAITING -> waitForSlot(job, claim);
