@@ -425,6 +425,10 @@ public final class PagedEngine implements Engine {
       if (batch.rowCount() > 0) {
         forwardPass.forward(batch, logits);
         computedTokens += batch.rowCount();
+        // Every layer is stored once the pass is done, whether the pass said so or not.
+        for (int l = 0; l < model.kvLayers(); l++) {
+          layerStored(l);
+        }
       }
       for (int r = 0; r < owners; r++) {
         PagedSequence s = logitOwners[r];
