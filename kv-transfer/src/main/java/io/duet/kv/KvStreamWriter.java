@@ -40,10 +40,6 @@ public final class KvStreamWriter {
     return header.clone();
   }
 
-  public boolean isLayered() {
-    return layered;
-  }
-
   public int tokenCount() {
     return snapshot.tokens().length;
   }
