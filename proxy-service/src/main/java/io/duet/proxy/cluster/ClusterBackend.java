@@ -339,9 +339,10 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
     job.prefill = target;
     int sent = ++job.prefillRequests;
     inFlight.prefillStarted(target.instanceId(), job.routing.promptTokens());
+    job.firstTokenAsked = firstTokenFromPrefill(job, target);
     PrefillRequest request = new PrefillRequest(job.requestId(), job.completion.prompt(),
         job.completion.promptTokens().stream().mapToInt(Integer::intValue).toArray(),
-        job.completion.sampling(), firstTokenFromPrefill(job, target), job.streamKv);
+        job.completion.sampling(), job.firstTokenAsked, job.streamKv);
     eventBus.<JsonObject>request(Addresses.prefill(target.instanceId()), request.toJson(),
             new DeliveryOptions().setSendTimeout(requestTimeoutMillis))
         .onComplete(reply -> prefillAnswered(job, target, sent, reply));
@@ -390,8 +391,7 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
       leases.release(job);
       return;
     }
-    if (firstTokenFromPrefill && job.first == null && result.firstText() != null
-        && streamFirstToken(job, result)) {
+    if (job.firstTokenAsked && result.firstText() != null && streamFirstToken(job, result)) {
       return;
     }
     if (job.streamedKv != null) {

@@ -38,6 +38,11 @@ final class ClusterJob {
   /** The prefill instance's answer, whose KV handle names the request's lease, once prefilled. */
   PrefillResult prefilled;
   /**
+   * Whether the last prefill request asked for the first token to come from its result (then
+   * only decode targets that leave it out of their stream may take the request).
+   */
+  boolean firstTokenAsked;
+  /**
    * Whether the prefill request asked for the KV to be streamed to the decode target claimed
    * with it ({@link io.duet.contract.PrefillRequest#streamKv}).
    */

@@ -2,6 +2,7 @@ package io.duet.proxy.cluster;
 
 import static io.duet.service.ServiceTests.eventually;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -910,6 +911,37 @@ class PipelineTest {
     }
     assertEquals(endsAtFirst.size(), sentTo(Addresses.decode("d0", 0)),
         "only the proxy that does not stream the first token asked the decode instance");
+    awaitEveryBlockFree(decodeEngine);
+  }
+
+  /**
+   * A decode instance of an older build announces no capabilities: the proxy neither streams
+   * the first token from the prefill result nor the KV while prefill runs (that decode instance
+   * would send the first token again), and the client is told what it is told without them.
+   */
+  @Test
+  void aDecodeInstanceThatAnnouncesNothingGetsNeitherTheFirstTokenNorAStreamedKv()
+      throws Exception {
+    registry.set(1, () -> decode.info().withCapabilities(Set.of()));
+    List<DecodeRequest> asked = new CopyOnWriteArrayList<>();
+    vertx.eventBus().addOutboundInterceptor(delivery -> {
+      if (delivery.message().address().equals(Addresses.decode("d0", 0))) {
+        asked.add(DecodeRequest.fromJson((JsonObject) delivery.message().body()));
+      }
+      delivery.next();
+    });
+    Routing routing = Routing.create(new RoutingOptions(), new SimpleMeterRegistry());
+    BackendVerticle streaming = eventLoop(routing, true, true);
+    BackendVerticle slow = eventLoop(routing, false);
+    String prompt = "Once upon a time";
+    Told viaStreaming = Told.of(await(run(streaming, new CompletionJob("k1", MODEL, prompt,
+        greedy(20)))));
+    assertEquals(Told.of(await(run(slow, new CompletionJob("s1", MODEL, prompt, greedy(20))))),
+        viaStreaming);
+    assertEquals(expected(prompt, 20), viaStreaming.text());
+    assertEquals(2, asked.size());
+    assertFalse(asked.get(0).firstTokenSent() || asked.get(0).kvStreamed(),
+        "the decode instance streams every token, from KV pulled after the prefill");
     awaitEveryBlockFree(decodeEngine);
   }
 
