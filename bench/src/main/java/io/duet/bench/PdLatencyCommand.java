@@ -206,7 +206,7 @@ final class PdLatencyCommand extends BenchCommand {
       stage(stages, "prefill compute", run.pd.prefill);
       stage(stages, "decode queue", run.pd.decodeQueue);
       stage(stages, "KV pull and import", run.pd.kvPull);
-      stage(stages, "rest: proxy, event bus, first decode step", run.pd.ttftRest);
+      stage(stages, "rest: proxy and event bus", run.pd.ttftRest);
       stages.print(out);
       Table totals = new Table(1, "setup", "requests", "output tokens", "wall s", "output tok/s",
           "coalesced events");
