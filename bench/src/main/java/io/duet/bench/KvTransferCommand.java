@@ -207,9 +207,9 @@ final class KvTransferCommand extends BenchCommand {
           .map(reply -> PrefillResult.fromJson(reply.body()).kv())
           .compose(handle -> {
             long start = System.nanoTime();
-            return puller.pull(handle).map(sequence -> {
+            return puller.pull(handle).map(result -> {
               long elapsed = System.nanoTime() - start;
-              engineB.release(sequence);
+              engineB.release(result.sequence());
               return elapsed;
             });
           })

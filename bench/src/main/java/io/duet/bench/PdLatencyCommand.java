@@ -65,6 +65,12 @@ final class PdLatencyCommand extends BenchCommand {
       + "cluster and event-bus code, which doubled its TTFT)")
   int warmup = 32;
 
+  @Option(names = "--kv-layer-streaming", negatable = true, defaultValue = "true",
+      fallbackValue = "true", description = "1P1D moves the KV layer by layer while prefill "
+          + "runs (proxy.kv-layer-streaming); --no-kv-layer-streaming: once it has ended "
+          + "(default: ${DEFAULT-VALUE})")
+  boolean kvLayerStreaming;
+
   @Option(names = "--kv-cache-mb", description = "KV cache per engine (default: ${DEFAULT-VALUE})")
   int kvCacheMb = 256;
 
@@ -133,7 +139,8 @@ final class PdLatencyCommand extends BenchCommand {
     SamplingSpec spec = SamplingSpec.greedy(maxTokens).ignoringEos();
     int maxConcurrency = concurrency.stream().mapToInt(Integer::intValue).max().orElse(1);
     // Prefill and decode share this machine's cores, as in the embedded 1P1D.
-    try (PdPipeline pipeline = PdPipeline.start(options.sharedCores(true), maxConcurrency)) {
+    try (PdPipeline pipeline = PdPipeline.start(options.sharedCores(true), maxConcurrency,
+        kvLayerStreaming)) {
       for (Run run : runs) {
         progress.phase("1P1D, concurrency " + run.concurrency + ": warm-up");
         runPipeline(pipeline, "w" + run.concurrency, run.warmupTexts, spec, run.concurrency,
@@ -199,7 +206,7 @@ final class PdLatencyCommand extends BenchCommand {
       stage(stages, "prefill compute", run.pd.prefill);
       stage(stages, "decode queue", run.pd.decodeQueue);
       stage(stages, "KV pull and import", run.pd.kvPull);
-      stage(stages, "rest: proxy, event bus, first decode step", run.pd.ttftRest);
+      stage(stages, "rest: proxy and event bus", run.pd.ttftRest);
       stages.print(out);
       Table totals = new Table(1, "setup", "requests", "output tokens", "wall s", "output tok/s",
           "coalesced events");
@@ -221,7 +228,8 @@ final class PdLatencyCommand extends BenchCommand {
         .put("model", model.toString()).put("engine", description).put("threadsPerEngine", options.threads())
         .put("requests", requests).put("promptTokens", promptTokens)
         .put("promptTokensMin", promptLengths.getMin()).put("promptTokensMax", promptLengths.getMax())
-        .put("maxTokens", maxTokens).put("warmup", warmup).put("runs", jsonRuns));
+        .put("maxTokens", maxTokens).put("warmup", warmup)
+        .put("kvLayerStreaming", kvLayerStreaming).put("runs", jsonRuns));
   }
 
   private static double delta(Latency engine, Latency pd, double percentile) {

@@ -420,6 +420,6 @@ class BenchSmokeTest {
   private static PdPipeline embedded1p1d() throws Exception {
     return PdPipeline.start(new EngineOptions().modelPath(Path.of(shared("aidreams260K.bin")))
         .tokenizerPath(Path.of(shared("aidreams260K.tok512.bin"))).threads(1)
-        .kvCacheBytes(8L << 20).sharedCores(true), 4);
+        .kvCacheBytes(8L << 20).sharedCores(true), 4, true);
   }
 }

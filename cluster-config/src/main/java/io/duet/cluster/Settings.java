@@ -253,6 +253,14 @@ public final class Settings {
           + "token ends (max_tokens 1, an end token, a stop string) then never reaches a decode "
           + "instance. false: the decode instance streams every token, the first included."));
 
+  public static final Setting<Boolean> PROXY_KV_LAYER_STREAMING = declare(Setting.builder(
+      "proxy.kv-layer-streaming", bool()).defaultValue(true)
+      .description("With proxy.first-token-from-prefill, ask a decode instance to take a "
+          + "request at the same time as the prefill instance computes it, so that the KV "
+          + "moves layer by layer while the prompt is computed; only with instances that "
+          + "announce it, a decode slot free at once, and max_tokens above 1. false: the KV "
+          + "moves once the prefill has ended."));
+
   public static final Setting<Boolean> PROXY_EMBEDDED = declare(Setting.builder("proxy.embedded",
       bool()).defaultValue(true).switchFlag("--embedded")
       .description("Also run one prefill and one decode instance in the proxy's JVM."));

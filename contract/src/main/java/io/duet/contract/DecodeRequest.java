@@ -9,16 +9,19 @@ import io.vertx.core.json.JsonObject;
  *
  * @param firstTokenSent the requester already streamed {@code firstToken}'s text (from the
  *     {@link PrefillResult}): the stream leaves it out, its count still counts
+ * @param kvStreamed the KV is being computed ({@link PrefillRequest#streamKv}): it arrives as
+ *     the prefill instance computes it, and its stream ends with the first token and the
+ *     sampler state, which {@code firstToken} and {@code samplerState} then do not carry
  */
 public record DecodeRequest(String requestId, KvHandle kv, int firstToken, long samplerState,
     int promptTokens, SamplingSpec sampling, String streamAddress, int initialCredits,
-    boolean firstTokenSent) {
+    boolean firstTokenSent, boolean kvStreamed) {
 
   /** A request whose stream starts with the first token. */
   public DecodeRequest(String requestId, KvHandle kv, int firstToken, long samplerState,
       int promptTokens, SamplingSpec sampling, String streamAddress, int initialCredits) {
     this(requestId, kv, firstToken, samplerState, promptTokens, sampling, streamAddress,
-        initialCredits, false);
+        initialCredits, false, false);
   }
 
   public JsonObject toJson() {
@@ -26,7 +29,7 @@ public record DecodeRequest(String requestId, KvHandle kv, int firstToken, long 
         .put("firstToken", firstToken).put("samplerState", samplerState)
         .put("promptTokens", promptTokens).put("sampling", sampling.toJson())
         .put("streamAddress", streamAddress).put("initialCredits", initialCredits)
-        .put("firstTokenSent", firstTokenSent);
+        .put("firstTokenSent", firstTokenSent).put("kvStreamed", kvStreamed);
   }
 
   public static DecodeRequest fromJson(JsonObject json) {
@@ -35,6 +38,6 @@ public record DecodeRequest(String requestId, KvHandle kv, int firstToken, long 
         json.getInteger("firstToken"), json.getLong("samplerState"),
         json.getInteger("promptTokens"), SamplingSpec.fromJson(json.getJsonObject("sampling")),
         json.getString("streamAddress"), json.getInteger("initialCredits"),
-        json.getBoolean("firstTokenSent", false));
+        json.getBoolean("firstTokenSent", false), json.getBoolean("kvStreamed", false));
   }
 }

@@ -1,6 +1,8 @@
 package io.duet.contract;
 
+import io.vertx.core.json.JsonArray;
 import io.vertx.core.json.JsonObject;
+import java.util.Set;
 
 /**
  * What every instance announces with each heartbeat: who it is, where to reach it, what it can
@@ -18,14 +20,37 @@ import io.vertx.core.json.JsonObject;
  * @param engine the engine architecture that runs its model, e.g. {@code llama2c}, or
  *     {@link #SIMULATED} for the simulated engine, whose text no one must take for a model's;
  *     empty for a proxy
+ * @param capabilities what it can do beyond what every version does, e.g.
+ *     {@link #FIRST_TOKEN_FROM_PREFILL}: a proxy uses a feature only with instances that
+ *     announce it, so that proxies and instances of different builds work together during a
+ *     rolling upgrade (an instance of a build without capabilities announces none)
  */
 public record InstanceInfo(String instanceId, Role role, int dpRank, int ranks, String host,
     int httpPort,
     int kvPort, String modelName, String fingerprint, String chatTemplate, int capacity, Load load,
-    long heartbeatMillis, State state, String engine) {
+    long heartbeatMillis, State state, String engine, Set<String> capabilities) {
 
   /** {@link #engine()} of an instance that runs the simulated engine. */
   public static final String SIMULATED = "sim";
+  /**
+   * A decode instance leaves out the first token of a request whose requester streamed it from
+   * the prefill result ({@link DecodeRequest#firstTokenSent}); a prefill instance frees the KV
+   * of a request its first token ends ({@link PrefillRequest#firstTokenFromPrefill}).
+   */
+  public static final String FIRST_TOKEN_FROM_PREFILL = "first-token-from-prefill";
+  /**
+   * A prefill instance serves a request's KV layer by layer while it computes it
+   * ({@link PrefillRequest#streamKv}); a decode instance pulls it so
+   * ({@link DecodeRequest#kvStreamed}).
+   */
+  public static final String KV_LAYER_STREAMING = "kv-layer-streaming";
+  /** What the prefill and decode instances of this build announce. */
+  public static final Set<String> ALL_CAPABILITIES = Set.of(FIRST_TOKEN_FROM_PREFILL,
+      KV_LAYER_STREAMING);
+
+  public InstanceInfo {
+    capabilities = Set.copyOf(capabilities);
+  }
 
   /**
    * Where an instance is in its life. A stopping instance first announces {@link #DRAINING}, so
@@ -54,7 +79,7 @@ public record InstanceInfo(String instanceId, Role role, int dpRank, int ranks, 
       int httpPort, int kvPort, String modelName, String fingerprint, String chatTemplate,
       int capacity, Load load, long heartbeatMillis) {
     this(instanceId, role, dpRank, ranks, host, httpPort, kvPort, modelName, fingerprint,
-        chatTemplate, capacity, load, heartbeatMillis, State.SERVING, "");
+        chatTemplate, capacity, load, heartbeatMillis, State.SERVING, "", Set.of());
   }
 
   /**
@@ -92,17 +117,27 @@ public record InstanceInfo(String instanceId, Role role, int dpRank, int ranks, 
 
   public InstanceInfo withLoad(Load value, long now) {
     return new InstanceInfo(instanceId, role, dpRank, ranks, host, httpPort, kvPort, modelName,
-        fingerprint, chatTemplate, capacity, value, now, state, engine);
+        fingerprint, chatTemplate, capacity, value, now, state, engine, capabilities);
   }
 
   public InstanceInfo withState(State value) {
     return new InstanceInfo(instanceId, role, dpRank, ranks, host, httpPort, kvPort, modelName,
-        fingerprint, chatTemplate, capacity, load, heartbeatMillis, value, engine);
+        fingerprint, chatTemplate, capacity, load, heartbeatMillis, value, engine, capabilities);
   }
 
   public InstanceInfo withEngine(String value) {
     return new InstanceInfo(instanceId, role, dpRank, ranks, host, httpPort, kvPort, modelName,
-        fingerprint, chatTemplate, capacity, load, heartbeatMillis, state, value);
+        fingerprint, chatTemplate, capacity, load, heartbeatMillis, state, value, capabilities);
+  }
+
+  public InstanceInfo withCapabilities(Set<String> value) {
+    return new InstanceInfo(instanceId, role, dpRank, ranks, host, httpPort, kvPort, modelName,
+        fingerprint, chatTemplate, capacity, load, heartbeatMillis, state, engine, value);
+  }
+
+  /** Whether it announces every one of {@code wanted}. */
+  public boolean can(Set<String> wanted) {
+    return capabilities.containsAll(wanted);
   }
 
   /** Whether it runs the simulated engine. */
@@ -121,7 +156,8 @@ public record InstanceInfo(String instanceId, Role role, int dpRank, int ranks, 
         .put("modelName", modelName).put("fingerprint", fingerprint)
         .put("chatTemplate", chatTemplate).put("capacity", capacity)
         .put("load", load.toJson()).put("heartbeatMillis", heartbeatMillis)
-        .put("state", state.wireName()).put("engine", engine);
+        .put("state", state.wireName()).put("engine", engine)
+        .put("capabilities", new JsonArray(capabilities.stream().sorted().toList()));
   }
 
   public static InstanceInfo fromJson(JsonObject json) {
@@ -134,6 +170,16 @@ public record InstanceInfo(String instanceId, Role role, int dpRank, int ranks, 
         json.getLong("heartbeatMillis"),
         // a peer of a build without states announces only while it serves
         State.fromWire(json.getString("state", State.SERVING.wireName())),
-        json.getString("engine", ""));
+        json.getString("engine", ""), capabilities(json.getJsonArray("capabilities")));
+  }
+
+  private static Set<String> capabilities(JsonArray names) {
+    Set<String> set = new java.util.HashSet<>();
+    if (names != null) {
+      for (int i = 0; i < names.size(); i++) {
+        set.add(names.getString(i));
+      }
+    }
+    return set;
   }
 }

@@ -10,20 +10,27 @@ import io.vertx.core.json.JsonObject;
  * @param firstTokenFromPrefill the requester streams the first token from the result: when that
  *     token ends the request ({@code max_tokens} 1, an end token, a stop string), the prefill
  *     instance frees the KV at once instead of leasing it, and the result has no KV handle
+ * @param streamKv lease the KV before computing it and serve it layer by layer as it is
+ *     computed: the instance answers first with a {@link PrefillStarted} (the lease's handle)
+ *     as soon as the prompt's batch starts, a reply that expects a reply; the requester answers
+ *     it (any body) once it has handed the handle on, and the {@link PrefillResult} comes as the
+ *     reply to that answer. Failing that answer cancels the request. Only with
+ *     {@code firstTokenFromPrefill}, and only to instances that announce
+ *     {@link InstanceInfo#KV_LAYER_STREAMING}
  */
 public record PrefillRequest(String requestId, String prompt, int[] promptTokens,
-    SamplingSpec sampling, boolean firstTokenFromPrefill) {
+    SamplingSpec sampling, boolean firstTokenFromPrefill, boolean streamKv) {
 
   /** A request whose KV is always leased for a decode instance, whatever its first token. */
   public PrefillRequest(String requestId, String prompt, int[] promptTokens,
       SamplingSpec sampling) {
-    this(requestId, prompt, promptTokens, sampling, false);
+    this(requestId, prompt, promptTokens, sampling, false, false);
   }
 
   public JsonObject toJson() {
     return Messages.envelope().put("requestId", requestId).put("prompt", prompt)
         .put("promptTokens", Messages.ints(promptTokens)).put("sampling", sampling.toJson())
-        .put("firstTokenFromPrefill", firstTokenFromPrefill);
+        .put("firstTokenFromPrefill", firstTokenFromPrefill).put("streamKv", streamKv);
   }
 
   public static PrefillRequest fromJson(JsonObject json) {
@@ -31,6 +38,6 @@ public record PrefillRequest(String requestId, String prompt, int[] promptTokens
     return new PrefillRequest(json.getString("requestId"), json.getString("prompt"),
         Messages.ints(json.getJsonArray("promptTokens")),
         SamplingSpec.fromJson(json.getJsonObject("sampling")),
-        json.getBoolean("firstTokenFromPrefill", false));
+        json.getBoolean("firstTokenFromPrefill", false), json.getBoolean("streamKv", false));
   }
 }

@@ -70,6 +70,21 @@ class ProtocolJsonTest {
   }
 
   @Test
+  void instanceInfoCapabilities() {
+    InstanceInfo capable = INFO.withCapabilities(InstanceInfo.ALL_CAPABILITIES);
+    assertEquals(capable, InstanceInfo.fromJson(wire(capable.toJson())));
+    assertTrue(capable.can(java.util.Set.of(InstanceInfo.KV_LAYER_STREAMING)));
+    assertEquals(capable, capable.withLoad(INFO.load(), INFO.heartbeatMillis())
+        .withState(InstanceInfo.State.SERVING).withEngine(""), "updates keep the capabilities");
+    JsonObject ofAnOlderBuild = capable.toJson();
+    ofAnOlderBuild.remove("capabilities");
+    InstanceInfo old = InstanceInfo.fromJson(ofAnOlderBuild);
+    assertTrue(old.capabilities().isEmpty(), "an older build announces nothing it can do");
+    assertFalse(old.can(java.util.Set.of(InstanceInfo.FIRST_TOKEN_FROM_PREFILL)));
+    assertTrue(old.can(java.util.Set.of()));
+  }
+
+  @Test
   void instanceInfoEngine() {
     InstanceInfo simulated = INFO.withEngine(InstanceInfo.SIMULATED);
     assertEquals(simulated, InstanceInfo.fromJson(wire(simulated.toJson())));
@@ -102,7 +117,21 @@ class ProtocolJsonTest {
     assertArrayEquals(new int[0], PrefillRequest.fromJson(wire(textOnly.toJson())).promptTokens());
     assertFalse(back.firstTokenFromPrefill());
     assertTrue(PrefillRequest.fromJson(wire(new PrefillRequest("req-3", "Hi", new int[0],
-        SAMPLING, true).toJson())).firstTokenFromPrefill());
+        SAMPLING, true, false).toJson())).firstTokenFromPrefill());
+    PrefillRequest streamed = PrefillRequest.fromJson(wire(new PrefillRequest("req-4", "Hi",
+        new int[0], SAMPLING, true, true).toJson()));
+    assertTrue(streamed.streamKv() && streamed.firstTokenFromPrefill());
+    assertFalse(back.streamKv());
+  }
+
+  @Test
+  void prefillStarted() {
+    PrefillStarted started = new PrefillStarted("req-1", KV);
+    JsonObject json = wire(started.toJson());
+    assertTrue(PrefillStarted.is(json));
+    assertEquals(started, PrefillStarted.fromJson(json));
+    assertFalse(PrefillStarted.is(wire(new PrefillResult("req-1", 411, 3L, 37, 0, KV, 1, 2)
+        .toJson())));
   }
 
   @Test
@@ -121,8 +150,11 @@ class ProtocolJsonTest {
         "duet.stream.proxy-1.req-1", 32);
     assertEquals(request, DecodeRequest.fromJson(wire(request.toJson())));
     DecodeRequest firstSent = new DecodeRequest("req-1", KV, 411, -7L, 37, SAMPLING,
-        "duet.stream.proxy-1.req-1", 32, true);
+        "duet.stream.proxy-1.req-1", 32, true, false);
     assertEquals(firstSent, DecodeRequest.fromJson(wire(firstSent.toJson())));
+    DecodeRequest streamed = new DecodeRequest("req-1", KV, 0, 0L, 37, SAMPLING,
+        "duet.stream.proxy-1.req-1", 32, true, true);
+    assertEquals(streamed, DecodeRequest.fromJson(wire(streamed.toJson())));
     DecodeAccepted accepted = new DecodeAccepted("req-1", "decode-h-abc123", 4);
     assertEquals(accepted, DecodeAccepted.fromJson(wire(accepted.toJson())));
   }

@@ -89,7 +89,8 @@ public final class DecodeVerticle extends WorkerVerticle {
         statusPort(), 0, options.modelName(), engine.layout().fingerprint(),
         engine.info().chatTemplate(), options.maxNumSeqs(), new InstanceInfo.Load(service.active(), service.waiting(),
             service.reservedTokens(), kv.usedBlocks(), kv.totalBlocks()),
-        System.currentTimeMillis()).withEngine(engine.info().architecture());
+        System.currentTimeMillis()).withEngine(engine.info().architecture())
+        .withCapabilities(InstanceInfo.ALL_CAPABILITIES);
   }
 
   @Override

@@ -211,6 +211,16 @@ public interface Engine extends AutoCloseable {
   KvSnapshot exportKv(Sequence sequence);
 
   /**
+   * The KV of every token of the sequence, computed or pending, readable layer by layer as the
+   * engine computes it, so that another engine can import the first layers while the next ones
+   * are computed ({@link KvSnapshot#readyTokens}). {@code onProgress} runs on the engine thread
+   * each time a step has computed one more layer of some of its tokens; it must be quick (hand
+   * the news to another thread). The sequence must stay allocated until the snapshot has been
+   * read, and must not be stepped past its current tokens.
+   */
+  KvSnapshot exportKvAsComputed(Sequence sequence, Runnable onProgress);
+
+  /**
    * Starts importing the KV of {@code tokens} (every one computed), made by an engine of
    * {@code layout}; write its blocks into the returned import.
    *

@@ -28,10 +28,24 @@ public interface KvImport {
    */
   void writeBlock(int index, ByteChain payload);
 
+  /** Bytes one layer of block {@code index} must have. */
+  int layerPayloadBytes(int index);
+
+  /**
+   * Copies layer {@code layer} of block {@code index} in (laid out as
+   * {@link KvSnapshot#readBlockLayer} writes it), so that layers may arrive in any order, each
+   * once, as the sender's engine computes them.
+   *
+   * @throws KvTransferException (after freeing the blocks) when the payload has the wrong size,
+   *     or that layer of that block was written before
+   */
+  void writeBlockLayer(int index, int layer, ByteChain payload);
+
   /**
    * The imported sequence, every token computed; append the next token before stepping it.
    *
-   * @throws KvTransferException (after freeing the blocks) unless every block was written
+   * @throws KvTransferException (after freeing the blocks) unless every layer of every block was
+   *     written
    */
   Sequence finish();
 

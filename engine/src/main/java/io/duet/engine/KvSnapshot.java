@@ -7,7 +7,9 @@ import java.nio.ByteBuffer;
  * sequence's tokens {@code [i * blockSize, i * blockSize + slots(i))}; its payload is, for each
  * layer, for each {@link KvComponent} of the layout, for each of the component's runs, the
  * run's values of those slots, little-endian. Valid while the sequence stays allocated and is
- * not stepped.
+ * not stepped, except for a snapshot taken with {@link Engine#exportKvAsComputed}, which is read
+ * while the engine computes it: one layer of a block at a time, once {@link #readyTokens} of that
+ * layer covers the block.
  */
 public interface KvSnapshot {
 
@@ -26,4 +28,19 @@ public interface KvSnapshot {
 
   /** Writes block {@code index}'s payload at {@code destination}'s position, advancing it. */
   void readBlock(int index, ByteBuffer destination);
+
+  /**
+   * Tokens from the first whose KV of {@code layer} is computed and may be read: every token of
+   * a snapshot of a computed sequence. Any thread; it only grows.
+   */
+  int readyTokens(int layer);
+
+  /** Bytes of one layer of block {@code index}'s payload (its components' runs in that layer). */
+  int layerPayloadBytes(int index);
+
+  /**
+   * Writes layer {@code layer} of block {@code index} (that layer's part of its payload) at
+   * {@code destination}'s position, advancing it.
+   */
+  void readBlockLayer(int index, int layer, ByteBuffer destination);
 }

@@ -13,6 +13,7 @@ import io.vertx.core.Vertx;
 import io.vertx.core.net.NetClient;
 import io.vertx.core.net.NetClientOptions;
 import io.vertx.core.net.NetSocket;
+import java.nio.ByteBuffer;
 import java.util.ArrayDeque;
 import java.util.HashMap;
 import java.util.Map;
@@ -65,11 +66,20 @@ public final class KvPuller {
   }
 
   /**
-   * Pulls the KV named by {@code handle}; the result is a sequence with every token computed. A
-   * stream of another layout fails as INCOMPATIBLE_KV when its header arrives (callers check the
-   * handle's fingerprint before, as DecodeService does, to refuse without a round trip).
+   * A pulled sequence, every token computed, and, when the KV was streamed while its prefill
+   * ran (a layered stream), the first token its prefill sampled; null otherwise.
    */
-  public Future<Sequence> pull(KvHandle handle) {
+  public record Pulled(Sequence sequence, FirstToken first) {
+  }
+
+  /**
+   * Pulls the KV named by {@code handle}; fails as CANCELLED when the request's first token,
+   * sampled once a streamed KV was computed, ended it. A stream of another layout fails as INCOMPATIBLE_KV
+   * when its header arrives (callers check the handle's fingerprint before, as DecodeService
+   * does, to refuse without a round trip). The KV of a lease whose prefill is still running
+   * arrives as it is computed, and the pull ends when the prefill does.
+   */
+  public Future<Pulled> pull(KvHandle handle) {
     Transfer transfer = new Transfer(handle);
     transfers.put(handle.transferId(), transfer);
     transfer.timer = vertx.setTimer(timeoutMillis, t -> transfer.fail(transfer.timedOut()));
@@ -235,10 +245,15 @@ public final class KvPuller {
           // in place: the frame's payload is still the network's buffers
           case CHUNK -> transfer.kvImport().acceptChunk(frame.payloadBuffers());
           case END -> {
+            FirstToken first = KvWireFormat.parseEnd(ByteBuffer.wrap(frame.payload().getBytes()));
+            if ((first != null) != transfer.kvImport().isLayered()) {
+              broken("an END " + (first == null ? "without" : "with") + " a first token");
+              return;
+            }
             Sequence sequence = transfer.kvImport().finish();
             transfer.kvImport = null;
             socket.write(KvFrame.text(KvFrame.Type.RELEASE, transfer.handle.transferId()).encode());
-            transfer.succeed(sequence);
+            transfer.succeed(new Pulled(sequence, first));
           }
           case RELEASED -> {
             current = null;
@@ -246,8 +261,12 @@ public final class KvPuller {
           }
           case ERROR -> {
             current = null;
-            transfer.fail(new ServiceException(Failure.KV_TRANSFER, "prefill instance refused the "
-                + "pull: " + frame.payloadText()));
+            String error = frame.payloadText();
+            // A first token that ended the request is no failure: the requester knows it.
+            transfer.fail(error.startsWith(KvTransferServer.FIRST_TOKEN_ENDED)
+                ? new ServiceException(Failure.CANCELLED, error)
+                : new ServiceException(Failure.KV_TRANSFER, "prefill instance refused the "
+                    + "pull: " + error));
             idle();
           }
           default -> broken("unexpected " + frame.type() + " frame");
@@ -287,7 +306,7 @@ public final class KvPuller {
   /** One pull in progress. */
   private final class Transfer {
     final KvHandle handle;
-    final Promise<Sequence> promise = Promise.promise();
+    final Promise<Pulled> promise = Promise.promise();
     Connection connection;
     KvStreamReader kvImport;
     long timer;
@@ -318,15 +337,15 @@ public final class KvPuller {
       return kvImport;
     }
 
-    void succeed(Sequence sequence) {
+    void succeed(Pulled pulled) {
       if (done) {
-        engine.release(sequence);
+        engine.release(pulled.sequence());
         return;
       }
       done = true;
       transfers.remove(handle.transferId(), this);
       vertx.cancelTimer(timer);
-      promise.complete(sequence);
+      promise.complete(pulled);
     }
 
     void fail(Throwable error) {

@@ -13,17 +13,21 @@ import java.nio.ByteBuffer;
  * Reads a {@link KvWireFormat} stream into an engine: the header starts an import (checking the
  * layout), each chunk is checked (order, size, CRC32C) and its payload copied into its block,
  * and {@link #finish} yields the sequence. Any failure aborts the import, freeing its blocks,
- * before it is thrown. Chunks must arrive in order.
+ * before it is thrown. The chunks of a block-by-block stream must arrive in order; those of a
+ * layered stream in any order, each once.
  */
 public final class KvStreamReader {
 
   private final KvImport target;
   private final int chunkCount;
-  private int nextChunk;
+  private final boolean layered;
+  /** Chunks accepted: in a block-by-block stream, also the index of the next one due. */
+  private int accepted;
 
-  private KvStreamReader(KvImport target, int chunkCount) {
+  private KvStreamReader(KvImport target, int chunkCount, boolean layered) {
     this.target = target;
     this.chunkCount = chunkCount;
+    this.layered = layered;
   }
 
   /**
@@ -35,7 +39,7 @@ public final class KvStreamReader {
   public static KvStreamReader begin(Engine engine, byte[] header) {
     KvWireFormat.Header parsed = KvWireFormat.parseHeader(header);
     return new KvStreamReader(engine.beginImport(parsed.layout(), parsed.tokens()),
-        parsed.chunkCount());
+        parsed.chunkCount(), parsed.layered());
   }
 
   /** Reads a whole stream and imports it. */
@@ -59,8 +63,12 @@ public final class KvStreamReader {
     return chunkCount;
   }
 
+  public boolean isLayered() {
+    return layered;
+  }
+
   public boolean isComplete() {
-    return nextChunk == chunkCount;
+    return accepted == chunkCount;
   }
 
   /**
@@ -92,12 +100,16 @@ public final class KvStreamReader {
     int index = chunk.getInt();
     int slots = chunk.getInt();
     int payload = chunk.getInt();
-    int expectedSlots = target.slots(nextChunk);
-    int expectedPayload = target.payloadBytes(nextChunk);
-    if (index != nextChunk || slots != expectedSlots || payload != expectedPayload) {
+    int blocks = target.blockCount();
+    boolean known = layered ? index >= 0 && index < chunkCount : index == accepted;
+    int block = layered ? Math.floorMod(index, blocks) : index;
+    int expectedSlots = known ? target.slots(block) : -1;
+    int expectedPayload = !known ? -1 : layered ? target.layerPayloadBytes(block)
+        : target.payloadBytes(block);
+    if (!known || slots != expectedSlots || payload != expectedPayload) {
       throw KvWireFormat.malformed("chunk " + index + " with " + slots + " slots / " + payload
-          + " bytes where chunk " + nextChunk + " with " + expectedSlots + " slots / "
-          + expectedPayload + " bytes was due");
+          + " bytes does not fit" + (layered ? " a layered stream of " + chunkCount + " chunks"
+              : " where chunk " + accepted + " was due"));
     }
     int crcAt = KvWireFormat.CHUNK_PREFIX_BYTES + payload;
     if (length < crcAt + KvWireFormat.CRC_BYTES) {
@@ -108,15 +120,20 @@ public final class KvStreamReader {
       throw new KvTransferException(KvTransferException.Reason.CORRUPTED,
           "CRC32C mismatch in chunk " + index);
     }
-    target.writeBlock(index, chunk.slice(KvWireFormat.CHUNK_PREFIX_BYTES, crcAt));
-    nextChunk++;
+    ByteChain values = chunk.slice(KvWireFormat.CHUNK_PREFIX_BYTES, crcAt);
+    if (layered) {
+      target.writeBlockLayer(block, index / blocks, values);
+    } else {
+      target.writeBlock(index, values);
+    }
+    accepted++;
   }
 
   /** The imported sequence, every token computed; append the next token before stepping it. */
   public Sequence finish() {
     if (!isComplete()) {
       target.abort();
-      throw KvWireFormat.truncated("finished after " + nextChunk + " of " + chunkCount
+      throw KvWireFormat.truncated("finished after " + accepted + " of " + chunkCount
           + " chunks");
     }
     return target.finish();

@@ -8,18 +8,31 @@ import java.nio.ByteOrder;
 
 /**
  * A sequence's KV ({@link KvSnapshot}) as a {@link KvWireFormat} stream: the header, then one
- * chunk per block, each encoded on demand so that a sender can stream them without holding the
- * whole transfer in memory.
+ * chunk per block (or, layered, per layer of a block), each encoded on demand so that a sender
+ * can stream them without holding the whole transfer in memory.
  */
 public final class KvStreamWriter {
 
   private final KvSnapshot snapshot;
+  private final boolean layered;
+  private final int blocks;
   private final byte[] header;
 
+  /** The block-by-block stream of a computed sequence's KV. */
   public KvStreamWriter(KvSnapshot snapshot) {
+    this(snapshot, false);
+  }
+
+  /**
+   * @param layered one chunk per layer of a block, each sent once {@link #isReady}: for a
+   *     snapshot read while it is computed ({@link io.duet.engine.Engine#exportKvAsComputed})
+   */
+  public KvStreamWriter(KvSnapshot snapshot, boolean layered) {
     this.snapshot = snapshot;
-    this.header = KvWireFormat.encodeHeader(snapshot.layout(), snapshot.tokens(),
-        snapshot.blockCount());
+    this.layered = layered;
+    this.blocks = snapshot.blockCount();
+    this.header = KvWireFormat.encodeHeader(snapshot.layout(), snapshot.tokens(), chunkCount(),
+        layered);
   }
 
   /** The header bytes (the receiver passes them to {@link KvStreamReader#begin}). */
@@ -32,7 +45,17 @@ public final class KvStreamWriter {
   }
 
   public int chunkCount() {
-    return snapshot.blockCount();
+    return layered ? blocks * snapshot.layout().layers() : blocks;
+  }
+
+  /** Whether chunk {@code index}'s KV is computed, so that it may be encoded. Any thread. */
+  public boolean isReady(int index) {
+    if (!layered) {
+      return true;
+    }
+    int block = index % blocks;
+    return snapshot.readyTokens(index / blocks)
+        >= block * snapshot.layout().blockSize() + snapshot.slots(block);
   }
 
   /** Bytes of the whole stream: header and every chunk. */
@@ -46,11 +69,14 @@ public final class KvStreamWriter {
 
   /** Bytes of chunk {@code index} in the wire format. */
   public int chunkLength(int index) {
-    return KvWireFormat.CHUNK_PREFIX_BYTES + snapshot.payloadBytes(index)
-        + KvWireFormat.CRC_BYTES;
+    return KvWireFormat.CHUNK_PREFIX_BYTES + payloadBytes(index) + KvWireFormat.CRC_BYTES;
   }
 
-  /** Encodes chunk {@code index}: block {@code index} of the sequence, with its CRC32C. */
+  private int payloadBytes(int index) {
+    return layered ? snapshot.layerPayloadBytes(index % blocks) : snapshot.payloadBytes(index);
+  }
+
+  /** Encodes chunk {@code index}, with its CRC32C. */
   public byte[] chunk(int index) {
     byte[] bytes = new byte[chunkLength(index)];
     writeChunk(index, bytes, 0);
@@ -62,16 +88,21 @@ public final class KvStreamWriter {
    * ({@link #chunkLength} bytes), so that a sender can build its frame without a copy.
    */
   public void writeChunk(int index, byte[] destination, int offset) {
-    int payload = snapshot.payloadBytes(index);
+    int payload = payloadBytes(index);
     ByteBuffer b = ByteBuffer.wrap(destination, offset, chunkLength(index)).slice()
         .order(ByteOrder.LITTLE_ENDIAN);
-    b.putInt(index).putInt(snapshot.slots(index)).putInt(payload);
-    snapshot.readBlock(index, b);
+    int block = layered ? index % blocks : index;
+    b.putInt(index).putInt(snapshot.slots(block)).putInt(payload);
+    if (layered) {
+      snapshot.readBlockLayer(block, index / blocks, b);
+    } else {
+      snapshot.readBlock(index, b);
+    }
     int crcAt = KvWireFormat.CHUNK_PREFIX_BYTES + payload;
     b.putInt(crcAt, KvWireFormat.crc(destination, offset, crcAt));
   }
 
-  /** Writes the header and every chunk. */
+  /** Writes the header and every chunk (of a computed sequence). */
   public void writeTo(OutputStream out) throws IOException {
     out.write(header);
     for (int i = 0; i < chunkCount(); i++) {

@@ -2,6 +2,7 @@ package io.duet.kv;
 
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.MeterRegistry;
+import io.vertx.core.Context;
 import io.vertx.core.Future;
 import io.vertx.core.Vertx;
 import io.vertx.core.internal.net.NetSocketInternal;
@@ -19,7 +20,11 @@ import org.slf4j.LoggerFactory;
 /**
  * Serves leased KV to decode instances over TCP (see {@link KvFrame} for the protocol). Chunks
  * are encoded one at a time as the socket drains, so a transfer never holds more than the
- * socket's write queue in memory.
+ * socket's write queue in memory. The KV of a lease taken while it is computed
+ * ({@link LeaseTable#leaseWhileComputing}) goes out layer by layer as the engine computes it:
+ * the pull sends what is ready, waits for the engine's next layer (no stall timeout applies to
+ * that wait: the prefill's own failure or cancel ends the lease, which ends the pull with an
+ * ERROR), and ends with the first token once the prefill is done.
  *
  * <p>A connection answers its frames in the order they came, one transfer at a time. A RELEASE
  * that arrives while a pull is being sent on the same connection is deferred: the pull runs to
@@ -56,6 +61,11 @@ public final class KvTransferServer {
   public static final String REFUSED_METRIC = "duet_kv_connections_refused_total";
   /** Prometheus counter of connections closed for a frame not finished within the timeout. */
   public static final String FRAME_TIMEOUTS_METRIC = "duet_kv_frame_timeouts_total";
+  /**
+   * How an ERROR frame starts when the lease being pulled ended because the request's first
+   * token, sampled once its KV was computed, ended the request: nothing failed.
+   */
+  public static final String FIRST_TOKEN_ENDED = "FIRST_TOKEN_ENDED";
   /** The answer to every PULL or RELEASE that does not qualify, whatever the reason. */
   static final String UNKNOWN_TRANSFER = "UNKNOWN_TRANSFER: no KV lease for this id and key on "
       + "this connection (unknown, ended, already pulled, or pulled by another connection)";
@@ -156,6 +166,12 @@ public final class KvTransferServer {
     private final NetSocket socket;
     /** The pull being sent, if any: its blocks stay pinned until it ends. */
     private LeaseTable.Pull sending;
+    /** Which chunks of {@link #sending} went out, and how many. */
+    private boolean[] sent;
+    private int sentCount;
+    /** Whether {@link #sending} waits for its lease to change (more KV computed). */
+    private boolean awaitingChange;
+    private final Context context = vertx.getOrCreateContext();
     /** Transfer ids of the RELEASEs that arrived while {@link #sending}, in order. */
     private final List<String> deferredReleases = new ArrayList<>();
     /** Closes the connection if {@link #sending} waits too long for a drain. */
@@ -233,39 +249,79 @@ public final class KvTransferServer {
       }
       pulled.add(claim.transferId());
       sending = pull;
+      sent = new boolean[pull.export().chunkCount()];
+      sentCount = 0;
       socket.write(KvFrame.of(KvFrame.Type.HEADER, pull.export().header()).encode());
-      sendChunks(0);
+      sendChunks();
     }
 
-    private void sendChunks(int from) {
+    /**
+     * Sends every ready chunk not sent yet, as the socket drains; then the END, or waits for
+     * the lease's next change while its KV is being computed.
+     */
+    private void sendChunks() {
       KvStreamWriter export = sending.export();
-      int chunk = from;
-      while (chunk < export.chunkCount()) {
+      while (true) {
         if (!sending.isLive()) {
-          socket.write(KvFrame.text(KvFrame.Type.ERROR, "LEASE_ENDED: the KV lease ended "
-              + "(cancelled or expired) during the pull").encode());
+          socket.write(KvFrame.text(KvFrame.Type.ERROR, sending.endedAtFirstToken()
+              ? FIRST_TOKEN_ENDED + ": the request's first token ended it"
+              : "LEASE_ENDED: the KV lease ended (cancelled, expired, or its prefill failed) "
+                  + "during the pull").encode());
           sendEnded();
           return;
         }
-        int index = chunk;
-        socket.write(KvFrame.encode(KvFrame.Type.CHUNK, export.chunkLength(index),
-            (destination, offset) -> export.writeChunk(index, destination, offset)));
-        chunk++;
-        if (socket.writeQueueFull()) {
-          int next = chunk;
-          stallTimer = vertx.setTimer(settings.stallMillis(), t -> stalled());
-          socket.drainHandler(v -> {
-            vertx.cancelTimer(stallTimer);
-            socket.drainHandler(null);
-            if (sending != null) { // null: the connection closed while the queue drained
-              sendChunks(next);
-            }
-          });
+        // Read before the chunks' readiness: once it says computed, every chunk is ready.
+        long changes = sending.changes();
+        boolean computing = sending.isComputing();
+        boolean sentSome = false;
+        // Chunks become ready out of index order (a prompt prefilled in several passes).
+        for (int index = 0; index < sent.length && sending.isLive(); index++) {
+          if (sent[index] || !export.isReady(index)) {
+            continue;
+          }
+          int chunk = index;
+          socket.write(KvFrame.encode(KvFrame.Type.CHUNK, export.chunkLength(chunk),
+              (destination, offset) -> export.writeChunk(chunk, destination, offset)));
+          sent[chunk] = true;
+          sentCount++;
+          sentSome = true;
+          if (socket.writeQueueFull()) {
+            stallTimer = vertx.setTimer(settings.stallMillis(), t -> stalled());
+            socket.drainHandler(v -> {
+              vertx.cancelTimer(stallTimer);
+              socket.drainHandler(null);
+              if (sending != null) { // null: the connection closed while the queue drained
+                sendChunks();
+              }
+            });
+            return;
+          }
+        }
+        if (sentSome) {
+          continue; // more may have been computed meanwhile
+        }
+        if (computing || sentCount < sent.length) {
+          awaitChange(changes);
           return;
         }
+        FirstToken first = sending.first();
+        socket.write((first == null ? KvFrame.empty(KvFrame.Type.END)
+            : KvFrame.of(KvFrame.Type.END, KvWireFormat.encodeEnd(first))).encode());
+        sendEnded();
+        return;
       }
-      socket.write(KvFrame.empty(KvFrame.Type.END).encode());
-      sendEnded();
+    }
+
+    /** Sends more once the lease of {@link #sending} changes (on this connection's context). */
+    private void awaitChange(long seen) {
+      awaitingChange = true;
+      LeaseTable.Pull pull = sending;
+      pull.awaitChange(seen, () -> context.runOnContext(v -> {
+        if (awaitingChange && sending == pull) {
+          awaitingChange = false;
+          sendChunks();
+        }
+      }));
     }
 
     /**
@@ -288,8 +344,10 @@ public final class KvTransferServer {
      */
     private void sendEnded() {
       vertx.cancelTimer(stallTimer);
+      awaitingChange = false;
       sending.end();
       sending = null;
+      sent = null;
       for (String transferId : deferredReleases) {
         release(transferId);
       }

@@ -25,12 +25,18 @@ import java.util.zip.CRC32C;
  * str       = u16:length utf8-bytes
  * chunk     = u32:index u32:slots u32:payloadLength payload u32:crc32c(index..payload)
  * payload   = for each layer, for each component, for each run: its values of the slots
+ * end       = nothing, or u32:firstToken u64:samplerState
  * </pre>
  *
- * Chunk {@code i} carries block {@code i} of the sequence ({@link io.duet.engine.KvSnapshot}):
- * {@code blockSize} token slots, fewer in the last one. The format knows nothing of any
- * architecture: the header's components say what a token stores. Every length is checked
- * against the header before it is trusted.
+ * Chunk {@code i} of a version 3 stream carries block {@code i} of the sequence
+ * ({@link io.duet.engine.KvSnapshot}): {@code blockSize} token slots, fewer in the last one. A
+ * version 4 stream is <em>layered</em>: it is sent while the sender's engine computes the KV, so
+ * it has {@code blocks * layers} chunks, chunk {@code i} carrying layer {@code i / blocks} of
+ * block {@code i % blocks} (its payload is that layer's part of the block's), and they come in
+ * the order they were computed, each once; its end carries the first token sampled after the
+ * prompt and the sampler's state then ({@link FirstToken}), which the sender knew only when its
+ * prefill ended. The format knows nothing of any architecture: the header's components say what
+ * a token stores. Every length is checked against the header before it is trusted.
  */
 public final class KvWireFormat {
 
@@ -40,6 +46,8 @@ public final class KvWireFormat {
    * had them position-major).
    */
   static final int VERSION = 3;
+  /** The layered stream: chunks per layer of a block, in any order, and a first token. */
+  static final int LAYERED_VERSION = 4;
   /** Magic, version and body length: what must be read to know the header's size. */
   public static final int HEADER_PREFIX_BYTES = MAGIC.length + 2 + 4;
   /** Index, slots and payload length: what must be read to know a chunk's size. */
@@ -51,8 +59,17 @@ public final class KvWireFormat {
   private KvWireFormat() {
   }
 
-  /** The parsed header: the sender's layout and the tokens whose KV follows. */
-  public record Header(KvLayout layout, int[] tokens, int chunkCount) {
+  /**
+   * The parsed header: the sender's layout and the tokens whose KV follows.
+   *
+   * @param layered whether chunks carry one layer of a block each, in any order (version 4)
+   */
+  public record Header(KvLayout layout, int[] tokens, int chunkCount, boolean layered) {
+
+    /** Blocks of the sequence. */
+    public int blockCount() {
+      return layered ? chunkCount / layout.layers() : chunkCount;
+    }
   }
 
   /**
@@ -68,8 +85,9 @@ public final class KvWireFormat {
       }
     }
     int version = Short.toUnsignedInt(b.getShort());
-    if (version != VERSION) {
-      throw malformed("KV stream version " + version + ", this engine reads version " + VERSION);
+    if (version != VERSION && version != LAYERED_VERSION) {
+      throw malformed("KV stream version " + version + ", this engine reads versions " + VERSION
+          + " and " + LAYERED_VERSION);
     }
     int body = b.getInt();
     if (body < 0 || body > MAX_HEADER_BODY) {
@@ -89,7 +107,7 @@ public final class KvWireFormat {
     return CHUNK_PREFIX_BYTES + payload + CRC_BYTES;
   }
 
-  static byte[] encodeHeader(KvLayout layout, int[] tokens, int chunkCount) {
+  static byte[] encodeHeader(KvLayout layout, int[] tokens, int chunkCount, boolean layered) {
     byte[] hash = utf8(layout.modelHash());
     int body = 2 + hash.length + 4 + 4 + 2 + 4 + 4 + 4 * tokens.length;
     for (KvComponent c : layout.components()) {
@@ -97,7 +115,7 @@ public final class KvWireFormat {
     }
     ByteBuffer b = ByteBuffer.allocate(HEADER_PREFIX_BYTES + body + CRC_BYTES)
         .order(ByteOrder.LITTLE_ENDIAN);
-    b.put(MAGIC).putShort((short) VERSION).putInt(body);
+    b.put(MAGIC).putShort((short) (layered ? LAYERED_VERSION : VERSION)).putInt(body);
     int bodyStart = b.position();
     putString(b, layout.modelHash());
     b.putInt(layout.layers()).putInt(layout.blockSize())
@@ -139,6 +157,7 @@ public final class KvWireFormat {
       throw new KvTransferException(KvTransferException.Reason.CORRUPTED,
           "header CRC32C mismatch");
     }
+    boolean layered = b.getShort(MAGIC.length) == LAYERED_VERSION;
     b.position(HEADER_PREFIX_BYTES);
     try {
       String hash = string(b);
@@ -151,8 +170,9 @@ public final class KvWireFormat {
       }
       int tokenCount = b.getInt();
       int chunks = b.getInt();
-      if (tokenCount <= 0 || blockSize <= 0 || tokenCount * 4L != b.remaining() - CRC_BYTES
-          || chunks != (tokenCount + blockSize - 1) / blockSize) {
+      if (tokenCount <= 0 || blockSize <= 0 || layers <= 0
+          || tokenCount * 4L != b.remaining() - CRC_BYTES
+          || chunks != (long) (tokenCount + blockSize - 1) / blockSize * (layered ? layers : 1)) {
         throw malformed("inconsistent header: " + tokenCount + " tokens, block size " + blockSize
             + ", " + chunks + " chunks");
       }
@@ -160,7 +180,8 @@ public final class KvWireFormat {
       for (int i = 0; i < tokenCount; i++) {
         tokens[i] = b.getInt();
       }
-      return new Header(new KvLayout(hash, layers, components, blockSize), tokens, chunks);
+      return new Header(new KvLayout(hash, layers, components, blockSize), tokens, chunks,
+          layered);
     } catch (java.nio.BufferUnderflowException e) {
       throw malformed("header fields run past its declared length");
     } catch (IllegalArgumentException e) {
@@ -212,6 +233,28 @@ public final class KvWireFormat {
       }
       done += n;
     }
+  }
+
+  /** The END frame's payload of a layered stream. */
+  static byte[] encodeEnd(FirstToken first) {
+    return ByteBuffer.allocate(12).order(ByteOrder.LITTLE_ENDIAN).putInt(first.token())
+        .putLong(first.samplerState()).array();
+  }
+
+  /**
+   * The first token an END frame's payload carries: null for an empty payload (version 3).
+   *
+   * @throws KvTransferException when the payload is neither empty nor a first token
+   */
+  static FirstToken parseEnd(ByteBuffer payload) {
+    if (!payload.hasRemaining()) {
+      return null;
+    }
+    if (payload.remaining() != 12) {
+      throw malformed("END frame of " + payload.remaining() + " bytes");
+    }
+    ByteBuffer b = payload.duplicate().order(ByteOrder.LITTLE_ENDIAN);
+    return new FirstToken(b.getInt(), b.getLong());
   }
 
   static KvTransferException malformed(String message) {

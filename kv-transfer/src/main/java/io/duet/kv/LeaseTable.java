@@ -34,8 +34,10 @@ public final class LeaseTable {
   private final SecureRandom random = new SecureRandom();
   private final Map<String, Lease> byTransfer = new ConcurrentHashMap<>();
   private final Map<String, String> transferByRequest = new ConcurrentHashMap<>();
-  /** Leases that ended while a pull still pinned their blocks. */
+  /** Leases that ended while a pull or the engine's step still pinned their blocks. */
   private final AtomicInteger pinnedEnded = new AtomicInteger();
+  /** Leases whose KV the engine computes, until {@link #computed} lets them go. */
+  private final Map<String, Lease> computing = new ConcurrentHashMap<>();
 
   /**
    * @param auth how pull keys are made and checked
@@ -56,15 +58,83 @@ public final class LeaseTable {
 
   /** Leases a prefilled sequence; returns the new transfer id. Any thread. */
   public String lease(String requestId, Sequence sequence) {
-    byte[] id = new byte[16];
-    random.nextBytes(id);
-    String transferId = Base64.getUrlEncoder().withoutPadding().encodeToString(id);
-    Lease lease = new Lease(transferId, requestId, sequence,
-        new KvStreamWriter(engine.exportKv(sequence)), auth.newLeaseKey());
-    byTransfer.put(transferId, lease);
-    transferByRequest.put(requestId, transferId);
+    Lease lease = new Lease(newTransferId(), requestId, sequence, auth.newLeaseKey(), false);
+    lease.export = new KvStreamWriter(engine.exportKv(sequence));
+    publish(lease);
     schedule(lease);
-    return transferId;
+    return lease.transferId;
+  }
+
+  /**
+   * Leases a sequence that the engine is about to compute: its KV is served layer by layer as
+   * the engine computes it ({@link Engine#exportKvAsComputed}, a layered stream), and the
+   * stream ends once {@link #computed} gives the first token. Until then the lease does not
+   * expire and its blocks stay allocated even if it ends, since the engine's step writes them;
+   * every lease taken so must be handed to {@link #computed} or {@link #computeFailed}. Engine
+   * thread, before the step; returns the new transfer id.
+   */
+  public String leaseWhileComputing(String requestId, Sequence sequence) {
+    Lease lease = new Lease(newTransferId(), requestId, sequence, auth.newLeaseKey(), true);
+    lease.export = new KvStreamWriter(engine.exportKvAsComputed(sequence, lease::progressed),
+        true);
+    computing.put(lease.transferId, lease);
+    publish(lease);
+    return lease.transferId;
+  }
+
+  /**
+   * The KV of a lease taken by {@link #leaseWhileComputing} is computed and {@code first} was
+   * sampled after it: a pull sends what remains and ends with it. The lease's expiry starts now.
+   */
+  public void computed(String transferId, FirstToken first) {
+    Lease lease = computing.remove(transferId);
+    if (lease == null) {
+      return;
+    }
+    if (lease.computed(first)) {
+      // it ended while computed, and no pull holds it
+      pinnedEnded.decrementAndGet();
+      free(lease);
+    } else if (!lease.isEnded()) {
+      schedule(lease);
+    }
+  }
+
+  /**
+   * The KV of a lease taken by {@link #leaseWhileComputing} will not be served (its prefill
+   * failed or was cancelled, or its first token ended the request): the lease ends, a pull in
+   * progress gets an ERROR, and the blocks are freed once no pull reads them.
+   */
+  public void computeFailed(String transferId, String why) {
+    end(transferId, why);
+    computed(transferId, null);
+  }
+
+  /**
+   * The first token sampled after the KV of a lease taken by {@link #leaseWhileComputing} ended
+   * the request: as {@link #computeFailed}, but a pull in progress is told so
+   * ({@link KvTransferServer#FIRST_TOKEN_ENDED}), so that its decode instance lets the request
+   * go without calling it a failure.
+   */
+  public void firstTokenEnded(String transferId) {
+    Lease lease = byTransfer.get(transferId);
+    if (lease != null) {
+      lease.markEndedAtFirstToken();
+    }
+    computeFailed(transferId, "ended: the first token ended the request");
+  }
+
+  private static final int TRANSFER_ID_BYTES = 16;
+
+  private String newTransferId() {
+    byte[] id = new byte[TRANSFER_ID_BYTES];
+    random.nextBytes(id);
+    return Base64.getUrlEncoder().withoutPadding().encodeToString(id);
+  }
+
+  private void publish(Lease lease) {
+    byTransfer.put(lease.transferId, lease);
+    transferByRequest.put(lease.requestId, lease.transferId);
   }
 
   public long expiresAt(String transferId) {
@@ -81,7 +151,11 @@ public final class LeaseTable {
     return lease == null ? null : lease.pullKey;
   }
 
+  /** (Re)starts the lease's expiry; a lease whose KV is being computed does not expire. */
   private void schedule(Lease lease) {
+    if (lease.isComputing()) {
+      return;
+    }
     synchronized (lease) {
       if (lease.timerId != 0) {
         vertx.cancelTimer(lease.timerId);
@@ -132,6 +206,34 @@ public final class LeaseTable {
 
     public KvStreamWriter export() {
       return lease.export;
+    }
+
+    /** Whether the lease ended because the first token ended the request. */
+    public boolean endedAtFirstToken() {
+      return lease.endedAtFirstToken();
+    }
+
+    /** Whether the engine still computes the KV: more chunks will become ready. */
+    public boolean isComputing() {
+      return lease.isComputing();
+    }
+
+    /** What the stream ends with: null for KV computed before it was leased. */
+    public FirstToken first() {
+      return lease.first();
+    }
+
+    /** A count of the lease's changes, for {@link #awaitChange}. */
+    public long changes() {
+      return lease.changes();
+    }
+
+    /**
+     * Runs {@code wake} once at the lease's next change (more KV computed, computed, ended), on
+     * the thread that made it, or at once if one came since {@code seen}.
+     */
+    public void awaitChange(long seen, Runnable wake) {
+      lease.awaitChange(seen, wake);
     }
 
     public String requestId() {
@@ -211,7 +313,7 @@ public final class LeaseTable {
    * or expire, and an ended one still pinned by a pull is freed when the pull lets go.
    */
   public boolean holdsBlocks() {
-    return !byTransfer.isEmpty() || pinnedEnded.get() > 0;
+    return !byTransfer.isEmpty() || pinnedEnded.get() > 0 || !computing.isEmpty();
   }
 
   /** Frees every lease (shutdown). */

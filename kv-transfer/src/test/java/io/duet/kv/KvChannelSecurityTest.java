@@ -294,7 +294,7 @@ class KvChannelSecurityTest {
     KvHandle handle = new KvHandle("p0", "127.0.0.1", server.actualPort(), transferId,
         0, PROMPT_TOKENS, engine.layout().fingerprint(), 0, leases.pullKey(transferId));
     context.runOnContext(v -> new KvPuller(vertx, receiver, 1, 10_000, claimant, channel)
-        .pull(handle).onComplete(pulled));
+        .pull(handle).map(KvPuller.Pulled::sequence).onComplete(pulled));
     return pulled.future();
   }
 

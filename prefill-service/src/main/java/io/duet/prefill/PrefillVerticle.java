@@ -8,6 +8,7 @@ import io.duet.contract.InstanceInfo;
 import io.duet.contract.KvHandle;
 import io.duet.contract.PrefillRequest;
 import io.duet.contract.PrefillResult;
+import io.duet.contract.PrefillStarted;
 import io.duet.contract.Role;
 import io.duet.engine.Engine;
 import io.duet.engine.FinishReason;
@@ -24,11 +25,14 @@ import io.duet.service.WorkerVerticle;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
+import io.vertx.core.AsyncResult;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
 import io.vertx.core.WorkerExecutor;
+import io.vertx.core.eventbus.DeliveryOptions;
 import io.vertx.core.eventbus.Message;
 import io.vertx.core.json.JsonObject;
+import java.util.Set;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -121,7 +125,17 @@ public final class PrefillVerticle extends WorkerVerticle {
         kvServer.actualPort(), options.modelName(), engine.layout().fingerprint(),
         engine.info().chatTemplate(), options.maxBatchTokens(), new InstanceInfo.Load(scheduler.running(), scheduler.waiting(),
             scheduler.inFlightTokens(), kv.usedBlocks(), kv.totalBlocks()),
-        System.currentTimeMillis()).withEngine(engine.info().architecture());
+        System.currentTimeMillis()).withEngine(engine.info().architecture())
+        .withCapabilities(capabilities());
+  }
+
+  /**
+   * Everything this build can do, but streaming the KV while it is computed when the engine
+   * drafts: the drafting module's KV layer is computed after the pass, so it is served whole.
+   */
+  private Set<String> capabilities() {
+    return engine.draftTokens() > 0 ? Set.of(InstanceInfo.FIRST_TOKEN_FROM_PREFILL)
+        : InstanceInfo.ALL_CAPABILITIES;
   }
 
   @Override
@@ -137,31 +151,81 @@ public final class PrefillVerticle extends WorkerVerticle {
       return;
     }
     int askedTokens = request.sampling().maxTokensAsked() ? params.maxTokens() : 0;
+    // Where the result goes: the request itself, or, when the KV is streamed, the requester's
+    // answer to the PrefillStarted (see PrefillRequest#streamKv).
+    Promise<Message<JsonObject>> answer = Promise.promise();
+    boolean streamed = request.streamKv() && request.firstTokenFromPrefill();
+    boolean[] offered = new boolean[1];
+    if (!streamed) {
+      answer.complete(message);
+    }
     prompt(request, askedTokens)
         .compose(prompt -> {
           limits.checkTokens(prompt.length, askedTokens);
           Promise<PrefillScheduler.Outcome> promise = Promise.promise();
           scheduler.enqueue(new PrefillScheduler.Job(request.requestId(), prompt, params,
-              request.firstTokenFromPrefill(), promise, vertx.getOrCreateContext()));
+              request.firstTokenFromPrefill(), promise, vertx.getOrCreateContext(),
+              streamed ? (transferId, pullKey) -> {
+                offered[0] = true;
+                started(message, request.requestId(), prompt.length, transferId, pullKey,
+                    answer);
+              } : null));
           return promise.future();
         })
         .onComplete(result -> {
-          MDC.put("requestId", request.requestId());
-          try {
-            if (result.succeeded()) {
-              prefilled.increment();
-              cachedPromptTokens.increment(result.result().cachedPromptTokens());
-              message.reply(toResult(request.requestId(), result.result()).toJson());
-            } else {
-              if (!(result.cause() instanceof ServiceException)) {
-                LOG.error("prefill failed", result.cause());
-              }
-              ServiceException.failReply(message, result.cause());
-            }
-          } finally {
-            MDC.remove("requestId");
+          if (!offered[0]) {
+            // a streamed request that failed before its lease was taken is answered directly
+            answer.tryComplete(message);
+          }
+          answer.future().onSuccess(to -> answer(to, request.requestId(), result));
+        });
+  }
+
+  /**
+   * Tells the requester that the prompt's KV can be pulled as it is computed, and completes
+   * {@code answer} with the requester's reply, which the result then answers. A requester that
+   * does not reply (it failed it, or it timed out) gave the request up: it is cancelled.
+   */
+  private void started(Message<JsonObject> message, String requestId, int promptTokens,
+      String transferId, String pullKey, Promise<Message<JsonObject>> answer) {
+    int blockSize = engine.options().blockSize();
+    KvHandle handle = new KvHandle(options.instanceId(), options.host(), kvServer.actualPort(),
+        transferId, (promptTokens + blockSize - 1) / blockSize, promptTokens,
+        engine.layout().fingerprint(),
+        // its expiry starts when the KV is computed: not before this
+        System.currentTimeMillis() + options.leaseMillis(), pullKey);
+    message.<JsonObject>replyAndRequest(new PrefillStarted(requestId, handle).toJson(),
+            new DeliveryOptions().setSendTimeout(options.leaseMillis()))
+        .onComplete(reply -> {
+          if (reply.succeeded()) {
+            answer.tryComplete(reply.result());
+          } else {
+            LOG.info("request {}: the requester did not take the streamed KV ({}); cancelling",
+                requestId, reply.cause().getMessage());
+            scheduler.cancel(requestId);
+            leases.releaseRequest(requestId);
+            answer.tryFail(reply.cause());
           }
         });
+  }
+
+  private void answer(Message<JsonObject> to, String requestId,
+      AsyncResult<PrefillScheduler.Outcome> result) {
+    MDC.put("requestId", requestId);
+    try {
+      if (result.succeeded()) {
+        prefilled.increment();
+        cachedPromptTokens.increment(result.result().cachedPromptTokens());
+        to.reply(toResult(requestId, result.result()).toJson());
+      } else {
+        if (!(result.cause() instanceof ServiceException)) {
+          LOG.error("prefill failed", result.cause());
+        }
+        ServiceException.failReply(to, result.cause());
+      }
+    } finally {
+      MDC.remove("requestId");
+    }
   }
 
   /**

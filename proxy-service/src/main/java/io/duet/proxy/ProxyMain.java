@@ -180,7 +180,8 @@ public final class ProxyMain implements Callable<Integer> {
         config.get(Settings.INSTANCE_ID), routing, config.get(Settings.PROXY_STREAM_CREDITS),
         config.get(Settings.PROXY_REQUEST_TIMEOUT_SECONDS) * 1000L,
         config.get(Settings.MODEL_SERVED_NAME).stream().toList(),
-        config.get(Settings.PROXY_FIRST_TOKEN_FROM_PREFILL)),
+        config.get(Settings.PROXY_FIRST_TOKEN_FROM_PREFILL),
+        config.get(Settings.PROXY_KV_LAYER_STREAMING)),
         options(config).setInstanceId(config.get(Settings.INSTANCE_ID)), metrics, reload);
   }
 

@@ -48,8 +48,9 @@ public final class LatencySummary {
         prefill.recordNanos(nanos[1]);
         decodeQueue.recordNanos(nanos[2]);
         kvPull.recordNanos(nanos[3]);
-        ttftRest.recordNanos(
-            Math.max(0, t.ttftNanos() - nanos[0] - nanos[1] - nanos[2] - nanos[3]));
+        // The first token comes from the prefill result: the KV pull is off its path (it
+        // follows it, or overlaps the prefill when the KV is streamed).
+        ttftRest.recordNanos(Math.max(0, t.ttftNanos() - nanos[0] - nanos[1] - nanos[2]));
       }
       tokens += t.tokens();
       coalesced += t.coalescedEvents();

@@ -21,6 +21,9 @@ import io.duet.proxy.ProxyMain;
 import io.duet.proxy.ProxyVerticle;
 import io.duet.proxy.cluster.ClusterBackend;
 import io.duet.proxy.routing.Routing;
+import io.duet.proxy.routing.RoutingOptions;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import io.duet.proxy.routing.Routing;
 import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.vertx.core.Context;
@@ -63,8 +66,14 @@ public final class PdPipeline implements AutoCloseable {
     this.context = context;
   }
 
-  /** Opens two engines with {@code options} and starts P, D and the backend. */
-  public static PdPipeline start(EngineOptions options, int maxNumSeqs) throws Exception {
+  /**
+   * Opens two engines with {@code options} and starts P, D and the backend.
+   *
+   * @param kvLayerStreaming whether the KV moves layer by layer while prefill runs
+   *     ({@code proxy.kv-layer-streaming}), else once it has ended
+   */
+  public static PdPipeline start(EngineOptions options, int maxNumSeqs, boolean kvLayerStreaming)
+      throws Exception {
     Engine prefillEngine = Engine.open(options);
     Engine decodeEngine = Engine.open(options);
     Vertx vertx = Vertx.vertx();
@@ -81,8 +90,10 @@ public final class PdPipeline implements AutoCloseable {
           new PrometheusMeterRegistry(PrometheusConfig.DEFAULT));
       Futures.await(vertx.deployVerticle(prefill).compose(id -> vertx.deployVerticle(decode)), 60);
       Supplier<List<InstanceInfo>> registry = () -> List.of(prefill.info(), decode.info());
-      ClusterBackend backend = new ClusterBackend(vertx, registry, "bench-proxy",
-          defaults.get(Settings.PROXY_STREAM_CREDITS), TIMEOUT_MILLIS);
+      ClusterBackend backend = ClusterBackend.perEventLoop(vertx, registry, "bench-proxy",
+          Routing.create(new RoutingOptions(), new SimpleMeterRegistry()),
+          defaults.get(Settings.PROXY_STREAM_CREDITS), TIMEOUT_MILLIS, List.of(),
+          defaults.get(Settings.PROXY_FIRST_TOKEN_FROM_PREFILL), kvLayerStreaming).get();
       // The backend is confined to one context, as it is inside the proxy verticle.
       Context context = vertx.getOrCreateContext();
       Promise<Void> opened = Promise.promise();

@@ -9,7 +9,6 @@ import io.duet.engine.Engine;
 import io.duet.engine.Generation;
 import io.duet.engine.Sampler;
 import io.duet.engine.SamplingParams;
-import io.duet.engine.Sequence;
 import io.duet.service.EngineMetrics;
 import io.duet.service.Sampling;
 import io.micrometer.core.instrument.Counter;
@@ -179,7 +178,7 @@ public final class DecodeService implements DecodeScheduler.Listener {
     puller.pull(request.wire.kv()).onComplete(result -> {
       if (request.cancelled) {
         if (result.succeeded()) {
-          engine.release(result.result());
+          engine.release(result.result().sequence());
         }
         return;
       }
@@ -187,18 +186,36 @@ public final class DecodeService implements DecodeScheduler.Listener {
         Failure failure = result.cause() instanceof ServiceException pf ? pf.failure()
             : Failure.KV_TRANSFER;
         finish(request);
+        if (failure == Failure.CANCELLED) {
+          // The first token of a streamed KV ended the request: its requester has it from the
+          // prefill result and ends the request; an event from here could only race it.
+          LOG.debug("request {}: its first token ended it", request.wire.requestId());
+          return;
+        }
         request.sender.fail(failure.name(), result.cause().getMessage());
         lingerIfOpen(request);
         return;
       }
       request.sender.stages((pullStart - request.acceptedNanos) / 1000,
           (System.nanoTime() - pullStart) / 1000);
-      Sequence sequence = result.result();
-      Sampler sampler = new Sampler(request.params, request.wire.samplerState(),
-          engine.info().vocabSize());
-      Generation generation = new Generation(engine, sequence, request.params, sampler);
+      KvPuller.Pulled pulled = result.result();
+      if (request.wire.kvStreamed() != (pulled.first() != null)) {
+        engine.release(pulled.sequence());
+        finish(request);
+        request.sender.fail(Failure.KV_TRANSFER.name(), "the KV stream "
+            + (pulled.first() == null ? "did not end with" : "ended with") + " a first token");
+        lingerIfOpen(request);
+        return;
+      }
+      // A streamed KV's first token was sampled when its prefill ended, after the request came.
+      int firstToken = pulled.first() != null ? pulled.first().token()
+          : request.wire.firstToken();
+      long samplerState = pulled.first() != null ? pulled.first().samplerState()
+          : request.wire.samplerState();
+      Sampler sampler = new Sampler(request.params, samplerState, engine.info().vocabSize());
+      Generation generation = new Generation(engine, pulled.sequence(), request.params, sampler);
       scheduler.join(new DecodeScheduler.Admission(request.wire.requestId(), generation,
-          request.wire.firstToken()));
+          firstToken));
     });
   }
 

@@ -226,6 +226,9 @@ final class DeepSeekForwardPass implements DraftingForwardPass {
     layerIndex = l;
     layerCache = kv.layer(l);
     attend();
+    if (l < c.layers()) {
+      batch.layerStored(l); // the drafting module's layer is the drafter's, not the pass's
+    }
     for (int t = 0; t < tokenCount; t++) {
       RowOps.rmsNorm(xb, t * dim, x, t * dim, layer.feedForwardNorm(), dim, c.rmsNormEps());
     }

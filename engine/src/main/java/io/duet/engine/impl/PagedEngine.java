@@ -62,10 +62,15 @@ public final class PagedEngine implements Engine {
   /** Step scratch: the sequences that get logits from the pass, and their first logits row. */
   private final PagedSequence[] logitOwners;
   private final int[] firstLogitRow;
-  /** Step scratch: each sequence's rows in a pass (first row, first position), for drafting. */
+  /**
+   * Step scratch: the sequences of the pass's segments, and per segment its first row, first
+   * position (for drafting) and end position (for KV exported as it is computed).
+   */
   private final PagedSequence[] segmentOwners;
   private final int[] segmentFirstRow;
   private final int[] segmentPosition;
+  private final int[] segmentEnd;
+  private int segmentCount;
   private final AtomicLong nextSequenceId = new AtomicLong(1);
   private volatile KvLayout layout;
   // Written by the engine thread, read by metrics and tests elsewhere.
@@ -101,6 +106,8 @@ public final class PagedEngine implements Engine {
     this.segmentOwners = new PagedSequence[options.maxBatchTokens()];
     this.segmentFirstRow = new int[options.maxBatchTokens()];
     this.segmentPosition = new int[options.maxBatchTokens()];
+    this.segmentEnd = new int[options.maxBatchTokens()];
+    batch.onLayerStored(this::layerStored);
     this.experts = experts;
     this.forwardPass = model.forwardPass(new ForwardResources(storage, pool, kernels,
         options.maxBatchTokens(), maxRows, experts, options.expertSlots()));
@@ -490,13 +497,24 @@ public final class PagedEngine implements Engine {
     return experts.failure();
   }
 
+  /** Raises the progress of the pass's sequences whose KV is exported as it is computed. */
+  private void layerStored(int layer) {
+    for (int i = 0; i < segmentCount; i++) {
+      KvProgress progress = segmentOwners[i].progress();
+      if (progress != null) {
+        progress.layerComputed(layer, segmentEnd[i]);
+      }
+    }
+  }
+
   private void runPasses(List<Sequence> sequences) {
     int vocab = info.vocabSize();
     int index = 0;
     while (index < sequences.size()) {
       batch.clear();
+      Arrays.fill(segmentOwners, 0, segmentCount, null);
+      segmentCount = 0;
       int owners = 0;
-      int segments = 0;
       int first = index;
       while (index < sequences.size() && batch.hasRoomForRow()) {
         PagedSequence s = live(sequences.get(index));
@@ -517,9 +535,11 @@ public final class PagedEngine implements Engine {
           break;
         }
         int segment = batch.addSequence(s.blockTable());
-        segmentOwners[segments] = s;
-        segmentFirstRow[segments] = batch.rowCount();
-        segmentPosition[segments++] = start;
+        segmentOwners[segment] = s;
+        segmentFirstRow[segment] = batch.rowCount();
+        segmentPosition[segment] = start;
+        segmentEnd[segment] = start + take;
+        segmentCount = segment + 1;
         boolean ends = take == pending;
         for (int i = 0; i < take; i++) {
           batch.addRow(segment, s.token(start + i), start + i);
@@ -540,10 +560,13 @@ public final class PagedEngine implements Engine {
         forwardPass.forward(batch, logits);
         computedTokens += batch.rowCount();
         if (drafter != null) {
-          keepHiddenStates(segments);
+          keepHiddenStates(segmentCount);
+        }
+        // Every layer is stored once the pass is done, whether the pass said so or not.
+        for (int l = 0; l < model.kvLayers(); l++) {
+          layerStored(l);
         }
       }
-      Arrays.fill(segmentOwners, 0, segments, null);
       for (int r = 0; r < owners; r++) {
         PagedSequence s = logitOwners[r];
         int rows = (r + 1 < owners ? firstLogitRow[r + 1] : batch.logitRowCount())
@@ -557,6 +580,8 @@ public final class PagedEngine implements Engine {
       }
     }
     batch.clear();
+    Arrays.fill(segmentOwners, 0, segmentCount, null);
+    segmentCount = 0;
   }
 
   /** Hands each sequence of the pass the hidden states of its rows, for its next draft. */
@@ -681,7 +706,22 @@ public final class PagedEngine implements Engine {
           + s.draftedTokens() + ": draft after sampling its next token, then export");
     }
     return new PagedKvSnapshot(layout(), storage, Arrays.copyOf(s.tokenArray(),
-        s.computedTokens()), Arrays.copyOf(s.blockTable(), s.blockCount()));
+        s.computedTokens()), Arrays.copyOf(s.blockTable(), s.blockCount()), null);
+  }
+
+  @Override
+  public KvSnapshot exportKvAsComputed(Sequence sequence, Runnable onProgress) {
+    PagedSequence s = live(sequence);
+    if (drafter != null) {
+      // The drafting module's KV layer is computed after the main pass, by draft(): it is
+      // exported whole, once drafted.
+      throw new IllegalStateException("a drafting engine's KV cannot be exported as it is "
+          + "computed");
+    }
+    KvProgress progress = new KvProgress(model.kvLayers(), s.computedTokens(), onProgress);
+    s.trackProgress(progress);
+    return new PagedKvSnapshot(layout(), storage, s.tokens(),
+        Arrays.copyOf(s.blockTable(), s.blockCount()), progress);
   }
 
   @Override

@@ -48,18 +48,27 @@ abstract class PagedKvBlocks {
     return Math.toIntExact(layout.bytesPerToken() * slots(index));
   }
 
+  public int layerPayloadBytes(int index) {
+    return Math.toIntExact(layout.bytesPerToken() / layout.layers() * slots(index));
+  }
+
   /** Visits the runs of block {@code index}'s payload in payload order. */
   void forEachRun(int index, RunVisitor visitor) {
+    for (int l = 0; l < layout.layers(); l++) {
+      forEachRunOfLayer(index, l, visitor);
+    }
+  }
+
+  /** Visits the runs of layer {@code l} of block {@code index}'s payload in payload order. */
+  void forEachRunOfLayer(int index, int l, RunVisitor visitor) {
     int slots = slots(index);
     int block = blocks[index];
-    for (int l = 0; l < layout.layers(); l++) {
-      float[] layer = storage.layer(l);
-      for (int c = 0; c < layout.components().size(); c++) {
-        KvComponent component = layout.components().get(c);
-        int runFloats = slots * component.runWidth();
-        for (int run = 0; run < component.runs(); run++) {
-          visitor.visit(layer, storage.offset(block, c, run, 0), runFloats);
-        }
+    float[] layer = storage.layer(l);
+    for (int c = 0; c < layout.components().size(); c++) {
+      KvComponent component = layout.components().get(c);
+      int runFloats = slots * component.runWidth();
+      for (int run = 0; run < component.runs(); run++) {
+        visitor.visit(layer, storage.offset(block, c, run, 0), runFloats);
       }
     }
   }

@@ -14,6 +14,7 @@ final class PagedKvImport extends PagedKvBlocks implements KvImport {
 
   private final PagedEngine engine;
   private final BlockAllocator allocator;
+  /** Which layers of which blocks arrived: {@code [block * layers + layer]}. */
   private final boolean[] written;
   private boolean closed;
 
@@ -22,7 +23,7 @@ final class PagedKvImport extends PagedKvBlocks implements KvImport {
     super(layout, storage, tokens, blocks);
     this.engine = engine;
     this.allocator = allocator;
-    this.written = new boolean[blocks.length];
+    this.written = new boolean[blocks.length * layout.layers()];
   }
 
   @Override
@@ -37,7 +38,27 @@ final class PagedKvImport extends PagedKvBlocks implements KvImport {
     }
     payload.seek(0);
     forEachRun(index, payload::getFloats);
-    written[index] = true;
+    java.util.Arrays.fill(written, index * layout.layers(), (index + 1) * layout.layers(), true);
+  }
+
+  @Override
+  public void writeBlockLayer(int index, int layer, ByteChain payload) {
+    checkOpen();
+    if (index < 0 || index >= blocks.length || layer < 0 || layer >= layout.layers()
+        || payload.length() != layerPayloadBytes(index)) {
+      abort();
+      throw new KvTransferException(KvTransferException.Reason.MALFORMED, "layer " + layer
+          + " of block " + index + " of " + payload.length() + " bytes does not fit an import "
+          + "of " + blocks.length + " blocks of " + layout.layers() + " layers");
+    }
+    if (written[index * layout.layers() + layer]) {
+      abort();
+      throw new KvTransferException(KvTransferException.Reason.MALFORMED, "layer " + layer
+          + " of block " + index + " arrived twice");
+    }
+    payload.seek(0);
+    forEachRunOfLayer(index, layer, payload::getFloats);
+    written[index * layout.layers() + layer] = true;
   }
 
   @Override
@@ -47,7 +68,8 @@ final class PagedKvImport extends PagedKvBlocks implements KvImport {
       if (!written[i]) {
         abort();
         throw new KvTransferException(KvTransferException.Reason.TRUNCATED, "finished without "
-            + "block " + i + " of " + blocks.length);
+            + "layer " + i % layout.layers() + " of block " + i / layout.layers() + " of "
+            + blocks.length);
       }
     }
     closed = true;

@@ -6,12 +6,25 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
 
-/** {@link KvSnapshot} of a {@link PagedEngine} sequence: reads its blocks on demand. */
+/**
+ * {@link KvSnapshot} of a {@link PagedEngine} sequence: reads its blocks on demand, those of a
+ * sequence being computed as its {@link KvProgress} allows.
+ */
 final class PagedKvSnapshot extends PagedKvBlocks implements KvSnapshot {
 
-  PagedKvSnapshot(KvLayout layout, PagedKvStorage storage, int[] tokens, int[] blocks) {
+  /** Null when every token was computed before the snapshot was taken. */
+  private final KvProgress progress;
+
+  PagedKvSnapshot(KvLayout layout, PagedKvStorage storage, int[] tokens, int[] blocks,
+      KvProgress progress) {
     super(layout, storage, tokens, java.util.Arrays.copyOf(blocks,
         (tokens.length + storage.blockSize() - 1) / storage.blockSize()));
+    this.progress = progress;
+  }
+
+  @Override
+  public int readyTokens(int layer) {
+    return progress == null ? tokens.length : progress.readyTokens(layer);
   }
 
   @Override
@@ -19,5 +32,17 @@ final class PagedKvSnapshot extends PagedKvBlocks implements KvSnapshot {
     FloatBuffer out = destination.slice().order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
     forEachRun(index, out::put);
     destination.position(destination.position() + payloadBytes(index));
+  }
+
+  @Override
+  public void readBlockLayer(int index, int layer, ByteBuffer destination) {
+    int end = index * storage.blockSize() + slots(index);
+    if (readyTokens(layer) < end) {
+      throw new IllegalStateException("layer " + layer + " of block " + index
+          + " is not computed yet");
+    }
+    FloatBuffer out = destination.slice().order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
+    forEachRunOfLayer(index, layer, out::put);
+    destination.position(destination.position() + layerPayloadBytes(index));
   }
 }

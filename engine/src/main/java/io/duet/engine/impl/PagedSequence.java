@@ -31,6 +31,8 @@ final class PagedSequence implements Sequence {
   private int draftedTokens;
   /** The main model's hidden states of positions [draftedTokens, computed), for the drafter. */
   private float[] hidden = new float[0];
+  /** Set while the sequence's KV is exported as it is computed. */
+  private KvProgress progress;
 
   PagedSequence(long id, int[] initialTokens, int[] initialBlocks, int computed,
       int cachedPrefixTokens) {
@@ -178,6 +180,14 @@ final class PagedSequence implements Sequence {
   /** Keeps this sequence's blocks out of the prefix cache (scratch work such as warm-up). */
   void excludeFromPrefixCache() {
     cacheable = false;
+  }
+
+  KvProgress progress() {
+    return progress;
+  }
+
+  void trackProgress(KvProgress value) {
+    progress = value;
   }
 
   boolean isCacheable() {

@@ -145,6 +145,7 @@ final class LlamaForwardPass implements ForwardPass {
         rotate(t);
         storeKeyValue(t);
       }
+      rows.layerStored(l);
       pool.run(count * c.heads(), attentionTask);
       pool.run(outputPlan.chunks(), outputTask);
       RowOps.addInto(x, xb2, count * dim);

@@ -69,7 +69,12 @@ final class SimForwardPass implements ForwardPass {
     // one row per sequence is a decode step; the engine never mixes the two in one pass here
     long nanos = sequences == rows ? timing.decodeNanos(rows, attended + rows)
         : timing.prefillNanos(rows, attended);
-    waitUntil(start + nanos);
+    // The modelled time is spread over the layers, so that KV streamed layer by layer leaves
+    // as it would from a real pass.
+    for (int layer = 0; layer < layers; layer++) {
+      waitUntil(start + nanos * (layer + 1) / layers);
+      batch.layerStored(layer);
+    }
   }
 
   /**

@@ -15,6 +15,7 @@ public final class ForwardBatch {
   private int rowCount;
   private int sequenceCount;
   private int logitRowCount;
+  private java.util.function.IntConsumer layerListener = layer -> { };
 
   /** Room for {@code maxTokens} rows and {@code maxLogitRows} rows of logits. */
   public ForwardBatch(int maxTokens, int maxLogitRows) {
@@ -62,7 +63,20 @@ public final class ForwardBatch {
     return logitSourceRows.length;
   }
 
+  /**
+   * Says that the KV of layer {@code layer} is stored for every row; a forward pass calls it
+   * after each layer, in layer order, so that KV can leave while the next layers compute.
+   */
+  public void layerStored(int layer) {
+    layerListener.accept(layer);
+  }
+
   // ---- assembly, by the engine ----
+
+  /** What {@link #layerStored} tells. */
+  public void onLayerStored(java.util.function.IntConsumer listener) {
+    this.layerListener = listener;
+  }
 
   /** Empties the batch. */
   public void clear() {

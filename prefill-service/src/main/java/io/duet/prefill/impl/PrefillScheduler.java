@@ -20,6 +20,8 @@ import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.BiConsumer;
+import io.duet.kv.FirstToken;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -41,21 +43,30 @@ public final class PrefillScheduler extends EngineThread {
     final boolean endAtFirstToken;
     final Promise<Outcome> promise;
     final Context context;
+    /**
+     * Told the transfer id and pull key of a lease taken before the prompt is computed; null:
+     * no such lease.
+     */
+    final BiConsumer<String, String> onLeased;
     final long queuedNanos = System.nanoTime();
     volatile boolean cancelled;
 
     /**
      * @param endAtFirstToken the requester streams the first token itself: when that token
      *     ends the request, no decode instance will pull the KV, so it is freed at once
+     * @param onLeased when not null, the KV is leased as the prompt's batch starts and served
+     *     layer by layer as it is computed ({@link LeaseTable#leaseWhileComputing}); it gets
+     *     the transfer id and pull key then, on {@code context}
      */
     public Job(String requestId, int[] prompt, SamplingParams params, boolean endAtFirstToken,
-        Promise<Outcome> promise, Context context) {
+        Promise<Outcome> promise, Context context, BiConsumer<String, String> onLeased) {
       this.requestId = requestId;
       this.prompt = prompt;
       this.params = params;
       this.endAtFirstToken = endAtFirstToken;
       this.promise = promise;
       this.context = context;
+      this.onLeased = onLeased;
     }
 
     public int promptTokens() {
@@ -190,13 +201,14 @@ public final class PrefillScheduler extends EngineThread {
       return false;
     }
     running.set(batch.size());
+    String[] streamed = leaseStreamed(batch, sequences);
     long start = System.nanoTime();
     try {
       engine.step(sequences);
     } catch (RuntimeException e) {
       LOG.error("prefill of {} prompts failed", batch.size(), e);
       for (int i = 0; i < batch.size(); i++) {
-        engine.release(sequences.get(i));
+        drop(sequences.get(i), streamed[i], "prefill failed");
         finish(batch.get(i));
         complete(batch.get(i), null, new ServiceException(Failure.INTERNAL,
             "prefill failed: " + e.getMessage()));
@@ -210,7 +222,7 @@ public final class PrefillScheduler extends EngineThread {
       Sequence sequence = sequences.get(i);
       finish(job);
       if (job.cancelled) {
-        engine.release(sequence);
+        drop(sequence, streamed[i], "cancelled");
         complete(job, null, new ServiceException(Failure.CANCELLED, "cancelled"));
         continue;
       }
@@ -225,7 +237,14 @@ public final class PrefillScheduler extends EngineThread {
         first = generation.sampleNext();
         delta = generation.accept(first);
         if (delta.finish() != null && job.endAtFirstToken) {
-          engine.release(sequence);
+          if (streamed[i] != null) {
+            leases.firstTokenEnded(streamed[i]);
+          } else {
+            engine.release(sequence);
+          }
+        } else if (streamed[i] != null) {
+          transferId = streamed[i];
+          leases.computed(transferId, new FirstToken(first, sampler.state()));
         } else {
           if (engine.draftTokens() > 0) {
             // The MTP layer's KV of the prompt's last position needs the first token; the
@@ -238,7 +257,7 @@ public final class PrefillScheduler extends EngineThread {
         }
       } catch (RuntimeException e) {
         LOG.error("request {}: sampling or leasing after prefill failed", job.requestId, e);
-        engine.release(sequence);
+        drop(sequence, streamed[i], "sampling after prefill failed");
         complete(job, null, new ServiceException(Failure.INTERNAL,
             "prefill failed: " + e.getMessage()));
         continue;
@@ -258,6 +277,37 @@ public final class PrefillScheduler extends EngineThread {
     }
     running.set(0);
     return !queue.isEmpty();
+  }
+
+  /**
+   * Leases the KV of the batch's jobs that asked for it to be streamed, before the step
+   * computes it, and tells their requesters; returns the transfer ids (null for the others).
+   */
+  private String[] leaseStreamed(List<Job> batch, List<Sequence> sequences) {
+    String[] transferIds = new String[batch.size()];
+    for (int i = 0; i < batch.size(); i++) {
+      Job job = batch.get(i);
+      if (job.onLeased != null && !job.cancelled) {
+        String transferId = leases.leaseWhileComputing(job.requestId, sequences.get(i));
+        transferIds[i] = transferId;
+        // taken now: the lease may have ended by the time the requester is told of it
+        String pullKey = leases.pullKey(transferId);
+        job.context.runOnContext(v -> job.onLeased.accept(transferId, pullKey));
+      }
+    }
+    return transferIds;
+  }
+
+  /**
+   * Lets go of a prefilled sequence whose KV will not be served: freed at once, or, when it was
+   * leased as it was computed, once no pull reads it (a pull in progress gets an error).
+   */
+  private void drop(Sequence sequence, String streamedTransferId, String why) {
+    if (streamedTransferId != null) {
+      leases.computeFailed(streamedTransferId, why);
+    } else {
+      engine.release(sequence);
+    }
   }
 
   /** Takes the head of the queue off it and fails it. */

@@ -8,6 +8,7 @@ import io.duet.contract.Failure;
 import io.duet.contract.InstanceInfo;
 import io.duet.contract.PrefillRequest;
 import io.duet.contract.PrefillResult;
+import io.duet.contract.PrefillStarted;
 import io.duet.contract.Role;
 import io.duet.proxy.CompletionBackend;
 import io.duet.proxy.CompletionException;
@@ -19,11 +20,13 @@ import io.duet.proxy.routing.InFlightCounts;
 import io.duet.proxy.routing.Routing;
 import io.duet.proxy.routing.RoutingOptions;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import io.vertx.core.AsyncResult;
 import io.vertx.core.Context;
 import io.vertx.core.Future;
 import io.vertx.core.Vertx;
 import io.vertx.core.eventbus.DeliveryOptions;
 import io.vertx.core.eventbus.EventBus;
+import io.vertx.core.eventbus.Message;
 import io.vertx.core.json.JsonObject;
 import java.util.ArrayList;
 import java.util.Collection;
@@ -51,6 +54,20 @@ import org.slf4j.LoggerFactory;
  * instance is told so and streams from the second token on. A request that its first token ends
  * ({@code max_tokens} 1, an end token, a stop string) never reaches a decode instance: its
  * prefill instance freed the KV instead of leasing it.
+ *
+ * <p>The KV streamed while prefill runs (unless switched off): when the prefill instance and a
+ * decode target with a slot free at once announce {@link InstanceInfo#KV_LAYER_STREAMING}, the
+ * slot is claimed before the prompt is sent; the prefill instance answers first with the
+ * lease's handle as the prompt's batch starts ({@link PrefillStarted}), the decode target gets
+ * it at once and pulls the KV layer by layer while the prompt is computed, and the stream ends
+ * with the first token. The first token still reaches the client from the prefill result. A
+ * request that its first token ends then has a decode target: it is told to let the request go
+ * (its pull ends with that news, not an error), and its slot is given back.
+ *
+ * <p>Rolling upgrades: a feature is used only with instances that announce it
+ * ({@link InstanceInfo#capabilities}); the first token comes from the prefill result only while
+ * every decode instance of the layout announces {@link InstanceInfo#FIRST_TOKEN_FROM_PREFILL},
+ * and its request then goes only to those that do, so that no client gets it twice.
  *
  * <p>A request waiting for a decode slot holds its KV lease on the prefill instance. It waits
  * at most until {@value #LEASE_MARGIN_MILLIS} ms before the lease ends: then it gives up its
@@ -95,6 +112,12 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
   private final KvLeases leases;
   /** Whether the client gets the first token from the prefill result. */
   private final boolean firstTokenFromPrefill;
+  /** Whether the KV is streamed to a decode target while prefill runs, where it can be. */
+  private final boolean kvLayerStreaming;
+  /** What a decode target must announce to take a request whose first token went out. */
+  private static final Set<String> FIRST_TOKEN = Set.of(InstanceInfo.FIRST_TOKEN_FROM_PREFILL);
+  /** What both instances must announce for a request whose KV is streamed. */
+  private static final Set<String> STREAMING = InstanceInfo.ALL_CAPABILITIES;
   /** The models this proxy expects to serve: configured, or served since it started. Shared. */
   private final Set<String> expectedModels;
 
@@ -109,14 +132,15 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
       int credits, long requestTimeoutMillis) {
     this(vertx, registry, Addresses.proxyStream(proxyInstanceId, 0),
         Routing.create(new RoutingOptions(), new SimpleMeterRegistry()), credits,
-        requestTimeoutMillis, ConcurrentHashMap.newKeySet(), true);
+        requestTimeoutMillis, ConcurrentHashMap.newKeySet(), true, true);
   }
 
   private ClusterBackend(Vertx vertx, Supplier<List<InstanceInfo>> registry, String streamAddress,
       Routing routing, int credits, long requestTimeoutMillis, Set<String> expectedModels,
-      boolean firstTokenFromPrefill) {
+      boolean firstTokenFromPrefill, boolean kvLayerStreaming) {
     this.expectedModels = expectedModels;
     this.firstTokenFromPrefill = firstTokenFromPrefill;
+    this.kvLayerStreaming = kvLayerStreaming;
     this.vertx = vertx;
     this.eventBus = vertx.eventBus();
     this.registry = registry;
@@ -125,7 +149,7 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
     this.credits = credits;
     this.requestTimeoutMillis = requestTimeoutMillis;
     this.relay = new StreamRelay(eventBus, streamAddress, jobs::get, this::decodeFailed,
-        this::end);
+        this::decodeEnded);
     this.liveness = new LivenessCheck(vertx, registry, jobs::values, this::fail,
         this::prefillLost);
     this.leases = new KvLeases(eventBus);
@@ -143,17 +167,19 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
    *     instances is registered, their requests get 503, not 404 ({@link #expects})
    * @param firstTokenFromPrefill whether the client gets the first token from the prefill
    *     result (else from the decode instance, after the KV pull)
+   * @param kvLayerStreaming whether, with {@code firstTokenFromPrefill}, the KV is streamed to
+   *     a decode target while prefill runs, where the instances can
    */
   public static Supplier<ClusterBackend> perEventLoop(Vertx vertx,
       Supplier<List<InstanceInfo>> registry, String proxyInstanceId, Routing routing, int credits,
       long requestTimeoutMillis, Collection<String> configuredModels,
-      boolean firstTokenFromPrefill) {
+      boolean firstTokenFromPrefill, boolean kvLayerStreaming) {
     AtomicInteger made = new AtomicInteger();
     Set<String> expected = ConcurrentHashMap.newKeySet();
     expected.addAll(configuredModels);
     return () -> new ClusterBackend(vertx, registry,
         Addresses.proxyStream(proxyInstanceId, made.getAndIncrement()), routing, credits,
-        requestTimeoutMillis, expected, firstTokenFromPrefill);
+        requestTimeoutMillis, expected, firstTokenFromPrefill, kvLayerStreaming);
   }
 
   /** Registers the stream address; completes once the cluster can route to it. */
@@ -258,7 +284,51 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
       fail(job, Failure.UNAVAILABLE, "no prefill instance serves model " + job.completion.model());
       return;
     }
+    job.streamKv = streamsKv(job, chosen.get()) && claimStreamingDecode(job, chosen.get());
     sendPrefill(job, chosen.get());
+  }
+
+  /**
+   * Whether the prompt's KV may go to a decode target while {@code prefill} computes it: a
+   * request its first token does not end for sure, a first prefill, and an instance that can.
+   */
+  private boolean streamsKv(ClusterJob job, InstanceInfo prefill) {
+    return kvLayerStreaming && firstTokenFromPrefill(job, prefill) && !job.prefilledAgain
+        && job.completion.sampling().maxTokens() > 1 && prefill.can(STREAMING);
+  }
+
+  /**
+   * Whether the client gets the first token from the result of {@code prefill}: never twice,
+   * so only while every decode instance of its layout leaves it out of its stream.
+   */
+  private boolean firstTokenFromPrefill(ClusterJob job, InstanceInfo prefill) {
+    return firstTokenFromPrefill && job.first == null && registry.get().stream()
+        .filter(i -> i.role() == Role.DECODE && i.modelName().equals(prefill.modelName())
+            && i.fingerprint().equals(prefill.fingerprint()))
+        .allMatch(i -> i.can(FIRST_TOKEN));
+  }
+
+  /**
+   * Claims a decode slot that can take the KV as {@code prefill} computes it; false, holding
+   * nothing, when none is free at once (the request then goes the way of a prefilled one).
+   */
+  private boolean claimStreamingDecode(ClusterJob job, InstanceInfo prefill) {
+    int number = ++job.claims;
+    Context context = vertx.getOrCreateContext();
+    DecodeClaim claim = routing.claimDecode(registry.get(), job.routing, prefill.fingerprint(),
+        STREAMING, job.decodeAttempts.refused(),
+        target -> context.runOnContext(v -> slotGranted(job, number, target)));
+    if (claim.outcome() == DecodeClaim.Outcome.PLACED) {
+      job.decode = claim.target();
+      // the prompt's length is the proxy's estimate until the prefill instance has it
+      job.decodeRouting = job.routing;
+      return true;
+    }
+    if (claim.outcome() == DecodeClaim.Outcome.WAITING) {
+      job.claims++; // a slot already on its way is given back when it comes
+      claim.withdraw();
+    }
+    return false;
   }
 
   private Optional<InstanceInfo> choosePrefill(ClusterJob job) {
@@ -269,46 +339,91 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
     job.prefill = target;
     int sent = ++job.prefillRequests;
     inFlight.prefillStarted(target.instanceId(), job.routing.promptTokens());
+    job.firstTokenAsked = firstTokenFromPrefill(job, target);
     PrefillRequest request = new PrefillRequest(job.requestId(), job.completion.prompt(),
         job.completion.promptTokens().stream().mapToInt(Integer::intValue).toArray(),
-        job.completion.sampling(), firstTokenFromPrefill && job.first == null);
+        job.completion.sampling(), job.firstTokenAsked, job.streamKv);
     eventBus.<JsonObject>request(Addresses.prefill(target.instanceId()), request.toJson(),
             new DeliveryOptions().setSendTimeout(requestTimeoutMillis))
-        .onComplete(reply -> {
-          inFlight.prefillEnded(target.instanceId(), job.routing.promptTokens());
-          if (jobs.get(job.requestId()) != job || job.prefillRequests != sent) {
-            // The request ended, or went to another prefill instance, while this one worked on
-            // it: no decode instance will pull the KV it answered with.
-            if (reply.succeeded()) {
-              cancelOnPrefill(target.instanceId(), job.requestId(), "request ended or moved on");
-            }
-            return;
-          }
-          if (reply.failed()) {
-            prefillNotTaken(job, target, reply.cause());
-            return;
-          }
-          PrefillResult result;
-          try {
-            result = PrefillResult.fromJson(reply.result().body());
-          } catch (RuntimeException e) {
-            fail(job, Failure.INTERNAL, "unreadable prefill result: " + e.getMessage());
-            return;
-          }
-          job.prefilled = result;
-          job.stream.prefilled(result.queueMicros(), result.prefillMicros());
-          if (job.stream.isDone()) {
-            leases.release(job);
-            return;
-          }
-          if (firstTokenFromPrefill && job.first == null && result.firstText() != null
-              && streamFirstToken(job, result)) {
-            return;
-          }
-          job.decodeRouting = job.routing.withPromptTokens(result.promptTokens());
-          claimDecode(job, Failure.UNAVAILABLE, "no decode instance of model "
-              + job.completion.model() + " has KV layout " + result.kv().fingerprint());
-        });
+        .onComplete(reply -> prefillAnswered(job, target, sent, reply));
+  }
+
+  /** The prefill instance's answer: its result, a failure, or the start of a streamed KV. */
+  private void prefillAnswered(ClusterJob job, InstanceInfo target, int sent,
+      AsyncResult<Message<JsonObject>> reply) {
+    boolean started = reply.succeeded() && PrefillStarted.is(reply.result().body());
+    if (!started) {
+      inFlight.prefillEnded(target.instanceId(), job.routing.promptTokens());
+    }
+    if (jobs.get(job.requestId()) != job || job.prefillRequests != sent) {
+      // The request ended, or went to another prefill instance, while this one worked on
+      // it: no decode instance will pull the KV it answered with.
+      if (started) {
+        reply.result().fail(Failure.CANCELLED.code(), "request ended or moved on");
+      } else if (reply.succeeded()) {
+        cancelOnPrefill(target.instanceId(), job.requestId(), "request ended or moved on");
+      }
+      return;
+    }
+    if (reply.failed()) {
+      if (job.streamedKv != null) {
+        // its decode target was pulling the KV: the request cannot move on unseen
+        fail(job, Failure.of(reply.cause()), "prefill failed: " + Failure.text(reply.cause()));
+      } else {
+        prefillNotTaken(job, target, reply.cause());
+      }
+      return;
+    }
+    if (started) {
+      streamStarted(job, target, sent, reply.result());
+      return;
+    }
+    PrefillResult result;
+    try {
+      result = PrefillResult.fromJson(reply.result().body());
+    } catch (RuntimeException e) {
+      fail(job, Failure.INTERNAL, "unreadable prefill result: " + e.getMessage());
+      return;
+    }
+    job.prefilled = result;
+    job.stream.prefilled(result.queueMicros(), result.prefillMicros());
+    if (job.stream.isDone()) {
+      leases.release(job);
+      return;
+    }
+    if (job.firstTokenAsked && result.firstText() != null && streamFirstToken(job, result)) {
+      return;
+    }
+    if (job.streamedKv != null) {
+      // the decode target has the request, and the KV's stream ends with the token
+      if (job.decodeEndAfterPrefill != null) {
+        job.decodeEndAfterPrefill.run();
+      }
+      return;
+    }
+    job.decodeRouting = job.routing.withPromptTokens(result.promptTokens());
+    claimDecode(job, Failure.UNAVAILABLE, "no decode instance of model "
+        + job.completion.model() + " has KV layout " + result.kv().fingerprint());
+  }
+
+  /**
+   * The prefill instance started computing a prompt whose KV is streamed: its decode target
+   * gets the handle now, and the prefill instance's result comes as the reply to the answer.
+   */
+  private void streamStarted(ClusterJob job, InstanceInfo target, int sent,
+      Message<JsonObject> started) {
+    try {
+      job.streamedKv = PrefillStarted.fromJson(started.body()).kv();
+    } catch (RuntimeException e) {
+      started.fail(Failure.BAD_REQUEST.code(), "unreadable: " + e.getMessage());
+      inFlight.prefillEnded(target.instanceId(), job.routing.promptTokens());
+      fail(job, Failure.INTERNAL, "unreadable prefill start: " + e.getMessage());
+      return;
+    }
+    started.<JsonObject>replyAndRequest(new JsonObject(),
+            new DeliveryOptions().setSendTimeout(requestTimeoutMillis))
+        .onComplete(reply -> prefillAnswered(job, target, sent, reply));
+    sendDecode(job, job.decode);
   }
 
   /**
@@ -325,6 +440,10 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
       return true;
     }
     if (result.finishReason() != null) {
+      if (job.streamedKv != null && job.decode != null) {
+        // its pull ends with the news, and it lets the request go; this makes sure it does
+        cancelOnDecode(job, "the first token ended the request");
+      }
       leases.release(job); // none: the prefill instance freed the KV, unless it ignored the ask
       end(job);
       return true;
@@ -341,7 +460,8 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
     Context context = vertx.getOrCreateContext();
     int number = ++job.claims;
     DecodeClaim claim = routing.claimDecode(registry.get(), job.decodeRouting,
-        job.prefilled.kv().fingerprint(), job.decodeAttempts.refused(),
+        job.kv().fingerprint(), job.streamedKv != null ? STREAMING
+            : job.first != null ? FIRST_TOKEN : Set.of(), job.decodeAttempts.refused(),
         target -> context.runOnContext(v -> slotGranted(job, number, target)));
     switch (claim.outcome()) {
       case PLACED -> sendDecode(job, claim.target());
@@ -360,6 +480,10 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
       if (next.isPresent()) {
         LOG.info("request {}: prefill on {} failed: {}; trying prefill instance {}",
             job.requestId(), target.instanceId(), text, next.get().instanceId());
+        if (job.streamKv) {
+          giveBackDecodeSlot(job);
+          job.streamKv = streamsKv(job, next.get()) && claimStreamingDecode(job, next.get());
+        }
         sendPrefill(job, next.get());
         return;
       }
@@ -392,6 +516,12 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
         message);
     job.prefilledAgain = true;
     cancelOnPrefill(job.prefill.instanceId(), job.requestId(), "prefilled again elsewhere");
+    if (job.streamedKv != null && job.decode != null) {
+      // it was pulling the lost instance's KV (or waits to): the new KV goes the plain way
+      cancelOnDecode(job, "prefilled again elsewhere");
+    }
+    job.streamKv = false;
+    job.streamedKv = null;
     job.prefillAttempts.exclude(job.prefill.instanceId());
     job.prefilled = null;
     giveBackDecodeSlot(job);
@@ -418,7 +548,7 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
 
   private void waitForSlot(ClusterJob job, DecodeClaim claim) {
     job.waiting = claim;
-    long wait = job.prefilled.kv().leaseExpiresAtMillis() - LEASE_MARGIN_MILLIS
+    long wait = job.kv().leaseExpiresAtMillis() - LEASE_MARGIN_MILLIS
         - System.currentTimeMillis();
     job.leaseTimer = vertx.setTimer(Math.max(1, wait), t -> {
       if (claim.withdraw()) {
@@ -445,17 +575,26 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
 
   private void sendDecode(ClusterJob job, DecodeTarget target) {
     job.decode = target;
-    PrefillResult result = job.prefilled;
-    PrefillResult first = job.first != null ? job.first : result;
-    DecodeRequest request = new DecodeRequest(job.requestId(), result.kv(), first.firstToken(),
-        first.samplerState(), result.promptTokens(), job.completion.sampling(), relay.address(),
-        credits, job.first != null);
+    DecodeRequest request;
+    if (job.streamedKv != null) {
+      // the first token and the sampler's state come at the end of the KV's stream
+      job.stream.awaitFirstToken();
+      request = new DecodeRequest(job.requestId(), job.streamedKv, 0, 0L,
+          job.streamedKv.tokenCount(), job.completion.sampling(), relay.address(), credits,
+          true, true);
+    } else {
+      PrefillResult result = job.prefilled;
+      PrefillResult first = job.first != null ? job.first : result;
+      request = new DecodeRequest(job.requestId(), result.kv(), first.firstToken(),
+          first.samplerState(), result.promptTokens(), job.completion.sampling(),
+          relay.address(), credits, job.first != null, false);
+    }
     eventBus.<JsonObject>request(Addresses.decode(target.instanceId(), target.dpRank()),
         request.toJson(),
             new DeliveryOptions().setSendTimeout(requestTimeoutMillis))
         .onSuccess(taken -> {
           job.heardFromDecode();
-          job.stream.releaseFirstToken();
+          job.stream.decodeTook();
         })
         .onFailure(error -> decodeNotTaken(job, error));
   }
@@ -471,7 +610,7 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
     String message = "the decode instance did not take the request: " + Failure.text(error);
     DecodeTarget refused = job.decode;
     if (jobs.get(job.requestId()) == job
-        && System.currentTimeMillis() < job.prefilled.kv().leaseExpiresAtMillis()
+        && System.currentTimeMillis() < job.kv().leaseExpiresAtMillis()
         && job.decodeAttempts.mayMoveOn(refused, error)) {
       LOG.info("request {}: decode {} did not take it: {}; asking another decode instance",
           job.requestId(), job.decode, Failure.text(error));
@@ -502,14 +641,33 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
   /**
    * The decode target failed the request (its stream's last event): a KV it could not pull
    * because the prefill instance is unreachable may come from prefilling again; any other
-   * failure ends the request.
+   * failure ends the request. One that comes while a streamed KV's prefill result is still to
+   * come waits for it ({@link ClusterJob#decodeEndAfterPrefill}).
    */
   private void decodeFailed(ClusterJob job, Failure failure, String message) {
+    if (awaitsPrefillResult(job)) {
+      job.decodeEndAfterPrefill = () -> decodeFailed(job, failure, message);
+      return;
+    }
     if (failure == Failure.KV_UNREACHABLE) {
       prefillLost(job, failure, "the decode instance could not pull the KV: " + message);
     } else {
       fail(job, failure, message);
     }
+  }
+
+  /** The decode target sent its last event: the request ends, once its first token is out. */
+  private void decodeEnded(ClusterJob job) {
+    if (awaitsPrefillResult(job)) {
+      job.decodeEndAfterPrefill = () -> end(job);
+    } else {
+      end(job);
+    }
+  }
+
+  /** Whether the request's KV is streamed and the prefill result, its first token, is to come. */
+  private static boolean awaitsPrefillResult(ClusterJob job) {
+    return job.streamedKv != null && job.prefilled == null;
   }
 
   private void fail(ClusterJob job, Failure failure, String message) {
@@ -526,9 +684,10 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
   /** Stops the job on whichever instance has it and frees the KV lease. */
   private void abandon(ClusterJob job, String reason) {
     if (job.decode != null) {
-      eventBus.send(Addresses.decodeControl(job.decode.instanceId(), job.decode.dpRank()),
-          new Cancel(job.requestId(), null, reason).toJson());
-    } else if (job.prefill != null) {
+      cancelOnDecode(job, reason);
+    }
+    // a streamed KV's decode target may have the request while its prompt is computed
+    if (job.prefill != null && (job.decode == null || job.prefilled == null)) {
       cancelOnPrefill(job.prefill.instanceId(), job.requestId(), reason);
     }
     if (job.waiting != null) {
@@ -537,6 +696,12 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
     }
     leases.release(job);
     end(job);
+  }
+
+  /** Has the request's decode target drop it, wherever it is there. */
+  private void cancelOnDecode(ClusterJob job, String reason) {
+    eventBus.send(Addresses.decodeControl(job.decode.instanceId(), job.decode.dpRank()),
+        new Cancel(job.requestId(), null, reason).toJson());
   }
 
   /** Has a prefill instance drop the request: its queued prompt, or the lease of its KV. */

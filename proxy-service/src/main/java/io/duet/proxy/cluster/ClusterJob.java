@@ -2,6 +2,7 @@ package io.duet.proxy.cluster;
 
 import io.duet.contract.Failure;
 import io.duet.contract.InstanceInfo;
+import io.duet.contract.KvHandle;
 import io.duet.contract.PrefillResult;
 import io.duet.proxy.CompletionJob;
 import io.duet.proxy.routing.DecodeClaim;
@@ -37,6 +38,26 @@ final class ClusterJob {
   /** The prefill instance's answer, whose KV handle names the request's lease, once prefilled. */
   PrefillResult prefilled;
   /**
+   * Whether the last prefill request asked for the first token to come from its result (then
+   * only decode targets that leave it out of their stream may take the request).
+   */
+  boolean firstTokenAsked;
+  /**
+   * Whether the prefill request asked for the KV to be streamed to the decode target claimed
+   * with it ({@link io.duet.contract.PrefillRequest#streamKv}).
+   */
+  boolean streamKv;
+  /** The handle of the KV being streamed, once the prefill instance started it; else null. */
+  KvHandle streamedKv;
+  /**
+   * The end of a streamed KV's decode stream (its last event, or its failure) that came while
+   * the prefill result was still to come, and waits for it: the result carries the first
+   * token, which goes to the client before the decode target's events, and may tell that the
+   * first token ended the request (the lease then ended before the decode target could pull
+   * it, which is no failure). Null otherwise.
+   */
+  Runnable decodeEndAfterPrefill;
+  /**
    * The prefill result whose first token went to the client, once one did: a prompt prefilled
    * again is decoded after that token, with that result's sampler state.
    */
@@ -69,6 +90,11 @@ final class ClusterJob {
 
   String requestId() {
     return completion.requestId();
+  }
+
+  /** The handle of the request's KV lease: streamed, or prefilled; null before either. */
+  KvHandle kv() {
+    return streamedKv != null ? streamedKv : prefilled == null ? null : prefilled.kv();
   }
 
   /** The decode target just showed that it is alive: it took the request, or sent an event. */

@@ -38,6 +38,14 @@ final class ClusterStream implements CompletionStream {
   private DecodeEvent fromPrefill;
   /** That event while it waits for a decode instance to take the request. */
   private DecodeEvent heldFirst;
+  /** Whether a decode instance took the request. */
+  private boolean decodeTook;
+  /**
+   * Whether decode events wait for the first token from the prefill result: a decode instance
+   * pulling a streamed KV gets the first token at the stream's end, and may send the second
+   * before the prefill result reaches the proxy.
+   */
+  private boolean awaitingFirst;
   private Throwable failure;
   private TtftStages stages = TtftStages.NONE;
 
@@ -70,7 +78,7 @@ final class ClusterStream implements CompletionStream {
    * The first token's event, made from the prefill result: it is not a decode event, so it
    * neither counts as one ({@link #hasEvents}) nor earns the decode instance credit. One that
    * ends the request goes to the client at once; any other is held until a decode instance has
-   * taken the request ({@link #releaseFirstToken}) or sends its first event, so that a request
+   * taken the request ({@link #decodeTook}) or sends its first event, so that a request
    * no decode instance can take still fails as a whole (a 503 the client may send again), not
    * as a stream cut after its first token.
    */
@@ -78,18 +86,33 @@ final class ClusterStream implements CompletionStream {
     if (isDone()) {
       return;
     }
+    awaitingFirst = false;
     heldFirst = event;
-    if (event.isLast()) {
+    if (event.isLast() || decodeTook || anyEvent) {
       releaseFirstToken();
     }
   }
 
-  /** Sends the client the held first token, if any: a decode instance took the request. */
-  void releaseFirstToken() {
+  /** Decode events wait for {@link #firstToken} (the request's KV is streamed). */
+  void awaitFirstToken() {
+    awaitingFirst = heldFirst == null && fromPrefill == null;
+  }
+
+  /**
+   * A decode instance took the request: the first token goes to the client now, or as soon as
+   * it comes (a decode instance may take a request before its prefill has ended).
+   */
+  void decodeTook() {
+    decodeTook = true;
+    releaseFirstToken();
+  }
+
+  /** Sends the client the held first token, if any. */
+  private void releaseFirstToken() {
     if (heldFirst != null && !isDone()) {
       fromPrefill = heldFirst;
       heldFirst = null;
-      pending.add(fromPrefill);
+      pending.addFirst(fromPrefill); // before any decode event that came early
       drain();
     }
   }
@@ -122,7 +145,7 @@ final class ClusterStream implements CompletionStream {
   }
 
   private void drain() {
-    while (demand > 0 && !pending.isEmpty() && !cancelled) {
+    while (!awaitingFirst && demand > 0 && !pending.isEmpty() && !cancelled) {
       DecodeEvent event = pending.poll();
       if (demand != Long.MAX_VALUE) {
         demand--;

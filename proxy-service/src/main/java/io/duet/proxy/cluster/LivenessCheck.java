@@ -88,7 +88,8 @@ final class LivenessCheck {
           && !job.heardFromDecodeWithin(evidentlyAliveMillis)) {
         decodeLost.fail(job, Failure.UNAVAILABLE,
             "the decode instance left the cluster mid-request");
-      } else if (job.decode == null && job.prefill != null
+      } else if ((job.decode == null || job.streamKv && job.prefilled == null)
+          && job.prefill != null
           && !liveInstances.contains(job.prefill.instanceId())) {
         prefillLost.fail(job, Failure.UNAVAILABLE,
             "the prefill instance left the cluster mid-request");

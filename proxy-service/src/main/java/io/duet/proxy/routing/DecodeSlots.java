@@ -41,15 +41,17 @@ final class DecodeSlots {
   final class Waiting {
     private final RoutingRequest request;
     private final String fingerprint;
+    private final Set<String> capabilities;
     private final Set<DecodeTarget> refused;
     private final Consumer<DecodeTarget> onSlot;
     private long arrival;
     private long sinceNanos;
 
-    private Waiting(RoutingRequest request, String fingerprint, Set<DecodeTarget> refused,
-        Consumer<DecodeTarget> onSlot) {
+    private Waiting(RoutingRequest request, String fingerprint, Set<String> capabilities,
+        Set<DecodeTarget> refused, Consumer<DecodeTarget> onSlot) {
       this.request = request;
       this.fingerprint = fingerprint;
+      this.capabilities = Set.copyOf(capabilities);
       this.refused = Set.copyOf(refused);
       this.onSlot = onSlot;
     }
@@ -63,7 +65,7 @@ final class DecodeSlots {
     private boolean accepts(InstanceInfo entry) {
       return entry.role() == Role.DECODE && entry.isServing()
           && entry.modelName().equals(request.model()) && entry.fingerprint().equals(fingerprint)
-          && !refused.contains(DecodeTarget.of(entry));
+          && entry.can(capabilities) && !refused.contains(DecodeTarget.of(entry));
     }
   }
 
@@ -107,8 +109,8 @@ final class DecodeSlots {
 
   /** See {@link Routing#claimDecode}. */
   DecodeClaim claim(List<InstanceInfo> instances, RoutingRequest request, String fingerprint,
-      Set<DecodeTarget> refused, Consumer<DecodeTarget> onSlot) {
-    Waiting ask = new Waiting(request, fingerprint, refused, onSlot);
+      Set<String> capabilities, Set<DecodeTarget> refused, Consumer<DecodeTarget> onSlot) {
+    Waiting ask = new Waiting(request, fingerprint, capabilities, refused, onSlot);
     List<InstanceInfo> compatible = instances.stream().filter(ask::accepts).toList();
     if (compatible.isEmpty()) {
       return DecodeClaim.NO_TARGET;

@@ -167,7 +167,17 @@ public final class Routing {
    */
   public DecodeClaim claimDecode(List<InstanceInfo> instances, RoutingRequest request,
       String fingerprint, Set<DecodeTarget> refused, Consumer<DecodeTarget> onSlot) {
-    return decodeSlots.claim(instances, request, fingerprint, refused, onSlot);
+    return claimDecode(instances, request, fingerprint, Set.of(), refused, onSlot);
+  }
+
+  /**
+   * {@link #claimDecode(List, RoutingRequest, String, Set, Consumer)} among the targets that
+   * announce every one of {@code capabilities} ({@link InstanceInfo#capabilities}).
+   */
+  public DecodeClaim claimDecode(List<InstanceInfo> instances, RoutingRequest request,
+      String fingerprint, Set<String> capabilities, Set<DecodeTarget> refused,
+      Consumer<DecodeTarget> onSlot) {
+    return decodeSlots.claim(instances, request, fingerprint, capabilities, refused, onSlot);
   }
 
   /**

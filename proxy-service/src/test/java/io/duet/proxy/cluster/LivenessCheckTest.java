@@ -70,6 +70,8 @@ class LivenessCheckTest {
     job("prefilling-on-gone", "p-gone", null);
     job("decoding-on-live", "p-gone", "d0");
     job("decoding-on-gone", "p0", "d-gone");
+    // its decode target pulls the KV as the prefill instance computes it
+    job("streaming-from-gone", "p-gone", "d0").streamKv = true;
     Map<String, String> prefillLost = new TreeMap<>();
 
     new LivenessCheck(vertx, () -> registry, () -> jobs, this::record,
@@ -78,7 +80,8 @@ class LivenessCheckTest {
     assertEquals(Map.of(
         "decoding-on-gone", "the decode instance left the cluster mid-request"), failed);
     assertEquals(Map.of(
-        "prefilling-on-gone", "the prefill instance left the cluster mid-request"),
+        "prefilling-on-gone", "the prefill instance left the cluster mid-request",
+        "streaming-from-gone", "the prefill instance left the cluster mid-request"),
         prefillLost);
   }
 

@@ -2,6 +2,7 @@ package io.duet.proxy.cluster;
 
 import static io.duet.service.ServiceTests.eventually;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -55,8 +56,10 @@ import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.HttpClient;
 import io.vertx.core.http.HttpMethod;
 import io.vertx.core.http.PoolOptions;
+import io.duet.engine.deepseek.RandomDeepSeekCheckpoint;
 import io.vertx.core.json.JsonArray;
 import io.vertx.core.json.JsonObject;
+import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -240,7 +243,7 @@ class PipelineTest {
     InstanceInfo d0 = decode.info();
     InstanceInfo listed = new InstanceInfo(id, Role.DECODE, 0, 1, HOST, d0.httpPort(), 0, MODEL,
         d0.fingerprint(), d0.chatTemplate(), d0.capacity(), new InstanceInfo.Load(0, 0, 0, 0, 0),
-        System.currentTimeMillis());
+        System.currentTimeMillis()).withCapabilities(d0.capabilities());
     return () -> listed;
   }
 
@@ -252,7 +255,8 @@ class PipelineTest {
     InstanceInfo p0 = registry.get(0).get();
     InstanceInfo listed = new InstanceInfo(id, Role.PREFILL, 0, 1, HOST, p0.httpPort(),
         p0.kvPort(), MODEL, p0.fingerprint(), p0.chatTemplate(), p0.capacity(),
-        new InstanceInfo.Load(0, 0, 0, 0, 0), System.currentTimeMillis());
+        new InstanceInfo.Load(0, 0, 0, 0, 0), System.currentTimeMillis())
+        .withCapabilities(p0.capabilities());
     return () -> listed;
   }
 
@@ -571,7 +575,7 @@ class PipelineTest {
       throws Exception {
     ProxyVerticle proxy = new ProxyVerticle(
         ClusterBackend.perEventLoop(vertx, this::instances, "proxy1",
-            Routing.create(new RoutingOptions(), metrics), 4, 30_000, List.of(), true),
+            Routing.create(new RoutingOptions(), metrics), 4, 30_000, List.of(), true, true),
         new ProxyOptions().setHost(HOST).setPort(0).setInstances(eventLoops), metrics);
     await(vertx.deployVerticle(proxy));
     return proxy;
@@ -669,7 +673,7 @@ class PipelineTest {
     Supplier<ClusterBackend> backends =
         ClusterBackend.perEventLoop(vertx, () -> heartbeats, "proxy1",
             Routing.create(new RoutingOptions(), new SimpleMeterRegistry()), 4, 30_000, List.of(),
-            true);
+            true, true);
     BackendVerticle first = open(backends.get());
     BackendVerticle second = open(backends.get());
 
@@ -799,6 +803,22 @@ class PipelineTest {
         .tokenizerPath(ServiceTests.shared("aidreams260K.tok512.bin")).kvBlocks(512).threads(1);
   }
 
+  /**
+   * A DeepSeek-V3-shaped checkpoint of random weights (multi-head latent attention, experts),
+   * with DeepSeek-V3's tokenizer: the MLA latent is what its KV moves as.
+   */
+  private static EngineOptions deepSeek() throws IOException {
+    Path model = Files.createTempDirectory(Path.of("target"), "pipelinetest-deepseek-")
+        .toAbsolutePath();
+    RandomDeepSeekCheckpoint.write(model, new RandomDeepSeekCheckpoint.Shape(64, 3, 1, 4, 32,
+        16, 16, 8, 16, 96, 32, 16, 4, 4, 2, 1, 129_280, 256, 0),
+        RandomDeepSeekCheckpoint.Storage.BF16, 128, false, 17);
+    for (String file : List.of("tokenizer.json", "tokenizer_config.json")) {
+      Files.copy(ServiceTests.shared("deepseek-v3-tokenizer/" + file), model.resolve(file));
+    }
+    return new EngineOptions().modelPath(model).kvBlocks(512).threads(1);
+  }
+
   /** What the events of a completion tell the client: text, usage and finish reason. */
   private record Told(String text, int promptTokens, int completionTokens, String finish) {
     static Told of(List<DecodeEvent> events) {
@@ -819,21 +839,23 @@ class PipelineTest {
 
   /**
    * Greedy, seeded, stop strings (held back, hit by the first token or later), one and two
-   * tokens: the client is told the same through a proxy that streams the first token from the
-   * prefill result as through one that waits for the decode instance, and greedy text equals
-   * the engine's alone.
+   * tokens: the client is told the same through a proxy that streams the KV while prefill runs,
+   * one that streams the first token from the prefill result, and one that waits for the
+   * decode instance, and greedy text equals the engine's alone.
    */
   @ParameterizedTest(name = "{0}")
-  @ValueSource(strings = {"aidreams", "stories"})
+  @ValueSource(strings = {"aidreams", "stories", "deepseek"})
   void theFirstTokenFromThePrefillResultChangesNothingTheClientIsTold(String model)
       throws Exception {
     Engine alone = reference;
-    if (model.equals("stories")) {
-      registry.add(deployPrefill("p-stories", model, engines.open(stories()), 64, 30_000)::info);
-      registry.add(deployDecode("d-stories", model, engines.open(stories()), 64)::info);
-      alone = engines.open(stories());
+    if (!model.equals("aidreams")) {
+      EngineOptions options = model.equals("stories") ? stories() : deepSeek();
+      registry.add(deployPrefill("p-" + model, model, engines.open(options), 64, 30_000)::info);
+      registry.add(deployDecode("d-" + model, model, engines.open(options), 64)::info);
+      alone = engines.open(options);
     }
     Routing routing = Routing.create(new RoutingOptions(), new SimpleMeterRegistry());
+    BackendVerticle streaming = eventLoop(routing, true, true);
     BackendVerticle fast = eventLoop(routing, true);
     BackendVerticle slow = eventLoop(routing, false);
     List<SamplingSpec> specs = List.of(greedy(30), greedy(1), greedy(2), seeded(1, 30),
@@ -843,9 +865,12 @@ class PipelineTest {
     for (String prompt : PROMPTS.subList(0, 4)) {
       for (SamplingSpec spec : specs) {
         String what = model + ", " + prompt + ", " + spec;
+        Told viaStreaming = Told.of(await(run(streaming, new CompletionJob("k" + n, model,
+            prompt, spec))));
         Told viaFast = Told.of(await(run(fast, new CompletionJob("f" + n, model, prompt, spec))));
         Told viaSlow = Told.of(await(run(slow, new CompletionJob("s" + n++, model, prompt, spec))));
         assertEquals(viaSlow, viaFast, what);
+        assertEquals(viaSlow, viaStreaming, what);
         if (spec.temperature() == 0 && spec.stop().isEmpty()) {
           assertEquals(expected(alone, prompt, spec.maxTokens()), viaFast.text(), what);
         }
@@ -870,11 +895,12 @@ class PipelineTest {
         greedyUntil(30, List.of(firstToken), List.of()), "stop",
         greedyUntil(30, List.of(), List.of(firstText.strip())), "stop");
     Routing routing = Routing.create(new RoutingOptions(), new SimpleMeterRegistry());
+    BackendVerticle fast = eventLoop(routing, true);
     BackendVerticle slow = eventLoop(routing, false);
     PrometheusMeterRegistry p0 = metricsOf("p0");
     int n = 0;
     for (var ending : endsAtFirst.entrySet()) {
-      List<DecodeEvent> events = await(run(new CompletionJob("f" + n, MODEL, prompt,
+      List<DecodeEvent> events = await(run(fast, new CompletionJob("f" + n, MODEL, prompt,
           ending.getKey())));
       assertEquals(0, p0.get("duet_kv_leases").gauge().value(), ending.getKey().toString());
       assertEquals(0, p0.get("duet_kv_blocks_used").gauge().value(), ending.getKey().toString());
@@ -886,6 +912,79 @@ class PipelineTest {
     assertEquals(endsAtFirst.size(), sentTo(Addresses.decode("d0", 0)),
         "only the proxy that does not stream the first token asked the decode instance");
     awaitEveryBlockFree(decodeEngine);
+  }
+
+  /**
+   * A decode instance of an older build announces no capabilities: the proxy neither streams
+   * the first token from the prefill result nor the KV while prefill runs (that decode instance
+   * would send the first token again), and the client is told what it is told without them.
+   */
+  @Test
+  void aDecodeInstanceThatAnnouncesNothingGetsNeitherTheFirstTokenNorAStreamedKv()
+      throws Exception {
+    registry.set(1, () -> decode.info().withCapabilities(Set.of()));
+    List<DecodeRequest> asked = new CopyOnWriteArrayList<>();
+    vertx.eventBus().addOutboundInterceptor(delivery -> {
+      if (delivery.message().address().equals(Addresses.decode("d0", 0))) {
+        asked.add(DecodeRequest.fromJson((JsonObject) delivery.message().body()));
+      }
+      delivery.next();
+    });
+    Routing routing = Routing.create(new RoutingOptions(), new SimpleMeterRegistry());
+    BackendVerticle streaming = eventLoop(routing, true, true);
+    BackendVerticle slow = eventLoop(routing, false);
+    String prompt = "Once upon a time";
+    Told viaStreaming = Told.of(await(run(streaming, new CompletionJob("k1", MODEL, prompt,
+        greedy(20)))));
+    assertEquals(Told.of(await(run(slow, new CompletionJob("s1", MODEL, prompt, greedy(20))))),
+        viaStreaming);
+    assertEquals(expected(prompt, 20), viaStreaming.text());
+    assertEquals(2, asked.size());
+    assertFalse(asked.get(0).firstTokenSent() || asked.get(0).kvStreamed(),
+        "the decode instance streams every token, from KV pulled after the prefill");
+    awaitEveryBlockFree(decodeEngine);
+  }
+
+  /**
+   * With the KV streamed while prefill runs, {@code max_tokens} 1 still never reaches a decode
+   * instance; a request whose first token turns out to end it (an end token, a stop string) was
+   * given to one as its prefill started, and is let go of there at once: the client is told
+   * what it is told without streaming, and no KV, lease or decode slot stays held on either
+   * side.
+   */
+  @Test
+  void aStreamedRequestItsFirstTokenEndsIsLetGoOfOnBothSides() throws Exception {
+    String prompt = "Once upon a time";
+    int firstToken = new OfflineGenerator(reference, 1).generate(
+        reference.tokenizer().encode(prompt, true), SamplingParams.greedy(1)).outputTokens()[0];
+    String firstText = expected(prompt, 1);
+    Routing routing = Routing.create(new RoutingOptions(), new SimpleMeterRegistry());
+    BackendVerticle streaming = eventLoop(routing, true, true);
+    BackendVerticle slow = eventLoop(routing, false);
+    PrometheusMeterRegistry p0 = metricsOf("p0");
+    PrometheusMeterRegistry d0 = metricsOf("d0");
+
+    List<DecodeEvent> one = await(run(streaming, new CompletionJob("k1", MODEL, prompt,
+        greedy(1))));
+    assertEquals("length", one.get(0).finishReason());
+    assertEquals(0, sentTo(Addresses.decode("d0", 0)), "max_tokens 1 never reaches decode");
+
+    int n = 0;
+    for (SamplingSpec ending : List.of(greedyUntil(30, List.of(firstToken), List.of()),
+        greedyUntil(30, List.of(), List.of(firstText.strip())))) {
+      List<DecodeEvent> events = await(run(streaming, new CompletionJob("k" + n, MODEL, prompt,
+          ending)));
+      assertEquals(1, events.size(), ending.toString());
+      assertEquals("stop", events.get(0).finishReason());
+      assertEquals(Told.of(await(run(slow, new CompletionJob("s" + n++, MODEL, prompt,
+          ending)))), Told.of(events), ending.toString());
+    }
+    awaitEveryBlockFree(decodeEngine);
+    eventually("no lease, KV block or decode request held", Duration.ofSeconds(5), () ->
+        p0.get("duet_kv_leases").gauge().value() == 0
+            && p0.get("duet_kv_blocks_used").gauge().value() == 0
+            && d0.get("duet_decode_running").gauge().value() == 0
+            && d0.get("duet_kv_blocks_used").gauge().value() == 0);
   }
 
   /** Where a request is when its client goes away. */
@@ -935,7 +1034,43 @@ class PipelineTest {
             && metricsOf("p0").get("duet_kv_blocks_used").gauge().value() == 0
             && metricsOf("d0").get("duet_kv_blocks_used").gauge().value() == 0
             && metricsOf("d0").get("duet_decode_running").gauge().value() == 0);
-    assertEquals(stage == Stage.PREFILLING ? 0 : 1, sentTo(Addresses.decode("d0", 0)));
+    if (stage == Stage.PREFILLING) {
+      // the backend streams the KV: its decode target may be asked as the prefill starts
+      assertTrue(sentTo(Addresses.decode("d0", 0)) <= 1);
+    } else {
+      assertEquals(1, sentTo(Addresses.decode("d0", 0)));
+    }
+  }
+
+  /**
+   * The client goes away as the decode instance is handed a KV that its prefill instance is
+   * still computing (the default backend streams it): the prefill's lease, the decode's import
+   * and reservation all end, on both sides.
+   */
+  @Test
+  void aStreamedRequestCancelledWhileItsPrefillRunsLeavesEveryKvGaugeAt0() throws Exception {
+    Promise<Void> cancelled = Promise.promise();
+    CompletionJob job = new CompletionJob("c1", MODEL, LONG_ANSWER, greedy(40));
+    backend.onContext(() -> {
+      CompletionStream stream = backend.backend.start(job);
+      stream.handler(event -> { });
+      vertx.eventBus().addOutboundInterceptor(delivery -> {
+        delivery.next();
+        if (delivery.message().address().equals(Addresses.decode("d0", 0))) {
+          assertTrue(DecodeRequest.fromJson((JsonObject) delivery.message().body()).kvStreamed());
+          backend.onContext(() -> {
+            stream.cancel();
+            cancelled.tryComplete();
+          });
+        }
+      });
+    });
+    await(cancelled.future());
+    eventually("no KV held, leased or decoded", Duration.ofSeconds(5), () ->
+        metricsOf("p0").get("duet_kv_leases").gauge().value() == 0
+            && metricsOf("p0").get("duet_kv_blocks_used").gauge().value() == 0
+            && metricsOf("d0").get("duet_kv_blocks_used").gauge().value() == 0
+            && metricsOf("d0").get("duet_decode_running").gauge().value() == 0);
   }
 
   // ---------------------------------------------------------------- scheduling
@@ -949,11 +1084,17 @@ class PipelineTest {
     return eventLoop(routing, true);
   }
 
-  /** ... that streams the first token from the prefill result, or not. */
+  /** ... that streams the first token from the prefill result, or not (and no KV while prefill runs). */
   private BackendVerticle eventLoop(Routing routing, boolean firstTokenFromPrefill)
       throws Exception {
+    return eventLoop(routing, firstTokenFromPrefill, false);
+  }
+
+  /** ... that streams the first token from the prefill result, and the KV while prefill runs. */
+  private BackendVerticle eventLoop(Routing routing, boolean firstTokenFromPrefill,
+      boolean kvLayerStreaming) throws Exception {
     return open(ClusterBackend.perEventLoop(vertx, this::instances, "proxy-" + UUID.randomUUID(),
-        routing, 4, 30_000, List.of(), firstTokenFromPrefill).get());
+        routing, 4, 30_000, List.of(), firstTokenFromPrefill, kvLayerStreaming).get());
   }
 
   /**
@@ -1031,7 +1172,7 @@ class PipelineTest {
     Routing routing = Routing.create(new RoutingOptions().setDecodeRankCap(1).setQueueSize(1),
         metrics);
     Supplier<ClusterBackend> backends = ClusterBackend.perEventLoop(vertx, this::instances,
-        "proxy-full", routing, 4, 30_000, List.of(), true);
+        "proxy-full", routing, 4, 30_000, List.of(), true, true);
     BackendVerticle holder = open(backends.get());
     ProxyVerticle proxy = new ProxyVerticle(backends,
         new ProxyOptions().setHost(HOST).setPort(0).setInstances(1), metrics);
