@@ -961,8 +961,6 @@ class PipelineTest {
     Routing routing = Routing.create(new RoutingOptions(), new SimpleMeterRegistry());
     BackendVerticle streaming = eventLoop(routing, true, true);
     BackendVerticle slow = eventLoop(routing, false);
-    PrometheusMeterRegistry p0 = metricsOf("p0");
-    PrometheusMeterRegistry d0 = metricsOf("d0");
 
     List<DecodeEvent> one = await(run(streaming, new CompletionJob("k1", MODEL, prompt,
         greedy(1))));
@@ -980,11 +978,16 @@ class PipelineTest {
           ending)))), Told.of(events), ending.toString());
     }
     awaitEveryBlockFree(decodeEngine);
-    eventually("no lease, KV block or decode request held", Duration.ofSeconds(5), () ->
-        p0.get("duet_kv_leases").gauge().value() == 0
-            && p0.get("duet_kv_blocks_used").gauge().value() == 0
-            && d0.get("duet_decode_running").gauge().value() == 0
-            && d0.get("duet_kv_blocks_used").gauge().value() == 0);
+    awaitNoKvHeld();
+  }
+
+  /** Waits until p0 holds no lease or KV block and d0 no KV block or running request. */
+  private void awaitNoKvHeld() {
+    eventually("no KV held, leased or decoded", Duration.ofSeconds(5), () ->
+        metricsOf("p0").get("duet_kv_leases").gauge().value() == 0
+            && metricsOf("p0").get("duet_kv_blocks_used").gauge().value() == 0
+            && metricsOf("d0").get("duet_kv_blocks_used").gauge().value() == 0
+            && metricsOf("d0").get("duet_decode_running").gauge().value() == 0);
   }
 
   /** Where a request is when its client goes away. */
@@ -1029,11 +1032,7 @@ class PipelineTest {
       }
     });
     await(cancelled.future());
-    eventually("no KV held, leased or decoded", Duration.ofSeconds(5), () ->
-        metricsOf("p0").get("duet_kv_leases").gauge().value() == 0
-            && metricsOf("p0").get("duet_kv_blocks_used").gauge().value() == 0
-            && metricsOf("d0").get("duet_kv_blocks_used").gauge().value() == 0
-            && metricsOf("d0").get("duet_decode_running").gauge().value() == 0);
+    awaitNoKvHeld();
     if (stage == Stage.PREFILLING) {
       // the backend streams the KV: its decode target may be asked as the prefill starts
       assertTrue(sentTo(Addresses.decode("d0", 0)) <= 1);
@@ -1066,11 +1065,7 @@ class PipelineTest {
       });
     });
     await(cancelled.future());
-    eventually("no KV held, leased or decoded", Duration.ofSeconds(5), () ->
-        metricsOf("p0").get("duet_kv_leases").gauge().value() == 0
-            && metricsOf("p0").get("duet_kv_blocks_used").gauge().value() == 0
-            && metricsOf("d0").get("duet_kv_blocks_used").gauge().value() == 0
-            && metricsOf("d0").get("duet_decode_running").gauge().value() == 0);
+    awaitNoKvHeld();
   }
 
   // ---------------------------------------------------------------- scheduling
