@@ -65,8 +65,8 @@ final class PdLatencyCommand extends BenchCommand {
       + "cluster and event-bus code, which doubled its TTFT)")
   int warmup = 32;
 
-  @Option(names = "--kv-layer-streaming", negatable = true, defaultValue = "true",
-      fallbackValue = "true", description = "1P1D moves the KV layer by layer while prefill "
+  @Option(names = "--kv-layer-streaming", negatable = true, defaultValue = "false",
+      description = "1P1D moves the KV layer by layer while prefill "
           + "runs (proxy.kv-layer-streaming); --no-kv-layer-streaming: once it has ended "
           + "(default: ${DEFAULT-VALUE})")
   boolean kvLayerStreaming;

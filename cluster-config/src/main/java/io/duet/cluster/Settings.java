@@ -254,7 +254,7 @@ public final class Settings {
           + "instance. false: the decode instance streams every token, the first included."));
 
   public static final Setting<Boolean> PROXY_KV_LAYER_STREAMING = declare(Setting.builder(
-      "proxy.kv-layer-streaming", bool()).defaultValue(true)
+      "proxy.kv-layer-streaming", bool()).defaultValue(false)
       .description("With proxy.first-token-from-prefill, ask a decode instance to take a "
           + "request at the same time as the prefill instance computes it, so that the KV "
           + "moves layer by layer while the prompt is computed; only with instances that "

@@ -81,7 +81,7 @@ class ExpertParallelIT extends ExpertParallelServing {
     return launched.smallCluster() + """
         instances:
           c0: {role: proxy, host: 127.0.0.1, cluster-port: %d,
-               proxy: {port: %d, http-instances: 1, decode-policy: least-load}}
+               proxy: {port: %d, http-instances: 1, decode-policy: least-load, kv-layer-streaming: true}}
           p0: {role: prefill, host: 127.0.0.1, cluster-port: %d,
                prefill: {kv-port: %d, http-port: %d}}
           p1: {role: prefill, host: 127.0.0.1, cluster-port: %d,
