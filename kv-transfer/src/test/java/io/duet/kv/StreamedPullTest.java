@@ -162,13 +162,7 @@ class StreamedPullTest {
 
   @Test
   void aPrefillThatFailsBeforeTheFirstLayerFailsThePullAndFreesBothSides() throws Exception {
-    Sequence sequence = prefill.allocate(prompt());
-    String transferId = leases.leaseWhileComputing("r1", sequence);
-    Future<KvPuller.Pulled> pulled = pull(handle(transferId));
-    awaitImportStarted();
-    leases.computeFailed(transferId, "prefill failed");
-    assertEquals(Failure.KV_TRANSFER, failureOf(pulled));
-    assertNoBlockUsed();
+    assertAFailedPrefillFailsThePull(prefill.allocate(prompt()), () -> { });
   }
 
   /**
@@ -182,23 +176,28 @@ class StreamedPullTest {
     prefill.release(earlier);
     Sequence sequence = prefill.allocate(prompt());
     assertEquals(32, sequence.cachedPrefixTokens());
-    String transferId = leases.leaseWhileComputing("r1", sequence);
-    Future<KvPuller.Pulled> pulled = pull(handle(transferId));
-    awaitImportStarted();
-    leases.computeFailed(transferId, "prefill failed");
-    assertEquals(Failure.KV_TRANSFER, failureOf(pulled));
-    assertNoBlockUsed();
+    assertAFailedPrefillFailsThePull(sequence, () -> { });
   }
 
   /** Every layer was computed and sent; the first token ended the request (or failed). */
   @Test
   void aPrefillThatFailsAfterTheLastLayerFailsThePullAndFreesBothSides() throws Exception {
     Sequence sequence = prefill.allocate(prompt());
+    assertAFailedPrefillFailsThePull(sequence, () -> prefill.step(List.of(sequence)));
+  }
+
+  /**
+   * Leases {@code sequence} while it is computed, starts its pull, runs {@code beforeFailure}
+   * once the import has started, fails the computation: the pull fails and neither side keeps a
+   * block.
+   */
+  private void assertAFailedPrefillFailsThePull(Sequence sequence, Runnable beforeFailure)
+      throws Exception {
     String transferId = leases.leaseWhileComputing("r1", sequence);
     Future<KvPuller.Pulled> pulled = pull(handle(transferId));
     awaitImportStarted();
-    prefill.step(List.of(sequence));
-    leases.computeFailed(transferId, "the first token ended the request");
+    beforeFailure.run();
+    leases.computeFailed(transferId, "prefill failed");
     assertEquals(Failure.KV_TRANSFER, failureOf(pulled));
     assertNoBlockUsed();
   }
