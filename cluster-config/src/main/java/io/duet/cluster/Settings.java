@@ -44,7 +44,9 @@ public final class Settings {
 
   public static final Setting<String> CLUSTER_NAME = declare(Setting.builder("cluster.name",
       string()).defaultValue("duet").env("DUET_CLUSTER_NAME").flag("--cluster-name", "NAME")
-      .description("Hazelcast cluster name; only members with the same name join."));
+      .description("Hazelcast cluster name; only members with the same name join. A proxy with "
+          + "an embedded 1P1D (proxy.embedded) and no name given takes a name unique to its "
+          + "process: it joins no other member and none joins it."));
 
   public static final Setting<String> CLUSTER_HOST = declare(Setting.builder("cluster.host",
       string()).defaultValue("127.0.0.1").env("DUET_CLUSTER_HOST").flag("--cluster-host", "HOST")

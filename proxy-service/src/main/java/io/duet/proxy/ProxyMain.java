@@ -27,6 +27,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.UUID;
 import java.util.concurrent.Callable;
 import java.util.function.Supplier;
 import picocli.CommandLine.Command;
@@ -59,7 +60,8 @@ public final class ProxyMain implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
-    DuetConfig config = ServiceRuntime.loadConfig(Role.PROXY, flags);
+    String ownName = "duet-embedded-" + UUID.randomUUID();
+    DuetConfig config = ownCluster(ServiceRuntime.loadConfig(Role.PROXY, flags), ownName);
     boolean withWorkers = config.get(Settings.PROXY_EMBEDDED);
     String id = config.get(Settings.INSTANCE_ID);
     PrometheusMeterRegistry metrics = Metrics.createRegistry(Role.PROXY.wireName(), id);
@@ -92,8 +94,9 @@ public final class ProxyMain implements Callable<Integer> {
     }
 
     Map<String, String> env = System.getenv();
-    ConfigReload reload = reload(vertx, () -> ConfigLoader.load(vertx, flags, env), config,
-        routing, registry::instances, metrics);
+    ConfigReload reload = reload(vertx, () -> ConfigLoader.load(vertx, flags, env)
+        .map(loaded -> ownCluster(loaded, ownName)), config, routing, registry::instances,
+        metrics);
     configFile(flags, env).ifPresent(file -> reload.watch(file, CONFIG_WATCH_MILLIS));
     String host = config.get(Settings.PROXY_HOST);
     ProxyVerticle proxy = proxy(vertx, config, registry::instances, routing, metrics, reload);
@@ -113,6 +116,20 @@ public final class ProxyMain implements Callable<Integer> {
             : "the models of the cluster's prefill and decode instances",
         served ? "" : " (none is served yet)");
     return 0;
+  }
+
+  /**
+   * The configuration an embedded 1P1D runs with: unless a cluster name is given, {@code name},
+   * unique to this process, so that it joins no other cluster and no other member joins it.
+   * With the shared default two embedded proxies on one machine would form one cluster and route
+   * requests to each other's instances.
+   */
+  static DuetConfig ownCluster(DuetConfig config, String name) {
+    if (!config.get(Settings.PROXY_EMBEDDED)
+        || !DuetConfig.SOURCE_DEFAULT.equals(config.source(Settings.CLUSTER_NAME.key()))) {
+      return config;
+    }
+    return config.with(Settings.CLUSTER_NAME, name);
   }
 
   /**

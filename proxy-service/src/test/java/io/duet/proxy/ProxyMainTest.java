@@ -59,6 +59,17 @@ class ProxyMainTest {
   }
 
   @Test
+  void anEmbeddedProxyWithoutAClusterNameHasAClusterOfItsOwn() {
+    DuetConfig defaults = DuetConfig.defaults();
+    assertEquals("duet-embedded-1", ProxyMain.ownCluster(defaults, "duet-embedded-1")
+        .get(Settings.CLUSTER_NAME));
+    assertEquals("duet", ProxyMain.ownCluster(defaults.with(Settings.CLUSTER_NAME, "duet"),
+        "duet-embedded-1").get(Settings.CLUSTER_NAME), "a name given, even the default");
+    assertEquals("duet", ProxyMain.ownCluster(defaults.with(Settings.PROXY_EMBEDDED, false),
+        "duet-embedded-1").get(Settings.CLUSTER_NAME), "a proxy alone joins the instances");
+  }
+
+  @Test
   void optionsRefuseWhatTheSettingsRefuse() {
     IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
         () -> new ProxyOptions().setPort(70000));

@@ -53,11 +53,16 @@ final class ProxyProcess implements AutoCloseable {
    * @param maxBodyBytes {@code proxy.max-body-bytes}
    */
   static ProxyProcess start(Path workDir, int maxBodyBytes) throws Exception {
-    // The Vector API given here: no relaunch, so no grandchild JVM to lose.
-    List<String> flags = new ArrayList<>(List.of("--add-modules", "jdk.incubator.vector",
-        "-Dduet.relaunch=false"));
-    flags.addAll(ServiceRuntime.JVM_FLAGS);
-    return start(workDir, maxBodyBytes, flags);
+    return start(workDir, maxBodyBytes, noRelaunch(), uniqueClusterName(), randomClusterPort());
+  }
+
+  /**
+   * Starts the proxy as {@link #start(Path, int)} does but with no cluster name given, as
+   * {@code java -jar proxy-service.jar} is started on its own, its Hazelcast ports from
+   * {@code clusterPort} on.
+   */
+  static ProxyProcess startUnnamed(Path workDir, int clusterPort) throws Exception {
+    return start(workDir, 1 << 20, noRelaunch(), null, clusterPort);
   }
 
   /**
@@ -65,19 +70,35 @@ final class ProxyProcess implements AutoCloseable {
    * the launcher JVM relaunches the service in a child JVM of its own.
    */
   static ProxyProcess startAsUsersDo(Path workDir) throws Exception {
-    return start(workDir, 1 << 20, List.of());
+    return start(workDir, 1 << 20, List.of(), uniqueClusterName(), randomClusterPort());
   }
 
-  private static ProxyProcess start(Path workDir, int maxBodyBytes, List<String> jvmFlags)
-      throws Exception {
+  /** The Vector API given here: no relaunch, so no grandchild JVM to lose. */
+  private static List<String> noRelaunch() {
+    List<String> flags = new ArrayList<>(List.of("--add-modules", "jdk.incubator.vector",
+        "-Dduet.relaunch=false"));
+    flags.addAll(ServiceRuntime.JVM_FLAGS);
+    return flags;
+  }
+
+  private static String uniqueClusterName() {
+    return String.format("duet-http-it-%x", ThreadLocalRandom.current().nextLong() >>> 16);
+  }
+
+  /** The first of 20 Hazelcast ports that no other test picks, most likely. */
+  static int randomClusterPort() {
+    return 20_000 + ThreadLocalRandom.current().nextInt(10_000);
+  }
+
+  /** @param clusterName null to give none */
+  private static ProxyProcess start(Path workDir, int maxBodyBytes, List<String> jvmFlags,
+      String clusterName, int clusterPort) throws Exception {
     Path repo = repoDir();
     Path models = repo.resolve("../shared/models").toAbsolutePath().normalize();
     Path config = workDir.resolve("proxy.yaml");
-    int clusterPort = 20_000 + ThreadLocalRandom.current().nextInt(10_000);
     Files.writeString(config, String.format("""
         cluster:
-          name: duet-http-it-%x
-          port: %d
+        %s  port: %d
           port-count: 20
           members: ["127.0.0.1:%d"]
         model:
@@ -94,9 +115,9 @@ final class ProxyProcess implements AutoCloseable {
         decode:
           threads: 1
           kv-cache-mb: 16
-        """, ThreadLocalRandom.current().nextLong() >>> 16, clusterPort, clusterPort,
-        models.resolve("aidreams260K.bin"), models.resolve("aidreams260K.tok512.bin"), MODEL,
-        maxBodyBytes));
+        """, clusterName == null ? "" : "  name: " + clusterName + "\n", clusterPort,
+        clusterPort, models.resolve("aidreams260K.bin"), models.resolve("aidreams260K.tok512.bin"),
+        MODEL, maxBodyBytes));
     Path log = workDir.resolve("proxy.log");
     List<String> command = new ArrayList<>(List.of(
         Path.of(System.getProperty("java.home"), "bin", "java").toString()));
