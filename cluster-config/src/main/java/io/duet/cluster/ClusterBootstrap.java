@@ -4,13 +4,14 @@ import com.hazelcast.config.Config;
 import com.hazelcast.config.JoinConfig;
 import com.hazelcast.config.NetworkConfig;
 import io.vertx.core.Future;
+import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
 import io.vertx.core.VertxOptions;
 import io.vertx.core.eventbus.EventBusOptions;
+import io.vertx.core.internal.VertxInternal;
 import io.vertx.spi.cluster.hazelcast.HazelcastClusterManager;
 import java.net.InetAddress;
 import java.net.UnknownHostException;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
@@ -176,15 +177,14 @@ public final class ClusterBootstrap {
       log.info("Shutting down: draining and undeploying, then leaving the cluster");
       long start = System.nanoTime();
       try {
-        undeployAll(vertx).eventually(vertx::close).toCompletionStage().toCompletableFuture()
-            .get(limitSeconds, TimeUnit.SECONDS);
+        stop(vertx).toCompletionStage().toCompletableFuture().get(limitSeconds, TimeUnit.SECONDS);
         log.info("Left the cluster and closed in {} ms", (System.nanoTime() - start) / 1_000_000);
       } catch (TimeoutException e) {
         log.warn("Vert.x did not close within {} s", limitSeconds);
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
       } catch (Exception e) {
-        log.warn("Closing Vert.x failed", e);
+        log.warn("Stopping failed", e);
       }
     }, "duet-shutdown");
     Runtime.getRuntime().addShutdownHook(hook);
@@ -192,15 +192,18 @@ public final class ClusterBootstrap {
   }
 
   /**
-   * Undeploys every deployment at once; completes when all have ended, however. A child
-   * deployment may already be gone with its parent; that failure does not matter.
+   * Undeploys every deployment at once, each once (a child deployment, such as the proxy's HTTP
+   * servers, with its parent: undeploying it as well fails), then closes {@code vertx}, which
+   * leaves the cluster. Fails when a deployment's stop failed, once Vert.x is closed.
    */
-  private static Future<Void> undeployAll(Vertx vertx) {
-    List<Future<Void>> undeployed = new ArrayList<>();
-    for (String id : vertx.deploymentIDs()) {
-      undeployed.add(vertx.undeploy(id));
-    }
-    return Future.join(undeployed).mapEmpty();
+  static Future<Void> stop(Vertx vertx) {
+    // Not undeployAll().eventually(close): undeployAll's future belongs to an event loop, which
+    // the close stops before that future could call back.
+    Promise<Void> stopped = Promise.promise();
+    ((VertxInternal) vertx).deploymentManager().undeployAll().onComplete(undeployed ->
+        vertx.close().onComplete(closed -> stopped.handle(undeployed.failed() ? undeployed
+            : closed)));
+    return stopped.future();
   }
 
   private static String resolve(String host) {

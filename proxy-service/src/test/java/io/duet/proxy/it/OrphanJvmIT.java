@@ -21,7 +21,8 @@ import org.junit.jupiter.api.io.TempDir;
  * The service JVM that {@code java -jar} relaunches lives and dies with its launcher: the
  * packaged proxy (with its embedded prefill and decode instances) started as a user starts it,
  * then its launcher killed with SIGKILL, which it cannot forward: the service's port must close
- * within 2 s. And a SIGTERM to the launcher reaches the service, which drains and exits first.
+ * within 2 s. And a SIGTERM to the launcher reaches the service, which drains and exits first,
+ * warning of nothing.
  */
 @Timeout(value = 240, unit = TimeUnit.SECONDS)
 class OrphanJvmIT {
@@ -113,6 +114,9 @@ class OrphanJvmIT {
         assertTrue(proxy.log().contains("drained in"), "the service stopped as on its own "
             + "SIGTERM:\n" + proxy.logTail());
         assertFalse(proxy.log().contains("is gone: exiting with it"), proxy.logTail());
+        String stopping = proxy.log().substring(proxy.log().indexOf("Shutting down"));
+        assertTrue(stopping.contains("Left the cluster and closed in"), stopping);
+        assertFalse(stopping.contains(" WARN "), "a normal stop warns of nothing:\n" + stopping);
       } finally {
         service.destroyForcibly();
       }
