@@ -10,6 +10,7 @@ import io.duet.engine.EngineOptions;
 import io.duet.engine.Engines;
 import io.duet.engine.KvLayout;
 import io.duet.engine.OfflineGenerator;
+import io.duet.engine.Sampler;
 import io.duet.engine.SamplingParams;
 import io.duet.engine.Sequence;
 import io.duet.engine.deepseek.RandomDeepSeekCheckpoint.Storage;
@@ -45,8 +46,7 @@ class DeepSeekV3Test {
   @CsvSource({"BF16, true, false", "FP8, true, true", "F32, false, false", "BF16, false, true"})
   void absorbedAttentionGivesTheNaiveLogitsAndGreedyTokens(Storage storage, boolean qLora, boolean sharded)
       throws IOException {
-    TinyDeepSeek model = TinyDeepSeek.write(dir, storage, qLora, sharded, 7);
-    NaiveDeepSeek reference = new NaiveDeepSeek(model.config, model.weights);
+    NaiveDeepSeek reference = TinyDeepSeek.write(dir, storage, qLora, sharded, 7).reference();
     try (Engine engine = Engines.open(options(dir))) {
       assertEquals(DeepSeekV3Architecture.NAME, engine.info().architecture());
       assertNull(engine.tokenizer(), "no tokenizer.json: a model run by token ids");
@@ -62,8 +62,8 @@ class DeepSeekV3Test {
         double[] want = expected[expected.length - 1];
         float[] got = sequence.logits();
         worst = Math.max(worst, assertClose(want, got, "step " + step));
-        int next = argmax(got);
-        assertEquals(argmax(want), next, "greedy token at step " + step);
+        int next = Sampler.argmax(got);
+        assertEquals(NaiveDeepSeek.argmax(want), next, "greedy token at step " + step);
         tokens.add(next);
         engine.append(sequence, next);
       }
@@ -74,8 +74,8 @@ class DeepSeekV3Test {
 
   @Test
   void thePrefillOfAPromptEqualsTheReferenceAtEveryPosition() throws IOException {
-    TinyDeepSeek model = TinyDeepSeek.write(dir, Storage.BF16, true, false, 11);
-    double[][] expected = new NaiveDeepSeek(model.config, model.weights).logits(PROMPT);
+    double[][] expected = TinyDeepSeek.write(dir, Storage.BF16, true, false, 11).reference()
+        .logits(PROMPT);
     try (Engine engine = Engines.open(options(dir))) {
       // Token by token, so that each position's logits come out of the absorbed attention over
       // the positions cached before it.
@@ -111,7 +111,7 @@ class DeepSeekV3Test {
 
       Sequence prefilled = a.allocate(PROMPT);
       a.step(List.of(prefilled));
-      int token = argmax(prefilled.logits());
+      int token = Sampler.argmax(prefilled.logits());
       Sequence decoding = Engines.transfer(a, prefilled, b);
       a.release(prefilled);
       int[] output = new int[params.maxTokens()];
@@ -119,7 +119,7 @@ class DeepSeekV3Test {
         output[i] = token;
         b.append(decoding, token);
         b.step(List.of(decoding));
-        token = argmax(decoding.logits());
+        token = Sampler.argmax(decoding.logits());
       }
       b.release(decoding);
       assertArrayEquals(expected, output);
@@ -155,25 +155,5 @@ class DeepSeekV3Test {
     }
     assertTrue(worst < 1e-4, where + ": logits differ by " + worst + " of their scale " + scale);
     return worst;
-  }
-
-  private static int argmax(float[] values) {
-    int best = 0;
-    for (int i = 1; i < values.length; i++) {
-      if (values[i] > values[best]) {
-        best = i;
-      }
-    }
-    return best;
-  }
-
-  private static int argmax(double[] values) {
-    int best = 0;
-    for (int i = 1; i < values.length; i++) {
-      if (values[i] > values[best]) {
-        best = i;
-      }
-    }
-    return best;
   }
 }

@@ -61,8 +61,7 @@ class MultiTokenPredictionTest {
 
   @Test
   void aDraftIsTheArgmaxOfTheReferenceModulesLogitsAfterTheNextToken() throws IOException {
-    TinyDeepSeek model = TinyDeepSeek.write(dir, Storage.BF16, true, false, 21);
-    NaiveDeepSeek reference = new NaiveDeepSeek(model.config, model.weights);
+    NaiveDeepSeek reference = TinyDeepSeek.write(dir, Storage.BF16, true, false, 21).reference();
     try (Engine engine = Engines.open(options(dir, true))) {
       assertEquals(1, engine.draftTokens());
       // The 100-token prompt's draft pass spans two passes of at most 64 rows.
@@ -74,7 +73,7 @@ class MultiTokenPredictionTest {
         int[] known = Arrays.copyOf(prompt, prompt.length + 1);
         known[prompt.length] = next;
         double[][] expected = reference.nextTokenLogits(known);
-        assertEquals(argmax(expected[expected.length - 1]), draft,
+        assertEquals(NaiveDeepSeek.argmax(expected[expected.length - 1]), draft,
             "draft after a prompt of " + prompt.length);
         // A decode step with the draft, then the next draft: the module's KV of every earlier
         // position (the prompt's, then the step's) is what the reference recomputes.
@@ -90,7 +89,7 @@ class MultiTokenPredictionTest {
         int[] later = Arrays.copyOf(sequence.tokens(), sequence.length() + 1);
         later[sequence.length()] = after;
         double[][] expectedLater = reference.nextTokenLogits(later);
-        assertEquals(argmax(expectedLater[expectedLater.length - 1]), second,
+        assertEquals(NaiveDeepSeek.argmax(expectedLater[expectedLater.length - 1]), second,
             "second draft after a prompt of " + prompt.length);
         engine.release(sequence);
       }
@@ -137,8 +136,7 @@ class MultiTokenPredictionTest {
 
   @Test
   void aDraftableCheckpointsDraftsAreMostlyKeptAndChangeNoOutput() throws IOException {
-    RandomDeepSeekCheckpoint.write(dir, TinyDeepSeek.shape(true), Storage.BF16,
-        TinyDeepSeek.FP8_BLOCK, false, 4, true);
+    TinyDeepSeek.writeDraftable(dir, 4);
     SamplingParams params = SamplingParams.greedy(40).withIgnoreEos(true);
     try (Engine off = Engines.open(options(dir, false));
         Engine on = Engines.open(options(dir, true))) {
@@ -196,8 +194,7 @@ class MultiTokenPredictionTest {
    */
   @Test
   void aSampledTokenAfterADraftIsDistributedAsTheModelSays() throws IOException {
-    RandomDeepSeekCheckpoint.write(dir, TinyDeepSeek.shape(true), Storage.BF16,
-        TinyDeepSeek.FP8_BLOCK, false, 4, true);
+    TinyDeepSeek.writeDraftable(dir, 4);
     int[] prompt = {0, 17, 42, 99, 5};
     int topK = 8;
     SamplingParams params = SamplingParams.greedy(3).withTemperature(0.25f).withTopK(topK)
@@ -230,7 +227,7 @@ class MultiTokenPredictionTest {
     for (int[] pair : pairs) {
       firstCounts[pair[0]]++;
     }
-    int first = argmax(Arrays.stream(firstCounts).asDoubleStream().toArray());
+    int first = NaiveDeepSeek.argmax(Arrays.stream(firstCounts).asDoubleStream().toArray());
     double[] target;
     try (Engine off = Engines.open(options(dir, false))) {
       int[] known = Arrays.copyOf(prompt, prompt.length + 1);
@@ -436,15 +433,5 @@ class MultiTokenPredictionTest {
         throw error;
       }
     };
-  }
-
-  private static int argmax(double[] values) {
-    int best = 0;
-    for (int i = 1; i < values.length; i++) {
-      if (values[i] > values[best]) {
-        best = i;
-      }
-    }
-    return best;
   }
 }

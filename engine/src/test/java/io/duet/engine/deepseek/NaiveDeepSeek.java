@@ -79,6 +79,17 @@ final class NaiveDeepSeek {
     return rope * Math.log(positions / (rotations * 2 * Math.PI)) / (2 * Math.log(base));
   }
 
+  /** The index of the largest value: the greedy token of a row of logits. */
+  static int argmax(double[] values) {
+    int best = 0;
+    for (int i = 1; i < values.length; i++) {
+      if (values[i] > values[best]) {
+        best = i;
+      }
+    }
+    return best;
+  }
+
   private static double yarnMscale(double scale, double mscale) {
     return scale <= 1 ? 1.0 : 0.1 * mscale * Math.log(scale) + 1.0;
   }

@@ -36,6 +36,11 @@ public final class TinyDeepSeek {
         128, 256, nextTokenLayers);
   }
 
+  /** The naive reference model over these weights. */
+  NaiveDeepSeek reference() {
+    return new NaiveDeepSeek(config, weights);
+  }
+
   static ObjectNode config(boolean qLora, Storage storage) {
     return RandomDeepSeekCheckpoint.config(shape(qLora), storage, FP8_BLOCK);
   }
@@ -44,6 +49,17 @@ public final class TinyDeepSeek {
   public static TinyDeepSeek write(Path directory, Storage storage, boolean qLora,
       boolean sharded, long seed) throws IOException {
     return write(directory, storage, shape(qLora), sharded, seed);
+  }
+
+  /**
+   * Writes a draftable checkpoint (see {@link RandomDeepSeekCheckpoint}): BF16, one file, its
+   * MTP module's drafts mostly right.
+   */
+  static TinyDeepSeek writeDraftable(Path directory, long seed) throws IOException {
+    Shape shape = shape(true);
+    return new TinyDeepSeek(RandomDeepSeekCheckpoint.config(shape, Storage.BF16, FP8_BLOCK),
+        RandomDeepSeekCheckpoint.write(directory, shape, Storage.BF16, FP8_BLOCK, false, seed,
+            true));
   }
 
   /** Writes a checkpoint of {@code shape} (e.g. without MTP module). */
