@@ -63,13 +63,13 @@ public final class PagedEngine implements Engine {
   private final PagedSequence[] logitOwners;
   private final int[] firstLogitRow;
   /**
-   * Step scratch: the sequences of the pass's segments, and per segment its first row, first
-   * position (for drafting) and end position (for KV exported as it is computed).
+   * Step scratch: the sequences of the pass's segments, and per segment its first row and first
+   * position (in a draft pass: the position its draft reaches); its rows run to the next
+   * segment's first row ({@link #segmentRows}).
    */
   private final PagedSequence[] segmentOwners;
   private final int[] segmentFirstRow;
   private final int[] segmentPosition;
-  private final int[] segmentEnd;
   private int segmentCount;
   private final AtomicLong nextSequenceId = new AtomicLong(1);
   private volatile KvLayout layout;
@@ -106,7 +106,6 @@ public final class PagedEngine implements Engine {
     this.segmentOwners = new PagedSequence[options.maxBatchTokens()];
     this.segmentFirstRow = new int[options.maxBatchTokens()];
     this.segmentPosition = new int[options.maxBatchTokens()];
-    this.segmentEnd = new int[options.maxBatchTokens()];
     batch.onLayerStored(this::layerStored);
     this.experts = experts;
     this.forwardPass = model.forwardPass(new ForwardResources(storage, pool, kernels,
@@ -502,7 +501,7 @@ public final class PagedEngine implements Engine {
     for (int i = 0; i < segmentCount; i++) {
       KvProgress progress = segmentOwners[i].progress();
       if (progress != null) {
-        progress.layerComputed(layer, segmentEnd[i]);
+        progress.layerComputed(layer, segmentPosition[i] + segmentRows(i));
       }
     }
   }
@@ -538,7 +537,6 @@ public final class PagedEngine implements Engine {
         segmentOwners[segment] = s;
         segmentFirstRow[segment] = batch.rowCount();
         segmentPosition[segment] = start;
-        segmentEnd[segment] = start + take;
         segmentCount = segment + 1;
         boolean ends = take == pending;
         for (int i = 0; i < take; i++) {
@@ -560,7 +558,7 @@ public final class PagedEngine implements Engine {
         forwardPass.forward(batch, logits);
         computedTokens += batch.rowCount();
         if (drafter != null) {
-          keepHiddenStates(segmentCount);
+          keepHiddenStates();
         }
         // Every layer is stored once the pass is done, whether the pass said so or not.
         for (int l = 0; l < model.kvLayers(); l++) {
@@ -584,14 +582,19 @@ public final class PagedEngine implements Engine {
     segmentCount = 0;
   }
 
+  /** How many rows the pass's segment {@code k} has: up to the next segment's first row. */
+  private int segmentRows(int k) {
+    int end = k + 1 < segmentCount ? segmentFirstRow[k + 1] : batch.rowCount();
+    return end - segmentFirstRow[k];
+  }
+
   /** Hands each sequence of the pass the hidden states of its rows, for its next draft. */
-  private void keepHiddenStates(int segments) {
+  private void keepHiddenStates() {
     float[] hidden = drafter.hiddenStates();
     int width = drafter.hiddenSize();
-    for (int k = 0; k < segments; k++) {
-      int end = k + 1 < segments ? segmentFirstRow[k + 1] : batch.rowCount();
-      segmentOwners[k].addHidden(segmentPosition[k], hidden, segmentFirstRow[k],
-          end - segmentFirstRow[k], width);
+    for (int k = 0; k < segmentCount; k++) {
+      segmentOwners[k].addHidden(segmentPosition[k], hidden, segmentFirstRow[k], segmentRows(k),
+          width);
     }
   }
 
