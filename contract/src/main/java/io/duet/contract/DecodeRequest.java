@@ -12,16 +12,27 @@ import io.vertx.core.json.JsonObject;
  * @param kvStreamed the KV is being computed ({@link PrefillRequest#streamKv}): it arrives as
  *     the prefill instance computes it, and its stream ends with the first token and the
  *     sampler state, which {@code firstToken} and {@code samplerState} then do not carry
+ * @param coalesce the requester has no use for an event per token (its client gets the whole
+ *     answer at its end): once the requester has the request's first text, the decoder may
+ *     gather the tokens of several steps into one event, and sends one at least every
+ *     {@link #COALESCED_EVENT_MILLIS} while it has text (the requester hears that it lives).
+ *     Absent from the messages of older requesters: an event per step, as they expect
  */
 public record DecodeRequest(String requestId, KvHandle kv, int firstToken, long samplerState,
     int promptTokens, SamplingSpec sampling, String streamAddress, int initialCredits,
-    boolean firstTokenSent, boolean kvStreamed) {
+    boolean firstTokenSent, boolean kvStreamed, boolean coalesce) {
+
+  /**
+   * How long a decoder holds a {@link #coalesce}d request's text at most: well below the 1 s
+   * within which a proxy takes an event as proof that its decode instance lives.
+   */
+  public static final long COALESCED_EVENT_MILLIS = 250;
 
   /** A request whose stream starts with the first token. */
   public DecodeRequest(String requestId, KvHandle kv, int firstToken, long samplerState,
       int promptTokens, SamplingSpec sampling, String streamAddress, int initialCredits) {
     this(requestId, kv, firstToken, samplerState, promptTokens, sampling, streamAddress,
-        initialCredits, false, false);
+        initialCredits, false, false, false);
   }
 
   public JsonObject toJson() {
@@ -29,7 +40,8 @@ public record DecodeRequest(String requestId, KvHandle kv, int firstToken, long 
         .put("firstToken", firstToken).put("samplerState", samplerState)
         .put("promptTokens", promptTokens).put("sampling", sampling.toJson())
         .put("streamAddress", streamAddress).put("initialCredits", initialCredits)
-        .put("firstTokenSent", firstTokenSent).put("kvStreamed", kvStreamed);
+        .put("firstTokenSent", firstTokenSent).put("kvStreamed", kvStreamed)
+        .put("coalesce", coalesce);
   }
 
   public static DecodeRequest fromJson(JsonObject json) {
@@ -38,6 +50,7 @@ public record DecodeRequest(String requestId, KvHandle kv, int firstToken, long 
         json.getInteger("firstToken"), json.getLong("samplerState"),
         json.getInteger("promptTokens"), SamplingSpec.fromJson(json.getJsonObject("sampling")),
         json.getString("streamAddress"), json.getInteger("initialCredits"),
-        json.getBoolean("firstTokenSent", false), json.getBoolean("kvStreamed", false));
+        json.getBoolean("firstTokenSent", false), json.getBoolean("kvStreamed", false),
+        json.getBoolean("coalesce", false));
   }
 }

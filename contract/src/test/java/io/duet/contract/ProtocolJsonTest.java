@@ -150,11 +150,18 @@ class ProtocolJsonTest {
         "duet.stream.proxy-1.req-1", 32);
     assertEquals(request, DecodeRequest.fromJson(wire(request.toJson())));
     DecodeRequest firstSent = new DecodeRequest("req-1", KV, 411, -7L, 37, SAMPLING,
-        "duet.stream.proxy-1.req-1", 32, true, false);
+        "duet.stream.proxy-1.req-1", 32, true, false, false);
     assertEquals(firstSent, DecodeRequest.fromJson(wire(firstSent.toJson())));
     DecodeRequest streamed = new DecodeRequest("req-1", KV, 0, 0L, 37, SAMPLING,
-        "duet.stream.proxy-1.req-1", 32, true, true);
+        "duet.stream.proxy-1.req-1", 32, true, true, false);
     assertEquals(streamed, DecodeRequest.fromJson(wire(streamed.toJson())));
+    DecodeRequest coalesced = new DecodeRequest("req-1", KV, 411, -7L, 37, SAMPLING,
+        "duet.stream.proxy-1.req-1", 32, true, false, true);
+    assertEquals(coalesced, DecodeRequest.fromJson(wire(coalesced.toJson())));
+    JsonObject ofAnOlderBuild = coalesced.toJson();
+    ofAnOlderBuild.remove("coalesce");
+    assertFalse(DecodeRequest.fromJson(wire(ofAnOlderBuild)).coalesce(),
+        "an older requester's request gets an event per step");
     DecodeAccepted accepted = new DecodeAccepted("req-1", "decode-h-abc123", 4);
     assertEquals(accepted, DecodeAccepted.fromJson(wire(accepted.toJson())));
   }

@@ -12,12 +12,20 @@ import java.util.List;
  *     work and KV
  * @param prompt the prompt text; null when {@code promptTokens} are given
  * @param promptTokens token ids to prefill instead of a text; empty for a text prompt
+ * @param coalesce the client gets the answer whole at its end: after the first token, the
+ *     stream may deliver the tokens of several steps in one event
  */
 public record CompletionJob(String requestId, String model, String prompt,
-    List<Integer> promptTokens, SamplingSpec sampling) {
+    List<Integer> promptTokens, SamplingSpec sampling, boolean coalesce) {
 
   public CompletionJob {
     promptTokens = List.copyOf(promptTokens);
+  }
+
+  /** A job whose stream delivers an event per step. */
+  public CompletionJob(String requestId, String model, String prompt,
+      List<Integer> promptTokens, SamplingSpec sampling) {
+    this(requestId, model, prompt, promptTokens, sampling, false);
   }
 
   /** A job with a text prompt. */

@@ -52,7 +52,8 @@ public final class DecodeService implements DecodeScheduler.Listener {
       this.params = params;
       this.reservedBlocks = reservedBlocks;
       this.sender = new StreamSender(vertx.eventBus(), wire.requestId(), wire.streamAddress(),
-          wire.promptTokens(), wire.initialCredits(), wire.firstTokenSent());
+          wire.promptTokens(), wire.initialCredits(), wire.firstTokenSent(),
+          wire.coalesce());
     }
   }
 

@@ -1,15 +1,23 @@
 package io.duet.decode.impl;
 
 import io.duet.contract.DecodeEvent;
+import io.duet.contract.DecodeRequest;
+import java.util.concurrent.TimeUnit;
+import java.util.function.LongSupplier;
 import io.vertx.core.eventbus.EventBus;
 
 /**
  * The event-bus side of one request's token stream, with credit-based flow control: it sends
  * at most as many {@link DecodeEvent}s as the requester granted; while it has no credit, new
  * text and tokens are coalesced into the next event, so decoding never waits for a slow
- * client and the requester's consumer never overflows. Event-loop confined.
+ * client and the requester's consumer never overflows. A {@link DecodeRequest#coalesce}d
+ * stream also holds its text while its requester has some and the last event is recent, so a
+ * non-streamed answer costs a few events, not one per token. Event-loop confined.
  */
 final class StreamSender {
+
+  private static final long COALESCED_EVENT_NANOS =
+      TimeUnit.MILLISECONDS.toNanos(DecodeRequest.COALESCED_EVENT_MILLIS);
 
   private final EventBus eventBus;
   private final String requestId;
@@ -26,6 +34,12 @@ final class StreamSender {
   private boolean closed;
   /** Whether the first token's text already reached the client another way (still to count). */
   private boolean firstTokenSent;
+  private final boolean coalesce;
+  /** Whether the requester has text of the request: from the prefill result, or an event. */
+  private boolean requesterHasText;
+  /** The time in nanoseconds ({@link System#nanoTime} but in tests). */
+  private final LongSupplier clock;
+  private long lastEventNanos;
   /** The decode instance's timing, for the first event; -1 until known and after it went. */
   private long queueMicros = -1;
   private long kvPullMicros = -1;
@@ -33,15 +47,27 @@ final class StreamSender {
   /**
    * @param firstTokenSent the requester streamed the first token's text from the prefill
    *     result: the first delta is counted in {@code completionTokens} but not sent
+   * @param coalesce the requester needs no event per token ({@link DecodeRequest#coalesce})
    */
   StreamSender(EventBus eventBus, String requestId, String address, int promptTokens,
-      int credits, boolean firstTokenSent) {
+      int credits, boolean firstTokenSent, boolean coalesce) {
+    this(eventBus, requestId, address, promptTokens, credits, firstTokenSent, coalesce,
+        System::nanoTime);
+  }
+
+  /** @param clock the time in nanoseconds */
+  StreamSender(EventBus eventBus, String requestId, String address, int promptTokens,
+      int credits, boolean firstTokenSent, boolean coalesce, LongSupplier clock) {
+    this.clock = clock;
+    this.lastEventNanos = clock.getAsLong();
     this.eventBus = eventBus;
     this.requestId = requestId;
     this.address = address;
     this.promptTokens = promptTokens;
     this.credits = credits;
     this.firstTokenSent = firstTokenSent;
+    this.requesterHasText = firstTokenSent;
+    this.coalesce = coalesce;
   }
 
   void add(String delta, int newTokens, String finish) {
@@ -54,8 +80,19 @@ final class StreamSender {
     }
     if (finish != null) {
       finishReason = finish;
+    } else if (holds()) {
+      return;
     }
     flush();
+  }
+
+  /**
+   * Whether new text may wait for the next one: the stream coalesces, the requester already
+   * has text (so its time to first token does not wait), and the last event is recent.
+   */
+  private boolean holds() {
+    return coalesce && requesterHasText
+        && clock.getAsLong() - lastEventNanos < COALESCED_EVENT_NANOS;
   }
 
   /** How long the request waited here, then pulled its KV; goes out with the next event. */
@@ -89,6 +126,8 @@ final class StreamSender {
     eventBus.send(address, new DecodeEvent(requestId, sequence++, text.toString(), tokens,
         completionTokens, promptTokens, finishReason, failure, error, queueMicros, kvPullMicros)
         .toJson());
+    lastEventNanos = clock.getAsLong();
+    requesterHasText |= tokens > 0 || text.length() > 0;
     queueMicros = -1;
     kvPullMicros = -1;
     text.setLength(0);

@@ -581,13 +581,13 @@ public final class ClusterBackend implements CompletionBackend, ClusterStream.Co
       job.stream.awaitFirstToken();
       request = new DecodeRequest(job.requestId(), job.streamedKv, 0, 0L,
           job.streamedKv.tokenCount(), job.completion.sampling(), relay.address(), credits,
-          true, true);
+          true, true, job.completion.coalesce());
     } else {
       PrefillResult result = job.prefilled;
       PrefillResult first = job.first != null ? job.first : result;
       request = new DecodeRequest(job.requestId(), result.kv(), first.firstToken(),
           first.samplerState(), result.promptTokens(), job.completion.sampling(),
-          relay.address(), credits, job.first != null, false);
+          relay.address(), credits, job.first != null, false, job.completion.coalesce());
     }
     eventBus.<JsonObject>request(Addresses.decode(target.instanceId(), target.dpRank()),
         request.toJson(),

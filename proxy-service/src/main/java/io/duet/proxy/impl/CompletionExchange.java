@@ -62,7 +62,8 @@ final class CompletionExchange {
     }
 
     CompletionJob job() {
-      return new CompletionJob(jobId, request.model(), prompt.text(), prompt.tokens(), sampling);
+      return new CompletionJob(jobId, request.model(), prompt.text(), prompt.tokens(), sampling,
+          !request.stream());
     }
   }
 

@@ -406,6 +406,24 @@ class PipelineTest {
     });
   }
 
+  /**
+   * A job whose client gets the answer whole is told the same, in the first token's event, the
+   * last, and in between at most one per {@link DecodeRequest#COALESCED_EVENT_MILLIS}.
+   */
+  @Test
+  void aCoalescedJobIsToldTheSameInFewEvents() throws Exception {
+    String prompt = "Once upon a time";
+    List<DecodeEvent> perToken = await(run(new CompletionJob("t1", MODEL, prompt, greedy(40))));
+    long start = System.nanoTime();
+    List<DecodeEvent> coalesced = await(run(new CompletionJob("c1", MODEL, prompt, List.of(),
+        greedy(40), true)));
+    long tookMillis = (System.nanoTime() - start) / 1_000_000;
+    assertEquals(Told.of(perToken), Told.of(coalesced));
+    assertEquals(expected(prompt, 40), text(coalesced));
+    assertTrue(coalesced.size() <= 2 + tookMillis / DecodeRequest.COALESCED_EVENT_MILLIS,
+        coalesced.size() + " events in " + tookMillis + " ms");
+  }
+
   @Test
   void textThroughPrefillAndDecodeEqualsTheEngineAlone() throws Exception {
     String prompt = "Once upon a time";
@@ -841,7 +859,8 @@ class PipelineTest {
    * Greedy, seeded, stop strings (held back, hit by the first token or later), one and two
    * tokens: the client is told the same through a proxy that streams the KV while prefill runs,
    * one that streams the first token from the prefill result, and one that waits for the
-   * decode instance, and greedy text equals the engine's alone.
+   * decode instance, with a decode stream coalesced or not, and greedy text equals the
+   * engine's alone.
    */
   @ParameterizedTest(name = "{0}")
   @ValueSource(strings = {"aidreams", "stories", "deepseek"})
@@ -868,9 +887,15 @@ class PipelineTest {
         Told viaStreaming = Told.of(await(run(streaming, new CompletionJob("k" + n, model,
             prompt, spec))));
         Told viaFast = Told.of(await(run(fast, new CompletionJob("f" + n, model, prompt, spec))));
-        Told viaSlow = Told.of(await(run(slow, new CompletionJob("s" + n++, model, prompt, spec))));
+        Told viaSlow = Told.of(await(run(slow, new CompletionJob("s" + n, model, prompt, spec))));
+        Told coalescedViaFast = Told.of(await(run(fast, new CompletionJob("cf" + n, model,
+            prompt, List.of(), spec, true))));
+        Told coalescedViaSlow = Told.of(await(run(slow, new CompletionJob("cs" + n++, model,
+            prompt, List.of(), spec, true))));
         assertEquals(viaSlow, viaFast, what);
         assertEquals(viaSlow, viaStreaming, what);
+        assertEquals(viaSlow, coalescedViaFast, what + ", coalesced");
+        assertEquals(viaSlow, coalescedViaSlow, what + ", coalesced");
         if (spec.temperature() == 0 && spec.stop().isEmpty()) {
           assertEquals(expected(alone, prompt, spec.maxTokens()), viaFast.text(), what);
         }
