@@ -151,7 +151,7 @@ final class KvTransferCommand extends BenchCommand {
         Context context = vertx.getOrCreateContext();
         Promise<KvPuller> created = Promise.promise();
         context.runOnContext(v -> created.complete(new KvPuller(vertx, engineB, 1, 60_000,
-            "bench-kv-d0", KvChannel.defaults())));
+            "bench-kv-d0", KvChannel.defaults().withSameJvmHandoff(false))));
         KvPuller puller = Futures.await(created.future(), 30);
 
         progress.phase("KV pulls: warm-up");

@@ -6,6 +6,7 @@ import io.duet.bench.impl.Latency;
 import io.duet.bench.impl.LatencySummary;
 import io.duet.bench.impl.PdPipeline;
 import io.duet.bench.impl.Progress;
+import io.duet.bench.impl.RawLoopback;
 import io.duet.bench.impl.Prompts;
 import io.duet.bench.impl.RequestTiming;
 import io.duet.bench.impl.Table;
@@ -15,11 +16,13 @@ import io.duet.engine.EngineOptions;
 import io.duet.engine.ModelInfo;
 import io.duet.engine.SamplingParams;
 import io.duet.engine.Tokenizer;
+import io.vertx.core.Vertx;
 import io.vertx.core.json.JsonArray;
 import io.vertx.core.json.JsonObject;
 import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.IntSummaryStatistics;
 import java.util.List;
 import picocli.CommandLine.Command;
@@ -29,15 +32,16 @@ import picocli.CommandLine.Parameters;
 
 /**
  * Latency of a request through an embedded 1P1D compared with the engine alone, on the same
- * prompts: TTFT (start to first token), TPOT (mean time per output token after the first), ITL
- * (gap between token events) and E2E, as p50/p90/p99 over the requests, plus output
- * throughput. Every request generates exactly {@code --max-tokens} tokens (greedy, EOS
- * ignored). Each concurrency level gets its own prompts, so no run profits from the prefix
- * cache of an earlier one.
+ * prompts: TTFT (start to first token), the second token (first to second), TPOT (mean time per
+ * output token after the first), ITL (gap between token events) and E2E, as p50/p90/p99 over
+ * the requests, plus output throughput. Every request generates exactly {@code --max-tokens}
+ * tokens (greedy, EOS ignored). Each concurrency level gets its own prompts, so no run profits
+ * from the prefix cache of an earlier one. Then the KV pull's throughput (a prompt's KV bytes
+ * over the pull stage's p50) next to raw loopback TCP moving the same bytes in the same run.
  */
 @Command(name = "pd-latency", mixinStandardHelpOptions = true,
-    description = "TTFT/TPOT/ITL of an embedded 1P1D (local event bus, KV over loopback TCP) "
-        + "vs the engine alone.")
+    description = "TTFT/TPOT/ITL of an embedded 1P1D (local event bus, KV over loopback TCP or "
+        + "the same-JVM handoff) vs the engine alone, and the KV pull vs raw loopback TCP.")
 final class PdLatencyCommand extends BenchCommand {
 
   @Parameters(index = "0", paramLabel = "MODEL", description = "llama2.c checkpoint")
@@ -71,6 +75,14 @@ final class PdLatencyCommand extends BenchCommand {
           + "(default: ${DEFAULT-VALUE})")
   boolean kvLayerStreaming;
 
+  @Option(names = "--kv-path", description = "how the 1P1D's decode verticle takes the KV: "
+      + "tcp (over loopback TCP) or same-jvm (copied from the prefill engine's cache, "
+      + "kv-transfer.same-jvm-handoff) (default: ${DEFAULT-VALUE})")
+  String kvPath = "same-jvm";
+
+  /** Raw loopback transfers timed, after two to warm up; the median counts. */
+  private static final int RAW_TRANSFERS = 16;
+
   @Option(names = "--kv-cache-mb", description = "KV cache per engine (default: ${DEFAULT-VALUE})")
   int kvCacheMb = 256;
 
@@ -84,6 +96,8 @@ final class PdLatencyCommand extends BenchCommand {
     final List<String> texts;
     LatencySummary engine;
     LatencySummary pd;
+    /** Raw loopback TCP moving one prompt's KV bytes: the median time, in nanoseconds. */
+    long rawNanos;
 
     Run(int concurrency, List<String> warmupTexts, List<String> texts) {
       this.concurrency = concurrency;
@@ -102,16 +116,21 @@ final class PdLatencyCommand extends BenchCommand {
       requirePositive(c, "--concurrency");
     }
     requireNotNegative(warmup, "--warmup");
+    if (!kvPath.equals("tcp") && !kvPath.equals("same-jvm")) {
+      throw badParameter("--kv-path is tcp or same-jvm, not " + kvPath);
+    }
     EngineOptions options = engineBench.engineOptions(model).tokenizerPath(tokenizer)
         .kvCacheBytes((long) kvCacheMb << 20);
-    Progress progress = progress(2 + 4 * concurrency.size());
+    Progress progress = progress(3 + 4 * concurrency.size());
     List<Run> runs = new ArrayList<>();
     ModelInfo info;
     String description;
     IntSummaryStatistics promptLengths = new IntSummaryStatistics();
     SamplingParams params = SamplingParams.greedy(maxTokens).withIgnoreEos(true);
+    long kvBytesPerToken;
     try (Engine engine = Engine.open(options)) {
       info = engine.info();
+      kvBytesPerToken = engine.layout().bytesPerToken();
       description = engine.description().toString();
       if (promptTokens + maxTokens > info.contextLength()) {
         throw badParameter("--prompt-tokens " + promptTokens + " + --max-tokens " + maxTokens
@@ -140,7 +159,7 @@ final class PdLatencyCommand extends BenchCommand {
     int maxConcurrency = concurrency.stream().mapToInt(Integer::intValue).max().orElse(1);
     // Prefill and decode share this machine's cores, as in the embedded 1P1D.
     try (PdPipeline pipeline = PdPipeline.start(options.sharedCores(true), maxConcurrency,
-        kvLayerStreaming)) {
+        kvLayerStreaming, kvPath.equals("same-jvm"))) {
       for (Run run : runs) {
         progress.phase("1P1D, concurrency " + run.concurrency + ": warm-up");
         runPipeline(pipeline, "w" + run.concurrency, run.warmupTexts, spec, run.concurrency,
@@ -151,9 +170,33 @@ final class PdLatencyCommand extends BenchCommand {
             run.concurrency, progress), start);
       }
     }
+    long kvBytes = Math.round(kvBytesPerToken * promptLengths.getAverage());
+    progress.phase("raw loopback TCP, " + kvBytes + " bytes");
+    long rawNanos = rawLoopbackNanos(kvBytes);
     progress.done();
-    report(description, options, promptLengths, runs);
+    report(description, options, promptLengths, runs, kvBytes, rawNanos);
     return 0;
+  }
+
+  /** The median time raw loopback TCP takes to move {@code bytes}, on a Vert.x of its own. */
+  private static long rawLoopbackNanos(long bytes) throws Exception {
+    Vertx vertx = Vertx.vertx();
+    try {
+      RawLoopback raw = new RawLoopback(vertx);
+      Futures.await(raw.start(), 30);
+      long[] nanos = new long[RAW_TRANSFERS];
+      for (int i = -2; i < RAW_TRANSFERS; i++) {
+        long took = Futures.await(raw.transfer(bytes), 60);
+        if (i >= 0) {
+          nanos[i] = took;
+        }
+      }
+      Futures.await(raw.close(), 30);
+      Arrays.sort(nanos);
+      return nanos[RAW_TRANSFERS / 2];
+    } finally {
+      Futures.await(vertx.close(), 30);
+    }
   }
 
   private static List<RequestTiming> runEngine(Engine engine, List<String> texts,
@@ -179,7 +222,8 @@ final class PdLatencyCommand extends BenchCommand {
   }
 
   private void report(String description, EngineOptions options,
-      IntSummaryStatistics promptLengths, List<Run> runs) throws Exception {
+      IntSummaryStatistics promptLengths, List<Run> runs, long kvBytes, long rawNanos)
+      throws Exception {
     PrintWriter out = out();
     out.printf("pd-latency: %s%n", description);
     out.printf("%d threads per engine; %d requests per run, prompts of %d tokens "
@@ -188,8 +232,10 @@ final class PdLatencyCommand extends BenchCommand {
         requests, promptTokens, promptLengths.getMin(), promptLengths.getMax(), maxTokens, warmup);
     out.println(machine());
     out.println("engine = one Engine stepping a continuous batch in one thread; "
-        + "1P1D = prefill + decode verticles with their own engines, KV over loopback TCP, "
-        + "tokens via the local event bus and the proxy's cluster backend");
+        + "1P1D = prefill + decode verticles with their own engines, KV "
+        + (kvPath.equals("tcp") ? "over loopback TCP" : "by the same-JVM handoff")
+        + (kvLayerStreaming ? " streamed while prefill runs" : " after prefill")
+        + ", tokens via the local event bus and the proxy's cluster backend");
     out.println();
     JsonArray jsonRuns = new JsonArray();
     for (Run run : runs) {
@@ -197,6 +243,7 @@ final class PdLatencyCommand extends BenchCommand {
       Table table = new Table(2, "metric", "unit", "engine p50", "engine p90", "engine p99",
           "1P1D p50", "1P1D p90", "1P1D p99", "delta p50", "delta p99");
       row(table, "TTFT", run.engine.ttft, run.pd.ttft);
+      row(table, "2nd token", run.engine.secondToken, run.pd.secondToken);
       row(table, "TPOT", run.engine.tpot, run.pd.tpot);
       row(table, "ITL", run.engine.itl, run.pd.itl);
       row(table, "E2E", run.engine.e2e, run.pd.e2e);
@@ -223,13 +270,37 @@ final class PdLatencyCommand extends BenchCommand {
       jsonRuns.add(new JsonObject().put("concurrency", run.concurrency)
           .put("engine", run.engine.toJson()).put("pd1p1d", run.pd.toJson()).put("delta", delta));
     }
+    double rawMbps = kvBytes / (rawNanos / 1e3);
+    out.printf("KV of a prompt (%d tokens on average): %d bytes; raw loopback TCP moves them in "
+        + "%.3f ms (median of %d, 256 KiB writes): %.0f MB/s%n", Math.round(
+            promptLengths.getAverage()), kvBytes, rawNanos / 1e6, RAW_TRANSFERS, rawMbps);
+    Table throughput = new Table(1, "KV pull (" + kvPath + ")", "pull p50 ms", "pull MB/s",
+        "raw TCP MB/s", "pull / raw %");
+    for (Run run : runs) {
+      double pullMbps = pullMbps(kvBytes, run);
+      throughput.row("concurrency " + run.concurrency,
+          Table.num(run.pd.kvPull.percentile(50, LatencySummary.MS), 3), Table.num(pullMbps, 0),
+          Table.num(rawMbps, 0), Table.num(100 * pullMbps / rawMbps, 0));
+      jsonRuns.getJsonObject(runs.indexOf(run)).put("kvPullMBps", pullMbps);
+    }
+    throughput.print(out);
+    if (kvLayerStreaming) {
+      out.println("(streamed: the pull spans the prefill's compute, so its MB/s is a lower bound "
+          + "of what the path moves)");
+    }
     out.flush();
     writeJson(new JsonObject().put("command", "pd-latency").put("machine", machineJson())
         .put("model", model.toString()).put("engine", description).put("threadsPerEngine", options.threads())
         .put("requests", requests).put("promptTokens", promptTokens)
         .put("promptTokensMin", promptLengths.getMin()).put("promptTokensMax", promptLengths.getMax())
         .put("maxTokens", maxTokens).put("warmup", warmup)
-        .put("kvLayerStreaming", kvLayerStreaming).put("runs", jsonRuns));
+        .put("kvLayerStreaming", kvLayerStreaming).put("kvPath", kvPath)
+        .put("kvBytes", kvBytes).put("rawLoopbackMBps", rawMbps).put("runs", jsonRuns));
+  }
+
+  /** A prompt's KV bytes over the pull stage's p50, in MB/s. */
+  private static double pullMbps(long kvBytes, Run run) {
+    return kvBytes / (run.pd.kvPull.percentile(50, LatencySummary.MS) * 1e3);
   }
 
   private static double delta(Latency engine, Latency pd, double percentile) {

@@ -97,6 +97,16 @@ public final class Settings {
           + "(HMAC-SHA256), and never travels. Unset: each lease has a random key that travels "
           + "in the prefill result and the decode request only. See docs/security.md."));
 
+  // ---------------------------------------------------------------- KV transfer
+
+  public static final Setting<Boolean> KV_TRANSFER_SAME_JVM_HANDOFF = declare(Setting.builder(
+      "kv-transfer.same-jvm-handoff", bool()).defaultValue(true)
+      .description("A decode rank whose KV comes from a prefill instance in its own JVM (the "
+          + "embedded 1P1D, or a topology that runs both in one process) copies it from the "
+          + "prefill engine's cache into its own: one copy, no socket, the same pull-key, "
+          + "layout and lease checks as over TCP. false: always over TCP. The metric "
+          + "duet_kv_pulls_total{path} counts the pulls of each path."));
+
   // ---------------------------------------------------------------- KV channel TLS
 
   public static final Setting<Optional<Path>> KV_TLS_CERT = declare(Setting.builder(

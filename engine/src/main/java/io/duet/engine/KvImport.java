@@ -42,6 +42,26 @@ public interface KvImport {
   void writeBlockLayer(int index, int layer, ByteChain payload);
 
   /**
+   * Copies every layer of block {@code index} from the same block of {@code source}: the export
+   * of another engine of this layout in the same JVM, whose tokens this import was begun with.
+   * One copy, from cache to cache, with no bytes in between.
+   *
+   * @throws KvTransferException (after freeing the blocks) when a layer of that block was
+   *     written before
+   * @throws IllegalArgumentException when {@code source} is not an export of this JVM's engines
+   */
+  void copyBlock(int index, KvSnapshot source);
+
+  /**
+   * Copies layer {@code layer} of block {@code index} from {@code source}, as
+   * {@link #copyBlock}, once that layer is computed there ({@link KvSnapshot#readyTokens}).
+   *
+   * @throws KvTransferException (after freeing the blocks) when that layer of that block was
+   *     written before
+   */
+  void copyBlockLayer(int index, int layer, KvSnapshot source);
+
+  /**
    * The imported sequence, every token computed; append the next token before stepping it.
    *
    * @throws KvTransferException (after freeing the blocks) unless every layer of every block was

@@ -13,16 +13,19 @@ import io.duet.cluster.Settings;
  *     hostile peer: the connection is closed
  * @param idleTimeoutSeconds a connection that neither reads nor writes this long is closed
  * @param maxConnections connections a KV server holds at once; more are closed on accept
+ * @param sameJvmHandoff whether a decode rank takes the KV of a prefill instance in its own JVM
+ *     from memory rather than over TCP
  */
 public record KvChannel(PullAuth auth, KvTls tls, long frameTimeoutMillis,
-    int idleTimeoutSeconds, int maxConnections) {
+    int idleTimeoutSeconds, int maxConnections, boolean sameJvmHandoff) {
 
-  /** Per-lease keys, plain TCP, and the default limits. */
+  /** Per-lease keys, plain TCP, the default limits and the default same-JVM handoff. */
   public static KvChannel defaults() {
     return new KvChannel(PullAuth.perLease(), null,
         Settings.PREFILL_KV_FRAME_TIMEOUT_SECONDS.defaultValue() * 1000L,
         Settings.PREFILL_KV_IDLE_TIMEOUT_SECONDS.defaultValue(),
-        Settings.PREFILL_KV_MAX_CONNECTIONS.defaultValue());
+        Settings.PREFILL_KV_MAX_CONNECTIONS.defaultValue(),
+        Settings.KV_TRANSFER_SAME_JVM_HANDOFF.defaultValue());
   }
 
   /** The KV channel a configuration describes ({@code cluster.secret}, {@code kv-tls.*}). */
@@ -34,15 +37,23 @@ public record KvChannel(PullAuth auth, KvTls tls, long frameTimeoutMillis,
         .orElse(cert))).orElse(null);
     return new KvChannel(auth, tls, config.get(Settings.PREFILL_KV_FRAME_TIMEOUT_SECONDS) * 1000L,
         config.get(Settings.PREFILL_KV_IDLE_TIMEOUT_SECONDS),
-        config.get(Settings.PREFILL_KV_MAX_CONNECTIONS));
+        config.get(Settings.PREFILL_KV_MAX_CONNECTIONS),
+        config.get(Settings.KV_TRANSFER_SAME_JVM_HANDOFF));
   }
 
   public KvChannel withTls(KvTls tls) {
-    return new KvChannel(auth, tls, frameTimeoutMillis, idleTimeoutSeconds, maxConnections);
+    return new KvChannel(auth, tls, frameTimeoutMillis, idleTimeoutSeconds, maxConnections,
+        sameJvmHandoff);
   }
 
   public KvChannel withLimits(long frameTimeoutMillis, int idleTimeoutSeconds,
       int maxConnections) {
-    return new KvChannel(auth, tls, frameTimeoutMillis, idleTimeoutSeconds, maxConnections);
+    return new KvChannel(auth, tls, frameTimeoutMillis, idleTimeoutSeconds, maxConnections,
+        sameJvmHandoff);
+  }
+
+  public KvChannel withSameJvmHandoff(boolean sameJvmHandoff) {
+    return new KvChannel(auth, tls, frameTimeoutMillis, idleTimeoutSeconds, maxConnections,
+        sameJvmHandoff);
   }
 }

@@ -7,6 +7,7 @@ import io.duet.engine.Engine;
 import io.duet.engine.KvCacheFullException;
 import io.duet.engine.KvTransferException;
 import io.duet.engine.Sequence;
+import io.vertx.core.Context;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
@@ -29,8 +30,13 @@ import org.slf4j.LoggerFactory;
  * that cannot be connected to, whose connection breaks mid-transfer, or that does not answer a
  * PULL within the pull timeout fails the pull as KV_UNREACHABLE: it is gone or cut off, and the
  * KV can only come from prefilling again elsewhere. Each PULL proves the lease's pull key over
- * the nonce its connection opened with ({@link PullAuth}), naming this decode instance. Use
- * from one Vert.x context only.
+ * the nonce its connection opened with ({@link PullAuth}), naming this decode instance.
+ *
+ * <p>The KV of a prefill instance in this JVM ({@link SameJvmKvServers}) is, unless the channel
+ * says otherwise ({@link KvChannel#sameJvmHandoff}), copied from its engine's cache into this
+ * one's instead: no socket and no frames, but the same proof of the pull key, the same layout
+ * check, the lease served once and released as over TCP, and a lease whose KV is being computed
+ * copied layer by layer as the prefill computes it. Use from one Vert.x context only.
  */
 public final class KvPuller {
 
@@ -42,6 +48,7 @@ public final class KvPuller {
   private final long timeoutMillis;
   private final String instanceId;
   private final PullAuth auth;
+  private final boolean sameJvmHandoff;
   // Kept in a field: Vert.x may close a client that nothing references.
   private final NetClient client;
   private final Map<String, Peer> peers = new HashMap<>();
@@ -59,17 +66,34 @@ public final class KvPuller {
     this.timeoutMillis = timeoutMillis;
     this.instanceId = instanceId;
     this.auth = channel.auth();
+    this.sameJvmHandoff = channel.sameJvmHandoff();
     NetClientOptions options = new NetClientOptions().setTcpNoDelay(true)
         .setReceiveBufferSize(4 << 20).setConnectTimeout((int) Math.min(timeoutMillis, 10_000));
     this.client = vertx.createNetClient(channel.tls() == null ? options
         : channel.tls().applyTo(options));
   }
 
+  /** How a pull's KV came: over TCP, or copied from a prefill instance in this JVM. */
+  public enum Path {
+    TCP("tcp"), SAME_JVM("same-jvm");
+
+    private final String label;
+
+    Path(String label) {
+      this.label = label;
+    }
+
+    /** As metrics and logs name it. */
+    public String label() {
+      return label;
+    }
+  }
+
   /**
    * A pulled sequence, every token computed, and, when the KV was streamed while its prefill
    * ran (a layered stream), the first token its prefill sampled; null otherwise.
    */
-  public record Pulled(Sequence sequence, FirstToken first) {
+  public record Pulled(Sequence sequence, FirstToken first, Path path) {
   }
 
   /**
@@ -83,8 +107,15 @@ public final class KvPuller {
     Transfer transfer = new Transfer(handle);
     transfers.put(handle.transferId(), transfer);
     transfer.timer = vertx.setTimer(timeoutMillis, t -> transfer.fail(transfer.timedOut()));
-    peers.computeIfAbsent(handle.host() + ":" + handle.port(), k -> new Peer(handle.host(),
-        handle.port())).submit(transfer);
+    LeaseTable local = sameJvmHandoff ? SameJvmKvServers.find(handle.host(), handle.port())
+        : null;
+    if (local != null) {
+      transfer.local = new SameJvmPull(transfer, local);
+      transfer.local.start();
+    } else {
+      peers.computeIfAbsent(handle.host() + ":" + handle.port(), k -> new Peer(handle.host(),
+          handle.port())).submit(transfer);
+    }
     return transfer.promise.future();
   }
 
@@ -102,6 +133,24 @@ public final class KvPuller {
 
   public Future<Void> close() {
     return client.close();
+  }
+
+  /** The failure of a pull its prefill instance refused with {@code error} ("CODE: message"). */
+  private static ServiceException refused(String error) {
+    // A first token that ended the request is no failure: the requester knows it.
+    return error.startsWith(KvTransferServer.FIRST_TOKEN_ENDED)
+        ? new ServiceException(Failure.CANCELLED, error)
+        : new ServiceException(Failure.KV_TRANSFER, "prefill instance refused the pull: " + error);
+  }
+
+  /** The failure of a pull whose import could not begin or go on. */
+  private static ServiceException importFailed(RuntimeException e) {
+    if (e instanceof KvCacheFullException) {
+      return new ServiceException(Failure.OVERLOADED, e.getMessage());
+    }
+    return new ServiceException(e instanceof KvTransferException t
+        && t.reason() == KvTransferException.Reason.FINGERPRINT_MISMATCH
+        ? Failure.INCOMPATIBLE_KV : Failure.KV_TRANSFER, e.getMessage());
   }
 
   /** The pooled connections to one prefill instance. */
@@ -201,19 +250,15 @@ public final class KvPuller {
 
     /** Sends the PULL of {@link #current}, or fails it when there is no key to prove. */
     void sendPull() {
-      String transferId = current.handle.transferId();
-      byte[] key;
-      try {
-        key = auth.key(transferId, instanceId, current.handle.pullKey());
-      } catch (IllegalArgumentException e) {
-        Transfer transfer = current;
-        current = null;
-        transfer.fail(new ServiceException(Failure.KV_TRANSFER, "cannot pull: " + e.getMessage()));
+      Transfer transfer = current;
+      current = null; // a pull that has no key to prove leaves the connection idle
+      PullClaim claim = transfer.claim(nonce);
+      if (claim == null) {
         idle();
         return;
       }
-      socket.write(new PullClaim(transferId, instanceId, PullAuth.proof(key, nonce, transferId))
-          .toFrame().encode());
+      current = transfer;
+      socket.write(claim.toFrame().encode());
     }
 
     void onFrame(KvFrame frame) {
@@ -253,7 +298,7 @@ public final class KvPuller {
             Sequence sequence = transfer.kvImport().finish();
             transfer.kvImport = null;
             socket.write(KvFrame.text(KvFrame.Type.RELEASE, transfer.handle.transferId()).encode());
-            transfer.succeed(new Pulled(sequence, first));
+            transfer.succeed(new Pulled(sequence, first, Path.TCP));
           }
           case RELEASED -> {
             current = null;
@@ -261,22 +306,13 @@ public final class KvPuller {
           }
           case ERROR -> {
             current = null;
-            String error = frame.payloadText();
-            // A first token that ended the request is no failure: the requester knows it.
-            transfer.fail(error.startsWith(KvTransferServer.FIRST_TOKEN_ENDED)
-                ? new ServiceException(Failure.CANCELLED, error)
-                : new ServiceException(Failure.KV_TRANSFER, "prefill instance refused the "
-                    + "pull: " + error));
+            transfer.fail(refused(frame.payloadText()));
             idle();
           }
           default -> broken("unexpected " + frame.type() + " frame");
         }
-      } catch (KvTransferException e) {
-        transfer.fail(new ServiceException(e.reason() == KvTransferException.Reason.FINGERPRINT_MISMATCH
-            ? Failure.INCOMPATIBLE_KV : Failure.KV_TRANSFER, e.getMessage()));
-        close();
-      } catch (KvCacheFullException e) {
-        transfer.fail(new ServiceException(Failure.OVERLOADED, e.getMessage()));
+      } catch (KvTransferException | KvCacheFullException e) {
+        transfer.fail(importFailed(e));
         close();
       } catch (IllegalStateException e) {
         broken(e.getMessage());
@@ -303,11 +339,100 @@ public final class KvPuller {
     }
   }
 
+  /**
+   * A pull from a prefill instance of this JVM: the lease's chunks are copied from its engine's
+   * cache into this one's as they are computed, on this puller's context. It holds the lease as
+   * a TCP connection that pulled it would, and lets go of it as that connection would.
+   */
+  private final class SameJvmPull implements PullSender.Sink {
+    final Transfer transfer;
+    final LeaseTable leases;
+    final Context context = vertx.getOrCreateContext();
+    /** The lease's pinned blocks, until {@link #close}. */
+    LeaseTable.Pull pull;
+    PullSender sender;
+
+    SameJvmPull(Transfer transfer, LeaseTable leases) {
+      this.transfer = transfer;
+      this.leases = leases;
+    }
+
+    void start() {
+      byte[] nonce = leases.auth().newNonce();
+      PullClaim claim = transfer.claim(nonce);
+      if (claim == null) {
+        return;
+      }
+      pull = leases.startPull(claim, nonce, this);
+      if (pull == null) {
+        transfer.fail(refused(KvTransferServer.UNKNOWN_TRANSFER));
+        return;
+      }
+      try {
+        transfer.kvImport = KvStreamReader.begin(engine, pull.export());
+      } catch (KvTransferException | KvCacheFullException e) {
+        transfer.fail(importFailed(e));
+        return;
+      }
+      sender = new PullSender(pull, this);
+      sender.resume();
+    }
+
+    @Override
+    public boolean send(int index) {
+      try {
+        transfer.kvImport().copyChunk(index, pull.export());
+      } catch (KvTransferException e) {
+        transfer.fail(importFailed(e));
+      }
+      return true;
+    }
+
+    @Override
+    public void end(FirstToken first) {
+      Sequence sequence;
+      try {
+        sequence = transfer.kvImport().finish();
+      } catch (KvTransferException e) {
+        transfer.fail(importFailed(e));
+        return;
+      }
+      transfer.kvImport = null;
+      close("released");
+      transfer.succeed(new Pulled(sequence, first, Path.SAME_JVM));
+    }
+
+    @Override
+    public void refuse(String error) {
+      transfer.fail(refused(error));
+    }
+
+    @Override
+    public void execute(Runnable task) {
+      context.runOnContext(v -> task.run());
+    }
+
+    /** Unpins the lease's blocks and ends the lease, served once, for {@code why}. Idempotent. */
+    void close(String why) {
+      if (pull == null) {
+        return;
+      }
+      if (sender != null) {
+        sender.stop();
+      }
+      pull.end();
+      pull = null;
+      leases.releasePulled(transfer.handle.transferId(), this, why);
+    }
+  }
+
   /** One pull in progress. */
   private final class Transfer {
     final KvHandle handle;
     final Promise<Pulled> promise = Promise.promise();
     Connection connection;
+    /** Set instead of {@link #connection} when the KV comes from this JVM. */
+    SameJvmPull local;
     KvStreamReader kvImport;
     long timer;
     boolean done;
@@ -328,6 +453,21 @@ public final class KvPuller {
               + timeoutMillis + " ms")
           : new ServiceException(Failure.TIMEOUT, pull + " took longer than " + timeoutMillis
               + " ms");
+    }
+
+    /**
+     * The PULL that proves this pull's key over {@code nonce}; null, the pull failed, when there
+     * is no key to prove.
+     */
+    PullClaim claim(byte[] nonce) {
+      String transferId = handle.transferId();
+      try {
+        byte[] key = auth.key(transferId, instanceId, handle.pullKey());
+        return new PullClaim(transferId, instanceId, PullAuth.proof(key, nonce, transferId));
+      } catch (IllegalArgumentException e) {
+        fail(new ServiceException(Failure.KV_TRANSFER, "cannot pull: " + e.getMessage()));
+        return null;
+      }
     }
 
     KvStreamReader kvImport() {
@@ -361,6 +501,9 @@ public final class KvPuller {
       }
       if (connection != null && connection.current == this) {
         connection.close();
+      }
+      if (local != null) {
+        local.close("ended: its puller gave up");
       }
       LOG.warn("KV pull {} from {}:{} failed: {}", handle.transferId(), handle.host(),
           handle.port(), error.getMessage());

@@ -42,6 +42,18 @@ public final class KvStreamReader {
         parsed.chunkCount(), parsed.layered());
   }
 
+  /**
+   * Starts importing the stream {@code source} writes, in this JVM, into {@code engine}: its
+   * chunks are then copied in by {@link #copyChunk}, not read from bytes.
+   *
+   * @throws KvTransferException when its layout does not match
+   * @throws io.duet.engine.KvCacheFullException when the blocks cannot be had
+   */
+  static KvStreamReader begin(Engine engine, KvStreamWriter source) {
+    return new KvStreamReader(engine.beginImport(source.layout(), source.tokens()),
+        source.chunkCount(), source.isLayered());
+  }
+
   /** Reads a whole stream and imports it. */
   public static Sequence read(Engine engine, InputStream in) throws IOException {
     KvStreamReader reader = begin(engine, KvWireFormat.readHeader(in));
@@ -82,6 +94,26 @@ public final class KvStreamReader {
   public void acceptChunk(ByteBuffer... pieces) {
     try {
       copyIn(ByteChain.of(pieces));
+    } catch (KvTransferException e) {
+      target.abort();
+      throw e;
+    }
+  }
+
+  /**
+   * Copies chunk {@code index} of {@code source} (the stream this import was begun with, in
+   * this JVM) into its block.
+   *
+   * @throws KvTransferException (after freeing everything) when it is out of order or came before
+   */
+  void copyChunk(int index, KvStreamWriter source) {
+    try {
+      if (isComplete() || !layered && index != accepted) {
+        throw KvWireFormat.malformed("chunk " + index + " is not due after " + accepted + " of "
+            + chunkCount);
+      }
+      source.copyChunk(index, target);
+      accepted++;
     } catch (KvTransferException e) {
       target.abort();
       throw e;

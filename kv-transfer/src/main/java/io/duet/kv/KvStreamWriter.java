@@ -1,5 +1,7 @@
 package io.duet.kv;
 
+import io.duet.engine.KvImport;
+import io.duet.engine.KvLayout;
 import io.duet.engine.KvSnapshot;
 import java.io.IOException;
 import java.io.OutputStream;
@@ -42,6 +44,19 @@ public final class KvStreamWriter {
 
   public int tokenCount() {
     return snapshot.tokens().length;
+  }
+
+  public KvLayout layout() {
+    return snapshot.layout();
+  }
+
+  public int[] tokens() {
+    return snapshot.tokens();
+  }
+
+  /** Whether there is one chunk per layer of a block (a version 4 stream). */
+  public boolean isLayered() {
+    return layered;
   }
 
   public int chunkCount() {
@@ -100,6 +115,18 @@ public final class KvStreamWriter {
     }
     int crcAt = KvWireFormat.CHUNK_PREFIX_BYTES + payload;
     b.putInt(crcAt, KvWireFormat.crc(destination, offset, crcAt));
+  }
+
+  /**
+   * Copies chunk {@code index}'s KV into {@code target}, an import of an engine in this JVM:
+   * from cache to cache, without encoding it (so without a CRC, which guards bytes that travel).
+   */
+  void copyChunk(int index, KvImport target) {
+    if (layered) {
+      target.copyBlockLayer(index % blocks, index / blocks, snapshot);
+    } else {
+      target.copyBlock(index, snapshot);
+    }
   }
 
   /** Writes the header and every chunk (of a computed sequence). */

@@ -52,6 +52,9 @@ import org.slf4j.LoggerFactory;
  * off: the connection is closed, the pull ends, the blocks are freed if the lease has ended
  * (else the lease keeps them until it is released, cancelled or expires, as after any broken
  * connection), and {@value #STALLS_METRIC} counts it.
+ *
+ * <p>While it listens, the server is listed by its endpoint in {@link SameJvmKvServers}, so
+ * that a decode rank in this JVM copies the KV of its leases instead of connecting.
  */
 public final class KvTransferServer {
 
@@ -104,6 +107,8 @@ public final class KvTransferServer {
   private final Counter refused;
   private final Counter frameTimeouts;
   private NetServer server;
+  /** The address it listens on, as its prefill instance announces it. */
+  private String host;
   private Settings settings;
   /** Open connections, over every event loop that accepts them. */
   private final AtomicInteger connections = new AtomicInteger();
@@ -126,6 +131,7 @@ public final class KvTransferServer {
 
   public Future<NetServer> listen(String host, int port, Settings settings) {
     this.settings = settings;
+    this.host = host;
     KvChannel channel = settings.channel();
     NetServerOptions options = new NetServerOptions().setHost(host).setPort(port)
         .setTcpNoDelay(true).setSendBufferSize(settings.sendBufferBytes())
@@ -138,7 +144,7 @@ public final class KvTransferServer {
       channel.tls().applyTo(options);
     }
     server = vertx.createNetServer(options).connectHandler(this::accept);
-    return server.listen();
+    return server.listen().onSuccess(s -> SameJvmKvServers.add(host, s.actualPort(), leases));
   }
 
   private void accept(NetSocket socket) {
@@ -158,19 +164,20 @@ public final class KvTransferServer {
   }
 
   public Future<Void> close() {
-    return server == null ? Future.succeededFuture() : server.close();
+    if (server == null) {
+      return Future.succeededFuture();
+    }
+    SameJvmKvServers.remove(host, server.actualPort(), leases);
+    return server.close();
   }
 
   /** One decode instance's connection, on its event loop. */
-  private final class Connection {
+  private final class Connection implements PullSender.Sink {
     private final NetSocket socket;
     /** The pull being sent, if any: its blocks stay pinned until it ends. */
     private LeaseTable.Pull sending;
-    /** Which chunks of {@link #sending} went out, and how many. */
-    private boolean[] sent;
-    private int sentCount;
-    /** Whether {@link #sending} waits for its lease to change (more KV computed). */
-    private boolean awaitingChange;
+    /** What sends {@link #sending}'s chunks. */
+    private PullSender sender;
     private final Context context = vertx.getOrCreateContext();
     /** Transfer ids of the RELEASEs that arrived while {@link #sending}, in order. */
     private final List<String> deferredReleases = new ArrayList<>();
@@ -249,79 +256,47 @@ public final class KvTransferServer {
       }
       pulled.add(claim.transferId());
       sending = pull;
-      sent = new boolean[pull.export().chunkCount()];
-      sentCount = 0;
+      sender = new PullSender(pull, this);
       socket.write(KvFrame.of(KvFrame.Type.HEADER, pull.export().header()).encode());
-      sendChunks();
+      sender.resume();
     }
 
-    /**
-     * Sends every ready chunk not sent yet, as the socket drains; then the END, or waits for
-     * the lease's next change while its KV is being computed.
-     */
-    private void sendChunks() {
+    /** Writes chunk {@code index} of {@link #sending}; false when the queue must drain first. */
+    @Override
+    public boolean send(int index) {
       KvStreamWriter export = sending.export();
-      while (true) {
-        if (!sending.isLive()) {
-          socket.write(KvFrame.text(KvFrame.Type.ERROR, sending.endedAtFirstToken()
-              ? FIRST_TOKEN_ENDED + ": the request's first token ended it"
-              : "LEASE_ENDED: the KV lease ended (cancelled, expired, or its prefill failed) "
-                  + "during the pull").encode());
-          sendEnded();
-          return;
-        }
-        // Read before the chunks' readiness: once it says computed, every chunk is ready.
-        long changes = sending.changes();
-        boolean computing = sending.isComputing();
-        boolean sentSome = false;
-        // Chunks become ready out of index order (a prompt prefilled in several passes).
-        for (int index = 0; index < sent.length && sending.isLive(); index++) {
-          if (sent[index] || !export.isReady(index)) {
-            continue;
-          }
-          int chunk = index;
-          socket.write(KvFrame.encode(KvFrame.Type.CHUNK, export.chunkLength(chunk),
-              (destination, offset) -> export.writeChunk(chunk, destination, offset)));
-          sent[chunk] = true;
-          sentCount++;
-          sentSome = true;
-          if (socket.writeQueueFull()) {
-            stallTimer = vertx.setTimer(settings.stallMillis(), t -> stalled());
-            socket.drainHandler(v -> {
-              vertx.cancelTimer(stallTimer);
-              socket.drainHandler(null);
-              if (sending != null) { // null: the connection closed while the queue drained
-                sendChunks();
-              }
-            });
-            return;
-          }
-        }
-        if (sentSome) {
-          continue; // more may have been computed meanwhile
-        }
-        if (computing || sentCount < sent.length) {
-          awaitChange(changes);
-          return;
-        }
-        FirstToken first = sending.first();
-        socket.write((first == null ? KvFrame.empty(KvFrame.Type.END)
-            : KvFrame.of(KvFrame.Type.END, KvWireFormat.encodeEnd(first))).encode());
-        sendEnded();
-        return;
+      socket.write(KvFrame.encode(KvFrame.Type.CHUNK, export.chunkLength(index),
+          (destination, offset) -> export.writeChunk(index, destination, offset)));
+      if (!socket.writeQueueFull()) {
+        return true;
       }
+      stallTimer = vertx.setTimer(settings.stallMillis(), t -> stalled());
+      socket.drainHandler(v -> {
+        vertx.cancelTimer(stallTimer);
+        socket.drainHandler(null);
+        if (sending != null) { // null: the connection closed while the queue drained
+          sender.resume();
+        }
+      });
+      return false;
     }
 
-    /** Sends more once the lease of {@link #sending} changes (on this connection's context). */
-    private void awaitChange(long seen) {
-      awaitingChange = true;
-      LeaseTable.Pull pull = sending;
-      pull.awaitChange(seen, () -> context.runOnContext(v -> {
-        if (awaitingChange && sending == pull) {
-          awaitingChange = false;
-          sendChunks();
-        }
-      }));
+    @Override
+    public void end(FirstToken first) {
+      socket.write((first == null ? KvFrame.empty(KvFrame.Type.END)
+          : KvFrame.of(KvFrame.Type.END, KvWireFormat.encodeEnd(first))).encode());
+      sendEnded();
+    }
+
+    @Override
+    public void refuse(String error) {
+      socket.write(KvFrame.text(KvFrame.Type.ERROR, error).encode());
+      sendEnded();
+    }
+
+    @Override
+    public void execute(Runnable task) {
+      context.runOnContext(v -> task.run());
     }
 
     /**
@@ -344,10 +319,10 @@ public final class KvTransferServer {
      */
     private void sendEnded() {
       vertx.cancelTimer(stallTimer);
-      awaitingChange = false;
+      sender.stop();
       sending.end();
       sending = null;
-      sent = null;
+      sender = null;
       for (String transferId : deferredReleases) {
         release(transferId);
       }

@@ -38,13 +38,16 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * The KV channel trusts no one: over real TCP on 127.0.0.1, a client that knows a transfer id,
  * or replays another connection's PULL, gets nothing and changes nothing; a lease is served
  * once and released only by its puller; and a client cannot make the server hold much (frame
  * cap, half-frame and idle timeouts, connection cap, each set small here). Then the real
- * puller, with a cluster secret and over TLS with a certificate the test generates.
+ * puller, with a cluster secret and over TLS with a certificate the test generates; a wrong key
+ * or another layout is refused alike over TCP and by the same-JVM handoff.
  */
 @Timeout(value = 30, unit = TimeUnit.SECONDS)
 class KvChannelSecurityTest {
@@ -289,24 +292,33 @@ class KvChannelSecurityTest {
   /** Pulls {@code transferId} with a new puller, on a context of its own as the puller needs. */
   private Future<Sequence> pullWith(Engine receiver, KvChannel channel, String claimant,
       String transferId) {
+    return pullWith(receiver, channel, claimant, transferId, leases.pullKey(transferId));
+  }
+
+  /** As {@link #pullWith(Engine, KvChannel, String, String)}, with {@code pullKey} in the handle. */
+  private Future<Sequence> pullWith(Engine receiver, KvChannel channel, String claimant,
+      String transferId, String pullKey) {
     Context context = vertx.getOrCreateContext();
     Promise<Sequence> pulled = Promise.promise();
     KvHandle handle = new KvHandle("p0", "127.0.0.1", server.actualPort(), transferId,
-        0, PROMPT_TOKENS, engine.layout().fingerprint(), 0, leases.pullKey(transferId));
+        0, PROMPT_TOKENS, engine.layout().fingerprint(), 0, pullKey);
     context.runOnContext(v -> new KvPuller(vertx, receiver, 1, 10_000, claimant, channel)
         .pull(handle).map(KvPuller.Pulled::sequence).onComplete(pulled));
     return pulled.future();
   }
 
-  @Test
-  void thePullerProvesADerivedKeyAndAStrangerIsRefused() throws Exception {
-    KvChannel secret = new KvChannel(PullAuth.withSecret("s3cret"), null, 10_000, 300, 1024);
+  @ParameterizedTest(name = "same-JVM handoff {0}")
+  @ValueSource(booleans = {false, true})
+  void thePullerProvesADerivedKeyAndAStrangerIsRefused(boolean sameJvm) throws Exception {
+    KvChannel secret = new KvChannel(PullAuth.withSecret("s3cret"), null, 10_000, 300, 1024,
+        sameJvm);
     serve(secret.auth(), secret);
     Engine receiver = engines.open(options());
     String transferId = lease("r1");
 
     ExceptionHolder refused = failure(pullWith(receiver,
-        new KvChannel(PullAuth.withSecret("guess"), null, 10_000, 300, 1024), "d0", transferId));
+        new KvChannel(PullAuth.withSecret("guess"), null, 10_000, 300, 1024, sameJvm), "d0",
+        transferId));
     assertEquals(Failure.KV_TRANSFER, refused.failure);
     assertTrue(refused.message.contains("UNKNOWN_TRANSFER"), refused.message);
     assertTrue(used() > 0, "the refused pull changed nothing");
@@ -315,6 +327,42 @@ class KvChannelSecurityTest {
     assertEquals(PROMPT_TOKENS, sequence.length());
     receiver.release(sequence);
     eventually("the puller's RELEASE freed the lease", Duration.ofSeconds(5), () -> used() == 0);
+  }
+
+  /** A handle whose per-lease key is not the lease's opens nothing, and changes nothing. */
+  @ParameterizedTest(name = "same-JVM handoff {0}")
+  @ValueSource(booleans = {false, true})
+  void aWrongPullKeyIsRefusedAndTheRightOneStillPulls(boolean sameJvm) throws Exception {
+    serve();
+    Engine receiver = engines.open(options());
+    String transferId = lease("r1");
+    KvChannel channel = KvChannel.defaults().withSameJvmHandoff(sameJvm);
+    String wrongKey = Base64.getUrlEncoder().withoutPadding().encodeToString(new byte[32]);
+
+    ExceptionHolder refused = failure(pullWith(receiver, channel, "d0", transferId, wrongKey));
+    assertEquals(Failure.KV_TRANSFER, refused.failure);
+    assertTrue(refused.message.contains("UNKNOWN_TRANSFER"), refused.message);
+    assertEquals(0, receiver.kvStats().usedBlocks());
+
+    Sequence sequence = await(pullWith(receiver, channel, "d0", transferId));
+    receiver.release(sequence);
+    eventually("the puller's release freed the lease", Duration.ofSeconds(5), () -> used() == 0);
+  }
+
+  /** An engine of another layout refuses the KV at its header, before taking any block. */
+  @ParameterizedTest(name = "same-JVM handoff {0}")
+  @ValueSource(booleans = {false, true})
+  void anotherLayoutIsRefusedAsIncompatible(boolean sameJvm) throws Exception {
+    serve();
+    Engine receiver = engines.open(new EngineOptions().modelPath(shared("aidreams260K.bin"))
+        .kvBlocks(64).threads(1));
+    String transferId = lease("r1");
+
+    ExceptionHolder refused = failure(pullWith(receiver,
+        KvChannel.defaults().withSameJvmHandoff(sameJvm), "d0", transferId));
+    assertEquals(Failure.INCOMPATIBLE_KV, refused.failure, refused.message);
+    assertEquals(0, receiver.kvStats().usedBlocks());
+    eventually("the lease ended with its pull", Duration.ofSeconds(5), () -> used() == 0);
   }
 
   private record ExceptionHolder(Failure failure, String message) {
@@ -328,7 +376,7 @@ class KvChannelSecurityTest {
   @Test
   void overTlsThePullerPullsAndAPlainClientGetsNothing(@TempDir Path dir) throws Exception {
     KvTls tls = selfSigned(dir);
-    KvChannel channel = KvChannel.defaults().withTls(tls);
+    KvChannel channel = KvChannel.defaults().withTls(tls).withSameJvmHandoff(false);
     serve(channel.auth(), channel);
     Engine receiver = engines.open(options());
     String transferId = lease("r1");
@@ -342,7 +390,7 @@ class KvChannelSecurityTest {
     assertTrue(used() > 0);
 
     // a TLS client that does not trust the certificate is refused by its own handshake
-    ExceptionHolder untrusted = failure(pullWith(receiver, KvChannel.defaults().withTls(
+    ExceptionHolder untrusted = failure(pullWith(receiver, channel.withTls(
         new KvTls(null, null, someOtherCa(dir))), "d0", transferId));
     assertEquals(Failure.KV_UNREACHABLE, untrusted.failure, untrusted.message);
 

@@ -31,9 +31,13 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.params.Parameter;
+import org.junit.jupiter.params.ParameterizedClass;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
- * KV pulled while its prefill runs, over real TCP on 127.0.0.1, between two stories260K engines:
+ * KV pulled while its prefill runs, over real TCP on 127.0.0.1 and by the same-JVM handoff
+ * (each test runs on both paths), between two stories260K engines:
  * the prefill engine's KV leaves layer by layer ({@link LeaseTable#leaseWhileComputing}), the
  * real puller imports it, and the stream ends with the first token. The prompt takes three
  * passes of 64 tokens, so its layers become ready out of chunk order. Every way out (success,
@@ -41,7 +45,12 @@ import org.junit.jupiter.api.Timeout;
  * midway) leaves no KV block used on either engine.
  */
 @Timeout(value = 30, unit = TimeUnit.SECONDS)
+@ParameterizedClass(name = "same-JVM handoff {0}")
+@ValueSource(booleans = {false, true})
 class StreamedPullTest {
+
+  @Parameter
+  boolean sameJvm;
 
   private static final int PROMPT_TOKENS = 150;
   private static final SamplingParams GREEDY = SamplingParams.greedy(12);
@@ -72,7 +81,7 @@ class StreamedPullTest {
     pullerContext = vertx.getOrCreateContext();
     Promise<KvPuller> made = Promise.promise();
     pullerContext.runOnContext(v -> made.complete(new KvPuller(vertx, decode, 1, 10_000, "d0",
-        KvChannel.defaults())));
+        KvChannel.defaults().withSameJvmHandoff(sameJvm))));
     puller = await(made.future());
   }
 
@@ -128,6 +137,7 @@ class StreamedPullTest {
     leases.computed(transferId, new FirstToken(first, sampler.state()));
 
     KvPuller.Pulled result = await(pulled);
+    assertEquals(sameJvm ? KvPuller.Path.SAME_JVM : KvPuller.Path.TCP, result.path());
     assertEquals(first, result.first().token());
     assertEquals(sampler.state(), result.first().samplerState());
     Generation continued = new Generation(decode, result.sequence(), GREEDY,
@@ -217,7 +227,7 @@ class StreamedPullTest {
 
   /**
    * The decode side gives up while the prefill runs: its import is aborted, the connection
-   * closes, the lease ends, and the prefill engine's blocks go once its step is done.
+   * closes (or the handoff lets go), the lease ends, and the prefill engine's blocks go once its step is done.
    */
   @Test
   void aPullCancelledMidwayFreesBothSidesOnceThePrefillEnds() throws Exception {

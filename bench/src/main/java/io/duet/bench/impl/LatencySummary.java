@@ -14,6 +14,8 @@ public final class LatencySummary {
 
   public final Latency ttft = new Latency();
   public final Latency tpot = new Latency();
+  /** From the first token to the second. */
+  public final Latency secondToken = new Latency();
   public final Latency itl = new Latency();
   public final Latency e2e = new Latency();
   /** TTFT split into the stages the instances measured (requests that report all four). */
@@ -37,6 +39,7 @@ public final class LatencySummary {
       double perToken = t.tpotNanos();
       if (!Double.isNaN(perToken)) {
         tpot.recordNanos(perToken);
+        secondToken.recordNanos(t.secondTokenNanos());
       }
       t.recordGaps(itl);
       e2e.recordNanos(t.e2eNanos());
@@ -71,6 +74,7 @@ public final class LatencySummary {
         .put("outputTokens", outputTokens).put("wallSeconds", wallSeconds)
         .put("outputTokensPerSecond", throughput()).put("coalescedEvents", coalescedEvents)
         .put("ttftMs", ttft.toJson(MS)).put("tpotMs", tpot.toJson(MS))
+        .put("secondTokenMs", secondToken.toJson(MS))
         .put("itlMs", itl.toJson(MS)).put("e2eMs", e2e.toJson(MS));
     if (prefill.count() > 0) {
       json.put("prefillQueueMs", prefillQueue.toJson(MS)).put("prefillMs", prefill.toJson(MS))

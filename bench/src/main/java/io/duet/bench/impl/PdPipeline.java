@@ -40,7 +40,8 @@ import java.util.function.Supplier;
 /**
  * An embedded 1P1D on a local (non-clustered) Vert.x, as the proxy's pipeline test runs it:
  * the real prefill and decode verticles, each with its own engine, KV moved over a real
- * loopback TCP connection, driven through the proxy's {@link ClusterBackend} on one context.
+ * loopback TCP connection or by the same-JVM handoff, driven through the proxy's
+ * {@link ClusterBackend} on one context.
  * Instance settings are the built-in defaults of the configuration ({@link Settings}),
  * with {@code max-num-seqs} raised to the benchmark's concurrency if needed.
  */
@@ -71,14 +72,17 @@ public final class PdPipeline implements AutoCloseable {
    *
    * @param kvLayerStreaming whether the KV moves layer by layer while prefill runs
    *     ({@code proxy.kv-layer-streaming}), else once it has ended
+   * @param sameJvmHandoff whether the decode verticle copies the KV from the prefill engine's
+   *     cache ({@code kv-transfer.same-jvm-handoff}), else pulls it over loopback TCP
    */
-  public static PdPipeline start(EngineOptions options, int maxNumSeqs, boolean kvLayerStreaming)
-      throws Exception {
+  public static PdPipeline start(EngineOptions options, int maxNumSeqs, boolean kvLayerStreaming,
+      boolean sameJvmHandoff) throws Exception {
     Engine prefillEngine = Engine.open(options);
     Engine decodeEngine = Engine.open(options);
     Vertx vertx = Vertx.vertx();
     try {
-      DuetConfig defaults = DuetConfig.defaults();
+      DuetConfig defaults = DuetConfig.defaults()
+          .with(Settings.KV_TRANSFER_SAME_JVM_HANDOFF, sameJvmHandoff);
       PrefillVerticle prefill = new PrefillVerticle(prefillEngine,
           PrefillOptions.from(defaults.with(Settings.INSTANCE_ID, "bench-p0"), MODEL),
           new PrometheusMeterRegistry(PrometheusConfig.DEFAULT));

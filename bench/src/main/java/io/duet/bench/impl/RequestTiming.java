@@ -76,6 +76,18 @@ public final class RequestTiming {
         : (double) (eventNanos[events - 1] - eventNanos[0]) / (tokens - 1);
   }
 
+  /**
+   * From the first token to the second: 0 when one event carried both; NaN with fewer than two
+   * tokens.
+   */
+  public double secondTokenNanos() {
+    requireEvents();
+    if (tokens < 2) {
+      return Double.NaN;
+    }
+    return eventTokens[0] >= 2 ? 0 : eventNanos[1] - eventNanos[0];
+  }
+
   /** Start to the last token. */
   public long e2eNanos() {
     requireEvents();

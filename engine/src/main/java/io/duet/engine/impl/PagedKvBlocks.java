@@ -61,14 +61,39 @@ abstract class PagedKvBlocks {
 
   /** Visits the runs of layer {@code l} of block {@code index}'s payload in payload order. */
   void forEachRunOfLayer(int index, int l, RunVisitor visitor) {
-    int slots = slots(index);
     int block = blocks[index];
     float[] layer = storage.layer(l);
+    forEachComponentRun(index, (c, run, floats) ->
+        visitor.visit(layer, storage.offset(block, c, run, 0), floats));
+  }
+
+  /**
+   * Copies layer {@code l} of block {@code index} from the same block of {@code source}, whose
+   * layout is this one's: run by run, from one cache's arrays into the other's.
+   */
+  void copyLayerFrom(PagedKvBlocks source, int index, int l) {
+    int from = source.blocks[index];
+    int to = blocks[index];
+    float[] sourceLayer = source.storage.layer(l);
+    float[] layer = storage.layer(l);
+    forEachComponentRun(index, (c, run, floats) -> System.arraycopy(sourceLayer,
+        source.storage.offset(from, c, run, 0), layer, storage.offset(to, c, run, 0), floats));
+  }
+
+  /** One run of a block's layer: component {@code c}'s run {@code run}, {@code floats} long. */
+  @FunctionalInterface
+  private interface ComponentRunVisitor {
+    void visit(int c, int run, int floats);
+  }
+
+  /** Visits the component runs of one layer of block {@code index} in payload order. */
+  private void forEachComponentRun(int index, ComponentRunVisitor visitor) {
+    int slots = slots(index);
     for (int c = 0; c < layout.components().size(); c++) {
       KvComponent component = layout.components().get(c);
       int runFloats = slots * component.runWidth();
       for (int run = 0; run < component.runs(); run++) {
-        visitor.visit(layer, storage.offset(block, c, run, 0), runFloats);
+        visitor.visit(c, run, runFloats);
       }
     }
   }

@@ -3,6 +3,7 @@ package io.duet.engine.impl;
 import io.duet.engine.ByteChain;
 import io.duet.engine.KvImport;
 import io.duet.engine.KvLayout;
+import io.duet.engine.KvSnapshot;
 import io.duet.engine.KvTransferException;
 import io.duet.engine.Sequence;
 
@@ -51,13 +52,36 @@ final class PagedKvImport extends PagedKvBlocks implements KvImport {
           + " of block " + index + " of " + payload.length() + " bytes does not fit an import "
           + "of " + blocks.length + " blocks of " + layout.layers() + " layers");
     }
+    markWritten(index, layer);
+    payload.seek(0);
+    forEachRunOfLayer(index, layer, payload::getFloats);
+  }
+
+  @Override
+  public void copyBlock(int index, KvSnapshot source) {
+    for (int layer = 0; layer < layout.layers(); layer++) {
+      copyBlockLayer(index, layer, source);
+    }
+  }
+
+  @Override
+  public void copyBlockLayer(int index, int layer, KvSnapshot source) {
+    checkOpen();
+    if (!(source instanceof PagedKvSnapshot snapshot)) {
+      throw new IllegalArgumentException("not an export of this JVM's engines: " + source);
+    }
+    snapshot.requireComputed(index, layer);
+    markWritten(index, layer);
+    copyLayerFrom(snapshot, index, layer);
+  }
+
+  /** Records that layer {@code layer} of block {@code index} arrived; it may arrive once. */
+  private void markWritten(int index, int layer) {
     if (written[index * layout.layers() + layer]) {
       abort();
       throw new KvTransferException(KvTransferException.Reason.MALFORMED, "layer " + layer
           + " of block " + index + " arrived twice");
     }
-    payload.seek(0);
-    forEachRunOfLayer(index, layer, payload::getFloats);
     written[index * layout.layers() + layer] = true;
   }
 

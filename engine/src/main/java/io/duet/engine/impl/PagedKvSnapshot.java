@@ -36,13 +36,17 @@ final class PagedKvSnapshot extends PagedKvBlocks implements KvSnapshot {
 
   @Override
   public void readBlockLayer(int index, int layer, ByteBuffer destination) {
-    int end = index * storage.blockSize() + slots(index);
-    if (readyTokens(layer) < end) {
-      throw new IllegalStateException("layer " + layer + " of block " + index
-          + " is not computed yet");
-    }
+    requireComputed(index, layer);
     FloatBuffer out = destination.slice().order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
     forEachRunOfLayer(index, layer, out::put);
     destination.position(destination.position() + layerPayloadBytes(index));
+  }
+
+  /** Throws unless layer {@code layer} of block {@code index} is computed, so may be read. */
+  void requireComputed(int index, int layer) {
+    if (readyTokens(layer) < index * storage.blockSize() + slots(index)) {
+      throw new IllegalStateException("layer " + layer + " of block " + index
+          + " is not computed yet");
+    }
   }
 }

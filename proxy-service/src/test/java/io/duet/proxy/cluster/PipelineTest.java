@@ -22,6 +22,7 @@ import io.duet.contract.Role;
 import io.duet.contract.SamplingSpec;
 import io.duet.decode.DecodeMain;
 import io.duet.decode.DecodeOptions;
+import io.duet.kv.KvChannel;
 import io.duet.decode.DecodeVerticle;
 import io.duet.engine.Engine;
 import io.duet.engine.EngineOptions;
@@ -219,8 +220,14 @@ class PipelineTest {
 
   private DecodeVerticle deployDecode(String id, String model, Engine engine, int maxWaiting)
       throws Exception {
+    return deployDecode(id, model, engine, maxWaiting, KvChannel.defaults());
+  }
+
+  /** @param kv how it pulls KV: by default, from p0 of this JVM by the same-JVM handoff */
+  private DecodeVerticle deployDecode(String id, String model, Engine engine, int maxWaiting,
+      KvChannel kv) throws Exception {
     DecodeVerticle verticle = new DecodeVerticle(engine, new DecodeOptions(id, model, HOST,
-        0, 0, 1, 8, maxWaiting, 10_000, 2), metricsOf(id));
+        0, 0, 1, 8, maxWaiting, 10_000, 2, kv), metricsOf(id));
     await(vertx.deployVerticle(verticle));
     return verticle;
   }
@@ -902,6 +909,61 @@ class PipelineTest {
       }
     }
     awaitEveryBlockFree(decodeEngine);
+  }
+
+  /**
+   * The same-JVM handoff, which every other test here takes, and TCP tell the client the same,
+   * the KV streamed while prefill runs or moved after it: the decode instance that pulls over
+   * TCP replaces the one that copies in the registry, and each counts its pulls on its path.
+   */
+  @ParameterizedTest(name = "{0}")
+  @ValueSource(strings = {"aidreams", "stories"})
+  void theSameJvmHandoffTellsTheClientWhatTcpTells(String model) throws Exception {
+    EngineOptions options = model.equals("aidreams") ? null : stories();
+    String copying = "d0";
+    int listedAt = 1;
+    Engine copyingEngine = decodeEngine;
+    if (options != null) {
+      registry.add(deployPrefill("p-" + model, model, engines.open(options), 64, 30_000)::info);
+      copying = "d-" + model;
+      copyingEngine = engines.open(options);
+      listedAt = registry.size();
+      registry.add(deployDecode(copying, model, copyingEngine, 64)::info);
+    }
+    Engine tcpEngine = options == null ? engines.open(512) : engines.open(options);
+    DecodeVerticle tcp = deployDecode("d-tcp", model, tcpEngine, 64,
+        KvChannel.defaults().withSameJvmHandoff(false));
+    Routing routing = Routing.create(new RoutingOptions(), new SimpleMeterRegistry());
+    List<BackendVerticle> backends = List.of(eventLoop(routing, true, true),
+        eventLoop(routing, true));
+    List<SamplingSpec> specs = List.of(greedy(30), seeded(3, 30),
+        greedyUntil(30, List.of(), List.of("ing")));
+    List<Told> copied = new ArrayList<>();
+    List<Told> sent = new ArrayList<>();
+    for (List<Told> told : List.of(copied, sent)) {
+      if (told == sent) {
+        registry.set(listedAt, tcp::info);
+      }
+      for (String prompt : PROMPTS.subList(0, 3)) {
+        for (SamplingSpec spec : specs) {
+          for (BackendVerticle backend : backends) {
+            told.add(Told.of(await(run(backend, new CompletionJob(UUID.randomUUID().toString(),
+                model, prompt, spec)))));
+          }
+        }
+      }
+    }
+    assertEquals(copied, sent);
+    assertTrue(pulls(copying, "same-jvm") > 0 && pulls(copying, "tcp") == 0,
+        copying + " copied every KV it took");
+    assertTrue(pulls("d-tcp", "tcp") > 0 && pulls("d-tcp", "same-jvm") == 0,
+        "d-tcp pulled every KV it took over TCP");
+    awaitEveryBlockFree(copyingEngine, tcpEngine);
+  }
+
+  /** KV pulls of decode instance {@code id} that imported their KV by {@code path}. */
+  private double pulls(String id, String path) {
+    return metricsOf(id).find("duet_kv_pulls_total").tag("path", path).counter().count();
   }
 
   /**
