@@ -205,10 +205,13 @@ final class PdLatencyCommand extends BenchCommand {
       return List.of();
     }
     List<int[]> prompts = new ArrayList<>();
-    for (String text : texts) {
-      prompts.add(engine.tokenizer().encode(text, true));
+    long[] tokenizeNanos = new long[texts.size()];
+    for (int i = 0; i < texts.size(); i++) {
+      long start = System.nanoTime();
+      prompts.add(engine.tokenizer().encode(texts.get(i), true));
+      tokenizeNanos[i] = System.nanoTime() - start;
     }
-    return EngineLoop.run(engine, prompts, params, concurrency,
+    return EngineLoop.run(engine, prompts, tokenizeNanos, params, concurrency,
         done -> progress.detail("request " + done + "/" + texts.size()));
   }
 
@@ -231,11 +234,13 @@ final class PdLatencyCommand extends BenchCommand {
             + "(greedy, EOS ignored), %d warm-up requests per run%n", options.threads(),
         requests, promptTokens, promptLengths.getMin(), promptLengths.getMax(), maxTokens, warmup);
     out.println(machine());
-    out.println("engine = one Engine stepping a continuous batch in one thread; "
-        + "1P1D = prefill + decode verticles with their own engines, KV "
+    out.println("engine = one Engine stepping a continuous batch in one thread, its TTFT "
+        + "including the prompt's tokenizing; 1P1D = prefill + decode verticles with their own "
+        + "engines, KV "
         + (kvPath.equals("tcp") ? "over loopback TCP" : "by the same-JVM handoff")
         + (kvLayerStreaming ? " streamed while prefill runs" : " after prefill")
-        + ", tokens via the local event bus and the proxy's cluster backend");
+        + ", tokens via the local event bus and the proxy's cluster backend; both get the "
+        + "prompt's text and detokenize the tokens");
     out.println();
     JsonArray jsonRuns = new JsonArray();
     for (Run run : runs) {

@@ -59,6 +59,7 @@ public final class DecodeService implements DecodeScheduler.Listener {
   }
 
   private final Vertx vertx;
+  private final Context context;
   private final Engine engine;
   private final DecodeOptions options;
   private final KvPuller puller;
@@ -79,6 +80,7 @@ public final class DecodeService implements DecodeScheduler.Listener {
   public DecodeService(Vertx vertx, Context context, Engine engine, DecodeOptions options,
       RankStepping stepping, MeterRegistry metrics) {
     this.vertx = vertx;
+    this.context = context;
     this.engine = engine;
     this.options = options;
     this.puller = new KvPuller(vertx, engine, options.connectionsPerPeer(),
@@ -184,6 +186,16 @@ public final class DecodeService implements DecodeScheduler.Listener {
     active++;
     reservedBlocks += request.reservedBlocks;
     long pullStart = System.nanoTime();
+    // The pull starts once the requester has been told that the request was taken: the
+    // client's first token waits for that answer, which must not wait for the pull's start.
+    context.runOnContext(v -> {
+      if (!request.cancelled) {
+        pull(request, pullStart);
+      }
+    });
+  }
+
+  private void pull(Request request, long pullStart) {
     puller.pull(request.wire.kv()).onComplete(result -> {
       if (request.cancelled) {
         if (result.succeeded()) {
