@@ -189,6 +189,38 @@ class WorkerPoolTest {
     });
   }
 
+  @Test
+  void jobsTooSmallToShareRunOnTheCallingThreadInOrderAndLeaveTheWorkersParked() {
+    assertTimeoutPreemptively(TIMEOUT, () -> {
+      String name = uniqueName();
+      try (WorkerPool pool = new WorkerPool(3, name, 3 > CORES)) {
+        pool.run(8, (chunk, worker) -> {});
+        List<Thread> workers = threadsNamed(name);
+        awaitCondition(() -> workers.stream().allMatch(t -> t.getState() == Thread.State.WAITING),
+            "idle workers never parked");
+        Thread caller = Thread.currentThread();
+        for (int job = 0; job < 1000; job++) {
+          int[] next = {0};
+          pool.run(8, WorkerPool.MIN_PARALLEL_WORK - 1, (chunk, worker) -> {
+            assertSame(caller, Thread.currentThread());
+            assertEquals(0, worker);
+            assertEquals(next[0]++, chunk, "chunks out of order");
+          });
+          assertEquals(8, next[0]);
+        }
+        for (Thread worker : workers) {
+          assertEquals(Thread.State.WAITING, worker.getState(), worker.getName() + " was woken");
+        }
+        AtomicIntegerArray perWorker = new AtomicIntegerArray(3);
+        pool.run(64, WorkerPool.MIN_PARALLEL_WORK, (chunk, worker) -> {
+          perWorker.incrementAndGet(worker);
+          // held until a worker takes part, so only a job handed out completes
+          awaitCondition(() -> perWorker.get(1) + perWorker.get(2) > 0, "no worker took part");
+        });
+      }
+    });
+  }
+
   // ------------------------------------------------------------------------------ failures
 
   @Test
