@@ -175,11 +175,8 @@ class WorkerPoolTest {
     assertTimeoutPreemptively(TIMEOUT, () -> {
       String name = uniqueName();
       try (WorkerPool pool = new WorkerPool(3, name, 3 > CORES)) {
-        pool.run(8, (chunk, worker) -> {});
-        List<Thread> workers = threadsNamed(name);
+        List<Thread> workers = parkedWorkersAfterAJob(pool, name);
         assertEquals(2, workers.size());
-        awaitCondition(() -> workers.stream().allMatch(t -> t.getState() == Thread.State.WAITING),
-            "idle workers never parked");
         AtomicIntegerArray runs = new AtomicIntegerArray(50);
         pool.run(50, (chunk, worker) -> runs.incrementAndGet(chunk));
         for (int c = 0; c < 50; c++) {
@@ -194,10 +191,7 @@ class WorkerPoolTest {
     assertTimeoutPreemptively(TIMEOUT, () -> {
       String name = uniqueName();
       try (WorkerPool pool = new WorkerPool(3, name, 3 > CORES)) {
-        pool.run(8, (chunk, worker) -> {});
-        List<Thread> workers = threadsNamed(name);
-        awaitCondition(() -> workers.stream().allMatch(t -> t.getState() == Thread.State.WAITING),
-            "idle workers never parked");
+        List<Thread> workers = parkedWorkersAfterAJob(pool, name);
         Thread caller = Thread.currentThread();
         for (int job = 0; job < 1000; job++) {
           int[] next = {0};
@@ -318,11 +312,8 @@ class WorkerPoolTest {
     assertTimeoutPreemptively(TIMEOUT, () -> {
       String name = uniqueName();
       WorkerPool pool = new WorkerPool(3, name, 3 > CORES);
-      pool.run(8, (chunk, worker) -> {});
-      List<Thread> workers = threadsNamed(name);
+      List<Thread> workers = parkedWorkersAfterAJob(pool, name);
       assertEquals(2, workers.size());
-      awaitCondition(() -> workers.stream().allMatch(t -> t.getState() == Thread.State.WAITING),
-          "idle workers never parked");
       pool.close();
       assertAllEnd(workers);
     });
@@ -349,6 +340,15 @@ class WorkerPoolTest {
     for (int c = 0; c < chunks; c++) {
       assertEquals(1, runs.get(c), "chunk " + c + " of " + chunks);
     }
+  }
+
+  /** Runs a job, then waits until the pool's workers have parked; returns them. */
+  private static List<Thread> parkedWorkersAfterAJob(WorkerPool pool, String poolName) {
+    pool.run(8, (chunk, worker) -> {});
+    List<Thread> workers = threadsNamed(poolName);
+    awaitCondition(() -> workers.stream().allMatch(t -> t.getState() == Thread.State.WAITING),
+        "idle workers never parked");
+    return workers;
   }
 
   private static List<Thread> threadsNamed(String poolName) {
