@@ -43,10 +43,11 @@ public final class WorkerPool implements AutoCloseable {
   /**
    * Multiply-adds below which a job runs on the calling thread alone. Handing a job to a worker
    * costs the caller a microsecond or two and keeps the worker spinning between jobs; one
-   * thread does 5-10 thousand multiply-adds a microsecond on these kernels, so a job this small
-   * gains at best a few microseconds from a second thread, and on shared cores loses them. The
-   * smallest matrix of the 15M shape's one-token step (288 by 288, 83k) stays above it;
-   * aidreams260K's (dim 64) one-token jobs and the smaller jobs of short prompts stay below.
+   * thread does 7 to 40 thousand multiply-adds a microsecond on these kernels (one token to
+   * many), so a job this small would gain a few microseconds at best from a second thread, and
+   * on shared cores loses them. The smallest matrix of the 15M shape's one-token step (288 by
+   * 288, 83k) stays above it; aidreams260K's (dim 64) one-token jobs and the smaller jobs of
+   * short prompts stay below.
    */
   static final long MIN_PARALLEL_WORK = 1 << 16;
   /** Where the job number starts in {@link #jobState}; below: the closed flag, the joined. */
