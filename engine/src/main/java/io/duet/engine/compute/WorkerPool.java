@@ -15,6 +15,9 @@ import java.util.concurrent.locks.LockSupport;
  * (chunks handed out alternately would make every thread's reads jump at each chunk). A thread that finishes its share early takes chunks from the far end of
  * the others' shares, so a thread that loses its core for a while does not hold up the job.
  *
+ * <p>A job too small to pay for the hand-off runs on the calling thread alone
+ * ({@link #MIN_PARALLEL_WORK}), so an engine of a tiny model leaves its workers parked.
+ *
  * <p>A decode step issues some thirty such jobs of a few tens of microseconds each, so waking a
  * parked thread per job would cost more than the job. Workers therefore spin for a short while
  * after each job before they park; an idle engine costs no CPU after {@link #SPIN_NANOS} (a
@@ -37,6 +40,16 @@ public final class WorkerPool implements AutoCloseable {
   }
 
   private static final long SPIN_NANOS = TimeUnit.MICROSECONDS.toNanos(200);
+  /**
+   * Multiply-adds below which a job runs on the calling thread alone. Handing a job to a worker
+   * costs the caller a microsecond or two and keeps the worker spinning between jobs; one
+   * thread does 7 to 40 thousand multiply-adds a microsecond on these kernels (one token to
+   * many), so a job this small would gain a few microseconds at best from a second thread, and
+   * on shared cores loses them. The smallest matrix of the 15M shape's one-token step (288 by
+   * 288, 83k) stays above it; aidreams260K's (dim 64) one-token jobs and the smaller jobs of
+   * short prompts stay below.
+   */
+  static final long MIN_PARALLEL_WORK = 1 << 16;
   /** Where the job number starts in {@link #jobState}; below: the closed flag, the joined. */
   private static final int JOB_SHIFT = 17;
   private static final long CLOSED = 1L << 16;
@@ -102,10 +115,19 @@ public final class WorkerPool implements AutoCloseable {
    * {@link IllegalStateException} once every thread has left the job.
    */
   public void run(int chunkCount, Task job) {
+    run(chunkCount, Long.MAX_VALUE, job);
+  }
+
+  /**
+   * {@link #run(int, Task)} for a job of about {@code multiplyAdds} multiply-adds: one below
+   * {@link #MIN_PARALLEL_WORK} runs on the calling thread alone, chunk by chunk in order,
+   * without waking a worker.
+   */
+  public void run(int chunkCount, long multiplyAdds, Task job) {
     if (closed) {
       throw new IllegalStateException("worker pool is closed");
     }
-    if (workers.length == 0 || chunkCount == 1) {
+    if (workers.length == 0 || chunkCount == 1 || multiplyAdds < MIN_PARALLEL_WORK) {
       try {
         for (int c = 0; c < chunkCount; c++) {
           job.run(c, 0);

@@ -131,29 +131,33 @@ final class LlamaForwardPass implements ForwardPass {
     this.tokenCount = count;
     this.batch = rows;
     int dim = c.dim();
+    long attended = 0;
     for (int t = 0; t < count; t++) {
       model.tokenEmbedding().copyRow(rows.token(t), x, t * dim);
+      attended += rows.position(t) + 1;
     }
+    // scores and weighted sums of every head over the positions each row attends to
+    long attentionWork = 2 * attended * dim;
     for (int l = 0; l < c.layers(); l++) {
       layer = model.layer(l);
       layerCache = kv.layer(l);
       for (int t = 0; t < count; t++) {
         RowOps.rmsNorm(xb, t * dim, x, t * dim, layer.attentionNorm(), dim, c.normEps());
       }
-      pool.run(qkvPlan.chunks(), qkvTask);
+      pool.run(qkvPlan.chunks(), (long) count * dim * (dim + 2 * c.kvDim()), qkvTask);
       for (int t = 0; t < count; t++) {
         rotate(t);
         storeKeyValue(t);
       }
       rows.layerStored(l);
-      pool.run(count * c.heads(), attentionTask);
-      pool.run(outputPlan.chunks(), outputTask);
+      pool.run(count * c.heads(), attentionWork, attentionTask);
+      pool.run(outputPlan.chunks(), (long) count * dim * dim, outputTask);
       RowOps.addInto(x, xb2, count * dim);
       for (int t = 0; t < count; t++) {
         RowOps.rmsNorm(xb, t * dim, x, t * dim, layer.ffnNorm(), dim, c.normEps());
       }
-      pool.run(ffnUpPlan.chunks(), ffnUpTask);
-      pool.run(ffnDownPlan.chunks(), ffnDownTask);
+      pool.run(ffnUpPlan.chunks(), 2L * count * dim * c.hiddenDim(), ffnUpTask);
+      pool.run(ffnDownPlan.chunks(), (long) count * dim * c.hiddenDim(), ffnDownTask);
       RowOps.addInto(x, xb, count * dim);
     }
     int logitRowCount = rows.logitRowCount();
@@ -163,7 +167,8 @@ final class LlamaForwardPass implements ForwardPass {
     }
     this.logitRows = logitRowCount;
     this.logitsOut = logits;
-    pool.run(classifierPlan.chunks(), classifierTask);
+    pool.run(classifierPlan.chunks(), (long) logitRowCount * dim * c.vocabSize(),
+        classifierTask);
     this.logitsOut = null;
     this.layer = null;
     this.layerCache = null;

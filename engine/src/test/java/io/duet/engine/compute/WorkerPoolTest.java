@@ -175,16 +175,42 @@ class WorkerPoolTest {
     assertTimeoutPreemptively(TIMEOUT, () -> {
       String name = uniqueName();
       try (WorkerPool pool = new WorkerPool(3, name, 3 > CORES)) {
-        pool.run(8, (chunk, worker) -> {});
-        List<Thread> workers = threadsNamed(name);
+        List<Thread> workers = parkedWorkersAfterAJob(pool, name);
         assertEquals(2, workers.size());
-        awaitCondition(() -> workers.stream().allMatch(t -> t.getState() == Thread.State.WAITING),
-            "idle workers never parked");
         AtomicIntegerArray runs = new AtomicIntegerArray(50);
         pool.run(50, (chunk, worker) -> runs.incrementAndGet(chunk));
         for (int c = 0; c < 50; c++) {
           assertEquals(1, runs.get(c), "chunk " + c);
         }
+      }
+    });
+  }
+
+  @Test
+  void jobsTooSmallToShareRunOnTheCallingThreadInOrderAndLeaveTheWorkersParked() {
+    assertTimeoutPreemptively(TIMEOUT, () -> {
+      String name = uniqueName();
+      try (WorkerPool pool = new WorkerPool(3, name, 3 > CORES)) {
+        List<Thread> workers = parkedWorkersAfterAJob(pool, name);
+        Thread caller = Thread.currentThread();
+        for (int job = 0; job < 1000; job++) {
+          int[] next = {0};
+          pool.run(8, WorkerPool.MIN_PARALLEL_WORK - 1, (chunk, worker) -> {
+            assertSame(caller, Thread.currentThread());
+            assertEquals(0, worker);
+            assertEquals(next[0]++, chunk, "chunks out of order");
+          });
+          assertEquals(8, next[0]);
+        }
+        for (Thread worker : workers) {
+          assertEquals(Thread.State.WAITING, worker.getState(), worker.getName() + " was woken");
+        }
+        AtomicIntegerArray perWorker = new AtomicIntegerArray(3);
+        pool.run(64, WorkerPool.MIN_PARALLEL_WORK, (chunk, worker) -> {
+          perWorker.incrementAndGet(worker);
+          // held until a worker takes part, so only a job handed out completes
+          awaitCondition(() -> perWorker.get(1) + perWorker.get(2) > 0, "no worker took part");
+        });
       }
     });
   }
@@ -286,11 +312,8 @@ class WorkerPoolTest {
     assertTimeoutPreemptively(TIMEOUT, () -> {
       String name = uniqueName();
       WorkerPool pool = new WorkerPool(3, name, 3 > CORES);
-      pool.run(8, (chunk, worker) -> {});
-      List<Thread> workers = threadsNamed(name);
+      List<Thread> workers = parkedWorkersAfterAJob(pool, name);
       assertEquals(2, workers.size());
-      awaitCondition(() -> workers.stream().allMatch(t -> t.getState() == Thread.State.WAITING),
-          "idle workers never parked");
       pool.close();
       assertAllEnd(workers);
     });
@@ -317,6 +340,15 @@ class WorkerPoolTest {
     for (int c = 0; c < chunks; c++) {
       assertEquals(1, runs.get(c), "chunk " + c + " of " + chunks);
     }
+  }
+
+  /** Runs a job, then waits until the pool's workers have parked; returns them. */
+  private static List<Thread> parkedWorkersAfterAJob(WorkerPool pool, String poolName) {
+    pool.run(8, (chunk, worker) -> {});
+    List<Thread> workers = threadsNamed(poolName);
+    awaitCondition(() -> workers.stream().allMatch(t -> t.getState() == Thread.State.WAITING),
+        "idle workers never parked");
+    return workers;
   }
 
   private static List<Thread> threadsNamed(String poolName) {
