@@ -16,6 +16,7 @@ import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.vertx.core.Vertx;
 import io.vertx.core.json.JsonArray;
 import io.vertx.core.json.JsonObject;
+import java.io.IOException;
 import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.file.Files;
@@ -194,16 +195,26 @@ class BenchSmokeTest {
   }
 
   /**
+   * A tiny random DeepSeek-V3 checkpoint in {@code name} under the test's folder; a draftable
+   * one has an MTP module that repeats the main model one token later.
+   */
+  private Path tinyDeepSeek(String name, RandomDeepSeekCheckpoint.Storage storage,
+      boolean draftable) throws IOException {
+    Path model = temp.resolve(name);
+    RandomDeepSeekCheckpoint.write(model, new RandomDeepSeekCheckpoint.Shape(32, 2, 1, 2, 0, 8,
+        8, 8, 8, 48, 16, 8, 2, 2, 1, 1, 64, 64, draftable ? 1 : 0), storage, 16, false, 3,
+        draftable);
+    return model;
+  }
+
+  /**
    * expert-parallel on a tiny random DeepSeek-V3 checkpoint: one engine, then two ranks sharing
    * the experts, in one JVM and in two (the second started by the bench), whose steps spend time
    * in the all-to-all.
    */
   @Test
   void expertParallel() throws Exception {
-    Path model = temp.resolve("dsv3");
-    RandomDeepSeekCheckpoint.write(model, new RandomDeepSeekCheckpoint.Shape(32, 2, 1, 2, 0, 8,
-        8, 8, 8, 48, 16, 8, 2, 2, 1, 1, 64, 64, 0), RandomDeepSeekCheckpoint.Storage.F32, 16, false,
-        3);
+    Path model = tinyDeepSeek("dsv3", RandomDeepSeekCheckpoint.Storage.F32, false);
     Path json = temp.resolve("ep.json");
     String out = run("expert-parallel", model.toString(), "--ranks", "1,2", "--batch", "2",
         "--prompt-tokens", "4", "--steps", "4", "--warmup-steps", "2", "--threads", "1",
@@ -226,10 +237,7 @@ class BenchSmokeTest {
    */
   @Test
   void kvPerToken() throws Exception {
-    Path model = temp.resolve("dsv3-kv");
-    RandomDeepSeekCheckpoint.write(model, new RandomDeepSeekCheckpoint.Shape(32, 2, 1, 2, 0, 8,
-        8, 8, 8, 48, 16, 8, 2, 2, 1, 1, 64, 64, 0), RandomDeepSeekCheckpoint.Storage.FP8, 16, false,
-        3);
+    Path model = tinyDeepSeek("dsv3-kv", RandomDeepSeekCheckpoint.Storage.FP8, false);
     Path json = temp.resolve("kv.json");
     String out = run("kv-per-token", model.toString(), "--prompt-tokens", "20", "--json",
         json.toString());
@@ -269,10 +277,7 @@ class BenchSmokeTest {
    */
   @Test
   void mtp() throws Exception {
-    Path model = temp.resolve("dsv3-mtp");
-    RandomDeepSeekCheckpoint.write(model, new RandomDeepSeekCheckpoint.Shape(32, 2, 1, 2, 0, 8,
-        8, 8, 8, 48, 16, 8, 2, 2, 1, 1, 64, 64, 1), RandomDeepSeekCheckpoint.Storage.F32, 16, false,
-        3, true);
+    Path model = tinyDeepSeek("dsv3-mtp", RandomDeepSeekCheckpoint.Storage.F32, true);
     Path json = temp.resolve("mtp.json");
     String out = run("mtp", model.toString(), "--batch", "2", "--prompt-tokens", "4", "--tokens",
         "24", "--warmup-steps", "2", "--threads", "1", "--repeat", "1", "--json",
