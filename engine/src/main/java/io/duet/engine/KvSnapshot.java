@@ -35,6 +35,11 @@ public interface KvSnapshot {
    */
   int readyTokens(int layer);
 
+  /** Whether layer {@code layer} of block {@code index} is computed, so may be read. Any thread. */
+  default boolean isComputed(int index, int layer) {
+    return readyTokens(layer) >= index * layout().blockSize() + slots(index);
+  }
+
   /** Bytes of one layer of block {@code index}'s payload (its components' runs in that layer). */
   int layerPayloadBytes(int index);
 

@@ -65,12 +65,7 @@ public final class KvStreamWriter {
 
   /** Whether chunk {@code index}'s KV is computed, so that it may be encoded. Any thread. */
   public boolean isReady(int index) {
-    if (!layered) {
-      return true;
-    }
-    int block = index % blocks;
-    return snapshot.readyTokens(index / blocks)
-        >= block * snapshot.layout().blockSize() + snapshot.slots(block);
+    return !layered || snapshot.isComputed(index % blocks, index / blocks);
   }
 
   /** Bytes of the whole stream: header and every chunk. */

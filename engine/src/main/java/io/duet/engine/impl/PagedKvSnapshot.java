@@ -44,7 +44,7 @@ final class PagedKvSnapshot extends PagedKvBlocks implements KvSnapshot {
 
   /** Throws unless layer {@code layer} of block {@code index} is computed, so may be read. */
   void requireComputed(int index, int layer) {
-    if (readyTokens(layer) < index * storage.blockSize() + slots(index)) {
+    if (!isComputed(index, layer)) {
       throw new IllegalStateException("layer " + layer + " of block " + index
           + " is not computed yet");
     }
