@@ -21,6 +21,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
 import java.util.function.IntFunction;
 import java.util.function.Supplier;
 import org.junit.jupiter.api.AfterAll;
@@ -121,6 +122,24 @@ abstract class DeepSeekServing {
   /** The proxy's greedy completion of {@code prompt}, {@link #MAX_TOKENS} tokens past the EOS. */
   CompletableFuture<HttpResponse<String>> complete(String prompt) {
     return complete(prompt, new JsonArray());
+  }
+
+  /**
+   * The proxy's greedy completions of {@code prompts}, all sent at once: their bodies in the
+   * prompts' order, each answered 200.
+   */
+  List<JsonObject> completeAll(List<String> prompts) throws Exception {
+    List<CompletableFuture<HttpResponse<String>>> answers = new ArrayList<>();
+    for (String prompt : prompts) {
+      answers.add(complete(prompt));
+    }
+    List<JsonObject> bodies = new ArrayList<>();
+    for (CompletableFuture<HttpResponse<String>> answer : answers) {
+      HttpResponse<String> response = answer.get(TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+      assertEquals(200, response.statusCode(), response::body);
+      bodies.add(new JsonObject(response.body()));
+    }
+    return bodies;
   }
 
   /** {@link #complete(String)} ending at {@code stop}'s strings. */

@@ -7,8 +7,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.duet.service.StatusPages;
 import io.vertx.core.json.JsonObject;
-import java.net.http.HttpResponse;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
@@ -57,15 +55,9 @@ abstract class ExpertParallelServing extends DeepSeekServing {
     for (int rank = 0; rank < ranks.size(); rank++) {
       exchangedBefore[rank] = pages.metric(launched.base() + ranks.get(rank), EXCHANGE_SECONDS);
     }
-    List<CompletableFuture<HttpResponse<String>>> answers = new ArrayList<>();
-    for (String prompt : PROMPTS) {
-      answers.add(complete(prompt));
-    }
+    List<JsonObject> bodies = completeAll(PROMPTS);
     for (int i = 0; i < PROMPTS.size(); i++) {
-      HttpResponse<String> response = answers.get(i).get(TIMEOUT.toSeconds(), TimeUnit.SECONDS);
-      assertEquals(200, response.statusCode(), response::body);
-      String text = new JsonObject(response.body()).getJsonArray("choices").getJsonObject(0)
-          .getString("text");
+      String text = bodies.get(i).getJsonArray("choices").getJsonObject(0).getString("text");
       assertEquals(expected.get(TIMEOUT.toSeconds(), TimeUnit.SECONDS).get(i), text,
           PROMPTS.get(i));
     }

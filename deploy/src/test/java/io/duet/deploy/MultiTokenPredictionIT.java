@@ -10,9 +10,7 @@ import io.duet.service.StatusPages;
 import io.vertx.core.json.JsonArray;
 import io.vertx.core.json.JsonObject;
 import java.net.http.HttpResponse;
-import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Pattern;
 import org.junit.jupiter.api.BeforeAll;
@@ -54,14 +52,9 @@ class MultiTokenPredictionIT extends DeepSeekServing {
     int status = launched.base() + DECODE_STATUS;
     double draftsBefore = pages.metric(status, DRAFTS);
     double acceptedBefore = pages.metric(status, ACCEPTED);
-    List<CompletableFuture<HttpResponse<String>>> answers = new ArrayList<>();
-    for (String prompt : PROMPTS) {
-      answers.add(complete(prompt));
-    }
+    List<JsonObject> bodies = completeAll(PROMPTS);
     for (int i = 0; i < PROMPTS.size(); i++) {
-      HttpResponse<String> response = answers.get(i).get(TIMEOUT.toSeconds(), TimeUnit.SECONDS);
-      assertEquals(200, response.statusCode(), response::body);
-      JsonObject body = new JsonObject(response.body());
+      JsonObject body = bodies.get(i);
       assertEquals(MAX_TOKENS, body.getJsonObject("usage").getInteger("completion_tokens"));
       String text = body.getJsonArray("choices").getJsonObject(0).getString("text");
       assertEquals(engineText(PROMPTS.get(i)), text, PROMPTS.get(i));
