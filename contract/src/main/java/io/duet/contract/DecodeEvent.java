@@ -6,8 +6,8 @@ import io.vertx.core.json.JsonObject;
  * One step of a decode stream: from a decode instance to the proxy, and from a proxy to an
  * event-bus client ({@link CompletionRequest}). Events of a request are numbered from 0; several
  * tokens may be coalesced into one event when the requester is slow to grant credits (see
- * {@link StreamCredit}), or asked for it ({@link DecodeRequest#coalesce}). The last event has a {@code finishReason} ("stop", "length") or a
- * {@code failure} with its {@code error} text.
+ * {@link StreamCredit}), or asked for it ({@link DecodeRequest#coalesce}). The last event has a
+ * {@code finishReason} ("stop", "length") or a {@code failure} with its {@code error} text.
  *
  * @param text text added since the previous event (may be empty)
  * @param tokens tokens generated since the previous event

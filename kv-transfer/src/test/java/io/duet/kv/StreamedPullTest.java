@@ -227,7 +227,8 @@ class StreamedPullTest {
 
   /**
    * The decode side gives up while the prefill runs: its import is aborted, the connection
-   * closes (or the handoff lets go), the lease ends, and the prefill engine's blocks go once its step is done.
+   * closes (or the handoff lets go), the lease ends, and the prefill engine's blocks go once its
+   * step is done.
    */
   @Test
   void aPullCancelledMidwayFreesBothSidesOnceThePrefillEnds() throws Exception {

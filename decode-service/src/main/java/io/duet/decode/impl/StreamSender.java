@@ -2,9 +2,9 @@ package io.duet.decode.impl;
 
 import io.duet.contract.DecodeEvent;
 import io.duet.contract.DecodeRequest;
+import io.vertx.core.eventbus.EventBus;
 import java.util.concurrent.TimeUnit;
 import java.util.function.LongSupplier;
-import io.vertx.core.eventbus.EventBus;
 
 /**
  * The event-bus side of one request's token stream, with credit-based flow control: it sends
