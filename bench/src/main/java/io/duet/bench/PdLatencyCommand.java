@@ -36,7 +36,8 @@ import picocli.CommandLine.Parameters;
  * output token after the first), ITL (gap between token events) and E2E, as p50/p90/p99 over
  * the requests, plus output throughput. Every request generates exactly {@code --max-tokens}
  * tokens (greedy, EOS ignored). Each concurrency level gets its own prompts, so no run profits
- * from the prefix cache of an earlier one. Then the KV pull's throughput (a prompt's KV bytes
+ * from the prefix cache of an earlier one. Both setups live in one JVM side by side, and each
+ * run is measured in rounds that alternate between them. Then the KV pull's throughput (a prompt's KV bytes
  * over the pull stage's p50) next to raw loopback TCP moving the same bytes in the same run.
  */
 @Command(name = "pd-latency", mixinStandardHelpOptions = true,
@@ -69,6 +70,18 @@ final class PdLatencyCommand extends BenchCommand {
       + "cluster and event-bus code, which doubled its TTFT)")
   int warmup = 32;
 
+  @Option(names = "--path-warmup", description = "requests of 2 output tokens, at the "
+      + "largest concurrency, through each setup before its first warm-up (default: "
+      + "${DEFAULT-VALUE}); the proxy's, the event bus's and the KV path's code runs once per "
+      + "request, so it is compiled as in a server that has served thousands only after many; "
+      + "their prompts are as long as the others, up to 128 tokens (shorter ones made the "
+      + "kernels' compiled code slower for the longer prompts that followed)")
+  int pathWarmup = 1000;
+
+  /** The longest prompt of a {@code --path-warmup} request, and its output tokens. */
+  private static final int PATH_WARMUP_PROMPT_TOKENS = 128;
+  private static final int PATH_WARMUP_MAX_TOKENS = 2;
+
   @Option(names = "--kv-layer-streaming", negatable = true, defaultValue = "false",
       description = "1P1D moves the KV layer by layer while prefill "
           + "runs (proxy.kv-layer-streaming); --no-kv-layer-streaming: once it has ended "
@@ -79,6 +92,9 @@ final class PdLatencyCommand extends BenchCommand {
       + "tcp (over loopback TCP) or same-jvm (copied from the prefill engine's cache, "
       + "kv-transfer.same-jvm-handoff) (default: ${DEFAULT-VALUE})")
   String kvPath = "same-jvm";
+
+  /** Rounds of a measured run: in each, the engine alone and then the 1P1D, or the reverse. */
+  private static final int MEASURED_ROUNDS = 4;
 
   /** Raw loopback transfers timed, after two to warm up; the median counts. */
   private static final int RAW_TRANSFERS = 16;
@@ -116,20 +132,21 @@ final class PdLatencyCommand extends BenchCommand {
       requirePositive(c, "--concurrency");
     }
     requireNotNegative(warmup, "--warmup");
+    requireNotNegative(pathWarmup, "--path-warmup");
     if (!kvPath.equals("tcp") && !kvPath.equals("same-jvm")) {
       throw badParameter("--kv-path is tcp or same-jvm, not " + kvPath);
     }
     EngineOptions options = engineBench.engineOptions(model).tokenizerPath(tokenizer)
         .kvCacheBytes((long) kvCacheMb << 20);
-    Progress progress = progress(3 + 4 * concurrency.size());
+    Progress progress = progress(3 + 2 * concurrency.size() + (pathWarmup > 0 ? 1 : 0));
     List<Run> runs = new ArrayList<>();
-    ModelInfo info;
     String description;
     IntSummaryStatistics promptLengths = new IntSummaryStatistics();
     SamplingParams params = SamplingParams.greedy(maxTokens).withIgnoreEos(true);
+    SamplingSpec spec = SamplingSpec.greedy(maxTokens).ignoringEos();
     long kvBytesPerToken;
     try (Engine engine = Engine.open(options)) {
-      info = engine.info();
+      ModelInfo info = engine.info();
       kvBytesPerToken = engine.layout().bytesPerToken();
       description = engine.description().toString();
       if (promptTokens + maxTokens > info.contextLength()) {
@@ -137,6 +154,7 @@ final class PdLatencyCommand extends BenchCommand {
             + " exceed the model's context of " + info.contextLength() + " tokens");
       }
       progress.phase("building prompts");
+      int maxConcurrency = concurrency.stream().mapToInt(Integer::intValue).max().orElse(1);
       Tokenizer tok = engine.tokenizer();
       long seed = engineBench.seed;
       for (int i = 0; i < concurrency.size(); i++) {
@@ -145,29 +163,28 @@ final class PdLatencyCommand extends BenchCommand {
         measured.forEach(t -> promptLengths.accept(tok.encode(t, true).length));
         runs.add(new Run(concurrency.get(i), warm, measured));
       }
-      for (Run run : runs) {
-        progress.phase("engine alone, concurrency " + run.concurrency + ": warm-up");
-        runEngine(engine, run.warmupTexts, params, run.concurrency, progress);
-        progress.phase("engine alone, concurrency " + run.concurrency + ": measuring");
-        long start = System.nanoTime();
-        run.engine = new LatencySummary(runEngine(engine, run.texts, params, run.concurrency,
-            progress), start);
-      }
-    }
-    progress.phase("starting 1P1D (prefill + decode verticles, cluster backend)");
-    SamplingSpec spec = SamplingSpec.greedy(maxTokens).ignoringEos();
-    int maxConcurrency = concurrency.stream().mapToInt(Integer::intValue).max().orElse(1);
-    // Prefill and decode share this machine's cores, as in the embedded 1P1D.
-    try (PdPipeline pipeline = PdPipeline.start(options.sharedCores(true), maxConcurrency,
-        kvLayerStreaming, kvPath.equals("same-jvm"))) {
-      for (Run run : runs) {
-        progress.phase("1P1D, concurrency " + run.concurrency + ": warm-up");
-        runPipeline(pipeline, "w" + run.concurrency, run.warmupTexts, spec, run.concurrency,
-            progress);
-        progress.phase("1P1D, concurrency " + run.concurrency + ": measuring");
-        long start = System.nanoTime();
-        run.pd = new LatencySummary(runPipeline(pipeline, "m" + run.concurrency, run.texts, spec,
-            run.concurrency, progress), start);
+      progress.phase("starting 1P1D (prefill + decode verticles, cluster backend)");
+      // Prefill and decode share this machine's cores, as in the embedded 1P1D.
+      try (PdPipeline pipeline = PdPipeline.start(options.sharedCores(true), maxConcurrency,
+          kvLayerStreaming, kvPath.equals("same-jvm"))) {
+        if (pathWarmup > 0) {
+          progress.phase("path warm-up: " + pathWarmup + " requests of "
+              + PATH_WARMUP_MAX_TOKENS + " tokens through each setup");
+          List<String> texts = Prompts.texts(tok, seed * 1000 - 1, pathWarmup,
+              Math.min(promptTokens, PATH_WARMUP_PROMPT_TOKENS));
+          runEngine(engine, texts, SamplingParams.greedy(PATH_WARMUP_MAX_TOKENS)
+              .withIgnoreEos(true), maxConcurrency, progress);
+          runPipeline(pipeline, "p", texts, SamplingSpec.greedy(PATH_WARMUP_MAX_TOKENS)
+              .ignoringEos(), maxConcurrency, progress);
+        }
+        for (Run run : runs) {
+          progress.phase("concurrency " + run.concurrency + ": warm-up of each setup");
+          runEngine(engine, run.warmupTexts, params, run.concurrency, progress);
+          runPipeline(pipeline, "w" + run.concurrency, run.warmupTexts, spec, run.concurrency,
+              progress);
+          progress.phase("concurrency " + run.concurrency + ": measuring, the setups in turn");
+          measure(run, engine, params, pipeline, spec, progress);
+        }
       }
     }
     long kvBytes = Math.round(kvBytesPerToken * promptLengths.getAverage());
@@ -176,6 +193,39 @@ final class PdLatencyCommand extends BenchCommand {
     progress.done();
     report(description, options, promptLengths, runs, kvBytes, rawNanos);
     return 0;
+  }
+
+  /**
+   * Measures {@code run} in rounds, the engine alone and the 1P1D in turn (which one goes first
+   * alternates), so that a change in the machine's speed during the run weighs on both alike.
+   */
+  private void measure(Run run, Engine engine, SamplingParams params, PdPipeline pipeline,
+      SamplingSpec spec, Progress progress) throws Exception {
+    int rounds = Math.max(1, Math.min(MEASURED_ROUNDS, run.texts.size() / run.concurrency));
+    List<RequestTiming> engineTimings = new ArrayList<>();
+    List<RequestTiming> pdTimings = new ArrayList<>();
+    double engineSeconds = 0;
+    double pdSeconds = 0;
+    for (int r = 0; r < rounds; r++) {
+      List<String> texts = run.texts.subList(run.texts.size() * r / rounds,
+          run.texts.size() * (r + 1) / rounds);
+      for (int turn = 0; turn < 2; turn++) {
+        long start = System.nanoTime();
+        if ((r + turn) % 2 == 0) {
+          List<RequestTiming> timings = runEngine(engine, texts, params, run.concurrency,
+              progress);
+          engineTimings.addAll(timings);
+          engineSeconds += LatencySummary.wallSeconds(timings, start);
+        } else {
+          List<RequestTiming> timings = runPipeline(pipeline, "m" + run.concurrency + "-" + r,
+              texts, spec, run.concurrency, progress);
+          pdTimings.addAll(timings);
+          pdSeconds += LatencySummary.wallSeconds(timings, start);
+        }
+      }
+    }
+    run.engine = new LatencySummary(engineTimings, engineSeconds);
+    run.pd = new LatencySummary(pdTimings, pdSeconds);
   }
 
   /** The median time raw loopback TCP takes to move {@code bytes}, on a Vert.x of its own. */
@@ -231,8 +281,10 @@ final class PdLatencyCommand extends BenchCommand {
     out.printf("pd-latency: %s%n", description);
     out.printf("%d threads per engine; %d requests per run, prompts of %d tokens "
             + "(built from random vocabulary pieces: %d-%d tokens), %d output tokens each "
-            + "(greedy, EOS ignored), %d warm-up requests per run%n", options.threads(),
-        requests, promptTokens, promptLengths.getMin(), promptLengths.getMax(), maxTokens, warmup);
+            + "(greedy, EOS ignored), %d warm-up requests per run and setup (after %d of 2 tokens), "
+            + "measured in up to %d rounds that alternate the setups%n", options.threads(),
+        requests, promptTokens, promptLengths.getMin(), promptLengths.getMax(), maxTokens, warmup,
+        pathWarmup, MEASURED_ROUNDS);
     out.println(machine());
     out.println("engine = one Engine stepping a continuous batch in one thread, its TTFT "
         + "including the prompt's tokenizing; 1P1D = prefill + decode verticles with their own "
@@ -298,7 +350,7 @@ final class PdLatencyCommand extends BenchCommand {
         .put("model", model.toString()).put("engine", description).put("threadsPerEngine", options.threads())
         .put("requests", requests).put("promptTokens", promptTokens)
         .put("promptTokensMin", promptLengths.getMin()).put("promptTokensMax", promptLengths.getMax())
-        .put("maxTokens", maxTokens).put("warmup", warmup)
+        .put("maxTokens", maxTokens).put("warmup", warmup).put("pathWarmup", pathWarmup)
         .put("kvLayerStreaming", kvLayerStreaming).put("kvPath", kvPath)
         .put("kvBytes", kvBytes).put("rawLoopbackMBps", rawMbps).put("runs", jsonRuns));
   }

@@ -116,7 +116,7 @@ class BenchSmokeTest {
     Path json = temp.resolve("pd.json");
     String out = run("pd-latency", shared("aidreams260K.bin"), "-z",
         shared("aidreams260K.tok512.bin"), "--requests", "3", "--prompt-tokens", "12",
-        "--max-tokens", "5", "--concurrency", "1,2", "--warmup", "1", "--threads", "1",
+        "--max-tokens", "5", "--concurrency", "1,2", "--warmup", "1", "--path-warmup", "5", "--threads", "1",
         "--kv-cache-mb", "8", "--json", json.toString());
     assertTrue(out.contains("concurrency 1") && out.contains("concurrency 2"), out);
     // two concurrency levels x (4 metrics x 6 percentiles, the second token's being
@@ -125,6 +125,7 @@ class BenchSmokeTest {
     assertEquals(2 * (4 * 6 + 5 * 3 + 2 * 4 + 4), figures(out).size(), out);
     JsonObject figures = new JsonObject(Files.readString(json));
     assertEquals(2, figures.getJsonArray("runs").size());
+    assertEquals(5, figures.getInteger("pathWarmup"));
     for (int i = 0; i < 2; i++) {
       JsonObject run = figures.getJsonArray("runs").getJsonObject(i);
       for (String setup : List.of("engine", "pd1p1d")) {

@@ -31,9 +31,16 @@ public final class LatencySummary {
   public final double wallSeconds;
 
   public LatencySummary(List<RequestTiming> timings, long runStartNanos) {
+    this(timings, wallSeconds(timings, runStartNanos));
+  }
+
+  /**
+   * The figures of requests that ran for {@code wallSeconds} in all: the sum of the rounds' when
+   * they ran in several, with other work between.
+   */
+  public LatencySummary(List<RequestTiming> timings, double wallSeconds) {
     long tokens = 0;
     int coalesced = 0;
-    long end = runStartNanos;
     for (RequestTiming t : timings) {
       ttft.recordNanos(t.ttftNanos());
       double perToken = t.tpotNanos();
@@ -57,12 +64,20 @@ public final class LatencySummary {
       }
       tokens += t.tokens();
       coalesced += t.coalescedEvents();
-      end = Math.max(end, t.lastEventNanos());
     }
     this.requests = timings.size();
     this.outputTokens = tokens;
     this.coalescedEvents = coalesced;
-    this.wallSeconds = (end - runStartNanos) / 1e9;
+    this.wallSeconds = wallSeconds;
+  }
+
+  /** The time from {@code runStartNanos} to the last event of {@code timings}, in seconds. */
+  public static double wallSeconds(List<RequestTiming> timings, long runStartNanos) {
+    long end = runStartNanos;
+    for (RequestTiming t : timings) {
+      end = Math.max(end, t.lastEventNanos());
+    }
+    return (end - runStartNanos) / 1e9;
   }
 
   public double throughput() {
