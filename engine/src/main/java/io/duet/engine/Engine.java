@@ -165,6 +165,13 @@ public interface Engine extends AutoCloseable {
   void step(List<Sequence> sequences);
 
   /**
+   * Says that no step follows soon (the caller is about to wait for work): the compute threads
+   * stop waiting for the next job and sleep at once, instead of spinning on cores that another
+   * engine may need. The next step wakes them.
+   */
+  void idle();
+
+  /**
    * The engines of this one's expert-parallel group (see {@link #openRanks}), itself included:
    * 1 when it holds every routed expert (or the model has none) and steps on its own.
    */

@@ -41,11 +41,28 @@ public abstract class EngineThread implements AutoCloseable {
    */
   protected abstract boolean iteration();
 
+  /**
+   * The thread has no work: about to wait for a command. An engine's compute threads should
+   * stop spinning for the next job now ({@code Engine.idle}).
+   */
+  protected void idle() {
+  }
+
+  /** The next command, after {@link #idle} when none is waiting; null after 100 ms without. */
+  private Runnable awaitCommand() throws InterruptedException {
+    Runnable command = commands.poll();
+    if (command != null) {
+      return command;
+    }
+    idle();
+    return commands.poll(100, TimeUnit.MILLISECONDS);
+  }
+
   private void loop() {
     boolean busy = false;
     while (!closed) {
       try {
-        Runnable command = busy ? commands.poll() : commands.poll(100, TimeUnit.MILLISECONDS);
+        Runnable command = busy ? commands.poll() : awaitCommand();
         while (command != null) {
           command.run();
           command = commands.poll();

@@ -20,8 +20,9 @@ import java.util.concurrent.locks.LockSupport;
  *
  * <p>A decode step issues some thirty such jobs of a few tens of microseconds each, so waking a
  * parked thread per job would cost more than the job. Workers therefore spin for a short while
- * after each job before they park; an idle engine costs no CPU after {@link #SPIN_NANOS} (a
- * quarter of it when other compute threads share the cores).
+ * after each job before they park ({@link #SPIN_NANOS}, a quarter of it when other compute
+ * threads share the cores), and park at once when the caller says it has no job for a while
+ * ({@link #rest}): an engine between steps keeps its workers spinning, an idle one costs no CPU.
  *
  * <p>The caller never waits for a worker to wake up: a worker joins a job only while chunks of
  * it may be left, and once the caller has seen every chunk claimed it closes the job and waits
@@ -76,6 +77,8 @@ public final class WorkerPool implements AutoCloseable {
   private final AtomicLong jobState = new AtomicLong();
   private long jobNumber;
   private volatile boolean closed;
+  /** Set by {@link #rest}, cleared by the next parallel job: waiting workers park at once. */
+  private volatile boolean resting;
   private volatile Task task;
   private volatile Throwable failure;
   /** 1 while worker i+1 is parked or about to park. */
@@ -89,6 +92,11 @@ public final class WorkerPool implements AutoCloseable {
    *     a decode engine in one JVM); spin waits then give the core away much sooner
    */
   public WorkerPool(int threads, String name, boolean sharedCores) {
+    this(threads, name, sharedCores, sharedCores ? SPIN_NANOS / 4 : SPIN_NANOS);
+  }
+
+  /** A pool whose workers spin {@code spinNanos} after a job before they park (for tests). */
+  WorkerPool(int threads, String name, boolean sharedCores, long spinNanos) {
     if (threads < 1) {
       throw new IllegalArgumentException("threads must be at least 1, was " + threads);
     }
@@ -96,7 +104,7 @@ public final class WorkerPool implements AutoCloseable {
     shares = new AtomicLongArray(threads * SHARE_STRIDE);
     waiting = new AtomicIntegerArray(threads - 1);
     yieldEvery = sharedCores ? YIELD_EVERY_SHARED : YIELD_EVERY_ALONE;
-    spinNanos = sharedCores ? SPIN_NANOS / 4 : SPIN_NANOS;
+    this.spinNanos = spinNanos;
     for (int i = 0; i < workers.length; i++) {
       int index = i + 1;
       workers[i] = new Thread(() -> workLoop(index), name + "-" + index);
@@ -139,6 +147,7 @@ public final class WorkerPool implements AutoCloseable {
     }
     task = job;
     failure = null;
+    resting = false;
     int threads = size();
     for (int i = 0; i < threads; i++) {
       shares.set(i * SHARE_STRIDE, range(shareStart(chunkCount, i, threads),
@@ -167,6 +176,14 @@ public final class WorkerPool implements AutoCloseable {
     if (error != null) {
       throw new IllegalStateException("forward-pass task failed: " + error, error);
     }
+  }
+
+  /**
+   * The caller has no job for a while: workers waiting for one park at once instead of spinning
+   * out their time. The next parallel {@link #run} wakes them.
+   */
+  public void rest() {
+    resting = true;
   }
 
   /** Runs the caller's own share in order, then takes what is left of the others' from the end. */
@@ -257,7 +274,7 @@ public final class WorkerPool implements AutoCloseable {
     int spins = 0;
     long current;
     while ((current = jobState.get() >>> JOB_SHIFT) == seen && !closed) {
-      if (System.nanoTime() < spinUntil) {
+      if (System.nanoTime() < spinUntil && !resting) {
         pause(++spins);
         continue;
       }

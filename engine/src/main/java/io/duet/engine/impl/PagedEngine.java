@@ -448,6 +448,11 @@ public final class PagedEngine implements Engine {
   }
 
   @Override
+  public void idle() {
+    pool.rest();
+  }
+
+  @Override
   public void step(List<Sequence> sequences) {
     boolean passed = false;
     try {

@@ -187,6 +187,27 @@ class WorkerPoolTest {
   }
 
   @Test
+  void restingWorkersParkAtOnceAndTheNextJobWakesThem() {
+    assertTimeoutPreemptively(TIMEOUT, () -> {
+      String name = uniqueName();
+      // without rest(), the workers would spin far longer than awaitCondition waits
+      try (WorkerPool pool = new WorkerPool(3, name, 3 > CORES, TimeUnit.MINUTES.toNanos(5))) {
+        pool.run(8, (chunk, worker) -> {});
+        List<Thread> workers = threadsNamed(name);
+        assertEquals(2, workers.size());
+        pool.rest();
+        awaitCondition(() -> workers.stream().allMatch(t -> t.getState() == Thread.State.WAITING),
+            "resting workers did not park");
+        AtomicIntegerArray perWorker = new AtomicIntegerArray(3);
+        pool.run(64, (chunk, worker) -> {
+          perWorker.incrementAndGet(worker);
+          awaitCondition(() -> perWorker.get(1) + perWorker.get(2) > 0, "no worker took part");
+        });
+      }
+    });
+  }
+
+  @Test
   void jobsTooSmallToShareRunOnTheCallingThreadInOrderAndLeaveTheWorkersParked() {
     assertTimeoutPreemptively(TIMEOUT, () -> {
       String name = uniqueName();

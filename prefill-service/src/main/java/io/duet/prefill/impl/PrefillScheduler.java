@@ -165,6 +165,11 @@ public final class PrefillScheduler extends EngineThread {
   }
 
   @Override
+  protected void idle() {
+    engine.idle();
+  }
+
+  @Override
   protected boolean iteration() {
     if (queue.isEmpty()) {
       return false;

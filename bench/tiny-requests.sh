@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Tiny completions through the embedded 1P1D (docs/performance.md, "Tiny requests"): what a
+# request costs outside the model.
+#
+#   bench/tiny-requests.sh [PORT] [ROUNDS]        # default: 7390, 1
+#
+# Starts proxy-service.jar (JAR, default proxy-service/target/proxy-service.jar) on aidreams260K
+# with a cluster of its own, warms it with 15 s of wrk at 16 tokens then 15 s at 1, and per round:
+#   - the probe: GET /v1/models with wrk -t2 -c64 for 3 s, the machine's speed at that moment
+#     (this VM's varies by up to 2x from minute to minute; compare figures with their probe);
+#   - for max_tokens 1 and 16, wrk -t2 -c16 for 10 s of {"prompt":"how are you?",
+#     "temperature":0}: requests/s, and CPU per request (the proxy's launcher and server JVMs,
+#     from /proc/PID/stat; wrk itself runs on the same cores and is not counted).
+# Environment: JAR, JVM_FLAGS (JVM options for both JVMs), FLAGS (more proxy flags).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+port=${1:-7390}
+rounds=${2:-1}
+jar=${JAR:-proxy-service/target/proxy-service.jar}
+models=../shared/models
+name=tiny-requests-$port
+for tool in wrk curl bc; do
+  command -v $tool >/dev/null || { echo "$tool is needed (apt-get install -y $tool)" >&2; exit 2; }
+done
+work=$(mktemp -d)
+# shellcheck disable=SC2086
+java ${JVM_FLAGS:-} -jar "$jar" --served-model-name m --model $models/aidreams260K.bin \
+  --tokenizer $models/aidreams260K.tok512.bin --port "$port" --cluster-name "$name" \
+  ${FLAGS:-} > "$work/proxy.log" 2>&1 &
+trap 'pkill -f "cluster-name $name" || true; sleep 2; pkill -9 -f "cluster-name $name" || true; rm -rf "$work"' EXIT
+for _ in $(seq 120); do
+  curl -sf "http://127.0.0.1:$port/v1/models" >/dev/null && break
+  sleep 1
+done
+url=http://127.0.0.1:$port/v1/completions
+for n in 1 16; do
+  cat > "$work/$n.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"model":"m","prompt":"how are you?","max_tokens":$n,"temperature":0}'
+LUA
+done
+cpu_ticks() {
+  for p in $(pgrep -f "cluster-name $name"); do awk '{print $14 + $15}' "/proc/$p/stat"; done \
+    | paste -sd+ | bc
+}
+ticks_per_second=$(getconf CLK_TCK)
+echo "warming up: 15 s at max_tokens 16, 15 s at 1" >&2
+wrk -t2 -c16 -d15s -s "$work/16.lua" "$url" >/dev/null
+wrk -t2 -c16 -d15s -s "$work/1.lua" "$url" >/dev/null
+for round in $(seq "$rounds"); do
+  probe=$(wrk -t2 -c64 -d3s "http://127.0.0.1:$port/v1/models" | awk '/Requests\/sec/ {print $2}')
+  echo "round $round: probe GET /v1/models $probe req/s"
+  for n in 1 16; do
+    before=$(cpu_ticks)
+    out=$(wrk -t2 -c16 -d10s -s "$work/$n.lua" "$url")
+    after=$(cpu_ticks)
+    requests=$(echo "$out" | awk '/requests in/ {print $1}')
+    rate=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+    failed=$(echo "$out" | awk '/Non-2xx/ {print $NF}')
+    cpu=$(echo "scale=3; ($after - $before) * 1000 / $ticks_per_second / $requests" | bc)
+    echo "  max_tokens $n: $rate req/s, $requests requests, ${failed:-0} not 2xx, CPU $cpu ms" \
+      "per request, load $(cut -d' ' -f1 /proc/loadavg)"
+  done
+done
