@@ -44,6 +44,11 @@ public final class RegistryImpl implements Registry {
   private final Context context;
   private final long timeoutNanos;
   private final Map<String, Entry> entries = new ConcurrentHashMap<>();
+  /**
+   * The instances in {@link #ORDER}, remade at every change: a proxy reads them several times
+   * per request, and they change only with a heartbeat.
+   */
+  private volatile List<InstanceInfo> sorted = List.of();
   private final List<Handler<Change>> handlers = new CopyOnWriteArrayList<>();
   private final MessageConsumer<Object> consumer;
   private final MessageConsumer<Object> viewConsumer;
@@ -75,14 +80,12 @@ public final class RegistryImpl implements Registry {
 
   @Override
   public List<InstanceInfo> instances() {
-    return entries.values().stream().map(Entry::info)
-        .sorted(ORDER).toList();
+    return sorted;
   }
 
   @Override
   public List<InstanceInfo> instances(Role role) {
-    return entries.values().stream().map(Entry::info).filter(info -> info.role() == role)
-        .sorted(ORDER).toList();
+    return sorted.stream().filter(info -> info.role() == role).toList();
   }
 
   @Override
@@ -146,6 +149,7 @@ public final class RegistryImpl implements Registry {
           info.key(), previous.memberId(), memberId);
     }
     entries.put(info.key(), new Entry(info, System.nanoTime(), memberId));
+    sort();
     if (previous == null) {
       log.info("Instance {} ({}) joined, {}", info.key(), info.role().wireName(),
           info.state().wireName());
@@ -180,8 +184,13 @@ public final class RegistryImpl implements Registry {
     }
   }
 
+  private void sort() {
+    sorted = entries.values().stream().map(Entry::info).sorted(ORDER).toList();
+  }
+
   private void remove(Entry entry, String reason) {
     if (entries.remove(entry.info().key(), entry)) {
+      sort();
       log.info("Instance {} ({}) removed: {}", entry.info().key(),
           entry.info().role().wireName(), reason);
       fire(new Change(ChangeKind.REMOVED, entry.info(), reason));
