@@ -37,8 +37,9 @@ import picocli.CommandLine.Parameters;
  * the requests, plus output throughput. Every request generates exactly {@code --max-tokens}
  * tokens (greedy, EOS ignored). Each concurrency level gets its own prompts, so no run profits
  * from the prefix cache of an earlier one. Both setups live in one JVM side by side, and each
- * run is measured in rounds that alternate between them. Then the KV pull's throughput (a prompt's KV bytes
- * over the pull stage's p50) next to raw loopback TCP moving the same bytes in the same run.
+ * run is measured in rounds that alternate between them. Then the KV pull's throughput (a
+ * prompt's KV bytes over the pull stage's p50) next to raw loopback TCP moving the same bytes in
+ * the same run.
  */
 @Command(name = "pd-latency", mixinStandardHelpOptions = true,
     description = "TTFT/TPOT/ITL of an embedded 1P1D (local event bus, KV over loopback TCP or "
@@ -281,8 +282,8 @@ final class PdLatencyCommand extends BenchCommand {
     out.printf("pd-latency: %s%n", description);
     out.printf("%d threads per engine; %d requests per run, prompts of %d tokens "
             + "(built from random vocabulary pieces: %d-%d tokens), %d output tokens each "
-            + "(greedy, EOS ignored), %d warm-up requests per run and setup (after %d of 2 tokens), "
-            + "measured in up to %d rounds that alternate the setups%n", options.threads(),
+            + "(greedy, EOS ignored), %d warm-up requests per run and setup (after %d of 2 "
+            + "tokens), measured in up to %d rounds that alternate the setups%n", options.threads(),
         requests, promptTokens, promptLengths.getMin(), promptLengths.getMax(), maxTokens, warmup,
         pathWarmup, MEASURED_ROUNDS);
     out.println(machine());

@@ -116,7 +116,8 @@ class BenchSmokeTest {
     Path json = temp.resolve("pd.json");
     String out = run("pd-latency", shared("aidreams260K.bin"), "-z",
         shared("aidreams260K.tok512.bin"), "--requests", "3", "--prompt-tokens", "12",
-        "--max-tokens", "5", "--concurrency", "1,2", "--warmup", "1", "--path-warmup", "5", "--threads", "1",
+        "--max-tokens", "5", "--concurrency", "1,2", "--warmup", "1", "--path-warmup", "5",
+        "--threads", "1",
         "--kv-cache-mb", "8", "--json", json.toString());
     assertTrue(out.contains("concurrency 1") && out.contains("concurrency 2"), out);
     // two concurrency levels x (4 metrics x 6 percentiles, the second token's being
