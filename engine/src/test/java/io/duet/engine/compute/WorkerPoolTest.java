@@ -18,6 +18,7 @@ import java.util.concurrent.atomic.AtomicIntegerArray;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.BooleanSupplier;
 import java.util.stream.Collectors;
+import java.util.stream.IntStream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
@@ -198,11 +199,7 @@ class WorkerPoolTest {
         pool.rest();
         awaitCondition(() -> workers.stream().allMatch(t -> t.getState() == Thread.State.WAITING),
             "resting workers did not park");
-        AtomicIntegerArray perWorker = new AtomicIntegerArray(3);
-        pool.run(64, (chunk, worker) -> {
-          perWorker.incrementAndGet(worker);
-          awaitCondition(() -> perWorker.get(1) + perWorker.get(2) > 0, "no worker took part");
-        });
+        assertAWorkerTakesPartInTheNextJob(pool);
       }
     });
   }
@@ -226,12 +223,7 @@ class WorkerPoolTest {
         for (Thread worker : workers) {
           assertEquals(Thread.State.WAITING, worker.getState(), worker.getName() + " was woken");
         }
-        AtomicIntegerArray perWorker = new AtomicIntegerArray(3);
-        pool.run(64, WorkerPool.MIN_PARALLEL_WORK, (chunk, worker) -> {
-          perWorker.incrementAndGet(worker);
-          // held until a worker takes part, so only a job handed out completes
-          awaitCondition(() -> perWorker.get(1) + perWorker.get(2) > 0, "no worker took part");
-        });
+        assertAWorkerTakesPartInTheNextJob(pool);
       }
     });
   }
@@ -361,6 +353,19 @@ class WorkerPoolTest {
     for (int c = 0; c < chunks; c++) {
       assertEquals(1, runs.get(c), "chunk " + c + " of " + chunks);
     }
+  }
+
+  /**
+   * Runs a job large enough to share whose chunks are held until a worker takes part, so that
+   * it completes only if one does.
+   */
+  private static void assertAWorkerTakesPartInTheNextJob(WorkerPool pool) {
+    AtomicIntegerArray perWorker = new AtomicIntegerArray(pool.size());
+    pool.run(64, WorkerPool.MIN_PARALLEL_WORK, (chunk, worker) -> {
+      perWorker.incrementAndGet(worker);
+      awaitCondition(() -> IntStream.range(1, pool.size()).anyMatch(w -> perWorker.get(w) > 0),
+          "no worker took part");
+    });
   }
 
   /** Runs a job, then waits until the pool's workers have parked; returns them. */
