@@ -7,7 +7,7 @@
 # Starts proxy-service.jar (JAR, default proxy-service/target/proxy-service.jar) on aidreams260K
 # with a cluster of its own, warms it with 15 s of wrk at 16 tokens then 15 s at 1, and per round:
 #   - the probe: GET /v1/models with wrk -t2 -c64 for 3 s, the machine's speed at that moment
-#     (this VM's varies by up to 2x from minute to minute; compare figures with their probe);
+#     (a shared machine's can vary by 2x from minute to minute; read figures with their probe);
 #   - for max_tokens 1 and 16, wrk -t2 -c16 for 10 s of {"prompt":"how are you?",
 #     "temperature":0}: requests/s, and CPU per request (the proxy's launcher and server JVMs,
 #     from /proc/PID/stat; wrk itself runs on the same cores and is not counted).
