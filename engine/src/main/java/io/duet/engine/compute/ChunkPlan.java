@@ -2,11 +2,15 @@ package io.duet.engine.compute;
 
 /**
  * How the rows of one or more weight matrices that share an input are cut into parallel chunks.
- * The matrices' rows are taken as one range and cut into chunks of an even number of rows (the
- * kernels tile rows in pairs); a chunk that crosses from one matrix into the next holds a piece
- * of each, so the query, key and value projections split as evenly as one matrix does.
+ * The matrices' rows are taken as one range and cut into chunks of a multiple of
+ * {@link #ROW_GROUP} rows (the kernels tile rows in eights); a chunk that crosses from one
+ * matrix into the next holds a piece of each, so the query, key and value projections split as
+ * evenly as one matrix does.
  */
 public final class ChunkPlan {
+
+  /** A chunk's rows are a multiple of this, but for the last chunk's. */
+  static final int ROW_GROUP = 8;
 
   private final int[] firstPiece;
   private final int[] matrix;
@@ -32,7 +36,7 @@ public final class ChunkPlan {
     }
     int target = Math.max(1, threads * chunksPerThread);
     int chunkRows = Math.max(1, (totalRows + target - 1) / target);
-    chunkRows += chunkRows & 1;
+    chunkRows = (chunkRows + ROW_GROUP - 1) / ROW_GROUP * ROW_GROUP;
     int chunks = (totalRows + chunkRows - 1) / chunkRows;
     int maxPieces = chunks + rowsPerMatrix.length;
     int[] first = new int[chunks + 1];

@@ -12,8 +12,9 @@ import jdk.incubator.vector.VectorSpecies;
 /**
  * Kernels on the incubating Vector API with 256-bit float vectors (one vector = {@link #LANES}
  * canonical partial sums). For one token the matrix product walks the weights one row at a time
- * (a single sequential stream, which the hardware prefetcher follows best). For several it takes two rows by four tokens at a time,
- * which turns batched decode and prefill into compute-bound work.
+ * (a single sequential stream, which the hardware prefetcher follows best). For several it takes
+ * two rows by four tokens at a time, which turns batched decode and prefill into compute-bound
+ * work, and eight rows by one token for the tokens left over.
  *
  * <p>Only loaded through {@link KernelsProvider}, so a JVM without the incubator module never
  * links this class.
@@ -24,8 +25,6 @@ final class VectorKernels implements Kernels {
   private static final VectorSpecies<Integer> I = IntVector.SPECIES_256;
   /** Rows pulled into cache at a time by batched matmuls: 74 KB of a 288-wide matrix. */
   private static final int PULL_BLOCK_ROWS = 64;
-  /** Below this many tokens a row pair gets too few tiles for its misses to matter. */
-  private static final int PULL_MIN_TOKENS = 8;
   /** Where {@link #pullRows}' loads end up, so the compiler keeps them. */
   @SuppressWarnings("unused")
   private static float pullSink;
@@ -82,37 +81,54 @@ final class VectorKernels implements Kernels {
       }
       return;
     }
+    // Tokens in fours go through 2x4 tiles; the one to three left over, through 8x1 tiles.
+    int tiled = tokens - tokens % 4;
     int n = rowFrom;
-    while (n + 2 <= rowTo) {
-      // Several tiles read each row pair; read from memory, the first of them would wait on
-      // every miss in turn. A block of rows is pulled into cache first, its misses all in flight
-      // at once, and the tiles then work from cache.
+    while (n < rowTo) {
+      // Read from memory, a tile would wait on every miss in turn (an 8x1 tile on eight rows'
+      // at once, which the hardware prefetcher follows badly: a third slower than one row at a
+      // time on a 37 MB matrix). A block of rows is pulled into cache first, its misses all in
+      // flight at once, and the tiles then work from cache.
       int blockEnd = Math.min(rowTo, n + PULL_BLOCK_ROWS);
-      if (tokens >= PULL_MIN_TOKENS) {
-        pullRows(data, base, n * cols * Float.BYTES, (blockEnd - n) * cols);
+      pullRows(data, base, n * cols * Float.BYTES, (blockEnd - n) * cols);
+      // Eight rows at a time: their 2x4 tiles, then their 8x1 tiles while the rows are in L1.
+      for (; n + 8 <= blockEnd; n += 8) {
+        for (int r = n; r < n + 8; r += 2) {
+          for (int t = 0; t < tiled; t += 4) {
+            tile2x4(data, base, r * cols * Float.BYTES, cols, bound, x, xOffset + t * xStride,
+                xStride, out, t * outStride + outOffset + r, outStride, wTails, r * LANES,
+                xTails, t * LANES);
+          }
+        }
+        for (int t = tiled; t < tokens; t++) {
+          tile8x1(data, base, n * cols * Float.BYTES, cols, bound, x, xOffset + t * xStride, out,
+              t * outStride + outOffset + n, wTails, n * LANES, xTails, t * LANES);
+        }
       }
+      // The block's last rows, fewer than eight (ChunkPlan cuts chunks in eights, but a matrix
+      // may end mid-chunk): 2x4 tiles for row pairs, one-row dot products for the rest.
       for (; n + 2 <= blockEnd; n += 2) {
         int rowByte = n * cols * Float.BYTES;
-        int wt = n * LANES;
         int t = 0;
-        for (; t + 4 <= tokens; t += 4) {
+        for (; t < tiled; t += 4) {
           tile2x4(data, base, rowByte, cols, bound, x, xOffset + t * xStride, xStride, out,
-              t * outStride + outOffset + n, outStride, wTails, wt, xTails, t * LANES);
+              t * outStride + outOffset + n, outStride, wTails, n * LANES, xTails, t * LANES);
         }
         for (; t < tokens; t++) {
           int o = t * outStride + outOffset + n;
           int x0 = xOffset + t * xStride;
-          out[o] = rowDot(data, base, rowByte, bound, x, x0, wTails, wt, xTails, t * LANES);
+          out[o] = rowDot(data, base, rowByte, bound, x, x0, wTails, n * LANES, xTails,
+              t * LANES);
           out[o + 1] = rowDot(data, base, rowByte + cols * Float.BYTES, bound, x, x0, wTails,
-              wt + LANES, xTails, t * LANES);
+              (n + 1) * LANES, xTails, t * LANES);
         }
       }
-    }
-    if (n < rowTo) {
-      // An odd last row: rare (ChunkPlan cuts even chunks), so no tile of its own.
-      for (int t = 0; t < tokens; t++) {
-        out[t * outStride + outOffset + n] = rowDot(data, base, n * cols * Float.BYTES, bound, x,
-            xOffset + t * xStride, wTails, n * LANES, xTails, t * LANES);
+      if (n < blockEnd) {
+        for (int t = 0; t < tokens; t++) {
+          out[t * outStride + outOffset + n] = rowDot(data, base, n * cols * Float.BYTES, bound,
+              x, xOffset + t * xStride, wTails, n * LANES, xTails, t * LANES);
+        }
+        n++;
       }
     }
   }
@@ -309,6 +325,48 @@ final class VectorKernels implements Kernels {
     out[o0 + 2 * outStride + 1] = sums.lane(5);
     out[o0 + 3 * outStride] = sums.lane(6);
     out[o0 + 3 * outStride + 1] = sums.lane(7);
+  }
+
+  /**
+   * Eight consecutive weight rows against one token: as {@link #tile2x4}, eight running sums,
+   * here with each token vector feeding all eight, and the results land as one vector. A token
+   * that no 2x4 tile takes costs an eighth of a tile per row instead of a whole one-row dot
+   * product, whose single chain of additions waits on itself.
+   */
+  private static void tile8x1(Object w, long base, int rowByte, int cols, int bound, float[] x,
+      int x0, float[] out, int o, float[] wTails, int wt, float[] xTails, int xt) {
+    int rowBytes = cols * Float.BYTES;
+    FloatVector a0 = FloatVector.zero(S);
+    FloatVector a1 = FloatVector.zero(S);
+    FloatVector a2 = FloatVector.zero(S);
+    FloatVector a3 = FloatVector.zero(S);
+    FloatVector a4 = FloatVector.zero(S);
+    FloatVector a5 = FloatVector.zero(S);
+    FloatVector a6 = FloatVector.zero(S);
+    FloatVector a7 = FloatVector.zero(S);
+    for (int k = 0, at = rowByte; k < bound; k += LANES, at += LANES * Float.BYTES) {
+      FloatVector xv = FloatVector.fromArray(S, x, x0 + k);
+      a0 = WeightVectors.load(S, w, base, at).fma(xv, a0);
+      a1 = WeightVectors.load(S, w, base, at + rowBytes).fma(xv, a1);
+      a2 = WeightVectors.load(S, w, base, at + 2 * rowBytes).fma(xv, a2);
+      a3 = WeightVectors.load(S, w, base, at + 3 * rowBytes).fma(xv, a3);
+      a4 = WeightVectors.load(S, w, base, at + 4 * rowBytes).fma(xv, a4);
+      a5 = WeightVectors.load(S, w, base, at + 5 * rowBytes).fma(xv, a5);
+      a6 = WeightVectors.load(S, w, base, at + 6 * rowBytes).fma(xv, a6);
+      a7 = WeightVectors.load(S, w, base, at + 7 * rowBytes).fma(xv, a7);
+    }
+    if (wTails != null) {
+      FloatVector xv = FloatVector.fromArray(S, xTails, xt);
+      a0 = FloatVector.fromArray(S, wTails, wt).fma(xv, a0);
+      a1 = FloatVector.fromArray(S, wTails, wt + LANES).fma(xv, a1);
+      a2 = FloatVector.fromArray(S, wTails, wt + 2 * LANES).fma(xv, a2);
+      a3 = FloatVector.fromArray(S, wTails, wt + 3 * LANES).fma(xv, a3);
+      a4 = FloatVector.fromArray(S, wTails, wt + 4 * LANES).fma(xv, a4);
+      a5 = FloatVector.fromArray(S, wTails, wt + 5 * LANES).fma(xv, a5);
+      a6 = FloatVector.fromArray(S, wTails, wt + 6 * LANES).fma(xv, a6);
+      a7 = FloatVector.fromArray(S, wTails, wt + 7 * LANES).fma(xv, a7);
+    }
+    sums(a0, a1, a2, a3, a4, a5, a6, a7).intoArray(out, o);
   }
 
   /**
