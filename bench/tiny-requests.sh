@@ -11,7 +11,10 @@
 #   - for max_tokens 1 and 16, wrk -t2 -c16 for 10 s of {"prompt":"how are you?",
 #     "temperature":0}: requests/s, and CPU per request (the proxy's launcher and server JVMs,
 #     from /proc/PID/stat; wrk itself runs on the same cores and is not counted).
-# Environment: JAR, JVM_FLAGS (JVM options for both JVMs), FLAGS (more proxy flags).
+#   - with THREADS=1, CPU per request of each group of the server JVM's threads as well (from
+#     /proc/PID/task/*/stat; thread names without their trailing number: engine threads,
+#     compute workers, event loops, JIT compilers, ...).
+# Environment: JAR, JVM_FLAGS (JVM options for both JVMs), FLAGS (more proxy flags), THREADS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 port=${1:-7390}
@@ -40,6 +43,20 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"model":"m","prompt":"how are you?","max_tokens":$n,"temperature":0}'
 LUA
 done
+# The server JVM: the launcher's child (the launcher relaunches java with the module flags).
+server_pid() {
+  for p in $(pgrep -f "cluster-name $name"); do
+    [ "$(ps -o ppid= -p "$p" | tr -d ' ')" != 1 ] && grep -q relaunch=false "/proc/$p/cmdline" \
+      && echo "$p"
+  done | tail -1
+}
+# "thread-group ticks" lines of the server JVM, summed over threads of one name but its number.
+thread_ticks() {
+  local pid=$1
+  for t in /proc/"$pid"/task/*; do
+    echo "$(sed 's/[0-9]*$//; s/ /_/g' "$t/comm") $(awk '{print $14 + $15}' "$t/stat")"
+  done | awk '{a[$1] += $2} END {for (k in a) print k, a[k]}' | sort
+}
 cpu_ticks() {
   for p in $(pgrep -f "cluster-name $name"); do awk '{print $14 + $15}' "/proc/$p/stat"; done \
     | paste -sd+ | bc
@@ -52,14 +69,21 @@ for round in $(seq "$rounds"); do
   probe=$(wrk -t2 -c64 -d3s "http://127.0.0.1:$port/v1/models" | awk '/Requests\/sec/ {print $2}')
   echo "round $round: probe GET /v1/models $probe req/s"
   for n in 1 16; do
+    [ -n "${THREADS:-}" ] && thread_ticks "$(server_pid)" > "$work/threads.before"
     before=$(cpu_ticks)
     out=$(wrk -t2 -c16 -d10s -s "$work/$n.lua" "$url")
     after=$(cpu_ticks)
+    [ -n "${THREADS:-}" ] && thread_ticks "$(server_pid)" > "$work/threads.after"
     requests=$(echo "$out" | awk '/requests in/ {print $1}')
     rate=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
     failed=$(echo "$out" | awk '/Non-2xx/ {print $NF}')
     cpu=$(echo "scale=3; ($after - $before) * 1000 / $ticks_per_second / $requests" | bc)
     echo "  max_tokens $n: $rate req/s, $requests requests, ${failed:-0} not 2xx, CPU $cpu ms" \
       "per request, load $(cut -d' ' -f1 /proc/loadavg)"
+    if [ -n "${THREADS:-}" ]; then
+      join "$work/threads.before" "$work/threads.after" | awk -v r="$requests" \
+        -v hz="$ticks_per_second" '{ms = ($3 - $2) * 1000 / hz / r; if (ms >= 0.001)
+          printf "    %-28s %.3f ms per request\n", $1, ms}' | sort -k2 -nr
+    fi
   done
 done
