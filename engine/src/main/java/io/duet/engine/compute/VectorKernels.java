@@ -85,8 +85,8 @@ final class VectorKernels implements Kernels {
     int tiled = tokens - tokens % 4;
     int n = rowFrom;
     while (n < rowTo) {
-      // Read from memory, a tile would wait on every miss in turn (an 8x1 tile on eight rows'
-      // at once, which the hardware prefetcher follows badly: a third slower than one row at a
+      // Read from memory, a tile would wait on every miss in turn; an 8x1 tile reads eight rows
+      // at once, which the hardware prefetcher follows badly (a third slower than one row at a
       // time on a 37 MB matrix). A block of rows is pulled into cache first, its misses all in
       // flight at once, and the tiles then work from cache.
       int blockEnd = Math.min(rowTo, n + PULL_BLOCK_ROWS);
