@@ -16,7 +16,10 @@ import java.util.concurrent.locks.LockSupport;
  * the others' shares, so a thread that loses its core for a while does not hold up the job.
  *
  * <p>A job too small to pay for the hand-off runs on the calling thread alone
- * ({@link #MIN_PARALLEL_WORK}), so an engine of a tiny model leaves its workers parked.
+ * ({@link #MIN_PARALLEL_WORK}), so an engine of a tiny model leaves its workers parked. While
+ * the cores are full of other work ({@link CoreLoad}: another engine, the event loops, other
+ * processes), a job must be far larger to be shared ({@link #MIN_PARALLEL_WORK_CROWDED}): a
+ * worker would only take time from that work.
  *
  * <p>A decode step issues some thirty such jobs of a few tens of microseconds each, so waking a
  * parked thread per job would cost more than the job. Workers therefore spin for a short while
@@ -51,6 +54,16 @@ public final class WorkerPool implements AutoCloseable {
    * short prompts stay below.
    */
   static final long MIN_PARALLEL_WORK = 1 << 16;
+  /**
+   * {@link #MIN_PARALLEL_WORK} while the cores are full of other work: some 25-150 microseconds
+   * of one thread's work. The 15M shape's larger matrices stay shared from a few tokens on (the
+   * feed-forward's up projections are 442k multiply-adds a token), so its decode steps at
+   * concurrency 8 keep their second token within 2x of one engine's TPOT; aidreams260K's jobs
+   * (33k a token at most) stay on the engine thread below 32 tokens, which cut a tiny
+   * request's CPU by a fifth under load. (At 4M, the 15M shape's decode steps of 8 sequences
+   * ran on one thread and their second token took 2.4x.)
+   */
+  static final long MIN_PARALLEL_WORK_CROWDED = 1 << 20;
   /** Where the job number starts in {@link #jobState}; below: the closed flag, the joined. */
   private static final int JOB_SHIFT = 17;
   private static final long CLOSED = 1L << 16;
@@ -85,6 +98,7 @@ public final class WorkerPool implements AutoCloseable {
   private final AtomicIntegerArray waiting;
   private final int yieldEvery;
   private final long spinNanos;
+  private final CoreLoad coreLoad;
 
   /**
    * @param threads total parallelism including the calling thread; at least 1
@@ -92,11 +106,16 @@ public final class WorkerPool implements AutoCloseable {
    *     a decode engine in one JVM); spin waits then give the core away much sooner
    */
   public WorkerPool(int threads, String name, boolean sharedCores) {
-    this(threads, name, sharedCores, sharedCores ? SPIN_NANOS / 4 : SPIN_NANOS);
+    this(threads, name, sharedCores, CoreLoad.system());
   }
 
-  /** A pool whose workers spin {@code spinNanos} after a job before they park (for tests). */
-  WorkerPool(int threads, String name, boolean sharedCores, long spinNanos) {
+  /** A pool that asks {@code coreLoad} whether the cores are full (for tests). */
+  WorkerPool(int threads, String name, boolean sharedCores, CoreLoad coreLoad) {
+    this(threads, name, sharedCores, sharedCores ? SPIN_NANOS / 4 : SPIN_NANOS, coreLoad);
+  }
+
+  /** ... whose workers spin {@code spinNanos} after a job before they park (for tests). */
+  WorkerPool(int threads, String name, boolean sharedCores, long spinNanos, CoreLoad coreLoad) {
     if (threads < 1) {
       throw new IllegalArgumentException("threads must be at least 1, was " + threads);
     }
@@ -105,6 +124,7 @@ public final class WorkerPool implements AutoCloseable {
     waiting = new AtomicIntegerArray(threads - 1);
     yieldEvery = sharedCores ? YIELD_EVERY_SHARED : YIELD_EVERY_ALONE;
     this.spinNanos = spinNanos;
+    this.coreLoad = coreLoad;
     for (int i = 0; i < workers.length; i++) {
       int index = i + 1;
       workers[i] = new Thread(() -> workLoop(index), name + "-" + index);
@@ -128,14 +148,15 @@ public final class WorkerPool implements AutoCloseable {
 
   /**
    * {@link #run(int, Task)} for a job of about {@code multiplyAdds} multiply-adds: one below
-   * {@link #MIN_PARALLEL_WORK} runs on the calling thread alone, chunk by chunk in order,
-   * without waking a worker.
+   * {@link #MIN_PARALLEL_WORK} ({@link #MIN_PARALLEL_WORK_CROWDED} while the cores are full of
+   * other work) runs on the calling thread alone, chunk by chunk in order, without waking a
+   * worker.
    */
   public void run(int chunkCount, long multiplyAdds, Task job) {
     if (closed) {
       throw new IllegalStateException("worker pool is closed");
     }
-    if (workers.length == 0 || chunkCount == 1 || multiplyAdds < MIN_PARALLEL_WORK) {
+    if (workers.length == 0 || chunkCount == 1 || multiplyAdds < minParallelWork()) {
       try {
         for (int c = 0; c < chunkCount; c++) {
           job.run(c, 0);
@@ -176,6 +197,10 @@ public final class WorkerPool implements AutoCloseable {
     if (error != null) {
       throw new IllegalStateException("forward-pass task failed: " + error, error);
     }
+  }
+
+  private long minParallelWork() {
+    return coreLoad.crowded(workers) ? MIN_PARALLEL_WORK_CROWDED : MIN_PARALLEL_WORK;
   }
 
   /**

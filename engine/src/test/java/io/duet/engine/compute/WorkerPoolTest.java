@@ -31,6 +31,10 @@ import org.junit.jupiter.params.provider.ValueSource;
  * <p>With more threads than cores a job takes about a scheduler time slice (the calling thread
  * spins for a descheduled worker), so the oversubscribed cases run fewer jobs.
  */
+/**
+ * Pools here never find the cores full ({@link CoreLoad#never}), so that a job large enough to
+ * share is shared whatever else runs on the machine; one test gives a pool full cores.
+ */
 class WorkerPoolTest {
 
   /** Pools with more threads than cores are told their cores are shared. */
@@ -46,14 +50,14 @@ class WorkerPoolTest {
 
   @Test
   void rejectsFewerThanOneThread() {
-    assertThrows(IllegalArgumentException.class, () -> new WorkerPool(0, uniqueName(), 0 > CORES));
+    assertThrows(IllegalArgumentException.class, () -> new WorkerPool(0, uniqueName(), 0 > CORES, CoreLoad.never()));
   }
 
   @ParameterizedTest(name = "threads={0}")
   @ValueSource(ints = {1, 2, 4})
   void everyChunkRunsExactlyOnceOnAValidWorker(int threads) {
     assertTimeoutPreemptively(TIMEOUT, () -> {
-      try (WorkerPool pool = new WorkerPool(threads, uniqueName(), threads > CORES)) {
+      try (WorkerPool pool = new WorkerPool(threads, uniqueName(), threads > CORES, CoreLoad.never())) {
         assertEquals(threads, pool.size());
         for (int chunks = 0; chunks <= 200; chunks++) {
           AtomicIntegerArray runs = new AtomicIntegerArray(Math.max(chunks, 1));
@@ -76,7 +80,7 @@ class WorkerPoolTest {
   @Test
   void workersReallyShareTheJob() {
     assertTimeoutPreemptively(TIMEOUT, () -> {
-      try (WorkerPool pool = new WorkerPool(2, uniqueName(), 2 > CORES)) {
+      try (WorkerPool pool = new WorkerPool(2, uniqueName(), 2 > CORES, CoreLoad.never())) {
         // Chunk 0 cannot finish until the other worker has run a chunk, so the job only
         // completes if a second thread takes part.
         AtomicBoolean workerOneRan = new AtomicBoolean();
@@ -99,7 +103,7 @@ class WorkerPoolTest {
   @ValueSource(ints = {2, 3, 4})
   void eachThreadRunsItsOwnShareFromTheFrontInOrder(int threads) {
     assertTimeoutPreemptively(TIMEOUT, () -> {
-      try (WorkerPool pool = new WorkerPool(threads, uniqueName(), threads > CORES)) {
+      try (WorkerPool pool = new WorkerPool(threads, uniqueName(), threads > CORES, CoreLoad.never())) {
         int chunks = 8 * threads;
         for (int job = 0; job < 50; job++) {
           int[][] order = new int[threads][chunks];
@@ -123,7 +127,7 @@ class WorkerPoolTest {
   @Test
   void aThreadHeldUpInItsShareHasTheRestOfItTakenOver() {
     assertTimeoutPreemptively(TIMEOUT, () -> {
-      try (WorkerPool pool = new WorkerPool(2, uniqueName(), 2 > CORES)) {
+      try (WorkerPool pool = new WorkerPool(2, uniqueName(), 2 > CORES, CoreLoad.never())) {
         // The first chunk the calling thread runs waits until every other chunk is done,
         // including the rest of its own share: only the worker can run those. (On a busy machine
         // the worker may finish its share and take the caller's before the caller starts; then
@@ -152,7 +156,7 @@ class WorkerPoolTest {
   @CsvSource({"2, 20000", "4, 1000"})
   void manyConsecutiveTinyJobsAllComplete(int threads, int jobs) {
     assertTimeoutPreemptively(TIMEOUT, () -> {
-      try (WorkerPool pool = new WorkerPool(threads, uniqueName(), threads > CORES)) {
+      try (WorkerPool pool = new WorkerPool(threads, uniqueName(), threads > CORES, CoreLoad.never())) {
         AtomicLong total = new AtomicLong();
         Random random = new Random(1);
         long expected = 0;
@@ -175,7 +179,7 @@ class WorkerPoolTest {
   void aJobAfterTheWorkersHaveParkedStillRuns() {
     assertTimeoutPreemptively(TIMEOUT, () -> {
       String name = uniqueName();
-      try (WorkerPool pool = new WorkerPool(3, name, 3 > CORES)) {
+      try (WorkerPool pool = new WorkerPool(3, name, 3 > CORES, CoreLoad.never())) {
         List<Thread> workers = parkedWorkersAfterAJob(pool, name);
         assertEquals(2, workers.size());
         AtomicIntegerArray runs = new AtomicIntegerArray(50);
@@ -192,7 +196,7 @@ class WorkerPoolTest {
     assertTimeoutPreemptively(TIMEOUT, () -> {
       String name = uniqueName();
       // without rest(), the workers would spin far longer than awaitCondition waits
-      try (WorkerPool pool = new WorkerPool(3, name, 3 > CORES, TimeUnit.MINUTES.toNanos(5))) {
+      try (WorkerPool pool = new WorkerPool(3, name, 3 > CORES, TimeUnit.MINUTES.toNanos(5), CoreLoad.never())) {
         pool.run(8, (chunk, worker) -> {});
         List<Thread> workers = threadsNamed(name);
         assertEquals(2, workers.size());
@@ -208,7 +212,7 @@ class WorkerPoolTest {
   void jobsTooSmallToShareRunOnTheCallingThreadInOrderAndLeaveTheWorkersParked() {
     assertTimeoutPreemptively(TIMEOUT, () -> {
       String name = uniqueName();
-      try (WorkerPool pool = new WorkerPool(3, name, 3 > CORES)) {
+      try (WorkerPool pool = new WorkerPool(3, name, 3 > CORES, CoreLoad.never())) {
         List<Thread> workers = parkedWorkersAfterAJob(pool, name);
         Thread caller = Thread.currentThread();
         for (int job = 0; job < 1000; job++) {
@@ -228,12 +232,30 @@ class WorkerPoolTest {
     });
   }
 
+  @Test
+  void whileTheCoresAreFullOfOtherWorkOnlyMuchLargerJobsAreShared() {
+    assertTimeoutPreemptively(TIMEOUT, () -> {
+      CoreLoadTest.FakeSource source = new CoreLoadTest.FakeSource(2);
+      source.load = 1.0;
+      String name = uniqueName();
+      try (WorkerPool pool = new WorkerPool(2, name, false, new CoreLoad(source))) {
+        pool.run(8, 1, (chunk, worker) -> { }); // the first sample
+        source.now += CoreLoad.SAMPLE_NANOS;
+        assertTheCallingThreadRunsAJobOf(pool, WorkerPool.MIN_PARALLEL_WORK_CROWDED - 1);
+        assertAWorkerTakesPartInAJobOf(pool, WorkerPool.MIN_PARALLEL_WORK_CROWDED);
+        source.now += CoreLoad.SAMPLE_NANOS;
+        source.load = 0.5;
+        assertAWorkerTakesPartInAJobOf(pool, WorkerPool.MIN_PARALLEL_WORK);
+      }
+    });
+  }
+
   // ------------------------------------------------------------------------------ failures
 
   @Test
   void aTaskFailingOnAWorkerThreadSurfacesAsIllegalStateExceptionAndThePoolStillWorks() {
     assertTimeoutPreemptively(TIMEOUT, () -> {
-      try (WorkerPool pool = new WorkerPool(2, uniqueName(), 2 > CORES)) {
+      try (WorkerPool pool = new WorkerPool(2, uniqueName(), 2 > CORES, CoreLoad.never())) {
         RuntimeException boom = new RuntimeException("boom on a worker");
         AtomicBoolean workerFailed = new AtomicBoolean();
         IllegalStateException thrown = assertThrows(IllegalStateException.class,
@@ -256,7 +278,7 @@ class WorkerPoolTest {
   @Test
   void aTaskFailingOnTheCallingThreadSurfacesAsIllegalStateExceptionAndThePoolStillWorks() {
     assertTimeoutPreemptively(TIMEOUT, () -> {
-      try (WorkerPool pool = new WorkerPool(2, uniqueName(), 2 > CORES)) {
+      try (WorkerPool pool = new WorkerPool(2, uniqueName(), 2 > CORES, CoreLoad.never())) {
         RuntimeException boom = new RuntimeException("boom on the calling thread");
         // Each thread waits in its first chunk until the other has one, so each runs one of
         // the two chunks and the failing one surely runs on the calling thread.
@@ -283,7 +305,7 @@ class WorkerPoolTest {
   @Test
   void runDoesNotReturnWhileWorkersStillRunChunksOfAFailedJob() {
     assertTimeoutPreemptively(TIMEOUT, () -> {
-      try (WorkerPool pool = new WorkerPool(2, uniqueName(), 2 > CORES)) {
+      try (WorkerPool pool = new WorkerPool(2, uniqueName(), 2 > CORES, CoreLoad.never())) {
         AtomicBoolean callerStarted = new AtomicBoolean();
         AtomicBoolean workerStarted = new AtomicBoolean();
         AtomicInteger inFlight = new AtomicInteger();
@@ -311,7 +333,7 @@ class WorkerPoolTest {
   void closeEndsSpinningWorkers() {
     assertTimeoutPreemptively(TIMEOUT, () -> {
       String name = uniqueName();
-      WorkerPool pool = new WorkerPool(4, name, 4 > CORES);
+      WorkerPool pool = new WorkerPool(4, name, 4 > CORES, CoreLoad.never());
       pool.run(32, (chunk, worker) -> {});
       List<Thread> workers = threadsNamed(name);
       assertEquals(3, workers.size(), "one thread per worker besides the caller");
@@ -324,7 +346,7 @@ class WorkerPoolTest {
   void closeEndsParkedWorkers() {
     assertTimeoutPreemptively(TIMEOUT, () -> {
       String name = uniqueName();
-      WorkerPool pool = new WorkerPool(3, name, 3 > CORES);
+      WorkerPool pool = new WorkerPool(3, name, 3 > CORES, CoreLoad.never());
       List<Thread> workers = parkedWorkersAfterAJob(pool, name);
       assertEquals(2, workers.size());
       pool.close();
@@ -336,7 +358,7 @@ class WorkerPoolTest {
   void closingAPoolThatNeverRanEndsItsWorkers() {
     assertTimeoutPreemptively(TIMEOUT, () -> {
       String name = uniqueName();
-      WorkerPool pool = new WorkerPool(2, name, 2 > CORES);
+      WorkerPool pool = new WorkerPool(2, name, 2 > CORES, CoreLoad.never());
       List<Thread> workers = threadsNamed(name);
       assertEquals(1, workers.size());
       assertTrue(workers.get(0).isDaemon(), "workers must not keep the JVM alive");
@@ -360,12 +382,23 @@ class WorkerPoolTest {
    * it completes only if one does.
    */
   private static void assertAWorkerTakesPartInTheNextJob(WorkerPool pool) {
+    assertAWorkerTakesPartInAJobOf(pool, WorkerPool.MIN_PARALLEL_WORK);
+  }
+
+  /** {@link #assertAWorkerTakesPartInTheNextJob} with a job of {@code multiplyAdds}. */
+  private static void assertAWorkerTakesPartInAJobOf(WorkerPool pool, long multiplyAdds) {
     AtomicIntegerArray perWorker = new AtomicIntegerArray(pool.size());
-    pool.run(64, WorkerPool.MIN_PARALLEL_WORK, (chunk, worker) -> {
+    pool.run(64, multiplyAdds, (chunk, worker) -> {
       perWorker.incrementAndGet(worker);
       awaitCondition(() -> IntStream.range(1, pool.size()).anyMatch(w -> perWorker.get(w) > 0),
-          "no worker took part");
+          "no worker took part in a job of " + multiplyAdds);
     });
+  }
+
+  private static void assertTheCallingThreadRunsAJobOf(WorkerPool pool, long multiplyAdds) {
+    Thread caller = Thread.currentThread();
+    pool.run(8, multiplyAdds, (chunk, worker) -> assertSame(caller, Thread.currentThread(),
+        "a job of " + multiplyAdds + " was shared"));
   }
 
   /** Runs a job, then waits until the pool's workers have parked; returns them. */
