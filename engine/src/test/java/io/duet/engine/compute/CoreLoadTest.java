@@ -52,11 +52,11 @@ class CoreLoadTest {
 
   private final Thread worker = new Thread(() -> { });
   private final Thread[] workers = {worker};
+  private final FakeSource source = new FakeSource(2);
+  private final CoreLoad coreLoad = new CoreLoad(source);
 
   @Test
   void coresFullOfOtherWorkAreCrowdedFromTheSecondSampleOn() {
-    FakeSource source = new FakeSource(2);
-    CoreLoad coreLoad = new CoreLoad(source);
     source.load = 1.0;
     assertFalse(coreLoad.crowded(workers), "the first sample has no window yet");
     source.window(1.0, worker, 0.0);
@@ -65,8 +65,6 @@ class CoreLoadTest {
 
   @Test
   void coresFullOfThePoolsOwnWorkerAreNotCrowded() {
-    FakeSource source = new FakeSource(2);
-    CoreLoad coreLoad = new CoreLoad(source);
     coreLoad.crowded(workers);
     // The engine thread and its worker take both cores: without the worker one is free.
     source.window(1.0, worker, 1.0);
@@ -80,8 +78,6 @@ class CoreLoadTest {
 
   @Test
   void theDecisionHoldsUntilTheNextSampleIsDue() {
-    FakeSource source = new FakeSource(2);
-    CoreLoad coreLoad = new CoreLoad(source);
     coreLoad.crowded(workers);
     source.window(1.0, worker, 0.0);
     assertTrue(coreLoad.crowded(workers));
@@ -94,8 +90,6 @@ class CoreLoadTest {
 
   @Test
   void anUnknownLoadIsNeverCrowded() {
-    FakeSource source = new FakeSource(2);
-    CoreLoad coreLoad = new CoreLoad(source);
     coreLoad.crowded(workers);
     source.window(-1, worker, 0.0);
     assertFalse(coreLoad.crowded(workers));
