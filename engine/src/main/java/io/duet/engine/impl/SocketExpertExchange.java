@@ -245,13 +245,14 @@ final class SocketExpertExchange implements ExpertExchange {
   }
 
   /**
-   * A reader queued a frame (or the end of its connection). Outside a step it is a peer's next
-   * step, or its end, which this rank must join: wake it. The rank clears {@link #inStep}
-   * before it next looks at {@link #peerWaiting}, so a frame queued after that look is seen
-   * here as outside a step.
+   * A reader queued a frame (or the end of its connection) from {@code peer}. Outside a step it
+   * is a peer's next step, or its end, which this rank must join: wake it. The rank clears
+   * {@link #inStep} before it next looks at {@link #peerWaiting}, so a frame queued after that
+   * look is seen here as outside a step. A frame that is no longer queued was the last of the
+   * step that just ended, taken between the reader's queuing and this call: it wakes nobody.
    */
-  private void frameArrived() {
-    if (!inStep) {
+  private void frameArrived(Peer peer) {
+    if (!inStep && !peer.frames.isEmpty()) {
       peerWaiting.run();
     }
   }
@@ -477,7 +478,7 @@ final class SocketExpertExchange implements ExpertExchange {
             break;
           }
           frames.add(frame);
-          owner.frameArrived();
+          owner.frameArrived(this);
         }
       } catch (EOFException e) {
         reason = "the connection to rank " + rank + " of the expert-parallel group closed "
@@ -487,7 +488,7 @@ final class SocketExpertExchange implements ExpertExchange {
             + " of the expert-parallel group broke: " + e.getMessage();
       }
       frames.add(reason);
-      owner.frameArrived();
+      owner.frameArrived(this);
       LOG.debug("rank {} stops reading from rank {}: {}", owner.rank, rank, reason);
     }
 
