@@ -82,12 +82,16 @@ final class CoreLoad {
       return crowded;
     }
     long cpu = 0;
+    boolean cpuKnown = true;
     for (Thread worker : workers) {
-      cpu += Math.max(0, source.cpuNanos(worker));
+      long nanos = source.cpuNanos(worker);
+      cpuKnown &= nanos >= 0;
+      cpu += Math.max(0, nanos);
     }
-    // The load's window is about the last SAMPLE_NANOS, as the workers' CPU time's is.
+    // The load's window is about the last SAMPLE_NANOS, as the workers' CPU time's is. Without
+    // the workers' share a pool would take its own work for others' and turn itself off.
     double load = source.recentLoad();
-    if (sampledAt != Long.MIN_VALUE && load >= 0) {
+    if (sampledAt != Long.MIN_VALUE && load >= 0 && cpuKnown) {
       double window = now - sampledAt;
       double busyCores = load * source.cores();
       double ownWorkerCores = (cpu - workersCpu) / window;

@@ -89,6 +89,15 @@ class CoreLoadTest {
   }
 
   @Test
+  void withoutTheWorkersCpuTimeTheCoresAreNeverCrowded() {
+    source.cpu.put(worker, -1L);
+    coreLoad.crowded(workers);
+    source.now += SAMPLE;
+    source.load = 1.0;
+    assertFalse(coreLoad.crowded(workers), "its own worker could be what fills the cores");
+  }
+
+  @Test
   void anUnknownLoadIsNeverCrowded() {
     coreLoad.crowded(workers);
     source.window(-1, worker, 0.0);
