@@ -1,5 +1,6 @@
 package io.duet.service;
 
+import io.duet.engine.Engine;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
@@ -17,10 +18,12 @@ public abstract class EngineThread implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(EngineThread.class);
 
   private final BlockingQueue<Runnable> commands = new LinkedBlockingQueue<>();
+  private final Engine engine;
   private final Thread thread;
   private volatile boolean closed;
 
-  protected EngineThread(String name) {
+  protected EngineThread(String name, Engine engine) {
+    this.engine = engine;
     this.thread = new Thread(this::loop, name);
     this.thread.setDaemon(true);
   }
@@ -42,19 +45,15 @@ public abstract class EngineThread implements AutoCloseable {
   protected abstract boolean iteration();
 
   /**
-   * The thread has no work: about to wait for a command. An engine's compute threads should
-   * stop spinning for the next job now ({@code Engine.idle}).
+   * The next command; when none is waiting, the engine's compute threads are told to stop
+   * spinning for the next job ({@link Engine#idle}) before the wait. Null after 100 ms without.
    */
-  protected void idle() {
-  }
-
-  /** The next command, after {@link #idle} when none is waiting; null after 100 ms without. */
   private Runnable awaitCommand() throws InterruptedException {
     Runnable command = commands.poll();
     if (command != null) {
       return command;
     }
-    idle();
+    engine.idle();
     return commands.poll(100, TimeUnit.MILLISECONDS);
   }
 

@@ -42,7 +42,6 @@ final class DecodeScheduler extends EngineThread {
   private record Delta(String requestId, String text, int tokens, String finish, String error) {
   }
 
-  private final Engine engine;
   private final Context context;
   private final Listener listener;
   private final RankStepping stepping;
@@ -52,8 +51,7 @@ final class DecodeScheduler extends EngineThread {
 
   DecodeScheduler(Engine engine, int rank, RankStepping stepping, Context context,
       Listener listener) {
-    super("duet-decode-engine-" + rank);
-    this.engine = engine;
+    super("duet-decode-engine-" + rank, engine);
     this.context = context;
     this.listener = listener;
     this.stepping = stepping;
@@ -120,11 +118,6 @@ final class DecodeScheduler extends EngineThread {
     // Ask again at once, even with the batch now empty: a rank in lockstep steps on while any
     // other rank has work.
     return true;
-  }
-
-  @Override
-  protected void idle() {
-    engine.idle();
   }
 
   /** Turns the batch's reports into deltas; a failure ends only its own request. */

@@ -97,7 +97,7 @@ public final class PrefillScheduler extends EngineThread {
   private final Map<String, Job> jobs = new ConcurrentHashMap<>();
 
   public PrefillScheduler(Engine engine, LeaseTable leases, int maxBatchTokens, int maxWaiting) {
-    super("duet-prefill-engine");
+    super("duet-prefill-engine", engine);
     this.engine = engine;
     this.leases = leases;
     this.maxBatchTokens = maxBatchTokens;
@@ -162,11 +162,6 @@ public final class PrefillScheduler extends EngineThread {
   /** Wakes the engine thread when blocks were freed elsewhere. */
   public void wake() {
     submit(() -> { });
-  }
-
-  @Override
-  protected void idle() {
-    engine.idle();
   }
 
   @Override
