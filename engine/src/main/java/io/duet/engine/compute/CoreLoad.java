@@ -50,31 +50,6 @@ final class CoreLoad {
     return SystemSource.INSTANCE;
   }
 
-  /** Never crowded: for tests that need a pool to share every job it may. */
-  static CoreLoad never() {
-    return new CoreLoad(new Source() {
-      @Override
-      public double recentLoad() {
-        return -1;
-      }
-
-      @Override
-      public long cpuNanos(Thread thread) {
-        return -1;
-      }
-
-      @Override
-      public int cores() {
-        return 1;
-      }
-
-      @Override
-      public long nanoTime() {
-        return System.nanoTime();
-      }
-    });
-  }
-
   /** Whether the cores were full of other work at the last sample; samples when one is due. */
   boolean crowded(Thread[] workers) {
     long now = source.nanoTime();

@@ -32,8 +32,8 @@ import org.junit.jupiter.params.provider.ValueSource;
  * spins for a descheduled worker), so the oversubscribed cases run fewer jobs.
  */
 /**
- * Pools here never find the cores full ({@link CoreLoad#never}), so that a job large enough to
- * share is shared whatever else runs on the machine; one test gives a pool full cores.
+ * Pools here never find the cores full ({@link CoreLoadTest#neverCrowded}), so that a job large
+ * enough to share is shared whatever else runs on the machine; one test gives a pool full cores.
  */
 class WorkerPoolTest {
 
@@ -50,14 +50,14 @@ class WorkerPoolTest {
 
   @Test
   void rejectsFewerThanOneThread() {
-    assertThrows(IllegalArgumentException.class, () -> new WorkerPool(0, uniqueName(), 0 > CORES, CoreLoad.never()));
+    assertThrows(IllegalArgumentException.class, () -> pool(0, uniqueName(), 0 > CORES));
   }
 
   @ParameterizedTest(name = "threads={0}")
   @ValueSource(ints = {1, 2, 4})
   void everyChunkRunsExactlyOnceOnAValidWorker(int threads) {
     assertTimeoutPreemptively(TIMEOUT, () -> {
-      try (WorkerPool pool = new WorkerPool(threads, uniqueName(), threads > CORES, CoreLoad.never())) {
+      try (WorkerPool pool = pool(threads, uniqueName(), threads > CORES)) {
         assertEquals(threads, pool.size());
         for (int chunks = 0; chunks <= 200; chunks++) {
           AtomicIntegerArray runs = new AtomicIntegerArray(Math.max(chunks, 1));
@@ -80,7 +80,7 @@ class WorkerPoolTest {
   @Test
   void workersReallyShareTheJob() {
     assertTimeoutPreemptively(TIMEOUT, () -> {
-      try (WorkerPool pool = new WorkerPool(2, uniqueName(), 2 > CORES, CoreLoad.never())) {
+      try (WorkerPool pool = pool(2, uniqueName(), 2 > CORES)) {
         // Chunk 0 cannot finish until the other worker has run a chunk, so the job only
         // completes if a second thread takes part.
         AtomicBoolean workerOneRan = new AtomicBoolean();
@@ -103,7 +103,7 @@ class WorkerPoolTest {
   @ValueSource(ints = {2, 3, 4})
   void eachThreadRunsItsOwnShareFromTheFrontInOrder(int threads) {
     assertTimeoutPreemptively(TIMEOUT, () -> {
-      try (WorkerPool pool = new WorkerPool(threads, uniqueName(), threads > CORES, CoreLoad.never())) {
+      try (WorkerPool pool = pool(threads, uniqueName(), threads > CORES)) {
         int chunks = 8 * threads;
         for (int job = 0; job < 50; job++) {
           int[][] order = new int[threads][chunks];
@@ -127,7 +127,7 @@ class WorkerPoolTest {
   @Test
   void aThreadHeldUpInItsShareHasTheRestOfItTakenOver() {
     assertTimeoutPreemptively(TIMEOUT, () -> {
-      try (WorkerPool pool = new WorkerPool(2, uniqueName(), 2 > CORES, CoreLoad.never())) {
+      try (WorkerPool pool = pool(2, uniqueName(), 2 > CORES)) {
         // The first chunk the calling thread runs waits until every other chunk is done,
         // including the rest of its own share: only the worker can run those. (On a busy machine
         // the worker may finish its share and take the caller's before the caller starts; then
@@ -156,7 +156,7 @@ class WorkerPoolTest {
   @CsvSource({"2, 20000", "4, 1000"})
   void manyConsecutiveTinyJobsAllComplete(int threads, int jobs) {
     assertTimeoutPreemptively(TIMEOUT, () -> {
-      try (WorkerPool pool = new WorkerPool(threads, uniqueName(), threads > CORES, CoreLoad.never())) {
+      try (WorkerPool pool = pool(threads, uniqueName(), threads > CORES)) {
         AtomicLong total = new AtomicLong();
         Random random = new Random(1);
         long expected = 0;
@@ -179,7 +179,7 @@ class WorkerPoolTest {
   void aJobAfterTheWorkersHaveParkedStillRuns() {
     assertTimeoutPreemptively(TIMEOUT, () -> {
       String name = uniqueName();
-      try (WorkerPool pool = new WorkerPool(3, name, 3 > CORES, CoreLoad.never())) {
+      try (WorkerPool pool = pool(3, name, 3 > CORES)) {
         List<Thread> workers = parkedWorkersAfterAJob(pool, name);
         assertEquals(2, workers.size());
         AtomicIntegerArray runs = new AtomicIntegerArray(50);
@@ -196,7 +196,8 @@ class WorkerPoolTest {
     assertTimeoutPreemptively(TIMEOUT, () -> {
       String name = uniqueName();
       // without rest(), the workers would spin far longer than awaitCondition waits
-      try (WorkerPool pool = new WorkerPool(3, name, 3 > CORES, TimeUnit.MINUTES.toNanos(5), CoreLoad.never())) {
+      try (WorkerPool pool = new WorkerPool(3, name, 3 > CORES, TimeUnit.MINUTES.toNanos(5),
+          CoreLoadTest.neverCrowded())) {
         pool.run(8, (chunk, worker) -> {});
         List<Thread> workers = threadsNamed(name);
         assertEquals(2, workers.size());
@@ -212,7 +213,7 @@ class WorkerPoolTest {
   void jobsTooSmallToShareRunOnTheCallingThreadInOrderAndLeaveTheWorkersParked() {
     assertTimeoutPreemptively(TIMEOUT, () -> {
       String name = uniqueName();
-      try (WorkerPool pool = new WorkerPool(3, name, 3 > CORES, CoreLoad.never())) {
+      try (WorkerPool pool = pool(3, name, 3 > CORES)) {
         List<Thread> workers = parkedWorkersAfterAJob(pool, name);
         Thread caller = Thread.currentThread();
         for (int job = 0; job < 1000; job++) {
@@ -255,7 +256,7 @@ class WorkerPoolTest {
   @Test
   void aTaskFailingOnAWorkerThreadSurfacesAsIllegalStateExceptionAndThePoolStillWorks() {
     assertTimeoutPreemptively(TIMEOUT, () -> {
-      try (WorkerPool pool = new WorkerPool(2, uniqueName(), 2 > CORES, CoreLoad.never())) {
+      try (WorkerPool pool = pool(2, uniqueName(), 2 > CORES)) {
         RuntimeException boom = new RuntimeException("boom on a worker");
         AtomicBoolean workerFailed = new AtomicBoolean();
         IllegalStateException thrown = assertThrows(IllegalStateException.class,
@@ -278,7 +279,7 @@ class WorkerPoolTest {
   @Test
   void aTaskFailingOnTheCallingThreadSurfacesAsIllegalStateExceptionAndThePoolStillWorks() {
     assertTimeoutPreemptively(TIMEOUT, () -> {
-      try (WorkerPool pool = new WorkerPool(2, uniqueName(), 2 > CORES, CoreLoad.never())) {
+      try (WorkerPool pool = pool(2, uniqueName(), 2 > CORES)) {
         RuntimeException boom = new RuntimeException("boom on the calling thread");
         // Each thread waits in its first chunk until the other has one, so each runs one of
         // the two chunks and the failing one surely runs on the calling thread.
@@ -305,7 +306,7 @@ class WorkerPoolTest {
   @Test
   void runDoesNotReturnWhileWorkersStillRunChunksOfAFailedJob() {
     assertTimeoutPreemptively(TIMEOUT, () -> {
-      try (WorkerPool pool = new WorkerPool(2, uniqueName(), 2 > CORES, CoreLoad.never())) {
+      try (WorkerPool pool = pool(2, uniqueName(), 2 > CORES)) {
         AtomicBoolean callerStarted = new AtomicBoolean();
         AtomicBoolean workerStarted = new AtomicBoolean();
         AtomicInteger inFlight = new AtomicInteger();
@@ -333,7 +334,7 @@ class WorkerPoolTest {
   void closeEndsSpinningWorkers() {
     assertTimeoutPreemptively(TIMEOUT, () -> {
       String name = uniqueName();
-      WorkerPool pool = new WorkerPool(4, name, 4 > CORES, CoreLoad.never());
+      WorkerPool pool = pool(4, name, 4 > CORES);
       pool.run(32, (chunk, worker) -> {});
       List<Thread> workers = threadsNamed(name);
       assertEquals(3, workers.size(), "one thread per worker besides the caller");
@@ -346,7 +347,7 @@ class WorkerPoolTest {
   void closeEndsParkedWorkers() {
     assertTimeoutPreemptively(TIMEOUT, () -> {
       String name = uniqueName();
-      WorkerPool pool = new WorkerPool(3, name, 3 > CORES, CoreLoad.never());
+      WorkerPool pool = pool(3, name, 3 > CORES);
       List<Thread> workers = parkedWorkersAfterAJob(pool, name);
       assertEquals(2, workers.size());
       pool.close();
@@ -358,7 +359,7 @@ class WorkerPoolTest {
   void closingAPoolThatNeverRanEndsItsWorkers() {
     assertTimeoutPreemptively(TIMEOUT, () -> {
       String name = uniqueName();
-      WorkerPool pool = new WorkerPool(2, name, 2 > CORES, CoreLoad.never());
+      WorkerPool pool = pool(2, name, 2 > CORES);
       List<Thread> workers = threadsNamed(name);
       assertEquals(1, workers.size());
       assertTrue(workers.get(0).isDaemon(), "workers must not keep the JVM alive");
@@ -408,6 +409,11 @@ class WorkerPoolTest {
     awaitCondition(() -> workers.stream().allMatch(t -> t.getState() == Thread.State.WAITING),
         "idle workers never parked");
     return workers;
+  }
+
+  /** A pool that never finds the cores full. */
+  private static WorkerPool pool(int threads, String name, boolean sharedCores) {
+    return new WorkerPool(threads, name, sharedCores, CoreLoadTest.neverCrowded());
   }
 
   private static List<Thread> threadsNamed(String poolName) {
