@@ -60,8 +60,8 @@ public final class WorkerPool implements AutoCloseable {
    * feed-forward's up projections are 442k multiply-adds a token), so its decode steps at
    * concurrency 8 keep their second token within 2x of one engine's TPOT; aidreams260K's jobs
    * (33k a token at most) stay on the engine thread below 32 tokens, which cut a tiny
-   * request's CPU by a fifth under load. (At 4M, the 15M shape's decode steps of 8 sequences
-   * ran on one thread and their second token took 2.4x.)
+   * request's CPU by a fifth under load. (At 4M the 15M shape's decode steps of 8 sequences
+   * would run on one thread, their second token at 2.4x.)
    */
   static final long MIN_PARALLEL_WORK_CROWDED = 1 << 20;
   /** Where the job number starts in {@link #jobState}; below: the closed flag, the joined. */
