@@ -2,6 +2,7 @@ package io.duet.proxy.routing;
 
 import io.duet.contract.InstanceInfo;
 import io.duet.contract.Role;
+import io.micrometer.core.instrument.DistributionSummary;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Timer;
@@ -73,6 +74,7 @@ final class DecodeSlots {
   private final InFlightCounts counts;
   private final MeterRegistry metrics;
   private final Timer waitTime;
+  private final DistributionSummary loadAtPlacement;
   /** The in-flight gauge of each decode target chosen since it joined. */
   private final Map<DecodeTarget, Gauge> gauges = new ConcurrentHashMap<>();
   /** Guarded by {@code this}. */
@@ -94,6 +96,12 @@ final class DecodeSlots {
             + "one that found a slot at once)")
         .publishPercentileHistogram().minimumExpectedValue(Duration.ofMillis(1))
         .maximumExpectedValue(Duration.ofMinutes(5)).register(metrics);
+    // Exact counts at the small loads where a cap is usually set, then powers of two.
+    this.loadAtPlacement = DistributionSummary.builder("duet.routing.decode.load.at.placement")
+        .description("Requests this proxy had in flight on the decode target a request was "
+            + "placed on, that request included")
+        .serviceLevelObjectives(1, 2, 3, 4, 6, 8, 16, 32, 64, 128, 256, 512, 1024)
+        .register(metrics);
     Gauge.builder("duet.routing.queue.length", this, DecodeSlots::waiting)
         .description("Prefilled requests waiting in the proxy for a decode slot")
         .register(metrics);
@@ -242,6 +250,7 @@ final class DecodeSlots {
         .map(DecodeCandidate::target);
     target.ifPresent(chosen -> {
       counts.decodeStarted(chosen, request.decodeTokens());
+      loadAtPlacement.record(counts.requests(chosen));
       rules.decodeDecisions().increment();
       gauges.computeIfAbsent(chosen, absent -> Gauge.builder("duet.routing.decode.in.flight",
               counts, c -> c.requests(chosen))

@@ -37,7 +37,9 @@ import org.slf4j.LoggerFactory;
  * <p>Metrics: every decision in {@code duet_routing_decisions_total{kind,policy}}, kind
  * {@code prefill} or {@code decode}; this proxy's prompt tokens in flight per prefill instance
  * ({@code duet_routing_prefill_tokens_in_flight{prefill_instance}}) and requests per decode
- * target ({@code duet_routing_decode_in_flight{decode_instance,rank}}); the queue's length
+ * target ({@code duet_routing_decode_in_flight{decode_instance,rank}}); how loaded the decode
+ * target a request was placed on was, the request included
+ * ({@code duet_routing_decode_load_at_placement}, a histogram); the queue's length
  * ({@code duet_routing_queue_length}) and wait ({@code duet_routing_queue_wait_seconds}). One
  * {@code Routing} serves every event loop of a proxy; it is thread-safe.
  */

@@ -14,9 +14,12 @@ import io.duet.contract.InstanceInfo;
 import io.duet.proxy.routing.DecodeClaim.Outcome;
 import io.duet.proxy.routing.impl.LongestFirstPolicy;
 import io.duet.proxy.testpolicy.PinnedDecodePolicy;
+import io.micrometer.core.instrument.DistributionSummary;
+import io.micrometer.core.instrument.distribution.CountAtBucket;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.vertx.core.json.JsonObject;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -237,6 +240,17 @@ class RoutingTest {
     assertEquals(Map.of("waits", D1), granted);
     assertEquals(2, routing.inFlight().requests(D1), "the slot went to the waiting request");
     assertEquals(0, routing.waiting());
+
+    // The targets' loads at the 5 placements, each counting its own request: 1, 1, 2, 2, 2.
+    DistributionSummary loads = metrics.get("duet.routing.decode.load.at.placement").summary();
+    assertEquals(5, loads.count());
+    assertEquals(8, loads.totalAmount());
+    Map<Double, Double> atMost = new HashMap<>();
+    for (CountAtBucket bucket : loads.takeSnapshot().histogramCounts()) {
+      atMost.put(bucket.bucket(), bucket.count());
+    }
+    assertEquals(2.0, atMost.get(1.0));
+    assertEquals(5.0, atMost.get(2.0));
   }
 
   @Test
