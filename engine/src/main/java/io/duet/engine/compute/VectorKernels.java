@@ -83,14 +83,18 @@ final class VectorKernels implements Kernels {
     }
     // Tokens in fours go through 2x4 tiles; the one to three left over, through 8x1 tiles.
     int tiled = tokens - tokens % 4;
+    boolean pull = !w.isCacheResident();
     int n = rowFrom;
     while (n < rowTo) {
       // Read from memory, a tile would wait on every miss in turn; an 8x1 tile reads eight rows
       // at once, which the hardware prefetcher follows badly (a third slower than one row at a
       // time on a 37 MB matrix). A block of rows is pulled into cache first, its misses all in
-      // flight at once, and the tiles then work from cache.
+      // flight at once, and the tiles then work from cache. A matrix that never leaves the
+      // caches is read in place.
       int blockEnd = Math.min(rowTo, n + PULL_BLOCK_ROWS);
-      pullRows(data, base, n * cols * Float.BYTES, (blockEnd - n) * cols);
+      if (pull) {
+        pullRows(data, base, n * cols * Float.BYTES, (blockEnd - n) * cols);
+      }
       // Eight rows at a time: their 2x4 tiles, then their 8x1 tiles while the rows are in L1.
       for (; n + 8 <= blockEnd; n += 8) {
         for (int r = n; r < n + 8; r += 2) {

@@ -50,11 +50,37 @@ public final class LlamaWeights {
     this.files = List.copyOf(files);
     this.config = config;
     this.fileSize = fileSize;
-    this.tokenEmbedding = tokenEmbedding;
-    this.classifier = classifier;
-    this.layers = layers;
+    boolean resident = matrixBytes(tokenEmbedding, classifier, layers)
+        <= WeightMatrix.CACHE_RESIDENT_MODEL_BYTES;
+    this.tokenEmbedding = resident ? tokenEmbedding.cacheResident() : tokenEmbedding;
+    this.classifier = classifier == tokenEmbedding ? this.tokenEmbedding
+        : resident ? classifier.cacheResident() : classifier;
+    this.layers = resident ? residentLayers(layers) : layers;
     this.finalNorm = finalNorm;
     this.storage = storage;
+  }
+
+  /** The bytes of every matrix the forward pass reads (a shared classifier once). */
+  private static long matrixBytes(WeightMatrix embedding, WeightMatrix classifier,
+      Layer[] layers) {
+    long bytes = embedding.bytes() + (classifier == embedding ? 0 : classifier.bytes());
+    for (Layer l : layers) {
+      for (WeightMatrix w : List.of(l.wq(), l.wk(), l.wv(), l.wo(), l.w1(), l.w2(), l.w3())) {
+        bytes += w.bytes();
+      }
+    }
+    return bytes;
+  }
+
+  private static Layer[] residentLayers(Layer[] layers) {
+    Layer[] resident = new Layer[layers.length];
+    for (int i = 0; i < layers.length; i++) {
+      Layer l = layers[i];
+      resident[i] = new Layer(l.attentionNorm(), l.wq().cacheResident(), l.wk().cacheResident(),
+          l.wv().cacheResident(), l.wo().cacheResident(), l.ffnNorm(), l.w1().cacheResident(),
+          l.w2().cacheResident(), l.w3().cacheResident());
+    }
+    return resident;
   }
 
   /** Opens a checkpoint with its weights {@link WeightStorage#MAPPED}. */

@@ -193,19 +193,26 @@ class KernelsTest {
     }
   }
 
-  /** Batched matmuls pull rows into cache in blocks: ranges over several blocks, odd ends. */
-  @ParameterizedTest(name = "tokens={0} cols={1} rows [{2}, {3})")
-  @CsvSource({"8, 288, 0, 150", "12, 288, 1, 149", "9, 172, 3, 134", "33, 64, 0, 129"})
-  void matmulOverSeveralPulledBlocksIsBitIdenticalToScalar(int tokens, int cols, int rowFrom,
-      int rowTo) {
+  /**
+   * Batched matmuls pull rows into cache in blocks, or read a cache-resident matrix in place:
+   * ranges over several blocks, odd ends, both ways.
+   */
+  @ParameterizedTest(name = "tokens={0} cols={1} rows [{2}, {3}) cache-resident={4}")
+  @CsvSource({"8, 288, 0, 150, false", "12, 288, 1, 149, false", "9, 172, 3, 134, false",
+      "33, 64, 0, 129, false", "12, 288, 1, 149, true", "9, 172, 3, 134, true",
+      "5, 64, 0, 151, true"})
+  void matmulOverSeveralRowBlocksIsBitIdenticalToScalar(int tokens, int cols, int rowFrom,
+      int rowTo, boolean cacheResident) {
     Random random = new Random(97L * tokens + cols + rowFrom);
     int rows = 151;
-    WeightMatrix w = randomMatrix(random, rows, cols, true);
+    WeightMatrix stored = randomMatrix(random, rows, cols, true);
+    WeightMatrix w = cacheResident ? stored.cacheResident() : stored;
+    assertEquals(cacheResident, w.isCacheResident());
     float[] x = randomVector(random, tokens * cols);
     float[] fast = filled(tokens * rows);
     float[] reference = filled(tokens * rows);
     best.matmul(w, x, cols, tokens, fast, 0, rows, rowFrom, rowTo);
-    scalar.matmul(w, x, cols, tokens, reference, 0, rows, rowFrom, rowTo);
+    scalar.matmul(stored, x, cols, tokens, reference, 0, rows, rowFrom, rowTo);
     for (int i = 0; i < fast.length; i++) {
       assertBitsEqual(reference[i], fast[i], "out[" + i + "]");
     }

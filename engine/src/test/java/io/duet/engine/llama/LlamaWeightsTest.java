@@ -21,6 +21,8 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.Arrays;
 import java.util.Random;
+import java.util.stream.IntStream;
+import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -150,6 +152,33 @@ class LlamaWeightsTest {
     LlamaWeights sharedModel = LlamaWeights.load(shared);
     assertEquals(new LlamaConfig(16, 40, 2, 4, 2, 32, 16, true), sharedModel.config());
     assertSame(sharedModel.tokenEmbedding(), sharedModel.classifier());
+  }
+
+  /**
+   * A model whose matrices all fit in {@link WeightMatrix#CACHE_RESIDENT_MODEL_BYTES} has them
+   * all marked cache-resident; one a little larger has none.
+   */
+  @Test
+  void theMatricesOfAModelThatFitsInTheCachesAreMarkedCacheResident() throws IOException {
+    LlamaWeights small = LlamaWeights.load(TestFiles.shared("models/stories260K.bin"));
+    assertTrue(allMatrices(small).allMatch(WeightMatrix::isCacheResident));
+    assertSame(small.tokenEmbedding(), small.classifier(), "still one shared matrix");
+
+    // 4 layers of 640 KB (4 matrices of 128 x 128 floats, 3 of 128 x 256) and an embedding and
+    // a classifier of 2048 x 128 (1 MB each): 4.5 MB.
+    Path larger = TestCheckpoints.write(dir.resolve("larger.bin"), 128, 256, 4, 4, 4, 2048, 16,
+        false, 1);
+    LlamaWeights model = LlamaWeights.load(larger);
+    assertTrue(allMatrices(model).mapToLong(WeightMatrix::bytes).sum()
+        > WeightMatrix.CACHE_RESIDENT_MODEL_BYTES);
+    assertTrue(allMatrices(model).noneMatch(WeightMatrix::isCacheResident));
+  }
+
+  private static Stream<WeightMatrix> allMatrices(LlamaWeights model) {
+    return Stream.concat(Stream.of(model.tokenEmbedding(), model.classifier()),
+        IntStream.range(0, model.config().layers()).mapToObj(model::layer).flatMap(layer ->
+            Stream.of(layer.wq(), layer.wk(), layer.wv(), layer.wo(), layer.w1(), layer.w2(),
+                layer.w3())));
   }
 
   @Test
