@@ -100,7 +100,8 @@ public final class ClusterBootstrap {
 
   private static Future<Vertx> start(DuetConfig config, VertxOptions options, boolean lite) {
     Objects.requireNonNull(config, "config");
-    VertxOptions vertxOptions = new VertxOptions(options);
+    VertxOptions vertxOptions = new VertxOptions(options)
+        .setEventLoopPoolSize(config.get(Settings.INSTANCE_EVENT_LOOPS));
     EventBusOptions eventBus = vertxOptions.getEventBusOptions();
     if (eventBus.getHost() == null) {
       // Needed: with a Hazelcast public address set, the cluster manager reports no cluster

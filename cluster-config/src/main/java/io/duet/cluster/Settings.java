@@ -228,6 +228,13 @@ public final class Settings {
       .description("This instance's id, unique in the cluster. Unset: the role, the host name "
           + "and 6 random hex digits, e.g. decode-node1-3fa9c2."));
 
+  public static final Setting<Integer> INSTANCE_EVENT_LOOPS = declare(Setting.builder(
+      "instance.event-loops", countOrAllCores()).defaultValue(1)
+      .description("Vert.x event loops of the process. Every hand-off of a request between two "
+          + "event loops is a wake-up through the kernel; with one, the proxy, prefill and decode "
+          + "verticles of an embedded 1P1D run a request's whole path on one thread. More for a "
+          + "proxy whose HTTP traffic needs more than one core (with proxy.http-instances)."));
+
   public static final Setting<Integer> INSTANCE_DRAIN_TIMEOUT_SECONDS = declare(Setting.builder(
       "instance.drain-timeout-seconds", atLeast(0)).defaultValue(30)
       .description("How long a stopping instance (SIGTERM) may take to finish its requests: it "
@@ -247,8 +254,9 @@ public final class Settings {
       .description("The proxy's HTTP port (0 = any free port)."));
 
   public static final Setting<Integer> PROXY_HTTP_INSTANCES = declare(Setting.builder(
-      "proxy.http-instances", countOrAllCores()).defaultValue(0)
-      .description("HTTP servers sharing the port, each on its own event loop."));
+      "proxy.http-instances", countOrAllCores()).defaultValue(1)
+      .description("HTTP servers sharing the port, spread over the process's event loops "
+          + "(instance.event-loops)."));
 
   public static final Setting<Integer> PROXY_REQUEST_TIMEOUT_SECONDS = declare(Setting.builder(
       "proxy.request-timeout-seconds", atLeast(1)).defaultValue(600)

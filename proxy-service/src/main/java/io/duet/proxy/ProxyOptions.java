@@ -16,7 +16,7 @@ public class ProxyOptions {
   public static final String DEFAULT_HOST = Settings.PROXY_HOST.defaultValue();
   /** {@link Settings#PROXY_PORT}: the port of the reference deployment's proxy. */
   public static final int DEFAULT_PORT = Settings.PROXY_PORT.defaultValue();
-  /** {@link Settings#PROXY_HTTP_INSTANCES}: one HTTP server per core. */
+  /** {@link Settings#PROXY_HTTP_INSTANCES}: one HTTP server. */
   public static final int DEFAULT_INSTANCES = Settings.PROXY_HTTP_INSTANCES.defaultValue();
   /** {@link Settings#API_KEY}: none, {@code /v1/*} is open. */
   public static final String DEFAULT_API_KEY = Settings.API_KEY.defaultValue().orElse(null);
@@ -148,9 +148,10 @@ public class ProxyOptions {
   }
 
   /**
-   * HTTP servers sharing the port, each on an event loop of its own (while there are no more of
-   * them than Vert.x has event loops, two per core by default). Vert.x hands each new connection
-   * to the next server in turn, so connections and their requests spread over the event loops.
+   * HTTP servers sharing the port, each on an event loop of its own while there are no more of
+   * them than Vert.x has event loops ({@link Settings#INSTANCE_EVENT_LOOPS}). Vert.x hands each
+   * new connection to the next server in turn, so connections and their requests spread over the
+   * event loops.
    */
   public ProxyOptions setInstances(int instances) {
     if (instances < 1) {
