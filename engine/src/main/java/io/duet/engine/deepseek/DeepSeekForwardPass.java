@@ -215,7 +215,7 @@ final class DeepSeekForwardPass implements DraftingForwardPass {
       RowOps.rmsNorm(joined, 2 * t * dim, xb, t * dim, module.embeddingNorm(), dim, eps);
       RowOps.rmsNorm(joined, (2 * t + 1) * dim, hidden, t * dim, module.hiddenNorm(), dim, eps);
     }
-    pool.run(outputPlan.chunks(), projectionTask);
+    pool.run(outputPlan.chunks(), work(count, module.projection()), projectionTask);
     block(c.layers());
     classify(rows, module.headNorm(), module.head(), logits);
   }
@@ -253,12 +253,34 @@ final class DeepSeekForwardPass implements DraftingForwardPass {
     this.logitRows = logitRowCount;
     this.logitsOut = logits;
     this.head = classifier;
-    pool.run(classifierPlan.chunks(), classifierTask);
+    pool.run(classifierPlan.chunks(), work(logitRowCount, classifier), classifierTask);
     this.logitsOut = null;
     this.head = null;
     this.layer = null;
     this.layerCache = null;
     this.batch = null;
+  }
+
+  /** The multiply-adds of {@code tokens} rows through {@code matrices}, for the pool. */
+  private static long work(int tokens, WeightMatrix... matrices) {
+    long weights = 0;
+    for (WeightMatrix m : matrices) {
+      weights += (long) m.rows() * m.cols();
+    }
+    return tokens * weights;
+  }
+
+  /**
+   * The multiply-adds of {@link #attentionChunk} over every row and head: the query absorbed
+   * into the latent space, a score and a weighted sum per cached position, the value up.
+   */
+  private long attentionWork() {
+    int perHead = rank * (c.qkNopeHeadDim() + c.vHeadDim());
+    long work = 0;
+    for (int t = 0; t < tokenCount; t++) {
+      work += perHead + (long) (batch.position(t) + 1) * (2 * rank + ropeDim);
+    }
+    return work * heads;
   }
 
   /** Multi-head latent attention of every row, added into {@link #x}. */
@@ -268,13 +290,14 @@ final class DeepSeekForwardPass implements DraftingForwardPass {
     for (int t = 0; t < tokenCount; t++) {
       RowOps.rmsNorm(xb, t * dim, x, t * dim, a.inputNorm(), dim, eps);
     }
-    pool.run(downPlan.chunks(), downTask);
+    pool.run(downPlan.chunks(), work(tokenCount, a.keyValueDown(),
+        a.queryDown() != null ? a.queryDown() : a.queryUp()), downTask);
     if (a.queryDown() != null) {
       int qRank = c.qLoraRank();
       for (int t = 0; t < tokenCount; t++) {
         RowOps.rmsNorm(queryDown, t * qRank, queryDown, t * qRank, a.queryNorm(), qRank, eps);
       }
-      pool.run(queryUpPlan.chunks(), queryUpTask);
+      pool.run(queryUpPlan.chunks(), work(tokenCount, a.queryUp()), queryUpTask);
     }
     for (int t = 0; t < tokenCount; t++) {
       int position = batch.position(t);
@@ -283,8 +306,8 @@ final class DeepSeekForwardPass implements DraftingForwardPass {
       }
       storeLatent(t, a.latentNorm());
     }
-    pool.run(tokenCount * heads, attentionTask);
-    pool.run(outputPlan.chunks(), outputTask);
+    pool.run(tokenCount * heads, attentionWork(), attentionTask);
+    pool.run(outputPlan.chunks(), work(tokenCount, a.output()), outputTask);
     RowOps.addInto(x, delta, tokenCount * dim);
   }
 
@@ -385,7 +408,7 @@ final class DeepSeekForwardPass implements DraftingForwardPass {
    */
   private void mixtureOfExperts() {
     DeepSeekWeights.Experts experts = layer.experts();
-    pool.run(routerPlan.chunks(), routerTask);
+    pool.run(routerPlan.chunks(), work(tokenCount, experts.router()), routerTask);
     int expertCount = c.routedExperts();
     for (int d = 0; d < exchange.ranks(); d++) {
       exchange.outbox(d).clear(layerIndex, dim);

@@ -39,6 +39,9 @@ final class FeedForwardJobs {
   private final int[] firstUpChunk;
   private final int[] firstDownChunk;
   private int units;
+  /** The multiply-adds of the units added since {@link #clear}, up and down. */
+  private long upWork;
+  private long downWork;
 
   private final WorkerPool.Task upTask = this::upChunk;
   private final WorkerPool.Task downTask = this::downChunk;
@@ -64,6 +67,8 @@ final class FeedForwardJobs {
     java.util.Arrays.fill(input, 0, units, null);
     java.util.Arrays.fill(output, 0, units, null);
     units = 0;
+    upWork = 0;
+    downWork = 0;
   }
 
   /**
@@ -83,14 +88,16 @@ final class FeedForwardJobs {
     hiddenOffset[u] = hidden;
     output[u] = out;
     outputRow[u] = outRow;
+    upWork += 2L * count * f.hidden() * dim;
+    downWork += (long) count * f.hidden() * dim;
     firstUpChunk[u + 1] = firstUpChunk[u] + plan(f.hidden()).chunks();
     firstDownChunk[u + 1] = firstDownChunk[u] + plan(dim).chunks();
   }
 
   /** Runs every feed-forward added since {@link #clear}. */
   void run() {
-    pool.run(firstUpChunk[units], upTask);
-    pool.run(firstDownChunk[units], downTask);
+    pool.run(firstUpChunk[units], upWork, upTask);
+    pool.run(firstDownChunk[units], downWork, downTask);
   }
 
   private ChunkPlan plan(int rows) {
