@@ -234,9 +234,10 @@ class ConfigLoaderTest {
       assertEquals(Optional.empty(), d.get(Settings.MODEL_CHAT_TEMPLATE));
       assertEquals(WeightStorage.MAPPED, d.get(Settings.MODEL_WEIGHTS));
       assertEquals(30, d.get(Settings.INSTANCE_DRAIN_TIMEOUT_SECONDS));
+      assertEquals(1, d.get(Settings.INSTANCE_EVENT_LOOPS));
       assertEquals("127.0.0.1", d.get(Settings.PROXY_HOST));
       assertEquals(7000, d.get(Settings.PROXY_PORT));
-      assertEquals(cores, d.get(Settings.PROXY_HTTP_INSTANCES));
+      assertEquals(1, d.get(Settings.PROXY_HTTP_INSTANCES));
       assertEquals(600, d.get(Settings.PROXY_REQUEST_TIMEOUT_SECONDS));
       assertEquals(32, d.get(Settings.PROXY_STREAM_CREDITS));
       assertEquals(true, d.get(Settings.PROXY_EMBEDDED));

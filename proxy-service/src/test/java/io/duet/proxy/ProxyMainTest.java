@@ -24,10 +24,12 @@ import org.junit.jupiter.api.Test;
 class ProxyMainTest {
 
   @Test
-  void httpServersAreOnePerCoreUnlessConfigured() {
+  void oneHttpServerUnlessConfigured() {
     DuetConfig defaults = DuetConfig.defaults();
+    assertEquals(1, ProxyMain.options(defaults).getInstances());
     assertEquals(Runtime.getRuntime().availableProcessors(),
-        ProxyMain.options(defaults).getInstances());
+        ProxyMain.options(defaults.with(Settings.PROXY_HTTP_INSTANCES, 0)).getInstances(),
+        "0: one per core");
     assertEquals(3, ProxyMain.options(defaults.with(Settings.PROXY_HTTP_INSTANCES, 3))
         .getInstances());
     assertThrows(IllegalArgumentException.class,

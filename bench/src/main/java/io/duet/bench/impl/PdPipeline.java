@@ -30,6 +30,7 @@ import io.vertx.core.Context;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
+import io.vertx.core.VertxOptions;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
@@ -42,10 +43,10 @@ import java.util.function.Supplier;
  * An embedded 1P1D on a local (non-clustered) Vert.x, as the proxy's pipeline test runs it:
  * the real prefill and decode verticles, each with its own engine, KV moved over a real
  * loopback TCP connection or by the same-JVM handoff, driven through the proxy's
- * {@link ClusterBackend} on one context.
- * Instance settings are the built-in defaults of the configuration ({@link Settings}),
- * with {@code max-num-seqs} raised to the benchmark's concurrency if needed. The proxy sees the
- * instances as a registry does: what they announced at the last heartbeat.
+ * {@link ClusterBackend} on one context. Instance settings, and the Vert.x's event loops, are
+ * the built-in defaults of the configuration ({@link Settings}), with {@code max-num-seqs}
+ * raised to the benchmark's concurrency if needed. The proxy sees the instances as a registry
+ * does: what they announced at the last heartbeat.
  */
 public final class PdPipeline implements AutoCloseable {
 
@@ -81,7 +82,8 @@ public final class PdPipeline implements AutoCloseable {
       boolean sameJvmHandoff) throws Exception {
     Engine prefillEngine = Engine.open(options);
     Engine decodeEngine = Engine.open(options);
-    Vertx vertx = Vertx.vertx();
+    Vertx vertx = Vertx.vertx(new VertxOptions()
+        .setEventLoopPoolSize(Settings.INSTANCE_EVENT_LOOPS.defaultValue()));
     try {
       DuetConfig defaults = DuetConfig.defaults()
           .with(Settings.KV_TRANSFER_SAME_JVM_HANDOFF, sameJvmHandoff);
