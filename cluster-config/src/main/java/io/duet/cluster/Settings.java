@@ -232,8 +232,9 @@ public final class Settings {
       "instance.event-loops", countOrAllCores()).defaultValue(1)
       .description("Vert.x event loops of the process. Every hand-off of a request between two "
           + "event loops is a wake-up through the kernel; with one, the proxy, prefill and decode "
-          + "verticles of an embedded 1P1D run a request's whole path on one thread. More for a "
-          + "proxy whose HTTP traffic needs more than one core (with proxy.http-instances)."));
+          + "verticles of an embedded 1P1D run a request's whole path on one thread. More where "
+          + "one thread cannot keep up: a proxy whose HTTP traffic needs more than a core (with "
+          + "proxy.http-instances), or many decode ranks in one process pulling KV over TCP."));
 
   public static final Setting<Integer> INSTANCE_DRAIN_TIMEOUT_SECONDS = declare(Setting.builder(
       "instance.drain-timeout-seconds", atLeast(0)).defaultValue(30)

@@ -106,7 +106,10 @@ public final class ProxyMain implements Callable<Integer> {
         System.currentTimeMillis()).withState(proxy.state()));
     proxy.onStateChange(state -> {
       if (state == InstanceInfo.State.LEFT) {
-        heartbeat.leave();
+        // The proxy routes no more: its registry closes before its last heartbeat goes out, so
+        // that the heartbeat finds no consumer here, rather than one that Vert.x's close
+        // unregisters while the heartbeat is on its way to it (which Vert.x warns of).
+        registry.close().onComplete(closed -> heartbeat.leave());
       } else {
         heartbeat.beatNow();
       }
