@@ -44,6 +44,11 @@ public abstract class EngineThread implements AutoCloseable {
    */
   protected abstract boolean iteration();
 
+  /** The engine this thread drives. */
+  protected final Engine engine() {
+    return engine;
+  }
+
   /**
    * The next command; when none is waiting, the engine's compute threads are told to stop
    * spinning for the next job ({@link Engine#idle}) before the wait. Null after 100 ms without.

@@ -83,7 +83,7 @@ public final class PdPipeline implements AutoCloseable {
     Engine prefillEngine = Engine.open(options);
     Engine decodeEngine = Engine.open(options);
     Vertx vertx = Vertx.vertx(new VertxOptions()
-        .setEventLoopPoolSize(Settings.INSTANCE_EVENT_LOOPS.defaultValue()));
+        .setEventLoopPoolSize(DuetConfig.defaults().get(Settings.INSTANCE_EVENT_LOOPS)));
     try {
       DuetConfig defaults = DuetConfig.defaults()
           .with(Settings.KV_TRANSFER_SAME_JVM_HANDOFF, sameJvmHandoff);

@@ -86,7 +86,6 @@ public final class PrefillScheduler extends EngineThread {
       long queueMicros, long prefillMicros) {
   }
 
-  private final Engine engine;
   private final LeaseTable leases;
   private final int maxBatchTokens;
   private final int maxWaiting;
@@ -98,7 +97,6 @@ public final class PrefillScheduler extends EngineThread {
 
   public PrefillScheduler(Engine engine, LeaseTable leases, int maxBatchTokens, int maxWaiting) {
     super("duet-prefill-engine", engine);
-    this.engine = engine;
     this.leases = leases;
     this.maxBatchTokens = maxBatchTokens;
     this.maxWaiting = maxWaiting;
@@ -177,7 +175,7 @@ public final class PrefillScheduler extends EngineThread {
       Job job = queue.peek();
       Sequence sequence;
       try {
-        sequence = engine.allocate(job.prompt);
+        sequence = engine().allocate(job.prompt);
       } catch (KvCacheFullException e) {
         if (batch.isEmpty() && !leases.holdsBlocks()) {
           refuse(job, new ServiceException(Failure.OVERLOADED,
@@ -204,7 +202,7 @@ public final class PrefillScheduler extends EngineThread {
     String[] streamed = leaseStreamed(batch, sequences);
     long start = System.nanoTime();
     try {
-      engine.step(sequences);
+      engine().step(sequences);
     } catch (RuntimeException e) {
       LOG.error("prefill of {} prompts failed", batch.size(), e);
       for (int i = 0; i < batch.size(); i++) {
@@ -226,32 +224,32 @@ public final class PrefillScheduler extends EngineThread {
         complete(job, null, new ServiceException(Failure.CANCELLED, "cancelled"));
         continue;
       }
-      Sampler sampler = new Sampler(job.params, engine.info().vocabSize());
+      Sampler sampler = new Sampler(job.params, engine().info().vocabSize());
       int first;
       Generation.Delta delta;
       String transferId = null;
       try {
         // The text as the decode instance's generation will see it: it accepts the same token
         // after the same prompt, so the two agree on what is held back and on the finish.
-        Generation generation = new Generation(engine, sequence, job.params, sampler);
+        Generation generation = new Generation(engine(), sequence, job.params, sampler);
         first = generation.sampleNext();
         delta = generation.accept(first);
         if (delta.finish() != null && job.endAtFirstToken) {
           if (streamed[i] != null) {
             leases.firstTokenEnded(streamed[i]);
           } else {
-            engine.release(sequence);
+            engine().release(sequence);
           }
         } else if (streamed[i] != null) {
           transferId = streamed[i];
           leases.computed(transferId, new FirstToken(first, sampler.state()));
         } else {
-          if (engine.draftTokens() > 0) {
+          if (engine().draftTokens() > 0) {
             // The MTP layer's KV of the prompt's last position needs the first token; the
             // decode instance cannot compute it (it has no hidden state of the prompt), so it
             // must be in what moves. The draft itself is not sent: the first decode step runs
             // without one.
-            engine.draft(List.of(sequence), new int[] {first});
+            engine().draft(List.of(sequence), new int[] {first});
           }
           transferId = leases.lease(job.requestId, sequence);
         }
@@ -306,7 +304,7 @@ public final class PrefillScheduler extends EngineThread {
     if (streamedTransferId != null) {
       leases.computeFailed(streamedTransferId, why);
     } else {
-      engine.release(sequence);
+      engine().release(sequence);
     }
   }
 
