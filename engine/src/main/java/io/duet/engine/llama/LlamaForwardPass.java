@@ -3,6 +3,7 @@ package io.duet.engine.llama;
 import io.duet.engine.compute.ChunkPlan;
 import io.duet.engine.compute.Kernels;
 import io.duet.engine.compute.RowOps;
+import io.duet.engine.compute.WeightMatrix;
 import io.duet.engine.compute.WorkerPool;
 import io.duet.engine.spi.ForwardBatch;
 import io.duet.engine.spi.ForwardPass;
@@ -31,6 +32,12 @@ final class LlamaForwardPass implements ForwardPass {
   /** The classifier is large enough that finer chunks cost nothing and balance the threads. */
   private static final int CLASSIFIER_CHUNKS_PER_THREAD = 8;
   /** The KV components, in the order {@link LlamaModel#kvComponents()} declares them. */
+  /**
+   * The most KV bytes one step of a cache-resident model may read with attention still finding
+   * them in the caches: a quarter of {@link WeightMatrix#CACHE_RESIDENT_MODEL_BYTES}, so that the
+   * weights and the KV together stay within the budget that made the weights resident.
+   */
+  static final long RESIDENT_STEP_KV_BYTES = WeightMatrix.CACHE_RESIDENT_MODEL_BYTES / 4;
   static final int KEYS = 0;
   static final int VALUES = 1;
 
@@ -75,6 +82,8 @@ final class LlamaForwardPass implements ForwardPass {
   private float[] layerCache;
   private int logitRows;
   private float[] logitsOut;
+  /** Whether this step's attention pulls each head's KV into cache first. */
+  private boolean pullKv;
 
   LlamaForwardPass(LlamaWeights model, ForwardResources resources) {
     this.model = model;
@@ -138,6 +147,8 @@ final class LlamaForwardPass implements ForwardPass {
     }
     // scores and weighted sums of every head over the positions each row attends to
     long attentionWork = 2 * attended * dim;
+    pullKv = pullsKv(model.classifier().isCacheResident(),
+        attended * c.layers() * c.kvDim() * 2L * Float.BYTES);
     for (int l = 0; l < c.layers(); l++) {
       layer = model.layer(l);
       layerCache = kv.layer(l);
@@ -241,7 +252,9 @@ final class LlamaForwardPass implements ForwardPass {
     int blockSize = kv.blockSize();
     float[] att = attentionScratch[worker];
     int qOffset = t * c.dim() + h * headSize;
-    pullIntoCache(table, kvHead, length, worker);
+    if (pullKv) {
+      pullIntoCache(table, kvHead, length, worker);
+    }
     for (int first = 0, b = 0; first < length; first += blockSize, b++) {
       int keyAt = kv.offset(table[b], KEYS, kvHead, 0);
       int end = Math.min(length, first + blockSize);
@@ -257,6 +270,16 @@ final class LlamaForwardPass implements ForwardPass {
       kernels.accumulateRows(att, first, layerCache, kv.offset(table[b], VALUES, kvHead, 0),
           end - first, headSize, xb, out);
     }
+  }
+
+  /**
+   * Whether attention should {@link #pullIntoCache pull} a step's KV before walking it: always,
+   * but for a model whose weights stay in the caches and whose step reads at most {@link
+   * #RESIDENT_STEP_KV_BYTES} of KV. There every line is still in cache from the step before, and
+   * the pull was 8 % of the tiny model's decode thread for nothing.
+   */
+  static boolean pullsKv(boolean weightsCacheResident, long stepKvBytes) {
+    return !weightsCacheResident || stepKvBytes > RESIDENT_STEP_KV_BYTES;
   }
 
   /**
