@@ -88,7 +88,7 @@ class AnsibleIT {
   }
 
   @Test
-  void deploysServesRestartsTheServersUnderTheSameProxyAndStops() throws Exception {
+  void deploysServesRestartsTheServersUnderTheSameProxyStopsAndCleansUp() throws Exception {
     String expected;
     try (Engine engine = Engine.open(ServiceTests.aidreams(64))) {
       expected = new OfflineGenerator(engine, 1).generate(engine.tokenizer().encode(PROMPT, true),
@@ -124,6 +124,11 @@ class AnsibleIT {
         .map(process -> process.pid() + " " + process.info().commandLine().orElse(""))
         .toList();
     assertEquals(List.of(), left, "processes of the deployment left after stop");
+
+    // Every host of the inventory shares this machine's directories: all remove them at once.
+    playbook("--tags", "clean_up");
+    assertFalse(Files.exists(work.resolve("home")), "duet_home left after clean_up");
+    assertFalse(Files.exists(work.resolve("logs")), "log_path left after clean_up");
   }
 
   /**
@@ -132,7 +137,8 @@ class AnsibleIT {
    */
   @Test
   void everyShippedInventoryGeneratesItsTopologyFile() throws Exception {
-    for (String name : List.of("1p1d", "2p1d", "4p1d", "8p1d", "18p1d-ep144")) {
+    for (String name : List.of("1p1d", "2p1d", "4p1d", "8p1d", "18p1d-ep144",
+        "1p1d-ep4-2jvms")) {
       Path generated = work.resolve(name + ".yaml");
       run(List.of("ansible", "-i", repo().resolve("deploy/ansible/inventory_" + name + ".yml")
           .toString(), "c0", "-m", "ansible.builtin.template", "-a", "src=" + repo().resolve(
