@@ -31,13 +31,13 @@ final class LlamaForwardPass implements ForwardPass {
   private static final int LAYER_CHUNKS_PER_THREAD = 2;
   /** The classifier is large enough that finer chunks cost nothing and balance the threads. */
   private static final int CLASSIFIER_CHUNKS_PER_THREAD = 8;
-  /** The KV components, in the order {@link LlamaModel#kvComponents()} declares them. */
   /**
    * The most KV bytes one step of a cache-resident model may read with attention still finding
    * them in the caches: a quarter of {@link WeightMatrix#CACHE_RESIDENT_MODEL_BYTES}, so that the
    * weights and the KV together stay within the budget that made the weights resident.
    */
   static final long RESIDENT_STEP_KV_BYTES = WeightMatrix.CACHE_RESIDENT_MODEL_BYTES / 4;
+  /** The KV components, in the order {@link LlamaModel#kvComponents()} declares them. */
   static final int KEYS = 0;
   static final int VALUES = 1;
 
@@ -147,6 +147,7 @@ final class LlamaForwardPass implements ForwardPass {
     }
     // scores and weighted sums of every head over the positions each row attends to
     long attentionWork = 2 * attended * dim;
+    // LlamaWeights marks every matrix cache-resident or none: the classifier speaks for all.
     pullKv = pullsKv(model.classifier().isCacheResident(),
         attended * c.layers() * c.kvDim() * 2L * Float.BYTES);
     for (int l = 0; l < c.layers(); l++) {
@@ -276,7 +277,7 @@ final class LlamaForwardPass implements ForwardPass {
    * Whether attention should {@link #pullIntoCache pull} a step's KV before walking it: always,
    * but for a model whose weights stay in the caches and whose step reads at most {@link
    * #RESIDENT_STEP_KV_BYTES} of KV. There every line is still in cache from the step before, and
-   * the pull was 8 % of the tiny model's decode thread for nothing.
+   * the pull was 4-8 % of aidreams260K's decode engine thread for nothing.
    */
   static boolean pullsKv(boolean weightsCacheResident, long stepKvBytes) {
     return !weightsCacheResident || stepKvBytes > RESIDENT_STEP_KV_BYTES;
