@@ -82,11 +82,11 @@ public final class PdPipeline implements AutoCloseable {
       boolean sameJvmHandoff) throws Exception {
     Engine prefillEngine = Engine.open(options);
     Engine decodeEngine = Engine.open(options);
+    DuetConfig defaults = DuetConfig.defaults()
+        .with(Settings.KV_TRANSFER_SAME_JVM_HANDOFF, sameJvmHandoff);
     Vertx vertx = Vertx.vertx(new VertxOptions()
-        .setEventLoopPoolSize(DuetConfig.defaults().get(Settings.INSTANCE_EVENT_LOOPS)));
+        .setEventLoopPoolSize(defaults.get(Settings.INSTANCE_EVENT_LOOPS)));
     try {
-      DuetConfig defaults = DuetConfig.defaults()
-          .with(Settings.KV_TRANSFER_SAME_JVM_HANDOFF, sameJvmHandoff);
       PrefillVerticle prefill = new PrefillVerticle(prefillEngine,
           PrefillOptions.from(defaults.with(Settings.INSTANCE_ID, "bench-p0"), MODEL),
           new PrometheusMeterRegistry(PrometheusConfig.DEFAULT));

@@ -41,6 +41,11 @@ public final class LlamaWeights {
   /** The weights of one transformer block. Norm weights are tiny and copied to the heap. */
   public record Layer(float[] attentionNorm, WeightMatrix wq, WeightMatrix wk, WeightMatrix wv,
       WeightMatrix wo, float[] ffnNorm, WeightMatrix w1, WeightMatrix w2, WeightMatrix w3) {
+
+    /** Its seven matrices: the attention's four, then the feed-forward's three. */
+    public List<WeightMatrix> matrices() {
+      return List.of(wq, wk, wv, wo, w1, w2, w3);
+    }
   }
 
   private LlamaWeights(Path path, List<Path> files, LlamaConfig config, long fileSize,
@@ -65,7 +70,7 @@ public final class LlamaWeights {
       Layer[] layers) {
     long bytes = embedding.bytes() + (classifier == embedding ? 0 : classifier.bytes());
     for (Layer l : layers) {
-      for (WeightMatrix w : List.of(l.wq(), l.wk(), l.wv(), l.wo(), l.w1(), l.w2(), l.w3())) {
+      for (WeightMatrix w : l.matrices()) {
         bytes += w.bytes();
       }
     }

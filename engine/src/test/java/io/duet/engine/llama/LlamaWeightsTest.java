@@ -134,8 +134,7 @@ class LlamaWeightsTest {
       LlamaWeights.Layer layer = model.layer(i);
       assertAllOnes(layer.attentionNorm());
       assertAllOnes(layer.ffnNorm());
-      for (WeightMatrix m : new WeightMatrix[] {layer.wq(), layer.wk(), layer.wv(), layer.wo(),
-          layer.w1(), layer.w2(), layer.w3()}) {
+      for (WeightMatrix m : layer.matrices()) {
         assertUniformWithinFanInBound(m);
       }
     }
@@ -176,9 +175,8 @@ class LlamaWeightsTest {
 
   private static Stream<WeightMatrix> allMatrices(LlamaWeights model) {
     return Stream.concat(Stream.of(model.tokenEmbedding(), model.classifier()),
-        IntStream.range(0, model.config().layers()).mapToObj(model::layer).flatMap(layer ->
-            Stream.of(layer.wq(), layer.wk(), layer.wv(), layer.wo(), layer.w1(), layer.w2(),
-                layer.w3())));
+        IntStream.range(0, model.config().layers()).mapToObj(model::layer)
+            .flatMap(layer -> layer.matrices().stream()));
   }
 
   @Test
