@@ -704,8 +704,8 @@ class DecodeFailurePathTest {
   /**
    * Two requests hold both slots (their prefill instance stalls mid-transfer), so the next three
    * wait in the order they came; once the two are cancelled, the three start in turn and
-   * complete with the engine's text. (Five real requests raced: two of 30 tokens could finish
-   * before the test had sent the third.)
+   * complete with the engine's text. The two are held by their stalled pulls, not by their
+   * length, so no machine is fast enough to free a slot before the three arrive.
    */
   @Test
   void requestsBeyondTheSlotsWaitInTurnAndCompleteOnceTheSlotsFree() throws Exception {

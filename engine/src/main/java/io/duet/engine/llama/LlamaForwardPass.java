@@ -277,7 +277,7 @@ final class LlamaForwardPass implements ForwardPass {
    * Whether attention should {@link #pullIntoCache pull} a step's KV before walking it: always,
    * but for a model whose weights stay in the caches and whose step reads at most {@link
    * #RESIDENT_STEP_KV_BYTES} of KV. There every line is still in cache from the step before, and
-   * the pull was 4-8 % of aidreams260K's decode engine thread for nothing.
+   * the pull would cost 4-8 % of aidreams260K's decode engine thread for nothing.
    */
   static boolean pullsKv(boolean weightsCacheResident, long stepKvBytes) {
     return !weightsCacheResident || stepKvBytes > RESIDENT_STEP_KV_BYTES;
